@@ -1,0 +1,1 @@
+"""Object stores, digests, retention and the services that make catalog decisions durable."""

@@ -1,0 +1,102 @@
+"""Cases: open one under a new case key, find one by either of its names.
+
+The bureau's own number (e.g. 开城管罚立〔2020〕42号) is kept verbatim beside
+the ASCII case key; both are unique across both columns, so a name given on
+the command line always means one case.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import Engine, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import custody, sequences
+from .errors import CatalogConflict, InvalidInput, NotFound
+from .models import Case
+from .numbering import NumberingFormats, check_code
+
+MAX_NUMBER_LENGTH = 200
+
+
+def check_case_number(number: str) -> str:
+    """A bureau's case number is kept verbatim; it only has to be printable text."""
+    if not number or not number.strip():
+        raise InvalidInput("a case number cannot be empty")
+    if len(number) > MAX_NUMBER_LENGTH:
+        raise InvalidInput(f"case number is longer than {MAX_NUMBER_LENGTH} characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in number):
+        raise InvalidInput(f"case number {number!r} contains control characters")
+    return number
+
+
+def find_case(session: Session, name: str) -> Case | None:
+    return session.execute(
+        select(Case).where(or_(Case.number == name, Case.case_key == name))
+    ).scalars().first()
+
+
+def get_case(session: Session, name: str) -> Case:
+    case = find_case(session, name)
+    if case is None:
+        raise NotFound(f"no case is named {name!r}",
+                       hint="give the bureau's case number or the case key; `evidence case list` shows them")
+    return case
+
+
+def _taken(session: Session, *names: str) -> bool:
+    return session.execute(
+        select(Case.id).where(or_(Case.number.in_(names), Case.case_key.in_(names)))
+    ).first() is not None
+
+
+@dataclass(frozen=True)
+class NewCase:
+    number: str
+    unit: str
+    opened_on: date
+    title: str | None = None
+    case_type: str | None = None
+    major: bool = False
+
+
+def open_case(engine: Engine, sessions: sessionmaker[Session], formats: NumberingFormats,
+              new: NewCase, *, actor: str, now: datetime) -> Case:
+    """Open a case: allocate its key, write the row and its custody event."""
+    number = check_case_number(new.number)
+    unit = check_code(new.unit, "unit code")
+    with sessions() as session:
+        if _taken(session, number):
+            raise CatalogConflict(f"a case named {number!r} exists already",
+                                  hint="`evidence case show` displays it")
+    # The key is drawn (and committed) before the writing transaction starts:
+    # on SQLite a second writer would otherwise wait on our own lock.
+    seq = sequences.allocate(engine, formats.case_key_scope(unit, new.opened_on.year))
+    case_key = formats.format_case_key(unit, new.opened_on.year, seq)
+    try:
+        with sessions.begin() as session:
+            if _taken(session, number, case_key):
+                raise CatalogConflict(f"a case named {number!r} or {case_key!r} exists already")
+            case = Case(case_key=case_key, number=number, title=new.title, case_type=new.case_type,
+                        unit=unit, major=new.major, status="open", opened_on=new.opened_on,
+                        created_at=now, created_by=actor)
+            session.add(case)
+            session.flush()
+            custody.append(session, actor=actor, action="case_opened", subject=case_key, now=now,
+                           details={"number": number, "title": new.title, "type": new.case_type,
+                                    "unit": unit, "opened_on": new.opened_on.isoformat(),
+                                    "major": new.major})
+    except IntegrityError as exc:
+        raise CatalogConflict(f"a case named {number!r} was opened at the same moment") from exc
+    return case
+
+
+def list_cases(session: Session, *, open_only: bool = False) -> list[Case]:
+    query = select(Case).order_by(Case.opened_on, Case.case_key)
+    if open_only:
+        query = query.where(Case.status == "open")
+    return list(session.execute(query).scalars())

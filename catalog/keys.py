@@ -1,0 +1,52 @@
+"""The custody signing key on disk (Ed25519, PEM, PKCS#8, file mode 0600)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .errors import InvalidInput, SchemaOutdated
+
+
+def load_signing_key(path: Path) -> Ed25519PrivateKey:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise SchemaOutdated(f"signing key {path} does not exist",
+                             hint="run `evidence init` to create it") from None
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except ValueError as exc:
+        raise InvalidInput(f"signing key {path} cannot be read: {exc}") from exc
+    if not isinstance(key, Ed25519PrivateKey):
+        raise InvalidInput(f"signing key {path} is not an Ed25519 key")
+    return key
+
+
+def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
+    """Load the key, creating it first if it does not exist. Returns (key, created)."""
+    if path.exists():
+        return load_signing_key(path), False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    # Written under a private name, then hard-linked: link() fails if the
+    # name exists, so two `init`s at once never replace each other's key.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, pem)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        os.unlink(tmp)
+        return load_signing_key(path), False
+    os.unlink(tmp)
+    return key, True

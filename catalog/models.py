@@ -1,0 +1,316 @@
+"""The catalog's tables (SQLAlchemy 2.0 typed models).
+
+The catalog is an index over what storage holds; storage stays
+self-describing, so these tables can be rebuilt from it. Times are aware
+UTC datetimes (``UTCDateTime``); JSON values that are hashed or signed are
+kept as text in their canonical form so their bytes never change.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, Float, ForeignKey, Index,
+                        Integer, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .db import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHA256 = String(64)
+SM3 = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+# --- people and equipment -------------------------------------------------
+
+class Station(Base):
+    """A docking/collection station (执法数据采集站)."""
+
+    __tablename__ = "stations"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    unit: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+
+
+class Officer(Base):
+    """An enforcement officer (执法人员), by enforcement-certificate number."""
+
+    __tablename__ = "officers"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(32))
+
+
+class Device(Base):
+    """A recorder (执法记录仪), by serial number."""
+
+    __tablename__ = "devices"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(64), unique=True)
+    model: Mapped[str | None] = mapped_column(String(200))
+    unit: Mapped[str | None] = mapped_column(String(32))
+
+
+class DeviceAssignment(Base):
+    """A device in an officer's hands from ``valid_from`` until ``valid_to`` (open if null)."""
+
+    __tablename__ = "device_assignments"
+    __table_args__ = (Index("ix_device_assignments_device_from", "device_id", "valid_from"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("devices.id"))
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officers.id"))
+    valid_from: Mapped[datetime]
+    valid_to: Mapped[datetime | None]
+
+
+# --- recordings -----------------------------------------------------------
+
+class Recording(Base):
+    """One original file (video, audio or photo) as archived."""
+
+    __tablename__ = "recordings"
+    __table_args__ = (
+        CheckConstraint("kind IN ('video', 'audio', 'photo')", name="kind"),
+        CheckConstraint("status IN ('archived', 'pending_deletion', 'purged')", name="status"),
+        Index("ix_recordings_start_time", "start_time"),
+        Index("ix_recordings_officer_start", "officer_id", "start_time"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    archive_no: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    sm3: Mapped[str | None] = mapped_column(SM3)
+    size: Mapped[int] = mapped_column(BigInteger)
+    original_name: Mapped[str] = mapped_column(String(1024))
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"))
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("devices.id"))
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officers.id"))
+    start_time: Mapped[datetime | None]
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    ingested_at: Mapped[datetime]
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    storage_version: Mapped[str | None] = mapped_column(String(256))
+    manifest_key: Mapped[str | None] = mapped_column(String(1024))
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(20), default="archived")
+    damaged: Mapped[bool] = mapped_column(Boolean, default=False)
+    damage_reason: Mapped[str | None] = mapped_column(Text)
+    important: Mapped[bool] = mapped_column(Boolean, default=False)
+    protected: Mapped[bool] = mapped_column(Boolean, default=False)
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # flags such as obstruction / emergency, metadata (codecs, GPS...) and the
+    # source of every metadata value, as JSON text.
+    flags: Mapped[str] = mapped_column(Text, default="{}")
+    media_info: Mapped[str] = mapped_column(Text, default="{}")
+    sources: Mapped[str] = mapped_column(Text, default="{}")
+    retain_until: Mapped[datetime | None]
+    pending_since: Mapped[datetime | None]
+    last_verified_at: Mapped[datetime | None]
+
+    derivatives: Mapped[list[Derivative]] = relationship(back_populates="recording")
+
+
+class Derivative(Base):
+    """A proxy, poster, contact sheet or waveform made from a recording."""
+
+    __tablename__ = "derivatives"
+    __table_args__ = (
+        CheckConstraint("status IN ('ok', 'pending', 'failed')", name="status"),
+        UniqueConstraint("recording_id", "kind", "sha256", name="uq_derivatives_recording_kind_sha"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    sha256: Mapped[str | None] = mapped_column(SHA256)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+    storage_version: Mapped[str | None] = mapped_column(String(256))
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    recording: Mapped[Recording] = relationship(back_populates="derivatives")
+
+
+# --- cases and written records --------------------------------------------
+
+class Case(Base):
+    """An enforcement case (案件): the bureau's number verbatim and an ASCII key."""
+
+    __tablename__ = "cases"
+    __table_args__ = (CheckConstraint("status IN ('open', 'closed')", name="status"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_key: Mapped[str] = mapped_column(String(64), unique=True)
+    number: Mapped[str] = mapped_column(String(200), unique=True)
+    title: Mapped[str | None] = mapped_column(String(500))
+    case_type: Mapped[str | None] = mapped_column(String(100))
+    unit: Mapped[str] = mapped_column(String(32))
+    major: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(10), default="open")
+    opened_on: Mapped[date] = mapped_column(Date)
+    closed_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200))
+
+
+class Document(Base):
+    """A written record (执法文书) of a case, stored as a file with its digests."""
+
+    __tablename__ = "documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    doc_type: Mapped[str] = mapped_column(String(100))
+    doc_number: Mapped[str | None] = mapped_column(String(200))
+    doc_date: Mapped[datetime | None]
+    sha256: Mapped[str] = mapped_column(SHA256, index=True)
+    sm3: Mapped[str | None] = mapped_column(SM3)
+    size: Mapped[int] = mapped_column(BigInteger)
+    original_name: Mapped[str] = mapped_column(String(1024))
+    content_type: Mapped[str | None] = mapped_column(String(128))
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    storage_version: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    last_verified_at: Mapped[datetime | None]
+
+
+class CaseItem(Base):
+    """A record's membership of a case; carries the shared item number (共同编号)."""
+
+    __tablename__ = "case_items"
+    __table_args__ = (
+        CheckConstraint("kind IN ('document', 'video', 'audio', 'photo')", name="kind"),
+        CheckConstraint("(recording_id IS NULL) <> (document_id IS NULL)", name="one_target"),
+        UniqueConstraint("case_id", "seq", name="uq_case_items_case_seq"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    item_no: Mapped[str] = mapped_column(String(96), unique=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(10))
+    recording_id: Mapped[int | None] = mapped_column(ForeignKey("recordings.id"), index=True)
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id"), index=True)
+    linked_at: Mapped[datetime]
+    linked_by: Mapped[str] = mapped_column(String(200))
+    unlinked_at: Mapped[datetime | None]
+    unlinked_by: Mapped[str | None] = mapped_column(String(200))
+    unlink_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Hold(Base):
+    """A legal hold on an item, a recording or a whole case."""
+
+    __tablename__ = "holds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(200), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    set_at: Mapped[datetime]
+    set_by: Mapped[str] = mapped_column(String(200))
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(String(200))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class Tombstone(Base):
+    """What remains of a purged item: numbers, digests, reason, the deletion event."""
+
+    __tablename__ = "tombstones"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subject: Mapped[str] = mapped_column(String(96), unique=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    numbers: Mapped[str] = mapped_column(Text, default="[]")  # every number it carried, JSON
+    sha256: Mapped[str] = mapped_column(SHA256)
+    sm3: Mapped[str | None] = mapped_column(SM3)
+    size: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    due_at: Mapped[datetime | None]
+    purged_at: Mapped[datetime]
+    custody_seq: Mapped[int | None] = mapped_column(BigInteger)
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+
+
+# --- custody chain --------------------------------------------------------
+
+class CustodyEventRow(Base):
+    """One append-only, hash-chained custody event (see ``catalog.chain``)."""
+
+    __tablename__ = "custody_events"
+    __table_args__ = (Index("ix_custody_events_subject_seq", "subject", "seq"),)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    subject: Mapped[str | None] = mapped_column(String(1024))
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as hashed
+    prev_hash: Mapped[str] = mapped_column(SHA256)
+    hash: Mapped[str] = mapped_column(SHA256, unique=True)
+
+
+class CustodyHead(Base):
+    """The chain's head, one row; appenders lock it so the chain never forks."""
+
+    __tablename__ = "custody_head"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(SHA256)
+
+
+class CheckpointRow(Base):
+    """A signed statement of the chain head (see ``catalog.checkpoint``)."""
+
+    __tablename__ = "checkpoints"
+    n: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    head: Mapped[str] = mapped_column(SHA256)
+    time: Mapped[datetime]
+    key_id: Mapped[str] = mapped_column(String(16))
+    public_key: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))
+    storage_key: Mapped[str | None] = mapped_column(String(1024))
+
+
+# --- pipeline bookkeeping -------------------------------------------------
+
+class IngestJob(Base):
+    """A file seen on a station, tracked through the ingest state machine."""
+
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (
+        UniqueConstraint("station_id", "path", "size", "mtime_ns", name="uq_ingest_jobs_file"),
+        Index("ix_ingest_jobs_state", "state"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
+    path: Mapped[str] = mapped_column(String(4096))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    state: Mapped[str] = mapped_column(String(20))
+    sha256: Mapped[str | None] = mapped_column(SHA256)
+    archive_no: Mapped[str | None] = mapped_column(String(64), unique=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class NumberSequence(Base):
+    """The last number issued in a scope; only ever goes up."""
+
+    __tablename__ = "number_sequences"
+    scope: Mapped[str] = mapped_column(String(200), primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger)

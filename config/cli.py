@@ -1,0 +1,305 @@
+"""The `evidence` command: one entry point for stations, cron jobs and staff.
+
+Exit codes (a contract, see the README): 0 success; 1 a check found a
+problem or an action was refused; 2 bad usage, bad settings, an unknown
+case or item, or unusable input. With ``--json`` a command prints one JSON
+document on stdout and nothing else there; messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.exc import OperationalError
+
+from catalog import cases, custody, keys
+from catalog.errors import CheckFailed, EvidenceError
+from catalog.times import local_iso, parse_user_date
+
+from .app import App
+from .logs import setup_logging
+from .settings import load_settings, masked
+
+log = logging.getLogger("evidence")
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+
+class EvidenceGroup(click.Group):
+    """Turns the project's typed errors into one line on stderr and the contract's exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except EvidenceError as exc:
+            click.echo(f"evidence: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except OperationalError as exc:
+            click.echo(f"evidence: the catalog database failed: {exc.orig} "
+                       "(check that it runs and the URL in the settings)", err=True)
+            ctx.exit(2)
+
+
+def json_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--json", "as_json", is_flag=True,
+                        help="Print one JSON document on stdout and nothing else.")(f)
+
+
+def emit(as_json: bool, data: Any, human: Callable[[], None]) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        human()
+
+
+def get_app(ctx: click.Context) -> App:
+    """Settings are loaded on first use, so `--help` works with broken settings."""
+    obj = ctx.find_root().obj
+    if "app" not in obj:
+        settings, warnings = load_settings(obj["config"])
+        for warning in warnings:
+            click.echo(f"evidence: warning: {warning}", err=True)
+        obj["app"] = App(settings, actor=obj["actor"])
+        ctx.find_root().call_on_close(obj["app"].close)
+    return obj["app"]
+
+
+@click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_path", metavar="PATH",
+              help="Settings file (TOML). Default: $EVIDENCE_CONFIG, else ./evidence.toml if present.")
+@click.option("--actor", metavar="NAME",
+              help="Who is acting, as recorded in custody events. Default: the operating-system user.")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
+              default="warning", show_default=True, help="Detail of log messages on stderr.")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one JSON object per line, for log collectors.")
+@click.version_option(package_name="evidence-archive")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, actor: str | None, log_level: str,
+         log_format: str) -> None:
+    """Archive body-worn-camera recordings and written case records under one numbering
+    scheme, with a tamper-evident custody chain.
+
+    Settings come from a TOML file (--config, $EVIDENCE_CONFIG or ./evidence.toml) and
+    EVIDENCE_* environment variables; with none, everything lives in ./evidence-data.
+    Start with `evidence init`.
+    """
+    setup_logging(log_level, log_format)
+    ctx.obj = {"config": config_path, "actor": actor}
+
+
+# --- init and settings ----------------------------------------------------
+
+@main.command()
+@json_option
+@click.pass_context
+def init(ctx: click.Context, as_json: bool) -> None:
+    """Create or upgrade the catalog and create the signing key. Safe to run again."""
+    app = get_app(ctx)
+    result = app.init()
+    log.info("initialized", extra=result)
+
+    def human() -> None:
+        before = result["schema_before"]
+        out.print(f"catalog    {result['catalog']}")
+        out.print(f"schema     {result['schema']}"
+                  + (" (created)" if before is None else
+                     f" (upgraded from {before})" if before != result["schema"] else " (up to date)"))
+        out.print(f"signing key {result['signing_key']} "
+                  f"({'created' if result['signing_key_created'] else 'present'}, id {result['key_id']})")
+    emit(as_json, result, human)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the effective settings."""
+
+
+@config_group.command("show")
+@json_option
+@click.pass_context
+def config_show(ctx: click.Context, as_json: bool) -> None:
+    """Print the effective settings (file, environment and defaults merged), secrets masked."""
+    app = get_app(ctx)
+    data = masked(app.settings)
+
+    def human() -> None:
+        out.print(f"# from {app.settings.source}", highlight=False)
+        _print_toml(data)
+    emit(as_json, data, human)
+
+
+def _print_toml(data: dict[str, Any], prefix: str = "") -> None:
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    arrays = {k: v for k, v in data.items()
+              if isinstance(v, list) and v and all(isinstance(i, dict) for i in v)}
+    for key, value in data.items():
+        if key in tables or key in arrays or key == "source":
+            continue
+        out.print(f"{key} = {json.dumps(value, ensure_ascii=False)}", highlight=False, markup=False)
+    for key, value in tables.items():
+        out.print(f"\n[{prefix}{key}]", highlight=False, markup=False)
+        _print_toml(value, f"{prefix}{key}.")
+    for key, items in arrays.items():
+        for item in items:
+            out.print(f"\n[[{prefix}{key}]]", highlight=False, markup=False)
+            _print_toml(item, f"{prefix}{key}.")
+
+
+# --- cases ----------------------------------------------------------------
+
+def case_json(case: Any) -> dict[str, Any]:
+    return {"number": case.number, "case_key": case.case_key, "title": case.title,
+            "type": case.case_type, "unit": case.unit, "status": case.status, "major": case.major,
+            "opened": case.opened_on.isoformat(),
+            "closed": case.closed_on.isoformat() if case.closed_on else None}
+
+
+@main.group("case")
+def case_group() -> None:
+    """Open and inspect enforcement cases (案件). CASE is the bureau's number or the case key."""
+
+
+@case_group.command("open")
+@click.argument("number")
+@click.option("--title", help="Short description, e.g. 占道经营.")
+@click.option("--type", "case_type", help="Case type; selects the retention class if one is set.")
+@click.option("--opened", metavar="DATE", help="Date of opening (default: today in the settings' zone).")
+@click.option("--unit", metavar="CODE", help="Unit code for the case key (default: the settings' unit).")
+@click.option("--major", is_flag=True, help="A major, complex case (kept permanently).")
+@json_option
+@click.pass_context
+def case_open(ctx: click.Context, number: str, title: str | None, case_type: str | None,
+              opened: str | None, unit: str | None, major: bool, as_json: bool) -> None:
+    """Open a case. NUMBER is the bureau's own case number, kept verbatim
+    (e.g. 开城管罚立〔2020〕42号); the case also gets an ASCII case key."""
+    app = get_app(ctx).require_catalog()
+    opened_on = parse_user_date(opened) if opened else app.now().astimezone(app.settings.zone).date()
+    case = cases.open_case(
+        app.engine, app.sessions, app.settings.formats,
+        cases.NewCase(number=number, unit=unit or app.settings.unit, opened_on=opened_on,
+                      title=title, case_type=case_type, major=major),
+        actor=app.actor, now=app.now())
+    emit(as_json, {"number": case.number, "case_key": case.case_key},
+         lambda: out.print(f"opened {case.number}  key {case.case_key}", highlight=False))
+
+
+@case_group.command("show")
+@click.argument("case")
+@json_option
+@click.pass_context
+def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
+    """Show a case and its items in time order."""
+    app = get_app(ctx).require_catalog()
+    with app.reader_sessions() as session:
+        found = cases.get_case(session, case)
+        data = {"case": case_json(found), "items": []}
+
+    def human() -> None:
+        c = data["case"]
+        out.print(f"{c['number']}  ({c['case_key']})  {c['status']}", highlight=False)
+        if c["title"]:
+            out.print(f"  {c['title']}")
+        out.print(f"  opened {c['opened']}" + (f", closed {c['closed']}" if c["closed"] else ""))
+        out.print(f"  {len(data['items'])} item(s)")
+    emit(as_json, data, human)
+
+
+@case_group.command("list")
+@click.option("--open", "open_only", is_flag=True, help="Only cases that are still open.")
+@json_option
+@click.pass_context
+def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
+    """List cases."""
+    app = get_app(ctx).require_catalog()
+    with app.reader_sessions() as session:
+        data = [case_json(c) for c in cases.list_cases(session, open_only=open_only)]
+
+    def human() -> None:
+        table = Table("case key", "number", "title", "status", "opened")
+        for c in data:
+            table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
+        out.print(table)
+    emit(as_json, data, human)
+
+
+# --- custody chain --------------------------------------------------------
+
+@main.group("audit")
+def audit_group() -> None:
+    """The custody chain: every change and access, hash-linked and signed."""
+
+
+@audit_group.command("log")
+@click.option("--subject", metavar="X", help="Only events about this archive number, item number or case key.")
+@click.option("--limit", type=int, help="At most this many events.")
+@json_option
+@click.pass_context
+def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_json: bool) -> None:
+    """Print custody events in chain order."""
+    app = get_app(ctx).require_catalog()
+    zone = app.settings.zone
+    with app.reader_sessions() as session:
+        data = [{"seq": e.seq, "time": local_iso(e.time, zone), "actor": e.actor,
+                 "action": e.action, "subject": e.subject, "details": e.details}
+                for e in custody.events(session, subject=subject, limit=limit)]
+
+    def human() -> None:
+        for e in data:
+            out.print(f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['action']}  {e['subject'] or '-'}  "
+                      f"{json.dumps(e['details'], ensure_ascii=False)}", highlight=False, markup=False)
+    emit(as_json, data, human)
+
+
+@audit_group.command("verify")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """Walk the whole chain and every checkpoint; exit 1 at the first broken event."""
+    app = get_app(ctx).require_catalog()
+    trusted = None
+    if app.settings.signing_key_path.exists():
+        trusted = keys.load_signing_key(app.settings.signing_key_path).public_key()
+    with app.reader_sessions() as session:
+        report = custody.verify(session, trusted)
+    data = report.to_json()
+
+    def human() -> None:
+        if report.ok:
+            out.print(f"chain intact: {report.events} events, {report.checkpoints} checkpoint(s)")
+        else:
+            err.print(f"[bold red]chain broken[/] at event {report.first_bad_event}: "
+                      f"{len(report.problems)} problem(s) in {report.events} events")
+            for p in report.problems:
+                err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
+        if trusted is None:
+            err.print("note: no signing key here; checkpoints were checked against the keys they carry")
+    emit(as_json, data, human)
+    if not report.ok:
+        ctx.exit(CheckFailed.exit_code)
+
+
+@audit_group.command("checkpoint")
+@json_option
+@click.pass_context
+def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
+    """Sign the chain's current head with the custody key."""
+    app = get_app(ctx).require_catalog()
+    key = keys.load_signing_key(app.settings.signing_key_path)
+    with app.sessions.begin() as session:
+        cp = custody.make_checkpoint(session, key, actor=app.actor, now=app.now())
+    data = {"n": cp.n, "seq": cp.seq, "head": cp.head, "key_id": cp.key_id,
+            "time": local_iso(cp.time, app.settings.zone)}
+    emit(as_json, data, lambda: out.print(
+        f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (key {cp.key_id})", highlight=False))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,457 @@
+"""The settings model and its loading: a TOML file, then environment overrides.
+
+Where the file comes from: ``--config PATH``, else ``EVIDENCE_CONFIG``, else
+``./evidence.toml`` when it exists, else no file (all defaults). Every key of
+the file must be known (a typo is an error naming the key and the file);
+every value is checked at start, so a bad setting never surfaces halfway
+through a night's ingest. ``config/evidence.example.toml`` documents them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from catalog.errors import EvidenceError, InvalidInput
+from catalog.numbering import (DEFAULT_ARCHIVE_FORMAT, DEFAULT_CASE_KEY_FORMAT, DEFAULT_ITEM_FORMAT,
+                               NumberingFormats, check_code)
+
+
+class SettingsError(EvidenceError):
+    """A setting is unknown, of the wrong type, or unusable."""
+
+
+MASK = "********"
+PERIOD = re.compile(r"^\s*(permanent|(\d+)\s*(day|days|month|months|year|years))\s*$")
+PATTERN_GROUPS = {"device", "officer", "start", "seq", "marker", "ext"}
+
+DEFAULT_FILENAME_PATTERNS = [
+    # 1111111@201506250850560000.mp4 (serial, start time, 4-5 digit sequence)
+    r"^(?P<device>[A-Za-z0-9]{3,16})@(?P<start>\d{14})(?P<seq>\d{4,5})"
+    r"(?:_(?P<marker>IMP|SOS))?\.(?P<ext>[A-Za-z0-9]+)$",
+    # TA00716_JX0227_20170623093621.MOV, optional _SEQ and _IMP/_SOS marker
+    r"^(?P<device>[A-Za-z0-9]{3,16})_(?P<officer>[A-Za-z0-9]{3,16})_(?P<start>\d{14})"
+    r"(?:_(?P<seq>\d{1,5}))?(?:_(?P<marker>IMP|SOS))?\.(?P<ext>[A-Za-z0-9]+)$",
+]
+
+DEFAULT_DOCUMENT_TYPES = [
+    "立案审批表", "立案登记表", "现场检查（勘验）笔录", "询问笔录", "调查笔录", "责令改正通知书",
+    "证据保全通知书", "行政处罚事先告知书", "陈述申辩听证告知书", "听证笔录", "集体讨论案件会议纪要",
+    "行政处罚决定书", "送达回证", "结案报告", "结案登记表", "其他",
+]
+
+
+def parse_period(text: str) -> tuple[int, str] | None:
+    """'6 months' -> (6, 'months'); 'permanent' -> None. Raises InvalidInput otherwise."""
+    match = PERIOD.match(text or "")
+    if not match:
+        raise InvalidInput(f"{text!r} is not a retention period",
+                           hint="write 'permanent' or a count of days, months or years, e.g. '6 months'")
+    if match.group(1) == "permanent":
+        return None
+    unit = match.group(3)
+    return int(match.group(2)), unit if unit.endswith("s") else unit + "s"
+
+
+# --- the model -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    database_url: str = ""  # empty: SQLite file catalog.sqlite3 in the data folder
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    url: str = ""  # empty: file:// the data folder's store/
+    access_key: str = ""
+    secret_key: str = ""
+    lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
+    part_size_mib: int = 16
+    read_back: bool = False  # re-read every original after a put (needs a reading credential)
+
+
+@dataclass(frozen=True)
+class NumberingSettings:
+    archive_number: str = DEFAULT_ARCHIVE_FORMAT
+    item_number: str = DEFAULT_ITEM_FORMAT
+    case_key: str = DEFAULT_CASE_KEY_FORMAT
+
+
+@dataclass(frozen=True)
+class CustodySettings:
+    signing_key: str = "keys/custody-ed25519.pem"  # relative to the data folder
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    routine: str = "6 months"
+    case_default: str = "permanent"
+    important: str = "permanent"
+    grace_days: int = 7
+    max_purges_per_run: int = 200
+    case_types: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    sm3: bool = False  # also compute SM3 (GB/T 32905) beside SHA-256
+
+
+@dataclass(frozen=True)
+class EncryptionSettings:
+    protected: bool = True  # encrypt records flagged as protected (AES-256-GCM)
+    key_file: str = "keys/protected-aes256.key"  # relative to the data folder
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    stable_seconds: float = 5.0
+    rescan_seconds: float = 300.0
+    archived_folder: str = ".archived"
+    quarantine_folder: str = ".quarantine"
+    remove_archived: bool = False  # delete instead of moving to archived_folder
+    clock_tolerance_seconds: float = 300.0
+    filename_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FILENAME_PATTERNS))
+
+
+@dataclass(frozen=True)
+class StationSettings:
+    id: str
+    name: str = ""
+    unit: str = ""  # empty: the bureau's unit
+    folders: list[str] = field(default_factory=list)
+    polling: bool = False  # polling observer, for network mounts
+
+
+@dataclass(frozen=True)
+class DocumentSettings:
+    types: list[str] = field(default_factory=lambda: list(DEFAULT_DOCUMENT_TYPES))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: str = "./evidence-data"
+    timezone: str = "Asia/Shanghai"
+    unit: str = "UNIT"
+    language: Literal["zh", "en"] = "zh"
+    catalog: CatalogSettings = field(default_factory=CatalogSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    numbering: NumberingSettings = field(default_factory=NumberingSettings)
+    custody: CustodySettings = field(default_factory=CustodySettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    digests: DigestSettings = field(default_factory=DigestSettings)
+    encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
+    ingest: IngestSettings = field(default_factory=IngestSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
+    stations: list[StationSettings] = field(default_factory=list)
+    source: str = field(default="defaults", compare=False)  # where the file came from
+
+    # derived values ------------------------------------------------------
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir).expanduser().resolve()
+
+    def _in_data(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self.data_path / path
+
+    @property
+    def database_url(self) -> str:
+        return self.catalog.database_url or f"sqlite:///{self.data_path / 'catalog.sqlite3'}"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage.url or f"file://{self.data_path / 'store'}"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self._in_data(self.custody.signing_key)
+
+    @property
+    def encryption_key_path(self) -> Path:
+        return self._in_data(self.encryption.key_file)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def formats(self) -> NumberingFormats:
+        return NumberingFormats(self.numbering.archive_number, self.numbering.item_number,
+                                self.numbering.case_key)
+
+    def station(self, station_id: str) -> StationSettings | None:
+        return next((s for s in self.stations if s.id == station_id), None)
+
+
+# --- loading -------------------------------------------------------------
+
+ENVIRONMENT = {
+    "EVIDENCE_DATA_DIR": ("data_dir",),
+    "EVIDENCE_DATABASE_URL": ("catalog", "database_url"),
+    "EVIDENCE_STORAGE_URL": ("storage", "url"),
+    "EVIDENCE_S3_ACCESS_KEY": ("storage", "access_key"),
+    "EVIDENCE_S3_SECRET_KEY": ("storage", "secret_key"),
+    "EVIDENCE_TIMEZONE": ("timezone",),
+    "EVIDENCE_UNIT": ("unit",),
+    "EVIDENCE_LANGUAGE": ("language",),
+}
+# Read elsewhere, not settings: which file to load, and test-suite switches.
+ENVIRONMENT_OTHER = {"EVIDENCE_CONFIG"}
+ENVIRONMENT_IGNORED_PREFIX = "EVIDENCE_TEST_"
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (list, dict):
+        return f"a {'list' if origin is list else 'table'}"
+    if dataclasses.is_dataclass(tp):
+        return "a table"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        tp, str(tp))
+
+
+def _coerce(tp: Any, value: Any, where: str, source: str) -> Any:
+    def wrong() -> SettingsError:
+        return SettingsError(f"setting {where} in {source} must be {_type_name(tp)}, "
+                             f"not {value!r}")
+
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise wrong()
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise wrong()
+        return [_coerce(item_tp, v, f"{where}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise wrong()
+        return {str(k): _coerce(item_tp, v, f"{where}.{k}", source) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise wrong()
+        return _build(tp, value, f"{where}.", source)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise wrong()
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong()
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong()
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise wrong()
+        return value
+    raise TypeError(f"unsupported settings type {tp!r}")  # a programming error
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            raise SettingsError(f"unknown setting {prefix}{key} in {source}",
+                                hint=f"known keys here: {', '.join(sorted(known))}")
+        kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}", source)
+    required = [f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    missing = [name for name in required if name not in kwargs]
+    if missing:
+        raise SettingsError(f"setting {prefix.rstrip('.')} in {source} lacks {', '.join(missing)}")
+    return cls(**kwargs)
+
+
+def _set_path(data: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    for part in path[:-1]:
+        data = data.setdefault(part, {})
+    data[path[-1]] = value
+
+
+def config_file(explicit: str | os.PathLike[str] | None, environ: typing.Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("EVIDENCE_CONFIG"):
+        return Path(environ["EVIDENCE_CONFIG"])
+    default = Path("evidence.toml")
+    return default if default.is_file() else None
+
+
+def load_settings(path: str | os.PathLike[str] | None = None,
+                  environ: typing.Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+    """Load and check the settings. Returns (settings, warnings)."""
+    environ = os.environ if environ is None else environ
+    file = config_file(path, environ)
+    data: dict[str, Any] = {}
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"settings file {file} does not exist",
+                                hint="pass --config with an existing file, or unset EVIDENCE_CONFIG") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(f"settings file {file} cannot be read: {exc}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"settings file {file} is not valid TOML: {exc}") from exc
+    source = str(file) if file else "the defaults"
+    settings = _build(Settings, data, "", source)
+
+    warnings: list[str] = []
+    overrides: dict[str, Any] = {}
+    for name, value in sorted(environ.items()):
+        if not name.startswith("EVIDENCE_") or name.startswith(ENVIRONMENT_IGNORED_PREFIX):
+            continue
+        if name in ENVIRONMENT:
+            _set_path(overrides, ENVIRONMENT[name], value)
+        elif name not in ENVIRONMENT_OTHER:
+            warnings.append(f"unknown environment variable {name} is ignored "
+                            f"(known: {', '.join(sorted(ENVIRONMENT) + sorted(ENVIRONMENT_OTHER))})")
+    if overrides:
+        merged = _merge(data, overrides)
+        settings = _build(Settings, merged, "", f"{source} and the environment")
+    settings = dataclasses.replace(settings, source=str(file) if file else "defaults")
+    validate(settings, f"{source}{' and the environment' if overrides else ''}")
+    return settings, warnings
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def validate(s: Settings, source: str) -> None:
+    """Check values that types alone cannot; each error names the key."""
+    def fail(key: str, problem: str, hint: str | None = None) -> typing.NoReturn:
+        raise SettingsError(f"setting {key} in {source} {problem}", hint=hint)
+
+    try:
+        ZoneInfo(s.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        fail("timezone", f"names no known time zone: {s.timezone!r}", "e.g. 'Asia/Shanghai'")
+    for key, code in [("unit", s.unit)] + [(f"stations[{i}].unit", st.unit)
+                                          for i, st in enumerate(s.stations) if st.unit]:
+        try:
+            check_code(code, "unit code")
+        except InvalidInput as exc:
+            fail(key, exc.message, exc.hint)
+    try:
+        s.formats
+    except InvalidInput as exc:
+        fail("numbering", exc.message, exc.hint)
+    _check_database_url(s.database_url, fail)
+    _check_storage_url(s.storage_url, fail)
+    if not 5 <= s.storage.part_size_mib <= 5120:
+        fail("storage.part_size_mib", "must be between 5 and 5120 (S3's part size limits)")
+    r = s.retention
+    for key, value in [("retention.routine", r.routine), ("retention.case_default", r.case_default),
+                       ("retention.important", r.important)] + \
+            [(f"retention.case_types.{k}", v) for k, v in r.case_types.items()]:
+        try:
+            parse_period(value)
+        except InvalidInput as exc:
+            fail(key, exc.message, exc.hint)
+    if parse_period(r.routine) and _months(parse_period(r.routine)) < 6:
+        fail("retention.routine", "is shorter than six months",
+             "enforcement recordings must be kept at least six months")
+    if r.grace_days < 0:
+        fail("retention.grace_days", "cannot be negative")
+    if r.max_purges_per_run < 1:
+        fail("retention.max_purges_per_run", "must be at least 1")
+    ing = s.ingest
+    if ing.stable_seconds < 0 or ing.rescan_seconds <= 0:
+        fail("ingest", "needs stable_seconds >= 0 and rescan_seconds > 0")
+    for i, pattern in enumerate(ing.filename_patterns):
+        try:
+            groups = set(re.compile(pattern).groupindex)
+        except re.error as exc:
+            fail(f"ingest.filename_patterns[{i}]", f"is not a valid regular expression: {exc}")
+        if groups - PATTERN_GROUPS:
+            fail(f"ingest.filename_patterns[{i}]",
+                 f"names unknown group(s) {', '.join(sorted(groups - PATTERN_GROUPS))}",
+                 f"known groups: {', '.join(sorted(PATTERN_GROUPS))}")
+    seen: set[str] = set()
+    for i, station in enumerate(s.stations):
+        try:
+            check_code(station.id, "station id")
+        except InvalidInput as exc:
+            fail(f"stations[{i}].id", exc.message, exc.hint)
+        if station.id in seen:
+            fail(f"stations[{i}].id", f"repeats station {station.id!r}")
+        seen.add(station.id)
+    if not s.documents.types:
+        fail("documents.types", "cannot be empty")
+
+
+def _months(period: tuple[int, str]) -> float:
+    count, unit = period
+    return {"days": count / 31, "months": count, "years": count * 12}[unit]
+
+
+def _check_database_url(url: str, fail: typing.Callable[..., typing.NoReturn]) -> None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        backend = make_url(url).get_backend_name()
+    except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError for any malformed URL
+        fail("catalog.database_url", f"is not a database URL: {_hide(url)!r}",
+             "e.g. postgresql+psycopg://user@127.0.0.1:5432/evidence")
+    if backend not in ("sqlite", "postgresql"):
+        fail("catalog.database_url", f"uses {backend}, which is not supported",
+             "use sqlite:///PATH or postgresql+psycopg://…")
+
+
+def _check_storage_url(url: str, fail: typing.Callable[..., typing.NoReturn]) -> None:
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if not parts.path.startswith("/"):
+            fail("storage.url", f"{url!r} needs an absolute path", "file:///srv/evidence/store")
+    elif parts.scheme == "s3":
+        if not parts.hostname or not parts.path.strip("/"):
+            fail("storage.url", f"{url!r} needs a host and a bucket", "s3://HOST:PORT/BUCKET")
+        query = parse_qs(parts.query)
+        unknown = set(query) - {"secure", "region"}
+        if unknown:
+            fail("storage.url", f"has unknown parameter(s) {', '.join(sorted(unknown))}",
+                 "known: secure=true|false, region=NAME")
+    else:
+        fail("storage.url", f"{url!r} is neither file:// nor s3://")
+
+
+def _hide(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:" + MASK + "@", url)
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain data, secrets masked (for `config show`)."""
+    data = dataclasses.asdict(settings)
+    data["data_dir"] = str(settings.data_path)
+    data["catalog"]["database_url"] = _hide(settings.database_url)
+    data["storage"]["url"] = settings.storage_url
+    for key in ("access_key", "secret_key"):
+        if data["storage"][key]:
+            data["storage"][key] = MASK
+    data["custody"]["signing_key"] = str(settings.signing_key_path)
+    data["encryption"]["key_file"] = str(settings.encryption_key_path)
+    return data
+

@@ -1,0 +1,1 @@
+"""Station watchers, readiness, metadata, media derivatives and the ingest pipeline."""

@@ -1,0 +1,1 @@
+"""Fixity sweeps, reconciliation, case replay and evidence packages."""
