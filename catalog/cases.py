@@ -21,6 +21,7 @@ from .models import Case
 from .numbering import NumberingFormats, check_code
 
 MAX_NUMBER_LENGTH = 200
+MAX_KEY_DRAWS = 1000
 
 
 def check_case_number(number: str) -> str:
@@ -74,25 +75,33 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
             raise CatalogConflict(f"a case named {number!r} exists already",
                                   hint="`evidence case show` displays it")
     # The key is drawn (and committed) before the writing transaction starts:
-    # on SQLite a second writer would otherwise wait on our own lock.
-    seq = sequences.allocate(engine, formats.case_key_scope(unit, new.opened_on.year))
-    case_key = formats.format_case_key(unit, new.opened_on.year, seq)
-    try:
-        with sessions.begin() as session:
-            if _taken(session, number, case_key):
-                raise CatalogConflict(f"a case named {number!r} or {case_key!r} exists already")
-            case = Case(case_key=case_key, number=number, title=new.title, case_type=new.case_type,
-                        unit=unit, major=new.major, status="open", opened_on=new.opened_on,
-                        created_at=now, created_by=actor)
-            session.add(case)
-            session.flush()
-            custody.append(session, actor=actor, action="case_opened", subject=case_key, now=now,
-                           details={"number": number, "title": new.title, "type": new.case_type,
-                                    "unit": unit, "opened_on": new.opened_on.isoformat(),
-                                    "major": new.major})
-    except IntegrityError as exc:
-        raise CatalogConflict(f"a case named {number!r} was opened at the same moment") from exc
-    return case
+    # on SQLite a second writer would otherwise wait on our own lock. A key
+    # that equals some bureau's number is skipped (left as a gap), never shared.
+    scope = formats.case_key_scope(unit, new.opened_on.year)
+    for _ in range(MAX_KEY_DRAWS):
+        case_key = formats.format_case_key(unit, new.opened_on.year, sequences.allocate(engine, scope))
+        try:
+            with sessions.begin() as session:
+                if _taken(session, number):
+                    raise CatalogConflict(f"a case named {number!r} exists already")
+                if _taken(session, case_key):
+                    continue
+                case = Case(case_key=case_key, number=number, title=new.title,
+                            case_type=new.case_type, unit=unit, major=new.major, status="open",
+                            opened_on=new.opened_on, created_at=now, created_by=actor)
+                session.add(case)
+                session.flush()
+                custody.append(session, actor=actor, action="case_opened", subject=case_key,
+                               now=now, details={"number": number, "title": new.title,
+                                                 "type": new.case_type, "unit": unit,
+                                                 "opened_on": new.opened_on.isoformat(),
+                                                 "major": new.major})
+        except IntegrityError as exc:
+            raise CatalogConflict(f"a case named {number!r} was opened at the same moment") from exc
+        return case
+    raise CatalogConflict(f"no free case key in {scope} after {MAX_KEY_DRAWS} draws",
+                          hint="bureau numbers shaped like case keys fill this range; "
+                               "change [numbering] case_key")
 
 
 def list_cases(session: Session, *, open_only: bool = False) -> list[Case]:

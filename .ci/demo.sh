@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Demo of the embedded default (SQLite catalog and local store under one data folder, no
+# settings file): a synthetic station inbox in demo-data/inbox and the pipeline run over it,
+# with its data in demo-data/evidence-data.
+#
+# Steps are added here as the pipeline's stages land (ingest, linking, replay).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+
+VENV="${VENV:-.venv}"
+case "$VENV" in /*) ;; *) VENV="$ROOT/$VENV" ;; esac
+PYTHON="$VENV/bin/python"
+EVIDENCE="$VENV/bin/evidence"
+
+for exe in "$PYTHON" "$EVIDENCE"; do
+  if [ ! -x "$exe" ]; then
+    echo "demo: $exe not found; run 'make venv' first" >&2
+    exit 1
+  fi
+done
+
+DEMO="$ROOT/demo-data"
+CASE_NO='开城管罚立〔2020〕42号'
+
+# Print a step's command the way one would type it, then run it.
+show() {
+  local out="==>" arg
+  for arg in "$@"; do
+    if [[ "$arg" =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+      out+=" $arg"
+    else
+      out+=" '${arg//\'/\'\\\'\'}'"
+    fi
+  done
+  echo
+  echo "$out"
+}
+evidence() {
+  show evidence "$@"
+  (cd "$DEMO" && "$EVIDENCE" "$@")
+}
+
+rm -rf "$DEMO"
+mkdir -p "$DEMO"
+
+show python -m tests.synthetic demo-data/inbox
+"$PYTHON" -m tests.synthetic "$DEMO/inbox"
+
+# The embedded default: only the data folder is given. Commands run inside demo-data/ so
+# that an evidence.toml lying in the working copy is not picked up.
+export EVIDENCE_DATA_DIR="$DEMO/evidence-data"
+unset EVIDENCE_CONFIG EVIDENCE_DATABASE_URL EVIDENCE_STORAGE_URL
+
+evidence init
+evidence config show
+evidence case open "$CASE_NO" --title '占道经营' --json
+evidence case show "$CASE_NO"
+evidence audit checkpoint
+evidence audit verify
+evidence audit log
+
+echo
+echo "demo: done; data in demo-data/evidence-data, station inbox in demo-data/inbox"

@@ -1,0 +1,55 @@
+# evidence-archive: development tasks.  `make` alone lists them.
+
+PYTHON      ?= python3
+VENV        ?= .venv
+PYTEST_ARGS ?= -q -ra
+
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv deps test-deps test demo clean
+
+# test-deps must finish (python3-venv, PostgreSQL) before the venv is made.
+.NOTPARALLEL:
+
+help:
+	@echo "evidence-archive tasks:"
+	@echo "  make venv       virtualenv in $(VENV) with the package installed editable, with test extras"
+	@echo "  make deps       system packages the pipeline needs (ffmpeg, python3-venv)"
+	@echo "  make test-deps  deps + PostgreSQL, started and reachable on 127.0.0.1 without password"
+	@echo "  make test       run the test suite (PYTEST_ARGS='$(PYTEST_ARGS)')"
+	@echo "  make demo       synthetic station inbox and the embedded-default run in demo-data/"
+	@echo "  make clean      remove the virtualenv, demo-data/ and caches"
+	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) PYTEST_ARGS='$(PYTEST_ARGS)'"
+
+venv: $(STAMP)
+
+# Rebuilt when the packaging files change; a venv without pip (made while python3-venv
+# was missing) is thrown away and made again.
+$(STAMP): $(wildcard setup.cfg pyproject.toml)
+	@if [ ! -x "$(VENV)/bin/python" ] || [ ! -x "$(VENV)/bin/pip" ]; then \
+		echo "creating virtualenv $(VENV)"; \
+		rm -rf "$(VENV)"; \
+		$(PYTHON) -m venv "$(VENV)"; \
+	fi
+	"$(VENV)/bin/python" -m pip install --quiet --upgrade pip
+	"$(VENV)/bin/pip" install -e '.[test]'
+	@touch "$@"
+
+deps:
+	PYTHON="$(PYTHON)" bash .ci/system-deps.sh
+
+test-deps:
+	PYTHON="$(PYTHON)" bash .ci/system-deps.sh --test
+	bash .ci/ensure-postgres.sh
+
+test: test-deps venv
+	"$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+
+demo: deps venv
+	VENV="$(VENV)" bash .ci/demo.sh
+
+clean:
+	rm -rf "$(VENV)" demo-data .pytest_cache build dist *.egg-info
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
