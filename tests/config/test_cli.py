@@ -1,0 +1,151 @@
+"""The `evidence` command as scripts call it: real processes, JSON and exit codes."""
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import run_evidence
+
+CASE_NO = "开城管罚立〔2020〕42号"
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    return {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL": db_url,
+            "EVIDENCE_UNIT": "KZCG"}
+
+
+@pytest.fixture
+def ready(env: dict[str, str]) -> dict[str, str]:
+    result = run_evidence("init", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return env
+
+
+def ok_json(*args: str, env: dict[str, str]):
+    result = run_evidence(*args, "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_init_is_idempotent_and_creates_a_private_key(env: dict[str, str], tmp_path: Path) -> None:
+    first = ok_json("init", env=env)
+    assert first["schema_before"] is None and first["signing_key_created"] is True
+    key = Path(first["signing_key"])
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    second = ok_json("init", env=env)
+    assert second["schema_before"] == second["schema"] and second["signing_key_created"] is False
+    assert second["key_id"] == first["key_id"]
+
+
+def test_commands_before_init_say_what_to_run(env: dict[str, str]) -> None:
+    result = run_evidence("case", "list", "--json", env=env)
+    assert result.returncode == 2 and result.stdout == ""
+    assert "run `evidence init`" in result.stderr
+
+
+def test_case_open_show_by_either_name(ready: dict[str, str]) -> None:
+    opened = ok_json("case", "open", CASE_NO, "--title", "占道经营", "--opened", "2020-11-05", env=ready)
+    assert opened == {"number": CASE_NO, "case_key": "KZCG-2020-0001"}
+    for name in (CASE_NO, "KZCG-2020-0001"):
+        shown = ok_json("case", "show", name, env=ready)
+        assert {k: shown["case"][k] for k in ("number", "case_key", "title", "status")} == {
+            "number": CASE_NO, "case_key": "KZCG-2020-0001", "title": "占道经营", "status": "open"}
+        assert shown["items"] == []
+    listed = ok_json("case", "list", env=ready)
+    assert [c["case_key"] for c in listed] == ["KZCG-2020-0001"]
+
+
+def test_duplicate_and_unknown_cases_exit_2(ready: dict[str, str]) -> None:
+    ok_json("case", "open", CASE_NO, env=ready)
+    again = run_evidence("case", "open", CASE_NO, "--json", env=ready)
+    assert again.returncode == 2 and "exists already" in again.stderr and again.stdout == ""
+    unknown = run_evidence("case", "show", "案〔2020〕1号", env=ready)
+    assert unknown.returncode == 2 and "no case is named" in unknown.stderr
+
+
+def test_bad_option_values_exit_2(ready: dict[str, str]) -> None:
+    result = run_evidence("case", "open", "X", "--opened", "yesterday", env=ready)
+    assert result.returncode == 2 and "not a date" in result.stderr
+
+
+def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
+    key = ok_json("case", "open", CASE_NO, env=ready)["case_key"]
+    ok_json("case", "open", "another", env=ready)
+    cp = ok_json("audit", "checkpoint", env=ready)
+    assert cp["n"] == 1 and cp["seq"] == 2 and len(cp["head"]) == 64
+    log = ok_json("audit", "log", env=ready)
+    assert [e["action"] for e in log] == ["case_opened", "case_opened", "checkpoint"]
+    assert set(log[0]) >= {"seq", "time", "actor", "action", "subject", "details"}
+    assert log[0]["time"].endswith("+08:00")  # printed in the settings' zone, with offset
+    (only,) = ok_json("audit", "log", "--subject", key, env=ready)
+    assert only["seq"] == 1 and only["details"]["number"] == CASE_NO
+    assert ok_json("audit", "verify", env=ready) == {
+        "events": 3, "ok": True, "first_bad_event": None, "checkpoints": 1, "problems": []}
+
+
+def test_actor_is_recorded(ready: dict[str, str]) -> None:
+    result = run_evidence("--actor", "station:ST01", "case", "open", "A-1", "--json", env=ready)
+    assert result.returncode == 0, result.stderr
+    (event,) = ok_json("audit", "log", env=ready)
+    assert event["actor"] == "station:ST01"
+
+
+def test_tampering_makes_audit_verify_exit_1(ready: dict[str, str]) -> None:
+    for n in range(3):
+        ok_json("case", "open", f"案〔2020〕{n}号", env=ready)
+    engine = create_engine(ready["EVIDENCE_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(text("update custody_events set actor = 'mallory' where seq = 2"))
+    engine.dispose()
+    result = run_evidence("audit", "verify", "--json", env=ready)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["first_bad_event"] == 2 and report["events"] == 3
+    human = run_evidence("audit", "verify", env=ready)
+    assert human.returncode == 1 and "chain broken at event 2" in human.stderr
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    env = {"EVIDENCE_DATA_DIR": str(tmp_path), "EVIDENCE_S3_SECRET_KEY": "very-secret",
+           "EVIDENCE_DATABASE_URL": "postgresql+psycopg://ev:pw123@db:5432/e"}
+    for args in (["config", "show", "--json"], ["config", "show"]):
+        result = run_evidence(*args, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "very-secret" not in result.stdout and "pw123" not in result.stdout
+    data = json.loads(run_evidence("config", "show", "--json", env=env).stdout)
+    assert data["storage"]["secret_key"] == "********"
+    assert data["catalog"]["database_url"] == "postgresql+psycopg://ev:********@db:5432/e"
+
+
+def test_bad_settings_file_exits_2_naming_key_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "evidence.toml"
+    config.write_text('[storage]\nlockmode = "GOVERNANCE"\n')
+    result = run_evidence("--config", str(config), "config", "show", "--json",
+                          env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and result.stdout == ""
+    assert "storage.lockmode" in result.stderr and str(config) in result.stderr
+
+
+def test_unknown_environment_variable_warns_on_stderr_only(tmp_path: Path) -> None:
+    result = run_evidence("config", "show", "--json",
+                          env={"EVIDENCE_DATA_DIR": str(tmp_path), "EVIDENCE_DATABSE_URL": "x"})
+    assert result.returncode == 0
+    assert "EVIDENCE_DATABSE_URL" in result.stderr
+    json.loads(result.stdout)  # stdout stays one JSON document
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    assert run_evidence("case", "frobnicate", env={"EVIDENCE_DATA_DIR": str(tmp_path)}).returncode == 2
+    assert run_evidence("--help").returncode == 0
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
+    env = {"EVIDENCE_DATA_DIR": str(tmp_path),
+           "EVIDENCE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/none"}
+    result = run_evidence("case", "list", env=env)
+    assert result.returncode == 2 and "cannot reach the catalog database" in result.stderr
+    assert "Traceback" not in result.stderr
