@@ -30,9 +30,14 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _to_event(row: CustodyEventRow) -> CustodyEvent:
-    return CustodyEvent(row.seq, row.time, row.actor, row.action, row.subject,
-                        json.loads(row.details), row.prev_hash, row.hash)
+_EVENT_COLUMNS = (CustodyEventRow.seq, CustodyEventRow.time, CustodyEventRow.actor,
+                  CustodyEventRow.action, CustodyEventRow.subject, CustodyEventRow.details,
+                  CustodyEventRow.prev_hash, CustodyEventRow.hash)
+
+
+def _to_event(row: Any) -> CustodyEvent:
+    seq, time, actor, action, subject, details, prev_hash, digest = row
+    return CustodyEvent(seq, time, actor, action, subject, json.loads(details), prev_hash, digest)
 
 
 def _lock_head(session: Session) -> CustodyHead:
@@ -58,12 +63,13 @@ def append(session: Session, *, actor: str, action: str, subject: str | None,
 def events(session: Session, *, subject: str | None = None, after_seq: int = 0,
            limit: int | None = None) -> Iterator[CustodyEvent]:
     """Events in chain order, streamed in batches."""
-    query = select(CustodyEventRow).where(CustodyEventRow.seq > after_seq).order_by(CustodyEventRow.seq)
+    # Plain rows, not ORM objects: a full walk reads millions of events.
+    query = select(*_EVENT_COLUMNS).where(CustodyEventRow.seq > after_seq).order_by(CustodyEventRow.seq)
     if subject is not None:
         query = query.where(CustodyEventRow.subject == subject)
     if limit is not None:
         query = query.limit(limit)
-    for row in session.execute(query.execution_options(yield_per=READ_BATCH)).scalars():
+    for row in session.execute(query.execution_options(yield_per=READ_BATCH)):
         yield _to_event(row)
 
 
