@@ -82,3 +82,45 @@ def run_evidence(*args: str, env: dict[str, str] | None = None, cwd: Path | None
     full_env.update(env or {})
     return subprocess.run([sys.executable, "-m", "config.cli", *args], env=full_env,
                           cwd=cwd or ROOT, capture_output=True, text=True, input=input, timeout=120)
+
+
+# --- object stores ---------------------------------------------------------
+
+@pytest.fixture
+def local_store(tmp_path: Path):
+    from archive.local_store import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    store.ensure_ready()
+    return store
+
+
+@pytest.fixture(scope="session")
+def rgw(tmp_path_factory: pytest.TempPathFactory):
+    """A real Ceph RADOS Gateway with Object Lock, for the whole run."""
+    from tests.servers.rgw import start_rgw
+
+    server = start_rgw(tmp_path_factory.mktemp("rgw"))
+    yield server
+    server.stop()
+
+
+def s3_store_for(server, role: str = "admin", bucket: str | None = None, **kwargs):
+    from archive.s3_store import S3Store
+
+    access, secret = server.users[role]
+    return S3Store(server.endpoint, bucket or f"t-{uuid.uuid4().hex[:12]}", access, secret,
+                   secure=False, part_size=kwargs.pop("part_size", 5 << 20), **kwargs)
+
+
+@pytest.fixture
+def s3_store(rgw):
+    store = s3_store_for(rgw)
+    store.ensure_ready()
+    return store
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def store(request: pytest.FixtureRequest):
+    """Each object store in turn: the contract both must keep."""
+    return request.getfixturevalue("local_store" if request.param == "local" else "s3_store")

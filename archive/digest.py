@@ -1,0 +1,136 @@
+"""Digests computed while bytes stream past: SHA-256, optionally SM3, and MD5 per part.
+
+The MD5 of each part is what S3 checks (Content-MD5) and what its ETag is
+made of: a single put's ETag is the MD5 of the object, a multipart one is
+MD5(concatenated part MD5s) followed by ``-N``. Computing it locally lets a
+station prove receipt without read access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.hazmat.primitives import hashes
+
+READ_SIZE = 1 << 20
+
+
+class _SM3:
+    """hashlib-like wrapper over cryptography's SM3 (GB/T 32905)."""
+
+    def __init__(self) -> None:
+        self._h = hashes.Hash(hashes.SM3())
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._h.update(bytes(data) if isinstance(data, memoryview) else data)
+
+    def hexdigest(self) -> str:
+        return self._h.finalize().hex()
+
+
+@dataclass(frozen=True)
+class Digests:
+    size: int
+    sha256: str
+    sm3: str | None = None
+    etag: str | None = None  # S3 ETag of the bytes under the part size used
+
+
+class Hasher:
+    """Feeds SHA-256 (+ SM3) and, when ``part_size`` is given, per-part MD5s."""
+
+    def __init__(self, *, sm3: bool = False, part_size: int | None = None) -> None:
+        self._sha256 = hashlib.sha256()
+        self._sm3 = _SM3() if sm3 else None
+        self._part_size = part_size
+        self._part_md5 = hashlib.md5()
+        self._part_fill = 0
+        self.part_md5s: list[bytes] = []
+        self.size = 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        self._sha256.update(view)
+        if self._sm3:
+            self._sm3.update(view)
+        self.size += len(view)
+        if self._part_size is None:
+            return
+        while view:
+            take = min(len(view), self._part_size - self._part_fill)
+            self._part_md5.update(view[:take])
+            self._part_fill += take
+            view = view[take:]
+            if self._part_fill == self._part_size:
+                self._close_part()
+
+    def _close_part(self) -> None:
+        self.part_md5s.append(self._part_md5.digest())
+        self._part_md5, self._part_fill = hashlib.md5(), 0
+
+    def digests(self) -> Digests:
+        etag = None
+        if self._part_size is not None:
+            parts = self.part_md5s + ([self._part_md5.digest()] if self._part_fill or not self.part_md5s
+                                      else [])
+            etag = s3_etag(parts)
+        return Digests(self.size, self._sha256.hexdigest(),
+                       self._sm3.hexdigest() if self._sm3 else None, etag)
+
+
+def s3_etag(part_md5s: list[bytes]) -> str:
+    """The ETag S3 gives an object uploaded in these parts (one part: a plain put)."""
+    if len(part_md5s) == 1:
+        return part_md5s[0].hex()
+    return f"{hashlib.md5(b''.join(part_md5s)).hexdigest()}-{len(part_md5s)}"
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only stream that hashes every byte read through it."""
+
+    def __init__(self, source: BinaryIO, hasher: Hasher) -> None:
+        self._source = source
+        self.hasher = hasher
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        n = self._source.readinto(buffer) if hasattr(self._source, "readinto") else None
+        if n is None:
+            data = self._source.read(len(buffer))
+            n = len(data)
+            buffer[:n] = data
+        if n:
+            self.hasher.update(memoryview(buffer)[:n])
+        return n
+
+
+def iter_file(path: Path, *, start: int = 0, length: int | None = None,
+              size: int = READ_SIZE) -> Iterator[bytes]:
+    with open(path, "rb", buffering=0) as f:
+        f.seek(start)
+        left = length
+        while left is None or left > 0:
+            chunk = f.read(size if left is None else min(size, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+def hash_file(path: Path, *, sm3: bool = False, part_size: int | None = None) -> Digests:
+    """Digests of a whole file, streamed (memory stays at one read buffer)."""
+    hasher = Hasher(sm3=sm3, part_size=part_size)
+    buffer = bytearray(READ_SIZE)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as f:
+        while n := f.readinto(buffer):
+            hasher.update(view[:n])
+    return hasher.digests()

@@ -1,0 +1,83 @@
+"""The one object-store interface the rest of the code uses.
+
+Two implementations: ``LocalStore`` (a WORM directory, the embedded default)
+and ``S3Store`` (any S3 service with Object Lock, through the minio SDK).
+Objects are written once and never overwritten; retention can only be
+extended; a version under retention or legal hold cannot be deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import BinaryIO, Literal, Protocol
+
+from .digest import Digests
+
+LockMode = Literal["COMPLIANCE", "GOVERNANCE"]
+
+
+@dataclass(frozen=True)
+class Retention:
+    mode: LockMode
+    until: datetime
+
+
+@dataclass(frozen=True)
+class PutResult:
+    key: str
+    version: str | None
+    digests: Digests  # of the bytes as stored (size, sha256, sm3, etag)
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    version: str | None
+    size: int
+    etag: str | None
+    last_modified: datetime | None
+    content_type: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    retention: Retention | None = None
+    legal_hold: bool = False
+
+
+class ObjectStore(Protocol):
+    """What every store offers. Keys are ASCII paths (see ``archive.layout``)."""
+
+    url: str
+
+    def ensure_ready(self) -> None:
+        """Create the bucket (with object lock) or folder if needed; idempotent."""
+
+    def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None, retention: Retention | None = None,
+            legal_hold: bool = False, expected: Digests | None = None,
+            sm3: bool = False) -> PutResult:
+        """Store a stream, hashing it on the way; prove receipt before returning.
+
+        With ``expected``, the bytes sent must have that size and SHA-256, or
+        ``ContentChanged`` is raised and nothing counts as stored.
+        """
+
+    def read(self, key: str, version: str | None = None, *, start: int = 0,
+             length: int | None = None) -> Iterator[bytes]:
+        """The object's bytes (or a byte range), streamed."""
+
+    def stat(self, key: str, version: str | None = None) -> ObjectInfo: ...
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Current objects under a prefix, in key order (no retention details)."""
+
+    def extend_retention(self, key: str, version: str | None, until: datetime) -> Retention:
+        """Move retain-until later (never earlier); returns the retention now in force."""
+
+    def set_legal_hold(self, key: str, version: str | None, on: bool) -> None: ...
+
+    def delete(self, key: str, version: str | None) -> None:
+        """Delete a version; ``ObjectLocked`` while retained or held."""
+
+    def read_url(self, key: str, version: str | None, expires: timedelta) -> str:
+        """A short-lived, version-pinned URL for playback."""
