@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.hazmat.primitives import hashes
+
+from .errors import ContentChanged
 
 READ_SIZE = 1 << 20
 
@@ -134,3 +136,14 @@ def hash_file(path: Path, *, sm3: bool = False, part_size: int | None = None) ->
         while n := f.readinto(buffer):
             hasher.update(view[:n])
     return hasher.digests()
+
+
+def expect(expected: Digests, what: str) -> Callable[[Digests], None]:
+    """A store ``check`` that the bytes sent are those hashed before (size and SHA-256)."""
+    def check(sent: Digests) -> None:
+        if (expected.size, expected.sha256) != (sent.size, sent.sha256):
+            raise ContentChanged(
+                f"the bytes sent for {what} ({sent.size} bytes, sha256 {sent.sha256[:16]}…) are not "
+                f"those hashed before ({expected.size} bytes, {expected.sha256[:16]}…)",
+                hint="the source changed while it was being archived; it is left for a retry")
+    return check

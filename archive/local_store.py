@@ -28,7 +28,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 from catalog.canonical import format_instant, parse_instant
 
 from .digest import READ_SIZE, Digests, Hasher, hash_file, iter_file
-from .errors import ContentChanged, ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError
+from .errors import ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError
 from .layout import check_key
 from .store import ObjectInfo, PutResult, Retention
 
@@ -118,7 +118,7 @@ class LocalStore:
     # --- writing ----------------------------------------------------------
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retention: Retention | None = None,
-            legal_hold: bool = False, expected: Digests | None = None,
+            legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         obj, meta = self._paths(key)
         if obj.exists() or meta.exists():
@@ -138,11 +138,8 @@ class LocalStore:
                 if self._reread_from_disk:
                     os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
             sent = hasher.digests()
-            if expected is not None and (expected.size, expected.sha256) != (sent.size, sent.sha256):
-                raise ContentChanged(
-                    f"the bytes sent for {key} ({sent.size} bytes, sha256 {sent.sha256[:16]}…) are "
-                    f"not those hashed before ({expected.size} bytes, {expected.sha256[:16]}…)",
-                    hint="the source changed while it was being archived; it is left for a retry")
+            if check is not None:
+                check(sent)
             stored = hash_file(tmp, sm3=sm3)  # proof of receipt: read back what is on disk
             if (stored.size, stored.sha256) != (sent.size, sent.sha256):
                 raise ReceiptMismatch(f"{key}: the disk returned other bytes than were written "

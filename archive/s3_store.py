@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
@@ -27,7 +27,7 @@ from minio.error import S3Error
 from minio.retention import Retention as MinioRetention
 
 from .digest import Digests, Hasher
-from .errors import (ContentChanged, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError,
+from .errors import (ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError,
                      StoreUnavailable)
 from .layout import check_key
 from .store import ObjectInfo, PutResult, Retention
@@ -124,7 +124,7 @@ class S3Store:
     # --- writing ------------------------------------------------------------
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retention: Retention | None = None,
-            legal_hold: bool = False, expected: Digests | None = None,
+            legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         check_key(key)
         headers = {"Content-Type": content_type,
@@ -146,11 +146,8 @@ class S3Store:
 
         def check_sent() -> Digests:
             sent = hasher.digests()
-            if expected is not None and (expected.size, expected.sha256) != (sent.size, sent.sha256):
-                raise ContentChanged(
-                    f"the bytes sent for {key} ({sent.size} bytes, sha256 {sent.sha256[:16]}…) are "
-                    f"not those hashed before ({expected.size} bytes, {expected.sha256[:16]}…)",
-                    hint="the source changed while it was being archived; it is left for a retry")
+            if check is not None:
+                check(sent)
             return sent
 
         first = _read_full(stream, self.part_size)

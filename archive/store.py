@@ -8,7 +8,7 @@ extended; a version under retention or legal hold cannot be deleted.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import BinaryIO, Literal, Protocol
@@ -54,12 +54,14 @@ class ObjectStore(Protocol):
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retention: Retention | None = None,
-            legal_hold: bool = False, expected: Digests | None = None,
+            legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         """Store a stream, hashing it on the way; prove receipt before returning.
 
-        With ``expected``, the bytes sent must have that size and SHA-256, or
-        ``ContentChanged`` is raised and nothing counts as stored.
+        ``check`` is called with the digests of the bytes sent once all are
+        sent and before the object is committed (S3: before the multipart
+        upload completes; local: before the file gets its name). If it raises
+        (``ContentChanged`` from ``archive.digest.expect``), nothing is stored.
         """
 
     def read(self, key: str, version: str | None = None, *, start: int = 0,

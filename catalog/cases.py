@@ -8,6 +8,7 @@ the command line always means one case.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -16,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import custody, sequences
+from .chain import CustodyEvent
 from .errors import CatalogConflict, InvalidInput, NotFound
 from .models import Case
 from .numbering import NumberingFormats, check_code
@@ -65,9 +67,16 @@ class NewCase:
     major: bool = False
 
 
+OnWrite = Callable[[Session, Case, CustodyEvent], None]
+
+
 def open_case(engine: Engine, sessions: sessionmaker[Session], formats: NumberingFormats,
-              new: NewCase, *, actor: str, now: datetime) -> Case:
-    """Open a case: allocate its key, write the row and its custody event."""
+              new: NewCase, *, actor: str, now: datetime, on_write: OnWrite | None = None) -> Case:
+    """Open a case: allocate its key, write the row and its custody event.
+
+    ``on_write`` runs inside the same transaction (the archive uses it to queue
+    the case event for storage, so both commit or neither does).
+    """
     number = check_case_number(new.number)
     unit = check_code(new.unit, "unit code")
     with sessions() as session:
@@ -91,11 +100,13 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
                             opened_on=new.opened_on, created_at=now, created_by=actor)
                 session.add(case)
                 session.flush()
-                custody.append(session, actor=actor, action="case_opened", subject=case_key,
+                event = custody.append(session, actor=actor, action="case_opened", subject=case_key,
                                now=now, details={"number": number, "title": new.title,
                                                  "type": new.case_type, "unit": unit,
                                                  "opened_on": new.opened_on.isoformat(),
                                                  "major": new.major})
+                if on_write is not None:
+                    on_write(session, case, event)
         except IntegrityError as exc:
             raise CatalogConflict(f"a case named {number!r} was opened at the same moment") from exc
         return case

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy.orm import Session
 
 from .errors import InvalidInput, SchemaOutdated
+from .models import CatalogKey
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
@@ -50,3 +53,13 @@ def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
         return load_signing_key(path), False
     os.unlink(tmp)
     return key, True
+
+
+def recorded_key_id(session: Session, purpose: str) -> str | None:
+    """The id of the key this catalog's records were made with, if any."""
+    row = session.get(CatalogKey, purpose)
+    return row.key_id if row else None
+
+
+def record_key_id(session: Session, purpose: str, key_id: str, now: datetime) -> None:
+    session.add(CatalogKey(purpose=purpose, key_id=key_id, created_at=now))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Date, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Text, UniqueConstraint)
+                        Integer, MetaData, String, Text, UniqueConstraint, false)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .db import UTCDateTime
@@ -112,6 +112,9 @@ class Recording(Base):
     important: Mapped[bool] = mapped_column(Boolean, default=False)
     protected: Mapped[bool] = mapped_column(Boolean, default=False)
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Digest and size of the bytes as stored: the ciphertext when encrypted.
+    stored_sha256: Mapped[str | None] = mapped_column(SHA256)
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
     # flags such as obstruction / emergency, metadata (codecs, GPS...) and the
     # source of every metadata value, as JSON text.
     flags: Mapped[str] = mapped_column(Text, default="{}")
@@ -141,6 +144,7 @@ class Derivative(Base):
     storage_key: Mapped[str | None] = mapped_column(String(1024))
     storage_version: Mapped[str | None] = mapped_column(String(256))
     content_type: Mapped[str | None] = mapped_column(String(128))
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     error: Mapped[str | None] = mapped_column(Text)
 
@@ -184,7 +188,13 @@ class Document(Base):
     content_type: Mapped[str | None] = mapped_column(String(128))
     storage_key: Mapped[str] = mapped_column(String(1024))
     storage_version: Mapped[str | None] = mapped_column(String(256))
+    manifest_key: Mapped[str | None] = mapped_column(String(1024))
+    protected: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    stored_sha256: Mapped[str | None] = mapped_column(SHA256)
+    stored_size: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(200), server_default="")
     last_verified_at: Mapped[datetime | None]
 
 
@@ -306,6 +316,32 @@ class IngestJob(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class CatalogKey(Base):
+    """Which key (by id) this catalog's records depend on, per purpose.
+
+    A key file that goes missing or is replaced is then an error naming the
+    key to restore, never a silently generated new key.
+    """
+
+    __tablename__ = "catalog_keys"
+    purpose: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class OutboxRecord(Base):
+    """A storage record (case event, tombstone) committed with the catalog change it
+    describes and copied to storage right after; a crash in between leaves it here,
+    and the next run writes it."""
+
+    __tablename__ = "outbox"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), unique=True)
+    body: Mapped[str] = mapped_column(Text)  # canonical JSON
+    lock_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
 
 
 class NumberSequence(Base):

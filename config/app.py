@@ -1,4 +1,4 @@
-"""Wiring: builds engines, sessions and services from the settings.
+"""Wiring: builds engines, sessions, stores and services from the settings.
 
 Only this package reads settings; everything else is handed plain values.
 """
@@ -6,17 +6,31 @@ Only this package reads settings; everything else is handed plain values.
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from datetime import datetime, timezone
 from functools import cached_property
+from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive import encryption
+from archive.local_store import LocalStore
+from archive.s3_store import S3Store
+from archive.store import ObjectStore
 from catalog import keys, schema
 from catalog.checkpoint import key_id
 from catalog.db import make_engine, session_factory
+from catalog.errors import EvidenceError
 
 from .settings import Settings
+
+SIGNING, KEK = "custody-signing", "key-encryption"
+
+
+class KeyMismatch(EvidenceError):
+    """A key file is missing or is not the key the catalog's records were made with."""
 
 
 def default_actor() -> str:
@@ -38,6 +52,7 @@ class App:
     def now() -> datetime:
         return datetime.now(timezone.utc)
 
+    # --- catalog ----------------------------------------------------------
     @cached_property
     def engine(self) -> Engine:
         return make_engine(self.settings.database_url)
@@ -61,18 +76,88 @@ class App:
             self._checked = True
         return self
 
+    # --- storage ----------------------------------------------------------
+    @cached_property
+    def store(self) -> ObjectStore:
+        url, s = self.settings.storage_url, self.settings.storage
+        if url.startswith("file://"):
+            return LocalStore(url.removeprefix("file://"))
+        return S3Store.from_url(url, s.access_key, s.secret_key,
+                                part_size=s.part_size_mib << 20, read_back=s.read_back)
+
+    # --- keys -------------------------------------------------------------
+    def _recorded(self, purpose: str) -> str | None:
+        with self.sessions() as session:
+            return keys.recorded_key_id(session, purpose)
+
+    def _require_key_file(self, purpose: str, path: Path) -> None:
+        recorded = self._recorded(purpose)
+        if not path.exists() and recorded is not None:
+            raise KeyMismatch(f"key file {path} is missing; this catalog's records were made with "
+                              f"key {recorded}",
+                              hint="restore it from its backup; a new key would not read or "
+                                   "continue the old records")
+
+    def _check_key_id(self, purpose: str, actual: str, path: Path) -> None:
+        recorded = self._recorded(purpose)
+        if recorded is not None and recorded != actual:
+            raise KeyMismatch(f"{path} holds key {actual}, but this catalog's records were made "
+                              f"with key {recorded}", hint="restore the right key file from its backup")
+
+    @cached_property
+    def signing_key(self) -> Ed25519PrivateKey:
+        path = self.settings.signing_key_path
+        self._require_key_file(SIGNING, path)
+        key = keys.load_signing_key(path)
+        self._check_key_id(SIGNING, key_id(key.public_key()), path)
+        return key
+
+    @cached_property
+    def kek(self) -> bytes:
+        path = self.settings.encryption_key_path
+        self._require_key_file(KEK, path)
+        kek = encryption.load_kek(path)
+        self._check_key_id(KEK, encryption.kek_id(kek), path)
+        return kek
+
+    # --- init -------------------------------------------------------------
     def init(self) -> dict[str, object]:
-        """Create or upgrade everything the settings name; safe to run again."""
+        """Create or upgrade everything the settings name; safe to run again.
+
+        Keys are created only for a catalog that has never recorded one: a
+        key file that disappeared later is an error, never silently replaced.
+        """
         self.settings.data_path.mkdir(parents=True, exist_ok=True)
         before, after = schema.upgrade(self.engine)
-        key, created = keys.ensure_signing_key(self.settings.signing_key_path)
         self._checked = True
+        self.store.ensure_ready()
+        signing_created = self._ensure_key(
+            SIGNING, self.settings.signing_key_path, create=keys.ensure_signing_key,
+            ident=lambda p: key_id(keys.load_signing_key(p).public_key()))
+        kek_created = self._ensure_key(
+            KEK, self.settings.encryption_key_path, create=encryption.create_kek,
+            ident=lambda p: encryption.kek_id(encryption.load_kek(p)))
         return {
             "catalog": self.engine.url.render_as_string(hide_password=True),
-            "schema_before": before, "schema": after,
-            "signing_key": str(self.settings.signing_key_path), "signing_key_created": created,
-            "key_id": key_id(key.public_key()),
+            "schema_before": before, "schema": after, "storage": self.store.url,
+            "signing_key": str(self.settings.signing_key_path),
+            "signing_key_created": signing_created, "key_id": key_id(self.signing_key.public_key()),
+            "kek": str(self.settings.encryption_key_path), "kek_created": kek_created,
+            "kek_id": encryption.kek_id(self.kek),
         }
+
+    def _ensure_key(self, purpose: str, path: Path, *, create: Callable[[Path], object],
+                    ident: Callable[[Path], str]) -> bool:
+        self._require_key_file(purpose, path)
+        created = not path.exists()
+        if created:
+            create(path)
+        actual = ident(path)
+        self._check_key_id(purpose, actual, path)
+        with self.sessions.begin() as session:
+            if keys.recorded_key_id(session, purpose) is None:
+                keys.record_key_id(session, purpose, actual, self.now())
+        return created
 
     def close(self) -> None:
         for name in ("engine", "readonly_engine"):

@@ -19,6 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import OperationalError
 
+from archive import cases as archive_cases
+from archive import checkpoints
 from catalog import cases, custody, keys
 from catalog.errors import CheckFailed, EvidenceError
 from catalog.times import local_iso, parse_user_date
@@ -112,8 +114,11 @@ def init(ctx: click.Context, as_json: bool) -> None:
         out.print(f"schema     {result['schema']}"
                   + (" (created)" if before is None else
                      f" (upgraded from {before})" if before != result["schema"] else " (up to date)"))
+        out.print(f"storage    {result['storage']}")
         out.print(f"signing key {result['signing_key']} "
                   f"({'created' if result['signing_key_created'] else 'present'}, id {result['key_id']})")
+        out.print(f"kek        {result['kek']} "
+                  f"({'created' if result['kek_created'] else 'present'}, id {result['kek_id']})")
     emit(as_json, result, human)
 
 
@@ -182,8 +187,8 @@ def case_open(ctx: click.Context, number: str, title: str | None, case_type: str
     (e.g. 开城管罚立〔2020〕42号); the case also gets an ASCII case key."""
     app = get_app(ctx).require_catalog()
     opened_on = parse_user_date(opened) if opened else app.now().astimezone(app.settings.zone).date()
-    case = cases.open_case(
-        app.engine, app.sessions, app.settings.formats,
+    case = archive_cases.open_case(
+        app.engine, app.sessions, app.store, app.settings.formats,
         cases.NewCase(number=number, unit=unit or app.settings.unit, opened_on=opened_on,
                       title=title, case_type=case_type, major=major),
         actor=app.actor, now=app.now())
@@ -264,9 +269,7 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
     """Walk the whole chain and every checkpoint; exit 1 at the first broken event."""
     app = get_app(ctx).require_catalog()
-    trusted = None
-    if app.settings.signing_key_path.exists():
-        trusted = keys.load_signing_key(app.settings.signing_key_path).public_key()
+    trusted = app.signing_key.public_key() if app.settings.signing_key_path.exists() else None
     with app.reader_sessions() as session:
         report = custody.verify(session, trusted)
     data = report.to_json()
@@ -292,9 +295,8 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     """Sign the chain's current head with the custody key."""
     app = get_app(ctx).require_catalog()
-    key = keys.load_signing_key(app.settings.signing_key_path)
-    with app.sessions.begin() as session:
-        cp = custody.make_checkpoint(session, key, actor=app.actor, now=app.now())
+    cp = checkpoints.make_and_publish(app.sessions, app.store, app.signing_key, actor=app.actor,
+                                      now=app.now(), lock_mode=app.settings.storage.lock_mode)
     data = {"n": cp.n, "seq": cp.seq, "head": cp.head, "key_id": cp.key_id,
             "time": local_iso(cp.time, app.settings.zone)}
     emit(as_json, data, lambda: out.print(

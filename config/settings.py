@@ -107,8 +107,10 @@ class DigestSettings:
 
 @dataclass(frozen=True)
 class EncryptionSettings:
-    protected: bool = True  # encrypt records flagged as protected (AES-256-GCM)
-    key_file: str = "keys/protected-aes256.key"  # relative to the data folder
+    # "protected": encrypt records flagged protected; "all": every record; "none".
+    mode: Literal["none", "protected", "all"] = "protected"
+    algorithm: Literal["AES-256-GCM", "SM4-GCM"] = "AES-256-GCM"
+    key_file: str = "keys/kek.key"  # key-encryption key, relative to the data folder
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from archive.digest import Digests
+from archive.digest import Digests, expect
 from archive.errors import ContentChanged, ObjectLocked, ObjectMissing, StoreError
 from archive.store import Retention
 
@@ -62,10 +62,10 @@ def test_a_source_that_changed_since_hashing_is_not_stored(store) -> None:
     expected = Digests(len(data), hashlib.sha256(data).hexdigest())
     changed = data[:-1] + b"\x00"
     with pytest.raises(ContentChanged):
-        put(store, "originals/2020/11/05/A-2.mp4", changed, expected=expected)
+        put(store, "originals/2020/11/05/A-2.mp4", changed, check=expect(expected, "A-2"))
     with pytest.raises(ObjectMissing):
         store.stat("originals/2020/11/05/A-2.mp4")
-    assert put(store, "originals/2020/11/05/A-2.mp4", data, expected=expected).digests == \
+    assert put(store, "originals/2020/11/05/A-2.mp4", data, check=expect(expected, "A-2")).digests == \
         Digests(len(data), expected.sha256, None, put_etag(store, data))
 
 

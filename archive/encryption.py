@@ -1,0 +1,635 @@
+"""Streaming envelope encryption for protected evidence records.
+
+Records that hold state secrets, commercial secrets or personal privacy
+(国家秘密、商业秘密、个人隐私) are stored encrypted and must stay readable for
+decades, so the format is deliberately small, fixed and described here byte
+by byte. A reader written from this text alone must be able to decrypt an
+object; any change to the layout gets a new format version.
+
+Keys
+----
+Every object gets a fresh random *data key* (32 bytes for AES-256-GCM, 16 for
+SM4-GCM). It is wrapped by the archive's *key-encryption key* (KEK, 32 bytes)
+with AES key wrap (RFC 3394 / NIST SP 800-38F, no padding: both data key
+sizes are multiples of 8). Key wrap was chosen over AES-GCM because it needs
+no nonce and has a fixed output size (data key + 8 bytes), and its built-in
+integrity check reports a damaged wrapped key as such. The wrap does not bind
+the object identity; the chunk associated data below does. SM4-GCM objects
+too have their data key wrapped this way (AES-256 under the KEK); using
+national algorithms for the wrap as well would be a new format version.
+
+The KEK is identified by its *KEK id*: the first 8 bytes of SHA-256(KEK),
+written as 16 lowercase hex digits. It is stored in the header so that the
+wrong key gives a clear "wrong key" error rather than a failed tag.
+
+The KEK file holds the 32 key bytes as 64 hex digits and a newline (friendly
+to paper backup); a file of exactly 32 raw bytes is accepted too. It must not
+be accessible by group or others (mode 0600).
+
+Object layout (format version 1)
+--------------------------------
+All integers are unsigned big-endian. ``H`` is the header size.
+
+Header::
+
+    offset  size  field
+    0       8     magic b"EVA-ENC\\n" (45 56 41 2D 45 4E 43 0A), never changes
+    8       1     format version, 0x01
+    9       1     algorithm id: 0x01 AES-256-GCM, 0x02 SM4-GCM
+    10      4     chunk size C: plaintext bytes per chunk, 1 <= C <= 64 MiB
+    14      8     KEK id (first 8 bytes of SHA-256 of the KEK)
+    22      W     wrapped data key: AES key wrap of the data key under the KEK;
+                  W = 40 for AES-256-GCM, 24 for SM4-GCM
+    22+W    8     nonce prefix P, random per object
+
+    H = 30 + W: 70 bytes for AES-256-GCM, 54 bytes for SM4-GCM.
+
+Chunks follow the header directly, numbered i = 0, 1, ..., n-1::
+
+    ciphertext (C bytes; the final chunk 0..C bytes) || tag (16 bytes)
+
+The plaintext is cut into chunks of exactly C bytes; the last chunk holds the
+rest (1..C bytes). The final chunk is empty only when the whole plaintext is
+empty, so an empty plaintext is one empty final chunk and n = max(1,
+ceil(plain_size / C)). Decoders reject any other empty chunk, so each
+plaintext size has exactly one ciphertext size::
+
+    cipher_size = H + plain_size + 16 * n
+
+Each chunk is sealed with the object's algorithm (AES-256-GCM, or SM4 in GCM
+mode) under the data key with:
+
+* nonce (12 bytes) = P (8 bytes) || i (4 bytes). The data key is never used
+  for another object, so these nonces are unique per key; the random prefix
+  is a second safeguard should a data key ever repeat. The 4-byte index
+  limits an object to 2**32 chunks (4 PiB at the default 1 MiB).
+* associated data = header (all H bytes) || i (4 bytes) || final flag
+  (1 byte: 0x01 for the last chunk, 0x00 otherwise) || object id (UTF-8,
+  exactly as the caller gave it, no normalisation, to the end).
+
+Binding the header authenticates it (every field, the wrapped key included)
+with every chunk. Binding the index stops reordering and dropping, the final
+flag stops truncation at a chunk boundary and appending, and the object id
+(the storage key or archive number) stops chunks or whole objects being
+swapped between objects encrypted under the same KEK.
+
+Caveat for streaming readers: ``decrypt_stream`` yields each chunk once it is
+verified, so a truncated or damaged object yields its good leading chunks
+before failing. Treat the output as provisional until the iterator ends
+(write to a temporary file and rename it, for example).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import secrets
+import stat
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
+
+from catalog.errors import CheckFailed, EvidenceError, InvalidInput
+
+ALGORITHMS = ("AES-256-GCM", "SM4-GCM")
+DEFAULT_CHUNK_SIZE = 1 << 20
+MAX_CHUNK_SIZE = 64 << 20
+MAGIC = b"EVA-ENC\n"
+FORMAT_VERSION = 1
+KEK_SIZE = 32
+TAG_SIZE = 16
+NONCE_SIZE = 12
+NONCE_PREFIX_SIZE = 8
+MAX_CHUNKS = 1 << 32
+
+_ALGORITHM_IDS = {"AES-256-GCM": 1, "SM4-GCM": 2}
+_ALGORITHM_NAMES = {v: k for k, v in _ALGORITHM_IDS.items()}
+_DATA_KEY_SIZES = {"AES-256-GCM": 32, "SM4-GCM": 16}
+_PREFIX = struct.Struct(">8sBBI8s")  # magic, version, algorithm id, chunk size, KEK id
+_CHUNK_INFO = struct.Struct(">IB")   # chunk index, final flag
+HEADER_SIZES = {name: _PREFIX.size + (size + 8) + NONCE_PREFIX_SIZE
+                for name, size in _DATA_KEY_SIZES.items()}
+MAX_HEADER_SIZE = max(HEADER_SIZES.values())
+
+_RESTORE_HINT = "restore the key file from its backup; without it protected records cannot be read"
+
+
+class EncryptionKeyError(EvidenceError):
+    """The key-encryption key is missing, malformed, exposed or not the one an object needs."""
+
+
+class DecryptionFailed(CheckFailed):
+    """An encrypted object is damaged, truncated, reordered or belongs to another object."""
+
+
+# --- keys -----------------------------------------------------------------
+
+def generate_kek() -> bytes:
+    """Return a fresh random 32-byte key-encryption key."""
+    return secrets.token_bytes(KEK_SIZE)
+
+
+def kek_id(kek: bytes) -> str:
+    """Name a KEK without revealing it: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(kek).hexdigest()[:16]
+
+
+def _parse_kek_file(data: bytes, path: Path) -> bytes:
+    if len(data) == KEK_SIZE:
+        return data
+    try:
+        key = bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != KEK_SIZE:
+        raise EncryptionKeyError(
+            f"key file {path} does not hold a {KEK_SIZE}-byte key",
+            hint=f"it must hold 64 hex digits (or 32 raw bytes); {_RESTORE_HINT}")
+    return key
+
+
+def load_kek(path: Path) -> bytes:
+    """Read the KEK, refusing a file others can read: an exposed KEK exposes every record.
+
+    A missing file is an error, never a reason to make a new key: a new key
+    could not open anything encrypted under the old one.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise EncryptionKeyError(f"key file {path} does not exist", hint=_RESTORE_HINT) from None
+    except OSError as exc:
+        raise EncryptionKeyError(f"key file {path} cannot be opened: {exc.strerror}") from exc
+    try:
+        info = os.fstat(fd)  # checked on the open file, so the check and the read see the same file
+        if not stat.S_ISREG(info.st_mode):
+            raise EncryptionKeyError(f"key file {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise EncryptionKeyError(
+                f"key file {path} is accessible by group or others "
+                f"(mode {stat.S_IMODE(info.st_mode):04o})",
+                hint=f"run `chmod 600 {path}` and consider the key exposed")
+        data = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    return _parse_kek_file(data, path)
+
+
+def create_kek(path: Path) -> bytes:
+    """Create a new KEK file (mode 0600, hex), never replacing an existing one.
+
+    The key is written under a private temporary name, synced, then
+    hard-linked to its final name: link() fails if the name exists, so a
+    concurrent or mistaken second call cannot overwrite a key in use.
+    """
+    if path.exists():
+        raise EncryptionKeyError(f"key file {path} exists already",
+                                 hint="refusing to replace a key that may protect records")
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kek = generate_kek()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, kek.hex().encode("ascii") + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise EncryptionKeyError(f"key file {path} exists already",
+                                     hint="refusing to replace a key that may protect records") from None
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return kek
+
+
+def _check_kek(kek: bytes) -> None:
+    if not isinstance(kek, (bytes, bytearray)) or len(kek) != KEK_SIZE:
+        raise EncryptionKeyError(f"a key-encryption key must be {KEK_SIZE} bytes")
+
+
+# --- header ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EnvelopeHeader:
+    """The parsed header; ``raw`` is its exact bytes, bound into every chunk."""
+
+    version: int
+    algorithm: str
+    chunk_size: int
+    kek_id: str
+    wrapped_key: bytes
+    nonce_prefix: bytes
+    raw: bytes
+
+    @property
+    def header_size(self) -> int:
+        return len(self.raw)
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in _ALGORITHM_IDS:
+        raise InvalidInput(f"unknown encryption algorithm {algorithm!r}",
+                           hint=f"use one of {', '.join(ALGORITHMS)}")
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise InvalidInput(f"chunk size {chunk_size} is outside 1..{MAX_CHUNK_SIZE}")
+
+
+def _header_size_from_prefix(first: bytes) -> int:
+    """Header size from its first 10 bytes (magic, version, algorithm id)."""
+    if len(first) < 10 or first[:8] != MAGIC:
+        raise DecryptionFailed("not an encrypted evidence object (no header)",
+                               hint="the object is damaged or was stored unencrypted")
+    if first[8] != FORMAT_VERSION:
+        raise DecryptionFailed(f"encrypted object has format version {first[8]}, "
+                               f"this program reads version {FORMAT_VERSION}",
+                               hint="the header is damaged, or a newer program wrote it")
+    name = _ALGORITHM_NAMES.get(first[9])
+    if name is None:
+        raise DecryptionFailed(f"encrypted object names unknown algorithm id {first[9]}",
+                               hint="the header is damaged")
+    return HEADER_SIZES[name]
+
+
+def read_header(first_bytes: bytes) -> EnvelopeHeader:
+    """Parse the header from the start of an object (at least ``MAX_HEADER_SIZE`` bytes
+    or the whole object if shorter; extra bytes are ignored).
+
+    Only the structure is checked here; the header's integrity is proven by
+    the first chunk that verifies.
+    """
+    size = _header_size_from_prefix(first_bytes[:10])
+    if len(first_bytes) < size:
+        raise DecryptionFailed(f"encrypted object is shorter than its {size}-byte header")
+    raw = bytes(first_bytes[:size])
+    _magic, version, alg_id, chunk_size, kid = _PREFIX.unpack_from(raw)
+    if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+        raise DecryptionFailed(f"encrypted object header gives chunk size {chunk_size}",
+                               hint="the header is damaged")
+    wrap_end = size - NONCE_PREFIX_SIZE
+    return EnvelopeHeader(version=version, algorithm=_ALGORITHM_NAMES[alg_id],
+                          chunk_size=chunk_size, kek_id=kid.hex(),
+                          wrapped_key=raw[_PREFIX.size:wrap_end],
+                          nonce_prefix=raw[wrap_end:], raw=raw)
+
+
+def _chunk_count(plain_size: int, chunk_size: int) -> int:
+    return max(1, -(-plain_size // chunk_size))
+
+
+def encrypted_size(plain_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   algorithm: str = "AES-256-GCM") -> int:
+    """Exact size of the encrypted object, for Content-Length and quota checks."""
+    _check_algorithm(algorithm)
+    _check_chunk_size(chunk_size)
+    if plain_size < 0:
+        raise InvalidInput(f"plaintext size {plain_size} is negative")
+    n = _chunk_count(plain_size, chunk_size)
+    if n > MAX_CHUNKS:
+        raise InvalidInput(f"{plain_size} bytes need more than {MAX_CHUNKS} chunks of {chunk_size}")
+    return HEADER_SIZES[algorithm] + plain_size + TAG_SIZE * n
+
+
+def plain_size_of(cipher_size: int, header: EnvelopeHeader) -> int:
+    """Plaintext size of an object from its stored size (needed for Content-Range).
+
+    Only canonical layouts are accepted; a size no encryption could produce
+    means the object was cut or extended.
+    """
+    body = cipher_size - header.header_size
+    stride = header.chunk_size + TAG_SIZE
+    n = max(1, -(-body // stride))
+    last = body - (n - 1) * stride
+    if body < TAG_SIZE or last < TAG_SIZE or (last == TAG_SIZE and n > 1):
+        raise DecryptionFailed(f"encrypted object size {cipher_size} is impossible "
+                               f"for chunk size {header.chunk_size}",
+                               hint="the object is truncated or has bytes appended")
+    return body - TAG_SIZE * n
+
+
+# --- sealing ---------------------------------------------------------------
+
+class _ChunkCipher:
+    """Seals and opens the chunks of one object under its data key."""
+
+    def __init__(self, header: EnvelopeHeader, data_key: bytes, object_id: bytes) -> None:
+        self._header = header.raw
+        self._prefix = header.nonce_prefix
+        self._object_id = object_id
+        self._sm4 = header.algorithm == "SM4-GCM"
+        self._key = data_key
+        self._aes = None if self._sm4 else AESGCM(data_key)
+
+    def _nonce_aad(self, index: int, final: bool) -> tuple[bytes, bytes]:
+        info = _CHUNK_INFO.pack(index, 1 if final else 0)
+        return self._prefix + info[:4], self._header + info + self._object_id
+
+    def seal(self, index: int, final: bool, data: memoryview) -> bytes | bytearray:
+        """Return ciphertext || tag as one new buffer (one allocation, no joins)."""
+        nonce, aad = self._nonce_aad(index, final)
+        if self._aes is not None:
+            return self._aes.encrypt(nonce, data, aad)
+        enc = Cipher(algorithms.SM4(self._key), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(aad)
+        sealed = bytearray(len(data) + TAG_SIZE)
+        enc.update_into(data, sealed)
+        enc.finalize()
+        sealed[len(data):] = enc.tag
+        return sealed
+
+    def open(self, index: int, final: bool, sealed: bytes | memoryview) -> bytes:
+        """Return the plaintext, or raise InvalidTag; nothing unverified is returned."""
+        nonce, aad = self._nonce_aad(index, final)
+        if self._aes is not None:
+            return self._aes.decrypt(nonce, sealed, aad)
+        sealed = memoryview(sealed)
+        dec = Cipher(algorithms.SM4(self._key),
+                     modes.GCM(nonce, bytes(sealed[-TAG_SIZE:]))).decryptor()
+        dec.authenticate_additional_data(aad)
+        body = dec.update(sealed[:-TAG_SIZE])
+        dec.finalize()
+        return body
+
+
+def _object_id_bytes(object_id: str) -> bytes:
+    if not isinstance(object_id, str) or not object_id:
+        raise InvalidInput("an encrypted object needs a non-empty object id")
+    try:
+        return object_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidInput(f"object id {object_id!r} is not valid text: {exc}") from exc
+
+
+def _open_envelope(header: EnvelopeHeader, kek: bytes, object_id: str) -> _ChunkCipher:
+    _check_kek(kek)
+    oid = _object_id_bytes(object_id)
+    mine = kek_id(kek)
+    if header.kek_id != mine:
+        raise EncryptionKeyError(
+            f"object was encrypted under key {header.kek_id}, the loaded key is {mine}",
+            hint=f"load the key file whose id is {header.kek_id} (or the header is damaged)")
+    try:
+        data_key = aes_key_unwrap(kek, header.wrapped_key)
+    except InvalidUnwrap:
+        raise DecryptionFailed("the wrapped data key in the header does not verify",
+                               hint="the header is damaged") from None
+    return _ChunkCipher(header, data_key, oid)
+
+
+def _chunk_failed(index: int, object_id: str) -> DecryptionFailed:
+    return DecryptionFailed(
+        f"chunk {index} of encrypted object {object_id!r} does not verify",
+        hint="the object is damaged, truncated, reordered, or belongs to another object id",
+        chunk=index)
+
+
+# --- encryption ------------------------------------------------------------
+
+def _readinto_full(stream: BinaryIO, view: memoryview) -> int:
+    """Fill ``view`` from ``stream`` unless it ends first; short reads are not the end."""
+    filled = 0
+    readinto = getattr(stream, "readinto", None)
+    while filled < len(view):
+        if readinto is not None:
+            got = readinto(view[filled:])
+        else:
+            piece = stream.read(len(view) - filled)
+            got = len(piece) if piece is not None else None
+            if got:
+                view[filled:filled + got] = piece
+        if got is None:  # non-blocking stream with nothing yet: not supported
+            raise InvalidInput("encryption needs a blocking input stream")
+        if got == 0:
+            break
+        filled += got
+    return filled
+
+
+class EncryptingReader(io.RawIOBase):
+    """A readable stream of the encrypted object, produced while the plaintext is read.
+
+    It holds about one chunk of plaintext and one sealed chunk at a time, and
+    learns where the plaintext ends by reading one byte ahead, so the size
+    need not be known in advance (uploads of live streams work). The
+    plaintext stream is not closed by this reader.
+    """
+
+    def __init__(self, plain: BinaryIO, kek: bytes, object_id: str,
+                 algorithm: str = "AES-256-GCM", chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+        super().__init__()
+        _check_algorithm(algorithm)
+        _check_chunk_size(chunk_size)
+        _check_kek(kek)
+        oid = _object_id_bytes(object_id)
+        data_key = secrets.token_bytes(_DATA_KEY_SIZES[algorithm])
+        raw = (_PREFIX.pack(MAGIC, FORMAT_VERSION, _ALGORITHM_IDS[algorithm], chunk_size,
+                            bytes.fromhex(kek_id(kek)))
+               + aes_key_wrap(kek, data_key) + secrets.token_bytes(NONCE_PREFIX_SIZE))
+        self.header = read_header(raw)
+        self._cipher = _ChunkCipher(self.header, data_key, oid)
+        self._plain = plain
+        self._buf = bytearray(chunk_size)
+        self._view = memoryview(self._buf)
+        self._ahead = memoryview(bytearray(1))  # the read-ahead byte that tells the end
+        self._carry = 0          # bytes already at the start of _buf (the read-ahead byte)
+        self._index = 0
+        self._done = False       # final chunk sealed
+        self._out: bytes | bytearray = raw
+        self._pos = 0
+        self._produced = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def tell(self) -> int:
+        """Bytes of ciphertext handed out so far (uploaders ask for it)."""
+        return self._produced
+
+    def _next_chunk(self) -> bool:
+        """Seal the next chunk into ``_out``; False once the final chunk was produced."""
+        if self._done:
+            return False
+        if self._index >= MAX_CHUNKS:
+            raise InvalidInput(f"plaintext needs more than {MAX_CHUNKS} chunks")
+        size = self._carry + _readinto_full(self._plain, self._view[self._carry:])
+        final = size < len(self._buf) or _readinto_full(self._plain, self._ahead) == 0
+        self._out = b""  # drop the spent chunk first: memory stays at about two chunks
+        self._out, self._pos = self._cipher.seal(self._index, final, self._view[:size]), 0
+        if not final:
+            self._buf[0] = self._ahead[0]
+            self._carry = 1
+        self._index += 1
+        self._done = final
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        """Fill ``b`` as far as the object goes; 0 only at the end."""
+        self._check_open()
+        view = memoryview(b).cast("B")
+        filled = 0
+        while filled < len(view):
+            if self._pos >= len(self._out) and not self._next_chunk():
+                break
+            n = min(len(view) - filled, len(self._out) - self._pos)
+            view[filled:filled + n] = memoryview(self._out)[self._pos:self._pos + n]
+            self._pos += n
+            filled += n
+        self._produced += filled
+        return filled
+
+    def read(self, size: int | None = -1) -> bytes:
+        """At most ``size`` bytes (all that is left if negative); b"" only at the end.
+
+        Overridden so large reads hand out sealed chunks without the extra
+        copy ``RawIOBase.read`` makes.
+        """
+        self._check_open()
+        if size is None or size < 0:
+            return self.readall()
+        parts: list[bytes] = []
+        want = size
+        while want > 0:
+            if self._pos >= len(self._out) and not self._next_chunk():
+                break
+            piece = bytes(memoryview(self._out)[self._pos:self._pos + want])
+            self._pos += len(piece)
+            want -= len(piece)
+            parts.append(piece)
+        data = parts[0] if len(parts) == 1 else b"".join(parts)
+        self._produced += len(data)
+        return data
+
+    def readall(self) -> bytes:
+        """The rest of the object in one piece (it is all held in memory)."""
+        parts: list[bytes] = []
+        while self._pos < len(self._out) or self._next_chunk():
+            parts.append(bytes(memoryview(self._out)[self._pos:]))
+            self._pos = len(self._out)
+        data = b"".join(parts)
+        self._produced += len(data)
+        return data
+
+
+# --- decryption ------------------------------------------------------------
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    buf = bytearray(size)
+    got = _readinto_full(stream, memoryview(buf))
+    return bytes(buf[:got])
+
+
+def decrypt_stream(cipher: BinaryIO, kek: bytes, object_id: str) -> Iterator[bytes]:
+    """Yield the plaintext chunk by chunk, each only after it verified.
+
+    The header and the key are checked before this returns, so a wrong key
+    fails at once; chunk failures raise while iterating, naming the chunk.
+    The object must end right after its final chunk: trailing bytes make the
+    final chunk be read as non-final, and it fails.
+    """
+    first = _read_exact(cipher, 10)
+    size = _header_size_from_prefix(first)
+    header = read_header(first + _read_exact(cipher, size - 10))
+    box = _open_envelope(header, kek, object_id)
+    return _stream_chunks(cipher, header, box, object_id)
+
+
+def _stream_chunks(cipher: BinaryIO, header: EnvelopeHeader, box: _ChunkCipher,
+                   object_id: str) -> Iterator[bytes]:
+    stride = header.chunk_size + TAG_SIZE
+    buf = bytearray(stride)
+    view = memoryview(buf)
+    ahead = memoryview(bytearray(1))
+    carry = 0
+    index = 0
+    while True:
+        got = carry + _readinto_full(cipher, view[carry:])
+        final = got < stride or _readinto_full(cipher, ahead) == 0
+        if got < TAG_SIZE or (got == TAG_SIZE and index > 0) or index >= MAX_CHUNKS:
+            raise DecryptionFailed(
+                f"chunk {index} of encrypted object {object_id!r} is truncated or misplaced",
+                hint="the object is truncated or has bytes appended", chunk=index)
+        try:
+            plain = box.open(index, final, view[:got])
+        except InvalidTag:
+            raise _chunk_failed(index, object_id) from None
+        yield plain
+        del plain  # the consumer has it; do not hold it while the next chunk is opened
+        if final:
+            return
+        buf[0] = ahead[0]
+        carry = 1
+        index += 1
+
+
+def decrypt_range(read_at: Callable[[int, int], bytes], cipher_size: int, kek: bytes,
+                  object_id: str, start: int, length: int | None) -> Iterator[bytes]:
+    """Yield exactly plaintext bytes [start, start+length) for a player's range request.
+
+    ``read_at(offset, size)`` reads ciphertext; it is called once for the
+    header and once per chunk that overlaps the range, and every such chunk
+    is verified whole before any of it is yielded. ``length`` None means to
+    the end, and a range running past the end is cut at the end (as HTTP
+    does). ``start`` beyond the plaintext size is InvalidInput (HTTP 416);
+    ``start`` equal to it yields nothing. Truncation is caught whenever the
+    last chunk is read (its final flag is checked); a range that does not
+    reach the last chunk cannot see it, so full checks use decrypt_stream.
+    Header, key and range are checked before this returns.
+    """
+    header = read_header(read_at(0, min(MAX_HEADER_SIZE, cipher_size)))
+    box = _open_envelope(header, kek, object_id)
+    plain_size = plain_size_of(cipher_size, header)
+    if start < 0 or (length is not None and length < 0):
+        raise InvalidInput(f"range start {start} and length {length} must not be negative")
+    if start > plain_size:
+        raise InvalidInput(f"range start {start} is beyond the end of the record ({plain_size} bytes)",
+                           plain_size=plain_size)
+    end = plain_size if length is None else min(plain_size, start + length)
+    return _range_chunks(read_at, cipher_size, header, box, object_id, plain_size, start, end)
+
+
+def _range_chunks(read_at: Callable[[int, int], bytes], cipher_size: int, header: EnvelopeHeader,
+                  box: _ChunkCipher, object_id: str, plain_size: int,
+                  start: int, end: int) -> Iterator[bytes]:
+    if end <= start:
+        return
+    size = header.chunk_size
+    stride = size + TAG_SIZE
+    last_index = _chunk_count(plain_size, size) - 1
+    for index in range(start // size, (end - 1) // size + 1):
+        offset = header.header_size + index * stride
+        want = min(stride, cipher_size - offset)
+        sealed = read_at(offset, want)
+        if len(sealed) != want:
+            raise DecryptionFailed(
+                f"chunk {index} of encrypted object {object_id!r}: read {len(sealed)} of {want} bytes",
+                hint="the stored object is shorter than its recorded size", chunk=index)
+        try:
+            plain = box.open(index, index == last_index, sealed)
+        except InvalidTag:
+            raise _chunk_failed(index, object_id) from None
+        base = index * size
+        yield plain[max(start - base, 0):min(end - base, len(plain))]

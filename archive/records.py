@@ -1,0 +1,40 @@
+"""JSON records in storage (manifests, case events, checkpoints, tombstones).
+
+Records are written in the canonical serialization (``catalog.canonical``),
+so the stored bytes of a record are a function of its content: writing the
+same record again after a crash is recognised and accepted, writing other
+content under a taken key is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+from catalog.canonical import canonical_bytes
+
+from .errors import ObjectExists
+from .store import LockMode, ObjectStore, PutResult, Retention
+
+JSON = "application/json"
+
+
+def put_json(store: ObjectStore, key: str, value: dict[str, Any], *, lock_until: datetime | None,
+             lock_mode: LockMode = "COMPLIANCE") -> PutResult | None:
+    """Store a record; returns None when the identical record was there already."""
+    data = canonical_bytes(value)
+    retention = Retention(lock_mode, lock_until) if lock_until else None
+    try:
+        return store.put(key, io.BytesIO(data), content_type=JSON, retention=retention,
+                         metadata={"sha256": hashlib.sha256(data).hexdigest()})
+    except ObjectExists:
+        if b"".join(store.read(key)) == data:
+            return None
+        raise
+
+
+def get_json(store: ObjectStore, key: str, version: str | None = None) -> dict[str, Any]:
+    return json.loads(b"".join(store.read(key, version)))
