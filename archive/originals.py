@@ -1,0 +1,174 @@
+"""Storing an original recording: bytes, manifest, catalog row and custody events.
+
+Steps 3-5 of the ingest flow. The caller hashed the file first (step 2) and
+reserved the archive number (step 3, committed at once). Here the bytes are
+streamed to the store while being hashed again; the store is told to commit
+them only if they give the step-2 digest, and proves receipt; then the
+manifest goes beside them; then one catalog transaction records the
+recording with its custody events. A crash anywhere before that commit leaves
+the station copy untouched, and the retry (with the same archive number)
+finds what was already stored and completes the remaining steps.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog import custody
+from catalog.canonical import format_instant
+from catalog.models import Recording
+from catalog.numbering import local_day
+from catalog.recordings import device_row, officer_row, station_row
+
+from . import encryption
+from .digest import Digests, Hasher, HashingReader, expect
+from .errors import ObjectExists, ReceiptMismatch
+from .layout import extension, manifest_key, original_key
+from .records import put_json
+from .retention import Period, lock_until
+from .store import LockMode, ObjectStore, PutResult, Retention
+
+
+@dataclass(frozen=True)
+class ArchivePolicy:
+    """The settings the archive needs, as values (built by ``config``)."""
+
+    zone: ZoneInfo
+    routine: Period = (6, "months")
+    lock_mode: LockMode = "COMPLIANCE"
+    sm3: bool = False
+    encryption_mode: Literal["none", "protected", "all"] = "protected"
+    algorithm: str = "AES-256-GCM"
+
+    def encrypts(self, protected: bool) -> bool:
+        return self.encryption_mode == "all" or (self.encryption_mode == "protected" and protected)
+
+
+@dataclass(frozen=True)
+class OriginalFacts:
+    """What is known about a recording at ingest, each value with its source."""
+
+    station: str
+    unit: str
+    kind: Literal["video", "audio", "photo"]
+    original_name: str
+    content_type: str = "application/octet-stream"
+    start_time: datetime | None = None
+    duration_s: float | None = None
+    device: str | None = None
+    officer: str | None = None
+    important: bool = False
+    protected: bool = False
+    damaged: bool = False
+    damage_reason: str | None = None
+    flags: dict[str, Any] = field(default_factory=dict)
+    media_info: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def manifest(archive_no: str, facts: OriginalFacts, digests: Digests, stored: PutResult,
+             *, encrypted: dict[str, str] | None, retain_until: datetime,
+             ingested_at: datetime) -> dict[str, Any]:
+    """The self-describing record stored beside an original (a catalog can be rebuilt from it)."""
+    return {
+        "v": 1, "type": "original", "archive_no": archive_no, "kind": facts.kind,
+        "sha256": digests.sha256, "sm3": digests.sm3, "size": digests.size,
+        "original_name": facts.original_name, "content_type": facts.content_type,
+        "station": facts.station, "unit": facts.unit, "device": facts.device,
+        "officer": facts.officer,
+        "start_time": format_instant(facts.start_time) if facts.start_time else None,
+        "duration_s": facts.duration_s, "ingested_at": format_instant(ingested_at),
+        "important": facts.important, "protected": facts.protected, "damaged": facts.damaged,
+        "damage_reason": facts.damage_reason, "flags": facts.flags, "media": facts.media_info,
+        "sources": facts.sources, "encryption": encrypted,
+        "stored": {"key": stored.key, "sha256": stored.digests.sha256, "size": stored.digests.size},
+        "retain_until": format_instant(retain_until),
+    }
+
+
+def _put_original(store: ObjectStore, key: str, path: Path, digests: Digests, facts: OriginalFacts,
+                  policy: ArchivePolicy, retention: Retention, kek: bytes | None,
+                  archive_no: str) -> PutResult:
+    metadata = {"sha256": digests.sha256, "archive-no": archive_no}
+    with open(path, "rb") as source:
+        if not policy.encrypts(facts.protected):
+            return store.put(key, source, content_type=facts.content_type, metadata=metadata,
+                             retention=retention, check=expect(digests, archive_no), sm3=policy.sm3)
+        if kek is None:
+            raise encryption.EncryptionKeyError("a protected recording needs the key-encryption key")
+        plain = Hasher(sm3=policy.sm3)
+        reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, policy.algorithm)
+        plain_check = expect(digests, archive_no)
+        return store.put(key, reader, content_type="application/octet-stream",
+                         metadata={**metadata, "encryption": policy.algorithm},
+                         retention=retention, check=lambda _sent: plain_check(plain.digests()))
+
+
+def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult:
+    """A retry found the object from an attempt that died later: accept it if it is ours."""
+    info = store.stat(key)
+    if info.metadata.get("sha256") != digests.sha256:
+        raise ReceiptMismatch(f"{key} holds other content (sha256 {info.metadata.get('sha256')}) "
+                              f"than this recording ({digests.sha256})",
+                              hint="two files were given the same archive number; report this")
+    stored = Hasher()
+    for chunk in store.read(key, info.version):
+        stored.update(chunk)
+    return PutResult(key, info.version, stored.digests())
+
+
+def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: ArchivePolicy,
+                   path: Path, digests: Digests, facts: OriginalFacts, *, archive_no: str,
+                   actor: str, now: datetime, kek: bytes | None = None) -> Recording:
+    recorded = facts.start_time or now
+    key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
+    retention = Retention(policy.lock_mode, lock_until(recorded, policy.routine, now=now))
+    try:
+        stored = _put_original(store, key, path, digests, facts, policy, retention, kek, archive_no)
+    except ObjectExists:
+        stored = _already_stored(store, key, digests)
+    encrypted = None
+    if policy.encrypts(facts.protected):
+        encrypted = {"algorithm": policy.algorithm, "kek_id": encryption.kek_id(kek)}  # type: ignore[arg-type]
+    record = manifest(archive_no, facts, digests, stored, encrypted=encrypted,
+                      retain_until=retention.until, ingested_at=now)
+    put_json(store, manifest_key(archive_no, local_day(recorded, policy.zone)), record,
+             lock_until=retention.until, lock_mode=policy.lock_mode)
+
+    with sessions.begin() as session:
+        station_row(session, facts.station, facts.unit, now)
+        recording = Recording(
+            archive_no=archive_no, kind=facts.kind, sha256=digests.sha256, sm3=digests.sm3,
+            size=digests.size, original_name=facts.original_name, station_id=facts.station,
+            device_id=device_row(session, facts.device).id if facts.device else None,
+            officer_id=officer_row(session, facts.officer).id if facts.officer else None,
+            start_time=facts.start_time, duration_s=facts.duration_s, ingested_at=now,
+            storage_key=key, storage_version=stored.version,
+            manifest_key=manifest_key(archive_no, local_day(recorded, policy.zone)),
+            content_type=facts.content_type, status="archived", damaged=facts.damaged,
+            damage_reason=facts.damage_reason, important=facts.important,
+            protected=facts.protected, encrypted=encrypted is not None,
+            stored_sha256=stored.digests.sha256, stored_size=stored.digests.size,
+            flags=json.dumps(facts.flags, ensure_ascii=False),
+            media_info=json.dumps(facts.media_info, ensure_ascii=False),
+            sources=json.dumps(facts.sources, ensure_ascii=False), retain_until=retention.until)
+        session.add(recording)
+        session.flush()
+        custody.append(session, actor=actor, action="ingested", subject=archive_no, now=now,
+                       details={k: record[k] for k in (
+                           "sha256", "sm3", "size", "original_name", "station", "device", "officer",
+                           "start_time", "kind", "important", "protected", "damaged", "sources")})
+        custody.append(session, actor=actor, action="stored", subject=archive_no, now=now,
+                       details={"key": key, "version": stored.version,
+                                "stored_sha256": stored.digests.sha256,
+                                "stored_size": stored.digests.size, "etag": stored.digests.etag,
+                                "encrypted": encrypted, "retain_until": record["retain_until"],
+                                "lock_mode": policy.lock_mode})
+    return recording

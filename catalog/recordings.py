@@ -1,0 +1,65 @@
+"""Recordings in the catalog: numbers, look-ups, and the people and devices they name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from . import sequences
+from .errors import NotFound
+from .models import Device, Officer, Recording, Station
+from .numbering import NumberingFormats, local_day
+
+
+def reserve_archive_number(engine: Engine, formats: NumberingFormats, zone: ZoneInfo, *,
+                           unit: str, station: str, now: datetime) -> str:
+    """Draw the next archive number of the register day (committed at once, never reused)."""
+    day = local_day(now, zone)
+    seq = sequences.allocate(engine, formats.archive_scope(unit, day, station))
+    return formats.format_archive_number(unit, day, station, seq)
+
+
+def find_by_sha256(session: Session, sha256: str) -> Recording | None:
+    """An archived (not purged) recording with this content, if any."""
+    return session.execute(
+        select(Recording).where(Recording.sha256 == sha256, Recording.status != "purged")
+        .order_by(Recording.id)
+    ).scalars().first()
+
+
+def get_recording(session: Session, archive_no: str) -> Recording:
+    found = session.execute(select(Recording).where(Recording.archive_no == archive_no)).scalar()
+    if found is None:
+        raise NotFound(f"no recording has archive number {archive_no!r}",
+                       hint="`evidence recordings list` shows them")
+    return found
+
+
+def station_row(session: Session, station_id: str, unit: str, now: datetime) -> Station:
+    row = session.get(Station, station_id)
+    if row is None:
+        row = Station(id=station_id, unit=unit, created_at=now)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def device_row(session: Session, serial: str) -> Device:
+    row = session.execute(select(Device).where(Device.serial == serial)).scalar()
+    if row is None:
+        row = Device(serial=serial)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def officer_row(session: Session, number: str) -> Officer:
+    row = session.execute(select(Officer).where(Officer.number == number)).scalar()
+    if row is None:
+        row = Officer(number=number)
+        session.add(row)
+        session.flush()
+    return row

@@ -1,0 +1,112 @@
+import hashlib
+import io
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from archive import encryption
+from archive.digest import hash_file
+from archive.errors import ContentChanged, ObjectMissing
+from archive.originals import ArchivePolicy, OriginalFacts, _put_original, store_original
+from archive.retention import lock_until
+from archive.store import Retention
+from catalog import custody
+from catalog.db import session_factory
+from catalog.models import Recording
+from catalog.numbering import NumberingFormats
+from catalog.recordings import find_by_sha256, reserve_archive_number
+
+ZONE = ZoneInfo("Asia/Shanghai")
+NOW = datetime.now(timezone.utc)
+START = datetime(2020, 11, 5, 8, 50, 56, tzinfo=ZONE)  # an old recording docked today
+
+
+def facts(**kw) -> OriginalFacts:
+    base = dict(station="ST01", unit="KZCG", kind="video", original_name="A123456@202011050850560000.mp4",
+                content_type="video/mp4", start_time=START, duration_s=2.0, device="A123456",
+                officer="JX0227", sources={"device": "filename", "start_time": "filename"})
+    return OriginalFacts(**(base | kw))
+
+
+@pytest.fixture
+def recording_file(tmp_path: Path) -> Path:
+    path = tmp_path / "A123456@202011050850560000.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(b"v").digest() * 40_000)
+    return path
+
+
+def archive_no(engine) -> str:
+    return reserve_archive_number(engine, NumberingFormats(), ZONE, unit="KZCG", station="ST01", now=NOW)
+
+
+def test_a_recording_is_stored_with_manifest_lock_and_custody(engine, store, recording_file) -> None:
+    sessions = session_factory(engine)
+    digests = hash_file(recording_file)
+    number = archive_no(engine)
+    policy = ArchivePolicy(zone=ZONE)
+    rec = store_original(sessions, store, policy, recording_file, digests, facts(),
+                         archive_no=number, actor="station:ST01", now=NOW)
+    assert rec.storage_key == f"originals/2020/11/05/{number}.mp4"
+    assert b"".join(store.read(rec.storage_key, rec.storage_version)) == recording_file.read_bytes()
+    info = store.stat(rec.storage_key, rec.storage_version)
+    assert info.metadata["sha256"] == digests.sha256
+    assert info.retention.mode == "COMPLIANCE"
+    assert abs((info.retention.until - lock_until(START, (6, "months"), now=NOW)).total_seconds()) < 1
+    manifest = json.loads(b"".join(store.read(rec.manifest_key)))
+    assert manifest["archive_no"] == number and manifest["sha256"] == digests.sha256
+    assert manifest["original_name"] == "A123456@202011050850560000.mp4"
+    assert manifest["officer"] == "JX0227" and manifest["sources"]["device"] == "filename"
+    assert manifest["stored"]["sha256"] == digests.sha256  # plaintext stored as is
+    with sessions() as s:
+        assert find_by_sha256(s, digests.sha256).archive_no == number
+        actions = [e.action for e in custody.events(s, subject=number)]
+        assert actions == ["ingested", "stored"]
+        assert custody.verify(s).ok
+
+
+def test_a_protected_recording_is_stored_encrypted(engine, store, recording_file, tmp_path) -> None:
+    kek = encryption.generate_kek()
+    sessions = session_factory(engine)
+    digests = hash_file(recording_file, sm3=True)
+    rec = store_original(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), recording_file,
+                         digests, facts(protected=True), archive_no=archive_no(engine),
+                         actor="station:ST01", now=NOW, kek=kek)
+    stored = b"".join(store.read(rec.storage_key))
+    assert stored != recording_file.read_bytes() and rec.encrypted
+    assert rec.stored_sha256 == hashlib.sha256(stored).hexdigest() != rec.sha256
+    assert rec.sm3 == digests.sm3
+    plain = b"".join(encryption.decrypt_stream(io.BytesIO(stored), kek, rec.storage_key))
+    assert plain == recording_file.read_bytes()
+    manifest = json.loads(b"".join(store.read(rec.manifest_key)))
+    assert manifest["encryption"] == {"algorithm": "AES-256-GCM", "kek_id": encryption.kek_id(kek)}
+
+
+def test_a_file_changed_since_hashing_is_not_archived(engine, store, recording_file) -> None:
+    sessions = session_factory(engine)
+    digests = hash_file(recording_file)
+    recording_file.write_bytes(recording_file.read_bytes() + b"appended later")
+    number = archive_no(engine)
+    with pytest.raises(ContentChanged):
+        store_original(sessions, store, ArchivePolicy(zone=ZONE), recording_file, digests, facts(),
+                       archive_no=number, actor="station:ST01", now=NOW)
+    with pytest.raises(ObjectMissing):
+        store.stat(f"originals/2020/11/05/{number}.mp4")
+    with sessions() as s:
+        assert s.query(Recording).count() == 0
+
+
+def test_a_retry_after_a_crash_completes_the_remaining_steps(engine, local_store, recording_file) -> None:
+    """The bytes were stored, then the process died before the catalog commit."""
+    sessions = session_factory(engine)
+    digests = hash_file(recording_file)
+    number = archive_no(engine)
+    policy = ArchivePolicy(zone=ZONE)
+    key = f"originals/2020/11/05/{number}.mp4"
+    _put_original(local_store, key, recording_file, digests, facts(), policy,
+                  Retention("COMPLIANCE", NOW + timedelta(days=1)), None, number)
+    rec = store_original(sessions, local_store, policy, recording_file, digests, facts(),
+                         archive_no=number, actor="station:ST01", now=NOW)
+    assert rec.storage_key == key and rec.stored_sha256 == digests.sha256
