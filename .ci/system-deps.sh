@@ -2,7 +2,9 @@
 # Install the system packages evidence-archive needs, and only those that are missing.
 #
 #   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), python3-venv when venvs can't be made
-#   .ci/system-deps.sh --test   the same, plus a PostgreSQL server for the integration tests
+#   .ci/system-deps.sh --test   the same, plus a PostgreSQL server for the integration tests and
+#                               Ceph's RADOS Gateway (radosgw, ceph-mon, ceph-osd, ceph-common):
+#                               the S3 server with Object Lock the tests start (tests/servers/rgw.py)
 #
 # Idempotent: a machine that already has everything is left untouched (no apt-get update).
 set -euo pipefail
@@ -62,6 +64,22 @@ if [ "$want_test" -eq 1 ]; then
   fi
 fi
 
+# Ceph RADOS Gateway (tests only): a throw-away single-node cluster gives the tests a real S3
+# server with Object Lock. Needs the gateway, a monitor, an OSD and the `ceph` command line.
+if [ "$want_test" -eq 1 ]; then
+  ceph_missing=()
+  command -v radosgw  >/dev/null 2>&1 || ceph_missing+=(radosgw)
+  command -v ceph-mon >/dev/null 2>&1 || ceph_missing+=(ceph-mon)
+  command -v ceph-osd >/dev/null 2>&1 || ceph_missing+=(ceph-osd)
+  command -v ceph     >/dev/null 2>&1 || ceph_missing+=(ceph-common)
+  if [ "${#ceph_missing[@]}" -eq 0 ]; then
+    say "Ceph RADOS Gateway present ($(command -v radosgw))"
+  else
+    say "Ceph RADOS Gateway missing: will install ${ceph_missing[*]}"
+    packages+=("${ceph_missing[@]}")
+  fi
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
   say "nothing to install"
   exit 0
@@ -95,6 +113,12 @@ for pkg in "${packages[@]}"; do
       venv_works || die "python3-venv installed but '$PYTHON -m venv' still fails (is $PYTHON the system python3?)" ;;
     postgresql)
       command -v pg_ctlcluster >/dev/null 2>&1 || die "postgresql installed but pg_ctlcluster not found" ;;
+    radosgw|ceph-mon|ceph-osd)
+      command -v "$pkg" >/dev/null 2>&1 || die "$pkg installed but '$pkg' not on PATH" ;;
+    ceph-common)
+      command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 \
+        && command -v monmaptool >/dev/null 2>&1 \
+        || die "ceph-common installed but ceph/radosgw-admin/monmaptool not on PATH" ;;
   esac
 done
 say "done"

@@ -32,7 +32,7 @@ class _SM3:
         self._h.update(bytes(data) if isinstance(data, memoryview) else data)
 
     def hexdigest(self) -> str:
-        return self._h.finalize().hex()
+        return self._h.copy().finalize().hex()  # like hashlib: callable more than once
 
 
 @dataclass(frozen=True)

@@ -163,14 +163,16 @@ class S3Store:
                                       f"the bytes sent have MD5 {md5_hex}")
             version = result.version_id
         else:
-            version = self._multipart(key, headers, stream, hasher, first, following, check_sent)
+            version = self._multipart(key, headers, stream, hasher, first, following, check_sent,
+                                      retention, legal_hold)
             sent = hasher.digests()
         if self.read_back:
             self._read_back(key, version, sent, sm3)
         return PutResult(key, version, sent)
 
     def _multipart(self, key: str, headers: dict[str, str], stream: BinaryIO, hasher: Hasher,
-                   first: bytes, following: bytes, check_sent) -> str | None:
+                   first: bytes, following: bytes, check_sent, retention: Retention | None,
+                   legal_hold: bool) -> str | None:
         from minio.datatypes import Part
 
         upload_id = self._call(f"start upload {key}", self.client._create_multipart_upload,
@@ -215,6 +217,15 @@ class S3Store:
         if result.etag and result.etag.strip('"') != sent.etag:
             raise ReceiptMismatch(f"{key}: the store completed the upload as {result.etag}, "
                                   f"the parts sent make {sent.etag}")
+        # Ceph RGW 16 ignores object-lock headers on multipart uploads: lock the
+        # completed version explicitly (harmless where the headers did apply).
+        if retention is not None:
+            self._lock_call(f"lock {key}", self.client.set_object_retention, self.bucket, key,
+                            MinioRetention(COMPLIANCE if retention.mode == "COMPLIANCE" else GOVERNANCE,
+                                           retention.until), version_id=result.version_id)
+        if legal_hold:
+            self._lock_call(f"hold {key}", self.client.enable_object_legal_hold, self.bucket, key,
+                            version_id=result.version_id)
         return result.version_id
 
     def _read_back(self, key: str, version: str | None, sent: Digests, sm3: bool) -> None:
