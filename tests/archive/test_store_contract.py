@@ -151,3 +151,12 @@ def test_read_url_is_version_pinned_and_short_lived(store) -> None:
         expired = store.read_url(r.key, r.version, timedelta(seconds=-1))
         with pytest.raises(ObjectLocked, match="expired"):
             store.resolve_read_url(expired)
+
+
+def test_large_objects_carry_their_lock_and_hold(store) -> None:
+    r = put(store, "originals/2020/11/05/A-6.mp4", payload(11 * MIB),
+            retention=Retention("COMPLIANCE", now() + timedelta(hours=1)), legal_hold=True)
+    info = store.stat(r.key, r.version)
+    assert info.retention and info.retention.mode == "COMPLIANCE" and info.legal_hold
+    with pytest.raises(ObjectLocked):
+        store.delete(r.key, r.version)
