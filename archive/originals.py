@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -27,9 +27,9 @@ from catalog.models import Recording
 from catalog.numbering import local_day
 from catalog.recordings import device_row, officer_row, station_row
 
-from . import encryption
-from .digest import Digests, Hasher, HashingReader, expect
+from .digest import Digests, Hasher
 from .errors import ObjectExists, ReceiptMismatch
+from .files import encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
 from .retention import Period, lock_until
@@ -46,6 +46,8 @@ class ArchivePolicy:
     sm3: bool = False
     encryption_mode: Literal["none", "protected", "all"] = "protected"
     algorithm: str = "AES-256-GCM"
+    # The shortest lock an original gets, even when its routine period is over.
+    min_lock: timedelta = timedelta(days=1)
 
     def encrypts(self, protected: bool) -> bool:
         return self.encryption_mode == "all" or (self.encryption_mode == "protected" and protected)
@@ -93,24 +95,6 @@ def manifest(archive_no: str, facts: OriginalFacts, digests: Digests, stored: Pu
     }
 
 
-def _put_original(store: ObjectStore, key: str, path: Path, digests: Digests, facts: OriginalFacts,
-                  policy: ArchivePolicy, retention: Retention, kek: bytes | None,
-                  archive_no: str) -> PutResult:
-    metadata = {"sha256": digests.sha256, "archive-no": archive_no}
-    with open(path, "rb") as source:
-        if not policy.encrypts(facts.protected):
-            return store.put(key, source, content_type=facts.content_type, metadata=metadata,
-                             retention=retention, check=expect(digests, archive_no), sm3=policy.sm3)
-        if kek is None:
-            raise encryption.EncryptionKeyError("a protected recording needs the key-encryption key")
-        plain = Hasher(sm3=policy.sm3)
-        reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, policy.algorithm)
-        plain_check = expect(digests, archive_no)
-        return store.put(key, reader, content_type="application/octet-stream",
-                         metadata={**metadata, "encryption": policy.algorithm},
-                         retention=retention, check=lambda _sent: plain_check(plain.digests()))
-
-
 def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult:
     """A retry found the object from an attempt that died later: accept it if it is ours."""
     info = store.stat(key)
@@ -129,14 +113,16 @@ def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: 
                    actor: str, now: datetime, kek: bytes | None = None) -> Recording:
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
-    retention = Retention(policy.lock_mode, lock_until(recorded, policy.routine, now=now))
+    retention = Retention(policy.lock_mode,
+                          lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock))
+    encrypt = (kek, policy.algorithm) if policy.encrypts(facts.protected) else None
     try:
-        stored = _put_original(store, key, path, digests, facts, policy, retention, kek, archive_no)
+        stored = put_file(store, key, path, digests, content_type=facts.content_type,
+                          metadata={"sha256": digests.sha256, "archive-no": archive_no},
+                          retention=retention, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
     except ObjectExists:
         stored = _already_stored(store, key, digests)
-    encrypted = None
-    if policy.encrypts(facts.protected):
-        encrypted = {"algorithm": policy.algorithm, "kek_id": encryption.kek_id(kek)}  # type: ignore[arg-type]
+    encrypted = encryption_note(encrypt)
     record = manifest(archive_no, facts, digests, stored, encrypted=encrypted,
                       retain_until=retention.until, ingested_at=now)
     put_json(store, manifest_key(archive_no, local_day(recorded, policy.zone)), record,

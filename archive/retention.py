@@ -9,7 +9,9 @@ Period = tuple[int, str] | None  # (count, "days" | "months" | "years"); None is
 
 # S3 Object Lock has no "forever": a permanent record is locked this far ahead
 # and its lock is extended again by the retention cron long before it ends.
-PERMANENT_LOCK_YEARS = 100
+# Ten years, not more: Ceph RGW 16 keeps retain-until dates in 32-bit seconds
+# and silently wraps anything past 2038-01-19 into the past.
+PERMANENT_LOCK_YEARS = 10
 
 
 def add_months(moment: datetime, months: int) -> datetime:

@@ -292,7 +292,12 @@ class S3Store:
         self._lock_call(f"extend retention of {key}", self.client.set_object_retention, self.bucket,
                         key, MinioRetention(COMPLIANCE if mode == "COMPLIANCE" else GOVERNANCE, until),
                         version_id=version)
-        return Retention(mode, until)
+        kept = self.stat(key, version).retention
+        if kept is None or abs((kept.until - until).total_seconds()) > 1:
+            raise StoreError(f"{key}: the store was asked to retain until {s3_time(until)} but keeps "
+                             f"{s3_time(kept.until) if kept else 'no retention'}",
+                             hint="the server cannot hold dates this far ahead; lower the lock horizon")
+        return kept
 
     def set_legal_hold(self, key: str, version: str | None, on: bool) -> None:
         fn = self.client.enable_object_legal_hold if on else self.client.disable_object_legal_hold

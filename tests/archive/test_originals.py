@@ -10,7 +10,8 @@ import pytest
 from archive import encryption
 from archive.digest import hash_file
 from archive.errors import ContentChanged, ObjectMissing
-from archive.originals import ArchivePolicy, OriginalFacts, _put_original, store_original
+from archive.files import put_file
+from archive.originals import ArchivePolicy, OriginalFacts, store_original
 from archive.retention import lock_until
 from archive.store import Retention
 from catalog import custody
@@ -105,8 +106,9 @@ def test_a_retry_after_a_crash_completes_the_remaining_steps(engine, local_store
     number = archive_no(engine)
     policy = ArchivePolicy(zone=ZONE)
     key = f"originals/2020/11/05/{number}.mp4"
-    _put_original(local_store, key, recording_file, digests, facts(), policy,
-                  Retention("COMPLIANCE", NOW + timedelta(days=1)), None, number)
+    put_file(local_store, key, recording_file, digests, content_type="video/mp4",
+             metadata={"sha256": digests.sha256}, label=number,
+             retention=Retention("COMPLIANCE", NOW + timedelta(days=1)))
     rec = store_original(sessions, local_store, policy, recording_file, digests, facts(),
                          archive_no=number, actor="station:ST01", now=NOW)
     assert rec.storage_key == key and rec.stored_sha256 == digests.sha256

@@ -108,7 +108,7 @@ def test_retention_refuses_delete_and_shortening_then_expires(store) -> None:
     with pytest.raises(ObjectLocked):
         store.extend_retention(r.key, r.version, until - timedelta(seconds=2))
     later = until + timedelta(seconds=2)
-    assert store.extend_retention(r.key, r.version, later).until == later
+    assert abs((store.extend_retention(r.key, r.version, later).until - later).total_seconds()) < 0.01
     time.sleep(max(0.0, (later - now()).total_seconds()) + 1.5)
     store.delete(r.key, r.version)
     with pytest.raises(ObjectMissing):
@@ -160,3 +160,12 @@ def test_large_objects_carry_their_lock_and_hold(store) -> None:
     assert info.retention and info.retention.mode == "COMPLIANCE" and info.legal_hold
     with pytest.raises(ObjectLocked):
         store.delete(r.key, r.version)
+
+
+def test_the_permanent_lock_horizon_is_kept_exactly(store) -> None:
+    """RGW 16 wraps dates past 2038 into the past: the horizon must stay below that."""
+    from archive.retention import lock_until
+
+    until = lock_until(now(), None, now=now())
+    r = put(store, "custody/checkpoints/00000001.json", b"{}", retention=Retention("COMPLIANCE", until))
+    assert abs((store.stat(r.key, r.version).retention.until - until).total_seconds()) < 1

@@ -1,0 +1,41 @@
+"""Putting an evidence file (an original or a document), in the clear or encrypted.
+
+Either way the store commits the object only if the plaintext bytes sent are
+those hashed before (``expect``); when encrypting, the plaintext is hashed on
+its way into the encryptor and the store sees only ciphertext.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import encryption
+from .digest import Digests, Hasher, HashingReader, expect
+from .store import ObjectStore, PutResult, Retention
+
+
+def put_file(store: ObjectStore, key: str, path: Path, digests: Digests, *, content_type: str,
+             metadata: dict[str, str], retention: Retention | None, label: str, sm3: bool = False,
+             encrypt: tuple[bytes | None, str] | None = None) -> PutResult:
+    """``encrypt`` is (key-encryption key, algorithm) for a protected record, else None."""
+    check = expect(digests, label)
+    with open(path, "rb") as source:
+        if encrypt is None:
+            return store.put(key, source, content_type=content_type, metadata=metadata,
+                             retention=retention, check=check, sm3=sm3)
+        kek, algorithm = encrypt
+        if kek is None:
+            raise encryption.EncryptionKeyError(f"{label} is protected and needs the key-encryption key",
+                                                hint="check [encryption] key_file in the settings")
+        plain = Hasher(sm3=sm3)
+        reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, algorithm)
+        return store.put(key, reader, content_type="application/octet-stream",
+                         metadata={**metadata, "encryption": algorithm}, retention=retention,
+                         check=lambda _ciphertext: check(plain.digests()))
+
+
+def encryption_note(encrypt: tuple[bytes | None, str] | None) -> dict[str, str] | None:
+    """What a manifest says about the encryption of its object."""
+    if encrypt is None or encrypt[0] is None:
+        return None
+    return {"algorithm": encrypt[1], "kek_id": encryption.kek_id(encrypt[0])}

@@ -1,0 +1,68 @@
+"""Linking recordings to a case: item number, longer storage lock, case event.
+
+The storage lock is extended *before* the catalog records the link: if the
+process dies in between, a recording is locked longer than needed (harmless,
+and the retry links it), never linked while still on its routine lock.
+Extending a lock is allowed to every curator; shortening is refused by the
+store itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog import cases, custody, items
+from catalog.errors import InvalidInput
+from catalog.numbering import NumberingFormats
+from catalog.recordings import get_recording
+
+from . import outbox
+from .cases import queue_case_event
+from .retention import lock_until
+from .store import ObjectStore
+
+
+def link_recordings(engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
+                    formats: NumberingFormats, case_name: str, archive_nos: list[str], *,
+                    actor: str, now: datetime) -> list[tuple[str, str]]:
+    """Link each recording (once) to the case; returns (archive_no, item_no) pairs in order."""
+    if not archive_nos:
+        raise InvalidInput("no recordings to link", hint="name archive numbers or give a query")
+    with sessions() as session:
+        case = cases.get_case(session, case_name)
+        case_key, status = case.case_key, case.status
+        targets = [get_recording(session, n) for n in dict.fromkeys(archive_nos)]
+    if status != "open":
+        raise InvalidInput(f"case {case_key} is {status}; recordings are linked to open cases only")
+    # While the case is open its evidence is kept permanently.
+    until = lock_until(now, None, now=now)
+    linked: list[tuple[str, str]] = []
+    for recording in targets:
+        if recording.status == "purged":
+            raise InvalidInput(f"{recording.archive_no} was purged; only its tombstone remains")
+        with sessions() as session:
+            existing = items.active_link(session, cases.get_case(session, case_key), recording.id)
+        if existing is not None:
+            linked.append((recording.archive_no, existing.item_no))
+            continue
+        for key, version in [(recording.storage_key, recording.storage_version),
+                             (recording.manifest_key, None)]:
+            if key:
+                store.extend_retention(key, version, until)
+        seq, item_no = items.draw_item_number(engine, formats, case_key, recording.kind)
+        with sessions.begin() as session:
+            case = cases.get_case(session, case_key)
+            items.add_item(session, case, seq=seq, item_no=item_no, kind=recording.kind,
+                           recording_id=recording.id, actor=actor, now=now)
+            session.get(type(recording), recording.id).retain_until = until
+            event = custody.append(session, actor=actor, action="linked", subject=recording.archive_no,
+                                   now=now, details={"case_key": case_key, "item_no": item_no,
+                                                     "retain_until": until.isoformat()})
+            queue_case_event(session, case, event, now)
+        linked.append((recording.archive_no, item_no))
+    outbox.flush(sessions, store)
+    return linked
+
