@@ -79,3 +79,12 @@ def test_curator_extends_holds_and_deletes_only_what_expired(roles) -> None:
     curator.set_legal_hold(put.key, put.version, False)
     time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 1.5)
     curator.delete(put.key, put.version)
+
+
+def test_read_back_setting_reads_what_was_put(rgw, roles) -> None:
+    """With read_back the store re-reads every put: a station credential (no read) fails it."""
+    station = s3_store_for(rgw, "station", roles["station"].bucket, read_back=True)
+    with pytest.raises(StoreError, match="AccessDenied"):
+        station.put("originals/2020/11/05/R-1.mp4", io.BytesIO(b"r" * (7 * MIB)))
+    curator = s3_store_for(rgw, "curator", roles["station"].bucket, read_back=True)
+    assert curator.put("originals/2020/11/05/R-2.mp4", io.BytesIO(b"r" * (7 * MIB))).digests.size == 7 * MIB
