@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive import encryption
 from archive.local_store import LocalStore
+from archive.originals import ArchivePolicy
 from archive.s3_store import S3Store
 from archive.store import ObjectStore
 from catalog import keys, schema
@@ -24,7 +25,7 @@ from catalog.checkpoint import key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
 
-from .settings import Settings
+from .settings import Settings, parse_period
 
 SIGNING, KEK = "custody-signing", "key-encryption"
 
@@ -84,6 +85,13 @@ class App:
             return LocalStore(url.removeprefix("file://"))
         return S3Store.from_url(url, s.access_key, s.secret_key,
                                 part_size=s.part_size_mib << 20, read_back=s.read_back)
+
+    @cached_property
+    def policy(self) -> ArchivePolicy:
+        s = self.settings
+        return ArchivePolicy(zone=s.zone, routine=parse_period(s.retention.routine),
+                             lock_mode=s.storage.lock_mode, sm3=s.digests.sm3,
+                             encryption_mode=s.encryption.mode, algorithm=s.encryption.algorithm)
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:

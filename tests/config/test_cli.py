@@ -2,6 +2,7 @@
 
 import json
 import stat
+import uuid
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,41 @@ def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
     result = run_evidence("case", "list", env=env)
     assert result.returncode == 2 and "cannot reach the catalog database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.s3
+def test_init_and_records_on_a_real_s3_store(rgw, tmp_path: Path, sqlite_url: str) -> None:
+    """The same commands against Ceph RGW: bucket with object lock, case events, checkpoints."""
+    from tests.conftest import s3_store_for
+
+    bucket = f"cli-{uuid.uuid4().hex[:10]}"
+    access, secret = rgw.users["admin"]
+    env = {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL": sqlite_url,
+           "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{bucket}?secure=false",
+           "EVIDENCE_S3_ACCESS_KEY": access, "EVIDENCE_S3_SECRET_KEY": secret}
+    assert ok_json("init", env=env)["storage"] == f"s3://{rgw.endpoint}/{bucket}"
+    ok_json("init", env=env)  # idempotent with an existing bucket
+    key = ok_json("case", "open", CASE_NO, env=env)["case_key"]
+    ok_json("audit", "checkpoint", env=env)
+    store = s3_store_for(rgw, bucket=bucket)
+    keys = sorted(o.key for o in store.list())
+    assert keys == [f"cases/{key}/events/000001.json", "custody/checkpoints/00000001.json",
+                    "custody/segments/000000000001-000000000001.jsonl"]
+    assert store.stat(keys[0]).retention.mode == "COMPLIANCE"
+    shown = run_evidence("config", "show", "--json", env=env)
+    assert secret not in shown.stdout and access not in shown.stdout
+
+
+def test_a_lost_key_file_is_an_error_never_replaced(ready: dict[str, str], tmp_path: Path) -> None:
+    kek = tmp_path / "data" / "keys" / "kek.key"
+    saved = kek.read_bytes()
+    kek.unlink()
+    result = run_evidence("init", env=ready)
+    assert result.returncode == 2 and "restore it from its backup" in result.stderr
+    assert not kek.exists()
+    kek.write_bytes(b"0" * 64 + b"\n")
+    kek.chmod(0o600)
+    wrong = run_evidence("init", env=ready)
+    assert wrong.returncode == 2 and "restore the right key file" in wrong.stderr
+    kek.write_bytes(saved)
+    assert run_evidence("init", env=ready).returncode == 0
