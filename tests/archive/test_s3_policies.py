@@ -10,7 +10,7 @@ import pytest
 from archive.errors import ObjectLocked, StoreError
 from archive.store import Retention
 from tests.conftest import s3_store_for
-from tests.servers.policies import apply_bucket_policy, bucket_policy
+from config.policies_rgw import apply_bucket_policy, bucket_policy
 
 pytestmark = pytest.mark.s3
 MIB = 1 << 20

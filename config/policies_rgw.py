@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from catalog.errors import InvalidInput
 
 __all__ = ["POLICY_DIR", "BUCKET_PLACEHOLDER", "load_role_policy", "bucket_policy",
            "apply_bucket_policy"]
 
 #: The role files shipped with the project.
-POLICY_DIR = Path(__file__).resolve().parents[2] / "config" / "policies"
+POLICY_DIR = Path(__file__).resolve().parent / "policies"
 
 #: What the role files write where the bucket's name goes.
 BUCKET_PLACEHOLDER = "BUCKET"
@@ -47,11 +49,11 @@ def load_role_policy(role: str, policy_dir: Path = POLICY_DIR,
     path = Path(policy_dir) / f"{role}.json"
     policy = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(policy, dict) or not isinstance(policy.get("Statement"), list):
-        raise ValueError(f"{path}: not an S3 policy (no Statement list)")
+        raise InvalidInput(f"{path}: not an S3 policy (no Statement list)")
     return _substitute(policy, bucket) if bucket is not None else policy
 
 
-def bucket_policy(bucket: str, users: Mapping[str, str],
+def bucket_policy(bucket: str, users: Mapping[str, str] | Iterable[tuple[str, str]],
                   policy_dir: Path = POLICY_DIR) -> dict[str, Any]:
     """One RGW bucket policy granting each role its statements.
 
@@ -62,19 +64,20 @@ def bucket_policy(bucket: str, users: Mapping[str, str],
     """
     statements: list[dict[str, Any]] = []
     sids: set[str] = set()
-    for role, user in users.items():
+    pairs = users.items() if isinstance(users, Mapping) else users
+    for role, user in pairs:
         if any(c in user for c in ':/"') or not user:
-            raise ValueError(f"not a gateway user name: {user!r}")
+            raise InvalidInput(f"not a gateway user name: {user!r}")
         policy = load_role_policy(role, policy_dir, bucket)
         for number, statement in enumerate(policy["Statement"]):
             if "Principal" in statement or "NotPrincipal" in statement:
-                raise ValueError(f"{role}.json: statement {number} already names a Principal; "
+                raise InvalidInput(f"{role}.json: statement {number} already names a Principal; "
                                  "role files are identity policies")
             stmt = copy.deepcopy(statement)
             stmt["Principal"] = {"AWS": [f"arn:aws:iam:::user/{user}"]}
             sid = str(stmt.get("Sid") or f"{role}{number}")
             if sid in sids:
-                sid = f"{role}{sid}"
+                sid = f"{role}{user}{sid}"
             sids.add(sid)
             stmt["Sid"] = sid
             statements.append(stmt)

@@ -1,0 +1,40 @@
+import json
+
+import pytest
+
+from catalog.errors import InvalidInput
+from config.policies_rgw import bucket_policy, load_role_policy
+from tests.conftest import run_evidence
+
+
+def test_role_files_are_identity_policies_for_the_placeholder_bucket() -> None:
+    for role in ("station", "curator", "reader"):
+        policy = load_role_policy(role)
+        assert all("Principal" not in st for st in policy["Statement"])
+        assert "arn:aws:s3:::BUCKET" in json.dumps(policy)
+
+
+def test_bucket_policy_names_each_user_and_bucket() -> None:
+    policy = bucket_policy("evidence", [("station", "st01"), ("station", "st02"), ("reader", "rd")])
+    sids = [st["Sid"] for st in policy["Statement"]]
+    assert len(sids) == len(set(sids))
+    principals = {st["Principal"]["AWS"][0] for st in policy["Statement"]}
+    assert principals == {"arn:aws:iam:::user/st01", "arn:aws:iam:::user/st02", "arn:aws:iam:::user/rd"}
+    text = json.dumps(policy)
+    assert "BUCKET" not in text and "arn:aws:s3:::evidence/*" in text
+    station_denies = [st for st in policy["Statement"]
+                      if st["Effect"] == "Deny" and st["Principal"]["AWS"] == ["arn:aws:iam:::user/st01"]]
+    assert "s3:GetObject" in station_denies[0]["Action"] and "s3:DeleteObjectVersion" in station_denies[0]["Action"]
+
+
+def test_bad_user_names_are_refused() -> None:
+    with pytest.raises(InvalidInput):
+        bucket_policy("b", {"station": 'x"y'})
+
+
+def test_the_command_prints_the_policy(tmp_path) -> None:
+    result = run_evidence("storage", "policy", "--bucket", "evidence", "--station", "st01",
+                          "--curator", "cur", env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    assert {st["Principal"]["AWS"][0] for st in json.loads(result.stdout)["Statement"]} == {
+        "arn:aws:iam:::user/st01", "arn:aws:iam:::user/cur"}
