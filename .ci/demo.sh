@@ -56,6 +56,10 @@ unset EVIDENCE_CONFIG EVIDENCE_DATABASE_URL EVIDENCE_STORAGE_URL
 evidence init
 evidence config show
 evidence case open "$CASE_NO" --title '占道经营' --json
+# A written record: a tiny PDF standing in for the scanned approval form.
+printf '%%PDF-1.4\n%% 立案审批表 (demo)\n%%%%EOF\n' > "$DEMO/立案审批表.pdf"
+evidence case add-doc "$CASE_NO" "$DEMO/立案审批表.pdf" --type '立案审批表' --date 2020-11-05 --json
+evidence hold set "$CASE_NO" --reason '复议期间保全' --json
 evidence case show "$CASE_NO"
 evidence audit checkpoint
 evidence audit verify

@@ -12,6 +12,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,9 +22,12 @@ from sqlalchemy.exc import OperationalError
 
 from archive import cases as archive_cases
 from archive import checkpoints
+from archive.documents import NewDocument, store_document
+from archive.holds import release_hold, set_hold
+from archive.links import link_recordings
 from catalog import cases, custody, keys
 from catalog.errors import CheckFailed, EvidenceError
-from catalog.times import local_iso, parse_user_date
+from catalog.times import local_iso, parse_user_date, parse_user_time
 
 from .app import App
 from .logs import setup_logging
@@ -217,6 +221,48 @@ def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
     emit(as_json, data, human)
 
 
+@case_group.command("add-doc")
+@click.argument("case")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--type", "doc_type", required=True,
+              help="Document type, one of [documents] types in the settings (e.g. 询问笔录).")
+@click.option("--date", "doc_date", metavar="DATE", help="Date of the document.")
+@click.option("--number", "doc_number", help="The document's own number (文书编号).")
+@click.option("--protected", is_flag=True,
+              help="Holds secrets or personal privacy: stored encrypted, shown only with the grant.")
+@json_option
+@click.pass_context
+def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_date: str | None,
+                 doc_number: str | None, protected: bool, as_json: bool) -> None:
+    """Store a written record (PDF, scan, DOCX …) under the case's shared numbering."""
+    app = get_app(ctx).require_catalog()
+    item, doc = store_document(
+        app.engine, app.sessions, app.store, app.settings.formats, app.policy,
+        NewDocument(case, file, doc_type,
+                    parse_user_time(doc_date, app.settings.zone) if doc_date else None,
+                    doc_number, protected),
+        doc_types=app.settings.documents.types, actor=app.actor, now=app.now(),
+        kek=app.kek if app.policy.encrypts(protected) else None)
+    emit(as_json, {"item_no": item.item_no, "sha256": doc.sha256, "size": doc.size},
+         lambda: out.print(f"{item.item_no}  {doc_type}  {doc.size} bytes  sha256 {doc.sha256}",
+                           highlight=False))
+
+
+@case_group.command("link")
+@click.argument("case")
+@click.argument("archive_nos", nargs=-1, metavar="ARCHIVE_NO...")
+@json_option
+@click.pass_context
+def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], as_json: bool) -> None:
+    """Link recordings to the case; each gets the case's next item number, and its storage
+    lock is extended to the case's retention."""
+    app = get_app(ctx).require_catalog()
+    pairs = link_recordings(app.engine, app.sessions, app.store, app.settings.formats, case,
+                            list(archive_nos), actor=app.actor, now=app.now())
+    emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]},
+         lambda: [out.print(f"{a}  ->  {i}", highlight=False) for a, i in pairs])
+
+
 @case_group.command("list")
 @click.option("--open", "open_only", is_flag=True, help="Only cases that are still open.")
 @json_option
@@ -233,6 +279,38 @@ def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
             table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
         out.print(table)
     emit(as_json, data, human)
+
+
+# --- legal holds -----------------------------------------------------------
+
+@main.group("hold")
+def hold_group() -> None:
+    """Legal holds: nothing held can be deleted, whatever its retention."""
+
+
+@hold_group.command("set")
+@click.argument("item")
+@click.option("--reason", required=True, help="Why (kept in the custody chain).")
+@json_option
+@click.pass_context
+def hold_set(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
+    """Hold ITEM: an archive number, an item number, or a case (all its items)."""
+    app = get_app(ctx).require_catalog()
+    subject = set_hold(app.sessions, app.store, item, reason=reason, actor=app.actor, now=app.now())
+    emit(as_json, {"subjects": [subject]}, lambda: out.print(f"held {subject}", highlight=False))
+
+
+@hold_group.command("release")
+@click.argument("item")
+@click.option("--reason", required=True, help="Why (kept in the custody chain).")
+@json_option
+@click.pass_context
+def hold_release(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
+    """Release the holds on ITEM (objects other holds still cover stay held)."""
+    app = get_app(ctx).require_catalog()
+    subject = release_hold(app.sessions, app.store, item, reason=reason, actor=app.actor,
+                           now=app.now())
+    emit(as_json, {"subjects": [subject]}, lambda: out.print(f"released {subject}", highlight=False))
 
 
 # --- storage -------------------------------------------------------------

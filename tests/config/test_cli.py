@@ -1,5 +1,6 @@
 """The `evidence` command as scripts call it: real processes, JSON and exit codes."""
 
+import hashlib
 import json
 import stat
 import uuid
@@ -188,3 +189,48 @@ def test_a_lost_key_file_is_an_error_never_replaced(ready: dict[str, str], tmp_p
     assert wrong.returncode == 2 and "restore the right key file" in wrong.stderr
     kek.write_bytes(saved)
     assert run_evidence("init", env=ready).returncode == 0
+
+
+def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
+    """A recording archived through the service, as the ingest pipeline will do."""
+    from datetime import datetime, timezone
+
+    from archive.digest import hash_file
+    from archive.originals import OriginalFacts, store_original
+    from catalog.recordings import reserve_archive_number
+    from config.app import App
+    from config.settings import load_settings
+
+    settings, _ = load_settings(None, env)
+    app = App(settings, actor="station:ST01")
+    path = tmp_path / "A123456@202011050850560000.mp4"
+    path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 5000)
+    now = datetime.now(timezone.utc)
+    number = reserve_archive_number(app.engine, settings.formats, settings.zone, unit="KZCG",
+                                    station="ST01", now=now)
+    store_original(app.sessions, app.store, app.policy, path, hash_file(path),
+                   OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name),
+                   archive_no=number, actor=app.actor, now=now)
+    app.close()
+    return number
+
+
+def test_add_doc_link_and_hold_keep_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
+    ok_json("case", "open", CASE_NO, "--opened", "2020-11-05", env=ready)
+    scan = tmp_path / "立案审批表.pdf"
+    scan.write_bytes(b"%PDF-1.4 scan")
+    doc = ok_json("case", "add-doc", CASE_NO, str(scan), "--type", "立案审批表", "--date",
+                  "2020-11-05", "--number", "开城管立〔2020〕42号", env=ready)
+    assert doc == {"item_no": "KZCG-2020-0001-001D",
+                   "sha256": hashlib.sha256(b"%PDF-1.4 scan").hexdigest(), "size": 13}
+    number = _ingest_one(ready, tmp_path)
+    linked = ok_json("case", "link", "KZCG-2020-0001", number, env=ready)
+    assert linked == {"linked": [{"archive_no": number, "item_no": "KZCG-2020-0001-002V"}]}
+    assert ok_json("hold", "set", CASE_NO, "--reason", "复议", env=ready) == {"subjects": ["KZCG-2020-0001"]}
+    assert ok_json("hold", "release", "KZCG-2020-0001", "--reason", "结案", env=ready) == {
+        "subjects": ["KZCG-2020-0001"]}
+    bad = run_evidence("case", "add-doc", CASE_NO, str(scan), "--type", "便条", env=ready)
+    assert bad.returncode == 2 and "not a known document type" in bad.stderr
+    missing = run_evidence("hold", "release", number, "--reason", "x", env=ready)
+    assert missing.returncode == 2 and "not on hold" in missing.stderr
+    assert ok_json("audit", "verify", env=ready)["ok"] is True
