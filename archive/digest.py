@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +23,8 @@ from cryptography.hazmat.primitives import hashes
 from .errors import ContentChanged
 
 READ_SIZE = 1 << 20
+_CHUNK = 8 << 20  # reads of large files: few system calls, each hashed while the next is read
+_BUFFERS = 3
 
 
 class _SM3:
@@ -128,14 +133,93 @@ def iter_file(path: Path, *, start: int = 0, length: int | None = None,
 
 
 def hash_file(path: Path, *, sm3: bool = False, part_size: int | None = None) -> Digests:
-    """Digests of a whole file, streamed (memory stays at one read buffer)."""
+    """Digests of a whole file, streamed (memory stays at a few read buffers).
+
+    A large file is read in 8 MiB blocks, each hashed in a thread while the next is read
+    (hashlib releases the GIL), so reading and hashing overlap.
+    """
     hasher = Hasher(sm3=sm3, part_size=part_size)
-    buffer = bytearray(READ_SIZE)
-    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
-        while n := f.readinto(buffer):
-            hasher.update(view[:n])
+        if os.fstat(f.fileno()).st_size <= _CHUNK:
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            while n := f.readinto(buffer):
+                hasher.update(view[:n])
+        else:
+            pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+            hashing = HashThread(hasher, pool)
+            try:
+                buffers = 0
+                while True:
+                    if buffers < _BUFFERS and pool.empty():
+                        buffer, buffers = bytearray(_CHUNK), buffers + 1
+                    else:
+                        buffer = hashing.take()
+                    n = f.readinto(buffer)
+                    if not n:
+                        break
+                    hashing.feed(buffer, n)
+                hashing.finish()
+            finally:
+                hashing.abort()
     return hasher.digests()
+
+
+class HashThread:
+    """Feeds a ``Hasher``, in a thread of its own, with the buffers given to ``feed``.
+
+    Buffers are hashed in the order given; each goes back to ``pool`` once hashed, where
+    ``take`` finds it. hashlib releases the GIL on large updates, so the hashing runs beside
+    the caller's reads and writes. An error in the thread is raised by the next ``feed``,
+    ``take`` or ``finish``.
+    """
+
+    def __init__(self, hasher: Hasher, pool: queue.SimpleQueue) -> None:
+        self._hasher = hasher
+        self._pool = pool
+        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._run, name="hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:
+            buffer, n = item
+            try:
+                if self._error is None:
+                    self._hasher.update(memoryview(buffer)[:n])
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                self._error = exc
+            finally:
+                self._pool.put(buffer)
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def feed(self, buffer, n: int) -> None:
+        """Hash ``buffer[:n]``; the buffer must not change until it is back in the pool."""
+        self._raise()
+        self._work.put((buffer, n))
+
+    def take(self):
+        """The next buffer back from hashing (waits for one)."""
+        buffer = self._pool.get()
+        self._raise()
+        return buffer
+
+    def finish(self) -> None:
+        """Wait until every buffer given is hashed."""
+        self.abort()
+        self._raise()
+
+    def abort(self) -> None:
+        """Stop the thread once the buffers already given are hashed (idempotent)."""
+        if self._thread is not None:
+            self._work.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def expect(expected: Digests, what: str) -> Callable[[Digests], None]:

@@ -98,6 +98,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from catalog.errors import CheckFailed, EvidenceError, InvalidInput
+from catalog.keys import write_new_private_file
 
 ALGORITHMS = ("AES-256-GCM", "SM4-GCM")
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -193,30 +194,10 @@ def create_kek(path: Path) -> bytes:
     if path.exists():
         raise EncryptionKeyError(f"key file {path} exists already",
                                  hint="refusing to replace a key that may protect records")
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     kek = generate_kek()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, kek.hex().encode("ascii") + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise EncryptionKeyError(f"key file {path} exists already",
-                                     hint="refusing to replace a key that may protect records") from None
-    finally:
-        os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if not write_new_private_file(path, kek.hex().encode("ascii") + b"\n"):
+        raise EncryptionKeyError(f"key file {path} exists already",
+                                 hint="refusing to replace a key that may protect records")
     return kek
 
 

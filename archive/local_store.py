@@ -20,12 +20,16 @@ deployments use an S3 store with Object Lock.)
 from __future__ import annotations
 
 import base64
+import errno
 import fcntl
 import hashlib
 import hmac
 import json
+import mmap
 import os
+import queue
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,7 +40,7 @@ from typing import Any, BinaryIO
 
 from catalog.canonical import format_instant, parse_instant
 
-from .digest import READ_SIZE, Digests, Hasher, hash_file, iter_file
+from .digest import Digests, Hasher, HashThread, iter_file
 from .errors import ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError
 from .layout import check_key
 from .store import ObjectInfo, PutResult, Retention
@@ -63,6 +67,160 @@ def _write_atomic(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+_CHUNK = 8 << 20                # bytes per read and write
+_BUFFERS = 3                    # write buffers: one being filled, the others being hashed
+_READ_BACK_EVERY = 32 << 20     # read back from disk while the rest is being written
+_ALIGN = 1 << 20                # read-back ranges end on whole pages (whole MiB)
+_BLOCK = 4096                   # O_DIRECT alignment of lengths and offsets
+
+
+def _set_direct(fd: int, on: bool) -> bool:
+    """Turn O_DIRECT on or off for ``fd``; False where the file system does not take it."""
+    if not hasattr(os, "O_DIRECT"):
+        return False
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
+    except OSError:
+        return False
+    return on
+
+
+def _fill(stream: BinaryIO, view: memoryview) -> int:
+    """Read until ``view`` is full or the stream ends; the number of bytes read."""
+    filled = 0
+    while filled < len(view):
+        n = stream.readinto(view[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def _append(fd: int, view: memoryview, direct: bool) -> bool:
+    """Write all of ``view``; with ``direct``, whole blocks go straight to the disk (O_DIRECT)
+    and a last piece smaller than a block goes through the page cache. Returns whether
+    O_DIRECT is still on (it is turned off for good at the first piece it cannot take)."""
+    while view:
+        if direct:
+            aligned = len(view) - len(view) % _BLOCK
+            n = 0
+            if aligned:
+                try:
+                    n = os.write(fd, view[:aligned])
+                except OSError as exc:
+                    if exc.errno != errno.EINVAL:
+                        raise
+            if n % _BLOCK or not n:
+                direct = _set_direct(fd, False)
+        else:
+            n = os.write(fd, view)
+        view = view[n:]
+    return direct
+
+
+class _ReadBack:
+    """Proof of receipt: reads back from disk what was written to ``fd`` and hashes it.
+
+    Every ``_READ_BACK_EVERY`` bytes written, a thread drops the range from the page cache
+    (``POSIX_FADV_DONTNEED``; after an ``fdatasync`` when the range went through the page
+    cache, so that its pages are clean and can be dropped) and reads it again, so the bytes
+    hashed come from the disk while later bytes are still being written. ``finish`` (called
+    after the final ``fsync``) does the same for the rest, reading to the end of the file.
+    With ``evict=False`` nothing is flushed or dropped here and the bytes may come from the
+    page cache.
+    """
+
+    def __init__(self, fd: int, path: Path, *, sm3: bool, evict: bool) -> None:
+        self.hasher = Hasher(sm3=sm3)
+        self._fd = fd
+        self._path = path
+        self._evict = evict
+        self._done = 0          # bytes read back so far
+        self._asked = 0         # bytes handed to the thread
+        self._reader: BinaryIO | None = None
+        self._work: queue.SimpleQueue[tuple[int, bool] | None] | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def written(self, total: int, *, cached: bool) -> None:
+        """``total`` bytes are in the file (``cached``: some through the page cache, not
+        O_DIRECT): read back the whole MiBs not read yet."""
+        end = total - total % _ALIGN
+        if end - self._asked < _READ_BACK_EVERY:
+            return
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._work = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="local-store-read-back",
+                                            daemon=True)
+            self._thread.start()
+        self._asked = end
+        self._work.put((end, cached))  # type: ignore[union-attr]
+
+    def _run(self) -> None:
+        while (item := self._work.get()) is not None:  # type: ignore[union-attr]
+            if self._error is None:
+                try:
+                    self._read_back(item[0], flush=item[1])
+                except BaseException as exc:  # noqa: BLE001 - reported by finish()
+                    self._error = exc
+
+    def _read_back(self, end: int | None, *, flush: bool) -> None:
+        """Read back from ``self._done`` to ``end`` (None: to the end of the file)."""
+        start = self._done
+        if self._evict:
+            if flush:
+                os.fdatasync(self._fd)
+            os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
+                             os.POSIX_FADV_DONTNEED)
+        if self._reader is None:
+            self._reader = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in _close
+        self._reader.seek(self._done)
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
+        while end is None or self._done < end:
+            want = len(buffer) if end is None else min(len(buffer), end - self._done)
+            n = self._reader.readinto(view[:want])
+            if not n:
+                if end is None:
+                    return
+                raise ReceiptMismatch(f"{self._path}: the file on disk ended after {self._done} "
+                                      f"bytes, {end} were written")
+            self.hasher.update(view[:n])
+            self._done += n
+        if self._evict:  # what was read back is not needed in memory either
+            os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
+                             os.POSIX_FADV_DONTNEED)
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._work.put(None)  # type: ignore[union-attr]
+            self._thread.join()
+            self._thread = None
+
+    def _close(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
+
+    def finish(self) -> Digests:
+        """After the final ``fsync``: read back the rest, to the end of the file."""
+        try:
+            self._stop()
+            if self._error is not None:
+                raise self._error
+            self._read_back(None, flush=False)
+            return self.hasher.digests()
+        finally:
+            self._close()
+
+    def abort(self) -> None:
+        self._stop()
+        self._close()
 
 
 class LocalStore:
@@ -125,22 +283,12 @@ class LocalStore:
             raise ObjectExists(f"an object exists at {key} already", hint="objects are written once")
         self._tmp.mkdir(parents=True, exist_ok=True)
         tmp = self._tmp / f"{uuid.uuid4().hex}.part"
-        hasher = Hasher(sm3=sm3)
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb", buffering=0) as f:
-                buffer = bytearray(READ_SIZE)
-                view = memoryview(buffer)
-                while n := stream.readinto(buffer):
-                    hasher.update(view[:n])
-                    f.write(view[:n])
-                os.fsync(f.fileno())
-                if self._reread_from_disk:
-                    os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-            sent = hasher.digests()
-            if check is not None:
-                check(sent)
-            stored = hash_file(tmp, sm3=sm3)  # proof of receipt: read back what is on disk
+            try:
+                sent, stored = self._write(fd, tmp, stream, check, sm3)
+            finally:
+                os.close(fd)
             if (stored.size, stored.sha256) != (sent.size, sent.sha256):
                 raise ReceiptMismatch(f"{key}: the disk returned other bytes than were written "
                                       f"(sha256 {stored.sha256[:16]}… != {sent.sha256[:16]}…)",
@@ -161,6 +309,59 @@ class LocalStore:
                   "created": format_instant(self._clock())}
         _write_atomic(meta, json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
         return PutResult(key, version, sent)
+
+    def _write(self, fd: int, tmp: Path, stream: BinaryIO, check: Callable[[Digests], None] | None,
+               sm3: bool) -> tuple[Digests, Digests]:
+        """Write the stream to ``fd``; return the digests of the bytes sent and of the bytes
+        read back from disk.
+
+        Whole blocks are written with O_DIRECT where the file system takes it (no copy into
+        the page cache), the bytes are hashed in a thread beside the writes, and the file is
+        read back from disk in another one while later bytes are still being written (see
+        ``_ReadBack``); hashlib and the system calls release the GIL, so the work spreads over
+        the cores. An object that fits in one buffer is handled without threads.
+        """
+        hasher = Hasher(sm3=sm3)
+        back = _ReadBack(fd, tmp, sm3=sm3, evict=self._reread_from_disk)
+        direct = _set_direct(fd, True)
+        pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
+        hashing: HashThread | None = None
+        buffers, written, ok = 0, 0, False
+        try:
+            while True:
+                if hashing is not None and (buffers == _BUFFERS or not pool.empty()):
+                    buffer = hashing.take()
+                else:  # page-aligned, as O_DIRECT needs
+                    buffer, buffers = mmap.mmap(-1, _CHUNK), buffers + 1
+                view = memoryview(buffer)
+                n = _fill(stream, view)
+                if n == _CHUNK and hashing is None:
+                    hashing = HashThread(hasher, pool)
+                if hashing is None:
+                    hasher.update(view[:n])
+                elif n:
+                    # Hashed there while written here; the buffer comes back to the pool
+                    # once hashed and is filled again only after this write has returned.
+                    hashing.feed(buffer, n)
+                direct = _append(fd, view[:n], direct)
+                written += n
+                back.written(written, cached=not direct)
+                if n < _CHUNK:
+                    break
+            if hashing is not None:
+                hashing.finish()
+            sent = hasher.digests()
+            if check is not None:
+                check(sent)
+            os.fsync(fd)
+            stored = back.finish()
+            ok = True
+            return sent, stored
+        finally:
+            if not ok:
+                if hashing is not None:
+                    hashing.abort()
+                back.abort()
 
     # --- reading ----------------------------------------------------------
     def _check_version(self, key: str, version: str | None) -> dict[str, Any]:

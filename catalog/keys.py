@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -29,29 +30,46 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
+def write_new_private_file(path: Path, data: bytes) -> bool:
+    """Create ``path`` (mode 0600, parent 0700) with ``data``; False if it exists already.
+
+    Written under a private name, fsynced, then hard-linked: link() fails if
+    the name exists, so two `init`s at once never replace each other's key.
+    """
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return True
+
+
 def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     """Load the key, creating it first if it does not exist. Returns (key, created)."""
     if path.exists():
         return load_signing_key(path), False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    # Written under a private name, then hard-linked: link() fails if the
-    # name exists, so two `init`s at once never replace each other's key.
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, pem)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        os.unlink(tmp)
+    if not write_new_private_file(path, pem):
         return load_signing_key(path), False
-    os.unlink(tmp)
     return key, True
 
 

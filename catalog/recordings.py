@@ -48,18 +48,17 @@ def station_row(session: Session, station_id: str, unit: str, now: datetime) -> 
 
 
 def device_row(session: Session, serial: str) -> Device:
-    row = session.execute(select(Device).where(Device.serial == serial)).scalar()
-    if row is None:
-        row = Device(serial=serial)
-        session.add(row)
-        session.flush()
-    return row
+    return _get_or_add(session, Device, Device.serial, serial, lambda: Device(serial=serial))
 
 
 def officer_row(session: Session, number: str) -> Officer:
-    row = session.execute(select(Officer).where(Officer.number == number)).scalar()
+    return _get_or_add(session, Officer, Officer.number, number, lambda: Officer(number=number))
+
+
+def _get_or_add(session: Session, model, column, value, make):
+    row = session.execute(select(model).where(column == value)).scalar()
     if row is None:
-        row = Officer(number=number)
+        row = make()
         session.add(row)
         session.flush()
     return row
