@@ -13,6 +13,7 @@ finds what was already stored and completes the remaining steps.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -28,7 +29,7 @@ from catalog.numbering import local_day
 from catalog.recordings import device_row, officer_row, station_row
 
 from .digest import Digests, Hasher
-from .errors import ObjectExists, ReceiptMismatch
+from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
 from .files import encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
@@ -95,6 +96,19 @@ def manifest(archive_no: str, facts: OriginalFacts, digests: Digests, stored: Pu
     }
 
 
+def _adopt(store: ObjectStore, key: str, digests: Digests) -> PutResult | None:
+    """An object stored by an attempt that died before its catalog commit is adopted,
+    not stored again. A credential that may not look (a station on S3) stores again: the
+    new version has the same bytes, and the catalog records the one it committed."""
+    try:
+        store.stat(key)
+    except ObjectMissing:
+        return None
+    except StoreError:
+        return None  # no permission to look
+    return _already_stored(store, key, digests)
+
+
 def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult:
     """A retry found the object from an attempt that died later: accept it if it is ours."""
     info = store.stat(key)
@@ -110,18 +124,24 @@ def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult
 
 def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: ArchivePolicy,
                    path: Path, digests: Digests, facts: OriginalFacts, *, archive_no: str,
-                   actor: str, now: datetime, kek: bytes | None = None) -> Recording:
+                   actor: str, now: datetime, kek: bytes | None = None,
+                   after_put: Callable[[], None] | None = None) -> Recording:
+    """``after_put`` is called once the bytes are stored, before the catalog commit."""
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
     retention = Retention(policy.lock_mode,
                           lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock))
     encrypt = (kek, policy.algorithm) if policy.encrypts(facts.protected) else None
-    try:
-        stored = put_file(store, key, path, digests, content_type=facts.content_type,
-                          metadata={"sha256": digests.sha256, "archive-no": archive_no},
-                          retention=retention, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
-    except ObjectExists:
-        stored = _already_stored(store, key, digests)
+    stored = _adopt(store, key, digests)
+    if stored is None:
+        try:
+            stored = put_file(store, key, path, digests, content_type=facts.content_type,
+                              metadata={"sha256": digests.sha256, "archive-no": archive_no},
+                              retention=retention, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
+        except ObjectExists:
+            stored = _already_stored(store, key, digests)
+    if after_put is not None:
+        after_put()
     encrypted = encryption_note(encrypt)
     record = manifest(archive_no, facts, digests, stored, encrypted=encrypted,
                       retain_until=retention.until, ingested_at=now)

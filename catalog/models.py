@@ -305,7 +305,7 @@ class IngestJob(Base):
         Index("ix_ingest_jobs_state", "state"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
-    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
+    station_id: Mapped[str] = mapped_column(String(32), index=True)
     path: Mapped[str] = mapped_column(String(4096))
     size: Mapped[int] = mapped_column(BigInteger)
     mtime_ns: Mapped[int] = mapped_column(BigInteger)
@@ -314,6 +314,8 @@ class IngestJob(Base):
     archive_no: Mapped[str | None] = mapped_column(String(64), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    next_try: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)  # the reason of a quarantine or failure
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

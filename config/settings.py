@@ -119,8 +119,17 @@ class IngestSettings:
     rescan_seconds: float = 300.0
     archived_folder: str = ".archived"
     quarantine_folder: str = ".quarantine"
-    remove_archived: bool = False  # delete instead of moving to archived_folder
+    # The station copy once archived: "move" to archived_folder (pruned after
+    # archived_keep_days), "delete", or "keep" in place (then never rescanned).
+    after_archive: Literal["move", "delete", "keep"] = "move"
+    archived_keep_days: int = 30
     clock_tolerance_seconds: float = 300.0
+    workers: int = 2  # files hashed and stored at once
+    transcode_workers: int = 1  # transcodes at once (remuxes and thumbnails are not limited)
+    retry_seconds: float = 60.0  # first retry of a failed file; doubles up to an hour
+    stale_after_hours: float = 24.0  # warn when the last successful ingest is older
+    device_absent_hours: float = 72.0  # devices not docked for longer are reported
+    metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:PORT; 0 is off
     filename_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FILENAME_PATTERNS))
 
 

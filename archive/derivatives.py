@@ -1,0 +1,86 @@
+"""Storing derivatives (proxy, poster, contact sheet, waveform) of an archived recording.
+
+Each goes to ``derivatives/{archive_no}/{kind}-{sha256[:12]}.{ext}``: the
+digest in the key means a retried or remade derivative gets a new key and
+nothing is ever overwritten. Derivatives follow their original: the same
+lock, and encrypted when the original is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from catalog import custody
+from catalog.models import Derivative, Recording
+
+from .digest import hash_file
+from .errors import ObjectExists
+from .files import put_file
+from .layout import derivative_key
+from .originals import ArchivePolicy
+from .store import ObjectStore, Retention
+
+
+def store_derivative(sessions: sessionmaker[Session], store: ObjectStore, policy: ArchivePolicy,
+                     recording: Recording, *, kind: str, path: Path, ext: str, content_type: str,
+                     method: str, actor: str, now: datetime, kek: bytes | None = None) -> Derivative:
+    digests = hash_file(path)
+    key = derivative_key(recording.archive_no, kind, digests.sha256, ext)
+    retention = (Retention(policy.lock_mode, recording.retain_until)
+                 if recording.retain_until and recording.retain_until > now else None)
+    encrypt = (kek, policy.algorithm) if recording.encrypted else None
+    try:
+        stored = put_file(store, key, path, digests, content_type=content_type,
+                          metadata={"sha256": digests.sha256, "archive-no": recording.archive_no},
+                          retention=retention, label=f"{recording.archive_no} {kind}", encrypt=encrypt)
+        version = stored.version
+    except ObjectExists:
+        version = store.stat(key).version  # same digest, same key: stored by an earlier attempt
+    with sessions.begin() as session:
+        row = session.execute(select(Derivative).where(
+            Derivative.recording_id == recording.id, Derivative.kind == kind,
+            Derivative.sha256 == digests.sha256)).scalar()
+        if row is None:
+            row = Derivative(recording_id=recording.id, kind=kind, sha256=digests.sha256,
+                             created_at=now)
+            session.add(row)
+        row.status, row.size, row.storage_key, row.storage_version = "ok", digests.size, key, version
+        row.content_type, row.encrypted, row.error = content_type, encrypt is not None, None
+        # Earlier failed attempts of this kind are superseded.
+        for failed in session.execute(select(Derivative).where(
+                Derivative.recording_id == recording.id, Derivative.kind == kind,
+                Derivative.status == "failed")).scalars():
+            session.delete(failed)
+        session.flush()
+        custody.append(session, actor=actor, action="derivative_stored", subject=recording.archive_no,
+                       now=now, details={"kind": kind, "key": key, "sha256": digests.sha256,
+                                         "size": digests.size, "method": method})
+    return row
+
+
+def record_failure(sessions: sessionmaker[Session], recording: Recording, *, kind: str, error: str,
+                   now: datetime) -> None:
+    """A derivative that could not be made: kept as 'failed' for a later retry."""
+    with sessions.begin() as session:
+        exists = session.execute(select(Derivative).where(
+            Derivative.recording_id == recording.id, Derivative.kind == kind,
+            Derivative.status.in_(["ok", "failed"]))).scalars().first()
+        if exists is None:
+            session.add(Derivative(recording_id=recording.id, kind=kind, status="failed",
+                                   created_at=now, error=error[:4000]))
+        elif exists.status == "failed":
+            exists.error = error[:4000]
+
+
+def proxy_status(session: Session, recording_id: int) -> str:
+    """``ok``, ``failed``, ``pending`` or ``none`` (as the command-line contract names them)."""
+    statuses = set(session.execute(select(Derivative.status).where(
+        Derivative.recording_id == recording_id, Derivative.kind == "proxy")).scalars())
+    for status in ("ok", "failed", "pending"):
+        if status in statuses:
+            return status
+    return "none"
