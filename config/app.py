@@ -22,6 +22,9 @@ from archive.s3_store import S3Store
 from archive.store import ObjectStore
 from catalog import keys, schema
 from catalog.checkpoint import key_id
+from catalog.numbering import check_code
+from ingest.names import compile_patterns
+from ingest.pipeline import Pipeline, StationSetup
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
 
@@ -92,6 +95,25 @@ class App:
         return ArchivePolicy(zone=s.zone, routine=parse_period(s.retention.routine),
                              lock_mode=s.storage.lock_mode, sm3=s.digests.sm3,
                              encryption_mode=s.encryption.mode, algorithm=s.encryption.algorithm)
+
+    def station_setup(self, station: str) -> StationSetup:
+        s, ing = self.settings, self.settings.ingest
+        configured = s.station(station)
+        check_code(station, "station id")
+        return StationSetup(
+            station=station, unit=(configured.unit if configured and configured.unit else s.unit),
+            zone=s.zone, patterns=compile_patterns(ing.filename_patterns),
+            archived_folder=ing.archived_folder, quarantine_folder=ing.quarantine_folder,
+            after_archive=ing.after_archive, stable_seconds=ing.stable_seconds,
+            clock_tolerance_seconds=ing.clock_tolerance_seconds, workers=ing.workers,
+            transcode_workers=ing.transcode_workers, retry_seconds=ing.retry_seconds)
+
+    def pipeline(self, station: str, fault_hook=None) -> Pipeline:
+        return Pipeline(engine=self.engine, sessions=self.sessions, store=self.store,
+                        formats=self.settings.formats, policy=self.policy,
+                        setup=self.station_setup(station), actor=self.actor,
+                        kek=self.kek if self.settings.encryption.mode != "none" else None,
+                        fault_hook=fault_hook)
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,6 +281,119 @@ def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
             table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
         out.print(table)
     emit(as_json, data, human)
+
+
+# --- ingest ----------------------------------------------------------------
+
+def _folders(app: App, station: str, dirs: tuple[Path, ...]) -> list[Path]:
+    configured = app.settings.station(station)
+    folders = list(dirs) or [Path(f) for f in (configured.folders if configured else [])]
+    if not folders:
+        raise click.UsageError(f"no folders to watch for station {station}: give DIR... or "
+                               "[[stations]] folders in the settings")
+    for folder in folders:
+        if not folder.is_dir():
+            raise click.UsageError(f"{folder} is not a folder")
+    return [f.resolve() for f in folders]
+
+
+def _fault_hook():
+    """Test-suite fault injection: EVIDENCE_TEST_STOP_AT=STEP parks the process at STEP
+    (hashed, reserved, stored, committed, derived, moved) so a test can kill -9 it there."""
+    step = os.environ.get("EVIDENCE_TEST_STOP_AT")
+    if not step:
+        return None
+
+    def hook(name: str) -> None:
+        if name == step:
+            click.echo(f"STOPPED AT {name}", err=True)
+            while True:
+                time.sleep(60)
+    return hook
+
+
+@main.group("ingest")
+def ingest_group() -> None:
+    """Archive recorder files from docking-station folders."""
+
+
+@ingest_group.command("scan")
+@click.option("--station", required=True, metavar="ID", help="Station id (ASCII, used in archive numbers).")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--no-wait", is_flag=True,
+              help="Skip files written in the last few seconds instead of waiting for them.")
+@json_option
+@click.pass_context
+def ingest_scan(ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wait: bool,
+                as_json: bool) -> None:
+    """One pass over DIR...: archive every complete file, then exit (cron, catching up).
+    Exit 1 when anything was quarantined or failed."""
+    app = get_app(ctx).require_catalog()
+    folders = _folders(app, station, dirs)
+    pipeline = app.pipeline(station, fault_hook=_fault_hook())
+    if as_json or not err.is_terminal:
+        report = pipeline.scan(folders, wait=not no_wait)
+    else:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        work = [p for f in folders for p in pipeline.candidates(f)]
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TransferSpeedColumn(), TimeRemainingColumn(), console=err) as bar:
+            task = bar.add_task(f"station {station}", total=len(work))
+            report = pipeline.scan(folders, wait=not no_wait,
+                                   progress=lambda o: bar.update(task, advance=1))
+
+    def human() -> None:
+        out.print(f"archived {len(report.archived)} ({len(report.damaged)} damaged), "
+                  f"duplicates {len(report.duplicates)}, quarantined {len(report.quarantined)}, "
+                  f"failed {len(report.failed)}, waiting {len(report.waiting)}", highlight=False)
+        for number in report.archived:
+            out.print(f"  archived    {number}" + ("  (damaged)" if number in report.damaged else ""),
+                      highlight=False)
+        for d in report.duplicates:
+            out.print(f"  duplicate   {d['path']} = {d['archive_no']}", highlight=False, markup=False)
+        for q in report.quarantined:
+            out.print(f"  quarantined {q['path']}: {q['reason']}", highlight=False, markup=False)
+        for f in report.failed:
+            out.print(f"  failed      {f['path']}: {f['reason']}", highlight=False, markup=False)
+    emit(as_json, report.to_json(), human)
+    if not report.ok:
+        ctx.exit(1)
+
+
+@ingest_group.command("watch")
+@click.option("--station", required=True, metavar="ID", help="Station id.")
+@click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--polling", is_flag=True, default=None,
+              help="Poll instead of inotify (network mounts, where inotify sees nothing).")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.pass_context
+def ingest_watch(ctx: click.Context, station: str, dirs: tuple[Path, ...], polling: bool | None,
+                 metrics_port: int | None) -> None:
+    """The station daemon: archives files as they arrive, rescans periodically, logs JSON
+    lines with --log-format json. Stops cleanly on SIGTERM or Ctrl-C."""
+    import signal
+    from datetime import timedelta
+
+    from ingest.metrics import Metrics
+    from ingest.watcher import StationWatcher
+
+    app = get_app(ctx).require_catalog()
+    folders = _folders(app, station, dirs)
+    configured = app.settings.station(station)
+    ing = app.settings.ingest
+    metrics = Metrics(station)
+    port = metrics_port if metrics_port is not None else ing.metrics_port
+    if port:
+        metrics.serve(port)
+    watcher = StationWatcher(app.pipeline(station, fault_hook=_fault_hook()), folders,
+                             polling=polling if polling is not None else bool(configured and configured.polling),
+                             rescan_seconds=ing.rescan_seconds,
+                             stale_after=timedelta(hours=ing.stale_after_hours), metrics=metrics)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: watcher.stop.set())
+    watcher.run()
 
 
 # --- legal holds -----------------------------------------------------------

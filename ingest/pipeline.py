@@ -173,11 +173,15 @@ class Pipeline:
                     yield here / name
 
     # --- one file ---------------------------------------------------------------------
-    def process(self, folder: Path, path: Path, *, wait: bool = True) -> Outcome:
+    def process(self, folder: Path, path: Path, *, wait: bool = True,
+                respect_backoff: bool = False) -> Outcome:
+        """Archive one file. ``wait``: sleep out the stability window instead of
+        answering "waiting"; ``respect_backoff``: a file that failed recently waits for
+        its retry time (the daemon), instead of being tried at once (a manual scan)."""
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         shown = safe_display(str(rel))
         try:
-            return self._process(folder, path, rel, shown, wait)
+            return self._process(folder, path, rel, shown, wait, respect_backoff)
         except (StoreUnavailable, SQLAlchemyError, OSError, ContentChanged, StoreError) as exc:
             reason = _reason(exc)
             log.warning("ingest failed, left in place for a retry",
@@ -186,7 +190,7 @@ class Pipeline:
             return Outcome("failed", shown, reason=reason)
 
     def _process(self, folder: Path, path: Path, rel: PurePosixPath, shown: str,
-                 wait: bool) -> Outcome:
+                 wait: bool, respect_backoff: bool) -> Outcome:
         try:
             st = os.lstat(path)
         except FileNotFoundError:
@@ -206,7 +210,9 @@ class Pipeline:
             return Outcome("skipped", shown, archive_no=job.archive_no)
         if job.state == "duplicate":
             self._station_copy(folder, path)
-            return Outcome("duplicate", shown, archive_no=job.archive_no)
+            return Outcome("duplicate", shown, archive_no=job.outcome)
+        if respect_backoff and job.next_try is not None and job.next_try > now:
+            return Outcome("waiting", shown, reason=f"retrying after {job.next_try.isoformat()}")
 
         integrity = check_file(path)
         if integrity.status in ("empty", "not_media"):
@@ -375,8 +381,8 @@ class Pipeline:
         with self.sessions.begin() as session:
             custody.append(session, actor=self.actor, action="seen_again", subject=twin.archive_no,
                            now=now, details={"station": self.setup.station, "path": shown})
-        jobs.update(self.sessions, job, now, state="duplicate", archive_no=None,
-                    outcome=f"same content as {twin.archive_no}")
+        jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
+                    outcome=twin.archive_no)
         self._station_copy(folder, path)
         log.info("seen again", extra={"station": self.setup.station, "path": shown,
                                       "archive_no": twin.archive_no})
