@@ -396,6 +396,53 @@ def ingest_watch(ctx: click.Context, station: str, dirs: tuple[Path, ...], polli
     watcher.run()
 
 
+@main.group("stations")
+def stations_group() -> None:
+    """Docking-station health."""
+
+
+@stations_group.command("status")
+@json_option
+@click.pass_context
+def stations_status(ctx: click.Context, as_json: bool) -> None:
+    """Per station: last successful ingest, backlog, failures; devices not docked for a
+    while; recordings archived more than 24 hours after they ended (late docking).
+    Exit 1 when a station is stale or failing."""
+    from datetime import timedelta
+
+    from catalog.health import station_status
+
+    app = get_app(ctx).require_catalog()
+    ing, zone = app.settings.ingest, app.settings.zone
+    with app.reader_sessions() as session:
+        status = station_status(session, now=app.now(),
+                                stale_after=timedelta(hours=ing.stale_after_hours),
+                                device_absent=timedelta(hours=ing.device_absent_hours))
+
+    def iso(value):
+        return local_iso(value, zone) if value else None
+    for s in status["stations"]:
+        s["last_success"] = iso(s["last_success"])
+    for d in status["absent_devices"]:
+        d["last_docked"] = iso(d["last_docked"])
+    for r in status["late"]:
+        r["ended"], r["archived"] = iso(r["ended"]), iso(r["archived"])
+
+    def human() -> None:
+        table = Table("station", "last success", "stale", "backlog", "failing", "quarantined")
+        for s in status["stations"]:
+            table.add_row(s["station"], s["last_success"] or "never", "YES" if s["stale"] else "",
+                          str(sum(s["backlog"].values())), str(s["failing"]), str(s["quarantined"]))
+        out.print(table)
+        for d in status["absent_devices"]:
+            out.print(f"device {d['device']} not docked since {d['last_docked']}", highlight=False)
+        for r in status["late"]:
+            out.print(f"late: {r['archive_no']} archived {r['hours']} h after it ended", highlight=False)
+    emit(as_json, status, human)
+    if any(s["stale"] or s["failing"] for s in status["stations"]):
+        ctx.exit(1)
+
+
 # --- legal holds -----------------------------------------------------------
 
 @main.group("hold")

@@ -149,6 +149,8 @@ class Pipeline:
         self.actor, self.kek, self.clock = actor, kek, clock
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         self._fault = fault_hook or (lambda _step: None)
+        self._locks_guard = threading.Lock()
+        self._digest_locks: dict[str, threading.Lock] = {}
 
     # --- finding files --------------------------------------------------------------
     def own_folder(self, name: str) -> bool:
@@ -235,29 +237,31 @@ class Pipeline:
                               f"the file has {found}")
         self._fault("hashed")
 
-        if job.archive_no is None:
+        # Two workers with the same content: the second waits and finds the first's row.
+        with self._digest_lock(digests.sha256):
+            if job.archive_no is None:
+                with self.sessions() as session:
+                    twin = find_by_sha256(session, digests.sha256)
+                if twin is not None:
+                    return self._duplicate(folder, path, shown, job, twin, now)
+                number = reserve_archive_number(self.engine, self.formats, self.setup.zone,
+                                                unit=self.setup.unit, station=self.setup.station, now=now)
+                jobs.update(self.sessions, job, now, state="reserved", archive_no=number,
+                            sha256=digests.sha256)
+                self._fault("reserved")
             with self.sessions() as session:
-                twin = find_by_sha256(session, digests.sha256)
-            if twin is not None:
-                return self._duplicate(folder, path, shown, job, twin, now)
-            number = reserve_archive_number(self.engine, self.formats, self.setup.zone,
-                                            unit=self.setup.unit, station=self.setup.station, now=now)
-            jobs.update(self.sessions, job, now, state="reserved", archive_no=number,
-                        sha256=digests.sha256)
-            self._fault("reserved")
-        with self.sessions() as session:
-            recording = session.execute(select(Recording).where(
-                Recording.archive_no == job.archive_no)).scalar()
-        if recording is None:
-            facts = self._facts(path, st, shown, integrity.kind, info, names, sidecar, sidecar_note,
-                                damage, now)
-            recording = store_original(
-                self.sessions, self.store, self.policy, path, digests, facts,
-                archive_no=job.archive_no, actor=self.actor, now=now,  # type: ignore[arg-type]
-                kek=self.kek, after_put=lambda: self._fault("stored"))
-            log.info("archived", extra={"station": self.setup.station, "path": shown,
-                                        "archive_no": recording.archive_no, "size": digests.size,
-                                        "sha256": digests.sha256, "damaged": bool(damage)})
+                recording = session.execute(select(Recording).where(
+                    Recording.archive_no == job.archive_no)).scalar()
+            if recording is None:
+                facts = self._facts(path, st, shown, integrity.kind, info, names, sidecar, sidecar_note,
+                                    damage, now)
+                recording = store_original(
+                    self.sessions, self.store, self.policy, path, digests, facts,
+                    archive_no=job.archive_no, actor=self.actor, now=now,  # type: ignore[arg-type]
+                    kek=self.kek, after_put=lambda: self._fault("stored"))
+                log.info("archived", extra={"station": self.setup.station, "path": shown,
+                                            "archive_no": recording.archive_no, "size": digests.size,
+                                            "sha256": digests.sha256, "damaged": bool(damage)})
         jobs.update(self.sessions, job, now, state="stored")
         self._fault("committed")
         if sidecar is not None and sidecar.case:
@@ -270,6 +274,10 @@ class Pipeline:
                        size=digests.size)
 
     # --- steps ------------------------------------------------------------------------
+    def _digest_lock(self, sha256: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._digest_locks.setdefault(sha256, threading.Lock())
+
     def _stable(self, path: Path, st: os.stat_result, wait: bool) -> os.stat_result | None:
         """The file's stat once size and mtime held still for the window, else None."""
         window = self.setup.stable_seconds
