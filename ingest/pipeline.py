@@ -183,13 +183,14 @@ class Pipeline:
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         shown = safe_display(str(rel))
         try:
-            return self._process(folder, path, rel, shown, wait, respect_backoff)
+            outcome = self._process(folder, path, rel, shown, wait, respect_backoff)
         except (StoreUnavailable, SQLAlchemyError, OSError, ContentChanged, StoreError) as exc:
-            reason = _reason(exc)
+            outcome = Outcome("failed", shown, reason=_reason(exc))
+        if outcome.kind == "failed":
             log.warning("ingest failed, left in place for a retry",
-                        extra={"station": self.setup.station, "path": shown, "reason": reason})
-            self._note_failure(shown, path, reason)
-            return Outcome("failed", shown, reason=reason)
+                        extra={"station": self.setup.station, "path": shown, "reason": outcome.reason})
+            self._note_failure(shown, path, outcome.reason or "")
+        return outcome
 
     def _process(self, folder: Path, path: Path, rel: PurePosixPath, shown: str,
                  wait: bool, respect_backoff: bool) -> Outcome:
