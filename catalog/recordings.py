@@ -9,8 +9,8 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from . import sequences
-from .errors import NotFound
-from .models import Device, Officer, Recording, Station
+from .errors import InvalidInput, NotFound
+from .models import Device, DeviceAssignment, Officer, Recording, Station
 from .numbering import NumberingFormats, local_day
 
 
@@ -61,4 +61,25 @@ def _get_or_add(session: Session, model, column, value, make):
         row = make()
         session.add(row)
         session.flush()
+    return row
+
+
+def assign_device(session: Session, serial: str, officer: str, *, valid_from: datetime,
+                  valid_to: datetime | None = None) -> DeviceAssignment:
+    """Record that ``officer`` carried ``serial`` from ``valid_from`` (until ``valid_to``).
+
+    An open assignment of the same device is closed where the new one starts, so a
+    device is in one officer's hands at a time.
+    """
+    if valid_to is not None and valid_to <= valid_from:
+        raise InvalidInput("an assignment must end after it starts")
+    device, person = device_row(session, serial), officer_row(session, officer)
+    for current in session.execute(select(DeviceAssignment).where(
+            DeviceAssignment.device_id == device.id, DeviceAssignment.valid_to.is_(None),
+            DeviceAssignment.valid_from < valid_from)).scalars():
+        current.valid_to = valid_from
+    row = DeviceAssignment(device_id=device.id, officer_id=person.id, valid_from=valid_from,
+                           valid_to=valid_to)
+    session.add(row)
+    session.flush()
     return row

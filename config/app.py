@@ -106,7 +106,8 @@ class App:
             archived_folder=ing.archived_folder, quarantine_folder=ing.quarantine_folder,
             after_archive=ing.after_archive, stable_seconds=ing.stable_seconds,
             clock_tolerance_seconds=ing.clock_tolerance_seconds, workers=ing.workers,
-            transcode_workers=ing.transcode_workers, retry_seconds=ing.retry_seconds)
+            transcode_workers=ing.transcode_workers, retry_seconds=ing.retry_seconds,
+            archived_keep_days=ing.archived_keep_days)
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:
         return Pipeline(engine=self.engine, sessions=self.sessions, store=self.store,

@@ -396,6 +396,39 @@ def ingest_watch(ctx: click.Context, station: str, dirs: tuple[Path, ...], polli
     watcher.run()
 
 
+@main.group("devices")
+def devices_group() -> None:
+    """Recorders (执法记录仪) and who carries them."""
+
+
+@devices_group.command("assign")
+@click.argument("serial")
+@click.argument("officer")
+@click.option("--from", "valid_from", required=True, metavar="TIME", help="Start of the assignment.")
+@click.option("--to", "valid_to", metavar="TIME", help="End of the assignment (open if not given).")
+@json_option
+@click.pass_context
+def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: str,
+                   valid_to: str | None, as_json: bool) -> None:
+    """Record that OFFICER (certificate number) carries recorder SERIAL; recordings whose file
+    names carry no officer get theirs from this."""
+    from catalog.recordings import assign_device
+
+    app = get_app(ctx).require_catalog()
+    zone = app.settings.zone
+    start = parse_user_time(valid_from, zone)
+    end = parse_user_time(valid_to, zone, end_of_day=True) if valid_to else None
+    with app.sessions.begin() as session:
+        assign_device(session, serial, officer, valid_from=start, valid_to=end)
+        custody.append(session, actor=app.actor, action="device_assigned", subject=serial,
+                       now=app.now(), details={"officer": officer, "from": local_iso(start, zone),
+                                               "to": local_iso(end, zone)})
+    data = {"device": serial, "officer": officer, "from": local_iso(start, zone),
+            "to": local_iso(end, zone)}
+    emit(as_json, data, lambda: out.print(f"{serial} -> {officer} from {data['from']}"
+                                          + (f" to {data['to']}" if end else ""), highlight=False))
+
+
 @main.group("stations")
 def stations_group() -> None:
     """Docking-station health."""

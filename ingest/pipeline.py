@@ -89,6 +89,7 @@ class StationSetup:
     workers: int = 2
     transcode_workers: int = 1
     retry_seconds: float = 60.0
+    archived_keep_days: int = 30
 
 
 @dataclass
@@ -462,6 +463,39 @@ class Pipeline:
         except (OSError, SQLAlchemyError):
             pass  # the catalog itself may be what failed; the file stays for the next pass
 
+    def prune_archived(self, folders: list[Path]) -> int:
+        """Delete station copies moved aside more than ``archived_keep_days`` ago.
+
+        Only files whose job the catalog records as finished (archived or a duplicate)
+        that long ago are deleted; anything else in the folder is left alone.
+        """
+        cutoff = self.clock() - timedelta(days=self.setup.archived_keep_days)
+        removed = 0
+        for folder in folders:
+            root = folder / self.setup.archived_folder
+            if not root.is_dir():
+                continue
+            for dirpath, _dirs, names in os.walk(root):
+                for name in names:
+                    path = Path(dirpath) / name
+                    if is_companion(name):
+                        continue
+                    shown = safe_display(str(path.relative_to(root)))
+                    with self.sessions() as session:
+                        finished = session.execute(select(IngestJob).where(
+                            IngestJob.station_id == self.setup.station, IngestJob.path == shown,
+                            IngestJob.state.in_(["done", "duplicate"]),
+                            IngestJob.updated_at < cutoff)).scalars().first()
+                    if finished is None:
+                        continue
+                    for item in [path, *companions_of(path)]:
+                        item.unlink(missing_ok=True)
+                    removed += 1
+        if removed:
+            log.info("pruned archived station copies", extra={"station": self.setup.station,
+                                                               "files": removed})
+        return removed
+
     # --- a whole pass -------------------------------------------------------------------
     def scan(self, folders: list[Path], *, progress: Callable[[Outcome], None] | None = None,
              wait: bool = True) -> ScanReport:
@@ -474,6 +508,8 @@ class Pipeline:
                 report.add(outcome)
                 if progress is not None:
                     progress(outcome)
+        if self.setup.after_archive == "move":
+            self.prune_archived(folders)
         return report
 
 

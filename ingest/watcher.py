@@ -137,6 +137,8 @@ class StationWatcher:
                 self._supervise()
                 if time.monotonic() >= next_rescan:
                     self._rescan()
+                    if setup.after_archive == "move":
+                        self.pipeline.prune_archived(self.folders)
                     next_rescan = time.monotonic() + self.rescan_seconds
                 with self._lock:
                     now = time.monotonic()

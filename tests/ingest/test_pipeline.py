@@ -121,3 +121,35 @@ def test_after_archive_delete_and_keep(station, tmp_path) -> None:
     scan(station, expect=0)
     _, again = scan(station, expect=0)
     assert kept.exists() and again["archived"] == [] and len(recordings(station)) == 2
+
+
+def test_officer_from_the_device_assignment_when_the_name_has_none(station) -> None:
+    assigned = run_evidence("devices", "assign", "A123456", "JX0999", "--from", "2020-01-01",
+                            "--json", env=station["env"])
+    assert assigned.returncode == 0, assigned.stderr
+    synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
+    scan(station, expect=0)
+    (rec,) = recordings(station)
+    assert json.loads(rec["sources"])["officer"] == "assignment"
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(station["env"]["EVIDENCE_DATABASE_URL"])
+    with engine.connect() as conn:
+        assert conn.execute(text("select number from officers where id = :i"),
+                            {"i": rec["officer_id"]}).scalar() == "JX0999"
+    engine.dispose()
+
+
+def test_station_copies_are_pruned_after_the_keep_period(station) -> None:
+    synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
+    scan(station, expect=0)
+    stray = station["inbox"] / ".archived" / "unknown.mp4"
+    stray.write_bytes(b"not ours")
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(station["env"]["EVIDENCE_DATABASE_URL"])
+    with engine.begin() as conn:
+        conn.execute(text("update ingest_jobs set updated_at = '2020-01-01 00:00:00.000000'"))
+    engine.dispose()
+    scan(station, expect=0)
+    assert files_in(station["inbox"] / ".archived") == ["unknown.mp4"]  # only what the catalog finished
