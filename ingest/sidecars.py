@@ -20,7 +20,7 @@ it (a byte-order mark is allowed; at most 64 KiB). Every key is optional::
     {
       "case": "开城管罚立〔2020〕42号",   // case number to link to: string, 1-200 characters
       "important": true,                  // marked important (重点文件): true or false
-      "protected": false,                 // protected from deletion: true or false
+      "protected": false,                 // holds secrets or privacy: stored encrypted
       "note": "现场执法，当事人拒绝签字",   // free text, at most 2000 characters
       "flags": {
         "obstruction": false,             // records obstruction of enforcement
