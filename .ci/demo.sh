@@ -55,15 +55,22 @@ unset EVIDENCE_CONFIG EVIDENCE_DATABASE_URL EVIDENCE_STORAGE_URL
 
 evidence init
 evidence config show
-evidence case open "$CASE_NO" --title '占道经营' --json
+# The station's inbox, archived in one pass (the daemon, `ingest watch`, runs the same pipeline).
+show evidence ingest scan --station ST01 demo-data/inbox --json
+(cd "$DEMO" && "$EVIDENCE" ingest scan --station ST01 "$DEMO/inbox" --json) | tee "$DEMO/scan.json"
+mapfile -t ARCHIVED < <("$PYTHON" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["archived"]))' "$DEMO/scan.json")
+
+evidence case open "$CASE_NO" --title '占道经营' --opened 2020-11-05 --json
 # A written record: a tiny PDF standing in for the scanned approval form.
 printf '%%PDF-1.4\n%% 立案审批表 (demo)\n%%%%EOF\n' > "$DEMO/立案审批表.pdf"
 evidence case add-doc "$CASE_NO" "$DEMO/立案审批表.pdf" --type '立案审批表' --date 2020-11-05 --json
+evidence case link "$CASE_NO" "${ARCHIVED[@]}" --json
 evidence hold set "$CASE_NO" --reason '复议期间保全' --json
 evidence case show "$CASE_NO"
+evidence stations status
 evidence audit checkpoint
 evidence audit verify
-evidence audit log
+evidence audit log --limit 20
 
 echo
 echo "demo: done; data in demo-data/evidence-data, station inbox in demo-data/inbox"

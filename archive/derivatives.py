@@ -56,8 +56,7 @@ def store_derivative(sessions: sessionmaker[Session], store: ObjectStore, policy
                 Derivative.status == "failed")).scalars():
             session.delete(failed)
         session.flush()
-        custody.append(session, actor=actor, action="derivative_stored", subject=recording.archive_no,
-                       now=now, details={"kind": kind, "key": key, "sha256": digests.sha256,
+        custody.append(session, actor=actor, action="derivative_stored", subject=recording.archive_no, details={"kind": kind, "key": key, "sha256": digests.sha256,
                                          "size": digests.size, "method": method})
     return row
 

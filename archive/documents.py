@@ -91,8 +91,7 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
         session.flush()
         item = items.add_item(session, case, seq=seq, item_no=item_no, kind="document",
                               document_id=document.id, actor=actor, now=now)
-        event = custody.append(session, actor=actor, action="document_added", subject=item_no,
-                               now=now, details={k: manifest[k] for k in (
+        event = custody.append(session, actor=actor, action="document_added", subject=item_no, details={k: manifest[k] for k in (
                                    "case_key", "doc_type", "doc_number", "doc_date", "sha256", "sm3",
                                    "size", "original_name", "protected")} | {"key": key})
         queue_case_event(session, case, event, now)

@@ -41,7 +41,7 @@ def set_hold(sessions: sessionmaker[Session], store: ObjectStore, subject: str, 
     with sessions.begin() as session:
         held = holds.resolve(session, subject)
         session.add(Hold(subject=held.subject, reason=reason, set_at=now, set_by=actor))
-        event = custody.append(session, actor=actor, action="held", subject=held.subject, now=now,
+        event = custody.append(session, actor=actor, action="held", subject=held.subject,
                                details={"reason": reason, "objects": len(objects)})
         if held.case is not None:
             queue_case_event(session, held.case, event, now)
@@ -62,8 +62,7 @@ def release_hold(sessions: sessionmaker[Session], store: ObjectStore, subject: s
         session.flush()
         still_held = holds.held_objects(session)
         release = sorted(held.objects() - still_held, key=lambda o: o[0])
-        event = custody.append(session, actor=actor, action="released", subject=held.subject,
-                               now=now, details={"reason": reason, "objects": len(release),
+        event = custody.append(session, actor=actor, action="released", subject=held.subject, details={"reason": reason, "objects": len(release),
                                                  "still_held_by_other_holds":
                                                      len(held.objects()) - len(release)})
         if held.case is not None:

@@ -58,8 +58,7 @@ def link_recordings(engine: Engine, sessions: sessionmaker[Session], store: Obje
             items.add_item(session, case, seq=seq, item_no=item_no, kind=recording.kind,
                            recording_id=recording.id, actor=actor, now=now)
             session.get(type(recording), recording.id).retain_until = until
-            event = custody.append(session, actor=actor, action="linked", subject=recording.archive_no,
-                                   now=now, details={"case_key": case_key, "item_no": item_no,
+            event = custody.append(session, actor=actor, action="linked", subject=recording.archive_no, details={"case_key": case_key, "item_no": item_no,
                                                      "retain_until": until.isoformat()})
             queue_case_event(session, case, event, now)
         linked.append((recording.archive_no, item_no))

@@ -40,7 +40,7 @@ from typing import Any, BinaryIO
 
 from catalog.canonical import format_instant, parse_instant
 
-from .digest import Digests, Hasher, HashThread, iter_file
+from .digest import READ_SIZE, Digests, Hasher, HashThread, iter_file
 from .errors import ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError
 from .layout import check_key
 from .store import ObjectInfo, PutResult, Retention
@@ -141,6 +141,9 @@ class _ReadBack:
         self._done = 0          # bytes read back so far
         self._asked = 0         # bytes handed to the thread
         self._reader: BinaryIO | None = None
+        self._hashing: HashThread | None = None
+        self._pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._buffers = 0
         self._work: queue.SimpleQueue[tuple[int, bool] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -179,18 +182,34 @@ class _ReadBack:
                              os.POSIX_FADV_DONTNEED)
         if self._reader is None:
             self._reader = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in _close
-        self._reader.seek(self._done)
-        buffer = bytearray(_CHUNK)
-        view = memoryview(buffer)
+        if self._hashing is None and end is None:  # a small object: all of it here, at once
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            while n := self._reader.readinto(buffer):
+                self.hasher.update(view[:n])
+                self._done += n
+            return
+        if self._hashing is None:
+            # Read just the ranges asked for: pages read ahead past ``end`` would have to be
+            # dropped and read again with the next range.
+            os.posix_fadvise(self._reader.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+            self._hashing = HashThread(self.hasher, self._pool)
+        self._reader.seek(start)
         while end is None or self._done < end:
+            if self._buffers == _BUFFERS or not self._pool.empty():
+                buffer = self._hashing.take()
+            else:
+                buffer, self._buffers = bytearray(_CHUNK), self._buffers + 1
+            view = memoryview(buffer)
             want = len(buffer) if end is None else min(len(buffer), end - self._done)
             n = self._reader.readinto(view[:want])
             if not n:
+                self._pool.put(buffer)
                 if end is None:
-                    return
+                    break
                 raise ReceiptMismatch(f"{self._path}: the file on disk ended after {self._done} "
                                       f"bytes, {end} were written")
-            self.hasher.update(view[:n])
+            self._hashing.feed(buffer, n)
             self._done += n
         if self._evict:  # what was read back is not needed in memory either
             os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
@@ -203,6 +222,8 @@ class _ReadBack:
             self._thread = None
 
     def _close(self) -> None:
+        if self._hashing is not None:
+            self._hashing.abort()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
@@ -214,6 +235,8 @@ class _ReadBack:
             if self._error is not None:
                 raise self._error
             self._read_back(None, flush=False)
+            if self._hashing is not None:
+                self._hashing.finish()
             return self.hasher.digests()
         finally:
             self._close()

@@ -167,11 +167,11 @@ def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: 
             sources=json.dumps(facts.sources, ensure_ascii=False), retain_until=retention.until)
         session.add(recording)
         session.flush()
-        custody.append(session, actor=actor, action="ingested", subject=archive_no, now=now,
+        custody.append(session, actor=actor, action="ingested", subject=archive_no,
                        details={k: record[k] for k in (
                            "sha256", "sm3", "size", "original_name", "station", "device", "officer",
                            "start_time", "kind", "important", "protected", "damaged", "sources")})
-        custody.append(session, actor=actor, action="stored", subject=archive_no, now=now,
+        custody.append(session, actor=actor, action="stored", subject=archive_no,
                        details={"key": key, "version": stored.version,
                                 "stored_sha256": stored.digests.sha256,
                                 "stored_size": stored.digests.size, "etag": stored.digests.etag,

@@ -69,7 +69,7 @@ def purge_recording(sessions: sessionmaker[Session], store: ObjectStore, archive
     with sessions.begin() as session:
         row = session.get(Recording, recording.id)
         row.status = "purged"
-        event = custody.append(session, actor=actor, action="purged", subject=archive_no, now=now,
+        event = custody.append(session, actor=actor, action="purged", subject=archive_no,
                                details={k: record[k] for k in ("reason", "due_at", "numbers", "sha256",
                                                                "size", "deleted")})
         tombstone = Tombstone(subject=archive_no, kind=recording.kind, numbers=json.dumps(numbers),

@@ -16,6 +16,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
@@ -26,7 +27,7 @@ from minio.commonconfig import COMPLIANCE, GOVERNANCE
 from minio.error import S3Error
 from minio.retention import Retention as MinioRetention
 
-from .digest import Digests, Hasher
+from .digest import Digests, Hasher, s3_etag
 from .errors import (ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError,
                      StoreUnavailable)
 from .layout import check_key
@@ -57,11 +58,6 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
         chunks.append(data)
         missing -= len(data)
     return b"".join(chunks)
-
-
-def _md5(data: bytes) -> tuple[str, str]:
-    digest = hashlib.md5(data).digest()
-    return digest.hex(), base64.b64encode(digest).decode()
 
 
 class S3Store:
@@ -142,10 +138,16 @@ class S3Store:
         if legal_hold:
             headers["x-amz-object-lock-legal-hold"] = "ON"
 
-        hasher = Hasher(sm3=sm3, part_size=self.part_size)
+        # SHA-256 (and SM3) of the whole stream here; the MD5 of each part is computed in
+        # the thread that uploads it, and the parts' MD5s make the ETag.
+        hasher = Hasher(sm3=sm3)
+        part_md5s: list[bytes] = []
+
+        def sent_digests() -> Digests:
+            return replace(hasher.digests(), etag=s3_etag(part_md5s))
 
         def check_sent() -> Digests:
-            sent = hasher.digests()
+            sent = sent_digests()
             if check is not None:
                 check(sent)
             return sent
@@ -154,8 +156,9 @@ class S3Store:
         hasher.update(first)
         following = _read_full(stream, self.part_size) if len(first) == self.part_size else b""
         if not following:
+            part_md5s.append(hashlib.md5(first).digest())
             sent = check_sent()
-            md5_hex, md5_b64 = _md5(first)
+            md5_hex, md5_b64 = part_md5s[0].hex(), base64.b64encode(part_md5s[0]).decode()
             result = self._call(f"put {key}", self.client._put_object, self.bucket, key, first,
                                 {**headers, "Content-MD5": md5_b64})
             if result.etag and result.etag.strip('"') != md5_hex:
@@ -164,39 +167,46 @@ class S3Store:
             version = result.version_id
         else:
             version = self._multipart(key, headers, stream, hasher, first, following, check_sent,
-                                      retention, legal_hold)
-            sent = hasher.digests()
+                                      retention, legal_hold, part_md5s)
+            sent = sent_digests()
         if self.read_back:
             self._read_back(key, version, sent, sm3)
         return PutResult(key, version, sent)
 
     def _multipart(self, key: str, headers: dict[str, str], stream: BinaryIO, hasher: Hasher,
                    first: bytes, following: bytes, check_sent, retention: Retention | None,
-                   legal_hold: bool) -> str | None:
+                   legal_hold: bool, part_md5s: list[bytes]) -> str | None:
         from minio.datatypes import Part
 
         upload_id = self._call(f"start upload {key}", self.client._create_multipart_upload,
                                self.bucket, key, dict(headers))
-        pending: list[tuple[int, str, Future[str]]] = []
+        pending: list[tuple[int, Future[tuple[bytes, str]]]] = []
         done: list[Part] = []
+
+        def upload(number: int, data: bytes) -> tuple[bytes, str]:
+            # In the upload thread: the MD5 (Content-MD5) beside the other parts' uploads.
+            md5 = hashlib.md5(data).digest()
+            etag = self._call(f"upload {key} part {number}", self.client._upload_part,
+                              self.bucket, key, data,
+                              {"Content-MD5": base64.b64encode(md5).decode()}, upload_id, number)
+            return md5, etag
 
         def collect(limit: int) -> None:
             while len(pending) > limit:
-                number, md5_hex, future = pending.pop(0)
-                etag = future.result().strip('"')
-                if etag != md5_hex:
+                number, future = pending.pop(0)
+                md5, etag = future.result()
+                etag = etag.strip('"')
+                if etag != md5.hex():
                     raise ReceiptMismatch(f"{key}: part {number} acknowledged with ETag {etag}, "
-                                          f"its bytes have MD5 {md5_hex}")
+                                          f"its bytes have MD5 {md5.hex()}")
                 done.append(Part(number, etag))
+                part_md5s.append(md5)
 
         try:
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
                 number, data, ahead = 1, first, following
                 while data:
-                    md5_hex, md5_b64 = _md5(data)
-                    pending.append((number, md5_hex, pool.submit(
-                        self._call, f"upload {key} part {number}", self.client._upload_part,
-                        self.bucket, key, data, {"Content-MD5": md5_b64}, upload_id, number)))
+                    pending.append((number, pool.submit(upload, number, data)))
                     collect(self.parallel)
                     number, data = number + 1, ahead
                     if data:

@@ -100,8 +100,7 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
                             opened_on=new.opened_on, created_at=now, created_by=actor)
                 session.add(case)
                 session.flush()
-                event = custody.append(session, actor=actor, action="case_opened", subject=case_key,
-                               now=now, details={"number": number, "title": new.title,
+                event = custody.append(session, actor=actor, action="case_opened", subject=case_key, details={"number": number, "title": new.title,
                                                  "type": new.case_type, "unit": unit,
                                                  "opened_on": new.opened_on.isoformat(),
                                                  "major": new.major})

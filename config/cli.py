@@ -420,8 +420,7 @@ def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: st
     end = parse_user_time(valid_to, zone, end_of_day=True) if valid_to else None
     with app.sessions.begin() as session:
         assign_device(session, serial, officer, valid_from=start, valid_to=end)
-        custody.append(session, actor=app.actor, action="device_assigned", subject=serial,
-                       now=app.now(), details={"officer": officer, "from": local_iso(start, zone),
+        custody.append(session, actor=app.actor, action="device_assigned", subject=serial, details={"officer": officer, "from": local_iso(start, zone),
                                                "to": local_iso(end, zone)})
     data = {"device": serial, "officer": officer, "from": local_iso(start, zone),
             "to": local_iso(end, zone)}

@@ -352,12 +352,17 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
         for start in ([at, 0.0] if at > 0 else [0.0]):
             tmp.write_bytes(b"")
             keyframes = ["-skip_frame", "nokey"] if start > 0 else []
-            _run_ffmpeg(
-                ["-threads", "1", *keyframes, "-ss", f"{start:g}", "-i", str(source),
-                 "-map", "0:V:0",
-                 "-an", "-sn", "-dn", "-frames:v", "1", "-vf", _FIT.format(n=POSTER_MAX),
-                 "-threads", "1", "-q:v", "3", "-f", "image2", "-update", "1", str(tmp)],
-                timeout=timeout or _budget("frame", info), what=what)
+            try:
+                _run_ffmpeg(
+                    ["-threads", "1", *keyframes, "-ss", f"{start:g}", "-i", str(source),
+                     "-map", "0:V:0", "-an", "-sn", "-dn", "-frames:v", "1",
+                     "-vf", _FIT.format(n=POSTER_MAX), "-threads", "1", "-q:v", "3",
+                     "-f", "image2", "-update", "1", str(tmp)],
+                    timeout=timeout or _budget("frame", info), what=what)
+            except DerivativeFailed:
+                if start == 0:
+                    raise
+                continue  # seeking into a damaged file can fail where the start decodes
             if tmp.stat().st_size > 0:
                 break
         _check_picture(tmp, what=what, max_side=POSTER_MAX)
@@ -504,8 +509,7 @@ def derivatives_for(
     for kind, make in plan:
         try:
             made.append(make())
-        except EvidenceError as exc:
-            log.warning("%s", exc)
+        except EvidenceError as exc:  # expected (a damaged source...): the caller records it
             failures.append((kind, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one derivative must not stop the others
             log.exception("%s of %s failed unexpectedly", kind, source)

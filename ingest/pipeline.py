@@ -335,7 +335,9 @@ class Pipeline:
     def _facts(self, path: Path, st: os.stat_result, shown: str, kind: str | None,
                info: MediaInfo | None, names, sidecar: EvidenceSidecar | None,
                sidecar_note: str | None, damage: list[str], now: datetime) -> OriginalFacts:
-        sources = dict(names.sources)
+        # Sources of the values kept (device, officer, start time, important), by their names.
+        sources = {("start_time" if k == "start" else k): v for k, v in names.sources.items()
+                   if k not in ("seq", "marker")}
         start, flags = names.start, {}
         container_time = _container_time(info, self.setup.zone)
         if start is None and container_time is not None:
@@ -389,8 +391,7 @@ class Pipeline:
     def _duplicate(self, folder: Path, path: Path, shown: str, job: IngestJob, twin: Recording,
                    now: datetime) -> Outcome:
         with self.sessions.begin() as session:
-            custody.append(session, actor=self.actor, action="seen_again", subject=twin.archive_no,
-                           now=now, details={"station": self.setup.station, "path": shown})
+            custody.append(session, actor=self.actor, action="seen_again", subject=twin.archive_no, details={"station": self.setup.station, "path": shown})
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
                     outcome=twin.archive_no)
         self._station_copy(folder, path)
@@ -407,7 +408,7 @@ class Pipeline:
                 "archive_no": recording.archive_no, "case": case, "reason": str(exc)})
             with self.sessions.begin() as session:
                 custody.append(session, actor=self.actor, action="link_failed",
-                               subject=recording.archive_no, now=now,
+                               subject=recording.archive_no,
                                details={"case": case, "reason": str(exc)})
 
     def _derivatives(self, path: Path, recording: Recording, info: MediaInfo | None) -> None:

@@ -2,9 +2,10 @@
 
 Used by the tests (and by ``make demo``) to stand in for what body-worn cameras leave on a
 docking station: short H.264/H.265 videos in MP4/MOV containers, WAV audio notes and JPEG
-photos, named the way real recorders name them.  Every file is a few tens of KB and takes a
-fraction of a second to make.  Output is deterministic: the same arguments give the same bytes
-(for a given ffmpeg build).
+photos, named the way real recorders name them.  By default every file is a few tens of KB and
+takes a fraction of a second to make; options make footage closer to a real recorder's (1080p,
+a burned-in clock and device id, a rotation matrix, a GPS ``location`` tag, EXIF in photos).
+Output is deterministic: the same arguments give the same bytes (for a given ffmpeg build).
 
 Run as a module to fill a folder with a station inbox::
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,12 +25,14 @@ from pathlib import Path
 from typing import Literal
 
 __all__ = [
+    "DEFAULT_GPS",
     "DEFAULT_START",
     "LOCAL_ZONE",
     "make_audio",
     "make_inbox",
     "make_photo",
     "make_video",
+    "make_zero_byte",
     "require_ffmpeg",
     "truncate",
 ]
@@ -49,6 +53,16 @@ LOCAL_ZONE: tzinfo = _local_zone()
 
 DEFAULT_START: datetime = datetime(2020, 11, 5, 8, 50, 56, tzinfo=LOCAL_ZONE)
 """First recording time of :func:`make_inbox` when none is given."""
+
+DEFAULT_GPS: tuple[float, float] = (31.2304, 121.4737)
+"""(latitude, longitude) written into photo EXIF when none is given (Shanghai)."""
+
+# Generating one test file never takes long; a hung ffmpeg must not hang the suite.
+_FFMPEG_TIMEOUT = 120.0
+
+# Characters a burned-in label may hold: drawtext gives ``:``, ``'``, ``%`` and ``\``
+# meanings of its own, and recorder overlays never contain them.
+_SAFE_LABEL = re.compile(r"[\w @#./-]*")
 
 # Serial numbers and the officer used in generated names.
 AT_SERIAL = "A123456"  # 7 characters, "{serial}@{time}{seq}.mp4" recorders
@@ -80,7 +94,11 @@ def _run_ffmpeg(args: list[str], out: Path) -> Path:
     ffmpeg, _ = require_ffmpeg()
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args, str(out)]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=_FFMPEG_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise FFmpegError(f"ffmpeg timed out making {out}: {exc.stderr!r}") from None
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
         raise FFmpegError(
             f"ffmpeg failed making {out} (exit {proc.returncode}): {proc.stderr.strip()}"
@@ -116,6 +134,12 @@ def make_video(
     creation_time: datetime | None = None,
     text: str | None = None,
     tone: float = 440.0,
+    burn_in: bool = False,
+    rotate: int = 0,
+    location: str | None = None,
+    audio_codec: Literal["aac", "pcm"] = "aac",
+    bitrate: str | None = None,
+    keyint: int | None = None,
 ) -> Path:
     """Make a short test-pattern video (``testsrc2``) with a sine-tone AAC track.
 
@@ -123,43 +147,112 @@ def make_video(
     QuickTime MOV). ``codec`` picks libx264 or libx265 (tagged ``hvc1``), preset ultrafast and
     a high CRF so the file stays small.
 
+    - ``size``: ``"WIDTHxHEIGHT"`` as coded, e.g. ``"1920x1080"`` or ``"1080x1920"`` for
+      portrait; a 2 s 1080p clip takes about half a second.
     - ``faststart``: put the ``moov`` box before the media data (``-movflags +faststart``);
       without it ``moov`` is at the end, as many recorders write it.
     - ``creation_time``: written as the container's ``creation_time`` tag in ISO UTC; an
       aware datetime is converted, a naive one is taken as UTC.
-    - ``text``: stored as the container's ``comment`` tag (not drawn on the picture: fonts
-      differ between machines); it also makes otherwise equal clips differ in content.
+    - ``text``: stored as the container's ``comment`` tag; it also makes otherwise equal clips
+      differ in content.
+    - ``burn_in``: draw a recorder overlay on the picture as body-worn cameras do (GA/T 947):
+      ``text`` (the device id, letters, digits and ``@#./-_`` only) and a running clock in
+      the recorder's local wall time, starting at ``creation_time`` (default
+      :data:`DEFAULT_START`). Uses fontconfig's default monospace font, which comes with
+      ffmpeg's dependencies (fonts-dejavu-core or another).
+    - ``rotate``: clockwise degrees (90, 180, 270) a player must turn the picture to show it
+      upright, as phones and some recorders store portrait footage; written as a display
+      matrix by a stream-copy pass (ffmpeg 5.1 honours its ``rotate`` tag only when copying).
+    - ``location``: an ISO 6709 point for the container's ``location`` tag, e.g.
+      ``"+31.2304+121.4737/"``.
+    - ``audio_codec``: ``"pcm"`` stores 16-bit PCM instead of AAC (as some cameras do in MOV;
+      MP4 does not allow it).
+    - ``bitrate``: an average video bit rate such as ``"6M"`` instead of the high CRF, with
+      film-grain noise so the encoder has something to spend it on (benchmarks).
+    - ``keyint``: a keyframe every ``keyint`` frames (recorders use about one a second); by
+      default the encoder's (250 frames), so a short clip has a single keyframe.
     - ``tone``: frequency of the audio sine in Hz, another way to make clips differ.
 
     Returns the path of the file made.
     """
     out = Path(path)
+    if rotate % 90 or not 0 <= rotate < 360:
+        raise ValueError(f"rotate must be 0, 90, 180 or 270, not {rotate!r}")
+    if burn_in and not _SAFE_LABEL.fullmatch(text or ""):
+        raise ValueError(f"burned-in text may hold letters, digits and ' @#./-_' only: {text!r}")
     if codec == "h264":
-        vcodec = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "40"]
+        vcodec = ["-c:v", "libx264", "-preset", "ultrafast"]
+        quality = ["-crf", "40"]
     elif codec == "hevc":
         vcodec = [
-            "-c:v", "libx265", "-preset", "ultrafast", "-crf", "36",
+            "-c:v", "libx265", "-preset", "ultrafast",
             "-x265-params", "log-level=error", "-tag:v", "hvc1",
         ]  # fmt: skip
+        quality = ["-crf", "36"]
     else:
         raise ValueError(f"codec must be 'h264' or 'hevc', not {codec!r}")
+    if bitrate is not None:
+        quality = ["-b:v", bitrate, "-maxrate", bitrate, "-bufsize", bitrate]
+    if keyint is not None:
+        quality += ["-g", str(keyint), "-keyint_min", str(keyint)]
     duration = f"{seconds:g}"
     args = ["-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}:duration={duration}"]
     maps = ["-map", "0:v"]
     if audio:
         args += ["-f", "lavfi", "-i", f"sine=frequency={tone:g}:sample_rate=16000:duration={duration}"]
         maps += ["-map", "1:a"]
-    args += maps + vcodec + ["-pix_fmt", "yuv420p"]
+    filters = []
+    if bitrate is not None:
+        filters.append("noise=alls=12:allf=t")
+    if burn_in:
+        filters.append(_overlay_filter(text or "", creation_time))
+    if filters:
+        args += ["-vf", ",".join(filters)]
+    args += maps + vcodec + quality + ["-pix_fmt", "yuv420p"]
     if audio:
-        args += ["-c:a", "aac", "-b:a", "24k", "-ac", "1"]
+        if audio_codec == "pcm":
+            args += ["-c:a", "pcm_s16le", "-ac", "1"]
+        else:
+            args += ["-c:a", "aac", "-b:a", "24k", "-ac", "1"]
     if faststart:
         args += ["-movflags", "+faststart"]
     if creation_time is not None:
         args += ["-metadata", f"creation_time={_iso_utc(creation_time)}"]
     if text is not None:
         args += ["-metadata", f"comment={text}"]
+    if location is not None:
+        args += ["-metadata", f"location={location}"]
     args += _container_format(out)
-    return _run_ffmpeg(args, out)
+    if not rotate:
+        return _run_ffmpeg(args, out)
+    # Encode beside the target, then copy the streams in with the display matrix.
+    plain = out.with_name(f".{out.stem}.unrotated{out.suffix}")
+    try:
+        _run_ffmpeg(args, plain)
+        copy = ["-i", str(plain), "-map", "0", "-c", "copy", "-map_metadata", "0",
+                # ffmpeg 5.1 writes its ``rotate`` tag as a counter-clockwise angle
+                "-metadata:s:v:0", f"rotate={(360 - rotate) % 360}"]
+        if faststart:
+            copy += ["-movflags", "+faststart"]
+        return _run_ffmpeg(copy + _container_format(out), out)
+    finally:
+        plain.unlink(missing_ok=True)
+
+
+def _overlay_filter(label: str, creation_time: datetime | None) -> str:
+    """drawtext for a recorder overlay: the label and a clock in local wall time.
+
+    drawtext's ``pts:gmtime`` shows a running clock from an epoch offset; giving it the local
+    wall time as if it were UTC makes it print local time without any zone setting.
+    """
+    start = _local(creation_time if creation_time is not None else DEFAULT_START)
+    wall = start.replace(tzinfo=timezone.utc).timestamp()
+    clock = rf"%{{pts\:gmtime\:{wall:.0f}\:%Y-%m-%d %H\\\:%M\\\:%S}}"
+    shown = f"{label}  {clock}" if label else clock
+    return (
+        "drawtext=font=monospace:fontsize=h/18:fontcolor=white:box=1:boxcolor=black@0.6"
+        f":boxborderw=4:x=w/40:y=h/30:text='{shown}'"
+    )
 
 
 def make_audio(path: str | Path, *, seconds: float = 2.0, tone: float = 440.0) -> Path:
@@ -177,11 +270,22 @@ def make_photo(
     *,
     size: tuple[int, int] = (320, 240),
     taken: datetime | None = None,
+    exif: bool = False,
+    gps: tuple[float, float] | None = DEFAULT_GPS,
+    offset: bool = False,
+    orientation: int = 1,
 ) -> Path:
     """Make a JPEG photo: one ``testsrc2`` frame of ``size`` (width, height).
 
-    No EXIF is written; when ``taken`` is given the file's modification time is set to it
-    (naive means UTC), which is what a station sees for cameras that keep no EXIF.
+    Without ``exif`` no EXIF is written; when ``taken`` is given the file's modification time
+    is set to it (naive means UTC), which is what a station sees for cameras that keep no EXIF.
+
+    With ``exif`` (needs Pillow) the frame is re-saved with the EXIF a recorder writes:
+    ``DateTimeOriginal`` in the camera's local wall time (``taken``, default
+    :data:`DEFAULT_START`, shown in :data:`LOCAL_ZONE`; naive means UTC, as above), Make
+    and Model, GPS latitude/longitude of ``gps`` unless it is None, and an ``Orientation``
+    (1 upright, 6 turn 90 degrees clockwise to show, 3, 8). ``offset`` adds
+    ``OffsetTimeOriginal`` (``+08:00``), which older cameras do not write.
     Returns its path.
     """
     out = Path(path)
@@ -191,11 +295,72 @@ def make_photo(
         "-frames:v", "1", "-q:v", "5", "-f", "image2", "-update", "1",
     ]  # fmt: skip
     _run_ffmpeg(args, out)
+    if exif:
+        _add_exif(out, taken, gps=gps, offset=offset, orientation=orientation)
     if taken is not None:
         if taken.tzinfo is None:
             taken = taken.replace(tzinfo=timezone.utc)
         stamp = taken.timestamp()
         os.utime(out, (stamp, stamp))
+    return out
+
+
+def _add_exif(
+    path: Path,
+    taken: datetime | None,
+    *,
+    gps: tuple[float, float] | None,
+    offset: bool,
+    orientation: int,
+) -> None:
+    """Re-save a JPEG with camera EXIF, built with Pillow's ``Image.Exif`` (no piexif)."""
+    from PIL import Image
+
+    moment = taken if taken is not None else DEFAULT_START
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    local = moment.astimezone(LOCAL_ZONE)
+    tags = Image.Exif()
+    tags[0x010F] = "SyntheticCam"  # Make
+    tags[0x0110] = f"BWC-{AT_SERIAL}"  # Model
+    tags[0x0112] = orientation  # Orientation
+    exif_ifd = tags.get_ifd(0x8769)
+    exif_ifd[0x9003] = local.strftime("%Y:%m:%d %H:%M:%S")  # DateTimeOriginal
+    if offset:
+        delta = local.utcoffset() or timedelta(0)
+        minutes = int(delta.total_seconds() // 60)
+        sign = "-" if minutes < 0 else "+"
+        exif_ifd[0x9011] = f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    if gps is not None:
+        lat, lon = gps
+        gps_ifd = tags.get_ifd(0x8825)
+        gps_ifd[0] = b"\x02\x02\x00\x00"  # GPSVersionID 2.2
+        gps_ifd[1] = "N" if lat >= 0 else "S"
+        gps_ifd[2] = _dms(abs(lat))
+        gps_ifd[3] = "E" if lon >= 0 else "W"
+        gps_ifd[4] = _dms(abs(lon))
+    with Image.open(path) as img:
+        img.load()
+        frame = img.copy()
+    frame.save(path, format="JPEG", quality=85, exif=tags.tobytes())
+
+
+def _dms(value: float) -> tuple[float, float, float]:
+    """Decimal degrees as EXIF degrees, minutes, seconds (seconds to 1/100)."""
+    degrees = int(value)
+    minutes_f = (value - degrees) * 60
+    minutes = int(minutes_f)
+    seconds = round((minutes_f - minutes) * 60, 2)
+    if seconds >= 60:
+        minutes, seconds = minutes + 1, 0.0
+    return float(degrees), float(minutes), seconds
+
+
+def make_zero_byte(path: str | Path) -> Path:
+    """Make an empty file, as a recorder leaves when it loses power right after opening one."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(b"")
     return out
 
 

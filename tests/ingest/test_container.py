@@ -226,15 +226,27 @@ def test_missing_file_raises_oserror(tmp_path: Path) -> None:
         check_file(tmp_path / "gone.mp4")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_unreadable_file_raises_oserror(tmp_path: Path) -> None:
-    path = write(tmp_path, "a.mp4", ftyp())
-    path.chmod(0)
+def test_unreadable_file_raises_oserror() -> None:
+    """Run as an unprivileged user (root reads any file): the error reaches the caller."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="unreadable-"))
     try:
-        with pytest.raises(PermissionError):
-            check_file(path)
-    finally:
+        folder.chmod(0o755)
+        path = write(folder, "a.mp4", ftyp())
         path.chmod(0o600)
+        code = ("import sys; from pathlib import Path; from ingest.container import check_file\n"
+                "try:\n    check_file(Path(sys.argv[1]))\nexcept PermissionError:\n    sys.exit(7)\n")
+        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                 sys.executable, "-c", code, str(path)],
+                                cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
+                                env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+        assert result.returncode == 7, result.stderr
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_sparse_4_gib_mp4_is_checked_in_milliseconds(tmp_path: Path) -> None:
