@@ -76,7 +76,7 @@ DURATION_TOLERANCE = 0.10
 # busy machine is slower; they only catch a hung process.
 _BUDGET: dict[str, tuple[float, float]] = {
     "remux": (60.0, 0.1),
-    "transcode": (120.0, 2.0),  # at least 0.5x real time; measured 2.5-3.3x on 2 cores
+    "transcode": (120.0, 2.0),  # at least 0.5x real time; 1080p measured 2.2-5.9x on 2 cores
     "aac": (60.0, 0.2),
     "frame": (60.0, 0.0),
     "keyframes": (60.0, 0.5),
@@ -336,8 +336,8 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
 
     10% skips the first seconds, often a pocket or a black sensor start-up. Seeking and
     decoding keyframes only (``-skip_frame nokey``) costs one or two frame decodes whatever
-    the length or GOP (an exact frame would decode up to a whole GOP: 1.3-1.9 s for HEVC
-    1080p with 8 s GOPs, against 0.3 s). When there is no keyframe after that point (a short
+    the length or GOP (an exact frame decodes up to a whole GOP: 1.3-1.9 s for HEVC 1080p
+    with 8 s GOPs, against 0.15 s). When there is no keyframe after that point (a short
     clip, a damaged tail), the first frame is used. Photos get a 640 px version of the picture.
     Raises :class:`DerivativeFailed`.
     """
