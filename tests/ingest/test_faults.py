@@ -71,3 +71,33 @@ def test_scan_json_is_the_contract(station) -> None:
     report = json.loads(result.stdout)
     assert set(report) >= {"archived", "duplicates", "quarantined", "failed"}
     assert files_in(station["inbox"]) == [".archived/A123456@202011050850560000.mp4"]
+
+
+@pytest.mark.postgres
+def test_the_catalog_database_going_away_mid_file_leaves_it_for_a_retry(station, pg_url) -> None:
+    """PostgreSQL becomes unreachable right after the file was hashed, then comes back."""
+    from sqlalchemy.engine import make_url
+
+    from config.app import App
+    from config.settings import load_settings
+    from tests.servers.tcp_proxy import TcpProxy
+
+    url = make_url(pg_url)
+    proxy = TcpProxy((url.host, url.port or 5432))
+    env = dict(station["env"], EVIDENCE_DATABASE_URL=url.set(
+        host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    assert run_evidence("init", env=env).returncode == 0
+    video = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
+    settings, _ = load_settings(None, env)
+    app = App(settings, actor="station:ST01")
+    try:
+        cut = lambda step: proxy.cut() if step == "hashed" else None  # noqa: E731
+        outcome = app.pipeline("ST01", fault_hook=cut).process(station["inbox"], video)
+        assert outcome.kind == "failed" and "catalog database" in outcome.reason
+        assert video.exists()
+        proxy.restore()
+        again = app.pipeline("ST01").process(station["inbox"], video)
+        assert again.kind == "archived" and not video.exists()
+    finally:
+        app.close()
+        proxy.close()

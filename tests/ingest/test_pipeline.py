@@ -153,3 +153,18 @@ def test_station_copies_are_pruned_after_the_keep_period(station) -> None:
     engine.dispose()
     scan(station, expect=0)
     assert files_in(station["inbox"] / ".archived") == ["unknown.mp4"]  # only what the catalog finished
+
+
+def test_names_with_path_tricks_never_reach_keys_or_escape_the_inbox(station) -> None:
+    tricky = ["a\nb.mp4", "-rf.mp4", "x\\..\\y.mp4", " leading space.mp4"]
+    for i, name in enumerate(tricky):
+        synthetic.make_video(station["inbox"] / name, tone=300 + 40 * i)
+    # Hidden names are what copy tools use while writing (".name.XXXX"): left alone.
+    synthetic.make_video(station["inbox"] / "..mp4", tone=900)
+    _, report = scan(station, expect=0)
+    assert len(report["archived"]) == len(tricky)
+    for rec in recordings(station):
+        assert rec["storage_key"].isascii() and "\n" not in rec["original_name"]
+        assert ".." not in rec["storage_key"].split("/")
+    assert sorted(files_in(station["inbox"] / ".archived")) == sorted(tricky)
+    assert (station["inbox"] / "..mp4").exists()
