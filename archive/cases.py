@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog import cases
+from catalog import cases, custody
 from catalog.chain import CustodyEvent
+from catalog.errors import InvalidInput
 from catalog.models import Case
 from catalog.numbering import NumberingFormats
 
@@ -35,5 +36,21 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], store: ObjectStor
               formats: NumberingFormats, new: cases.NewCase, *, actor: str, now: datetime) -> Case:
     case = cases.open_case(engine, sessions, formats, new, actor=actor, now=now,
                            on_write=lambda session, c, event: queue_case_event(session, c, event, now))
+    outbox.flush(sessions, store)
+    return case
+
+
+def close_case(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, *,
+               closed_on: date, actor: str, now: datetime) -> Case:
+    with sessions.begin() as session:
+        case = cases.get_case(session, case_name)
+        if case.status == "closed":
+            raise InvalidInput(f"case {case.case_key} was closed on {case.closed_on}")
+        if closed_on < case.opened_on:
+            raise InvalidInput(f"a case cannot close ({closed_on}) before it opened ({case.opened_on})")
+        case.status, case.closed_on = "closed", closed_on
+        event = custody.append(session, actor=actor, action="case_closed", subject=case.case_key,
+                               details={"closed_on": closed_on.isoformat()})
+        queue_case_event(session, case, event, now)
     outbox.flush(sessions, store)
     return case

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import cases, custody, items
-from catalog.errors import InvalidInput
+from catalog.errors import InvalidInput, NotFound
+from catalog.models import CaseItem
 from catalog.numbering import NumberingFormats
 from catalog.recordings import get_recording
 
@@ -65,3 +66,27 @@ def link_recordings(engine: Engine, sessions: sessionmaker[Session], store: Obje
     outbox.flush(sessions, store)
     return linked
 
+
+
+def unlink_item(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, item_no: str,
+                *, reason: str, actor: str, now: datetime) -> str:
+    """Take a recording out of a case. The item number is never given again, and the
+    storage lock stays as long as it was (locks are never shortened)."""
+    if not reason or not reason.strip():
+        raise InvalidInput("unlinking needs a reason", hint="--reason '…'")
+    with sessions.begin() as session:
+        case = cases.get_case(session, case_name)
+        item = session.execute(select(CaseItem).where(CaseItem.case_id == case.id,
+                                                      CaseItem.item_no == item_no)).scalar()
+        if item is None:
+            raise NotFound(f"case {case.case_key} has no item {item_no}")
+        if item.document_id is not None:
+            raise InvalidInput(f"{item_no} is a written record; written records stay with their case")
+        if item.unlinked_at is not None:
+            raise InvalidInput(f"{item_no} was unlinked already")
+        item.unlinked_at, item.unlinked_by, item.unlink_reason = now, actor, reason.strip()
+        event = custody.append(session, actor=actor, action="unlinked", subject=item_no,
+                               details={"case_key": case.case_key, "reason": reason.strip()})
+        queue_case_event(session, case, event, now)
+    outbox.flush(sessions, store)
+    return item_no

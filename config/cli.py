@@ -36,7 +36,8 @@ from .logs import setup_logging
 from .settings import load_settings, masked
 
 log = logging.getLogger("evidence")
-out = Console(soft_wrap=True)
+# Piped output (scripts, logs) gets wide lines rather than columns cut at 80 characters.
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -52,6 +53,13 @@ class EvidenceGroup(click.Group):
         except OperationalError as exc:
             click.echo(f"evidence: the catalog database failed: {exc.orig} "
                        "(check that it runs and the URL in the settings)", err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one clear line for staff, details in the log
+            log.debug("internal error", exc_info=True)
+            click.echo(f"evidence: internal error: {type(exc).__name__}: {exc} "
+                       "(run again with --log-level debug for the details, and report it)", err=True)
             ctx.exit(2)
 
 
@@ -202,25 +210,57 @@ def case_open(ctx: click.Context, number: str, title: str | None, case_type: str
          lambda: out.print(f"opened {case.number}  key {case.case_key}", highlight=False))
 
 
+def item_json(item, zone) -> dict[str, Any]:
+    """An item as `case show` and `replay` print it (the contract's fields first)."""
+    data: dict[str, Any] = {"item_no": item.item_no, "kind": item.kind,
+                            "time": local_iso(item.time, zone), "sha256": item.sha256}
+    if item.archive_no:
+        data.update(archive_no=item.archive_no, officer=item.officer, device=item.device,
+                    station=item.station, duration_s=item.duration_s, proxy=item.proxy,
+                    damaged=item.damaged, important=item.important)
+    else:
+        data.update(doc_type=item.doc_type, doc_number=item.doc_number)
+    data.update(size=item.size, protected=item.protected,
+                custody={"events": item.custody.get("events", 0),
+                         "actions": item.custody.get("actions", {}),
+                         "last": local_iso(item.custody.get("last"), zone)})
+    if item.verified is not None:
+        data["verified"] = item.verified
+    return data
+
+
+def _print_items(header: dict[str, Any], items: list[dict[str, Any]]) -> None:
+    out.print(f"{header['number']}  ({header['case_key']})  {header['status']}", highlight=False,
+              markup=False)
+    if header.get("title"):
+        out.print(f"  {header['title']}", highlight=False, markup=False)
+    table = Table("time", "item", "kind", "archive no / type", "officer", "duration", "proxy",
+                  "sha256", *(["verified"] if items and "verified" in items[0] else []))
+    for i in items:
+        row = [i["time"] or "", i["item_no"], i["kind"], i.get("archive_no") or i.get("doc_type") or "",
+               i.get("officer") or "", f"{i['duration_s']:.0f} s" if i.get("duration_s") else "",
+               i.get("proxy", ""), i["sha256"][:16] + "…"]
+        if "verified" in i:
+            row.append(i["verified"])
+        table.add_row(*row)
+    out.print(table)
+
+
 @case_group.command("show")
 @click.argument("case")
 @json_option
 @click.pass_context
 def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
-    """Show a case and its items in time order."""
+    """Show a case and its items (documents and recordings) in time order."""
+    from catalog.views import case_items
+
     app = get_app(ctx).require_catalog()
+    zone = app.settings.zone
     with app.reader_sessions() as session:
         found = cases.get_case(session, case)
-        data = {"case": case_json(found), "items": []}
-
-    def human() -> None:
-        c = data["case"]
-        out.print(f"{c['number']}  ({c['case_key']})  {c['status']}", highlight=False)
-        if c["title"]:
-            out.print(f"  {c['title']}")
-        out.print(f"  opened {c['opened']}" + (f", closed {c['closed']}" if c["closed"] else ""))
-        out.print(f"  {len(data['items'])} item(s)")
-    emit(as_json, data, human)
+        data = {"case": case_json(found),
+                "items": [item_json(i, zone) for i in case_items(session, found)]}
+    emit(as_json, data, lambda: _print_items(data["case"], data["items"]))
 
 
 @case_group.command("add-doc")
@@ -252,17 +292,67 @@ def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_d
 
 @case_group.command("link")
 @click.argument("case")
-@click.argument("archive_nos", nargs=-1, metavar="ARCHIVE_NO...")
+@click.argument("archive_nos", nargs=-1, metavar="[ARCHIVE_NO...]")
+@click.option("--officer", metavar="NUMBER", help="Link this officer's recordings (with --from/--to).")
+@click.option("--device", metavar="SERIAL", help="Link this recorder's recordings (with --from/--to).")
+@click.option("--from", "since", metavar="TIME", help="Start of the period (recording start time).")
+@click.option("--to", "until", metavar="TIME", help="End of the period, included.")
 @json_option
 @click.pass_context
-def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], as_json: bool) -> None:
-    """Link recordings to the case; each gets the case's next item number, and its storage
-    lock is extended to the case's retention."""
+def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], officer: str | None,
+              device: str | None, since: str | None, until: str | None, as_json: bool) -> None:
+    """Link recordings to the case, by archive number or by officer/device and period; each
+    gets the case's next item number, and its storage lock is extended to the case's."""
+    from catalog.views import recordings_query
+
     app = get_app(ctx).require_catalog()
+    numbers = list(archive_nos)
+    if officer or device:
+        if not (since and until):
+            raise click.UsageError("--officer/--device need --from and --to")
+        zone = app.settings.zone
+        with app.reader_sessions() as session:
+            query = recordings_query(officer=officer, device=device,
+                                     since=parse_user_time(since, zone),
+                                     until=parse_user_time(until, zone, end_of_day=True))
+            numbers += [r.archive_no for r in session.execute(query).scalars()
+                        if r.status == "archived"]
+    elif since or until:
+        raise click.UsageError("--from/--to select recordings of an --officer or --device")
     pairs = link_recordings(app.engine, app.sessions, app.store, app.settings.formats, case,
-                            list(archive_nos), actor=app.actor, now=app.now())
+                            numbers, actor=app.actor, now=app.now())
     emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]},
          lambda: [out.print(f"{a}  ->  {i}", highlight=False) for a, i in pairs])
+
+
+@case_group.command("unlink")
+@click.argument("case")
+@click.argument("item_no")
+@click.option("--reason", required=True, help="Why (kept in the custody chain).")
+@json_option
+@click.pass_context
+def case_unlink(ctx: click.Context, case: str, item_no: str, reason: str, as_json: bool) -> None:
+    """Take a linked recording out of the case; its item number is never reused."""
+    from archive.links import unlink_item
+
+    app = get_app(ctx).require_catalog()
+    unlink_item(app.sessions, app.store, case, item_no, reason=reason, actor=app.actor, now=app.now())
+    emit(as_json, {"unlinked": [item_no]}, lambda: out.print(f"unlinked {item_no}", highlight=False))
+
+
+@case_group.command("close")
+@click.argument("case")
+@click.option("--date", "closed", metavar="DATE", help="Closing date (default: today).")
+@json_option
+@click.pass_context
+def case_close(ctx: click.Context, case: str, closed: str | None, as_json: bool) -> None:
+    """Close a case (结案). Its evidence is then kept for the case class's period."""
+    app = get_app(ctx).require_catalog()
+    closed_on = parse_user_date(closed) if closed else app.now().astimezone(app.settings.zone).date()
+    found = archive_cases.close_case(app.sessions, app.store, case, closed_on=closed_on,
+                                     actor=app.actor, now=app.now())
+    emit(as_json, {"number": found.number, "case_key": found.case_key, "closed": closed_on.isoformat()},
+         lambda: out.print(f"closed {found.number} ({found.case_key}) on {closed_on}", highlight=False))
 
 
 @case_group.command("list")
@@ -281,6 +371,114 @@ def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
             table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
         out.print(table)
     emit(as_json, data, human)
+
+
+# --- replay and recordings -------------------------------------------------------
+
+@main.command()
+@click.argument("case")
+@click.option("--verify", "verify_items", is_flag=True,
+              help="Re-read every original and document from storage and check its digest.")
+@json_option
+@click.pass_context
+def replay(ctx: click.Context, case: str, verify_items: bool, as_json: bool) -> None:
+    """Replay a case: written records and recordings in time order, with numbers, officers,
+    digests, proxies and custody. With --verify, exit 1 unless every item is intact.
+    The replay is recorded in the custody chain."""
+    from verify.replay import replay as run_replay
+
+    app = get_app(ctx).require_catalog()
+    header, items = run_replay(app.sessions, app.store if verify_items else None, case,
+                               verify=verify_items, actor=app.actor, now=app.now(),
+                               kek=app.kek if verify_items else None)
+    data = {"case": header, "items": [item_json(i, app.settings.zone) for i in items]}
+    emit(as_json, data, lambda: _print_items(header, data["items"]))
+    if verify_items and any(i.verified != "ok" for i in items):
+        ctx.exit(1)
+
+
+@main.group("recordings")
+def recordings_group() -> None:
+    """Archived recordings."""
+
+
+def _recording_json(row: dict[str, Any], zone) -> dict[str, Any]:
+    for key in ("start_time", "ingested_at", "retain_until"):
+        row[key] = local_iso(row.get(key), zone)
+    return row
+
+
+@recordings_group.command("list")
+@click.option("--officer", metavar="NUMBER")
+@click.option("--device", metavar="SERIAL")
+@click.option("--station", metavar="ID")
+@click.option("--since", metavar="TIME", help="Recordings that started at or after TIME.")
+@click.option("--until", metavar="TIME", help="Recordings that started at or before TIME.")
+@click.option("--unlinked", is_flag=True, help="Only recordings linked to no case.")
+@click.option("--limit", type=int, default=1000, show_default=True)
+@json_option
+@click.pass_context
+def recordings_list(ctx: click.Context, officer, device, station, since, until, unlinked: bool,
+                    limit: int, as_json: bool) -> None:
+    """List recordings in time order."""
+    from catalog.views import recording_rows, recordings_query
+
+    app = get_app(ctx).require_catalog()
+    zone = app.settings.zone
+    query = recordings_query(officer=officer, device=device, station=station,
+                             since=parse_user_time(since, zone) if since else None,
+                             until=parse_user_time(until, zone, end_of_day=True) if until else None,
+                             unlinked=unlinked).limit(limit)
+    with app.reader_sessions() as session:
+        rows = [_recording_json(r, zone) for r in
+                recording_rows(session, list(session.execute(query).scalars()))]
+
+    def human() -> None:
+        table = Table("archive no", "kind", "start", "officer", "device", "duration", "proxy", "flags")
+        for r in rows:
+            flags = " ".join(f for f, on in (("damaged", r["damaged"]), ("important", r["important"]),
+                                             ("protected", r["protected"])) if on)
+            table.add_row(r["archive_no"], r["kind"], r["start_time"] or "", r["officer"] or "",
+                          r["device"] or "", f"{r['duration_s']:.0f} s" if r["duration_s"] else "",
+                          r["proxy_status"], flags)
+        out.print(table)
+    emit(as_json, rows, human)
+
+
+@recordings_group.command("show")
+@click.argument("archive_no")
+@json_option
+@click.pass_context
+def recordings_show(ctx: click.Context, archive_no: str, as_json: bool) -> None:
+    """One recording with its derivatives, cases, metadata sources and custody events."""
+    from catalog.recordings import get_recording
+    from catalog.views import recording_detail
+
+    app = get_app(ctx).require_catalog()
+    zone = app.settings.zone
+    with app.reader_sessions() as session:
+        row = _recording_json(recording_detail(session, get_recording(session, archive_no)), zone)
+        row["custody"] = [{"seq": e.seq, "time": local_iso(e.time, zone), "actor": e.actor,
+                           "action": e.action, "details": e.details}
+                          for e in custody.events(session, subject=archive_no)]
+
+    def human() -> None:
+        for key in ("archive_no", "kind", "original_name", "station", "device", "officer",
+                    "start_time", "duration_s", "sha256", "size", "status", "proxy_status",
+                    "damaged", "damage_reason", "important", "protected", "retain_until"):
+            out.print(f"{key:14} {row[key]}", highlight=False, markup=False)
+        out.print(f"{'sources':14} {json.dumps(row['sources'], ensure_ascii=False)}", highlight=False,
+                  markup=False)
+        for c in row["cases"]:
+            out.print(f"case           {c['case']} ({c['case_key']}) as {c['item_no']}", highlight=False,
+                      markup=False)
+        for d in row["derivatives"]:
+            out.print(f"derivative     {d['kind']} {d['status']} {d['key'] or d['error']}",
+                      highlight=False, markup=False)
+        for e in row["custody"]:
+            out.print(f"custody {e['seq']:>6} {e['time']} {e['actor']} {e['action']}", highlight=False,
+                      markup=False)
+    emit(as_json, row, human)
 
 
 # --- ingest ----------------------------------------------------------------

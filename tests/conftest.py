@@ -1,4 +1,4 @@
-"""Shared fixtures: catalogs on real SQLite and real PostgreSQL.
+"""Shared fixtures: catalogs on real SQLite and PostgreSQL, stores (local, Ceph RGW), services.
 
 PostgreSQL is the machine's server (127.0.0.1:5432, trust auth) unless
 EVIDENCE_TEST_PG_URL names another admin URL. Every test that asks for a
@@ -8,19 +8,32 @@ parallel runs never collide. A missing server is a failure, not a skip.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
 
+from archive.cases import open_case
+from archive.digest import hash_file
+from archive.originals import ArchivePolicy, OriginalFacts, store_original
+from archive.store import ObjectStore
 from catalog import schema
-from catalog.db import make_engine
+from catalog.cases import NewCase
+from catalog.db import make_engine, session_factory
+from catalog.models import Recording
+from catalog.numbering import NumberingFormats
+from catalog.recordings import reserve_archive_number
 
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL",
                               "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -124,3 +137,46 @@ def s3_store(rgw):
 def store(request: pytest.FixtureRequest):
     """Each object store in turn: the contract both must keep."""
     return request.getfixturevalue("local_store" if request.param == "local" else "s3_store")
+
+
+# --- archive services: a catalog and a store together --------------------------
+
+ZONE = ZoneInfo("Asia/Shanghai")
+FORMATS = NumberingFormats()
+
+
+@dataclass
+class Env:
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    tmp: Path
+    policy: ArchivePolicy
+
+    @staticmethod
+    def now() -> datetime:
+        return datetime.now(timezone.utc)
+
+    def recording(self, n: int = 1, **facts) -> Recording:
+        path = self.tmp / f"A123456@2020110508505{n % 10}{n:04d}.mp4"
+        path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(str(n).encode()).digest() * 5000)
+        now = self.now()
+        number = reserve_archive_number(self.engine, FORMATS, ZONE, unit="KZCG", station="ST01", now=now)
+        base = dict(station="ST01", unit="KZCG", kind="video", original_name=path.name,
+                    content_type="video/mp4", start_time=now - timedelta(days=400), device="A123456",
+                    officer="JX0227")
+        return store_original(self.sessions, self.store, self.policy, path, hash_file(path),
+                              OriginalFacts(**(base | facts)), archive_no=number,
+                              actor="station:ST01", now=now)
+
+    def case(self, number: str = "开城管罚立〔2020〕42号"):
+        return open_case(self.engine, self.sessions, self.store, FORMATS,
+                         NewCase(number=number, unit="KZCG", opened_on=self.now().date()),
+                         actor="clerk", now=self.now())
+
+
+@pytest.fixture
+def env(engine, store, tmp_path) -> Env:
+    # Short locks so that expiry can be proven on the server's real clock.
+    return Env(engine, session_factory(engine), store, tmp_path,
+               ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)))
