@@ -234,3 +234,35 @@ def test_add_doc_link_and_hold_keep_the_contract(ready: dict[str, str], tmp_path
     missing = run_evidence("hold", "release", number, "--reason", "x", env=ready)
     assert missing.returncode == 2 and "not on hold" in missing.stderr
     assert ok_json("audit", "verify", env=ready)["ok"] is True
+
+
+RECORDING_FIELDS = {"archive_no", "kind", "sha256", "size", "original_name", "station", "device",
+                    "officer", "start_time", "duration_s", "status", "proxy_status", "damaged",
+                    "important", "protected", "cases"}
+
+
+def test_replay_recordings_and_close_keep_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
+    ok_json("case", "open", CASE_NO, "--opened", "2020-11-05", env=ready)
+    number = _ingest_one(ready, tmp_path)
+    listed = ok_json("recordings", "list", "--station", "ST01", env=ready)
+    assert [r["archive_no"] for r in listed] == [number] and RECORDING_FIELDS <= set(listed[0])
+    assert listed[0]["status"] == "archived" and listed[0]["proxy_status"] == "none"
+    assert ok_json("recordings", "list", "--unlinked", env=ready)[0]["archive_no"] == number
+    ok_json("case", "link", CASE_NO, number, env=ready)
+    assert ok_json("recordings", "list", "--unlinked", env=ready) == []
+    shown = ok_json("recordings", "show", number, env=ready)
+    assert RECORDING_FIELDS | {"derivatives", "sources", "custody"} <= set(shown)
+    assert shown["cases"] == [{"case": CASE_NO, "case_key": "KZCG-2020-0001", "item_no": "KZCG-2020-0001-001V"}]
+    assert [e["action"] for e in shown["custody"]] == ["ingested", "stored", "linked"]
+    replayed = ok_json("replay", CASE_NO, "--verify", env=ready)
+    assert replayed["case"]["case_key"] == "KZCG-2020-0001"
+    (item,) = replayed["items"]
+    assert {"item_no", "kind", "time", "sha256", "archive_no", "verified"} <= set(item)
+    assert item["verified"] == "ok" and item["kind"] == "video"
+    unknown = run_evidence("recordings", "show", "KZCG-19990101-ST01-0001", env=ready)
+    assert unknown.returncode == 2 and "no recording" in unknown.stderr
+    closed = ok_json("case", "close", CASE_NO, "--date", "2021-01-10", env=ready)
+    assert closed == {"number": CASE_NO, "case_key": "KZCG-2020-0001", "closed": "2021-01-10"}
+    assert ok_json("case", "show", CASE_NO, env=ready)["case"]["status"] == "closed"
+    again = run_evidence("case", "link", CASE_NO, number, env=ready)
+    assert again.returncode == 2 and "open cases only" in again.stderr
