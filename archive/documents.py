@@ -41,6 +41,7 @@ class NewDocument:
     doc_date: datetime | None = None
     doc_number: str | None = None
     protected: bool = False
+    officer: str | None = None  # who made the record (enforcement-certificate number)
 
 
 def store_document(engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
@@ -68,7 +69,7 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
     encrypted = encryption_note(encrypt)
     manifest = {
         "v": 1, "type": "document", "case_key": case_key, "item_no": item_no,
-        "doc_type": doc.doc_type, "doc_number": doc.doc_number,
+        "doc_type": doc.doc_type, "doc_number": doc.doc_number, "officer": doc.officer,
         "doc_date": format_instant(doc.doc_date) if doc.doc_date else None,
         "sha256": digests.sha256, "sm3": digests.sm3, "size": digests.size,
         "original_name": doc.path.name, "content_type": content_type,
@@ -82,7 +83,8 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
         case = cases.get_case(session, case_key)
         document = Document(
             case_id=case.id, doc_type=doc.doc_type, doc_number=doc.doc_number, doc_date=doc.doc_date,
-            sha256=digests.sha256, sm3=digests.sm3, size=digests.size, original_name=doc.path.name,
+            officer=doc.officer, sha256=digests.sha256, sm3=digests.sm3, size=digests.size,
+            original_name=doc.path.name,
             content_type=content_type, storage_key=key, storage_version=stored.version,
             manifest_key=document_manifest_key(case_key, item_no), protected=doc.protected,
             encrypted=encrypted is not None, stored_sha256=stored.digests.sha256,
@@ -92,7 +94,7 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
         item = items.add_item(session, case, seq=seq, item_no=item_no, kind="document",
                               document_id=document.id, actor=actor, now=now)
         event = custody.append(session, actor=actor, action="document_added", subject=item_no, details={k: manifest[k] for k in (
-                                   "case_key", "doc_type", "doc_number", "doc_date", "sha256", "sm3",
+                                   "case_key", "doc_type", "doc_number", "doc_date", "officer", "sha256", "sm3",
                                    "size", "original_name", "protected")} | {"key": key})
         queue_case_event(session, case, event, now)
     outbox.flush(sessions, store)

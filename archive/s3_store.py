@@ -60,6 +60,45 @@ def _read_full(stream: BinaryIO, size: int) -> bytes:
     return b"".join(chunks)
 
 
+class _Parts:
+    """Reads the parts after the first into ``count`` buffers used over and over, so memory
+    stays at a fixed number of parts however long the stream, with no allocation per part.
+    A buffer is handed back with ``release`` once its part is uploaded."""
+
+    def __init__(self, stream: BinaryIO, size: int, count: int) -> None:
+        self._stream = stream
+        self._size = size
+        self._count = count
+        self._free: list[bytearray] = []
+
+    def read(self) -> memoryview:
+        """The next part: ``size`` bytes unless the stream ends first (short reads retried)."""
+        if self._free:
+            buffer = self._free.pop()
+        elif self._count:
+            buffer, self._count = bytearray(self._size), self._count - 1
+        else:
+            raise RuntimeError("every part buffer is in use")
+        view = memoryview(buffer)
+        filled = 0
+        readinto = getattr(self._stream, "readinto", None)
+        while filled < self._size:
+            if readinto is not None:
+                n = readinto(view[filled:])
+            else:
+                data = self._stream.read(self._size - filled)
+                n = len(data)
+                view[filled:filled + n] = data
+            if not n:
+                break
+            filled += n
+        return view[:filled]
+
+    def release(self, part: bytes | memoryview) -> None:
+        if isinstance(part, memoryview) and isinstance(part.obj, bytearray):
+            self._free.append(part.obj)
+
+
 class S3Store:
     """See the module docstring. One instance per credential (station, curator, reader)."""
 
@@ -154,7 +193,9 @@ class S3Store:
 
         first = _read_full(stream, self.part_size)
         hasher.update(first)
-        following = _read_full(stream, self.part_size) if len(first) == self.part_size else b""
+        # In use at most: the parts in flight, the one being submitted and the one read ahead.
+        parts = _Parts(stream, self.part_size, self.parallel + 2)
+        following = parts.read() if len(first) == self.part_size else b""
         if not following:
             part_md5s.append(hashlib.md5(first).digest())
             sent = check_sent()
@@ -166,24 +207,24 @@ class S3Store:
                                       f"the bytes sent have MD5 {md5_hex}")
             version = result.version_id
         else:
-            version = self._multipart(key, headers, stream, hasher, first, following, check_sent,
+            version = self._multipart(key, headers, parts, hasher, first, following, check_sent,
                                       retention, legal_hold, part_md5s)
             sent = sent_digests()
         if self.read_back:
             self._read_back(key, version, sent, sm3)
         return PutResult(key, version, sent)
 
-    def _multipart(self, key: str, headers: dict[str, str], stream: BinaryIO, hasher: Hasher,
-                   first: bytes, following: bytes, check_sent, retention: Retention | None,
+    def _multipart(self, key: str, headers: dict[str, str], parts: _Parts, hasher: Hasher,
+                   first: bytes, following: memoryview, check_sent, retention: Retention | None,
                    legal_hold: bool, part_md5s: list[bytes]) -> str | None:
         from minio.datatypes import Part
 
         upload_id = self._call(f"start upload {key}", self.client._create_multipart_upload,
                                self.bucket, key, dict(headers))
-        pending: list[tuple[int, Future[tuple[bytes, str]]]] = []
+        pending: list[tuple[int, bytes | memoryview, Future[tuple[bytes, str]]]] = []
         done: list[Part] = []
 
-        def upload(number: int, data: bytes) -> tuple[bytes, str]:
+        def upload(number: int, data: bytes | memoryview) -> tuple[bytes, str]:
             # In the upload thread: the MD5 (Content-MD5) beside the other parts' uploads.
             md5 = hashlib.md5(data).digest()
             etag = self._call(f"upload {key} part {number}", self.client._upload_part,
@@ -193,8 +234,9 @@ class S3Store:
 
         def collect(limit: int) -> None:
             while len(pending) > limit:
-                number, future = pending.pop(0)
+                number, data, future = pending.pop(0)
                 md5, etag = future.result()
+                parts.release(data)
                 etag = etag.strip('"')
                 if etag != md5.hex():
                     raise ReceiptMismatch(f"{key}: part {number} acknowledged with ETag {etag}, "
@@ -206,12 +248,12 @@ class S3Store:
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
                 number, data, ahead = 1, first, following
                 while data:
-                    pending.append((number, pool.submit(upload, number, data)))
+                    pending.append((number, data, pool.submit(upload, number, data)))
                     collect(self.parallel)
                     number, data = number + 1, ahead
                     if data:
                         hasher.update(data)
-                        ahead = _read_full(stream, self.part_size) if len(data) == self.part_size else b""
+                        ahead = parts.read() if len(data) == self.part_size else b""
                 collect(0)
             sent = check_sent()
             result = self._call(f"complete upload {key}", self.client._complete_multipart_upload,

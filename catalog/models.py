@@ -181,6 +181,7 @@ class Document(Base):
     doc_type: Mapped[str] = mapped_column(String(100))
     doc_number: Mapped[str | None] = mapped_column(String(200))
     doc_date: Mapped[datetime | None]
+    officer: Mapped[str | None] = mapped_column(String(64))  # who made the record (certificate no.)
     sha256: Mapped[str] = mapped_column(SHA256, index=True)
     sm3: Mapped[str | None] = mapped_column(SM3)
     size: Mapped[int] = mapped_column(BigInteger)

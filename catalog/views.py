@@ -85,7 +85,7 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
             views.append(ItemView(
                 item_no=link.item_no, seq=link.seq, kind="document", time=d.doc_date or d.created_at,
                 sha256=d.sha256, size=d.size, doc_type=d.doc_type, doc_number=d.doc_number,
-                protected=d.protected, linked_at=link.linked_at,
+                officer=d.officer, protected=d.protected, linked_at=link.linked_at,
                 unlinked=link.unlinked_at is not None, storage_key=d.storage_key,
                 storage_version=d.storage_version, encrypted=d.encrypted))
     subjects = [v.item_no for v in views] + [v.archive_no for v in views if v.archive_no]

@@ -270,19 +270,21 @@ def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
               help="Document type, one of [documents] types in the settings (e.g. 询问笔录).")
 @click.option("--date", "doc_date", metavar="DATE", help="Date of the document.")
 @click.option("--number", "doc_number", help="The document's own number (文书编号).")
+@click.option("--officer", metavar="NUMBER",
+              help="Officer who made the record (enforcement-certificate number).")
 @click.option("--protected", is_flag=True,
               help="Holds secrets or personal privacy: stored encrypted, shown only with the grant.")
 @json_option
 @click.pass_context
 def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_date: str | None,
-                 doc_number: str | None, protected: bool, as_json: bool) -> None:
+                 doc_number: str | None, officer: str | None, protected: bool, as_json: bool) -> None:
     """Store a written record (PDF, scan, DOCX …) under the case's shared numbering."""
     app = get_app(ctx).require_catalog()
     item, doc = store_document(
         app.engine, app.sessions, app.store, app.settings.formats, app.policy,
         NewDocument(case, file, doc_type,
                     parse_user_time(doc_date, app.settings.zone) if doc_date else None,
-                    doc_number, protected),
+                    doc_number, protected, officer),
         doc_types=app.settings.documents.types, actor=app.actor, now=app.now(),
         kek=app.kek if app.policy.encrypts(protected) else None)
     emit(as_json, {"item_no": item.item_no, "sha256": doc.sha256, "size": doc.size},
@@ -353,6 +355,42 @@ def case_close(ctx: click.Context, case: str, closed: str | None, as_json: bool)
                                      actor=app.actor, now=app.now())
     emit(as_json, {"number": found.number, "case_key": found.case_key, "closed": closed_on.isoformat()},
          lambda: out.print(f"closed {found.number} ({found.case_key}) on {closed_on}", highlight=False))
+
+
+@case_group.command("gaps")
+@click.argument("case")
+@json_option
+@click.pass_context
+def case_gaps(ctx: click.Context, case: str, as_json: bool) -> None:
+    """Whole-process coverage: on-site written records without a recording of the same officer
+    nearby, and recordings without any written record nearby ([coverage] in the settings).
+    Exit 1 when there are gaps."""
+    from datetime import timedelta
+
+    from catalog.coverage import find_gaps
+    from catalog.views import case_items
+
+    app = get_app(ctx).require_catalog()
+    cov, zone = app.settings.coverage, app.settings.zone
+    with app.reader_sessions() as session:
+        found = cases.get_case(session, case)
+        gaps = find_gaps(case_items(session, found), on_site_types=set(cov.on_site_types),
+                         window=timedelta(minutes=cov.window_minutes))
+        data = {"case": found.number, "case_key": found.case_key,
+                "gaps": [{"item_no": g.item_no, "doc_type": g.doc_type, "time": local_iso(g.time, zone),
+                          "missing": g.missing, "officer": g.officer} for g in gaps]}
+
+    def human() -> None:
+        if not gaps:
+            out.print(f"{data['case']}: every step is covered", highlight=False)
+        for g in data["gaps"]:
+            what = g["doc_type"] or "recording"
+            out.print(f"{g['item_no']}  {what}  {g['time']}  no {g['missing']}"
+                      + (f" (officer {g['officer']})" if g["officer"] else ""), highlight=False,
+                      markup=False)
+    emit(as_json, data, human)
+    if gaps:
+        ctx.exit(1)
 
 
 @case_group.command("list")
@@ -479,6 +517,116 @@ def recordings_show(ctx: click.Context, archive_no: str, as_json: bool) -> None:
             out.print(f"custody {e['seq']:>6} {e['time']} {e['actor']} {e['action']}", highlight=False,
                       markup=False)
     emit(as_json, row, human)
+
+
+# --- reports -----------------------------------------------------------------
+
+@main.group("report", invoke_without_command=True)
+@click.option("--year", type=int, help="The annual figures of YEAR (recordings by start time).")
+@click.option("--csv", "as_csv", is_flag=True, help="CSV rows (section, name, value) on stdout.")
+@click.option("--chart", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw recordings per month as a PNG.")
+@json_option
+@click.pass_context
+def report(ctx: click.Context, year: int | None, as_csv: bool, chart: Path | None,
+           as_json: bool) -> None:
+    """The figures a bureau publishes each January: recordings (count, hours, by unit, station
+    and officer), cases with and without full coverage, checks, deletions by reason."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if year is None:
+        raise click.UsageError("give --year, or a subcommand (coverage)")
+    from datetime import datetime, timedelta
+
+    from catalog.stats import annual, per_month
+
+    app = get_app(ctx).require_catalog()
+    zone, cov = app.settings.zone, app.settings.coverage
+    start, end = datetime(year, 1, 1, tzinfo=zone), datetime(year + 1, 1, 1, tzinfo=zone)
+    with app.reader_sessions() as session:
+        data = {"year": year, **annual(session, start=start, end=end,
+                                       on_site_types=set(cov.on_site_types),
+                                       window=timedelta(minutes=cov.window_minutes))}
+        months = per_month(session, start=start, end=end, zone=zone)
+    data["recordings"]["per_month"] = months
+    if chart:
+        from .charts import bar_chart
+
+        bar_chart(chart, f"Recordings per month, {year}", [f"{m:02d}" for m in range(1, 13)], months)
+    if as_csv:
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["section", "name", "value"])
+        rec = data["recordings"]
+        writer.writerows([("recordings", "count", rec["count"]), ("recordings", "hours", rec["hours"]),
+                          ("recordings", "damaged", rec["damaged"])])
+        for group in ("by_unit", "by_station", "by_officer"):
+            writer.writerows((f"recordings {group}", g["name"], g["recordings"]) for g in rec[group])
+        writer.writerows((f"recordings per month", f"{year}-{m:02d}", n)
+                         for m, n in enumerate(months, 1))
+        writer.writerows(("cases", k, v) for k, v in data["cases"].items())
+        writer.writerows(("checks", k, v) for k, v in data["checks"].items())
+        writer.writerows(("deletions", d["reason"], d["items"]) for d in data["deletions"])
+        return
+
+    def human() -> None:
+        rec = data["recordings"]
+        out.print(f"{year}: {rec['count']} recordings, {rec['hours']} hours, {rec['damaged']} damaged",
+                  highlight=False)
+        for group in ("by_unit", "by_station", "by_officer"):
+            table = Table(group.replace("by_", ""), "recordings", "hours")
+            for g in rec[group]:
+                table.add_row(g["name"], str(g["recordings"]), str(g["hours"]))
+            out.print(table)
+        c = data["cases"]
+        out.print(f"cases opened {c['opened']}: fully covered {c['fully_covered']}, "
+                  f"with gaps {c['with_gaps']}", highlight=False)
+        out.print("checks: " + ", ".join(f"{k} {v}" for k, v in data["checks"].items()), highlight=False)
+        for d in data["deletions"]:
+            out.print(f"deleted: {d['items']} ({d['reason']})", highlight=False, markup=False)
+    emit(as_json, data, human)
+
+
+@report.command("coverage")
+@click.option("--from", "since", required=True, metavar="DATE", help="Cases opened on or after.")
+@click.option("--to", "until", required=True, metavar="DATE", help="Cases opened on or before.")
+@json_option
+@click.pass_context
+def report_coverage(ctx: click.Context, since: str, until: str, as_json: bool) -> None:
+    """Whole-process coverage of every case opened in the period. Exit 1 when any has gaps."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from catalog.coverage import find_gaps
+    from catalog.models import Case
+    from catalog.views import case_items
+
+    app = get_app(ctx).require_catalog()
+    cov = app.settings.coverage
+    rows = []
+    with app.reader_sessions() as session:
+        for case in session.execute(select(Case).where(
+                Case.opened_on >= parse_user_date(since), Case.opened_on <= parse_user_date(until))
+                .order_by(Case.opened_on, Case.case_key)).scalars():
+            gaps = find_gaps(case_items(session, case), on_site_types=set(cov.on_site_types),
+                             window=timedelta(minutes=cov.window_minutes))
+            rows.append({"case": case.number, "case_key": case.case_key,
+                         "missing_recordings": sum(g.missing == "recording" for g in gaps),
+                         "missing_documents": sum(g.missing == "document" for g in gaps)})
+    data = {"from": since, "to": until, "cases": rows,
+            "with_gaps": sum(1 for r in rows if r["missing_recordings"] or r["missing_documents"])}
+
+    def human() -> None:
+        table = Table("case key", "number", "records without recording", "recordings without record")
+        for r in rows:
+            table.add_row(r["case_key"], r["case"], str(r["missing_recordings"]), str(r["missing_documents"]))
+        out.print(table)
+        out.print(f"{data['with_gaps']} of {len(rows)} case(s) with gaps", highlight=False)
+    emit(as_json, data, human)
+    if data["with_gaps"]:
+        ctx.exit(1)
 
 
 # --- ingest ----------------------------------------------------------------

@@ -148,6 +148,14 @@ class DocumentSettings:
 
 
 @dataclass(frozen=True)
+class CoverageSettings:
+    # Written records of on-site steps, which need a recording of the same officer.
+    on_site_types: list[str] = field(default_factory=lambda: [
+        "现场检查（勘验）笔录", "询问笔录", "调查笔录", "证据保全通知书", "责令改正通知书", "送达回证"])
+    window_minutes: float = 60.0
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
@@ -162,6 +170,7 @@ class Settings:
     encryption: EncryptionSettings = field(default_factory=EncryptionSettings)
     ingest: IngestSettings = field(default_factory=IngestSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
+    coverage: CoverageSettings = field(default_factory=CoverageSettings)
     stations: list[StationSettings] = field(default_factory=list)
     source: str = field(default="defaults", compare=False)  # where the file came from
 
@@ -412,6 +421,12 @@ def validate(s: Settings, source: str) -> None:
         seen.add(station.id)
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
+    unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)
+    if unknown_types:
+        fail("coverage.on_site_types", f"names types missing from documents.types: "
+             f"{', '.join(sorted(unknown_types))}")
+    if s.coverage.window_minutes <= 0:
+        fail("coverage.window_minutes", "must be positive")
 
 
 def _months(period: tuple[int, str]) -> float:

@@ -4,6 +4,7 @@ import hashlib
 import json
 import stat
 import uuid
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -209,7 +210,8 @@ def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
     number = reserve_archive_number(app.engine, settings.formats, settings.zone, unit="KZCG",
                                     station="ST01", now=now)
     store_original(app.sessions, app.store, app.policy, path, hash_file(path),
-                   OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name),
+                   OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name,
+                                 start_time=now, duration_s=2.0),
                    archive_no=number, actor=app.actor, now=now)
     app.close()
     return number
@@ -266,3 +268,30 @@ def test_replay_recordings_and_close_keep_the_contract(ready: dict[str, str], tm
     assert ok_json("case", "show", CASE_NO, env=ready)["case"]["status"] == "closed"
     again = run_evidence("case", "link", CASE_NO, number, env=ready)
     assert again.returncode == 2 and "open cases only" in again.stderr
+
+
+def test_gaps_coverage_and_the_annual_report(ready: dict[str, str], tmp_path: Path) -> None:
+    ok_json("case", "open", CASE_NO, "--opened", "2020-11-05", env=ready)
+    number = _ingest_one(ready, tmp_path)  # recorded now, by no known officer
+    scan = tmp_path / "笔录.pdf"
+    scan.write_bytes(b"%PDF-1.4")
+    ok_json("case", "add-doc", CASE_NO, str(scan), "--type", "询问笔录", "--date",
+            "2020-11-05T09:00:00", "--officer", "JX0227", env=ready)
+    ok_json("case", "link", CASE_NO, number, env=ready)
+    gaps = run_evidence("case", "gaps", CASE_NO, "--json", env=ready)
+    assert gaps.returncode == 1
+    found = {g["item_no"]: g["missing"] for g in json.loads(gaps.stdout)["gaps"]}
+    assert found == {"KZCG-2020-0001-001D": "recording", "KZCG-2020-0001-002V": "document"}
+    coverage = run_evidence("report", "coverage", "--from", "2020-01-01", "--to", "2020-12-31",
+                            "--json", env=ready)
+    assert coverage.returncode == 1 and json.loads(coverage.stdout)["with_gaps"] == 1
+    year = datetime.now().year
+    chart = tmp_path / "chart.png"
+    data = ok_json("report", "--year", str(year), "--chart", str(chart), env=ready)
+    assert data["recordings"]["count"] == 1 and data["recordings"]["by_station"][0]["name"] == "ST01"
+    assert sum(data["recordings"]["per_month"]) == 1
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    old = ok_json("report", "--year", "2020", env=ready)
+    assert old["cases"] == {"opened": 1, "fully_covered": 0, "with_gaps": 1}
+    csv_out = run_evidence("report", "--year", str(year), "--csv", env=ready)
+    assert csv_out.returncode == 0 and "recordings,count,1" in csv_out.stdout
