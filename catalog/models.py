@@ -147,6 +147,7 @@ class Derivative(Base):
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
     error: Mapped[str | None] = mapped_column(Text)
+    last_verified_at: Mapped[datetime | None]
 
     recording: Mapped[Recording] = relationship(back_populates="derivatives")
 

@@ -435,6 +435,57 @@ def replay(ctx: click.Context, case: str, verify_items: bool, as_json: bool) -> 
         ctx.exit(1)
 
 
+@main.command("verify")
+@click.option("--all", "everything", is_flag=True, help="Every stored item (the default).")
+@click.option("--sample", type=int, metavar="N", help="N items drawn at random.")
+@click.option("--older-than", "older_than", type=float, metavar="DAYS",
+              help="Items not verified for DAYS days (or never).")
+@click.option("--budget-gb", type=float, metavar="G", help="Stop after reading G gigabytes.")
+@click.option("--budget-minutes", type=float, metavar="M", help="Stop after M minutes.")
+@click.option("--no-reconcile", is_flag=True, help="Skip listing storage for orphans.")
+@json_option
+@click.pass_context
+def verify_command(ctx: click.Context, everything: bool, sample: int | None, older_than: float | None,
+                   budget_gb: float | None, budget_minutes: float | None, no_reconcile: bool,
+                   as_json: bool) -> None:
+    """Fixity sweep and reconciliation: re-read stored objects, least recently verified first,
+    compare digests and sizes with the catalog, and list objects the catalog does not know.
+    Exit 1 on any mismatch, missing object or orphan. Nothing is deleted."""
+    from verify.fixity import sweep
+
+    if sum(bool(x) for x in (everything, sample is not None, older_than is not None)) > 1:
+        raise click.UsageError("choose one of --all, --sample, --older-than")
+    app = get_app(ctx).require_catalog()
+    kwargs = dict(actor=app.actor, now=app.now(), kek=app.kek, sample=sample,
+                  older_than_days=older_than, reconcile_storage=not no_reconcile,
+                  budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
+                  budget_seconds=budget_minutes * 60 if budget_minutes else None,
+                  lock_mode=app.settings.storage.lock_mode)
+    if as_json or not err.is_terminal:
+        report = sweep(app.sessions, app.store, **kwargs)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
+
+        with Progress(TextColumn("fixity"), BarColumn(), TextColumn("{task.completed} items"),
+                      TransferSpeedColumn(), console=err) as bar:
+            task = bar.add_task("fixity", total=None)
+            report = sweep(app.sessions, app.store,
+                           progress=lambda _t, n: bar.update(task, advance=1), **kwargs)
+    data = {"checked": report.checked, "ok": report.ok, "problems": report.problems,
+            "bytes": report.bytes_read, "stopped_by": report.stopped_by}
+
+    def human() -> None:
+        out.print(f"checked {report.checked}, ok {report.ok}, problems {len(report.problems)}"
+                  + (f" (stopped by the {report.stopped_by} budget)" if report.stopped_by else ""),
+                  highlight=False)
+        for p in report.problems:
+            out.print(f"  {p['problem']:8} {p['subject']}: expected {p['expected']}, found {p['found']}",
+                      highlight=False, markup=False)
+    emit(as_json, data, human)
+    if report.problems:
+        ctx.exit(1)
+
+
 @main.group("recordings")
 def recordings_group() -> None:
     """Archived recordings."""

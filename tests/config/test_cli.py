@@ -295,3 +295,19 @@ def test_gaps_coverage_and_the_annual_report(ready: dict[str, str], tmp_path: Pa
     assert old["cases"] == {"opened": 1, "fully_covered": 0, "with_gaps": 1}
     csv_out = run_evidence("report", "--year", str(year), "--csv", env=ready)
     assert csv_out.returncode == 0 and "recordings,count,1" in csv_out.stdout
+
+
+def test_verify_command_keeps_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
+    number = _ingest_one(ready, tmp_path)
+    data = ok_json("verify", env=ready)
+    assert data["checked"] == 2 and data["ok"] == 2 and data["problems"] == []
+    assert ok_json("verify", "--sample", "1", env=ready)["checked"] == 1
+    store = tmp_path / "data" / "store" / "objects"
+    (store / "originals" / "stray.mp4").write_bytes(b"x")
+    bad = run_evidence("verify", "--json", env=ready)
+    assert bad.returncode == 1
+    (problem,) = json.loads(bad.stdout)["problems"]
+    assert problem == {"subject": "originals/stray.mp4", "problem": "orphan", "expected": "no object",
+                       "found": "1 bytes (not in the catalog)"}
+    assert run_evidence("verify", "--all", "--sample", "2", env=ready).returncode == 2
+    assert number

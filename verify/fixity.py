@@ -1,0 +1,203 @@
+"""Fixity sweeps and reconciliation: does storage still hold what the catalog says?
+
+A sweep re-reads stored objects (originals, derivatives, documents and their
+manifests) and compares each digest and size with the catalog, least recently
+verified first, boxed by volume and time so that a nightly cron makes steady
+progress through any archive size. The same run lists storage and reports
+objects the catalog does not know (``orphan``) and rows whose object is gone
+(``missing``); nothing is ever deleted automatically. Each run is one custody
+event carrying its counts and the digest of its per-item results, which are
+kept as an object (``reports/fixity/…``); each problem is an event of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive import encryption
+from archive.errors import ObjectMissing
+from archive.layout import report_key
+from archive.reading import read_plain
+from archive.records import put_json
+from archive.retention import lock_until
+from archive.store import ObjectStore
+from catalog import custody
+from catalog.canonical import canonical_bytes
+from catalog.models import Derivative, Document, Recording, Tombstone
+
+Kind = Literal["original", "manifest", "derivative", "document"]
+PREFIXES = ("originals/", "derivatives/", "documents/")
+
+
+@dataclass(frozen=True)
+class Target:
+    subject: str  # archive number, item number, or the key of a manifest or derivative
+    kind: Kind
+    key: str
+    version: str | None
+    sha256: str | None  # of the plaintext; None for manifests (checked against their metadata)
+    size: int | None
+    encrypted: bool
+    table: type | None
+    row_id: int | None
+
+
+@dataclass
+class FixityReport:
+    checked: int = 0
+    ok: int = 0
+    bytes_read: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+    stopped_by: str | None = None  # "volume" or "time" when the budget ended the sweep
+
+    def to_json(self) -> dict[str, Any]:
+        return {"checked": self.checked, "ok": self.ok, "bytes": self.bytes_read,
+                "problems": self.problems, "stopped_by": self.stopped_by}
+
+
+def _targets(session: Session, *, older_than: datetime | None, sample: int | None) -> Iterator[Target]:
+    """Least recently verified first; each kind in turn by that order."""
+    def ordered(model, query):
+        if older_than is not None:
+            query = query.where((model.last_verified_at.is_(None)) | (model.last_verified_at < older_than))
+        if sample is not None:
+            return query.order_by(func.random()).limit(sample)
+        return query.order_by(model.last_verified_at.is_not(None), model.last_verified_at, model.id)
+
+    for r in session.execute(ordered(Recording, select(Recording).where(
+            Recording.status != "purged"))).scalars():
+        yield Target(r.archive_no, "original", r.storage_key, r.storage_version, r.sha256, r.size,
+                     r.encrypted, Recording, r.id)
+        if r.manifest_key:
+            yield Target(r.manifest_key, "manifest", r.manifest_key, None, None, None, False, None, None)
+    for d in session.execute(ordered(Document, select(Document))).scalars():
+        yield Target(d.storage_key, "document", d.storage_key, d.storage_version, d.sha256, d.size,
+                     d.encrypted, Document, d.id)
+        if d.manifest_key:
+            yield Target(d.manifest_key, "manifest", d.manifest_key, None, None, None, False, None, None)
+    for v in session.execute(ordered(Derivative, select(Derivative).where(
+            Derivative.status == "ok", Derivative.storage_key.is_not(None)))).scalars():
+        yield Target(v.storage_key, "derivative", v.storage_key, v.storage_version, v.sha256, v.size,
+                     v.encrypted, Derivative, v.id)
+
+
+def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str | None, str, str, int]:
+    """(problem or None, expected, found, bytes read)."""
+    digest, size = hashlib.sha256(), 0
+    expected = target.sha256
+    try:
+        if expected is None:  # a manifest: compare with the digest stored beside it
+            expected = store.stat(target.key, target.version).metadata.get("sha256")
+        for chunk in read_plain(store, target.key, target.version, encrypted=target.encrypted,
+                                kek=kek if target.encrypted else None):
+            digest.update(chunk)
+            size += len(chunk)
+    except ObjectMissing:
+        return "missing", expected or "", "no object", size
+    except encryption.DecryptionFailed as exc:
+        return "mismatch", expected or "", f"undecryptable: {exc.message}", size
+    found = digest.hexdigest()
+    if found != expected or (target.size is not None and size != target.size):
+        return "mismatch", f"{expected} ({target.size} bytes)" if target.size else str(expected), \
+            f"{found} ({size} bytes)", size
+    return None, expected or "", found, size
+
+
+def _known_keys(session: Session) -> set[str]:
+    keys: set[str] = set()
+    for a, b in session.execute(select(Recording.storage_key, Recording.manifest_key).where(
+            Recording.status != "purged")):
+        keys.update(k for k in (a, b) if k)
+    for a, b in session.execute(select(Document.storage_key, Document.manifest_key)):
+        keys.update(k for k in (a, b) if k)
+    keys.update(k for (k,) in session.execute(select(Derivative.storage_key).where(
+        Derivative.storage_key.is_not(None), Derivative.status == "ok")))
+    return keys
+
+
+def reconcile(session: Session, store: ObjectStore) -> list[dict[str, Any]]:
+    """Objects under the evidence prefixes that no catalog row names (never deleted here)."""
+    known = _known_keys(session)
+    purged = {s for (s,) in session.execute(select(Tombstone.subject))}
+    problems = []
+    for prefix in PREFIXES:
+        for info in store.list(prefix):
+            if info.key in known:
+                continue
+            owner = info.key.split("/")[1] if prefix == "derivatives/" else None
+            why = ("a derivative of a purged recording" if owner in purged else
+                   "not in the catalog")
+            problems.append({"subject": info.key, "problem": "orphan", "expected": "no object",
+                             "found": f"{info.size} bytes ({why})"})
+    return problems
+
+
+def sweep(sessions: sessionmaker[Session], store: ObjectStore, *, actor: str, now: datetime,
+          kek: bytes | None = None, sample: int | None = None, older_than_days: float | None = None,
+          budget_bytes: int | None = None, budget_seconds: float | None = None,
+          reconcile_storage: bool = True, lock_mode: str = "COMPLIANCE",
+          progress=None) -> FixityReport:
+    report = FixityReport()
+    results: list[dict[str, Any]] = []
+    started = time.monotonic()
+    older = now - timedelta(days=older_than_days) if older_than_days is not None else None
+    verified: dict[type, list[int]] = {}
+    with sessions() as session:
+        targets = list(_targets(session, older_than=older, sample=sample))
+    if sample is not None and len(targets) > sample:
+        targets = random.sample(targets, sample)  # at most N of each kind were drawn; N in all
+    for target in targets:
+        if budget_bytes is not None and report.bytes_read >= budget_bytes:
+            report.stopped_by = "volume"
+            break
+        if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
+            report.stopped_by = "time"
+            break
+        problem, expected, found, size = _check(store, target, kek)
+        report.checked += 1
+        report.bytes_read += size
+        results.append({"subject": target.subject, "kind": target.kind, "key": target.key,
+                        "result": problem or "ok", "sha256": found if not problem else None})
+        if problem is None:
+            report.ok += 1
+            if target.table is not None:
+                verified.setdefault(target.table, []).append(target.row_id)
+        else:
+            report.problems.append({"subject": target.subject, "problem": problem,
+                                    "expected": expected, "found": found})
+        if progress is not None:
+            progress(target, size)
+    if reconcile_storage:
+        with sessions() as session:
+            orphans = reconcile(session, store)
+        report.problems += orphans
+        results += [{"subject": o["subject"], "kind": "orphan", "key": o["subject"], "result": "orphan"}
+                    for o in orphans]
+    body = canonical_bytes({"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results})
+    digest = hashlib.sha256(body).hexdigest()
+    key = report_key("fixity", now.strftime("%Y%m%dT%H%M%SZ"), digest)
+    put_json(store, key, {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
+             lock_until=lock_until(now, (1, "years"), now=now), lock_mode=lock_mode)  # type: ignore[arg-type]
+    with sessions.begin() as session:
+        for table, ids in verified.items():
+            for start in range(0, len(ids), 500):
+                session.execute(update(table).where(table.id.in_(ids[start:start + 500]))
+                                .values(last_verified_at=now))
+        for problem in report.problems:
+            custody.append(session, actor=actor, action="fixity_problem", subject=problem["subject"],
+                           details={k: problem[k] for k in ("problem", "expected", "found")})
+        custody.append(session, actor=actor, action="fixity_run", subject=None,
+                       details={"checked": report.checked, "ok": report.ok,
+                                "problems": len(report.problems), "bytes": report.bytes_read,
+                                "stopped_by": report.stopped_by, "results_key": key,
+                                "results_sha256": digest})
+    return report
