@@ -135,3 +135,25 @@ class NumberingFormats:
             raise InvalidInput(f"unknown item kind {kind!r}",
                                hint=f"one of {', '.join(ITEM_KIND_LETTERS)}") from None
         return _render(self.item_number, "item number", case_key=case_key, seq=seq, kind=letter)
+
+
+def template_regex(template: str) -> re.Pattern[str]:
+    """A regex with one named group per field of a numbering template (for reading numbers back)."""
+    pattern, used = "", set()
+    for literal, name, _spec, _conv in string.Formatter().parse(template):
+        pattern += re.escape(literal)
+        if name is None:
+            continue
+        group = name if name not in used else None
+        used.add(name)
+        # Greedy text, fixed-width dates: backtracking finds the one reading that fits.
+        body = {"seq": r"\d+", "yyyy": r"\d{4}", "mm": r"\d{2}", "dd": r"\d{2}",
+                "yyyymmdd": r"\d{8}", "kind": "[DVAP]"}.get(name, r"[A-Za-z0-9_.-]+")
+        pattern += f"(?P<{group}>{body})" if group else body
+    return re.compile(f"^{pattern}$")
+
+
+def parse_number(template: str, number: str) -> dict[str, str] | None:
+    """The fields of ``number`` as made by ``template``, or None if it does not fit."""
+    match = template_regex(template).match(number)
+    return match.groupdict() if match else None

@@ -84,3 +84,16 @@ def test_codes_accepted(code: str) -> None:
 def test_codes_refused(code: str) -> None:
     with pytest.raises(InvalidInput):
         check_code(code, "unit")
+
+
+def test_numbers_read_back_into_their_fields() -> None:
+    from catalog.numbering import parse_number
+
+    f = NumberingFormats()
+    assert parse_number(f.archive_number, "KZCG-20201105-ST01-0007") == {
+        "unit": "KZCG", "yyyymmdd": "20201105", "station": "ST01", "seq": "0007"}
+    assert parse_number(f.item_number, "KZCG-2020-0042-012V") == {
+        "case_key": "KZCG-2020-0042", "seq": "012", "kind": "V"}
+    assert parse_number(f.case_key, "KZCG-2020-0042") == {"unit": "KZCG", "yyyy": "2020", "seq": "0042"}
+    assert parse_number(f.case_key, "开城管罚立〔2020〕42号") is None
+    assert parse_number("{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}", "S9.20210304.U.000005")["seq"] == "000005"

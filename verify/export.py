@@ -1,0 +1,646 @@
+"""Evidence packages: a case exported as a BagIt bag that a court can check without this system.
+
+The package is a BagIt 1.0 bag (RFC 8493, tag files in UTF-8) at ``OUTDIR/{case_key}/``, or
+that folder zipped as ``OUTDIR/{case_key}.zip`` (one top-level folder, ZIP64)::
+
+    bagit.txt                      BagIt-Version 1.0, UTF-8
+    bag-info.txt                   Bagging-Date, Payload-Oxum, External-Identifier (the bureau's
+                                   number), Case-Number, Case-Key, Exported-By, Export-Reason, ...
+    manifest-sha256.txt            SHA-256 of every payload file ("digest  path", sha256sum -c)
+    sm3-digests.txt                SM3 of every payload file, same line format (only when the
+                                   catalog holds SM3 digests; see below why it is not a manifest)
+    tagmanifest-sha256.txt         SHA-256 of each tag file above
+    data/case.json                 the case and its items in time order, with every number,
+                                   time (UTC, ``...Z``), officer, device, digest and file name
+    data/index.html                a self-contained page: timeline, players, digests (中文/English)
+    data/originals/{item_no}.{ext} each recording, decrypted: the package is for a court
+    data/documents/{item_no}.{ext} each written record, decrypted
+    data/proxies/{item_no}-{kind}.{ext}   proxies, posters, sheets, waveforms (``with_proxies``)
+    data/custody/excerpt.json      the custody excerpt (format below)
+    data/custody/checkpoint.json   the signed checkpoint the excerpt ends at
+    data/custody/public-key.pem    the Ed25519 key that signed it (SubjectPublicKeyInfo PEM)
+
+Every payload file is streamed from storage (bounded memory) and hashed while it is written;
+an original or document whose bytes do not give the catalog's SHA-256 (or SM3) aborts the
+export with ``CheckFailed`` naming the item: a package never carries altered evidence. The
+bag is built in a hidden temporary folder beside the target and renamed at the end, so a
+failure leaves no half bag.
+
+Why SM3 is a tag file and not ``manifest-sm3.txt``: RFC 8493 takes manifest algorithm names
+from the IANA hash-name registry, which has no SM3. A validator meets an unknown manifest
+either by skipping it (bagit-python looks only for algorithms its hashlib guarantees, so
+nothing would check it) or by refusing the whole bag. ``sm3-digests.txt`` is an ordinary tag
+file, covered by the tag manifest, that bagit tools carry along and ``verify-package``
+checks.
+
+Custody excerpt (``data/custody/excerpt.json``), version 1::
+
+    {"v": 1, "checkpoint": N, "subjects": [...],
+     "events": [RECORD, ...],
+     "links": [[SEQ, PREV, HASH], ...]}
+
+``subjects`` are the case key, the numbers of every item ever in the case (linked or since
+unlinked) and the archive numbers of the recordings in it. ``events`` are the full records
+(``catalog.chain``: the hashed object plus ``"hash"``) of every custody event about those
+subjects up to the checkpoint, in chain order, ending with this export itself (action
+``exported``). ``links`` holds ``[seq, prev, hash]`` for every event of the chain, whatever its
+subject, from the first excerpt event through the checkpoint's ``seq``, one per line. A
+verifier recomputes each record's hash (SHA-256 of the canonical serialization of the record
+without ``"hash"``), checks that each link's ``prev`` is the previous link's ``hash``, that each
+record equals the link at its ``seq``, that the link at the checkpoint's ``seq`` carries the
+checkpoint's ``head``, and the checkpoint's Ed25519 signature with ``public-key.pem``.
+
+What the links prove and what they do not: a link of an event outside the case has no payload,
+so its hash cannot be recomputed. The links show that the excerpt is a consistent cut of one
+chain ending at a signed head; a changed, dropped or reordered record, a dropped link or an
+edited hash is found. Someone rebuilding the whole link list around a forged record is not,
+on the package alone: that proof needs the full chain, which storage keeps
+(``custody/segments/``, checkable against the same signed checkpoint).
+
+Before the excerpt is written the export is recorded as a custody event and a fresh checkpoint
+is signed and published, so the checkpoint covers every event of the excerpt, the export
+included.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive import encryption
+from archive.checkpoints import make_and_publish
+from archive.digest import Hasher
+from archive.errors import ObjectMissing, StoreUnavailable
+from archive.layout import extension
+from archive.reading import read_plain
+from archive.store import LockMode, ObjectStore
+from catalog import cases, custody
+from catalog.canonical import canonical_bytes, format_instant
+from catalog.chain import CustodyEvent
+from catalog.checkpoint import Checkpoint
+from catalog.errors import CheckFailed, InvalidInput
+from catalog.models import Derivative, Document, Recording
+from catalog.timeline import ItemView
+from catalog.views import case_items
+
+EXCERPT_VERSION = 1
+BAGIT_VERSION = "1.0"
+SOFTWARE = "evidence-archive"
+WRITE_BUFFER = 1 << 20
+
+#: ``progress(path_in_bag, bytes_done, bytes_total)`` after each chunk of a payload file.
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where the package is, how many case items it holds, and its size on disk.
+
+    ``bytes`` is the size of the zip file, or of every file in the bag folder.
+    """
+
+    path: Path
+    items: int
+    bytes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": str(self.path), "items": self.items, "bytes": self.bytes}
+
+
+@dataclass
+class _PayloadFile:
+    rel: str  # path inside the bag, "data/..."
+    sha256: str
+    size: int
+    sm3: str | None = None
+
+
+@dataclass
+class _Entry:
+    """One case item with the facts only the catalog rows hold (names, SM3, derivatives)."""
+
+    view: ItemView
+    sm3: str | None = None
+    original_name: str | None = None
+    content_type: str | None = None
+    file: str | None = None  # relative to data/
+    derivatives: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- the export ---------------------------------------------------------------------------
+
+def export_case(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, outdir: Path,
+                *, signing_key: Ed25519PrivateKey, actor: str, reason: str, now: datetime,
+                kek: bytes | None, with_proxies: bool = False, zip_it: bool = False,
+                lock_mode: LockMode = "COMPLIANCE", source_organization: str | None = None,
+                progress: Progress | None = None) -> ExportResult:
+    """Write the case's evidence package to ``outdir`` (see the module docstring).
+
+    ``now`` dates the export event, the checkpoint and Bagging-Date (its own offset's day).
+    Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
+    ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
+    """
+    if now.tzinfo is None:
+        raise InvalidInput("the export time must carry a time zone")
+    with sessions() as session:
+        case = cases.get_case(session, case_name)
+        header = _case_header(case)
+        every_item = case_items(session, case, include_unlinked=True)
+        entries = _entries(session, [i for i in every_item if not i.unlinked], with_proxies)
+    case_key = header["case_key"]
+    subjects = _subjects(case_key, every_item)
+
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    target = outdir / (f"{case_key}.zip" if zip_it else case_key)
+    if target.exists() or target.is_symlink():
+        raise InvalidInput(f"{target} exists already",
+                           hint="a package is never overwritten; choose another folder")
+    work = Path(tempfile.mkdtemp(prefix=f".{case_key}.", suffix=".partial", dir=outdir))
+    exported: CustodyEvent | None = None
+    try:
+        bag = work / case_key
+        payload = _write_evidence(store, bag, entries, kek, progress)
+
+        with sessions.begin() as session:
+            exported = custody.append(session, actor=actor, action="exported", subject=case_key, details={
+                "reason": reason.strip(), "items": len(entries),
+                "item_nos": [e.view.item_no for e in entries], "destination": target.name,
+                "with_proxies": with_proxies}, now=now)
+        checkpoint = make_and_publish(sessions, store, signing_key, actor=actor, now=now,
+                                      lock_mode=lock_mode)
+
+        payload += _write_custody(sessions, bag, subjects, checkpoint)
+        export_facts = {"at": format_instant(now), "by": actor, "reason": reason.strip(),
+                        "event": exported.seq, "checkpoint": checkpoint.n,
+                        "checkpoint_seq": checkpoint.seq, "key_id": checkpoint.key_id,
+                        "with_proxies": with_proxies}
+        payload.append(_write_small(bag, "data/case.json",
+                                    _json_bytes(_case_document(header, entries, export_facts))))
+        payload.append(_write_small(bag, "data/index.html",
+                                    _index_html(header, entries, export_facts).encode("utf-8")))
+        _write_tags(bag, payload, header, export_facts, now, len(entries), source_organization,
+                    sm3=any(e.sm3 for e in entries))
+
+        if zip_it:
+            partial = work / f"{case_key}.zip"
+            _zip_folder(bag, partial, case_key)
+            _publish(partial, target)
+        else:
+            _publish(bag, target)
+    except BaseException as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        if exported is not None and isinstance(exc, Exception):
+            _record_failure(sessions, actor, case_key, exported.seq, exc, now)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return ExportResult(target, len(entries), _size_on_disk(target))
+
+
+def _case_header(case: Any) -> dict[str, Any]:
+    return {"number": case.number, "case_key": case.case_key, "title": case.title,
+            "status": case.status, "type": case.case_type, "major": bool(case.major),
+            "opened": case.opened_on.isoformat(),
+            "closed": case.closed_on.isoformat() if case.closed_on else None}
+
+
+def _subjects(case_key: str, items: list[ItemView]) -> list[str]:
+    """Whose events go in the excerpt: the case, every item number it ever gave, and the
+    recordings it holds now (a recording unlinked as a mistake keeps its own history out)."""
+    found = [case_key] + [i.item_no for i in items]
+    found += [i.archive_no for i in items if i.archive_no and not i.unlinked]
+    return list(dict.fromkeys(found))
+
+
+def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> list[_Entry]:
+    """Join the catalog facts the item views lack, one query per table."""
+    archive_nos = [i.archive_no for i in items if i.archive_no]
+    doc_keys = [i.storage_key for i in items if not i.archive_no and i.storage_key]
+    recs = {r.archive_no: r for r in session.execute(
+        select(Recording).where(Recording.archive_no.in_(archive_nos))).scalars()} if archive_nos else {}
+    docs = {d.storage_key: d for d in session.execute(
+        select(Document).where(Document.storage_key.in_(doc_keys))).scalars()} if doc_keys else {}
+    derivatives: dict[int, list[Derivative]] = {}
+    if with_proxies and recs:
+        for d in session.execute(select(Derivative).where(
+                Derivative.recording_id.in_([r.id for r in recs.values()]),
+                Derivative.status == "ok").order_by(Derivative.id)).scalars():
+            derivatives.setdefault(d.recording_id, []).append(d)
+    entries = []
+    for view in items:
+        row: Recording | Document | None = (recs.get(view.archive_no) if view.archive_no
+                                            else docs.get(view.storage_key))
+        folder = "documents" if view.kind == "document" else "originals"
+        ext = extension(view.storage_key or "")
+        entry = _Entry(view, sm3=getattr(row, "sm3", None),
+                       original_name=getattr(row, "original_name", None),
+                       content_type=getattr(row, "content_type", None),
+                       file=f"{folder}/{view.item_no}.{ext}")
+        if isinstance(row, Recording):
+            latest: dict[str, Derivative] = {}
+            for d in derivatives.get(row.id, []):
+                latest[d.kind] = d  # the newest of each kind
+            for kind, d in sorted(latest.items()):
+                entry.derivatives.append({
+                    "kind": kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type,
+                    "file": f"proxies/{view.item_no}-{kind}.{extension(d.storage_key or '')}",
+                    "_key": d.storage_key, "_version": d.storage_version, "_encrypted": d.encrypted})
+        entries.append(entry)
+    return entries
+
+
+# --- payload: evidence files ----------------------------------------------------------------
+
+def _write_evidence(store: ObjectStore, bag: Path, entries: list[_Entry], kek: bytes | None,
+                    progress: Progress | None) -> list[_PayloadFile]:
+    want_sm3 = any(e.sm3 for e in entries)
+    written = []
+    for entry in entries:
+        view = entry.view
+        label = f"{view.item_no} ({view.archive_no})" if view.archive_no else view.item_no
+        if not view.storage_key:
+            raise CheckFailed(f"{label} has no stored object", hint="run `evidence verify`")
+        assert entry.file is not None
+        got = _copy(store, view.storage_key, view.storage_version, view.encrypted, kek,
+                    bag, f"data/{entry.file}", view.size, label, want_sm3, progress)
+        if got.sha256 != view.sha256 or got.size != view.size or (entry.sm3 and got.sm3 != entry.sm3):
+            found, recorded = ((f"sha256 {got.sha256} ({got.size} bytes)", f"{view.sha256} ({view.size} bytes)")
+                               if got.sha256 != view.sha256 or got.size != view.size
+                               else (f"sm3 {got.sm3}", f"{entry.sm3}"))
+            raise CheckFailed(
+                f"{label}: the stored bytes give {found}, the catalog records {recorded}; "
+                "nothing was exported",
+                hint="the stored copy was altered or replaced: run `evidence verify` and report it",
+                item_no=view.item_no)
+        written.append(got)
+        for d in entry.derivatives:
+            got = _copy(store, d["_key"], d["_version"], d["_encrypted"], kek, bag,
+                        f"data/{d['file']}", d["size"] or 0, f"{label} {d['kind']}", want_sm3, progress)
+            if d["sha256"] and got.sha256 != d["sha256"]:
+                raise CheckFailed(f"{label}: the stored {d['kind']} gives sha256 {got.sha256}, "
+                                  f"the catalog records {d['sha256']}; nothing was exported",
+                                  hint="run `evidence verify`", item_no=view.item_no)
+            written.append(got)
+    return written
+
+
+def _copy(store: ObjectStore, key: str, version: str | None, encrypted: bool, kek: bytes | None,
+          bag: Path, rel: str, total: int, label: str, sm3: bool,
+          progress: Progress | None) -> _PayloadFile:
+    """Stream one stored object (decrypted) into the bag, hashing what is written."""
+    path = bag / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    hasher = Hasher(sm3=sm3)
+    try:
+        chunks = read_plain(store, key, version, encrypted=encrypted, kek=kek if encrypted else None)
+        with open(path, "xb", buffering=0) as out:
+            for chunk in chunks:
+                hasher.update(chunk)
+                _write_all(out, chunk)
+                if progress is not None:
+                    progress(rel, hasher.size, total)
+            os.fsync(out.fileno())
+    except ObjectMissing as exc:
+        raise CheckFailed(f"{label}: the stored object is missing ({key}); nothing was exported",
+                          hint="run `evidence verify`") from exc
+    except encryption.DecryptionFailed as exc:
+        raise CheckFailed(f"{label}: the stored ciphertext fails authentication ({exc}); "
+                          "nothing was exported", hint="run `evidence verify`") from exc
+    except StoreUnavailable:
+        raise
+    digests = hasher.digests()
+    return _PayloadFile(rel, digests.sha256, digests.size, digests.sm3)
+
+
+def _write_all(out: BinaryIO, chunk: bytes | memoryview) -> None:
+    view = memoryview(chunk)
+    while view:
+        n = out.write(view)
+        view = view[n:]
+
+
+def _write_small(bag: Path, rel: str, data: bytes) -> _PayloadFile:
+    path = bag / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    hasher = Hasher(sm3=True)  # cheap on small files; used when the bag lists SM3
+    hasher.update(data)
+    d = hasher.digests()
+    return _PayloadFile(rel, d.sha256, d.size, d.sm3)
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8") + b"\n"
+
+
+# --- payload: custody -------------------------------------------------------------------------
+
+def _write_custody(sessions: sessionmaker[Session], bag: Path, subjects: list[str],
+                   checkpoint: Checkpoint) -> list[_PayloadFile]:
+    folder = bag / "data" / "custody"
+    folder.mkdir(parents=True, exist_ok=True)
+    files = [_write_excerpt(sessions, bag, "data/custody/excerpt.json", subjects, checkpoint)]
+    files.append(_write_small(bag, "data/custody/checkpoint.json",
+                              canonical_bytes(checkpoint.to_record()) + b"\n"))
+    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(checkpoint.public_key))
+    pem = public.public_bytes(serialization.Encoding.PEM,
+                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    files.append(_write_small(bag, "data/custody/public-key.pem", pem))
+    return files
+
+
+def _excerpt_events(session: Session, subjects: list[str], last_seq: int) -> list[CustodyEvent]:
+    found: dict[int, CustodyEvent] = {}
+    for subject in subjects:
+        for event in custody.events(session, subject=subject):
+            if event.seq <= last_seq:
+                found[event.seq] = event
+    return [found[s] for s in sorted(found)]
+
+
+def _write_excerpt(sessions: sessionmaker[Session], bag: Path, rel: str, subjects: list[str],
+                   checkpoint: Checkpoint) -> _PayloadFile:
+    """Stream the excerpt: one record or link a line, so a million links stay small in memory."""
+    hasher = Hasher(sm3=True)
+
+    def emit(out: BinaryIO, data: bytes) -> None:
+        hasher.update(data)
+        out.write(data)
+
+    with sessions() as session, open(bag / rel, "xb", buffering=WRITE_BUFFER) as out:
+        records = _excerpt_events(session, subjects, checkpoint.seq)
+        emit(out, b'{"v":%d,"checkpoint":%d,"subjects":' % (EXCERPT_VERSION, checkpoint.n))
+        emit(out, canonical_bytes(subjects))
+        emit(out, b',\n"events":[')
+        for i, event in enumerate(records):
+            emit(out, (b"\n" if i == 0 else b",\n") + canonical_bytes(event.to_record()))
+        emit(out, b'\n],\n"links":[')
+        first = records[0].seq if records else checkpoint.seq
+        for i, event in enumerate(_links(session, first, checkpoint.seq)):
+            emit(out, b'%s\n[%d,"%s","%s"]' % (b"" if i == 0 else b",", event.seq,
+                                              event.prev_hash.encode(), event.hash.encode()))
+        emit(out, b"\n]}\n")
+        out.flush()
+        os.fsync(out.fileno())
+    d = hasher.digests()
+    return _PayloadFile(rel, d.sha256, d.size, d.sm3)
+
+
+def _links(session: Session, first: int, last: int) -> Iterator[CustodyEvent]:
+    if first < 1 or last < first:
+        return iter(())
+    return custody.events(session, after_seq=first - 1, limit=last - first + 1)
+
+
+# --- case.json and index.html ------------------------------------------------------------
+
+def _instant(value: datetime | None) -> str | None:
+    return format_instant(value) if value else None
+
+
+def _item_record(entry: _Entry) -> dict[str, Any]:
+    v = entry.view
+    record: dict[str, Any] = {
+        "item_no": v.item_no, "kind": v.kind, "time": _instant(v.time), "sha256": v.sha256,
+        "sm3": entry.sm3, "size": v.size, "file": entry.file, "original_name": entry.original_name,
+        "content_type": entry.content_type, "officer": v.officer, "protected": v.protected,
+        "linked_at": _instant(v.linked_at),
+    }
+    if v.archive_no:
+        record |= {"archive_no": v.archive_no, "device": v.device, "station": v.station,
+                   "duration_s": v.duration_s, "damaged": v.damaged, "important": v.important}
+    else:
+        record |= {"doc_type": v.doc_type, "doc_number": v.doc_number}
+    record["derivatives"] = [{k: d[k] for k in ("kind", "file", "sha256", "size", "content_type")}
+                             for d in entry.derivatives]
+    record["custody"] = {"events": v.custody.get("events", 0), "actions": v.custody.get("actions", {}),
+                         "last": _instant(v.custody.get("last"))}
+    return record
+
+
+def _case_document(header: dict[str, Any], entries: list[_Entry],
+                   export: dict[str, Any]) -> dict[str, Any]:
+    return {"v": 1, "type": "evidence-package", "case": header, "export": export,
+            "custody": {"excerpt": "custody/excerpt.json", "checkpoint": "custody/checkpoint.json",
+                        "public_key": "custody/public-key.pem"},
+            "items": [_item_record(e) for e in entries]}
+
+
+_KIND_LABELS = {"document": "文书 document", "video": "视频 video", "audio": "音频 audio",
+                "photo": "照片 photo"}
+
+_STYLE = """
+body{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:1.5em;color:#111}
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;padding:.35em;
+vertical-align:top;text-align:left}th{background:#eee}code{font-size:.8em;word-break:break-all}
+video,img{max-width:360px;max-height:240px}dt{font-weight:bold}section{margin-top:1.5em}
+"""
+
+
+def _media(entry: _Entry) -> str:
+    """A player for the proxy inside the package (never anything outside it)."""
+    files = {d["kind"]: d["file"] for d in entry.derivatives}
+    proxy, poster = files.get("proxy"), files.get("poster")
+    e = html.escape
+    if proxy and entry.view.kind == "video":
+        poster_attr = f' poster="{e(poster)}"' if poster else ""
+        return f'<video controls preload="none" src="{e(proxy)}"{poster_attr}></video>'
+    if proxy and entry.view.kind == "audio":
+        return f'<audio controls preload="none" src="{e(proxy)}"></audio>'
+    if proxy and entry.view.kind == "photo":
+        return f'<img alt="{e(entry.view.item_no)}" src="{e(proxy)}">'
+    if poster:
+        return f'<img alt="{e(entry.view.item_no)}" src="{e(poster)}">'
+    if entry.view.kind == "document":
+        return ""
+    return "无代理文件 / no proxy in this package"
+
+
+def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str, Any]) -> str:
+    e = html.escape
+    rows = []
+    for entry in entries:
+        v = entry.view
+        number = v.archive_no or v.doc_type or ""
+        extra = [f'<a href="{e(d["file"])}">{e(d["kind"])}</a>' for d in entry.derivatives]
+        rows.append(
+            "<tr>"
+            f"<td>{e(v.item_no)}</td><td>{e(_instant(v.time) or '')}</td>"
+            f"<td>{e(_KIND_LABELS.get(v.kind, v.kind))}</td><td>{e(number)}"
+            f"{'<br>' + e(v.doc_number) if v.doc_number else ''}</td>"
+            f"<td>{e(v.officer or '')}</td><td>{e(v.device or '')}</td>"
+            f'<td><a href="{e(entry.file or "")}">{e(entry.original_name or entry.file or "")}</a>'
+            f"{'<br>' + ' · '.join(extra) if extra else ''}</td>"
+            f"<td><code>{e(v.sha256)}</code>{'<br><code>SM3 ' + e(entry.sm3) + '</code>' if entry.sm3 else ''}"
+            f"<br>{v.size:,} B</td><td>{_media(entry)}</td></tr>")
+    title = f"{header['number']} ({header['case_key']})"
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; style-src 'unsafe-inline'">
+<title>证据包 Evidence package {e(title)}</title><style>{_STYLE}</style></head><body>
+<h1>证据包 Evidence package</h1>
+<dl>
+<dt>案件编号 Case number</dt><dd>{e(header['number'])}</dd>
+<dt>案件键 Case key</dt><dd>{e(header['case_key'])}</dd>
+<dt>案由 Title</dt><dd>{e(header.get('title') or '')}</dd>
+<dt>导出时间 Exported at (UTC)</dt><dd>{e(export['at'])}</dd>
+<dt>导出人 Exported by</dt><dd>{e(export['by'])}</dd>
+<dt>导出事由 Reason</dt><dd>{e(export['reason'])}</dd>
+<dt>签名检查点 Signed checkpoint</dt><dd>#{export['checkpoint']}, event {export['checkpoint_seq']},
+key id <code>{e(export['key_id'])}</code></dd>
+</dl>
+<section><h2>时间线 Timeline</h2>
+<table><thead><tr><th>共同编号 Item No.</th><th>时间 Time (UTC)</th><th>类型 Kind</th>
+<th>档案号 / 文书类型 Archive No. / Document type</th><th>执法人员 Officer</th>
+<th>执法记录仪 Device</th><th>文件 File</th><th>SHA-256 摘要 Digest · 大小 Size</th>
+<th>播放 Playback</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody></table></section>
+<section><h2>如何核验 How to verify</h2>
+<p>本页面不访问网络，仅引用本证据包内的文件。原始文件已解密，与采集时逐字节一致；
+<code>manifest-sha256.txt</code> 列出每个文件的 SHA-256（可用 <code>sha256sum -c</code> 核对），
+<code>tagmanifest-sha256.txt</code> 覆盖清单文件本身；本包符合 BagIt 1.0（RFC 8493）。</p>
+<p>This page uses no network and refers only to files inside this package. Originals are
+decrypted and byte-for-byte what was archived. <code>manifest-sha256.txt</code> lists every file's
+SHA-256 (check with <code>sha256sum -c</code> from the bag folder); <code>tagmanifest-sha256.txt</code>
+covers the manifests; the package is a BagIt 1.0 bag (RFC 8493).</p>
+<p>监管链摘录 Custody excerpt (<code>custody/excerpt.json</code>):
+<code>{{"v":1,"checkpoint":N,"subjects":[...],"events":[record...],"links":[[seq,prev,hash]...]}}</code>.
+每条记录的 hash 为去掉 "hash" 字段后规范化 JSON（UTF-8、键排序、无空白、非 ASCII 字符原样）的 SHA-256；
+links 中每项的 prev 等于前一项的 hash；记录与其序号处的 link 一致；检查点序号处的 hash 等于
+<code>custody/checkpoint.json</code> 的 head，且其 Ed25519 签名可用 <code>custody/public-key.pem</code> 验证。
+Each record's hash is SHA-256 over the canonical JSON of the record without "hash" (UTF-8,
+keys sorted, no whitespace, non-ASCII as itself); each link's prev equals the previous link's
+hash; each record equals the link at its seq; the link at the checkpoint's seq carries the
+checkpoint's head, whose Ed25519 signature (over the canonical statement without
+"public_key" and "signature") checks with <code>custody/public-key.pem</code>.</p>
+</section></body></html>
+"""
+
+
+# --- tag files ---------------------------------------------------------------------------------
+
+def _manifest_line(digest: str, rel: str) -> str:
+    # RFC 8493 2.1.3: CR, LF and % in paths are percent-encoded.
+    return f"{digest}  {rel.replace('%', '%25').replace(chr(10), '%0A').replace(chr(13), '%0D')}\n"
+
+
+def _bag_info_value(value: str) -> str:
+    return " ".join(str(value).split())
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{n} B"
+        size /= 1000
+    return f"{n} B"
+
+
+def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
+                export: dict[str, Any], now: datetime, items: int,
+                organization: str | None, sm3: bool) -> None:
+    payload = sorted(payload, key=lambda p: p.rel)
+    total = sum(p.size for p in payload)
+    tags: list[tuple[str, bytes]] = [
+        ("bagit.txt", f"BagIt-Version: {BAGIT_VERSION}\nTag-File-Character-Encoding: UTF-8\n".encode()),
+    ]
+    info = []
+    if organization:
+        info.append(("Source-Organization", organization))
+    info += [
+        ("Bagging-Date", now.date().isoformat()),
+        ("Payload-Oxum", f"{total}.{len(payload)}"),
+        ("Bag-Size", _human_size(total)),
+        ("Bag-Count", "1 of 1"),
+        ("External-Identifier", header["number"]),
+        ("External-Description", f"Evidence package of case {header['number']} "
+                                 f"({header['case_key']}): {items} items"),
+        ("Bag-Software-Agent", SOFTWARE),
+        ("Case-Number", header["number"]),
+        ("Case-Key", header["case_key"]),
+        ("Exported-By", export["by"]),
+        ("Export-Reason", export["reason"] or "-"),
+        ("Exported-At", export["at"]),
+        ("Custody-Checkpoint", str(export["checkpoint"])),
+        ("Custody-Key-Id", export["key_id"]),
+    ]
+    tags.append(("bag-info.txt", "".join(f"{k}: {_bag_info_value(v)}\n" for k, v in info).encode()))
+    tags.append(("manifest-sha256.txt",
+                 "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
+    if sm3:
+        tags.append(("sm3-digests.txt", "".join(_manifest_line(p.sm3 or "", p.rel)
+                                                for p in payload).encode()))
+    lines = []
+    for name, data in tags:
+        (bag / name).write_bytes(data)
+        hasher = Hasher()
+        hasher.update(data)
+        lines.append(_manifest_line(hasher.digests().sha256, name))
+    (bag / "tagmanifest-sha256.txt").write_text("".join(lines), encoding="utf-8")
+
+
+# --- finishing -------------------------------------------------------------------------------
+
+def _zip_folder(bag: Path, target: Path, top: str) -> None:
+    """Zip the bag under one top-level folder; media stored, text deflated; ZIP64 on."""
+    with zipfile.ZipFile(target, "x", allowZip64=True) as zf:
+        for path in sorted(_walk(bag)):
+            rel = path.relative_to(bag).as_posix()
+            compress = (zipfile.ZIP_STORED if rel.startswith(("data/originals/", "data/proxies/"))
+                        else zipfile.ZIP_DEFLATED)
+            zf.write(path, f"{top}/{rel}", compress_type=compress)
+    with open(target, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for folder, _, names in os.walk(root):
+        for name in names:
+            yield Path(folder) / name
+
+
+def _publish(source: Path, target: Path) -> None:
+    """Give the finished package its name; never replace something there already."""
+    if target.exists() or target.is_symlink():
+        raise InvalidInput(f"{target} appeared while the package was made; it was left alone")
+    os.rename(source, target)
+    fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _size_on_disk(target: Path) -> int:
+    if target.is_file():
+        return target.stat().st_size
+    return sum(p.stat().st_size for p in _walk(target))
+
+
+def _record_failure(sessions: sessionmaker[Session], actor: str, case_key: str, seq: int,
+                    exc: Exception, now: datetime) -> None:
+    """The export was recorded but no package came of it: say so in the chain."""
+    try:
+        with sessions.begin() as session:
+            custody.append(session, actor=actor, action="export_failed", subject=case_key,
+                           details={"export_event": seq, "error": str(exc)[:500]}, now=now)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
+        pass

@@ -1,0 +1,318 @@
+"""Rebuilding a catalog from storage alone: the disaster-recovery drill.
+
+Storage is self-describing: manifests beside originals and documents, case
+events, the custody chain in segments with signed checkpoints, derivatives
+named by digest, tombstones. ``rebuild`` reads them into an empty catalog and
+sets every number sequence past every number ever issued (tombstones
+included), so no number is reused; ``compare`` then lists what differs from
+the live catalog. Custody events after the last checkpoint exist only in the
+live catalog (they are copied out with the next checkpoint) and are reported
+as such, not as differences.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive.errors import ObjectMissing
+from archive.records import get_json
+from archive.store import ObjectStore
+from catalog import schema, sequences
+from catalog.canonical import canonical_bytes, parse_instant
+from catalog.chain import CustodyEvent, check_chain
+from catalog.checkpoint import Checkpoint
+from catalog.errors import InvalidInput
+from catalog.models import (Case, CaseItem, CheckpointRow, CustodyEventRow, CustodyHead, Derivative,
+                            Document, Hold, Recording, Tombstone)
+from catalog.numbering import NumberingFormats, parse_number
+from catalog.recordings import device_row, officer_row, station_row
+
+
+@dataclass
+class RebuildReport:
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    last_checkpoint_seq: int = 0
+
+
+def _when(text: str | None) -> datetime | None:
+    return parse_instant(text) if text else None
+
+
+def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) -> RebuildReport:
+    schema.upgrade(engine)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    with sessions() as session:
+        if session.execute(select(func.count()).select_from(Recording)).scalar() or \
+                session.execute(select(func.count()).select_from(Case)).scalar():
+            raise InvalidInput("the target catalog is not empty",
+                               hint="rebuild into a new, empty database")
+    report = RebuildReport()
+    with sessions.begin() as session:
+        _custody(store, session, report)
+        cases, links = _cases(store, session, report)
+        by_number = _originals(store, session, report)
+        _documents(store, session, cases, report)
+        _links(session, cases, by_number, links, report)
+        _derivatives(store, session, by_number, report)
+        _tombstones(store, session, report)
+    _sequences(engine, sessions, formats)
+    return report
+
+
+def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> None:
+    events: list[CustodyEvent] = []
+    for info in store.list("custody/segments/"):
+        for line in b"".join(store.read(info.key)).splitlines():
+            if line.strip():
+                events.append(CustodyEvent.from_record(json.loads(line)))
+    events.sort(key=lambda e: e.seq)
+    chain = check_chain(events)
+    report.problems += [f"custody event {p.seq}: {p.detail}" for p in chain.problems]
+    for e in events:
+        session.add(CustodyEventRow(seq=e.seq, time=e.time, actor=e.actor, action=e.action,
+                                    subject=e.subject, details=canonical_bytes(e.details).decode(),
+                                    prev_hash=e.prev_hash, hash=e.hash))
+    session.flush()
+    head = session.get(CustodyHead, 1)
+    head.seq, head.hash = chain.last_seq, chain.last_hash
+    for info in store.list("custody/checkpoints/"):
+        cp = Checkpoint.from_record(get_json(store, info.key))
+        if not cp.signature_valid():
+            report.problems.append(f"checkpoint {cp.n}: signature invalid")
+        session.add(CheckpointRow(n=cp.n, seq=cp.seq, head=cp.head, time=cp.time, key_id=cp.key_id,
+                                  public_key=cp.public_key, signature=cp.signature,
+                                  storage_key=info.key))
+        report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
+    report.counts["custody_events"] = len(events)
+
+
+def _cases(store: ObjectStore, session: Session, report: RebuildReport):
+    cases: dict[str, Case] = {}
+    links: list[tuple[str, dict[str, Any], datetime, str]] = []
+    unlinked: dict[str, tuple[datetime, str, str]] = {}
+    for info in store.list("cases/"):
+        record = get_json(store, info.key)
+        event = record["custody"]
+        key, details, when = record["case_key"], event.get("details") or {}, parse_instant(event["time"])
+        action = event["action"]
+        if action == "case_opened":
+            case = Case(case_key=key, number=record["number"], title=details.get("title"),
+                        case_type=details.get("type"), unit=details.get("unit") or key.split("-")[0],
+                        major=bool(details.get("major")), status="open",
+                        opened_on=date.fromisoformat(details["opened_on"]), created_at=when,
+                        created_by=event["actor"])
+            session.add(case)
+            session.flush()
+            cases[key] = case
+        elif action == "case_closed" and key in cases:
+            cases[key].status, cases[key].closed_on = "closed", date.fromisoformat(details["closed_on"])
+        elif action == "linked":
+            links.append((event["subject"], details, when, event["actor"]))
+        elif action == "unlinked":
+            unlinked[event["subject"]] = (when, event["actor"], details.get("reason", ""))
+        elif action in ("held", "released") and event["subject"] == key:
+            if action == "held":
+                session.add(Hold(subject=key, reason=details.get("reason", ""), set_at=when,
+                                 set_by=event["actor"]))
+            else:
+                for hold in session.execute(select(Hold).where(Hold.subject == key,
+                                                               Hold.released_at.is_(None))).scalars():
+                    hold.released_at, hold.released_by = when, event["actor"]
+                    hold.release_reason = details.get("reason")
+    report.counts["cases"] = len(cases)
+    return cases, (links, unlinked)
+
+
+def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> dict[str, Recording]:
+    found: dict[str, Recording] = {}
+    for info in store.list("originals/"):
+        if not info.key.endswith(".manifest.json"):
+            continue
+        m = get_json(store, info.key)
+        stored = m["stored"]
+        try:
+            version = store.stat(stored["key"]).version
+        except ObjectMissing:
+            report.problems.append(f"{m['archive_no']}: manifest present, original {stored['key']} missing")
+            version = None
+        station_row(session, m["station"], m["unit"], parse_instant(m["ingested_at"]))
+        rec = Recording(
+            archive_no=m["archive_no"], kind=m["kind"], sha256=m["sha256"], sm3=m.get("sm3"),
+            size=m["size"], original_name=m["original_name"], station_id=m["station"],
+            device_id=device_row(session, m["device"]).id if m.get("device") else None,
+            officer_id=officer_row(session, m["officer"]).id if m.get("officer") else None,
+            start_time=_when(m.get("start_time")), duration_s=m.get("duration_s"),
+            ingested_at=parse_instant(m["ingested_at"]), storage_key=stored["key"],
+            storage_version=version, manifest_key=info.key, content_type=m.get("content_type"),
+            status="archived", damaged=bool(m.get("damaged")), damage_reason=m.get("damage_reason"),
+            important=bool(m.get("important")), protected=bool(m.get("protected")),
+            encrypted=m.get("encryption") is not None, stored_sha256=stored["sha256"],
+            stored_size=stored["size"], flags=json.dumps(m.get("flags") or {}, ensure_ascii=False),
+            media_info=json.dumps(m.get("media") or {}, ensure_ascii=False),
+            sources=json.dumps(m.get("sources") or {}, ensure_ascii=False),
+            retain_until=_when(m.get("retain_until")))
+        session.add(rec)
+        found[rec.archive_no] = rec
+    session.flush()
+    report.counts["recordings"] = len(found)
+    return found
+
+
+def _documents(store: ObjectStore, session: Session, cases: dict[str, Case],
+               report: RebuildReport) -> None:
+    count = 0
+    for info in store.list("documents/"):
+        if not info.key.endswith(".manifest.json"):
+            continue
+        m = get_json(store, info.key)
+        case = cases.get(m["case_key"])
+        if case is None:
+            report.problems.append(f"{m['item_no']}: its case {m['case_key']} has no events in storage")
+            continue
+        stored = m["stored"]
+        try:
+            version = store.stat(stored["key"]).version
+        except ObjectMissing:
+            report.problems.append(f"{m['item_no']}: document {stored['key']} missing")
+            version = None
+        doc = Document(case_id=case.id, doc_type=m["doc_type"], doc_number=m.get("doc_number"),
+                       doc_date=_when(m.get("doc_date")), officer=m.get("officer"), sha256=m["sha256"],
+                       sm3=m.get("sm3"), size=m["size"], original_name=m["original_name"],
+                       content_type=m.get("content_type"), storage_key=stored["key"],
+                       storage_version=version, manifest_key=info.key,
+                       protected=bool(m.get("protected")), encrypted=m.get("encryption") is not None,
+                       stored_sha256=stored["sha256"], stored_size=stored["size"],
+                       created_at=parse_instant(m["added_at"]), created_by=m.get("added_by") or "")
+        session.add(doc)
+        session.flush()
+        seq = int(m["item_no"].rsplit("-", 1)[-1][:-1])
+        session.add(CaseItem(case_id=case.id, item_no=m["item_no"], seq=seq, kind="document",
+                             document_id=doc.id, linked_at=doc.created_at, linked_by=doc.created_by))
+        count += 1
+    report.counts["documents"] = count
+
+
+def _links(session: Session, cases: dict[str, Case], recordings: dict[str, Recording],
+           links, report: RebuildReport) -> None:
+    linked, unlinked = links
+    count = 0
+    for archive_no, details, when, actor in linked:
+        case, rec = cases.get(details.get("case_key")), recordings.get(archive_no)
+        if case is None or rec is None:
+            report.problems.append(f"link {details.get('item_no')}: case or recording not in storage")
+            continue
+        item_no = details["item_no"]
+        item = CaseItem(case_id=case.id, item_no=item_no, seq=int(item_no.rsplit("-", 1)[-1][:-1]),
+                        kind=rec.kind, recording_id=rec.id, linked_at=when, linked_by=actor)
+        if item_no in unlinked:
+            item.unlinked_at, item.unlinked_by, item.unlink_reason = unlinked[item_no]
+        session.add(item)
+        count += 1
+    report.counts["links"] = count
+
+
+def _derivatives(store: ObjectStore, session: Session, recordings: dict[str, Recording],
+                 report: RebuildReport) -> None:
+    count = 0
+    for info in store.list("derivatives/"):
+        _, archive_no, name = info.key.split("/", 2)
+        rec = recordings.get(archive_no)
+        if rec is None:
+            report.problems.append(f"{info.key}: a derivative of a recording not in storage")
+            continue
+        meta = store.stat(info.key)
+        session.add(Derivative(recording_id=rec.id, kind=name.split("-", 1)[0], status="ok",
+                               sha256=meta.metadata.get("sha256"), size=meta.size,
+                               storage_key=info.key, storage_version=meta.version,
+                               content_type=meta.content_type, encrypted=rec.encrypted,
+                               created_at=meta.last_modified or rec.ingested_at))
+        count += 1
+    report.counts["derivatives"] = count
+
+
+def _tombstones(store: ObjectStore, session: Session, report: RebuildReport) -> None:
+    count = 0
+    for info in store.list("tombstones/"):
+        t = get_json(store, info.key)
+        session.add(Tombstone(subject=t["subject"], kind=t["kind"], numbers=json.dumps(t["numbers"]),
+                              sha256=t["sha256"], sm3=t.get("sm3"), size=t["size"], reason=t["reason"],
+                              due_at=_when(t.get("due_at")), purged_at=parse_instant(t["purged_at"]),
+                              custody_seq=t.get("custody_seq"), storage_key=info.key))
+        count += 1
+    report.counts["tombstones"] = count
+
+
+def _sequences(engine: Engine, sessions: sessionmaker[Session], formats: NumberingFormats) -> None:
+    """Every scope past every number ever issued, purged ones included."""
+    floors: dict[str, int] = {}
+
+    def bump(scope: str, seq: int) -> None:
+        floors[scope] = max(floors.get(scope, 0), seq)
+
+    with sessions() as session:
+        numbers = [n for (n,) in session.execute(select(Recording.archive_no))]
+        for (raw,) in session.execute(select(Tombstone.numbers)):
+            numbers += json.loads(raw)
+        item_numbers = [n for (n,) in session.execute(select(CaseItem.item_no))]
+        case_keys = [k for (k,) in session.execute(select(Case.case_key))]
+    for number in numbers:
+        fields = parse_number(formats.archive_number, number)
+        if fields:
+            day = fields.get("yyyymmdd") or f"{fields['yyyy']}{fields['mm']}{fields['dd']}"
+            bump(f"archive:{fields['unit']}:{day}:{fields['station']}", int(fields["seq"]))
+        else:
+            item_numbers.append(number)
+    for number in item_numbers:
+        fields = parse_number(formats.item_number, number)
+        if fields:
+            bump(formats.item_scope(fields["case_key"]), int(fields["seq"]))
+    for key in case_keys:
+        fields = parse_number(formats.case_key, key)
+        if fields:
+            bump(formats.case_key_scope(fields["unit"], int(fields["yyyy"])), int(fields["seq"]))
+    for scope, value in floors.items():
+        sequences.raise_floor(engine, scope, value)
+
+
+def compare(live: Session, rebuilt: Session, *, last_checkpoint_seq: int) -> tuple[list[str], list[str]]:
+    """(differences, notes) between a live catalog and one rebuilt from storage."""
+    differences: list[str] = []
+    notes: list[str] = []
+
+    def rows(session: Session, query) -> dict[str, tuple]:
+        return {r[0]: tuple(r[1:]) for r in session.execute(query)}
+
+    checks = [
+        ("recording", select(Recording.archive_no, Recording.sha256, Recording.size, Recording.kind,
+                             Recording.station_id, Recording.start_time)
+         .where(Recording.status != "purged")),
+        ("case", select(Case.case_key, Case.number, Case.status, Case.opened_on, Case.closed_on)),
+        ("item", select(CaseItem.item_no, CaseItem.kind, CaseItem.unlinked_at.is_(None))),
+        ("document", select(Document.storage_key, Document.sha256, Document.size, Document.doc_type)),
+        ("derivative", select(Derivative.storage_key, Derivative.sha256).where(
+            Derivative.status == "ok", Derivative.storage_key.is_not(None))),
+        ("tombstone", select(Tombstone.subject, Tombstone.sha256, Tombstone.reason)),
+        ("custody event", select(CustodyEventRow.seq, CustodyEventRow.hash).where(
+            CustodyEventRow.seq <= last_checkpoint_seq)),
+    ]
+    for what, query in checks:
+        a, b = rows(live, query), rows(rebuilt, query)
+        for key in sorted(set(a) | set(b), key=str):
+            if key not in b:
+                differences.append(f"{what} {key}: in the live catalog, not in storage")
+            elif key not in a:
+                differences.append(f"{what} {key}: in storage, not in the live catalog")
+            elif a[key] != b[key]:
+                differences.append(f"{what} {key}: live {a[key]} != storage {b[key]}")
+    after = live.execute(select(func.count()).where(CustodyEventRow.seq > last_checkpoint_seq)).scalar()
+    if after:
+        notes.append(f"{after} custody event(s) after the last checkpoint are only in the live "
+                     "catalog; `evidence audit checkpoint` copies them to storage")
+    return differences, notes
