@@ -311,3 +311,15 @@ def test_verify_command_keeps_the_contract(ready: dict[str, str], tmp_path: Path
                        "found": "1 bytes (not in the catalog)"}
     assert run_evidence("verify", "--all", "--sample", "2", env=ready).returncode == 2
     assert number
+
+
+def test_catalog_rebuild_command(ready: dict[str, str], tmp_path: Path) -> None:
+    ok_json("case", "open", CASE_NO, env=ready)
+    ok_json("case", "link", CASE_NO, _ingest_one(ready, tmp_path), env=ready)
+    ok_json("audit", "checkpoint", env=ready)
+    target = f"sqlite:///{tmp_path / 'drill.sqlite3'}"
+    data = ok_json("catalog", "rebuild", "--from-storage", "--database", target, env=ready)
+    assert data["counts"]["recordings"] == 1 and data["counts"]["links"] == 1
+    assert data["differences"] == [] and data["problems"] == []
+    again = run_evidence("catalog", "rebuild", "--from-storage", "--database", target, env=ready)
+    assert again.returncode == 2 and "not empty" in again.stderr
