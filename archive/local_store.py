@@ -7,9 +7,11 @@ Layout under the root::
     tmp/                 uploads in progress (removed on success or failure)
     url-secret           key of the short-lived read URLs (0600)
 
-An upload goes to ``tmp/``, is fsynced, re-read from disk and checked, then
-hard-linked to its final name (``link`` never overwrites, so a key is written
-once even with two writers), and the directory is fsynced. A process killed at
+An upload goes to ``tmp/``, hashed as it is written (whole blocks with O_DIRECT
+where the file system takes it), is read back from disk and hashed again (range
+by range while later bytes are still being written, the rest after the final
+fsync), checked, then hard-linked to its final name (``link`` never overwrites,
+so a key is written once even with two writers), and the directory is fsynced. A process killed at
 any point leaves either no object or a complete one, plus at most a stray
 temporary file. Retention and holds are records in ``meta/``: deletes before
 retain-until or under hold are refused through this interface. (Unlike S3

@@ -1,8 +1,12 @@
-"""Retention periods as values: calendar arithmetic, no clocks, no I/O."""
+"""Retention as values: calendar arithmetic and the policy deciding when a recording may go.
+
+No clocks, no I/O: the retention run (``archive.retention_run``) feeds it facts.
+"""
 
 from __future__ import annotations
 
 import calendar
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 Period = tuple[int, str] | None  # (count, "days" | "months" | "years"); None is permanent
@@ -44,3 +48,68 @@ def lock_until(recorded: datetime, period: Period, *, now: datetime,
     if end is None:
         end = add_months(now, 12 * PERMANENT_LOCK_YEARS)
     return max(end, now + minimum)
+
+
+# --- the policy: when a recording may go, and why ------------------------------------------
+
+@dataclass(frozen=True)
+class Rules:
+    """Retention classes from the settings, as values."""
+
+    routine: Period = (6, "months")
+    case_default: Period = None
+    case_types: dict[str, Period] = field(default_factory=dict)
+    important: Period = None
+    grace: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class CaseLink:
+    status: str  # "open" or "closed"
+    closed_on: datetime | None
+    case_type: str | None = None
+    major: bool = False
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the policy needs to know about one recording."""
+
+    recorded: datetime
+    important: bool = False
+    flags: frozenset[str] = frozenset()  # "obstruction", "emergency"
+    held: bool = False
+    cases: tuple[CaseLink, ...] = ()
+    restored_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    due_at: datetime | None  # None: kept for now (no end, or an end still unknown)
+    reason: str
+
+
+def decide(facts: Facts, rules: Rules) -> Decision:
+    """The longest applicable rule wins; anything that keeps a recording for good wins outright."""
+    if facts.held:
+        return Decision(None, "legal hold")
+    if any(c.status == "open" for c in facts.cases):
+        return Decision(None, "linked to an open case")
+    flagged = sorted(f for f in facts.flags if f in ("obstruction", "emergency"))
+    candidates: list[tuple[datetime | None, str]] = [
+        (add_period(facts.recorded, rules.routine), "routine period over")]
+    if facts.important or flagged:
+        why = "important file" if facts.important else f"flagged {', '.join(flagged)}"
+        candidates.append((add_period(facts.recorded, rules.important), why))
+    for case in facts.cases:
+        period = None if case.major else rules.case_types.get(case.case_type or "", rules.case_default)
+        end = add_period(case.closed_on, period) if case.closed_on else None
+        candidates.append((end, f"case class{' ' + case.case_type if case.case_type else ''}"
+                                f"{' (major case)' if case.major else ''}"))
+    if facts.restored_at is not None:
+        candidates.append((add_period(facts.restored_at, rules.routine), "restored by hand"))
+    forever = [why for end, why in candidates if end is None]
+    if forever:
+        return Decision(None, f"kept permanently: {forever[0]}")
+    end, why = max(candidates, key=lambda c: c[0])  # type: ignore[arg-type, return-value]
+    return Decision(end, why)

@@ -6,7 +6,9 @@ Content-MD5 (checked by the server, and required by AWS for object-lock
 puts), the ETag the server answers for each part must equal that MD5, and
 the bytes are hashed as they go, so a source that changed since it was first
 hashed is caught *before* the upload is completed (an aborted upload leaves
-nothing behind). Memory is about ``part_size × (parallel + 1)``.
+nothing behind). Each part's MD5 is computed in the thread that uploads it, beside
+the other parts in flight; the SHA-256 of the whole stream as it is read. Parts are
+read into a fixed set of buffers: memory is about ``part_size × (parallel + 3)``.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class S3Store:
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *,
                  secure: bool = True, region: str = "us-east-1", part_size: int = 16 * MIB,
-                 parallel: int = 2, read_back: bool = False, timeout: float = 60.0) -> None:
+                 parallel: int = 3, read_back: bool = False, timeout: float = 60.0) -> None:
         if not 5 * MIB <= part_size <= 5 * 1024 * MIB:
             raise StoreError("S3 part size must be between 5 MiB and 5 GiB")
         self.url = f"s3://{endpoint}/{bucket}"

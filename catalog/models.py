@@ -122,6 +122,7 @@ class Recording(Base):
     sources: Mapped[str] = mapped_column(Text, default="{}")
     retain_until: Mapped[datetime | None]
     pending_since: Mapped[datetime | None]
+    due_at: Mapped[datetime | None]  # as the retention run last computed it; None: kept
     last_verified_at: Mapped[datetime | None]
 
     derivatives: Mapped[list[Derivative]] = relationship(back_populates="recording")
@@ -346,6 +347,15 @@ class OutboxRecord(Base):
     body: Mapped[str] = mapped_column(Text)  # canonical JSON
     lock_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class RunLock(Base):
+    """A lease on a job that must not run twice at once (the retention run)."""
+
+    __tablename__ = "run_locks"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime]
 
 
 class NumberSequence(Base):

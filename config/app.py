@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive import encryption
 from archive.local_store import LocalStore
 from archive.originals import ArchivePolicy
+from archive.retention import Rules
 from archive.s3_store import S3Store
 from archive.store import ObjectStore
 from catalog import keys, schema
@@ -115,6 +116,13 @@ class App:
                         setup=self.station_setup(station), actor=self.actor,
                         kek=self.kek if self.settings.encryption.mode != "none" else None,
                         fault_hook=fault_hook)
+
+    @cached_property
+    def rules(self) -> Rules:
+        r = self.settings.retention
+        return Rules(routine=parse_period(r.routine), case_default=parse_period(r.case_default),
+                     case_types={k: parse_period(v) for k, v in r.case_types.items()},
+                     important=parse_period(r.important), grace=timedelta(days=r.grace_days))
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:

@@ -26,3 +26,42 @@ def test_lock_until_never_in_the_past_and_permanent_is_far_ahead() -> None:
         datetime(2027, 5, 1, tzinfo=UTC)
     assert lock_until(datetime(2020, 1, 1, tzinfo=UTC), (6, "months"), now=now) == now + timedelta(days=1)
     assert lock_until(datetime(2020, 1, 1, tzinfo=UTC), None, now=now).year == 2026 + PERMANENT_LOCK_YEARS
+
+
+# --- the policy ---------------------------------------------------------------------------
+
+from archive.retention import CaseLink, Facts, Rules, decide  # noqa: E402
+
+REC = datetime(2020, 11, 5, 8, tzinfo=UTC)
+RULES = Rules(case_types={"简易程序": (2, "years")})
+
+
+def test_routine_recordings_go_six_calendar_months_after_recording() -> None:
+    d = decide(Facts(REC), RULES)
+    assert d == type(d)(datetime(2021, 5, 5, 8, tzinfo=UTC), "routine period over")
+
+
+def test_holds_open_cases_and_flags_keep() -> None:
+    assert decide(Facts(REC, held=True), RULES).reason == "legal hold"
+    assert decide(Facts(REC, cases=(CaseLink("open", None),)), RULES).due_at is None
+    assert decide(Facts(REC, important=True), RULES).due_at is None
+    assert "obstruction" in decide(Facts(REC, flags=frozenset({"obstruction"})), RULES).reason
+    # A closed case keeps permanently by default, and a major one always.
+    closed = CaseLink("closed", datetime(2021, 3, 1, tzinfo=UTC))
+    assert decide(Facts(REC, cases=(closed,)), RULES).due_at is None
+
+
+def test_a_finite_case_class_counts_from_the_closing_and_the_longest_rule_wins() -> None:
+    short = CaseLink("closed", datetime(2021, 3, 1, tzinfo=UTC), "简易程序")
+    assert decide(Facts(REC, cases=(short,)), RULES).due_at == datetime(2023, 3, 1, tzinfo=UTC)
+    longer = CaseLink("closed", datetime(2022, 1, 1, tzinfo=UTC), "简易程序")
+    assert decide(Facts(REC, cases=(short, longer)), RULES).due_at == datetime(2024, 1, 1, tzinfo=UTC)
+    major = CaseLink("closed", datetime(2021, 3, 1, tzinfo=UTC), "简易程序", major=True)
+    assert decide(Facts(REC, cases=(short, major)), RULES).due_at is None
+    still_open = CaseLink("open", None)
+    assert decide(Facts(REC, cases=(short, still_open)), RULES).reason == "linked to an open case"
+
+
+def test_a_restored_recording_is_kept_another_routine_period() -> None:
+    restored = datetime(2021, 6, 1, tzinfo=UTC)
+    assert decide(Facts(REC, restored_at=restored), RULES).due_at == datetime(2021, 12, 1, tzinfo=UTC)
