@@ -1,6 +1,12 @@
 # The deployable image of evidence-archive: the `evidence` command with ffmpeg.
 #   docker build -t evidence-archive .
 #   docker run --rm -v evidence-data:/data evidence-archive init
+# One-shot jobs (from a host cron or a scheduler) run the same image:
+#   docker run --rm -v evidence-data:/data evidence-archive retention run --json
+#   docker run --rm -v evidence-data:/data evidence-archive verify --older-than 30 --json
+# and the station daemon:
+#   docker run -d -v evidence-data:/data -v /srv/station/ST01:/inbox evidence-archive \
+#       --actor station:ST01 --log-format json ingest watch --station ST01 /inbox
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
