@@ -323,3 +323,22 @@ def test_catalog_rebuild_command(ready: dict[str, str], tmp_path: Path) -> None:
     assert data["differences"] == [] and data["problems"] == []
     again = run_evidence("catalog", "rebuild", "--from-storage", "--database", target, env=ready)
     assert again.returncode == 2 and "not empty" in again.stderr
+
+
+def test_retention_commands_keep_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
+    number = _ingest_one(ready, tmp_path)
+    plan = ok_json("retention", "plan", env=ready)
+    assert set(plan) >= {"now", "due", "pending", "purged", "refused", "kept"} and plan["kept"] == 1
+    later = ok_json("retention", "plan", "--now", "2040-01-01", env=ready)
+    assert [(e["subject"], e["reason"]) for e in later["due"]] == [(number, "routine period over")]
+    assert ok_json("recordings", "show", number, env=ready)["status"] == "archived"  # plan changed nothing
+    run = ok_json("retention", "run", "--now", "2040-01-01", env=ready)
+    assert [e["subject"] for e in run["due"]] == [number]
+    assert ok_json("recordings", "show", number, env=ready)["status"] == "pending_deletion"
+    # After the grace period the storage lock (at least a day from ingest) still refuses: exit 1.
+    refused = run_evidence("retention", "run", "--now", "2040-02-01", "--json", env=ready)
+    assert refused.returncode == 1
+    (entry,) = json.loads(refused.stdout)["refused"]
+    assert entry["subject"] == number and "storage refused" in entry["reason"]
+    assert ok_json("retention", "restore", number, "--reason", "复核", env=ready) == {"restored": [number]}
+    assert ok_json("recordings", "show", number, env=ready)["status"] == "archived"
