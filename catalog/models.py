@@ -349,6 +349,21 @@ class OutboxRecord(Base):
     created_at: Mapped[datetime]
 
 
+class User(Base):
+    """An account of the auditors' web pages."""
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint("role IN ('auditor', 'legal', 'admin')", name="role"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16))
+    protected_access: Mapped[bool] = mapped_column(Boolean, default=False)  # 国家秘密、商业秘密、个人隐私
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    password_changed_at: Mapped[datetime]
+
+
 class RunLock(Base):
     """A lease on a job that must not run twice at once (the retention run)."""
 

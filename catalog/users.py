@@ -1,0 +1,97 @@
+"""Accounts of the web pages: roles, the protected-records grant, scrypt password hashes.
+
+Roles nest: an auditor searches, replays, verifies and exports; a legal reviewer
+also links, unlinks and holds; an admin also manages accounts. Access to
+protected records (国家秘密、商业秘密、个人隐私) is a separate grant.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .errors import CatalogConflict, InvalidInput, NotFound
+from .models import User
+
+ROLES = ("auditor", "legal", "admin")
+RANK = {role: n for n, role in enumerate(ROLES)}
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MIN_PASSWORD = 10
+# scrypt at N=2^15, r=8, p=1: ~32 MiB and a few tens of milliseconds per try.
+SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024}
+
+
+def role_allows(role: str, needed: str) -> bool:
+    return RANK.get(role, -1) >= RANK[needed]
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT)
+    return "scrypt$15$8$1$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+
+
+def check_password(password: str, stored: str) -> bool:
+    try:
+        scheme, log_n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        found = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), dklen=32,
+                               n=2 ** int(log_n), r=int(r), p=int(p), maxmem=SCRYPT["maxmem"])
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(found, base64.b64decode(digest))
+
+
+def _check(password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD} characters")
+    return password
+
+
+def add_user(session: Session, name: str, role: str, password: str, *, protected: bool,
+             now: datetime) -> User:
+    if not NAME.match(name):
+        raise InvalidInput(f"{name!r} is not a usable account name", hint="ASCII letters, digits, . _ -")
+    if role not in ROLES:
+        raise InvalidInput(f"unknown role {role!r}", hint=f"one of {', '.join(ROLES)}")
+    if session.execute(select(User).where(User.name == name)).scalar():
+        raise CatalogConflict(f"account {name} exists already", hint="`evidence user passwd` changes its password")
+    user = User(name=name, role=role, password_hash=hash_password(_check(password)),
+                protected_access=protected, created_at=now, password_changed_at=now)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def get_user(session: Session, name: str) -> User:
+    user = session.execute(select(User).where(User.name == name)).scalar()
+    if user is None:
+        raise NotFound(f"no account is named {name!r}")
+    return user
+
+
+def set_password(session: Session, name: str, password: str, now: datetime) -> User:
+    user = get_user(session, name)
+    user.password_hash, user.password_changed_at = hash_password(_check(password)), now
+    return user
+
+
+def authenticate(session: Session, name: str, password: str) -> User | None:
+    user = session.execute(select(User).where(User.name == name)).scalar()
+    if user is None:
+        check_password(password, _DUMMY)  # same time whether or not the account exists
+        return None
+    if user.disabled or not check_password(password, user.password_hash):
+        return None
+    return user
+
+
+_DUMMY = hash_password("not-a-real-password")
