@@ -80,6 +80,17 @@ if [ "$want_test" -eq 1 ]; then
   fi
 fi
 
+# Debian's Chromium (tests only): the web pages are tested in a real headless browser, driven by
+# Playwright with this binary (never a browser build downloaded by a test tool).
+if [ "$want_test" -eq 1 ]; then
+  if command -v chromium >/dev/null 2>&1; then
+    say "Chromium present ($(command -v chromium))"
+  else
+    say "Chromium missing: will install chromium"
+    packages+=(chromium)
+  fi
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
   say "nothing to install"
   exit 0
@@ -115,6 +126,8 @@ for pkg in "${packages[@]}"; do
       command -v pg_ctlcluster >/dev/null 2>&1 || die "postgresql installed but pg_ctlcluster not found" ;;
     radosgw|ceph-mon|ceph-osd)
       command -v "$pkg" >/dev/null 2>&1 || die "$pkg installed but '$pkg' not on PATH" ;;
+    chromium)
+      command -v chromium >/dev/null 2>&1 || die "chromium installed but not on PATH" ;;
     ceph-common)
       command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 \
         && command -v monmaptool >/dev/null 2>&1 \

@@ -6,6 +6,7 @@ Only this package reads settings; everything else is handed plain values.
 from __future__ import annotations
 
 import getpass
+import secrets
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from functools import cached_property
@@ -158,6 +159,31 @@ class App:
         kek = encryption.load_kek(path)
         self._check_key_id(KEK, encryption.kek_id(kek), path)
         return kek
+
+    @property
+    def web_secret_path(self) -> Path:
+        return self.settings.data_path / "keys" / "web-session.key"
+
+    def web_context(self):
+        from verify.web import WebContext
+
+        path = self.web_secret_path
+        if not path.exists():
+            keys.write_new_private_file(path, secrets.token_bytes(32))
+        cov = self.settings.coverage
+        return WebContext(
+            engine=self.engine, sessions=self.sessions, store=self.store, formats=self.settings.formats,
+            zone=self.settings.zone, secret=path.read_bytes(), language=self.settings.language,
+            kek=self.kek, on_site_types=set(cov.on_site_types),
+            coverage_window=timedelta(minutes=cov.window_minutes), export=self.export_for_web)
+
+    def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
+        from verify.export import export_case
+
+        result = export_case(self.sessions, self.store, case_key, folder, signing_key=self.signing_key,
+                             actor=actor, reason=reason, now=self.now(), kek=self.kek,
+                             with_proxies=True, zip_it=True, lock_mode=self.settings.storage.lock_mode)
+        return Path(result.path)
 
     # --- init -------------------------------------------------------------
     def init(self) -> dict[str, object]:

@@ -1016,6 +1016,75 @@ def retention_restore(ctx: click.Context, archive_no: str, reason: str, as_json:
     emit(as_json, {"restored": [archive_no]}, lambda: out.print(f"restored {archive_no}", highlight=False))
 
 
+# --- web pages and accounts -------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """The auditors' web pages: find and replay cases, play recordings, verify and export,
+    every view and play on the record. Put it behind HTTPS (a reverse proxy) in production."""
+    import uvicorn
+
+    from verify.web import create_app
+
+    app = get_app(ctx).require_catalog()
+    uvicorn.run(create_app(app.web_context()), host=host, port=port,
+                log_level=logging.getLevelName(logging.getLogger().level).lower(), access_log=False)
+
+
+@main.group("user")
+def user_group() -> None:
+    """Accounts of the web pages (auditor, legal, admin)."""
+
+
+def _read_password(stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["auditor", "legal", "admin"]), required=True,
+              help="auditor: search, replay, verify, export; legal: also link, unlink, hold; admin: also accounts.")
+@click.option("--protected", is_flag=True, help="May see protected records (国家秘密、商业秘密、个人隐私).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@json_option
+@click.pass_context
+def user_add(ctx: click.Context, name: str, role: str, protected: bool, password_stdin: bool,
+             as_json: bool) -> None:
+    """Add an account."""
+    from catalog.users import add_user
+
+    app = get_app(ctx).require_catalog()
+    password = _read_password(password_stdin)
+    with app.sessions.begin() as session:
+        add_user(session, name, role, password, protected=protected, now=app.now())
+        custody.append(session, actor=app.actor, action="user_added", subject=f"user:{name}",
+                       details={"role": role, "protected": protected})
+    emit(as_json, {"name": name, "role": role, "protected": protected},
+         lambda: out.print(f"added {name} ({role}{', protected records' if protected else ''})",
+                           highlight=False))
+
+
+@user_group.command("passwd")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.pass_context
+def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
+    """Set an account's password (its open sessions end)."""
+    from catalog.users import set_password
+
+    app = get_app(ctx).require_catalog()
+    password = _read_password(password_stdin)
+    with app.sessions.begin() as session:
+        set_password(session, name, password, app.now())
+        custody.append(session, actor=app.actor, action="password_changed", subject=f"user:{name}")
+    out.print(f"password of {name} changed", highlight=False)
+
+
 # --- storage -------------------------------------------------------------
 
 @main.group("storage")

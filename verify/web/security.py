@@ -1,0 +1,110 @@
+"""Sessions, signed links, CSRF, login throttling and refusal counting for the web pages.
+
+Everything signed here uses HMAC-SHA256 with the server's secret (a file in the
+data folder, made by ``evidence init``); nothing is kept server-side but the
+throttling counters. A session cookie carries the account id, its expiry and
+its CSRF token; a media link carries the object key and version, the account
+and an expiry of a few minutes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+SESSION_SECONDS = 8 * 3600
+LINK_SECONDS = 300
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def sign(self, purpose: str, payload: dict[str, Any], lifetime: float) -> str:
+        body = dict(payload, p=purpose, exp=int(time.time() + lifetime))
+        data = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+        mac = _b64(hmac.new(self._secret, data.encode(), hashlib.sha256).digest())
+        return f"{data}.{mac}"
+
+    def unsign(self, purpose: str, token: str | None) -> dict[str, Any] | None:
+        """The payload, or None when forged, for another purpose, or expired."""
+        if not token or "." not in token:
+            return None
+        data, mac = token.rsplit(".", 1)
+        good = _b64(hmac.new(self._secret, data.encode(), hashlib.sha256).digest())
+        if not hmac.compare_digest(good, mac):
+            return None
+        try:
+            body = json.loads(_unb64(data))
+        except ValueError:
+            return None
+        if body.get("p") != purpose or body.get("exp", 0) < time.time():
+            return None
+        return body
+
+
+def new_csrf() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class LoginThrottle:
+    """At most ``limit`` failed logins per source and account name per ``window`` seconds."""
+
+    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
+        self.limit, self.window = limit, window
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str]) -> deque[float]:
+        queue = self._failures[key]
+        while queue and queue[0] < time.time() - self.window:
+            queue.popleft()
+        return queue
+
+    def blocked(self, source: str, name: str) -> bool:
+        with self._lock:
+            return len(self._recent((source, name))) >= self.limit or \
+                len(self._recent((source, "*"))) >= self.limit * 4
+
+    def failed(self, source: str, name: str) -> None:
+        with self._lock:
+            self._recent((source, name)).append(time.time())
+            self._recent((source, "*")).append(time.time())
+
+
+@dataclass
+class RefusalCounter:
+    """Refusals without a session, counted per source and minute (not one custody event each)."""
+
+    def __post_init__(self) -> None:
+        self._counts: dict[tuple[str, int], int] = defaultdict(int)
+        self._lock = threading.Lock()
+
+    def add(self, source: str) -> None:
+        with self._lock:
+            self._counts[(source, int(time.time() // 60))] += 1
+
+    def take_finished(self, *, everything: bool = False) -> list[tuple[str, int, int]]:
+        """(source, minute, count) of minutes that are over (or all), removed from the counter."""
+        now_minute = int(time.time() // 60)
+        with self._lock:
+            done = [(s, m, n) for (s, m), n in self._counts.items() if everything or m < now_minute]
+            for s, m, _ in done:
+                del self._counts[(s, m)]
+        return done
