@@ -157,7 +157,7 @@ class Env:
     def now() -> datetime:
         return datetime.now(timezone.utc)
 
-    def recording(self, n: int = 1, **facts) -> Recording:
+    def recording(self, n: int = 1, kek: bytes | None = None, **facts) -> Recording:
         path = self.tmp / f"A123456@2020110508505{n % 10}{n:04d}.mp4"
         path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(str(n).encode()).digest() * 5000)
         now = self.now()
@@ -167,7 +167,7 @@ class Env:
                     officer="JX0227")
         return store_original(self.sessions, self.store, self.policy, path, hash_file(path),
                               OriginalFacts(**(base | facts)), archive_no=number,
-                              actor="station:ST01", now=now)
+                              actor="station:ST01", now=now, kek=kek)
 
     def case(self, number: str = "开城管罚立〔2020〕42号"):
         return open_case(self.engine, self.sessions, self.store, FORMATS,

@@ -130,16 +130,34 @@ class _PayloadFile:
     sm3: str | None = None
 
 
+@dataclass(frozen=True)
+class _Derived:
+    """A proxy, poster, sheet or waveform to copy beside its original."""
+
+    kind: str
+    file: str  # relative to data/
+    sha256: str | None
+    size: int | None
+    content_type: str | None
+    key: str
+    version: str | None
+    encrypted: bool
+
+    def record(self) -> dict[str, Any]:
+        return {"kind": self.kind, "file": self.file, "sha256": self.sha256, "size": self.size,
+                "content_type": self.content_type}
+
+
 @dataclass
 class _Entry:
     """One case item with the facts only the catalog rows hold (names, SM3, derivatives)."""
 
     view: ItemView
+    file: str  # relative to data/
     sm3: str | None = None
     original_name: str | None = None
     content_type: str | None = None
-    file: str | None = None  # relative to data/
-    derivatives: list[dict[str, Any]] = field(default_factory=list)
+    derivatives: list[_Derived] = field(default_factory=list)
 
 
 # --- the export ---------------------------------------------------------------------------
@@ -247,19 +265,18 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
                                             else docs.get(view.storage_key))
         folder = "documents" if view.kind == "document" else "originals"
         ext = extension(view.storage_key or "")
-        entry = _Entry(view, sm3=getattr(row, "sm3", None),
+        entry = _Entry(view, f"{folder}/{view.item_no}.{ext}", sm3=getattr(row, "sm3", None),
                        original_name=getattr(row, "original_name", None),
-                       content_type=getattr(row, "content_type", None),
-                       file=f"{folder}/{view.item_no}.{ext}")
+                       content_type=getattr(row, "content_type", None))
         if isinstance(row, Recording):
             latest: dict[str, Derivative] = {}
             for d in derivatives.get(row.id, []):
                 latest[d.kind] = d  # the newest of each kind
-            for kind, d in sorted(latest.items()):
-                entry.derivatives.append({
-                    "kind": kind, "sha256": d.sha256, "size": d.size, "content_type": d.content_type,
-                    "file": f"proxies/{view.item_no}-{kind}.{extension(d.storage_key or '')}",
-                    "_key": d.storage_key, "_version": d.storage_version, "_encrypted": d.encrypted})
+            entry.derivatives = [
+                _Derived(kind, f"proxies/{view.item_no}-{kind}.{extension(d.storage_key or '')}",
+                         d.sha256, d.size, d.content_type, d.storage_key or "", d.storage_version,
+                         d.encrypted)
+                for kind, d in sorted(latest.items())]
         entries.append(entry)
     return entries
 
@@ -275,7 +292,6 @@ def _write_evidence(store: ObjectStore, bag: Path, entries: list[_Entry], kek: b
         label = f"{view.item_no} ({view.archive_no})" if view.archive_no else view.item_no
         if not view.storage_key:
             raise CheckFailed(f"{label} has no stored object", hint="run `evidence verify`")
-        assert entry.file is not None
         got = _copy(store, view.storage_key, view.storage_version, view.encrypted, kek,
                     bag, f"data/{entry.file}", view.size, label, want_sm3, progress)
         if got.sha256 != view.sha256 or got.size != view.size or (entry.sm3 and got.sm3 != entry.sm3):
@@ -289,11 +305,11 @@ def _write_evidence(store: ObjectStore, bag: Path, entries: list[_Entry], kek: b
                 item_no=view.item_no)
         written.append(got)
         for d in entry.derivatives:
-            got = _copy(store, d["_key"], d["_version"], d["_encrypted"], kek, bag,
-                        f"data/{d['file']}", d["size"] or 0, f"{label} {d['kind']}", want_sm3, progress)
-            if d["sha256"] and got.sha256 != d["sha256"]:
-                raise CheckFailed(f"{label}: the stored {d['kind']} gives sha256 {got.sha256}, "
-                                  f"the catalog records {d['sha256']}; nothing was exported",
+            got = _copy(store, d.key, d.version, d.encrypted, kek, bag, f"data/{d.file}",
+                        d.size or 0, f"{label} {d.kind}", want_sm3, progress)
+            if d.sha256 and got.sha256 != d.sha256:
+                raise CheckFailed(f"{label}: the stored {d.kind} gives sha256 {got.sha256}, "
+                                  f"the catalog records {d.sha256}; nothing was exported",
                                   hint="run `evidence verify`", item_no=view.item_no)
             written.append(got)
     return written
@@ -334,10 +350,18 @@ def _write_all(out: BinaryIO, chunk: bytes | memoryview) -> None:
         view = view[n:]
 
 
+def _write_file(path: Path, data: bytes) -> None:
+    """Written and flushed to disk: the rename that publishes the bag must not outrun it."""
+    with open(path, "xb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
 def _write_small(bag: Path, rel: str, data: bytes) -> _PayloadFile:
     path = bag / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    _write_file(path, data)
     hasher = Hasher(sm3=True)  # cheap on small files; used when the bag lists SM3
     hasher.update(data)
     d = hasher.digests()
@@ -426,8 +450,7 @@ def _item_record(entry: _Entry) -> dict[str, Any]:
                    "duration_s": v.duration_s, "damaged": v.damaged, "important": v.important}
     else:
         record |= {"doc_type": v.doc_type, "doc_number": v.doc_number}
-    record["derivatives"] = [{k: d[k] for k in ("kind", "file", "sha256", "size", "content_type")}
-                             for d in entry.derivatives]
+    record["derivatives"] = [d.record() for d in entry.derivatives]
     record["custody"] = {"events": v.custody.get("events", 0), "actions": v.custody.get("actions", {}),
                          "last": _instant(v.custody.get("last"))}
     return record
@@ -454,7 +477,7 @@ video,img{max-width:360px;max-height:240px}dt{font-weight:bold}section{margin-to
 
 def _media(entry: _Entry) -> str:
     """A player for the proxy inside the package (never anything outside it)."""
-    files = {d["kind"]: d["file"] for d in entry.derivatives}
+    files = {d.kind: d.file for d in entry.derivatives}
     proxy, poster = files.get("proxy"), files.get("poster")
     e = html.escape
     if proxy and entry.view.kind == "video":
@@ -477,14 +500,14 @@ def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str,
     for entry in entries:
         v = entry.view
         number = v.archive_no or v.doc_type or ""
-        extra = [f'<a href="{e(d["file"])}">{e(d["kind"])}</a>' for d in entry.derivatives]
+        extra = [f'<a href="{e(d.file)}">{e(d.kind)}</a>' for d in entry.derivatives]
         rows.append(
             "<tr>"
             f"<td>{e(v.item_no)}</td><td>{e(_instant(v.time) or '')}</td>"
             f"<td>{e(_KIND_LABELS.get(v.kind, v.kind))}</td><td>{e(number)}"
             f"{'<br>' + e(v.doc_number) if v.doc_number else ''}</td>"
             f"<td>{e(v.officer or '')}</td><td>{e(v.device or '')}</td>"
-            f'<td><a href="{e(entry.file or "")}">{e(entry.original_name or entry.file or "")}</a>'
+            f'<td><a href="{e(entry.file)}">{e(entry.original_name or entry.file)}</a>'
             f"{'<br>' + ' · '.join(extra) if extra else ''}</td>"
             f"<td><code>{e(v.sha256)}</code>{'<br><code>SM3 ' + e(entry.sm3) + '</code>' if entry.sm3 else ''}"
             f"<br>{v.size:,} B</td><td>{_media(entry)}</td></tr>")
@@ -590,11 +613,11 @@ def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
                                                 for p in payload).encode()))
     lines = []
     for name, data in tags:
-        (bag / name).write_bytes(data)
+        _write_file(bag / name, data)
         hasher = Hasher()
         hasher.update(data)
         lines.append(_manifest_line(hasher.digests().sha256, name))
-    (bag / "tagmanifest-sha256.txt").write_text("".join(lines), encoding="utf-8")
+    _write_file(bag / "tagmanifest-sha256.txt", "".join(lines).encode("utf-8"))
 
 
 # --- finishing -------------------------------------------------------------------------------

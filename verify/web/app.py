@@ -337,10 +337,12 @@ def create_app(ctx: WebContext) -> Starlette:
 
     @page("item_play")
     async def item_play(request: Request) -> Response:
-        body = await request.json()
+        if "application/json" not in request.headers.get("content-type", ""):
+            raise Refusal(400, "send the play as JSON: {\"start\": seconds, \"watched\": seconds}")
         try:
+            body = await request.json()
             start, watched = float(body.get("start", 0)), float(body.get("watched", 0))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, AttributeError):
             raise Refusal(400, "start and watched must be numbers") from None
         if not (0 <= start < 10 ** 6 and 0 <= watched < 10 ** 6):
             raise Refusal(400, "start and watched out of range")

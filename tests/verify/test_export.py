@@ -1,0 +1,288 @@
+"""Evidence package export: a valid BagIt bag of decrypted evidence, on both stores and catalogs."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import subprocess
+import sys
+import tracemalloc
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import bagit
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
+
+from archive.derivatives import store_derivative
+from archive.digest import hash_file
+from archive.documents import NewDocument, store_document
+from archive.encryption import generate_kek
+from archive.links import link_recordings
+from archive.originals import OriginalFacts, store_original
+from catalog import custody
+from catalog.errors import CheckFailed, InvalidInput
+from catalog.models import Recording
+from catalog.recordings import reserve_archive_number
+from tests.conftest import FORMATS, ZONE
+from tests.verify.test_replay import _flip_a_byte
+from verify.export import ExportResult, export_case
+from verify.package import verify_package
+
+TYPES = ["立案审批表", "询问笔录", "现场检查（勘验）笔录"]
+T0 = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+BAGIT_CLI = Path(sys.executable).parent / "bagit.py"
+
+
+@dataclass
+class Built:
+    """A case ready to export: what went in, to compare with what comes out."""
+
+    case_key: str
+    number: str
+    kek: bytes
+    key: Ed25519PrivateKey
+    plain: dict[str, bytes]  # item number -> the original plaintext
+    items: dict[str, str]  # archive number or document type -> item number
+    protected_item: str
+
+
+def store_recording(env, n: int, *, protected: bool = False, start: datetime, kek: bytes,
+                    size: int | None = None, policy=None) -> tuple[Recording, Path]:
+    """A synthetic original stored like the ingest pipeline does (encrypted when protected)."""
+    path = env.tmp / f"A123456@{start:%Y%m%d%H%M%S}{n:04d}.mp4"
+    with open(path, "wb") as f:
+        f.write(b"\x00\x00\x00\x18ftypmp42")
+        block = hashlib.sha256(f"recording {n}".encode()).digest() * 32768  # 1 MiB
+        left = size if size is not None else 150_000 + n
+        while left > 0:
+            f.write(block[:left])
+            left -= len(block)
+    policy = policy or env.policy
+    number = reserve_archive_number(env.engine, FORMATS, ZONE, unit="KZCG", station="ST01", now=env.now())
+    facts = OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=f"现场视频{n}.MP4",
+                          content_type="video/mp4", start_time=start, device="A123456",
+                          officer="JX0227", protected=protected, duration_s=12.5)
+    rec = store_original(env.sessions, env.store, policy, path, hash_file(path, sm3=policy.sm3), facts,
+                         archive_no=number, actor="station:ST01", now=env.now(), kek=kek)
+    return rec, path
+
+
+def store_doc(env, case_number: str, name: str, doc_type: str, when: datetime, *, policy=None):
+    path = env.tmp / name
+    path.write_bytes(f"%PDF-1.4 {name} ".encode() * 50)
+    return store_document(env.engine, env.sessions, env.store, FORMATS, policy or env.policy,
+                          NewDocument(case_number, path, doc_type, doc_date=when, officer="JX0227",
+                                      doc_number="开城管检〔2020〕7号"),
+                          doc_types=TYPES, actor="clerk", now=env.now())
+
+
+def build_case(env, *, proxies: bool = False, policy=None) -> Built:
+    """Two recordings, one protected (stored encrypted) recording and two documents."""
+    kek = generate_kek()
+    case = env.case()
+    stored = [store_recording(env, 1, start=T0 + timedelta(minutes=10), kek=kek, policy=policy),
+              store_recording(env, 2, start=T0 + timedelta(minutes=30), kek=kek, policy=policy),
+              store_recording(env, 3, protected=True, start=T0 + timedelta(minutes=20), kek=kek,
+                              policy=policy)]
+    recs = [rec for rec, _ in stored]
+    assert recs[2].encrypted and not recs[0].encrypted
+    pairs = dict(link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number,
+                                 [r.archive_no for r in recs], actor="reviewer", now=env.now()))
+    items = dict(pairs)
+    for name, doc_type, when in [("立案.pdf", "立案审批表", T0), ("询问.pdf", "询问笔录", T0 + timedelta(hours=1))]:
+        item, _ = store_doc(env, case.number, name, doc_type, when, policy=policy)
+        items[doc_type] = item.item_no
+    plain = {pairs[rec.archive_no]: path.read_bytes() for rec, path in stored}
+    if proxies:
+        for n, rec in enumerate(recs, 1):
+            proxy = env.tmp / f"proxy{n}.mp4"
+            proxy.write_bytes(b"\x00\x00\x00\x18ftypisom proxy " + bytes([n]) * 4000)
+            store_derivative(env.sessions, env.store, policy or env.policy, rec, kind="proxy", path=proxy,
+                             ext="mp4", content_type="video/mp4", method="remux", actor="station:ST01",
+                             now=env.now(), kek=kek)
+            poster = env.tmp / f"poster{n}.jpg"
+            poster.write_bytes(b"\xff\xd8\xff\xe0 poster " + bytes([n]) * 500)
+            store_derivative(env.sessions, env.store, policy or env.policy, rec, kind="poster", path=poster,
+                             ext="jpg", content_type="image/jpeg", method="frame", actor="station:ST01",
+                             now=env.now(), kek=kek)
+    return Built(case.case_key, case.number, kek, Ed25519PrivateKey.generate(), plain, items,
+                 protected_item=pairs[recs[2].archive_no])
+
+
+def export(env, built: Built, outdir: Path, **kwargs) -> ExportResult:
+    return export_case(env.sessions, env.store, built.number, outdir, signing_key=built.key,
+                       actor="auditor:zhang", reason=kwargs.pop("reason", "法院调取 court request 2021-3"),
+                       now=env.now(), kek=built.kek, lock_mode="GOVERNANCE", **kwargs)
+
+
+def bagit_cli(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(BAGIT_CLI), "--validate", str(path)],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
+    built = build_case(env, proxies=True)
+    seen: dict[str, tuple[int, int]] = {}
+    result = export(env, built, env.tmp / "out", with_proxies=True,
+                    progress=lambda rel, done, total: seen.__setitem__(rel, (done, total)))
+    bag_dir = env.tmp / "out" / built.case_key
+    assert result.path == bag_dir and result.items == 5
+    assert result.bytes == sum(p.stat().st_size for p in bag_dir.rglob("*") if p.is_file())
+
+    bagit.Bag(str(bag_dir)).validate()  # the Library of Congress validator, digests included
+    cli = bagit_cli(bag_dir)
+    assert cli.returncode == 0, cli.stderr
+    report = verify_package(bag_dir)
+    assert report.ok, report.problems
+    assert (report.case_key, report.key_id) == (built.case_key, report.key_id)
+
+    # Each original is byte for byte the recorder's file; the protected one decrypted.
+    for item_no, plain in built.plain.items():
+        assert (bag_dir / "data" / "originals" / f"{item_no}.mp4").read_bytes() == plain
+    assert seen[f"data/originals/{built.protected_item}.mp4"] == (len(built.plain[built.protected_item]),) * 2
+
+    case = json.loads((bag_dir / "data" / "case.json").read_text(encoding="utf-8"))
+    assert case["case"]["number"] == "开城管罚立〔2020〕42号"
+    times = [i["time"] for i in case["items"]]
+    assert times == sorted(times) and all(t.endswith("Z") for t in times)
+    by_no = {i["item_no"]: i for i in case["items"]}
+    assert [i["kind"] for i in case["items"]] == ["document", "video", "video", "video", "document"]
+    protected = by_no[built.protected_item]
+    assert protected["protected"] and protected["original_name"] == "现场视频3.MP4"
+    assert protected["sha256"] == hashlib.sha256(built.plain[built.protected_item]).hexdigest()
+    assert protected["officer"] == "JX0227" and protected["device"] == "A123456"
+    assert {d["kind"] for d in protected["derivatives"]} == {"proxy", "poster"}
+    assert by_no[built.items["询问笔录"]]["doc_type"] == "询问笔录"
+    assert (bag_dir / "data" / "proxies" / f"{built.protected_item}-proxy.mp4").read_bytes().startswith(
+        b"\x00\x00\x00\x18ftypisom proxy")
+
+    page = (bag_dir / "data" / "index.html").read_text(encoding="utf-8")
+    assert f'<video controls preload="none" src="proxies/{built.protected_item}-proxy.mp4"' in page
+    assert "时间线 Timeline" in page and protected["sha256"] in page and "http" not in page.replace(
+        "http-equiv", "")
+
+    info = bagit.Bag(str(bag_dir)).info
+    assert info["External-Identifier"] == built.number and info["Case-Key"] == built.case_key
+    assert info["Exported-By"] == "auditor:zhang" and info["Export-Reason"].startswith("法院调取")
+    assert info["Payload-Oxum"].endswith(".16")  # 5 items, 6 derivatives, case, index, 3 custody files
+
+    with env.sessions() as s:
+        (event,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+        (checkpoint,) = custody.checkpoints(s)
+    assert event.actor == "auditor:zhang" and event.details["reason"] == "法院调取 court request 2021-3"
+    assert event.details["items"] == 5 and event.details["destination"] == built.case_key
+    assert checkpoint.seq == event.seq  # signed right after the export event
+    excerpt = json.loads((bag_dir / "data" / "custody" / "excerpt.json").read_text(encoding="utf-8"))
+    assert excerpt["checkpoint"] == checkpoint.n and excerpt["events"][-1]["action"] == "exported"
+    assert excerpt["links"][-1] == [checkpoint.seq, event.prev_hash, checkpoint.head]
+    assert {e["subject"] for e in excerpt["events"]} >= {built.case_key, built.items["询问笔录"]}
+
+
+def test_the_zip_variant_is_valid_and_leaves_no_folder(env) -> None:
+    built = build_case(env)
+    out = env.tmp / "out"
+    result = export(env, built, out, zip_it=True)
+    assert result.path == out / f"{built.case_key}.zip" and result.bytes == result.path.stat().st_size
+    assert sorted(p.name for p in out.iterdir()) == [f"{built.case_key}.zip"]  # no folder, no temp
+    assert verify_package(result.path).ok
+    with zipfile.ZipFile(result.path) as zf:
+        names = zf.namelist()
+        assert all(n.startswith(f"{built.case_key}/") for n in names)
+        assert zf.read(f"{built.case_key}/data/originals/{built.protected_item}.mp4") == \
+            built.plain[built.protected_item]
+        zf.extractall(env.tmp / "unzipped")
+    unzipped = env.tmp / "unzipped" / built.case_key
+    bagit.Bag(str(unzipped)).validate()
+    assert bagit_cli(unzipped).returncode == 0
+    with env.sessions() as s:
+        (event,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+    assert event.details["destination"] == f"{built.case_key}.zip"
+
+
+def test_an_existing_package_is_never_overwritten(env) -> None:
+    built = build_case(env)
+    first = export(env, built, env.tmp / "out")
+    marker = (first.path / "bag-info.txt").read_bytes()
+    with pytest.raises(InvalidInput, match="exists already"):
+        export(env, built, env.tmp / "out")
+    assert (first.path / "bag-info.txt").read_bytes() == marker
+    assert [p.name for p in (env.tmp / "out").iterdir()] == [built.case_key]
+    with env.sessions() as s:
+        assert len([e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]) == 1
+
+
+def test_an_altered_stored_original_aborts_the_export_and_leaves_nothing(env) -> None:
+    built = build_case(env)
+    archive_no = next(a for a, i in built.items.items() if i != built.protected_item and "-" in a)
+    with env.sessions() as s:
+        rec = s.execute(select(Recording).where(Recording.archive_no == archive_no)).scalar_one()
+    _flip_a_byte(env, rec)
+    out = env.tmp / "out"
+    with pytest.raises(CheckFailed) as caught:
+        export(env, built, out)
+    assert archive_no in str(caught.value) and built.items[archive_no] in str(caught.value)
+    assert list(out.iterdir()) == []  # no bag, no half bag, no temporary folder
+    with env.sessions() as s:
+        assert not [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+
+
+def test_sm3_digests_go_in_a_tag_file_that_bagit_tolerates(env) -> None:
+    policy = dataclasses.replace(env.policy, sm3=True)
+    built = build_case(env, policy=policy)
+    result = export(env, built, env.tmp / "out")
+    lines = (result.path / "sm3-digests.txt").read_text(encoding="utf-8").splitlines()
+    manifest = (result.path / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
+    assert sorted(line.split("  ", 1)[1] for line in lines) == sorted(line.split("  ", 1)[1] for line in manifest)
+    assert "sm3-digests.txt" in (result.path / "tagmanifest-sha256.txt").read_text(encoding="utf-8")
+    assert not (result.path / "manifest-sm3.txt").exists()
+    bagit.Bag(str(result.path)).validate()
+    assert bagit_cli(result.path).returncode == 0
+    assert verify_package(result.path).ok
+    case = json.loads((result.path / "data" / "case.json").read_text(encoding="utf-8"))
+    assert all(len(i["sm3"]) == 64 for i in case["items"])
+
+
+def test_the_excerpt_links_every_event_up_to_the_checkpoint_one_a_line(env) -> None:
+    built = build_case(env)
+    with env.sessions.begin() as s:  # a busy archive: many events of other recordings
+        for n in range(2000):
+            custody.append(s, actor="station:ST02", action="viewed", subject=f"KZCG-20201106-ST02-{n:04d}")
+    with env.sessions.begin() as s:
+        custody.append(s, actor="auditor", action="viewed", subject=built.protected_item)
+    result = export(env, built, env.tmp / "out")
+    text = (result.path / "data" / "custody" / "excerpt.json").read_text(encoding="utf-8")
+    excerpt = json.loads(text)
+    first, last = excerpt["events"][0]["seq"], excerpt["links"][-1][0]
+    assert [link[0] for link in excerpt["links"]] == list(range(first, last + 1))
+    assert len(excerpt["links"]) > 2000 and text.count("\n[") == len(excerpt["links"])  # one a line
+    assert not any(e["subject"].startswith("KZCG-20201106-ST02") for e in excerpt["events"])
+    assert [e["action"] for e in excerpt["events"]][-2:] == ["viewed", "exported"]
+    assert verify_package(result.path).ok
+
+
+@pytest.mark.slow
+def test_a_large_original_is_exported_in_flat_memory(env) -> None:
+    kek = generate_kek()
+    case = env.case()
+    # A lock long enough to outlast a 200 MB multipart upload (the store locks it afterwards).
+    policy = dataclasses.replace(env.policy, min_lock=timedelta(minutes=5))
+    big, path = store_recording(env, 9, start=T0, kek=kek, size=200 << 20, policy=policy)
+    link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number, [big.archive_no],
+                    actor="reviewer", now=env.now())
+    path.unlink()
+    tracemalloc.start()
+    try:
+        result = export_case(env.sessions, env.store, case.case_key, env.tmp / "out",
+                             signing_key=Ed25519PrivateKey.generate(), actor="auditor", reason="size",
+                             now=env.now(), kek=kek, lock_mode="GOVERNANCE")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.bytes > 200 << 20
+    assert peak < 32 << 20, f"peak {peak / (1 << 20):.1f} MiB"
+    assert verify_package(result.path).ok

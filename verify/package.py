@@ -1,0 +1,662 @@
+"""Offline check of an evidence package: the bag folder or its zip, nothing else.
+
+No catalog and no storage are consulted, so the check means the same in a courtroom as in
+the bureau. ``verify_package`` reports every problem it finds as ``{"path", "problem"}``,
+``path`` being the file inside the bag it concerns, ``problem`` a short phrase:
+
+- ``bagit.txt``: present, BagIt 1.0, UTF-8;
+- payload manifests (``manifest-ALG.txt``): each listed file present (``missing``), no payload
+  file unlisted (``not in manifest``), each digest (``sha256 mismatch``), ``Payload-Oxum`` in
+  ``bag-info.txt``;
+- ``tagmanifest-ALG.txt``: each tag file's digest, and no tag file left uncovered;
+- ``sm3-digests.txt`` when present (``sm3 mismatch``);
+- ``data/case.json``: every item's and derivative's digest equals its file's, and every
+  evidence file belongs to an item;
+- the custody excerpt (format in ``verify.export``): each record's own hash (``event N
+  altered``), the links unbroken (``chain broken at N``), each record equal to its link, the
+  link at the checkpoint's seq equal to the signed head, every record covered by the checkpoint
+  (``checkpoint does not cover event N``), and the checkpoint's Ed25519 signature under the
+  included public key (``checkpoint signature invalid``).
+
+A zip is read member by member (never extracted), and the excerpt is parsed as a stream, so
+memory stays small whatever the package size or the length of its chain links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from catalog.chain import hash_payload
+from catalog.checkpoint import Checkpoint, raw_public_key
+from catalog.errors import EvidenceError, NotFound
+
+READ_SIZE = 1 << 20
+EXCERPT = "data/custody/excerpt.json"
+CHECKPOINT = "data/custody/checkpoint.json"
+PUBLIC_KEY = "data/custody/public-key.pem"
+CASE = "data/case.json"
+SM3_LIST = "sm3-digests.txt"
+# Manifests are only trusted for algorithms every Python has, as bagit-python does.
+KNOWN_ALGORITHMS = frozenset(hashlib.algorithms_guaranteed)
+EVIDENCE_FOLDERS = ("data/originals/", "data/documents/", "data/proxies/")
+
+
+@dataclass
+class PackageReport:
+    """The verdict on one package; ``ok`` when no problem was found."""
+
+    path: Path
+    problems: list[dict[str, str]] = field(default_factory=list)
+    files: int = 0
+    case_key: str | None = None
+    checkpoint: int | None = None
+    key_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def add(self, path: str, problem: str) -> None:
+        self.problems.append({"path": path, "problem": problem})
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "problems": self.problems, "path": str(self.path),
+                "files": self.files, "case_key": self.case_key, "checkpoint": self.checkpoint,
+                "key_id": self.key_id}
+
+
+# --- where the bag's files come from: a folder or a zip ---------------------------------------
+
+class _Unreadable(Exception):
+    """A file of the bag cannot be read to its end."""
+
+
+class _Source:
+    def files(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def open(self, rel: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class _Folder(_Source):
+    def __init__(self, root: Path, report: PackageReport) -> None:
+        self.root = root
+        self._files: dict[str, int] = {}
+        for folder, dirs, names in os.walk(root):
+            for name in sorted(names + [d for d in dirs if (Path(folder) / d).is_symlink()]):
+                path = Path(folder) / name
+                rel = path.relative_to(root).as_posix()
+                if path.is_symlink():
+                    report.add(rel, "symbolic link")  # never followed: it could point anywhere
+                elif path.is_file():
+                    self._files[rel] = path.stat().st_size
+
+    def files(self) -> dict[str, int]:
+        return self._files
+
+    def open(self, rel: str) -> BinaryIO:
+        return open(self.root / rel, "rb")
+
+
+class _Zip(_Source):
+    def __init__(self, path: Path, report: PackageReport) -> None:
+        self.zf = zipfile.ZipFile(path)
+        names = [i for i in self.zf.infolist() if not i.is_dir()]
+        tops = {n.filename.split("/", 1)[0] for n in names if "/" in n.filename}
+        if any(n.filename == "bagit.txt" for n in names):
+            prefix = ""
+        elif len(tops) == 1:
+            prefix = f"{tops.pop()}/"
+        else:
+            prefix = ""
+        self._members: dict[str, zipfile.ZipInfo] = {}
+        for info in names:
+            if not info.filename.startswith(prefix):
+                report.add(info.filename, "outside the bag folder")
+                continue
+            rel = info.filename[len(prefix):]
+            if rel in self._members:
+                report.add(rel, "duplicate zip member")
+            self._members[rel] = info
+
+    def files(self) -> dict[str, int]:
+        return {rel: info.file_size for rel, info in self._members.items()}
+
+    def open(self, rel: str) -> BinaryIO:
+        return self.zf.open(self._members[rel])  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.zf.close()
+
+
+# --- digests ----------------------------------------------------------------------------------
+
+class _SM3:
+    def __init__(self) -> None:
+        self._h = hashes.Hash(hashes.SM3())
+
+    def update(self, data: bytes) -> None:
+        self._h.update(data)
+
+    def hexdigest(self) -> str:
+        return self._h.finalize().hex()
+
+
+def _hasher(alg: str) -> Any:
+    return _SM3() if alg == "sm3" else hashlib.new(alg)
+
+
+def _digests(source: _Source, rel: str, algorithms: set[str]) -> dict[str, str]:
+    hashers = {alg: _hasher(alg) for alg in algorithms}
+    try:
+        with source.open(rel) as f:
+            while chunk := f.read(READ_SIZE):
+                for h in hashers.values():
+                    h.update(chunk)
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise _Unreadable(str(exc)) from exc
+    return {alg: h.hexdigest() for alg, h in hashers.items()}
+
+
+# --- manifests and tag files --------------------------------------------------------------
+
+def _decode_path(text: str) -> str:
+    return text.replace("%0A", "\n").replace("%0a", "\n").replace("%0D", "\r") \
+        .replace("%0d", "\r").replace("%25", "%")
+
+
+def _safe(rel: str) -> bool:
+    parts = PurePosixPath(rel).parts
+    return bool(parts) and not rel.startswith("/") and ".." not in parts and "\\" not in rel
+
+
+def _read_text(source: _Source, rel: str) -> str:
+    with source.open(rel) as f:
+        data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise UnicodeDecodeError("utf-8", data, 0, 3, "byte-order mark")
+    return data.decode("utf-8")
+
+
+def _read_manifest(source: _Source, name: str, report: PackageReport) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    try:
+        text = _read_text(source, name)
+    except (UnicodeDecodeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add(name, "unreadable")
+        return entries
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(None, 1)
+        if len(parts) != 2 or not re.fullmatch(r"[0-9A-Fa-f]+", parts[0]):
+            report.add(name, f"line {lineno} malformed")
+            continue
+        rel = _decode_path(parts[1].lstrip("*"))
+        if not _safe(rel):
+            report.add(name, f"line {lineno} unsafe path")
+            continue
+        if rel in entries:
+            report.add(name, f"line {lineno} lists {rel} twice")
+            continue
+        entries[rel] = parts[0].lower()
+    return entries
+
+
+def _bag_info(source: _Source, report: PackageReport) -> dict[str, str]:
+    info: dict[str, str] = {}
+    if "bag-info.txt" not in source.files():
+        report.add("bag-info.txt", "missing")
+        return info
+    try:
+        text = _read_text(source, "bag-info.txt")
+    except (UnicodeDecodeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add("bag-info.txt", "unreadable")
+        return info
+    label = None
+    for line in text.splitlines():
+        if line[:1] in (" ", "\t") and label:
+            info[label] += " " + line.strip()
+        elif ":" in line:
+            label, _, value = line.partition(":")
+            label = label.strip()
+            info.setdefault(label, value.strip())
+    return info
+
+
+def _check_bagit_txt(source: _Source, files: dict[str, int], report: PackageReport) -> None:
+    if "bagit.txt" not in files:
+        report.add("bagit.txt", "missing")
+        return
+    try:
+        lines = _read_text(source, "bagit.txt").splitlines()
+    except (UnicodeDecodeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add("bagit.txt", "unreadable")
+        return
+    if lines[:2] != ["BagIt-Version: 1.0", "Tag-File-Character-Encoding: UTF-8"]:
+        report.add("bagit.txt", "not BagIt 1.0 in UTF-8")
+
+
+# --- the check --------------------------------------------------------------------------------
+
+def verify_package(path: Path, *, trusted_public_key: Ed25519PublicKey | None = None) -> PackageReport:
+    """Check a package folder or zip offline; every problem found is in the report.
+
+    ``trusted_public_key``, when given, is the custody key the checkpoint must be signed with
+    (obtained apart from the package); without it the included public key is used and its
+    ``key_id`` is reported so that it can be compared with the one the bureau publishes.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise NotFound(f"{path} does not exist")
+    report = PackageReport(path)
+    try:
+        source: _Source = _Folder(path, report) if path.is_dir() else _Zip(path, report)
+    except (zipfile.BadZipFile, OSError) as exc:
+        report.add(path.name, f"not a readable zip ({exc})")
+        return report
+    try:
+        _verify(source, report, trusted_public_key)
+    finally:
+        source.close()
+    return report
+
+
+def _verify(source: _Source, report: PackageReport, trusted: Ed25519PublicKey | None) -> None:
+    files = source.files()
+    report.files = len(files)
+    _check_bagit_txt(source, files, report)
+    payload = {rel: size for rel, size in files.items() if rel.startswith("data/")}
+    tags = {rel for rel in files if not rel.startswith("data/")}
+    manifests = sorted(t for t in tags if re.fullmatch(r"manifest-[^/]+\.txt", t))
+    tagmanifests = sorted(t for t in tags if re.fullmatch(r"tagmanifest-[^/]+\.txt", t))
+    if "manifest-sha256.txt" not in manifests:
+        report.add("manifest-sha256.txt", "missing")
+    if "tagmanifest-sha256.txt" not in tagmanifests:
+        report.add("tagmanifest-sha256.txt", "missing")
+
+    listed: dict[str, dict[str, str]] = {}  # manifest name -> {rel: digest}
+    for name in manifests + tagmanifests:
+        alg = name.split("-", 1)[1].removesuffix(".txt")
+        if alg not in KNOWN_ALGORITHMS:
+            report.add(name, f"unsupported algorithm {alg}")
+            continue
+        listed[name] = _read_manifest(source, name, report)
+    sm3_list = _read_manifest(source, SM3_LIST, report) if SM3_LIST in files else None
+
+    algorithms = {name.split("-", 1)[1].removesuffix(".txt") for name in listed} | {"sha256"}
+    if sm3_list is not None:
+        algorithms.add("sm3")
+    computed: dict[str, dict[str, str]] = {}
+    for rel in sorted(files):
+        try:
+            computed[rel] = _digests(source, rel, algorithms)
+        except _Unreadable as exc:
+            report.add(rel, f"unreadable ({exc})")
+
+    # Payload manifests: complete, and every digest right.
+    for name in manifests:
+        if name not in listed:
+            continue
+        alg = name.split("-", 1)[1].removesuffix(".txt")
+        _compare(report, listed[name], computed, files, alg, where=name, payload=True)
+        for rel in sorted(payload):
+            if rel not in listed[name]:
+                report.add(rel, "not in manifest" if name == "manifest-sha256.txt"
+                           else f"not in {name}")
+    # Tag manifests: every tag file covered and right.
+    for name in tagmanifests:
+        if name not in listed:
+            continue
+        alg = name.split("-", 1)[1].removesuffix(".txt")
+        _compare(report, listed[name], computed, files, alg, where=name, payload=False)
+        for rel in sorted(tags):
+            if rel not in listed[name] and rel not in tagmanifests:
+                report.add(rel, f"not in {name}")
+    if sm3_list is not None:
+        _compare(report, sm3_list, computed, files, "sm3", where=SM3_LIST, payload=True)
+        for rel in sorted(payload):
+            if rel not in sm3_list:
+                report.add(rel, f"not in {SM3_LIST}")
+
+    _check_oxum(source, payload, report)
+    _check_case(source, files, computed, report)
+    _check_custody(source, files, report, trusted)
+
+
+def _compare(report: PackageReport, entries: dict[str, str], computed: dict[str, dict[str, str]],
+             files: dict[str, int], alg: str, *, where: str, payload: bool) -> None:
+    for rel, digest in entries.items():
+        if rel.startswith("data/") != payload:
+            report.add(where, f"lists {rel}, which is {'a tag' if payload else 'a payload'} file")
+        elif rel not in files:
+            report.add(rel, "missing")
+        elif rel in computed and computed[rel][alg] != digest:
+            report.add(rel, f"{alg} mismatch")
+
+
+def _check_oxum(source: _Source, payload: dict[str, int], report: PackageReport) -> None:
+    oxum = _bag_info(source, report).get("Payload-Oxum")
+    if oxum is None:
+        report.add("bag-info.txt", "Payload-Oxum missing")
+        return
+    found = f"{sum(payload.values())}.{len(payload)}"
+    if oxum != found:
+        report.add("bag-info.txt", f"Payload-Oxum {oxum}, payload is {found}")
+
+
+def _check_case(source: _Source, files: dict[str, int], computed: dict[str, dict[str, str]],
+                report: PackageReport) -> None:
+    if CASE not in files:
+        report.add(CASE, "missing")
+        return
+    try:
+        with source.open(CASE) as f:
+            case = json.load(f)
+        items = case["items"]
+        report.case_key = case["case"]["case_key"]
+    except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add(CASE, "unreadable")
+        return
+    referenced: set[str] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            report.add(CASE, "item malformed")
+            continue
+        number = item.get("item_no", "?")
+        wanted = [(item.get("file"), item.get("sha256"), item.get("sm3"), "")]
+        wanted += [(d.get("file"), d.get("sha256"), None, f" {d.get('kind')}")
+                   for d in item.get("derivatives") or [] if isinstance(d, dict)]
+        for file, sha256, sm3, what in wanted:
+            rel = f"data/{file}"
+            referenced.add(rel)
+            if not file or rel not in files:
+                report.add(CASE, f"item {number}{what} file missing")
+            elif rel not in computed:
+                continue  # unreadable, reported already
+            elif computed[rel]["sha256"] != sha256 or (sm3 and computed[rel].get("sm3", sm3) != sm3):
+                report.add(CASE, f"item {number}{what} digest mismatch")
+    for rel in sorted(files):
+        if rel.startswith(EVIDENCE_FOLDERS) and rel not in referenced:
+            report.add(rel, "not in case.json")
+
+
+# --- custody ---------------------------------------------------------------------------------
+
+def _check_custody(source: _Source, files: dict[str, int], report: PackageReport,
+                   trusted: Ed25519PublicKey | None) -> None:
+    checkpoint = _load_checkpoint(source, files, report, trusted)
+    if EXCERPT not in files:
+        report.add(EXCERPT, "missing")
+        return
+    check = _ExcerptCheck(report, checkpoint)
+    try:
+        with source.open(EXCERPT) as f:
+            check.run(_JsonObjectReader(f))
+    except (ValueError, UnicodeDecodeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add(EXCERPT, "not valid JSON")
+        return
+    check.finish()
+
+
+def _load_checkpoint(source: _Source, files: dict[str, int], report: PackageReport,
+                     trusted: Ed25519PublicKey | None) -> Checkpoint | None:
+    if CHECKPOINT not in files:
+        report.add(CHECKPOINT, "missing")
+        return None
+    try:
+        with source.open(CHECKPOINT) as f:
+            checkpoint = Checkpoint.from_record(json.load(f))
+    except (ValueError, KeyError, TypeError, AttributeError, EvidenceError, OSError,
+            zipfile.BadZipFile, zlib.error, EOFError):
+        report.add(CHECKPOINT, "unreadable")
+        return None
+    report.checkpoint, report.key_id = checkpoint.n, checkpoint.key_id
+    key = _load_public_key(source, files, report)
+    if trusted is not None and key is not None and raw_public_key(key) != raw_public_key(trusted):
+        report.add(PUBLIC_KEY, "not the trusted key")
+    signer = trusted or key
+    if signer is not None and not checkpoint.signature_valid(signer):
+        report.add(CHECKPOINT, "checkpoint signature invalid")
+    return checkpoint
+
+
+def _load_public_key(source: _Source, files: dict[str, int],
+                     report: PackageReport) -> Ed25519PublicKey | None:
+    if PUBLIC_KEY not in files:
+        report.add(PUBLIC_KEY, "missing")
+        return None
+    try:
+        with source.open(PUBLIC_KEY) as f:
+            key = serialization.load_pem_public_key(f.read())
+    except (ValueError, TypeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
+        report.add(PUBLIC_KEY, "unreadable")
+        return None
+    if not isinstance(key, Ed25519PublicKey):
+        report.add(PUBLIC_KEY, "not an Ed25519 public key")
+        return None
+    return key
+
+
+class _ExcerptCheck:
+    """The excerpt's records and links against each other and the signed checkpoint.
+
+    Records are few (one case's history) and kept; links may be millions and are checked as
+    they stream past, once the records are known.
+    """
+
+    def __init__(self, report: PackageReport, checkpoint: Checkpoint | None) -> None:
+        self.report, self.checkpoint = report, checkpoint
+        self.records: dict[int, tuple[str, Any]] = {}  # seq -> (hash, prev)
+        self.linked: set[int] = set()
+        self.subjects: set[str] | None = None
+        self.version: Any = None
+        self.named_checkpoint: Any = None
+        self.records_done = False
+        self.waiting: list[Any] = []
+        self.last_record: int | None = None
+        self.prev_link: tuple[int, str] | None = None
+        self.links = 0
+        self.head_at_checkpoint: str | None = None
+
+    def problem(self, text: str) -> None:
+        self.report.add(EXCERPT, text)
+
+    def run(self, reader: _JsonObjectReader) -> None:
+        for what, key, value in reader.members():
+            if what == "value" and key == "v":
+                self.version = value
+            elif what == "value" and key == "checkpoint":
+                self.named_checkpoint = value
+            elif what == "item" and key == "subjects":
+                self.subjects = (self.subjects or set()) | ({value} if isinstance(value, str) else set())
+            elif what == "item" and key == "events":
+                self.record(value)
+            elif what == "end" and key == "events":
+                self.records_done = True
+                for link in self.waiting:
+                    self.link(link)
+                self.waiting.clear()
+            elif what == "item" and key == "links":
+                if self.records_done:
+                    self.link(value)
+                else:
+                    self.waiting.append(value)  # only when a file puts links first
+
+    def record(self, rec: Any) -> None:
+        index = len(self.records) + 1
+        if not (isinstance(rec, dict) and isinstance(rec.get("seq"), int)
+                and isinstance(rec.get("hash"), str)):
+            self.problem(f"event #{index} malformed")
+            return
+        seq = rec["seq"]
+        if self.last_record is not None and seq <= self.last_record:
+            self.problem(f"event {seq} out of order")
+        self.last_record = max(seq, self.last_record or seq)
+        try:
+            recomputed = hash_payload({k: v for k, v in rec.items() if k != "hash"})
+        except EvidenceError:
+            recomputed = None
+        if recomputed != rec["hash"]:
+            self.problem(f"event {seq} altered")
+        if self.subjects is not None and rec.get("subject") not in self.subjects:
+            self.problem(f"event {seq} is about {rec.get('subject')!r}, not a listed subject")
+        self.records[seq] = (rec["hash"], rec.get("prev"))
+
+    def link(self, link: Any) -> None:
+        self.links += 1
+        if not (isinstance(link, list) and len(link) == 3 and isinstance(link[0], int)
+                and isinstance(link[1], str) and isinstance(link[2], str)):
+            self.problem(f"link #{self.links} malformed")
+            return
+        seq, prev, digest = link
+        if self.prev_link is not None:
+            last_seq, last_hash = self.prev_link
+            if seq != last_seq + 1:
+                self.problem(f"chain broken at {min(seq, last_seq + 1)}")
+            elif prev != last_hash:
+                self.problem(f"chain broken at {seq}")
+        if seq in self.records:
+            if self.records[seq] != (digest, prev):
+                self.problem(f"event {seq} differs from its link")
+            self.linked.add(seq)
+        if self.checkpoint is not None and seq == self.checkpoint.seq:
+            self.head_at_checkpoint = digest
+        self.prev_link = (seq, digest)
+
+    def finish(self) -> None:
+        for link in self.waiting:
+            self.link(link)
+        if self.version != 1:
+            self.problem(f"unknown excerpt version {self.version!r}")
+        if not self.records:
+            self.problem("no events")
+        if self.prev_link is None:
+            self.problem("no links")
+        cp = self.checkpoint
+        for seq in sorted(set(self.records) - self.linked):
+            if cp is not None and seq > cp.seq:
+                self.problem(f"checkpoint does not cover event {seq}")
+            else:
+                self.problem(f"event {seq} has no link")
+        if cp is None:
+            return
+        if self.named_checkpoint != cp.n:
+            self.problem(f"names checkpoint {self.named_checkpoint!r}, the package has {cp.n}")
+        if self.head_at_checkpoint is None:
+            last = self.prev_link[0] if self.prev_link else None
+            self.problem(f"links end at {last}, checkpoint signs {cp.seq}"
+                         if last is not None and last < cp.seq else f"no link at checkpoint seq {cp.seq}")
+        elif self.head_at_checkpoint != cp.head:
+            self.problem(f"link {cp.seq} is not the checkpoint head")
+
+
+class _JsonObjectReader:
+    """One JSON object read from a stream, its top-level arrays element by element.
+
+    Any formatting is accepted (whitespace anywhere JSON allows it); memory holds one element
+    at a time plus a read buffer, so a file of a million links is checked in little memory.
+    """
+
+    CHUNK = 1 << 16
+    _WS = re.compile(r"[ \t\n\r]*")
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._text = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[arg-type]
+        self._buf, self._pos, self._eof = "", 0, False
+        self._decoder = json.JSONDecoder()
+
+    def _more(self) -> bool:
+        if self._eof:
+            return False
+        data = self._text.read(max(self.CHUNK, len(self._buf) - self._pos))
+        if not data:
+            self._eof = True
+            return False
+        self._buf, self._pos = self._buf[self._pos:] + data, 0
+        return True
+
+    def _peek(self) -> str:
+        while True:
+            match = self._WS.match(self._buf, self._pos)
+            self._pos = match.end() if match else self._pos
+            if self._pos < len(self._buf):
+                return self._buf[self._pos]
+            if not self._more():
+                return ""
+
+    def _take(self, char: str) -> None:
+        if self._peek() != char:
+            raise ValueError(f"expected {char!r}")
+        self._pos += 1
+
+    def _value(self) -> Any:
+        self._peek()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._buf, self._pos)
+            except json.JSONDecodeError:
+                if self._more():
+                    continue
+                raise
+            if end == len(self._buf) and self._more():
+                continue  # a number may go on in the next chunk
+            self._pos = end
+            return value
+
+    def members(self) -> Iterator[tuple[str, str, Any]]:
+        """``("value", key, v)``; for an array ``("item", key, element)`` each, then ``("end", key, n)``."""
+        self._take("{")
+        seen: set[str] = set()
+        if self._peek() == "}":
+            self._pos += 1
+        else:
+            while True:
+                key = self._value()
+                if not isinstance(key, str) or key in seen:
+                    raise ValueError("object key not a string, or repeated")
+                seen.add(key)
+                self._take(":")
+                if self._peek() == "[":
+                    self._pos += 1
+                    n = 0
+                    if self._peek() == "]":
+                        self._pos += 1
+                    else:
+                        while True:
+                            yield "item", key, self._value()
+                            n += 1
+                            char = self._peek()
+                            self._pos += 1
+                            if char == "]":
+                                break
+                            if char != ",":
+                                raise ValueError(f"expected ',' or ']' in {key}")
+                    yield "end", key, n
+                else:
+                    yield "value", key, self._value()
+                char = self._peek()
+                self._pos += 1
+                if char == "}":
+                    break
+                if char != ",":
+                    raise ValueError("expected ',' or '}'")
+        if self._peek() != "":
+            raise ValueError("data after the object")
