@@ -39,9 +39,10 @@ def site(env):
                      content_type="video/mp4", method="remux", actor="station:ST01", now=env.now())
     ctx = WebContext(engine=env.engine, sessions=env.sessions, store=env.store, formats=FORMATS,
                      zone=env.policy.zone, secret=b"k" * 32, language="zh", kek=kek)
-    server = LiveServer(create_app(ctx))
+    app = create_app(ctx)
+    server = LiveServer(app)
     yield {"server": server, "case": case, "item": pair_a[1], "secret_item": pair_b[1], "env": env,
-           "app": create_app(ctx)}
+           "app": app}
     server.stop()
 
 
