@@ -486,6 +486,54 @@ def verify_command(ctx: click.Context, everything: bool, sample: int | None, old
         ctx.exit(1)
 
 
+@main.command("export")
+@click.argument("case")
+@click.argument("outdir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--zip", "zip_it", is_flag=True, help="One .zip file instead of a folder.")
+@click.option("--with-proxies", is_flag=True, help="Also the playable proxies (and posters).")
+@click.option("--reason", required=True, help="Why, and for whom (kept in the custody chain).")
+@json_option
+@click.pass_context
+def export_command(ctx: click.Context, case: str, outdir: Path, zip_it: bool, with_proxies: bool,
+                   reason: str, as_json: bool) -> None:
+    """Export a case as a BagIt package anyone can check without this system: originals and
+    documents (decrypted), case.json, the custody excerpt with a signed checkpoint and its
+    public key, and an index.html that plays the proxies offline."""
+    from verify.export import export_case
+
+    app = get_app(ctx).require_catalog()
+    outdir.mkdir(parents=True, exist_ok=True)
+    result = export_case(app.sessions, app.store, case, outdir, signing_key=app.signing_key,
+                         actor=app.actor, reason=reason, now=app.now(), kek=app.kek,
+                         with_proxies=with_proxies, zip_it=zip_it,
+                         lock_mode=app.settings.storage.lock_mode)
+    data = {"path": str(result.path), "items": result.items, "bytes": result.bytes}
+    emit(as_json, data, lambda: out.print(f"exported {result.items} item(s), {result.bytes} bytes: "
+                                          f"{result.path}", highlight=False))
+
+
+@main.command("verify-package")
+@click.argument("path", type=click.Path(path_type=Path))
+@json_option
+@click.pass_context
+def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Check an exported package offline (no catalog, no storage): completeness, every digest,
+    the custody excerpt's links and the checkpoint's signature. Exit 1 on any problem."""
+    from verify.package import verify_package
+
+    report = verify_package(path)
+    data = report.to_json()
+
+    def human() -> None:
+        if report.ok:
+            out.print(f"{path}: the package is complete and intact", highlight=False)
+        for p in report.problems:
+            out.print(f"  {p['path']}: {p['problem']}", highlight=False, markup=False)
+    emit(as_json, data, human)
+    if not report.ok:
+        ctx.exit(1)
+
+
 @main.group("catalog")
 def catalog_group() -> None:
     """Catalog administration."""

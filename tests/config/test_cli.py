@@ -342,3 +342,22 @@ def test_retention_commands_keep_the_contract(ready: dict[str, str], tmp_path: P
     assert entry["subject"] == number and "storage refused" in entry["reason"]
     assert ok_json("retention", "restore", number, "--reason", "复核", env=ready) == {"restored": [number]}
     assert ok_json("recordings", "show", number, env=ready)["status"] == "archived"
+
+
+def test_export_and_verify_package_keep_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
+    ok_json("case", "open", CASE_NO, env=ready)
+    ok_json("case", "link", CASE_NO, _ingest_one(ready, tmp_path), env=ready)
+    out_dir = tmp_path / "exports"
+    exported = ok_json("export", CASE_NO, str(out_dir), "--zip", "--reason", "法院调取", env=ready)
+    assert set(exported) == {"path", "items", "bytes"} and exported["items"] == 1
+    assert exported["path"].endswith(".zip")
+    checked = ok_json("verify-package", exported["path"], env=ready)
+    assert checked["ok"] is True and checked["problems"] == []
+    needs_reason = run_evidence("export", CASE_NO, str(out_dir), env=ready)
+    assert needs_reason.returncode == 2
+    broken = tmp_path / "broken.zip"
+    data = bytearray(Path(exported["path"]).read_bytes())
+    data[len(data) // 3] ^= 0xFF
+    broken.write_bytes(bytes(data))
+    bad = run_evidence("verify-package", str(broken), "--json", env={})
+    assert bad.returncode == 1 and json.loads(bad.stdout)["ok"] is False
