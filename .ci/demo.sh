@@ -67,6 +67,11 @@ evidence case add-doc "$CASE_NO" "$DEMO/立案审批表.pdf" --type '立案审�
 evidence case link "$CASE_NO" "${ARCHIVED[@]}" --json
 evidence hold set "$CASE_NO" --reason '复议期间保全' --json
 evidence case show "$CASE_NO"
+evidence replay "$CASE_NO" --verify
+evidence export "$CASE_NO" "$DEMO/exports" --zip --with-proxies --reason '复议审查' --json
+evidence verify-package "$DEMO/exports/$("$PYTHON" -c 'import sys; print(sys.argv[1])' UNIT-2020-0001).zip"
+evidence verify
+evidence retention plan
 evidence stations status
 evidence audit checkpoint
 evidence audit verify
