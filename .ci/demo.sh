@@ -60,7 +60,9 @@ show evidence ingest scan --station ST01 demo-data/inbox --json
 (cd "$DEMO" && "$EVIDENCE" ingest scan --station ST01 "$DEMO/inbox" --json) | tee "$DEMO/scan.json"
 mapfile -t ARCHIVED < <("$PYTHON" -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))["archived"]))' "$DEMO/scan.json")
 
-evidence case open "$CASE_NO" --title '占道经营' --opened 2020-11-05 --json
+show evidence case open "$CASE_NO" --title '占道经营' --opened 2020-11-05 --json
+(cd "$DEMO" && "$EVIDENCE" case open "$CASE_NO" --title '占道经营' --opened 2020-11-05 --json) | tee "$DEMO/case.json"
+CASE_KEY=$("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["case_key"])' "$DEMO/case.json")
 # A written record: a tiny PDF standing in for the scanned approval form.
 printf '%%PDF-1.4\n%% 立案审批表 (demo)\n%%%%EOF\n' > "$DEMO/立案审批表.pdf"
 evidence case add-doc "$CASE_NO" "$DEMO/立案审批表.pdf" --type '立案审批表' --date 2020-11-05 --json
@@ -69,7 +71,7 @@ evidence hold set "$CASE_NO" --reason '复议期间保全' --json
 evidence case show "$CASE_NO"
 evidence replay "$CASE_NO" --verify
 evidence export "$CASE_NO" "$DEMO/exports" --zip --with-proxies --reason '复议审查' --json
-evidence verify-package "$DEMO/exports/$("$PYTHON" -c 'import sys; print(sys.argv[1])' UNIT-2020-0001).zip"
+evidence verify-package "$DEMO/exports/$CASE_KEY.zip"
 evidence verify
 evidence retention plan
 evidence stations status
