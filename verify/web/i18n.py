@@ -30,6 +30,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "mismatch": {"zh": "不一致", "en": "MISMATCH"}, "missing": {"zh": "缺失", "en": "MISSING"},
     "no_proxy": {"zh": "暂无可播放版本", "en": "No playable version yet"},
     "cases_found": {"zh": "检索结果", "en": "Cases found"},
+    "video": {"zh": "视频", "en": "video"}, "audio": {"zh": "音频", "en": "audio"},
+    "photo": {"zh": "照片", "en": "photo"}, "document": {"zh": "文书", "en": "document"},
+    "open": {"zh": "办理中", "en": "open"}, "closed": {"zh": "已结案", "en": "closed"},
+    "actor": {"zh": "操作人", "en": "Actor"}, "action": {"zh": "操作", "en": "Action"},
+    "details": {"zh": "详情", "en": "Details"},
 }
 
 
