@@ -154,3 +154,14 @@ def test_media_links_are_pinned_signed_and_personal(site) -> None:
         assert status == 206 and len(body) == 100 and headers["Content-Range"].startswith("bytes 0-99/")
     assert other.request("GET", url)[0] == 403  # another account's link
     assert aud.request("GET", url[:-3] + "xyz")[0] == 403  # altered
+
+
+def test_redirects_never_leave_the_site(site) -> None:
+    browser = Browser(site["server"].base)
+    status, headers, _ = browser.request("POST", "/login", {"name": "leg", "password": PASSWORD,
+                                                            "next": "//evil.example/x"})
+    assert status == 303 and headers["location"] == "/"
+    browser.login("leg", PASSWORD)
+    status, headers, _ = browser.request("POST", f"/holds/{site['item']}/set",
+                                         {"reason": "r", "csrf": browser.csrf, "back": "https://evil.example"})
+    assert status == 303 and headers["location"] == "/"

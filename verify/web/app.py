@@ -177,9 +177,7 @@ def create_app(ctx: WebContext) -> Starlette:
     async def login_post(request: Request) -> Response:
         form = await request.form()
         name, password = str(form.get("name", "")), str(form.get("password", ""))
-        nxt = str(form.get("next") or "/")
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
+        nxt = _local(str(form.get("next") or "/"))
         if throttle.blocked(source(request), name):
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "next": nxt, "failed": t("throttled")}, status_code=429)
@@ -384,21 +382,20 @@ def create_app(ctx: WebContext) -> Starlette:
                     now=ctx.now())
         return RedirectResponse(f"/cases/{case_row.case_key}", 303)
 
+    async def _hold(request: Request, change) -> Response:
+        form = await request.form()
+        change(ctx.sessions, ctx.store, request.path_params["subject"],
+               reason=str(form.get("reason", "")), actor=f"web:{request.state.user.name}",
+               now=ctx.now())
+        return RedirectResponse(_local(str(form.get("back") or "/")), 303)
+
     @page("hold_set")
     async def hold_set(request: Request) -> Response:
-        form = await request.form()
-        subject = request.path_params["subject"]
-        set_hold(ctx.sessions, ctx.store, subject, reason=str(form.get("reason", "")),
-                 actor=f"web:{request.state.user.name}", now=ctx.now())
-        return RedirectResponse(str(form.get("back") or "/"), 303)
+        return await _hold(request, set_hold)
 
     @page("hold_release")
     async def hold_release(request: Request) -> Response:
-        form = await request.form()
-        subject = request.path_params["subject"]
-        release_hold(ctx.sessions, ctx.store, subject, reason=str(form.get("reason", "")),
-                     actor=f"web:{request.state.user.name}", now=ctx.now())
-        return RedirectResponse(str(form.get("back") or "/"), 303)
+        return await _hold(request, release_hold)
 
     # --- media ---------------------------------------------------------------------------
     @page("media")
@@ -488,6 +485,11 @@ def create_app(ctx: WebContext) -> Starlette:
     app.state.refusals = refusals
     app.state.flush_refusals = flush_refusals
     return app
+
+
+def _local(path: str) -> str:
+    """Only paths of this site are redirect targets (no open redirect to another host)."""
+    return path if path.startswith("/") and not path.startswith(("//", "/\\")) else "/"
 
 
 def _maybe_date(text: str):
