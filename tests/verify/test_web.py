@@ -165,3 +165,19 @@ def test_redirects_never_leave_the_site(site) -> None:
     status, headers, _ = browser.request("POST", f"/holds/{site['item']}/set",
                                          {"reason": "r", "csrf": browser.csrf, "back": "https://evil.example"})
     assert status == 303 and headers["location"] == "/"
+
+
+def test_a_legal_reviewer_holds_releases_and_unlinks_from_the_item_page(site) -> None:
+    leg = Browser(site["server"].base)
+    leg.login("leg", PASSWORD)
+    _, _, page = leg.request("GET", f"/items/{site['item']}")
+    assert b'action="/holds/' in page and b"/unlink" in page
+    for action, reason in [("set", "复议"), ("release", "结案")]:
+        status, headers, _ = leg.request("POST", f"/holds/{site['item']}/{action}",
+                                         {"reason": reason, "csrf": leg.csrf, "back": f"/items/{site['item']}"})
+        assert status == 303 and headers["location"] == f"/items/{site['item']}"
+    status, _, _ = leg.request("POST", f"/items/{site['item']}/unlink", {"reason": "误关联", "csrf": leg.csrf})
+    assert status == 303
+    with site["env"].sessions() as s:
+        actions = [e.action for e in custody.events(s, subject=site["item"])]
+    assert {"held", "released", "unlinked"} <= set(actions)
