@@ -128,11 +128,12 @@ class _ReadBack:
 
     Every ``_READ_BACK_EVERY`` bytes written, a thread drops the range from the page cache
     (``POSIX_FADV_DONTNEED``; after an ``fdatasync`` when the range went through the page
-    cache, so that its pages are clean and can be dropped) and reads it again, so the bytes
-    hashed come from the disk while later bytes are still being written. ``finish`` (called
-    after the final ``fsync``) does the same for the rest, reading to the end of the file.
-    With ``evict=False`` nothing is flushed or dropped here and the bytes may come from the
-    page cache.
+    cache, so that its pages are clean and can be dropped) and reads it again, with O_DIRECT
+    where the file system takes it, so the bytes hashed come from the disk while later bytes
+    are still being written; a second thread hashes them. ``finish`` (called after the final
+    ``fsync``) does the same for the rest, reading to the end of the file. With
+    ``evict=False`` nothing is flushed or dropped here and the bytes may come from the page
+    cache. A small object (no thread started) is read back at once by ``finish``.
     """
 
     def __init__(self, fd: int, path: Path, *, sm3: bool, evict: bool) -> None:
@@ -144,8 +145,9 @@ class _ReadBack:
         self._asked = 0         # bytes handed to the thread
         self._reader: BinaryIO | None = None
         self._hashing: HashThread | None = None
-        self._pool: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        self._pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._buffers = 0
+        self._direct = False
         self._work: queue.SimpleQueue[tuple[int, bool] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -192,19 +194,27 @@ class _ReadBack:
                 self._done += n
             return
         if self._hashing is None:
-            # Read just the ranges asked for: pages read ahead past ``end`` would have to be
-            # dropped and read again with the next range.
+            # With O_DIRECT the bytes come from the disk, never from the page cache. Without
+            # it, read just the ranges asked for: pages read ahead past ``end`` would have to
+            # be dropped and read again with the next range.
+            self._direct = _set_direct(self._reader.fileno(), True)
             os.posix_fadvise(self._reader.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
             self._hashing = HashThread(self.hasher, self._pool)
         self._reader.seek(start)
         while end is None or self._done < end:
             if self._buffers == _BUFFERS or not self._pool.empty():
                 buffer = self._hashing.take()
-            else:
-                buffer, self._buffers = bytearray(_CHUNK), self._buffers + 1
+            else:  # page-aligned, as O_DIRECT needs
+                buffer, self._buffers = mmap.mmap(-1, _CHUNK), self._buffers + 1
             view = memoryview(buffer)
             want = len(buffer) if end is None else min(len(buffer), end - self._done)
-            n = self._reader.readinto(view[:want])
+            try:
+                n = self._reader.readinto(view[:want])
+            except OSError as exc:
+                if not (self._direct and exc.errno == errno.EINVAL):
+                    raise
+                self._direct = _set_direct(self._reader.fileno(), False)
+                n = self._reader.readinto(view[:want])
             if not n:
                 self._pool.put(buffer)
                 if end is None:
