@@ -29,6 +29,7 @@ import stat
 import tempfile
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -151,6 +152,8 @@ class Pipeline:
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
+        self._later: list[Future[None]] | None = None  # set during a scan: deferred derivatives
+        self._derivative_pool: ThreadPoolExecutor | None = None
         self._digest_locks: dict[str, threading.Lock] = {}
 
     # --- finding files --------------------------------------------------------------
@@ -268,12 +271,24 @@ class Pipeline:
         self._fault("committed")
         if sidecar is not None and sidecar.case:
             self._link_from_sidecar(recording, sidecar.case, now)
+        finish = lambda: self._finish(folder, path, recording, info, job)  # noqa: E731
+        if self._later is not None:
+            # A whole pass: originals first, derivatives on their own workers, so that a
+            # queue of transcodes never holds up archiving. The job stays "stored" until
+            # they are done and the station copy is handled; a crash resumes from there.
+            self._later.append(self._derivative_pool.submit(finish))  # type: ignore[union-attr]
+        else:
+            finish()
+        return Outcome("archived", shown, archive_no=recording.archive_no, damaged=recording.damaged,
+                       size=digests.size)
+
+    def _finish(self, folder: Path, path: Path, recording: Recording, info: MediaInfo | None,
+                job: IngestJob) -> None:
+        """Derivatives, then the station copy, then the job is done."""
         self._derivatives(path, recording, info)
         self._fault("derived")
         self._station_copy(folder, path)
         jobs.update(self.sessions, job, self.clock(), state="done", last_error=None, next_try=None)
-        return Outcome("archived", shown, archive_no=recording.archive_no, damaged=recording.damaged,
-                       size=digests.size)
 
     # --- steps ------------------------------------------------------------------------
     def _digest_lock(self, sha256: str) -> threading.Lock:
@@ -500,15 +515,25 @@ class Pipeline:
     # --- a whole pass -------------------------------------------------------------------
     def scan(self, folders: list[Path], *, progress: Callable[[Outcome], None] | None = None,
              wait: bool = True) -> ScanReport:
-        from concurrent.futures import ThreadPoolExecutor
-
         report = ScanReport()
         work = [(folder, path) for folder in folders for path in self.candidates(folder)]
-        with ThreadPoolExecutor(max_workers=max(1, self.setup.workers)) as pool:
-            for outcome in pool.map(lambda fp: self.process(*fp, wait=wait), work):
-                report.add(outcome)
-                if progress is not None:
-                    progress(outcome)
+        workers = max(1, self.setup.workers)
+        with ThreadPoolExecutor(max_workers=workers) as originals, \
+                ThreadPoolExecutor(max_workers=workers) as derived:
+            self._later, self._derivative_pool = [], derived
+            try:
+                for outcome in originals.map(lambda fp: self.process(*fp, wait=wait), work):
+                    report.add(outcome)
+                    if progress is not None:
+                        progress(outcome)
+                for future in self._later:
+                    try:
+                        future.result()
+                    except Exception as exc:  # noqa: BLE001 - the job stays "stored" for a retry
+                        log.warning("derivatives or station copy failed; retried next pass",
+                                    extra={"station": self.setup.station, "reason": _reason(exc)})
+            finally:
+                self._later, self._derivative_pool = None, None
         if self.setup.after_archive == "move":
             self.prune_archived(folders)
         return report
