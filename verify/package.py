@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -84,18 +84,17 @@ class _Unreadable(Exception):
     """A file of the bag cannot be read to its end."""
 
 
-class _Source:
-    def files(self) -> dict[str, int]:
-        raise NotImplementedError
+class _Source(Protocol):
+    """A bag's files, from a folder or a zip."""
 
-    def open(self, rel: str) -> BinaryIO:
-        raise NotImplementedError
+    def files(self) -> dict[str, int]: ...
 
-    def close(self) -> None:
-        pass
+    def open(self, rel: str) -> BinaryIO: ...
+
+    def close(self) -> None: ...
 
 
-class _Folder(_Source):
+class _Folder:
     def __init__(self, root: Path, report: PackageReport) -> None:
         self.root = root
         self._files: dict[str, int] = {}
@@ -114,8 +113,11 @@ class _Folder(_Source):
     def open(self, rel: str) -> BinaryIO:
         return open(self.root / rel, "rb")
 
+    def close(self) -> None:
+        pass  # nothing held open between reads
 
-class _Zip(_Source):
+
+class _Zip:
     def __init__(self, path: Path, report: PackageReport) -> None:
         self.zf = zipfile.ZipFile(path)
         names = [i for i in self.zf.infolist() if not i.is_dir()]
