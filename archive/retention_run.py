@@ -175,9 +175,9 @@ def _mark_pending(sessions, rec: Recording, decision: Decision, now: datetime, a
 
 def _keep(sessions, store, rec: Recording, decision: Decision, real_now: datetime, lock_mode: str) -> None:
     """Record the current due date; keep the storage lock ahead of a kept recording."""
-    with sessions.begin() as session:
-        row = session.get(Recording, rec.id)
-        row.due_at = decision.due_at
+    if rec.due_at != decision.due_at:  # a write per changed row, not per recording per night
+        with sessions.begin() as session:
+            session.get(Recording, rec.id).due_at = decision.due_at
     if store is None or rec.retain_until is None or rec.retain_until > real_now + REFRESH_LOCKS_WITHIN:
         return
     wanted = lock_until(real_now, None, now=real_now) if decision.due_at is None else \

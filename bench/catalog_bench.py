@@ -29,7 +29,7 @@ from sqlalchemy.engine import make_url
 
 from catalog import custody, schema, sequences
 from catalog.canonical import canonical_bytes
-from catalog.chain import GENESIS_HASH, seal
+from catalog.chain import seal
 from catalog.db import make_engine, session_factory
 from catalog.models import CustodyEventRow
 

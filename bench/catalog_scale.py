@@ -68,6 +68,7 @@ from catalog.db import make_engine, session_factory
 from catalog.models import (Case, CaseItem, CustodyEventRow, Derivative, Device, Document, Officer,
                             Recording, Station)
 from catalog.times import local_iso, parse_user_time
+from bench.common import log, wait_for_quiet
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -82,27 +83,7 @@ LIST_OFFICER = "JX0742"
 LIST_SINCE, LIST_UNTIL = "2026-03-01", "2026-03-31"
 LIST_LIMIT = 1000  # the command's default --limit
 TARGETS_MS = {"case show": 100.0, "replay": 100.0, "recordings list": 200.0}
-LOAD_LIMIT = 2.0
-LOAD_WAIT_S = 600
 DOC_TYPES = ["现场检查笔录", "询问笔录", "行政处罚决定书", "责令改正通知书", "送达回证"]
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def wait_for_quiet(what: str, wait: bool = True) -> float:
-    """Wait until the 1-minute load average is below LOAD_LIMIT (at most LOAD_WAIT_S)."""
-    deadline = time.monotonic() + (LOAD_WAIT_S if wait else 0)
-    load = os.getloadavg()[0]
-    if load >= LOAD_LIMIT:
-        log(f"  load {load:.2f}: waiting for it to fall below {LOAD_LIMIT} before {what}")
-    while load >= LOAD_LIMIT and time.monotonic() < deadline:
-        time.sleep(5)
-        load = os.getloadavg()[0]
-    note = "" if load < LOAD_LIMIT else f" (not below {LOAD_LIMIT}: measured anyway)"
-    log(f"  measuring {what} under load {load:.2f}{note}")
-    return load
 
 
 # --- generation --------------------------------------------------------------------------

@@ -57,31 +57,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from bench.common import log, run_child, server_cpu, wait_for_quiet
 
 MB = 1_000_000
 MIB = 1 << 20
-ROOT = Path(__file__).resolve().parent.parent
-LOAD_LIMIT = 2.0
-LOAD_WAIT_S = 600
 UNIT, STATION = "KZCG", "ST01"
 TARGET_SHARE = 0.70
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
-def wait_for_quiet(what: str, wait: bool = True) -> float:
-    deadline = time.monotonic() + (LOAD_WAIT_S if wait else 0)
-    load = os.getloadavg()[0]
-    if load >= LOAD_LIMIT:
-        log(f"  load {load:.2f}: waiting for it to fall below {LOAD_LIMIT} before {what}")
-    while load >= LOAD_LIMIT and time.monotonic() < deadline:
-        time.sleep(5)
-        load = os.getloadavg()[0]
-    note = "" if load < LOAD_LIMIT else f" (not below {LOAD_LIMIT}: measured anyway)"
-    log(f"  measuring {what} under load {load:.2f}{note}")
-    return load
 
 
 # --- page cache of our own files ----------------------------------------------------------
@@ -285,34 +266,6 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.fixity_bench", "_child", json.dumps(spec)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"{spec['op']} failed (status {proc.returncode}):\n{err[-4000:]}")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def server_cpu(rgw: Any) -> float:
-    """CPU seconds used so far by the cluster's daemons (gateway, OSD, monitor)."""
-    total = 0.0
-    for proc in (rgw._rgw, rgw._osd, rgw._mon):
-        if proc is None:
-            continue
-        with open(f"/proc/{proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-# --- set-up -----------------------------------------------------------------------------------
-
 def make_source(path: Path, size: int) -> None:
     """Incompressible bytes: AES-256-CTR over zeros under a random key."""
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -415,7 +368,7 @@ class Bench:
                 if prepare is not None:
                     prepare()
                 before = server_cpu(self.rgw) if server else 0.0
-                result = run_child(spec() if callable(spec) else spec)
+                result = run_child("bench.fixity_bench", spec() if callable(spec) else spec)
                 if server:
                     result["server_cpu_seconds"] = server_cpu(self.rgw) - before
                 result["load"] = os.getloadavg()[0]
@@ -527,10 +480,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_profile:
             wait_for_quiet("profiled sweeps", not args.no_wait)
             warm_pages(objects)
-            result = run_child({"op": "profile", **local_spec})
+            result = run_child("bench.fixity_bench", {"op": "profile", **local_spec})
             bench.profiles["one sweep, local store, warm"] = result["profile"]
             if s3_spec is not None:
-                result = run_child({"op": "profile", **s3_spec})
+                result = run_child("bench.fixity_bench", {"op": "profile", **s3_spec})
                 bench.profiles["one sweep, S3 (Ceph RGW)"] = result["profile"]
 
         if not args.no_export:
@@ -559,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                 fresh()
                 spec = out("export")()
                 spec["op"] = "export_profile"
-                bench.profiles["one export, cold source"] = run_child(spec)["profile"]
+                bench.profiles["one export, cold source"] = run_child("bench.fixity_bench", spec)["profile"]
             shutil.rmtree(work / "out", ignore_errors=True)
     finally:
         if rgw is not None:

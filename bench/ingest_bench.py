@@ -711,7 +711,7 @@ def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: li
     small_runs = []
     for r in range(args.repeats):
         small_runs.append(run_ours(small_dir, work, f"small-{r}", 1))
-    say(f"[memory] small: " + ", ".join(f"{s.hwm_mb:.0f} MB in {s.exit_s:.1f} s" for s in small_runs))
+    say("[memory] small: " + ", ".join(f"{s.hwm_mb:.0f} MB in {s.exit_s:.1f} s" for s in small_runs))
     say("[memory] big file ...")
     big_res = run_ours(big_dir, work, "big", 1)
     say(f"[memory] big: VmHWM {big_res.hwm_mb:.0f} MB, tree {big_res.tree_mb:.0f} MB, originals "

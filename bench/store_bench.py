@@ -38,17 +38,13 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from bench.common import ROOT, log, run_child, server_cpu
 
 GIB = 1 << 30
 MIB = 1 << 20
 MB = 1_000_000
 PART = 16 * MIB
 KEY = "originals/2026/11/27/BENCH-000001.mp4"
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def log(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 # --- the child process: one measured operation --------------------------------------------
@@ -135,34 +131,6 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.store_bench", "_child", json.dumps(spec)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        out, err = proc.communicate()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(f"{spec['op']} failed (status {proc.returncode}):\n{err[-4000:]}")
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def server_cpu(rgw: Any) -> float:
-    """CPU seconds used so far by the cluster's daemons (gateway, OSD, monitor)."""
-    total = 0.0
-    for proc in (rgw._rgw, rgw._osd, rgw._mon):
-        if proc is None:
-            continue
-        with open(f"/proc/{proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
-
-
-# --- the parent: files, cache state, order, medians ------------------------------------------
-
 def can_drop_caches() -> bool:
     try:
         os.sync()
@@ -234,7 +202,7 @@ def paired(repeats: int, cache: CacheState, source: Path,
         for name, make_spec in order:
             cache.prepare(source)
             before = server_cpu(rgw) if rgw is not None else 0.0
-            result = run_child(make_spec())
+            result = run_child("bench.store_bench", make_spec())
             if rgw is not None:
                 result["server_cpu_seconds"] = server_cpu(rgw) - before
             after(name, result)
@@ -255,7 +223,7 @@ def bench_size(size_gib: int, args: argparse.Namespace, work: Path, cache: Cache
     rows: list[dict[str, Any]] = []
     repeats = args.repeats if size_gib < 4 or args.repeats_4 is None else args.repeats_4
     try:
-        sha = [run_child({"op": "sha256", "file": str(source)}) for _ in range(repeats)]
+        sha = [run_child("bench.store_bench", {"op": "sha256", "file": str(source)}) for _ in range(repeats)]
         sha_rate = size / median(sha) / MB
         expected = sha[0]["sha256"]
         log(f"  sha256 (warm): {sha_rate:.0f} MB/s")

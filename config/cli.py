@@ -27,7 +27,7 @@ from archive import checkpoints
 from archive.documents import NewDocument, store_document
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings
-from catalog import cases, custody, keys
+from catalog import cases, custody
 from catalog.errors import CheckFailed, EvidenceError
 from catalog.times import local_iso, parse_user_date, parse_user_time
 
@@ -707,7 +707,7 @@ def report(ctx: click.Context, year: int | None, as_csv: bool, chart: Path | Non
                           ("recordings", "damaged", rec["damaged"])])
         for group in ("by_unit", "by_station", "by_officer"):
             writer.writerows((f"recordings {group}", g["name"], g["recordings"]) for g in rec[group])
-        writer.writerows((f"recordings per month", f"{year}-{m:02d}", n)
+        writer.writerows(("recordings per month", f"{year}-{m:02d}", n)
                          for m, n in enumerate(months, 1))
         writer.writerows(("cases", k, v) for k, v in data["cases"].items())
         writer.writerows(("checks", k, v) for k, v in data["checks"].items())

@@ -5,7 +5,7 @@ import pytest
 from archive.documents import NewDocument, store_document
 from catalog import custody
 from catalog.errors import InvalidInput, NotFound
-from tests.archive.conftest import FORMATS
+from tests.conftest import FORMATS
 
 TYPES = ["立案审批表", "询问笔录"]
 

@@ -4,7 +4,7 @@ from archive.errors import ObjectLocked
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings
 from catalog.errors import InvalidInput, NotFound
-from tests.archive.conftest import FORMATS
+from tests.conftest import FORMATS
 
 
 def test_hold_on_a_case_holds_every_item_until_every_hold_is_released(env) -> None:

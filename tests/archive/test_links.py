@@ -3,7 +3,7 @@ import pytest
 from archive.links import link_recordings
 from catalog import custody
 from catalog.errors import InvalidInput, NotFound
-from tests.archive.conftest import FORMATS
+from tests.conftest import FORMATS
 
 
 def test_linking_numbers_items_extends_locks_and_is_idempotent(env) -> None:

@@ -10,7 +10,7 @@ from archive.purge import purge_recording
 from catalog import custody
 from catalog.errors import Refused
 from catalog.models import Recording
-from tests.archive.conftest import FORMATS
+from tests.conftest import FORMATS
 
 
 def test_purge_waits_for_the_storage_lock_then_leaves_a_tombstone(env) -> None:
