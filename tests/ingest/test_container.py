@@ -240,10 +240,17 @@ def test_unreadable_file_raises_oserror() -> None:
         path.chmod(0o600)
         code = ("import sys; from pathlib import Path; from ingest.container import check_file\n"
                 "try:\n    check_file(Path(sys.argv[1]))\nexcept PermissionError:\n    sys.exit(7)\n")
+        # The unprivileged user may not be able to read the checkout: give it the module.
+        package = folder / "lib" / "ingest"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("")
+        shutil.copy(Path(__file__).resolve().parents[2] / "ingest" / "container.py", package)
+        for item in (folder / "lib", package, *package.iterdir()):
+            item.chmod(0o755)
         result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                  sys.executable, "-c", code, str(path)],
-                                cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True,
-                                env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+                                cwd=folder, capture_output=True, text=True,
+                                env={"PYTHONPATH": str(folder / "lib")})
         assert result.returncode == 7, result.stderr
     finally:
         shutil.rmtree(folder)
