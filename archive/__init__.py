@@ -5,8 +5,15 @@ The small public surface: ``ObjectStore`` with ``LocalStore`` and ``S3Store``; t
 in ``archive.errors``; the services in their own modules.
 """
 
-from .errors import (ContentChanged, ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch,
-                     StoreError, StoreUnavailable)
+from .errors import (
+                     ContentChanged,
+                     ObjectExists,
+                     ObjectLocked,
+                     ObjectMissing,
+                     ReceiptMismatch,
+                     StoreError,
+                     StoreUnavailable,
+)
 from .store import ObjectInfo, ObjectStore, PutResult, Retention
 
 __all__ = ["ContentChanged", "ObjectExists", "ObjectInfo", "ObjectLocked", "ObjectMissing",

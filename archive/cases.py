@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from catalog import cases, custody
+from catalog.actions import Action
 from catalog.chain import CustodyEvent
 from catalog.errors import InvalidInput
 from catalog.models import Case
-from catalog.numbering import NumberingFormats
 
 from . import outbox
+from .context import ServiceContext
 from .layout import case_event_key
 from .retention import lock_until
-from .store import ObjectStore
 
 
 def case_event(case: Case, event: CustodyEvent) -> dict[str, Any]:
@@ -32,25 +31,25 @@ def queue_case_event(session: Session, case: Case, event: CustodyEvent, now: dat
                    lock_until=lock_until(now, None, now=now), now=now)
 
 
-def open_case(engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
-              formats: NumberingFormats, new: cases.NewCase, *, actor: str, now: datetime) -> Case:
-    case = cases.open_case(engine, sessions, formats, new, actor=actor, now=now,
+def open_case(ctx: ServiceContext, new: cases.NewCase) -> Case:
+    now = ctx.now()
+    case = cases.open_case(ctx.engine, ctx.sessions, ctx.formats, new, actor=ctx.actor, now=now,
                            on_write=lambda session, c, event: queue_case_event(session, c, event, now))
-    outbox.flush(sessions, store)
+    outbox.flush(ctx.sessions, ctx.store)
     return case
 
 
-def close_case(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, *,
-               closed_on: date, actor: str, now: datetime) -> Case:
-    with sessions.begin() as session:
+def close_case(ctx: ServiceContext, case_name: str, *, closed_on: date) -> Case:
+    now = ctx.now()
+    with ctx.sessions.begin() as session:
         case = cases.get_case(session, case_name)
         if case.status == "closed":
             raise InvalidInput(f"case {case.case_key} was closed on {case.closed_on}")
         if closed_on < case.opened_on:
             raise InvalidInput(f"a case cannot close ({closed_on}) before it opened ({case.opened_on})")
         case.status, case.closed_on = "closed", closed_on
-        event = custody.append(session, actor=actor, action="case_closed", subject=case.case_key,
-                               details={"closed_on": closed_on.isoformat()})
+        event = custody.append(session, actor=ctx.actor, action=Action.CASE_CLOSED,
+                               subject=case.case_key, details={"closed_on": closed_on.isoformat()})
         queue_case_event(session, case, event, now)
-    outbox.flush(sessions, store)
+    outbox.flush(ctx.sessions, ctx.store)
     return case

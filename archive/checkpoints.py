@@ -22,17 +22,17 @@ from catalog import custody
 from catalog.checkpoint import Checkpoint
 from catalog.models import CheckpointRow
 
+from .context import ServiceContext
 from .errors import ObjectExists
 from .layout import checkpoint_key, segment_key
 from .records import put_json
 from .retention import lock_until
-from .store import LockMode, ObjectStore, Retention
+from .store import ObjectStore
 
 SPOOL_BYTES = 8 << 20
 
 
-def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetime,
-            lock_mode: LockMode = "COMPLIANCE") -> list[int]:
+def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetime) -> list[int]:
     """Copy every checkpoint not yet in storage, with its segment. Returns their numbers."""
     until = lock_until(now, None, now=now)
     with sessions() as session:
@@ -41,11 +41,10 @@ def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetim
     for row in rows:
         if row.storage_key is None:
             if row.seq > previous_seq:
-                _put_segment(sessions, store, previous_seq, row.seq, Retention(lock_mode, until))
+                _put_segment(sessions, store, previous_seq, row.seq, until)
             cp = Checkpoint(row.n, row.seq, row.head, row.time, row.key_id, row.public_key,
                             row.signature)
-            put_json(store, checkpoint_key(row.n), cp.to_record(), lock_until=until,
-                     lock_mode=lock_mode)
+            put_json(store, checkpoint_key(row.n), cp.to_record(), lock_until=until)
             with sessions.begin() as session:
                 session.execute(update(CheckpointRow).where(CheckpointRow.n == row.n)
                                 .values(storage_key=checkpoint_key(row.n)))
@@ -55,7 +54,7 @@ def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetim
 
 
 def _put_segment(sessions: sessionmaker[Session], store: ObjectStore, after: int, last: int,
-                 retention: Retention) -> None:
+                 until: datetime) -> None:
     key = segment_key(after + 1, last)
     # Spooled to disk past a few MiB: a segment may hold millions of events.
     digest = hashlib.sha256()
@@ -67,7 +66,7 @@ def _put_segment(sessions: sessionmaker[Session], store: ObjectStore, after: int
             spool.write(line)
         spool.seek(0)
         try:
-            store.put(key, spool, content_type="application/x-ndjson", retention=retention,
+            store.put(key, spool, content_type="application/x-ndjson", retain_until=until,
                       metadata={"sha256": digest.hexdigest()})
         except ObjectExists:
             # Written by a run that died before recording it: fine if identical.
@@ -75,10 +74,10 @@ def _put_segment(sessions: sessionmaker[Session], store: ObjectStore, after: int
                 raise
 
 
-def make_and_publish(sessions: sessionmaker[Session], store: ObjectStore, key: Ed25519PrivateKey,
-                     *, actor: str, now: datetime, lock_mode: LockMode = "COMPLIANCE") -> Checkpoint:
+def make_and_publish(ctx: ServiceContext, key: Ed25519PrivateKey) -> Checkpoint:
     """Sign the head, then copy it (and any earlier unpublished ones) to storage."""
-    with sessions.begin() as session:
-        cp = custody.make_checkpoint(session, key, actor=actor, now=now)
-    publish(sessions, store, now=now, lock_mode=lock_mode)
+    now = ctx.now()
+    with ctx.sessions.begin() as session:
+        cp = custody.make_checkpoint(session, key, actor=ctx.actor, now=now)
+    publish(ctx.sessions, ctx.store, now=now)
     return cp

@@ -8,39 +8,37 @@ lock, and encrypted when the original is.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from catalog import custody
+from catalog.actions import Action
 from catalog.models import Derivative, Recording
 
+from .context import ServiceContext
 from .digest import hash_file
 from .errors import ObjectExists
 from .files import put_file
 from .layout import derivative_key
-from .originals import ArchivePolicy
-from .store import ObjectStore, Retention
 
 
-def store_derivative(sessions: sessionmaker[Session], store: ObjectStore, policy: ArchivePolicy,
-                     recording: Recording, *, kind: str, path: Path, ext: str, content_type: str,
-                     method: str, actor: str, now: datetime, kek: bytes | None = None) -> Derivative:
+def store_derivative(ctx: ServiceContext, recording: Recording, *, kind: str, path: Path, ext: str,
+                     content_type: str, method: str) -> Derivative:
+    store, now = ctx.store, ctx.now()
     digests = hash_file(path)
     key = derivative_key(recording.archive_no, kind, digests.sha256, ext)
-    retention = (Retention(policy.lock_mode, recording.retain_until)
-                 if recording.retain_until and recording.retain_until > now else None)
-    encrypt = (kek, policy.algorithm) if recording.encrypted else None
+    until = recording.retain_until if recording.retain_until and recording.retain_until > now else None
+    encrypt = (ctx.kek(), ctx.policy.algorithm) if recording.encrypted else None
     try:
         stored = put_file(store, key, path, digests, content_type=content_type,
                           metadata={"sha256": digests.sha256, "archive-no": recording.archive_no},
-                          retention=retention, label=f"{recording.archive_no} {kind}", encrypt=encrypt)
+                          retain_until=until, label=f"{recording.archive_no} {kind}", encrypt=encrypt)
         version = stored.version
     except ObjectExists:
         version = store.stat(key).version  # same digest, same key: stored by an earlier attempt
-    with sessions.begin() as session:
+    with ctx.sessions.begin() as session:
         row = session.execute(select(Derivative).where(
             Derivative.recording_id == recording.id, Derivative.kind == kind,
             Derivative.sha256 == digests.sha256)).scalar()
@@ -56,15 +54,17 @@ def store_derivative(sessions: sessionmaker[Session], store: ObjectStore, policy
                 Derivative.status == "failed")).scalars():
             session.delete(failed)
         session.flush()
-        custody.append(session, actor=actor, action="derivative_stored", subject=recording.archive_no, details={"kind": kind, "key": key, "sha256": digests.sha256,
-                                         "size": digests.size, "method": method})
+        custody.append(session, actor=ctx.actor, action=Action.DERIVATIVE_STORED,
+                       subject=recording.archive_no,
+                       details={"kind": kind, "key": key, "sha256": digests.sha256,
+                                "size": digests.size, "method": method})
     return row
 
 
-def record_failure(sessions: sessionmaker[Session], recording: Recording, *, kind: str, error: str,
-                   now: datetime) -> None:
+def record_failure(ctx: ServiceContext, recording: Recording, *, kind: str, error: str) -> None:
     """A derivative that could not be made: kept as 'failed' for a later retry."""
-    with sessions.begin() as session:
+    now = ctx.now()
+    with ctx.sessions.begin() as session:
         exists = session.execute(select(Derivative).where(
             Derivative.recording_id == recording.id, Derivative.kind == kind,
             Derivative.status.in_(["ok", "failed"]))).scalars().first()

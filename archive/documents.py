@@ -13,24 +13,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
 from catalog import cases, custody, items
+from catalog.actions import Action
 from catalog.canonical import format_instant
 from catalog.errors import InvalidInput
 from catalog.models import CaseItem, Document
-from catalog.numbering import NumberingFormats
 
 from . import outbox
 from .cases import queue_case_event
+from .context import ServiceContext
 from .digest import hash_file
 from .files import encryption_note, put_file
 from .layout import document_key, document_manifest_key, extension
-from .originals import ArchivePolicy
 from .records import put_json
 from .retention import lock_until
-from .store import ObjectStore, Retention
 
 
 @dataclass(frozen=True)
@@ -44,27 +40,26 @@ class NewDocument:
     officer: str | None = None  # who made the record (enforcement-certificate number)
 
 
-def store_document(engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
-                   formats: NumberingFormats, policy: ArchivePolicy, doc: NewDocument, *,
-                   doc_types: list[str], actor: str, now: datetime,
-                   kek: bytes | None = None) -> tuple[CaseItem, Document]:
+def store_document(ctx: ServiceContext, doc: NewDocument, *,
+                   doc_types: list[str]) -> tuple[CaseItem, Document]:
     if doc.doc_type not in doc_types:
         raise InvalidInput(f"{doc.doc_type!r} is not a known document type",
                            hint=f"one of: {', '.join(doc_types)} ([documents] types in the settings)")
     if not doc.path.is_file():
         raise InvalidInput(f"{doc.path} is not a readable file")
+    sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     with sessions() as session:
         case = cases.get_case(session, doc.case)
         case_key = case.case_key
     digests = hash_file(doc.path, sm3=policy.sm3)
-    seq, item_no = items.draw_item_number(engine, formats, case_key, "document")
+    seq, item_no = items.draw_item_number(ctx.engine, ctx.formats, case_key, "document")
     key = document_key(case_key, item_no, extension(doc.path.name))
     # Documents follow their case, which is kept permanently while open.
-    retention = Retention(policy.lock_mode, lock_until(now, None, now=now))
+    until = lock_until(now, None, now=now)
     content_type = mimetypes.guess_type(doc.path.name)[0] or "application/octet-stream"
-    encrypt = (kek, policy.algorithm) if policy.encrypts(doc.protected) else None
+    encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(doc.protected) else None
     stored = put_file(store, key, doc.path, digests, content_type=content_type,
-                      metadata={"sha256": digests.sha256, "item-no": item_no}, retention=retention,
+                      metadata={"sha256": digests.sha256, "item-no": item_no}, retain_until=until,
                       label=item_no, sm3=policy.sm3, encrypt=encrypt)
     encrypted = encryption_note(encrypt)
     manifest = {
@@ -78,7 +73,7 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
         "stored": {"key": key, "sha256": stored.digests.sha256, "size": stored.digests.size},
     }
     put_json(store, document_manifest_key(case_key, item_no), manifest,
-             lock_until=retention.until, lock_mode=policy.lock_mode)
+             lock_until=until)
     with sessions.begin() as session:
         case = cases.get_case(session, case_key)
         document = Document(
@@ -93,7 +88,7 @@ def store_document(engine: Engine, sessions: sessionmaker[Session], store: Objec
         session.flush()
         item = items.add_item(session, case, seq=seq, item_no=item_no, kind="document",
                               document_id=document.id, actor=actor, now=now)
-        event = custody.append(session, actor=actor, action="document_added", subject=item_no, details={k: manifest[k] for k in (
+        event = custody.append(session, actor=actor, action=Action.DOCUMENT_ADDED, subject=item_no, details={k: manifest[k] for k in (
                                    "case_key", "doc_type", "doc_number", "doc_date", "officer", "sha256", "sm3",
                                    "size", "original_name", "protected")} | {"key": key})
         queue_case_event(session, case, event, now)

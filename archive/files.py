@@ -7,22 +7,23 @@ its way into the encryptor and the store sees only ciphertext.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 from . import encryption
 from .digest import Digests, Hasher, HashingReader, expect
-from .store import ObjectStore, PutResult, Retention
+from .store import ObjectStore, PutResult
 
 
 def put_file(store: ObjectStore, key: str, path: Path, digests: Digests, *, content_type: str,
-             metadata: dict[str, str], retention: Retention | None, label: str, sm3: bool = False,
+             metadata: dict[str, str], retain_until: datetime | None, label: str, sm3: bool = False,
              encrypt: tuple[bytes | None, str] | None = None) -> PutResult:
     """``encrypt`` is (key-encryption key, algorithm) for a protected record, else None."""
     check = expect(digests, label)
     with open(path, "rb") as source:
         if encrypt is None:
             return store.put(key, source, content_type=content_type, metadata=metadata,
-                             retention=retention, check=check, sm3=sm3)
+                             retain_until=retain_until, check=check, sm3=sm3)
         kek, algorithm = encrypt
         if kek is None:
             raise encryption.EncryptionKeyError(f"{label} is protected and needs the key-encryption key",
@@ -30,7 +31,7 @@ def put_file(store: ObjectStore, key: str, path: Path, digests: Digests, *, cont
         plain = Hasher(sm3=sm3)
         reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, algorithm)
         return store.put(key, reader, content_type="application/octet-stream",
-                         metadata={**metadata, "encryption": algorithm}, retention=retention,
+                         metadata={**metadata, "encryption": algorithm}, retain_until=retain_until,
                          check=lambda _ciphertext: check(plain.digests()))
 
 

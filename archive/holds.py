@@ -10,17 +10,14 @@ catalog says.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy.orm import Session, sessionmaker
-
 from catalog import custody, holds
+from catalog.actions import Action
 from catalog.errors import InvalidInput, NotFound
 from catalog.models import Hold
 
 from . import outbox
 from .cases import queue_case_event
-from .store import ObjectStore
+from .context import ServiceContext
 
 
 def _reason(reason: str) -> str:
@@ -29,30 +26,28 @@ def _reason(reason: str) -> str:
     return reason.strip()
 
 
-def set_hold(sessions: sessionmaker[Session], store: ObjectStore, subject: str, *, reason: str,
-             actor: str, now: datetime) -> str:
+def set_hold(ctx: ServiceContext, subject: str, *, reason: str) -> str:
     """Hold a recording, an item or a whole case; returns the subject as recorded."""
-    reason = _reason(reason)
-    with sessions() as session:
+    reason, now, actor = _reason(reason), ctx.now(), ctx.actor
+    with ctx.sessions() as session:
         held = holds.resolve(session, subject)
         objects = held.objects()
     for key, version in sorted(objects, key=lambda o: o[0]):
-        store.set_legal_hold(key, version, True)
-    with sessions.begin() as session:
+        ctx.store.set_legal_hold(key, version, True)
+    with ctx.sessions.begin() as session:
         held = holds.resolve(session, subject)
         session.add(Hold(subject=held.subject, reason=reason, set_at=now, set_by=actor))
-        event = custody.append(session, actor=actor, action="held", subject=held.subject,
+        event = custody.append(session, actor=actor, action=Action.HELD, subject=held.subject,
                                details={"reason": reason, "objects": len(objects)})
         if held.case is not None:
             queue_case_event(session, held.case, event, now)
-    outbox.flush(sessions, store)
+    outbox.flush(ctx.sessions, ctx.store)
     return held.subject
 
 
-def release_hold(sessions: sessionmaker[Session], store: ObjectStore, subject: str, *, reason: str,
-                 actor: str, now: datetime) -> str:
-    reason = _reason(reason)
-    with sessions.begin() as session:
+def release_hold(ctx: ServiceContext, subject: str, *, reason: str) -> str:
+    reason, now, actor = _reason(reason), ctx.now(), ctx.actor
+    with ctx.sessions.begin() as session:
         held = holds.resolve(session, subject)
         active = holds.active_holds(session, held.subject)
         if not active:
@@ -62,12 +57,12 @@ def release_hold(sessions: sessionmaker[Session], store: ObjectStore, subject: s
         session.flush()
         still_held = holds.held_objects(session)
         release = sorted(held.objects() - still_held, key=lambda o: o[0])
-        event = custody.append(session, actor=actor, action="released", subject=held.subject, details={"reason": reason, "objects": len(release),
-                                                 "still_held_by_other_holds":
-                                                     len(held.objects()) - len(release)})
+        event = custody.append(session, actor=actor, action=Action.RELEASED, subject=held.subject,
+                               details={"reason": reason, "objects": len(release),
+                                        "still_held_by_other_holds": len(held.objects()) - len(release)})
         if held.case is not None:
             queue_case_event(session, held.case, event, now)
     for key, version in release:
-        store.set_legal_hold(key, version, False)
-    outbox.flush(sessions, store)
+        ctx.store.set_legal_hold(key, version, False)
+    outbox.flush(ctx.sessions, ctx.store)
     return held.subject

@@ -9,29 +9,26 @@ store itself.
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import select
 
 from catalog import cases, custody, items
+from catalog.actions import Action
 from catalog.errors import InvalidInput, NotFound
 from catalog.models import CaseItem
-from catalog.numbering import NumberingFormats
 from catalog.recordings import get_recording
 
 from . import outbox
 from .cases import queue_case_event
+from .context import ServiceContext
 from .retention import lock_until
-from .store import ObjectStore
 
 
-def link_recordings(engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
-                    formats: NumberingFormats, case_name: str, archive_nos: list[str], *,
-                    actor: str, now: datetime) -> list[tuple[str, str]]:
+def link_recordings(ctx: ServiceContext, case_name: str,
+                    archive_nos: list[str]) -> list[tuple[str, str]]:
     """Link each recording (once) to the case; returns (archive_no, item_no) pairs in order."""
     if not archive_nos:
         raise InvalidInput("no recordings to link", hint="name archive numbers or give a query")
+    sessions, now, actor = ctx.sessions, ctx.now(), ctx.actor
     with sessions() as session:
         case = cases.get_case(session, case_name)
         case_key, status = case.case_key, case.status
@@ -52,29 +49,30 @@ def link_recordings(engine: Engine, sessions: sessionmaker[Session], store: Obje
         for key, version in [(recording.storage_key, recording.storage_version),
                              (recording.manifest_key, None)]:
             if key:
-                store.extend_retention(key, version, until)
-        seq, item_no = items.draw_item_number(engine, formats, case_key, recording.kind)
+                ctx.store.extend_retention(key, version, until)
+        seq, item_no = items.draw_item_number(ctx.engine, ctx.formats, case_key, recording.kind)
         with sessions.begin() as session:
             case = cases.get_case(session, case_key)
             items.add_item(session, case, seq=seq, item_no=item_no, kind=recording.kind,
                            recording_id=recording.id, actor=actor, now=now)
             session.get(type(recording), recording.id).retain_until = until
-            event = custody.append(session, actor=actor, action="linked", subject=recording.archive_no, details={"case_key": case_key, "item_no": item_no,
-                                                     "retain_until": until.isoformat()})
+            event = custody.append(session, actor=actor, action=Action.LINKED,
+                                   subject=recording.archive_no,
+                                   details={"case_key": case_key, "item_no": item_no,
+                                            "retain_until": until.isoformat()})
             queue_case_event(session, case, event, now)
         linked.append((recording.archive_no, item_no))
-    outbox.flush(sessions, store)
+    outbox.flush(sessions, ctx.store)
     return linked
 
 
-
-def unlink_item(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, item_no: str,
-                *, reason: str, actor: str, now: datetime) -> str:
+def unlink_item(ctx: ServiceContext, case_name: str, item_no: str, *, reason: str) -> str:
     """Take a recording out of a case. The item number is never given again, and the
     storage lock stays as long as it was (locks are never shortened)."""
     if not reason or not reason.strip():
         raise InvalidInput("unlinking needs a reason", hint="--reason '…'")
-    with sessions.begin() as session:
+    now, actor = ctx.now(), ctx.actor
+    with ctx.sessions.begin() as session:
         case = cases.get_case(session, case_name)
         item = session.execute(select(CaseItem).where(CaseItem.case_id == case.id,
                                                       CaseItem.item_no == item_no)).scalar()
@@ -85,8 +83,8 @@ def unlink_item(sessions: sessionmaker[Session], store: ObjectStore, case_name: 
         if item.unlinked_at is not None:
             raise InvalidInput(f"{item_no} was unlinked already")
         item.unlinked_at, item.unlinked_by, item.unlink_reason = now, actor, reason.strip()
-        event = custody.append(session, actor=actor, action="unlinked", subject=item_no,
+        event = custody.append(session, actor=actor, action=Action.UNLINKED, subject=item_no,
                                details={"case_key": case.case_key, "reason": reason.strip()})
         queue_case_event(session, case, event, now)
-    outbox.flush(sessions, store)
+    outbox.flush(ctx.sessions, ctx.store)
     return item_no

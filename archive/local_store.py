@@ -43,9 +43,15 @@ from typing import Any, BinaryIO
 from catalog.canonical import format_instant, parse_instant
 
 from .digest import READ_SIZE, Digests, Hasher, HashThread, iter_file
-from .errors import ObjectExists, ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError
+from .errors import (
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    ReceiptMismatch,
+    StoreError,
+)
 from .layout import check_key
-from .store import ObjectInfo, PutResult, Retention
+from .store import Capabilities, LockMode, ObjectInfo, PutResult, Retention
 
 
 def _utcnow() -> datetime:
@@ -261,9 +267,13 @@ class _ReadBack:
 class LocalStore:
     """A WORM directory; see the module docstring."""
 
-    def __init__(self, root: Path, *, clock=_utcnow, reread_from_disk: bool = True) -> None:
+    capabilities = Capabilities()
+
+    def __init__(self, root: Path, *, lock_mode: LockMode, clock=_utcnow,
+                 reread_from_disk: bool = True) -> None:
         self.root = Path(root)
         self.url = f"file://{self.root}"
+        self.lock_mode: LockMode = lock_mode
         self._objects = self.root / "objects"
         self._meta = self.root / "meta"
         self._tmp = self.root / "tmp"
@@ -310,10 +320,11 @@ class LocalStore:
 
     # --- writing ----------------------------------------------------------
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, retention: Retention | None = None,
+            metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         obj, meta = self._paths(key)
+        retention = Retention(self.lock_mode, retain_until) if retain_until else None
         if obj.exists() or meta.exists():
             raise ObjectExists(f"an object exists at {key} already", hint="objects are written once")
         self._tmp.mkdir(parents=True, exist_ok=True)
@@ -460,7 +471,7 @@ class LocalStore:
             if current and until < current.until:
                 raise ObjectLocked(f"{key} is retained until {format_instant(current.until)}; "
                                    "retention can be extended, never shortened")
-            mode = current.mode if current else "COMPLIANCE"
+            mode = current.mode if current else self.lock_mode
             record["retention"] = _retention_json(Retention(mode, max(until, current.until)
                                                             if current else until))
         return _retention_from(self._update(key, version, change)["retention"])  # type: ignore[return-value]

@@ -15,43 +15,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
-
-from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import custody
+from catalog.actions import Action
 from catalog.canonical import format_instant
 from catalog.models import Recording
 from catalog.numbering import local_day
 from catalog.recordings import device_row, officer_row, station_row
 
+from .context import ServiceContext
 from .digest import Digests, Hasher
 from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
 from .files import encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
-from .retention import Period, lock_until
-from .store import LockMode, ObjectStore, PutResult, Retention
-
-
-@dataclass(frozen=True)
-class ArchivePolicy:
-    """The settings the archive needs, as values (built by ``config``)."""
-
-    zone: ZoneInfo
-    routine: Period = (6, "months")
-    lock_mode: LockMode = "COMPLIANCE"
-    sm3: bool = False
-    encryption_mode: Literal["none", "protected", "all"] = "protected"
-    algorithm: str = "AES-256-GCM"
-    # The shortest lock an original gets, even when its routine period is over.
-    min_lock: timedelta = timedelta(days=1)
-
-    def encrypts(self, protected: bool) -> bool:
-        return self.encryption_mode == "all" or (self.encryption_mode == "protected" and protected)
+from .retention import lock_until
+from .store import ObjectStore, PutResult
 
 
 @dataclass(frozen=True)
@@ -122,31 +104,29 @@ def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult
     return PutResult(key, info.version, stored.digests())
 
 
-def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: ArchivePolicy,
-                   path: Path, digests: Digests, facts: OriginalFacts, *, archive_no: str,
-                   actor: str, now: datetime, kek: bytes | None = None,
-                   after_put: Callable[[], None] | None = None) -> Recording:
+def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: OriginalFacts, *,
+                   archive_no: str, after_put: Callable[[], None] | None = None) -> Recording:
     """``after_put`` is called once the bytes are stored, before the catalog commit."""
+    sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
-    retention = Retention(policy.lock_mode,
-                          lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock))
-    encrypt = (kek, policy.algorithm) if policy.encrypts(facts.protected) else None
+    until = lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock)
+    encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(facts.protected) else None
     stored = _adopt(store, key, digests)
     if stored is None:
         try:
             stored = put_file(store, key, path, digests, content_type=facts.content_type,
                               metadata={"sha256": digests.sha256, "archive-no": archive_no},
-                              retention=retention, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
+                              retain_until=until, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
         except ObjectExists:
             stored = _already_stored(store, key, digests)
     if after_put is not None:
         after_put()
     encrypted = encryption_note(encrypt)
     record = manifest(archive_no, facts, digests, stored, encrypted=encrypted,
-                      retain_until=retention.until, ingested_at=now)
+                      retain_until=until, ingested_at=now)
     put_json(store, manifest_key(archive_no, local_day(recorded, policy.zone)), record,
-             lock_until=retention.until, lock_mode=policy.lock_mode)
+             lock_until=until)
 
     with sessions.begin() as session:
         station_row(session, facts.station, facts.unit, now)
@@ -164,17 +144,17 @@ def store_original(sessions: sessionmaker[Session], store: ObjectStore, policy: 
             stored_sha256=stored.digests.sha256, stored_size=stored.digests.size,
             flags=json.dumps(facts.flags, ensure_ascii=False),
             media_info=json.dumps(facts.media_info, ensure_ascii=False),
-            sources=json.dumps(facts.sources, ensure_ascii=False), retain_until=retention.until)
+            sources=json.dumps(facts.sources, ensure_ascii=False), retain_until=until)
         session.add(recording)
         session.flush()
-        custody.append(session, actor=actor, action="ingested", subject=archive_no,
+        custody.append(session, actor=actor, action=Action.INGESTED, subject=archive_no,
                        details={k: record[k] for k in (
                            "sha256", "sm3", "size", "original_name", "station", "device", "officer",
                            "start_time", "kind", "important", "protected", "damaged", "sources")})
-        custody.append(session, actor=actor, action="stored", subject=archive_no,
+        custody.append(session, actor=actor, action=Action.STORED, subject=archive_no,
                        details={"key": key, "version": stored.version,
                                 "stored_sha256": stored.digests.sha256,
                                 "stored_size": stored.digests.size, "etag": stored.digests.etag,
                                 "encrypted": encrypted, "retain_until": record["retain_until"],
-                                "lock_mode": policy.lock_mode})
+                                "lock_mode": store.lock_mode})
     return recording

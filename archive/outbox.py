@@ -21,7 +21,7 @@ from catalog.canonical import canonical_bytes
 from catalog.models import OutboxRecord
 
 from .records import put_json
-from .store import LockMode, ObjectStore
+from .store import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +32,12 @@ def enqueue(session: Session, key: str, value: dict[str, Any], *, lock_until: da
                              created_at=now))
 
 
-def flush(sessions: sessionmaker[Session], store: ObjectStore,
-          lock_mode: LockMode = "COMPLIANCE") -> int:
+def flush(sessions: sessionmaker[Session], store: ObjectStore) -> int:
     """Write every pending record to storage; returns how many were written."""
     with sessions() as session:
         pending = session.execute(select(OutboxRecord).order_by(OutboxRecord.id)).scalars().all()
     for record in pending:
-        put_json(store, record.key, json.loads(record.body), lock_until=record.lock_until,
-                 lock_mode=lock_mode)
+        put_json(store, record.key, json.loads(record.body), lock_until=record.lock_until)
         with sessions.begin() as session:
             session.execute(delete(OutboxRecord).where(OutboxRecord.id == record.id))
         log.info("storage record written", extra={"key": record.key})

@@ -16,19 +16,20 @@ import json
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from catalog import custody, holds
+from catalog.actions import Action
 from catalog.canonical import format_instant
 from catalog.errors import Refused
 from catalog.models import CaseItem, Derivative, Recording, Tombstone
 from catalog.recordings import get_recording
 
 from . import outbox
+from .context import ServiceContext
 from .errors import ObjectMissing
 from .layout import tombstone_key
 from .retention import lock_until
-from .store import ObjectStore
 
 
 def _objects(session: Session, recording: Recording) -> list[tuple[str, str | None]]:
@@ -41,8 +42,9 @@ def _objects(session: Session, recording: Recording) -> list[tuple[str, str | No
     return found
 
 
-def purge_recording(sessions: sessionmaker[Session], store: ObjectStore, archive_no: str, *,
-                    reason: str, due_at: datetime | None, actor: str, now: datetime) -> Tombstone:
+def purge_recording(ctx: ServiceContext, archive_no: str, *, reason: str,
+                    due_at: datetime | None) -> Tombstone:
+    sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
     with sessions() as session:
         recording = get_recording(session, archive_no)
         if recording.status == "purged":
@@ -69,7 +71,7 @@ def purge_recording(sessions: sessionmaker[Session], store: ObjectStore, archive
     with sessions.begin() as session:
         row = session.get(Recording, recording.id)
         row.status = "purged"
-        event = custody.append(session, actor=actor, action="purged", subject=archive_no,
+        event = custody.append(session, actor=actor, action=Action.PURGED, subject=archive_no,
                                details={k: record[k] for k in ("reason", "due_at", "numbers", "sha256",
                                                                "size", "deleted")})
         tombstone = Tombstone(subject=archive_no, kind=recording.kind, numbers=json.dumps(numbers),

@@ -17,18 +17,17 @@ from typing import Any
 from catalog.canonical import canonical_bytes
 
 from .errors import ObjectExists
-from .store import LockMode, ObjectStore, PutResult, Retention
+from .store import ObjectStore, PutResult
 
 JSON = "application/json"
 
 
-def put_json(store: ObjectStore, key: str, value: dict[str, Any], *, lock_until: datetime | None,
-             lock_mode: LockMode = "COMPLIANCE") -> PutResult | None:
+def put_json(store: ObjectStore, key: str, value: dict[str, Any], *,
+             lock_until: datetime | None) -> PutResult | None:
     """Store a record; returns None when the identical record was there already."""
     data = canonical_bytes(value)
-    retention = Retention(lock_mode, lock_until) if lock_until else None
     try:
-        return store.put(key, io.BytesIO(data), content_type=JSON, retention=retention,
+        return store.put(key, io.BytesIO(data), content_type=JSON, retain_until=lock_until,
                          metadata={"sha256": hashlib.sha256(data).hexdigest()})
     except ObjectExists:
         if b"".join(store.read(key)) == data:

@@ -27,17 +27,18 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from catalog import custody, holds, locks
+from catalog.actions import Action
 from catalog.errors import InvalidInput, Refused
 from catalog.models import Case, CaseItem, Recording
 from catalog.recordings import get_recording
 
+from .context import ServiceContext
 from .errors import ObjectLocked, StoreUnavailable
 from .purge import purge_recording
 from .retention import CaseLink, Decision, Facts, Rules, decide, lock_until
-from .store import ObjectStore
 
 LOCK = "retention"
 REFRESH_LOCKS_WITHIN = timedelta(days=365)
@@ -94,19 +95,21 @@ def _facts(session: Session) -> list[tuple[Recording, Facts]]:
     return out
 
 
-def run(sessions: sessionmaker[Session], store: ObjectStore | None, rules: Rules, *, now: datetime,
-        real_now: datetime, actor: str, dry_run: bool = False, confirm: bool = False,
-        max_purges: int = 200, lock_mode: str = "COMPLIANCE") -> RunResult:
-    """``dry_run`` (and ``retention plan``) computes everything and changes nothing."""
-    holder = f"{actor}@{socket.gethostname()}:{os.getpid()}"
+def run(ctx: ServiceContext, rules: Rules, *, now: datetime | None = None, dry_run: bool = False,
+        confirm: bool = False, max_purges: int = 200) -> RunResult:
+    """``now`` moves only the policy clock (drills, tests); storage locks and purges use the
+    context's real clock. ``dry_run`` (and ``retention plan``) computes everything and changes
+    nothing."""
+    policy_now = now or ctx.now()
     if dry_run:
-        return _run(sessions, store, rules, now, real_now, actor, True, confirm, max_purges, lock_mode)
-    with locks.held(sessions, LOCK, holder):
-        return _run(sessions, store, rules, now, real_now, actor, False, confirm, max_purges, lock_mode)
+        return _run(ctx, rules, policy_now, True, confirm, max_purges)
+    with locks.held(ctx.sessions, LOCK, f"{ctx.actor}@{socket.gethostname()}:{os.getpid()}"):
+        return _run(ctx, rules, policy_now, False, confirm, max_purges)
 
 
-def _run(sessions, store, rules: Rules, now: datetime, real_now: datetime, actor: str, dry_run: bool,
-         confirm: bool, max_purges: int, lock_mode: str) -> RunResult:
+def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confirm: bool,
+         max_purges: int) -> RunResult:
+    sessions, actor = ctx.sessions, ctx.actor
     result = RunResult(now=now)
     candidates: list[tuple[Recording, Decision]] = []
     with sessions() as session:
@@ -125,7 +128,7 @@ def _run(sessions, store, rules: Rules, now: datetime, real_now: datetime, actor
             else:
                 result.kept += 1
                 if not dry_run:
-                    _keep(sessions, store, rec, decision, real_now, lock_mode)
+                    _keep(ctx, rec, decision)
             continue
         # pending deletion
         if not due:
@@ -153,8 +156,7 @@ def _run(sessions, store, rules: Rules, now: datetime, real_now: datetime, actor
             result.purged.append(entry)
             continue
         try:
-            purge_recording(sessions, store, rec.archive_no, reason=decision.reason,
-                            due_at=decision.due_at, actor=actor, now=real_now)
+            purge_recording(ctx, rec.archive_no, reason=decision.reason, due_at=decision.due_at)
             result.purged.append(entry)
         except ObjectLocked as exc:
             entry.reason = f"storage refused the purge ({exc.message}); tried again next run"
@@ -169,16 +171,17 @@ def _mark_pending(sessions, rec: Recording, decision: Decision, now: datetime, a
     with sessions.begin() as session:
         row = session.get(Recording, rec.id)
         row.status, row.pending_since, row.due_at = "pending_deletion", now, decision.due_at
-        custody.append(session, actor=actor, action="pending_deletion", subject=rec.archive_no,
+        custody.append(session, actor=actor, action=Action.PENDING_DELETION, subject=rec.archive_no,
                        details={"reason": decision.reason, "due_at": decision.due_at.isoformat()})
 
 
-def _keep(sessions, store, rec: Recording, decision: Decision, real_now: datetime, lock_mode: str) -> None:
+def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
     """Record the current due date; keep the storage lock ahead of a kept recording."""
+    sessions, store, real_now = ctx.sessions, ctx.store, ctx.now()
     if rec.due_at != decision.due_at:  # a write per changed row, not per recording per night
         with sessions.begin() as session:
             session.get(Recording, rec.id).due_at = decision.due_at
-    if store is None or rec.retain_until is None or rec.retain_until > real_now + REFRESH_LOCKS_WITHIN:
+    if rec.retain_until is None or rec.retain_until > real_now + REFRESH_LOCKS_WITHIN:
         return
     wanted = lock_until(real_now, None, now=real_now) if decision.due_at is None else \
         max(decision.due_at, real_now + timedelta(days=1))
@@ -199,17 +202,16 @@ def _restore(sessions, rec: Recording, reason: str, actor: str, restored_at: dat
             flags = json.loads(row.flags or "{}")
             flags["restored_at"] = restored_at.isoformat()
             row.flags = json.dumps(flags, ensure_ascii=False)
-        custody.append(session, actor=actor, action="restored", subject=rec.archive_no,
+        custody.append(session, actor=actor, action=Action.RESTORED, subject=rec.archive_no,
                        details={"reason": reason})
 
 
-def restore(sessions: sessionmaker[Session], archive_no: str, *, reason: str, actor: str,
-            now: datetime) -> None:
+def restore(ctx: ServiceContext, archive_no: str, *, reason: str) -> None:
     """Bring a pending recording back; it is then kept at least another routine period."""
     if not reason or not reason.strip():
         raise InvalidInput("restoring needs a reason", hint="--reason '…'")
-    with sessions() as session:
+    with ctx.sessions() as session:
         rec = get_recording(session, archive_no)
     if rec.status != "pending_deletion":
         raise InvalidInput(f"{archive_no} is {rec.status}, not pending deletion")
-    _restore(sessions, rec, reason.strip(), actor, now)
+    _restore(ctx.sessions, rec, reason.strip(), ctx.actor, ctx.now())

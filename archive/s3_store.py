@@ -30,10 +30,15 @@ from minio.error import S3Error
 from minio.retention import Retention as MinioRetention
 
 from .digest import Digests, Hasher, s3_etag
-from .errors import (ObjectLocked, ObjectMissing, ReceiptMismatch, StoreError,
-                     StoreUnavailable)
+from .errors import (
+    ObjectLocked,
+    ObjectMissing,
+    ReceiptMismatch,
+    StoreError,
+    StoreUnavailable,
+)
 from .layout import check_key
-from .store import ObjectInfo, PutResult, Retention
+from .store import Capabilities, LockMode, ObjectInfo, PutResult, Retention
 
 MIB = 1 << 20
 _FRACTION = re.compile(r"\.(\d+)")
@@ -104,12 +109,15 @@ class _Parts:
 class S3Store:
     """See the module docstring. One instance per credential (station, curator, reader)."""
 
+    capabilities = Capabilities(presigned_urls=True, server_receipt=True, bucket_policy=True)
+
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *,
-                 secure: bool = True, region: str = "us-east-1", part_size: int = 16 * MIB,
+                 lock_mode: LockMode, secure: bool = True, region: str = "us-east-1", part_size: int = 16 * MIB,
                  parallel: int = 3, read_back: bool = False, timeout: float = 60.0) -> None:
         if not 5 * MIB <= part_size <= 5 * 1024 * MIB:
             raise StoreError("S3 part size must be between 5 MiB and 5 GiB")
         self.url = f"s3://{endpoint}/{bucket}"
+        self.lock_mode: LockMode = lock_mode
         self.bucket = bucket
         self.part_size = part_size
         self.parallel = max(1, parallel)
@@ -160,10 +168,11 @@ class S3Store:
 
     # --- writing ------------------------------------------------------------
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, retention: Retention | None = None,
+            metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         check_key(key)
+        retention = Retention(self.lock_mode, retain_until) if retain_until else None
         headers = {"Content-Type": content_type,
                    # The uploader owns what it uploads: without this the bucket
                    # owner (curator, reader) could not read a station's objects.
@@ -342,7 +351,7 @@ class S3Store:
                 raise ObjectLocked(f"{key} is retained until {s3_time(current.until)}; "
                                    "retention can be extended, never shortened")
             return current
-        mode = current.mode if current else "COMPLIANCE"
+        mode = current.mode if current else self.lock_mode
         self._lock_call(f"extend retention of {key}", self.client.set_object_retention, self.bucket,
                         key, MinioRetention(COMPLIANCE if mode == "COMPLIANCE" else GOVERNANCE, until),
                         version_id=version)

@@ -25,6 +25,18 @@ class Retention:
 
 
 @dataclass(frozen=True)
+class Capabilities:
+    """What a store can do beyond the common interface, so callers ask instead of guessing."""
+
+    presigned_urls: bool = False
+    """``read_url`` gives URLs a browser can fetch directly (S3); else media is streamed."""
+    server_receipt: bool = False
+    """The server proves receipt with its own checksums (per-part Content-MD5, ETag)."""
+    bucket_policy: bool = False
+    """Access is governed by a bucket policy the curator can set (``config.policies_rgw``)."""
+
+
+@dataclass(frozen=True)
 class PutResult:
     key: str
     version: str | None
@@ -48,15 +60,20 @@ class ObjectStore(Protocol):
     """What every store offers. Keys are ASCII paths (see ``archive.layout``)."""
 
     url: str
+    lock_mode: LockMode
+    """The lock mode of every retention this store sets (from the settings, never per call)."""
+    capabilities: Capabilities
 
     def ensure_ready(self) -> None:
         """Create the bucket (with object lock) or folder if needed; idempotent."""
 
     def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, retention: Retention | None = None,
+            metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
         """Store a stream, hashing it on the way; prove receipt before returning.
+
+        ``retain_until`` locks the new version until then, in the store's ``lock_mode``.
 
         ``check`` is called with the digests of the bytes sent once all are
         sent and before the object is committed (S3: before the multipart
@@ -74,7 +91,8 @@ class ObjectStore(Protocol):
         """Current objects under a prefix, in key order (no retention details)."""
 
     def extend_retention(self, key: str, version: str | None, until: datetime) -> Retention:
-        """Move retain-until later (never earlier); returns the retention now in force."""
+        """Move retain-until later (never earlier), in the store's ``lock_mode`` where the
+        version had no lock; returns the retention now in force."""
 
     def set_legal_hold(self, key: str, version: str | None, on: bool) -> None: ...
 

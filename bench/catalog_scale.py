@@ -51,6 +51,7 @@ import re
 import signal
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -63,12 +64,25 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
 
+from archive.context import ServiceContext
+from archive.local_store import LocalStore
+from archive.policy import ArchivePolicy
+from bench.common import log, wait_for_quiet
 from catalog import cases, schema
 from catalog.db import make_engine, session_factory
-from catalog.models import (Case, CaseItem, CustodyEventRow, Derivative, Device, Document, Officer,
-                            Recording, Station)
+from catalog.models import (
+    Case,
+    CaseItem,
+    CustodyEventRow,
+    Derivative,
+    Device,
+    Document,
+    Officer,
+    Recording,
+    Station,
+)
+from catalog.numbering import NumberingFormats
 from catalog.times import local_iso, parse_user_time
-from bench.common import log, wait_for_quiet
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -351,6 +365,10 @@ class Paths:
         self.sessions = session_factory(self.engine)
         self.reader_sessions = session_factory(self.reader)
         self.target_case = target_case
+        # Replay without --verify never reads storage; an empty local store stands in.
+        self.services = ServiceContext(
+            self.engine, self.sessions, LocalStore(Path(tempfile.mkdtemp()), lock_mode="COMPLIANCE"),
+            NumberingFormats(), ArchivePolicy(zone=ZONE), actor="bench")
         self.captured: list[tuple[Engine, str, Any]] | None = None
         for engine in (self.engine, self.reader):
             event.listen(engine, "before_cursor_execute", self._capture(engine))
@@ -374,8 +392,7 @@ class Paths:
     def replay(self) -> int:
         from verify.replay import replay
 
-        header, items = replay(self.sessions, None, self.target_case, verify=False,
-                               actor="bench", now=datetime.now(timezone.utc))
+        header, items = replay(self.services, self.target_case, verify=False)
         data = {"case": header, "items": [self.item_json(i, ZONE) for i in items]}
         return len(data["items"])
 

@@ -57,6 +57,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
 from bench.common import log, run_child, server_cpu, wait_for_quiet
 
 MB = 1_000_000
@@ -105,11 +106,22 @@ def _store(spec: dict[str, Any]):
     if spec["store"] == "local":
         from archive.local_store import LocalStore
 
-        return LocalStore(Path(spec["root"]))
+        return LocalStore(Path(spec["root"]), lock_mode="GOVERNANCE")
     from archive.s3_store import S3Store
 
     return S3Store(spec["endpoint"], spec["bucket"], spec["access"], spec["secret"], secure=False,
-                   timeout=120.0)
+                   timeout=120.0, lock_mode="GOVERNANCE")
+
+
+def _services(sessions, store):
+    from zoneinfo import ZoneInfo
+
+    from archive.context import ServiceContext
+    from archive.policy import ArchivePolicy
+    from catalog.numbering import NumberingFormats
+
+    return ServiceContext(sessions.kw["bind"], sessions, store, NumberingFormats(),
+                          ArchivePolicy(zone=ZoneInfo("Asia/Shanghai")), "bench")
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +149,6 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         engine = make_engine(spec["url"])
         sessions = session_factory(engine)
         store = _store(spec)
-        now = datetime.now(timezone.utc)
         if op == "profile":
             import cProfile
             import io
@@ -145,14 +156,14 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
 
             profiler = cProfile.Profile()
             start = time.perf_counter()
-            report = profiler.runcall(sweep, sessions, store, actor="bench", now=now)
+            report = profiler.runcall(sweep, _services(sessions, store))
             result["seconds"] = time.perf_counter() - start
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
             result["profile"] = text.getvalue()
         else:
             start = time.perf_counter()
-            report = sweep(sessions, store, actor="bench", now=now)
+            report = sweep(_services(sessions, store))
             result["seconds"] = time.perf_counter() - start
         result["bytes"] = report.bytes_read
         result["checked"], result["ok"] = report.checked, report.ok
@@ -224,9 +235,8 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         store = _store(spec)
         key = Ed25519PrivateKey.generate()
         result["hwm_before_mb"] = _hwm_mb()
-        call = (lambda: export_case(sessions, store, spec["case"], Path(spec["outdir"]),
-                                    signing_key=key, actor="bench", reason="benchmark",
-                                    now=datetime.now(timezone.utc), kek=None))
+        call = (lambda: export_case(_services(sessions, store), spec["case"], Path(spec["outdir"]),
+                                    signing_key=key, reason="benchmark"))
         start = time.perf_counter()
         if op == "export_profile":
             import cProfile
@@ -285,8 +295,10 @@ def archive_files(url: str, store, sources: list[Path]) -> list[str]:
     """Archive each file as an original (as ingest does); returns the archive numbers."""
     from zoneinfo import ZoneInfo
 
+    from archive.context import ServiceContext
     from archive.digest import hash_file
-    from archive.originals import ArchivePolicy, OriginalFacts, store_original
+    from archive.originals import OriginalFacts, store_original
+    from archive.policy import ArchivePolicy
     from catalog import schema
     from catalog.db import make_engine, session_factory
     from catalog.numbering import NumberingFormats
@@ -296,8 +308,8 @@ def archive_files(url: str, store, sources: list[Path]) -> list[str]:
     engine = make_engine(url)
     schema.upgrade(engine)
     sessions = session_factory(engine)
-    policy = ArchivePolicy(zone=zone, routine=(1, "days"), lock_mode="GOVERNANCE",
-                           min_lock=timedelta(days=1))
+    policy = ArchivePolicy(zone=zone, routine=(1, "days"), min_lock=timedelta(days=1))
+    ctx = ServiceContext(engine, sessions, store, NumberingFormats(), policy, f"station:{STATION}")
     numbers = []
     for i, path in enumerate(sources):
         now = datetime.now(timezone.utc)
@@ -306,8 +318,7 @@ def archive_files(url: str, store, sources: list[Path]) -> list[str]:
         facts = OriginalFacts(station=STATION, unit=UNIT, kind="video", original_name=path.name,
                               content_type="video/mp4", start_time=now - timedelta(hours=2, minutes=i),
                               duration_s=600.0, device="A123456", officer="JX0227")
-        store_original(sessions, store, policy, path, hash_file(path), facts, archive_no=number,
-                       actor=f"station:{STATION}", now=now)
+        store_original(ctx.at(now), path, hash_file(path), facts, archive_no=number)
         numbers.append(number)
     engine.dispose()
     return numbers
@@ -431,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
         local_root = work / "local-store"
         local_url = f"sqlite:///{work / 'local.sqlite3'}"
-        store = LocalStore(local_root)
+        store = LocalStore(local_root, lock_mode="GOVERNANCE")
         store.ensure_ready()
         t = time.perf_counter()
         numbers = archive_files(local_url, store, sources)
@@ -448,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
             rgw = start_rgw(work / "rgw", objectstore="bluestore", bluestore_bytes=20 << 30)
             access, secret = rgw.users["admin"]
             bucket = f"fixity-{uuid.uuid4().hex[:8]}"
-            s3 = S3Store(rgw.endpoint, bucket, access, secret, secure=False, timeout=120.0)
+            s3 = S3Store(rgw.endpoint, bucket, access, secret, secure=False, timeout=120.0,
+                         lock_mode="GOVERNANCE")
             s3.ensure_ready()
             s3_url = f"sqlite:///{work / 's3.sqlite3'}"
             t = time.perf_counter()

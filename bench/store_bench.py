@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
 from bench.common import ROOT, log, run_child, server_cpu
 
 GIB = 1 << 30
@@ -87,7 +88,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         from archive.digest import expect, hash_file
         from archive.local_store import LocalStore
 
-        store = LocalStore(Path(spec["dest"]))
+        store = LocalStore(Path(spec["dest"]), lock_mode="COMPLIANCE")
         store.ensure_ready()
         start = time.perf_counter()
         digests = hash_file(path)
@@ -113,7 +114,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         if spec.get("parallel"):
             kwargs["parallel"] = spec["parallel"]
         store = S3Store(spec["endpoint"], spec["bucket"], spec["access"], spec["secret"],
-                        secure=False, timeout=120.0, **kwargs)
+                        secure=False, timeout=120.0, lock_mode="COMPLIANCE", **kwargs)
         start = time.perf_counter()
         digests = hash_file(path)
         result["hash_seconds"] = time.perf_counter() - start
@@ -367,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
             rgw = start_rgw(work / "rgw", objectstore="bluestore", bluestore_bytes=need)
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             access, secret = rgw.users["admin"]
-            S3Store(rgw.endpoint, bucket, access, secret, secure=False).ensure_ready()
+            S3Store(rgw.endpoint, bucket, access, secret, secure=False,
+                    lock_mode="COMPLIANCE").ensure_ready()
         rows: list[dict[str, Any]] = []
         for size in sizes:
             rows.extend(bench_size(size, args, work, cache, rgw, bucket))

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import custody, sequences
+from .actions import Action
 from .chain import CustodyEvent
 from .errors import CatalogConflict, InvalidInput, NotFound
 from .models import Case
@@ -100,7 +101,7 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
                             opened_on=new.opened_on, created_at=now, created_by=actor)
                 session.add(case)
                 session.flush()
-                event = custody.append(session, actor=actor, action="case_opened", subject=case_key, details={"number": number, "title": new.title,
+                event = custody.append(session, actor=actor, action=Action.CASE_OPENED, subject=case_key, details={"number": number, "title": new.title,
                                                  "type": new.case_type, "unit": unit,
                                                  "opened_on": new.opened_on.isoformat(),
                                                  "major": new.major})

@@ -14,10 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .actions import Action
 from .canonical import canonical_bytes
 from .chain import GENESIS_HASH, CustodyEvent, check_chain, seal
 from .checkpoint import Checkpoint, sign_checkpoint
@@ -46,11 +50,13 @@ def _lock_head(session: Session) -> CustodyHead:
     ).scalar_one()
 
 
-def append(session: Session, *, actor: str, action: str, subject: str | None,
+def append(session: Session, *, actor: str, action: Action, subject: str | None,
            details: dict[str, Any] | None = None, now: datetime | None = None) -> CustodyEvent:
     """Append one event in the session's transaction and return it."""
+    action = Action(action)  # an action without a name in ``catalog.actions`` is refused
     head = _lock_head(session)
-    event = seal(head.seq + 1, now or utcnow(), actor, action, subject, details or {}, head.hash)
+    event = seal(head.seq + 1, now or utcnow(), actor, action.value, subject, details or {},
+                 head.hash)
     session.add(CustodyEventRow(
         seq=event.seq, time=event.time, actor=event.actor, action=event.action,
         subject=event.subject, details=canonical_bytes(event.details).decode(),
@@ -93,7 +99,7 @@ def make_checkpoint(session: Session, key: Ed25519PrivateKey, *, actor: str,
                               time=checkpoint.time, key_id=checkpoint.key_id,
                               public_key=checkpoint.public_key, signature=checkpoint.signature))
     session.flush()
-    append(session, actor=actor, action="checkpoint", subject=f"checkpoint:{n}",
+    append(session, actor=actor, action=Action.CHECKPOINT, subject=f"checkpoint:{n}",
            details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head,
                     "key_id": checkpoint.key_id}, now=now)
     return checkpoint

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from .actions import Action
 from .coverage import find_gaps
 from .models import Case, CustodyEventRow, Officer, Recording, Station, Tombstone
 from .views import case_items
@@ -40,14 +41,14 @@ def annual(session: Session, *, start: datetime, end: datetime, on_site_types: s
               "fixity_problems": 0}
     for action, details in session.execute(select(CustodyEventRow.action, CustodyEventRow.details).where(
             CustodyEventRow.time >= start, CustodyEventRow.time < end,
-            CustodyEventRow.action.in_(["replayed", "fixity_run", "fixity_problem"]))):
+            CustodyEventRow.action.in_([Action.REPLAYED, Action.FIXITY_RUN, Action.FIXITY_PROBLEM]))):
         data = json.loads(details)
-        if action == "replayed" and data.get("verify"):
+        if action == Action.REPLAYED and data.get("verify"):
             checks["replays_with_verify"] += 1
             checks["items_with_problems"] += len(data.get("problems", []))
-        elif action == "fixity_run":
+        elif action == Action.FIXITY_RUN:
             checks["fixity_runs"] += 1
-        elif action == "fixity_problem":
+        elif action == Action.FIXITY_PROBLEM:
             checks["fixity_problems"] += 1
     deletions = [{"reason": reason, "items": n} for reason, n in session.execute(
         select(Tombstone.reason, func.count()).where(Tombstone.purged_at >= start,

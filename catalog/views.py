@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from .models import Case, CaseItem, CustodyEventRow, Derivative, Device, Document, Officer, Recording
+from .models import (
+    Case,
+    CaseItem,
+    CustodyEventRow,
+    Derivative,
+    Device,
+    Document,
+    Officer,
+    Recording,
+)
 from .timeline import ItemView, in_time_order
 
 

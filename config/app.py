@@ -17,18 +17,18 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive import encryption
-from archive.local_store import LocalStore
-from archive.originals import ArchivePolicy
+from archive.context import ServiceContext
+from archive.policy import ArchivePolicy
 from archive.retention import Rules
-from archive.s3_store import S3Store
 from archive.store import ObjectStore
+from archive.stores import StoreOptions, open_store
 from catalog import keys, schema
 from catalog.checkpoint import key_id
+from catalog.db import make_engine, session_factory
+from catalog.errors import EvidenceError
 from catalog.numbering import check_code
 from ingest.names import compile_patterns
 from ingest.pipeline import Pipeline, StationSetup
-from catalog.db import make_engine, session_factory
-from catalog.errors import EvidenceError
 
 from .settings import Settings, parse_period
 
@@ -85,18 +85,24 @@ class App:
     # --- storage ----------------------------------------------------------
     @cached_property
     def store(self) -> ObjectStore:
-        url, s = self.settings.storage_url, self.settings.storage
-        if url.startswith("file://"):
-            return LocalStore(url.removeprefix("file://"))
-        return S3Store.from_url(url, s.access_key, s.secret_key,
-                                part_size=s.part_size_mib << 20, read_back=s.read_back)
+        s = self.settings.storage
+        return open_store(self.settings.storage_url, StoreOptions(
+            lock_mode=s.lock_mode, access_key=s.access_key, secret_key=s.secret_key,
+            part_size=s.part_size_mib << 20, read_back=s.read_back))
 
     @cached_property
     def policy(self) -> ArchivePolicy:
         s = self.settings
         return ArchivePolicy(zone=s.zone, routine=parse_period(s.retention.routine),
-                             lock_mode=s.storage.lock_mode, sm3=s.digests.sm3,
-                             encryption_mode=s.encryption.mode, algorithm=s.encryption.algorithm)
+                             sm3=s.digests.sm3, encryption_mode=s.encryption.mode,
+                             algorithm=s.encryption.algorithm)
+
+    @cached_property
+    def services(self) -> ServiceContext:
+        """What every service takes; the key-encryption key is read only when first needed."""
+        return ServiceContext(engine=self.engine, sessions=self.sessions, store=self.store,
+                              formats=self.settings.formats, policy=self.policy, actor=self.actor,
+                              load_kek=lambda: self.kek, clock=self.now)
 
     def station_setup(self, station: str) -> StationSetup:
         s, ing = self.settings, self.settings.ingest
@@ -112,11 +118,7 @@ class App:
             archived_keep_days=ing.archived_keep_days)
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:
-        return Pipeline(engine=self.engine, sessions=self.sessions, store=self.store,
-                        formats=self.settings.formats, policy=self.policy,
-                        setup=self.station_setup(station), actor=self.actor,
-                        kek=self.kek if self.settings.encryption.mode != "none" else None,
-                        fault_hook=fault_hook)
+        return Pipeline(self.services, self.station_setup(station), fault_hook=fault_hook)
 
     @cached_property
     def rules(self) -> Rules:
@@ -172,17 +174,16 @@ class App:
             keys.write_new_private_file(path, secrets.token_bytes(32))
         cov = self.settings.coverage
         return WebContext(
-            engine=self.engine, sessions=self.sessions, store=self.store, formats=self.settings.formats,
-            zone=self.settings.zone, secret=path.read_bytes(), language=self.settings.language,
-            kek=self.kek, on_site_types=set(cov.on_site_types),
+            services=self.services, zone=self.settings.zone, secret=path.read_bytes(),
+            language=self.settings.language, on_site_types=set(cov.on_site_types),
             coverage_window=timedelta(minutes=cov.window_minutes), export=self.export_for_web)
 
     def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
         from verify.export import export_case
 
-        result = export_case(self.sessions, self.store, case_key, folder, signing_key=self.signing_key,
-                             actor=actor, reason=reason, now=self.now(), kek=self.kek,
-                             with_proxies=True, zip_it=True, lock_mode=self.settings.storage.lock_mode)
+        result = export_case(self.services.acting_as(actor), case_key, folder,
+                             signing_key=self.signing_key, reason=reason, with_proxies=True,
+                             zip_it=True)
         return Path(result.path)
 
     # --- init -------------------------------------------------------------

@@ -28,6 +28,7 @@ from archive.documents import NewDocument, store_document
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings
 from catalog import cases, custody
+from catalog.actions import Action
 from catalog.errors import CheckFailed, EvidenceError
 from catalog.times import local_iso, parse_user_date, parse_user_time
 
@@ -202,10 +203,9 @@ def case_open(ctx: click.Context, number: str, title: str | None, case_type: str
     app = get_app(ctx).require_catalog()
     opened_on = parse_user_date(opened) if opened else app.now().astimezone(app.settings.zone).date()
     case = archive_cases.open_case(
-        app.engine, app.sessions, app.store, app.settings.formats,
+        app.services,
         cases.NewCase(number=number, unit=unit or app.settings.unit, opened_on=opened_on,
-                      title=title, case_type=case_type, major=major),
-        actor=app.actor, now=app.now())
+                      title=title, case_type=case_type, major=major))
     emit(as_json, {"number": case.number, "case_key": case.case_key},
          lambda: out.print(f"opened {case.number}  key {case.case_key}", highlight=False))
 
@@ -281,12 +281,11 @@ def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_d
     """Store a written record (PDF, scan, DOCX …) under the case's shared numbering."""
     app = get_app(ctx).require_catalog()
     item, doc = store_document(
-        app.engine, app.sessions, app.store, app.settings.formats, app.policy,
+        app.services,
         NewDocument(case, file, doc_type,
                     parse_user_time(doc_date, app.settings.zone) if doc_date else None,
                     doc_number, protected, officer),
-        doc_types=app.settings.documents.types, actor=app.actor, now=app.now(),
-        kek=app.kek if app.policy.encrypts(protected) else None)
+        doc_types=app.settings.documents.types)
     emit(as_json, {"item_no": item.item_no, "sha256": doc.sha256, "size": doc.size},
          lambda: out.print(f"{item.item_no}  {doc_type}  {doc.size} bytes  sha256 {doc.sha256}",
                            highlight=False))
@@ -321,8 +320,7 @@ def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], offic
                         if r.status == "archived"]
     elif since or until:
         raise click.UsageError("--from/--to select recordings of an --officer or --device")
-    pairs = link_recordings(app.engine, app.sessions, app.store, app.settings.formats, case,
-                            numbers, actor=app.actor, now=app.now())
+    pairs = link_recordings(app.services, case, numbers)
     emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]},
          lambda: [out.print(f"{a}  ->  {i}", highlight=False) for a, i in pairs])
 
@@ -338,7 +336,7 @@ def case_unlink(ctx: click.Context, case: str, item_no: str, reason: str, as_jso
     from archive.links import unlink_item
 
     app = get_app(ctx).require_catalog()
-    unlink_item(app.sessions, app.store, case, item_no, reason=reason, actor=app.actor, now=app.now())
+    unlink_item(app.services, case, item_no, reason=reason)
     emit(as_json, {"unlinked": [item_no]}, lambda: out.print(f"unlinked {item_no}", highlight=False))
 
 
@@ -351,8 +349,7 @@ def case_close(ctx: click.Context, case: str, closed: str | None, as_json: bool)
     """Close a case (结案). Its evidence is then kept for the case class's period."""
     app = get_app(ctx).require_catalog()
     closed_on = parse_user_date(closed) if closed else app.now().astimezone(app.settings.zone).date()
-    found = archive_cases.close_case(app.sessions, app.store, case, closed_on=closed_on,
-                                     actor=app.actor, now=app.now())
+    found = archive_cases.close_case(app.services, case, closed_on=closed_on)
     emit(as_json, {"number": found.number, "case_key": found.case_key, "closed": closed_on.isoformat()},
          lambda: out.print(f"closed {found.number} ({found.case_key}) on {closed_on}", highlight=False))
 
@@ -426,9 +423,7 @@ def replay(ctx: click.Context, case: str, verify_items: bool, as_json: bool) -> 
     from verify.replay import replay as run_replay
 
     app = get_app(ctx).require_catalog()
-    header, items = run_replay(app.sessions, app.store if verify_items else None, case,
-                               verify=verify_items, actor=app.actor, now=app.now(),
-                               kek=app.kek if verify_items else None)
+    header, items = run_replay(app.services, case, verify=verify_items)
     data = {"case": header, "items": [item_json(i, app.settings.zone) for i in items]}
     emit(as_json, data, lambda: _print_items(header, data["items"]))
     if verify_items and any(i.verified != "ok" for i in items):
@@ -456,20 +451,19 @@ def verify_command(ctx: click.Context, everything: bool, sample: int | None, old
     if sum(bool(x) for x in (everything, sample is not None, older_than is not None)) > 1:
         raise click.UsageError("choose one of --all, --sample, --older-than")
     app = get_app(ctx).require_catalog()
-    kwargs = dict(actor=app.actor, now=app.now(), kek=app.kek, sample=sample,
+    kwargs = dict(sample=sample,
                   older_than_days=older_than, reconcile_storage=not no_reconcile,
                   budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
-                  budget_seconds=budget_minutes * 60 if budget_minutes else None,
-                  lock_mode=app.settings.storage.lock_mode)
+                  budget_seconds=budget_minutes * 60 if budget_minutes else None)
     if as_json or not err.is_terminal:
-        report = sweep(app.sessions, app.store, **kwargs)
+        report = sweep(app.services, **kwargs)
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
         with Progress(TextColumn("fixity"), BarColumn(), TextColumn("{task.completed} items"),
                       TransferSpeedColumn(), console=err) as bar:
             task = bar.add_task("fixity", total=None)
-            report = sweep(app.sessions, app.store,
+            report = sweep(app.services,
                            progress=lambda _t, n: bar.update(task, advance=1), **kwargs)
     data = {"checked": report.checked, "ok": report.ok, "problems": report.problems,
             "bytes": report.bytes_read, "stopped_by": report.stopped_by}
@@ -503,10 +497,8 @@ def export_command(ctx: click.Context, case: str, outdir: Path, zip_it: bool, wi
 
     app = get_app(ctx).require_catalog()
     outdir.mkdir(parents=True, exist_ok=True)
-    result = export_case(app.sessions, app.store, case, outdir, signing_key=app.signing_key,
-                         actor=app.actor, reason=reason, now=app.now(), kek=app.kek,
-                         with_proxies=with_proxies, zip_it=zip_it,
-                         lock_mode=app.settings.storage.lock_mode)
+    result = export_case(app.services, case, outdir, signing_key=app.signing_key, reason=reason,
+                         with_proxies=with_proxies, zip_it=zip_it)
     data = {"path": str(result.path), "items": result.items, "bytes": result.bytes}
     emit(as_json, data, lambda: out.print(f"exported {result.items} item(s), {result.bytes} bytes: "
                                           f"{result.path}", highlight=False))
@@ -824,8 +816,14 @@ def ingest_scan(ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wai
     if as_json or not err.is_terminal:
         report = pipeline.scan(folders, wait=not no_wait)
     else:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         work = [p for f in folders for p in pipeline.candidates(f)]
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -910,7 +908,7 @@ def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: st
     end = parse_user_time(valid_to, zone, end_of_day=True) if valid_to else None
     with app.sessions.begin() as session:
         assign_device(session, serial, officer, valid_from=start, valid_to=end)
-        custody.append(session, actor=app.actor, action="device_assigned", subject=serial, details={"officer": officer, "from": local_iso(start, zone),
+        custody.append(session, actor=app.actor, action=Action.DEVICE_ASSIGNED, subject=serial, details={"officer": officer, "from": local_iso(start, zone),
                                                "to": local_iso(end, zone)})
     data = {"device": serial, "officer": officer, "from": local_iso(start, zone),
             "to": local_iso(end, zone)}
@@ -980,7 +978,7 @@ def hold_group() -> None:
 def hold_set(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
     """Hold ITEM: an archive number, an item number, or a case (all its items)."""
     app = get_app(ctx).require_catalog()
-    subject = set_hold(app.sessions, app.store, item, reason=reason, actor=app.actor, now=app.now())
+    subject = set_hold(app.services, item, reason=reason)
     emit(as_json, {"subjects": [subject]}, lambda: out.print(f"held {subject}", highlight=False))
 
 
@@ -992,8 +990,7 @@ def hold_set(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
 def hold_release(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
     """Release the holds on ITEM (objects other holds still cover stay held)."""
     app = get_app(ctx).require_catalog()
-    subject = release_hold(app.sessions, app.store, item, reason=reason, actor=app.actor,
-                           now=app.now())
+    subject = release_hold(app.services, item, reason=reason)
     emit(as_json, {"subjects": [subject]}, lambda: out.print(f"released {subject}", highlight=False))
 
 
@@ -1009,10 +1006,8 @@ def _retention(ctx: click.Context, now: str | None, dry_run: bool, confirm: bool
 
     app = get_app(ctx).require_catalog()
     policy_now = parse_user_time(now, app.settings.zone) if now else app.now()
-    result = run(app.sessions, None if dry_run else app.store, app.rules, now=policy_now,
-                 real_now=app.now(), actor=app.actor, dry_run=dry_run, confirm=confirm,
-                 max_purges=app.settings.retention.max_purges_per_run,
-                 lock_mode=app.settings.storage.lock_mode)
+    result = run(app.services, app.rules, now=policy_now, dry_run=dry_run, confirm=confirm,
+                 max_purges=app.settings.retention.max_purges_per_run)
     data = result.to_json()
 
     def human() -> None:
@@ -1060,7 +1055,7 @@ def retention_restore(ctx: click.Context, archive_no: str, reason: str, as_json:
     from archive.retention_run import restore
 
     app = get_app(ctx).require_catalog()
-    restore(app.sessions, archive_no, reason=reason, actor=app.actor, now=app.now())
+    restore(app.services, archive_no, reason=reason)
     emit(as_json, {"restored": [archive_no]}, lambda: out.print(f"restored {archive_no}", highlight=False))
 
 
@@ -1110,7 +1105,7 @@ def user_add(ctx: click.Context, name: str, role: str, protected: bool, password
     password = _read_password(password_stdin)
     with app.sessions.begin() as session:
         add_user(session, name, role, password, protected=protected, now=app.now())
-        custody.append(session, actor=app.actor, action="user_added", subject=f"user:{name}",
+        custody.append(session, actor=app.actor, action=Action.USER_ADDED, subject=f"user:{name}",
                        details={"role": role, "protected": protected})
     emit(as_json, {"name": name, "role": role, "protected": protected},
          lambda: out.print(f"added {name} ({role}{', protected records' if protected else ''})",
@@ -1129,7 +1124,7 @@ def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     password = _read_password(password_stdin)
     with app.sessions.begin() as session:
         set_password(session, name, password, app.now())
-        custody.append(session, actor=app.actor, action="password_changed", subject=f"user:{name}")
+        custody.append(session, actor=app.actor, action=Action.PASSWORD_CHANGED, subject=f"user:{name}")
     out.print(f"password of {name} changed", highlight=False)
 
 
@@ -1230,8 +1225,7 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     """Sign the chain's current head with the custody key."""
     app = get_app(ctx).require_catalog()
-    cp = checkpoints.make_and_publish(app.sessions, app.store, app.signing_key, actor=app.actor,
-                                      now=app.now(), lock_mode=app.settings.storage.lock_mode)
+    cp = checkpoints.make_and_publish(app.services, app.signing_key)
     data = {"n": cp.n, "seq": cp.seq, "head": cp.head, "key_id": cp.key_id,
             "time": local_iso(cp.time, app.settings.zone)}
     emit(as_json, data, lambda: out.print(

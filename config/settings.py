@@ -21,8 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from catalog.errors import EvidenceError, InvalidInput
-from catalog.numbering import (DEFAULT_ARCHIVE_FORMAT, DEFAULT_CASE_KEY_FORMAT, DEFAULT_ITEM_FORMAT,
-                               NumberingFormats, check_code)
+from catalog.numbering import (
+    DEFAULT_ARCHIVE_FORMAT,
+    DEFAULT_CASE_KEY_FORMAT,
+    DEFAULT_ITEM_FORMAT,
+    NumberingFormats,
+    check_code,
+)
 
 
 class SettingsError(EvidenceError):

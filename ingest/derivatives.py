@@ -38,7 +38,14 @@ from typing import Literal
 
 from catalog.errors import EvidenceError
 
-from .probe import MediaInfo, ProbeFailed, h264_browser_safe, mp4_family, probe, stderr_tail
+from .probe import (
+    MediaInfo,
+    ProbeFailed,
+    h264_browser_safe,
+    mp4_family,
+    probe,
+    stderr_tail,
+)
 
 __all__ = [
     "FFMPEG",

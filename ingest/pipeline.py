@@ -29,8 +29,8 @@ import stat
 import tempfile
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -38,25 +38,31 @@ from re import Pattern
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
+from archive.context import ServiceContext
 from archive.derivatives import record_failure, store_derivative
 from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
-from archive.originals import ArchivePolicy, OriginalFacts, store_original
-from archive.store import ObjectStore
+from archive.originals import OriginalFacts, store_original
 from catalog import custody, jobs
+from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
-from catalog.numbering import NumberingFormats
 from catalog.recordings import find_by_sha256, reserve_archive_number
 
 from .container import check_file
 from .derivatives import derivatives_for
-from .names import companions_of, find_sn_txt, is_companion, parse_path, read_sn_txt, safe_display
+from .names import (
+    companions_of,
+    find_sn_txt,
+    is_companion,
+    parse_path,
+    read_sn_txt,
+    safe_display,
+)
 from .probe import MediaInfo, ProbeFailed, photo_info, probe
 from .sidecars import EvidenceSidecar, read_evidence_sidecar, vendor_checksum
 
@@ -142,13 +148,12 @@ class Outcome:
 class Pipeline:
     """Archives the files of one station's folders; safe to run in several threads."""
 
-    def __init__(self, *, engine: Engine, sessions: sessionmaker[Session], store: ObjectStore,
-                 formats: NumberingFormats, policy: ArchivePolicy, setup: StationSetup, actor: str,
-                 kek: bytes | None = None, clock: Callable[[], datetime] = utcnow,
+    def __init__(self, ctx: ServiceContext, setup: StationSetup, *,
                  fault_hook: Callable[[str], None] | None = None) -> None:
-        self.engine, self.sessions, self.store = engine, sessions, store
-        self.formats, self.policy, self.setup = formats, policy, setup
-        self.actor, self.kek, self.clock = actor, kek, clock
+        self.ctx, self.setup = ctx, setup
+        # Short names for what every step uses.
+        self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
+        self.formats, self.policy, self.actor, self.clock = ctx.formats, ctx.policy, ctx.actor, ctx.clock
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
@@ -261,9 +266,9 @@ class Pipeline:
                 facts = self._facts(path, st, shown, integrity.kind, info, names, sidecar, sidecar_note,
                                     damage, now)
                 recording = store_original(
-                    self.sessions, self.store, self.policy, path, digests, facts,
-                    archive_no=job.archive_no, actor=self.actor, now=now,  # type: ignore[arg-type]
-                    kek=self.kek, after_put=lambda: self._fault("stored"))
+                    self.ctx.at(now), path, digests, facts,
+                    archive_no=job.archive_no,  # type: ignore[arg-type]
+                    after_put=lambda: self._fault("stored"))
                 log.info("archived", extra={"station": self.setup.station, "path": shown,
                                             "archive_no": recording.archive_no, "size": digests.size,
                                             "sha256": digests.sha256, "damaged": bool(damage)})
@@ -406,7 +411,7 @@ class Pipeline:
     def _duplicate(self, folder: Path, path: Path, shown: str, job: IngestJob, twin: Recording,
                    now: datetime) -> Outcome:
         with self.sessions.begin() as session:
-            custody.append(session, actor=self.actor, action="seen_again", subject=twin.archive_no, details={"station": self.setup.station, "path": shown})
+            custody.append(session, actor=self.actor, action=Action.SEEN_AGAIN, subject=twin.archive_no, details={"station": self.setup.station, "path": shown})
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
                     outcome=twin.archive_no)
         self._station_copy(folder, path)
@@ -416,35 +421,33 @@ class Pipeline:
 
     def _link_from_sidecar(self, recording: Recording, case: str, now: datetime) -> None:
         try:
-            link_recordings(self.engine, self.sessions, self.store, self.formats, case,
-                            [recording.archive_no], actor=self.actor, now=now)
+            link_recordings(self.ctx.at(now), case, [recording.archive_no])
         except (NotFound, EvidenceError) as exc:
             log.warning("sidecar case link not made", extra={
                 "archive_no": recording.archive_no, "case": case, "reason": str(exc)})
             with self.sessions.begin() as session:
-                custody.append(session, actor=self.actor, action="link_failed",
+                custody.append(session, actor=self.actor, action=Action.LINK_FAILED,
                                subject=recording.archive_no,
                                details={"case": case, "reason": str(exc)})
 
     def _derivatives(self, path: Path, recording: Recording, info: MediaInfo | None) -> None:
         if info is None:
-            record_failure(self.sessions, recording, kind="proxy", now=self.clock(),
+            record_failure(self.ctx, recording, kind="proxy",
                            error="the original cannot be decoded; no derivative can be made")
             return
         with tempfile.TemporaryDirectory(prefix="evidence-derived-") as work:
             made, failures = derivatives_for(path, info, Path(work), transcode_slots=self.transcodes)
             for derived in made:
                 try:
-                    store_derivative(self.sessions, self.store, self.policy, recording,
-                                     kind=derived.kind, path=derived.path, ext=derived.ext,
-                                     content_type=derived.content_type, method=derived.method,
-                                     actor=self.actor, now=self.clock(), kek=self.kek)
+                    store_derivative(self.ctx, recording, kind=derived.kind, path=derived.path,
+                                     ext=derived.ext, content_type=derived.content_type,
+                                     method=derived.method)
                 except (StoreError, StoreUnavailable, OSError) as exc:
                     failures.append((derived.kind, _reason(exc)))
             for kind, error in failures:
                 log.warning("derivative failed", extra={"archive_no": recording.archive_no,
                                                          "kind": kind, "reason": error})
-                record_failure(self.sessions, recording, kind=kind, error=error, now=self.clock())
+                record_failure(self.ctx, recording, kind=kind, error=error)
 
     def _station_copy(self, folder: Path, path: Path) -> None:
         """Only ever called once the original is committed (or was a duplicate)."""

@@ -25,8 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.cases import open_case
+from archive.context import ServiceContext
 from archive.digest import hash_file
-from archive.originals import ArchivePolicy, OriginalFacts, store_original
+from archive.originals import OriginalFacts, store_original
+from archive.policy import ArchivePolicy
 from archive.store import ObjectStore
 from catalog import schema
 from catalog.cases import NewCase
@@ -103,7 +105,7 @@ def run_evidence(*args: str, env: dict[str, str] | None = None, cwd: Path | None
 def local_store(tmp_path: Path):
     from archive.local_store import LocalStore
 
-    store = LocalStore(tmp_path / "store")
+    store = LocalStore(tmp_path / "store", lock_mode="COMPLIANCE")
     store.ensure_ready()
     return store
 
@@ -123,7 +125,8 @@ def s3_store_for(server, role: str = "admin", bucket: str | None = None, **kwarg
 
     access, secret = server.users[role]
     return S3Store(server.endpoint, bucket or f"t-{uuid.uuid4().hex[:12]}", access, secret,
-                   secure=False, part_size=kwargs.pop("part_size", 5 << 20), **kwargs)
+                   secure=False, part_size=kwargs.pop("part_size", 5 << 20),
+                   lock_mode=kwargs.pop("lock_mode", "COMPLIANCE"), **kwargs)
 
 
 @pytest.fixture
@@ -157,6 +160,15 @@ class Env:
     def now() -> datetime:
         return datetime.now(timezone.utc)
 
+    def as_(self, actor: str = "tester", *, now: datetime | None = None, kek: bytes | None = None,
+            policy: ArchivePolicy | None = None) -> ServiceContext:
+        """The services as ``actor`` (at a fixed moment, with a key-encryption key, under
+        another policy, where given)."""
+        return ServiceContext(self.engine, self.sessions, self.store, FORMATS, policy or self.policy,
+                              actor,
+                              load_kek=(lambda: kek) if kek is not None else None,
+                              clock=(lambda: now) if now is not None else self.now)
+
     def recording(self, n: int = 1, kek: bytes | None = None, **facts) -> Recording:
         path = self.tmp / f"A123456@2020110508505{n % 10}{n:04d}.mp4"
         path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(str(n).encode()).digest() * 5000)
@@ -165,14 +177,11 @@ class Env:
         base = dict(station="ST01", unit="KZCG", kind="video", original_name=path.name,
                     content_type="video/mp4", start_time=now - timedelta(days=400), device="A123456",
                     officer="JX0227")
-        return store_original(self.sessions, self.store, self.policy, path, hash_file(path),
-                              OriginalFacts(**(base | facts)), archive_no=number,
-                              actor="station:ST01", now=now, kek=kek)
+        return store_original(self.as_("station:ST01", now=now, kek=kek), path, hash_file(path),
+                              OriginalFacts(**(base | facts)), archive_no=number)
 
     def case(self, number: str = "开城管罚立〔2020〕42号"):
-        return open_case(self.engine, self.sessions, self.store, FORMATS,
-                         NewCase(number=number, unit="KZCG", opened_on=self.now().date()),
-                         actor="clerk", now=self.now())
+        return open_case(self.as_("clerk"), NewCase(number=number, unit="KZCG", opened_on=self.now().date()))
 
 
 @pytest.fixture

@@ -78,18 +78,23 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive import encryption
 from archive.checkpoints import make_and_publish
+from archive.context import ServiceContext
 from archive.digest import Hasher
 from archive.errors import ObjectMissing, StoreUnavailable
 from archive.layout import extension
 from archive.reading import read_plain
-from archive.store import LockMode, ObjectStore
+from archive.store import ObjectStore
 from catalog import cases, custody
+from catalog.actions import Action
 from catalog.canonical import canonical_bytes, format_instant
 from catalog.chain import CustodyEvent
 from catalog.checkpoint import Checkpoint
@@ -162,17 +167,19 @@ class _Entry:
 
 # --- the export ---------------------------------------------------------------------------
 
-def export_case(sessions: sessionmaker[Session], store: ObjectStore, case_name: str, outdir: Path,
-                *, signing_key: Ed25519PrivateKey, actor: str, reason: str, now: datetime,
-                kek: bytes | None, with_proxies: bool = False, zip_it: bool = False,
-                lock_mode: LockMode = "COMPLIANCE", source_organization: str | None = None,
+def export_case(ctx: ServiceContext, case_name: str, outdir: Path, *,
+                signing_key: Ed25519PrivateKey, reason: str, with_proxies: bool = False,
+                zip_it: bool = False, source_organization: str | None = None,
                 progress: Progress | None = None) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
-    ``now`` dates the export event, the checkpoint and Bagging-Date (its own offset's day).
+    The context's clock dates the export event, the checkpoint and Bagging-Date (its own
+    offset's day).
     Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
     ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
     """
+    sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
+    kek = ctx.kek() if ctx.load_kek else None
     if now.tzinfo is None:
         raise InvalidInput("the export time must carry a time zone")
     with sessions() as session:
@@ -196,12 +203,11 @@ def export_case(sessions: sessionmaker[Session], store: ObjectStore, case_name: 
         payload = _write_evidence(store, bag, entries, kek, progress)
 
         with sessions.begin() as session:
-            exported = custody.append(session, actor=actor, action="exported", subject=case_key, details={
+            exported = custody.append(session, actor=actor, action=Action.EXPORTED, subject=case_key, details={
                 "reason": reason.strip(), "items": len(entries),
                 "item_nos": [e.view.item_no for e in entries], "destination": target.name,
                 "with_proxies": with_proxies}, now=now)
-        checkpoint = make_and_publish(sessions, store, signing_key, actor=actor, now=now,
-                                      lock_mode=lock_mode)
+        checkpoint = make_and_publish(ctx.at(now), signing_key)
 
         payload += _write_custody(sessions, bag, subjects, checkpoint)
         export_facts = {"at": format_instant(now), "by": actor, "reason": reason.strip(),
@@ -663,7 +669,7 @@ def _record_failure(sessions: sessionmaker[Session], actor: str, case_key: str, 
     """The export was recorded but no package came of it: say so in the chain."""
     try:
         with sessions.begin() as session:
-            custody.append(session, actor=actor, action="export_failed", subject=case_key,
+            custody.append(session, actor=actor, action=Action.EXPORT_FAILED, subject=case_key,
                            details={"export_event": seq, "error": str(exc)[:500]}, now=now)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass

@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from archive import encryption
+from archive.context import ServiceContext
 from archive.errors import ObjectMissing
 from archive.layout import report_key
 from archive.reading import read_plain
@@ -31,6 +32,7 @@ from archive.records import put_json
 from archive.retention import lock_until
 from archive.store import ObjectStore
 from catalog import custody
+from catalog.actions import Action
 from catalog.canonical import canonical_bytes
 from catalog.models import Derivative, Document, Recording, Tombstone
 
@@ -141,11 +143,11 @@ def reconcile(session: Session, store: ObjectStore) -> list[dict[str, Any]]:
     return problems
 
 
-def sweep(sessions: sessionmaker[Session], store: ObjectStore, *, actor: str, now: datetime,
-          kek: bytes | None = None, sample: int | None = None, older_than_days: float | None = None,
+def sweep(ctx: ServiceContext, *, sample: int | None = None, older_than_days: float | None = None,
           budget_bytes: int | None = None, budget_seconds: float | None = None,
-          reconcile_storage: bool = True, lock_mode: str = "COMPLIANCE",
-          progress=None) -> FixityReport:
+          reconcile_storage: bool = True, progress=None) -> FixityReport:
+    sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
+    kek = ctx.kek() if ctx.load_kek else None
     report = FixityReport()
     results: list[dict[str, Any]] = []
     started = time.monotonic()
@@ -186,16 +188,16 @@ def sweep(sessions: sessionmaker[Session], store: ObjectStore, *, actor: str, no
     digest = hashlib.sha256(body).hexdigest()
     key = report_key("fixity", now.strftime("%Y%m%dT%H%M%SZ"), digest)
     put_json(store, key, {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
-             lock_until=lock_until(now, (1, "years"), now=now), lock_mode=lock_mode)  # type: ignore[arg-type]
+             lock_until=lock_until(now, (1, "years"), now=now))
     with sessions.begin() as session:
         for table, ids in verified.items():
             for start in range(0, len(ids), 500):
                 session.execute(update(table).where(table.id.in_(ids[start:start + 500]))
                                 .values(last_verified_at=now))
         for problem in report.problems:
-            custody.append(session, actor=actor, action="fixity_problem", subject=problem["subject"],
+            custody.append(session, actor=actor, action=Action.FIXITY_PROBLEM, subject=problem["subject"],
                            details={k: problem[k] for k in ("problem", "expected", "found")})
-        custody.append(session, actor=actor, action="fixity_run", subject=None,
+        custody.append(session, actor=actor, action=Action.FIXITY_RUN, subject=None,
                        details={"checked": report.checked, "ok": report.ok,
                                 "problems": len(report.problems), "bytes": report.bytes_read,
                                 "stopped_by": report.stopped_by, "results_key": key,

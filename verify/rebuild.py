@@ -24,12 +24,23 @@ from archive.errors import ObjectMissing
 from archive.records import get_json
 from archive.store import ObjectStore
 from catalog import schema, sequences
+from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.chain import CustodyEvent, check_chain
 from catalog.checkpoint import Checkpoint
 from catalog.errors import InvalidInput
-from catalog.models import (Case, CaseItem, CheckpointRow, CustodyEventRow, CustodyHead, Derivative,
-                            Document, Hold, Recording, Tombstone)
+from catalog.models import (
+    Case,
+    CaseItem,
+    CheckpointRow,
+    CustodyEventRow,
+    CustodyHead,
+    Derivative,
+    Document,
+    Hold,
+    Recording,
+    Tombstone,
+)
 from catalog.numbering import NumberingFormats, parse_number
 from catalog.recordings import device_row, officer_row, station_row
 
@@ -56,7 +67,7 @@ def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) ->
     report = RebuildReport()
     with sessions.begin() as session:
         _custody(store, session, report)
-        cases, links = _cases(store, session, report)
+        cases, links = _cases(store, session, report, formats)
         by_number = _originals(store, session, report)
         _documents(store, session, cases, report)
         _links(session, cases, by_number, links, report)
@@ -93,7 +104,7 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> Non
     report.counts["custody_events"] = len(events)
 
 
-def _cases(store: ObjectStore, session: Session, report: RebuildReport):
+def _cases(store: ObjectStore, session: Session, report: RebuildReport, formats: NumberingFormats):
     cases: dict[str, Case] = {}
     links: list[tuple[str, dict[str, Any], datetime, str]] = []
     unlinked: dict[str, tuple[datetime, str, str]] = {}
@@ -102,23 +113,25 @@ def _cases(store: ObjectStore, session: Session, report: RebuildReport):
         event = record["custody"]
         key, details, when = record["case_key"], event.get("details") or {}, parse_instant(event["time"])
         action = event["action"]
-        if action == "case_opened":
+        if action == Action.CASE_OPENED:
+            # Old events may lack the unit: read it from the key with the configured format.
+            unit = details.get("unit") or (parse_number(formats.case_key, key) or {}).get("unit") or ""
             case = Case(case_key=key, number=record["number"], title=details.get("title"),
-                        case_type=details.get("type"), unit=details.get("unit") or key.split("-")[0],
+                        case_type=details.get("type"), unit=unit,
                         major=bool(details.get("major")), status="open",
                         opened_on=date.fromisoformat(details["opened_on"]), created_at=when,
                         created_by=event["actor"])
             session.add(case)
             session.flush()
             cases[key] = case
-        elif action == "case_closed" and key in cases:
+        elif action == Action.CASE_CLOSED and key in cases:
             cases[key].status, cases[key].closed_on = "closed", date.fromisoformat(details["closed_on"])
-        elif action == "linked":
+        elif action == Action.LINKED:
             links.append((event["subject"], details, when, event["actor"]))
-        elif action == "unlinked":
+        elif action == Action.UNLINKED:
             unlinked[event["subject"]] = (when, event["actor"], details.get("reason", ""))
-        elif action in ("held", "released") and event["subject"] == key:
-            if action == "held":
+        elif action in (Action.HELD, Action.RELEASED) and event["subject"] == key:
+            if action == Action.HELD:
                 session.add(Hold(subject=key, reason=details.get("reason", ""), set_at=when,
                                  set_by=event["actor"]))
             else:

@@ -8,17 +8,17 @@ when protected) and its SHA-256 compared with the catalog's: ``ok``,
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
-from sqlalchemy.orm import Session, sessionmaker
 
 from archive import encryption
+from archive.context import ServiceContext
 from archive.errors import ObjectMissing
 from archive.reading import read_plain
 from archive.store import ObjectStore
 from catalog import cases, custody
+from catalog.actions import Action
 from catalog.models import Document, Recording
 from catalog.timeline import ItemView
 from catalog.views import case_items
@@ -40,9 +40,10 @@ def check_item(store: ObjectStore, item: ItemView, kek: bytes | None) -> str:
     return "ok" if digest.hexdigest() == item.sha256 else "mismatch"
 
 
-def replay(sessions: sessionmaker[Session], store: ObjectStore | None, case_name: str, *,
-           verify: bool, actor: str, now: datetime,
-           kek: bytes | None = None) -> tuple[dict[str, Any], list[ItemView]]:
+def replay(ctx: ServiceContext, case_name: str, *,
+           verify: bool) -> tuple[dict[str, Any], list[ItemView]]:
+    sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
+    kek = ctx.kek() if verify and ctx.load_kek else None
     with sessions() as session:
         case = cases.get_case(session, case_name)
         items = case_items(session, case)
@@ -52,7 +53,6 @@ def replay(sessions: sessionmaker[Session], store: ObjectStore | None, case_name
                   "closed": case.closed_on.isoformat() if case.closed_on else None}
     problems = []
     if verify:
-        assert store is not None
         for item in items:
             item.verified = check_item(store, item, kek if item.encrypted else None)
             if item.verified != "ok":
@@ -67,6 +67,6 @@ def replay(sessions: sessionmaker[Session], store: ObjectStore | None, case_name
             if ok_documents:
                 session.execute(update(Document).where(Document.storage_key.in_(ok_documents))
                                 .values(last_verified_at=now))
-        custody.append(session, actor=actor, action="replayed", subject=header["case_key"],
+        custody.append(session, actor=actor, action=Action.REPLAYED, subject=header["case_key"],
                        details={"verify": verify, "items": len(items), "problems": problems})
     return header, items

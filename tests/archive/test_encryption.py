@@ -12,10 +12,24 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap
 
 from archive import encryption
-from archive.encryption import (ALGORITHMS, DEFAULT_CHUNK_SIZE, HEADER_SIZES, TAG_SIZE,
-                                DecryptionFailed, EncryptingReader, EncryptionKeyError,
-                                create_kek, decrypt_range, decrypt_stream, encrypted_size,
-                                generate_kek, kek_id, load_kek, plain_size_of, read_header)
+from archive.encryption import (
+    ALGORITHMS,
+    DEFAULT_CHUNK_SIZE,
+    HEADER_SIZES,
+    TAG_SIZE,
+    DecryptionFailed,
+    EncryptingReader,
+    EncryptionKeyError,
+    create_kek,
+    decrypt_range,
+    decrypt_stream,
+    encrypted_size,
+    generate_kek,
+    kek_id,
+    load_kek,
+    plain_size_of,
+    read_header,
+)
 from catalog.errors import CheckFailed, InvalidInput
 
 C = 4096

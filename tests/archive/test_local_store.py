@@ -55,7 +55,7 @@ class Slow:
         time.sleep(0.05)
         return n
 
-store = LocalStore(Path(sys.argv[1])); store.ensure_ready()
+store = LocalStore(Path(sys.argv[1]), lock_mode="COMPLIANCE"); store.ensure_ready()
 store.put("originals/2020/11/05/A-9.mp4", Slow())
 print("finished", flush=True)
 """
@@ -68,7 +68,7 @@ def test_a_writer_killed_mid_put_leaves_no_object(tmp_path: Path) -> None:
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
-    store = LocalStore(root)
+    store = LocalStore(root, lock_mode="COMPLIANCE")
     with pytest.raises(ObjectMissing):
         store.stat("originals/2020/11/05/A-9.mp4")
     assert list(store.list()) == []
@@ -84,7 +84,7 @@ def test_disk_full_fails_cleanly(tmp_path: Path) -> None:
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:
-        store = LocalStore(small / "store")
+        store = LocalStore(small / "store", lock_mode="COMPLIANCE")
         store.ensure_ready()
         with pytest.raises(OSError) as exc:
             store.put("originals/2020/11/05/A-1.mp4", io.BytesIO(b"x" * (4 << 20)))

@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from archive import encryption
+from archive.context import ServiceContext
 from archive.digest import hash_file
 from archive.errors import ContentChanged, ObjectMissing
 from archive.files import put_file
-from archive.originals import ArchivePolicy, OriginalFacts, store_original
+from archive.originals import OriginalFacts, store_original
+from archive.policy import ArchivePolicy
 from archive.retention import lock_until
-from archive.store import Retention
 from catalog import custody
 from catalog.db import session_factory
 from catalog.models import Recording
@@ -39,6 +40,11 @@ def recording_file(tmp_path: Path) -> Path:
     return path
 
 
+def services(sessions, store, policy: ArchivePolicy, kek: bytes | None = None) -> ServiceContext:
+    return ServiceContext(sessions.kw["bind"], sessions, store, NumberingFormats(), policy,
+                          "station:ST01", load_kek=(lambda: kek) if kek else None, clock=lambda: NOW)
+
+
 def archive_no(engine) -> str:
     return reserve_archive_number(engine, NumberingFormats(), ZONE, unit="KZCG", station="ST01", now=NOW)
 
@@ -48,8 +54,8 @@ def test_a_recording_is_stored_with_manifest_lock_and_custody(engine, store, rec
     digests = hash_file(recording_file)
     number = archive_no(engine)
     policy = ArchivePolicy(zone=ZONE)
-    rec = store_original(sessions, store, policy, recording_file, digests, facts(),
-                         archive_no=number, actor="station:ST01", now=NOW)
+    rec = store_original(services(sessions, store, policy), recording_file, digests, facts(),
+                         archive_no=number)
     assert rec.storage_key == f"originals/2020/11/05/{number}.mp4"
     assert b"".join(store.read(rec.storage_key, rec.storage_version)) == recording_file.read_bytes()
     info = store.stat(rec.storage_key, rec.storage_version)
@@ -72,9 +78,8 @@ def test_a_protected_recording_is_stored_encrypted(engine, store, recording_file
     kek = encryption.generate_kek()
     sessions = session_factory(engine)
     digests = hash_file(recording_file, sm3=True)
-    rec = store_original(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), recording_file,
-                         digests, facts(protected=True), archive_no=archive_no(engine),
-                         actor="station:ST01", now=NOW, kek=kek)
+    rec = store_original(services(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), kek), recording_file,
+                         digests, facts(protected=True), archive_no=archive_no(engine))
     stored = b"".join(store.read(rec.storage_key))
     assert stored != recording_file.read_bytes() and rec.encrypted
     assert rec.stored_sha256 == hashlib.sha256(stored).hexdigest() != rec.sha256
@@ -91,8 +96,8 @@ def test_a_file_changed_since_hashing_is_not_archived(engine, store, recording_f
     recording_file.write_bytes(recording_file.read_bytes() + b"appended later")
     number = archive_no(engine)
     with pytest.raises(ContentChanged):
-        store_original(sessions, store, ArchivePolicy(zone=ZONE), recording_file, digests, facts(),
-                       archive_no=number, actor="station:ST01", now=NOW)
+        store_original(services(sessions, store, ArchivePolicy(zone=ZONE)), recording_file, digests, facts(),
+                       archive_no=number)
     with pytest.raises(ObjectMissing):
         store.stat(f"originals/2020/11/05/{number}.mp4")
     with sessions() as s:
@@ -108,7 +113,7 @@ def test_a_retry_after_a_crash_completes_the_remaining_steps(engine, local_store
     key = f"originals/2020/11/05/{number}.mp4"
     put_file(local_store, key, recording_file, digests, content_type="video/mp4",
              metadata={"sha256": digests.sha256}, label=number,
-             retention=Retention("COMPLIANCE", NOW + timedelta(days=1)))
-    rec = store_original(sessions, local_store, policy, recording_file, digests, facts(),
-                         archive_no=number, actor="station:ST01", now=NOW)
+             retain_until=NOW + timedelta(days=1))
+    rec = store_original(services(sessions, local_store, policy), recording_file, digests, facts(),
+                         archive_no=number)
     assert rec.storage_key == key and rec.stored_sha256 == digests.sha256

@@ -4,8 +4,8 @@ from datetime import timedelta
 import pytest
 
 from archive import encryption
-from archive.files import put_file
 from archive.digest import hash_file
+from archive.files import put_file
 from archive.reading import plain_size, playback_url, read_plain
 from catalog.errors import Refused
 
@@ -23,7 +23,7 @@ def test_encrypted_records_read_back_whole_and_in_ranges(store, video) -> None:
     kek = encryption.generate_kek()
     data = video.read_bytes()
     r = put_file(store, "originals/2020/11/05/E-1.mp4", video, hash_file(video),
-                 content_type="video/mp4", metadata={}, retention=None, label="E-1",
+                 content_type="video/mp4", metadata={}, retain_until=None, label="E-1",
                  encrypt=(kek, "SM4-GCM"))
     assert b"".join(store.read(r.key)) != data
     assert plain_size(store, r.key, r.version, True) == len(data)
@@ -38,7 +38,7 @@ def test_encrypted_records_read_back_whole_and_in_ranges(store, video) -> None:
 
 def test_protected_records_get_no_url_and_urls_are_short(store, video) -> None:
     r = put_file(store, "derivatives/E-2/proxy-aaaaaaaaaaaa.mp4", video, hash_file(video),
-                 content_type="video/mp4", metadata={}, retention=None, label="E-2")
+                 content_type="video/mp4", metadata={}, retain_until=None, label="E-2")
     assert playback_url(store, r.key, r.version, encrypted=False)
     with pytest.raises(Refused, match="never handed out"):
         playback_url(store, r.key, r.version, encrypted=True)

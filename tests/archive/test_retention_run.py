@@ -6,22 +6,20 @@ from datetime import timedelta
 
 import pytest
 
+from archive.cases import close_case
 from archive.holds import set_hold
 from archive.links import link_recordings
 from archive.retention import Rules
 from archive.retention_run import restore, run
-from archive.cases import close_case
 from catalog import custody, locks
 from catalog.errors import Refused
 from catalog.models import Recording, Tombstone
-from tests.conftest import FORMATS
 
 RULES = Rules(routine=(6, "months"), case_types={"简易程序": (1, "years")}, grace=timedelta(days=7))
 
 
 def cron(env, years: float, **kw):
-    return run(env.sessions, env.store, kw.pop("rules", RULES),
-               now=env.now() + timedelta(days=365 * years), real_now=env.now(), actor="cron", **kw)
+    return run(env.as_("cron"), kw.pop("rules", RULES), now=env.now() + timedelta(days=365 * years), **kw)
 
 
 def statuses(env) -> dict[str, str]:
@@ -32,13 +30,12 @@ def statuses(env) -> dict[str, str]:
 def test_across_the_years_only_what_may_go_goes(env) -> None:
     routine, linked, held, important = (env.recording(n) for n in range(4))
     case = env.case("案〔2020〕7号")
-    link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number, [linked.archive_no],
-                    actor="r", now=env.now())
-    set_hold(env.sessions, env.store, held.archive_no, reason="诉讼", actor="legal", now=env.now())
+    link_recordings(env.as_("r"), case.number, [linked.archive_no])
+    set_hold(env.as_("legal"), held.archive_no, reason="诉讼")
     with env.sessions.begin() as s:
         s.get(Recording, important.id).important = True
     # The recordings were made 400 days ago: routine ones are due now; plan changes nothing.
-    plan = run(env.sessions, None, RULES, now=env.now(), real_now=env.now(), actor="cron", dry_run=True)
+    plan = run(env.as_("cron"), RULES, now=env.now(), dry_run=True)
     assert [e.subject for e in plan.due] == [routine.archive_no] and plan.kept == 3
     assert statuses(env)[routine.archive_no] == "archived"
     first = cron(env, 0)
@@ -51,7 +48,7 @@ def test_across_the_years_only_what_may_go_goes(env) -> None:
                              held.archive_no: "archived", important.archive_no: "archived"}
     # Ten years on, nothing more goes while the case is open; after it closes, its class counts.
     assert cron(env, 10).due == []
-    close_case(env.sessions, env.store, case.number, closed_on=env.now().date(), actor="r", now=env.now())
+    close_case(env.as_("r"), case.number, closed_on=env.now().date())
     with env.sessions.begin() as s:
         from catalog.cases import get_case
 
@@ -95,7 +92,7 @@ def test_a_shortened_class_and_too_many_purges_need_confirm(env) -> None:
 def test_restore_and_the_lock_against_two_runs(env) -> None:
     rec = env.recording(1)
     cron(env, 0)
-    restore(env.sessions, rec.archive_no, reason="复核需要", actor="legal", now=env.now())
+    restore(env.as_("legal"), rec.archive_no, reason="复核需要")
     assert statuses(env)[rec.archive_no] == "archived"
     assert cron(env, 0).due == []  # kept another routine period after the restore
     with env.sessions() as s:

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from archive.errors import ObjectLocked, StoreError
-from archive.store import Retention
-from tests.conftest import s3_store_for
 from config.policies_rgw import apply_bucket_policy, bucket_policy
+from tests.conftest import s3_store_for
 
 pytestmark = pytest.mark.s3
 MIB = 1 << 20
@@ -33,10 +32,10 @@ def soon(seconds: float) -> datetime:
 def test_station_puts_with_locks_but_cannot_read_list_or_delete(roles) -> None:
     station, reader = roles["station"], roles["reader"]
     small = station.put("originals/2020/11/05/S-1.mp4", io.BytesIO(b"small"),
-                        retention=Retention("COMPLIANCE", soon(3600)))
+                        retain_until=soon(3600))
     big_data = b"b" * (11 * MIB)
     big = station.put("originals/2020/11/05/S-2.mp4", io.BytesIO(big_data),
-                      retention=Retention("COMPLIANCE", soon(3600)), legal_hold=True)
+                      retain_until=soon(3600), legal_hold=True)
     for attempt in (lambda: station.stat(small.key), lambda: b"".join(station.read(small.key)),
                     lambda: list(station.list("originals/"))):
         with pytest.raises(StoreError):
@@ -69,7 +68,7 @@ def test_reader_reads_but_cannot_write_or_delete(roles) -> None:
 def test_curator_extends_holds_and_deletes_only_what_expired(roles) -> None:
     station, curator = roles["station"], roles["curator"]
     put = station.put("originals/2020/11/05/S-4.mp4", io.BytesIO(b"evidence"),
-                      retention=Retention("COMPLIANCE", soon(2)))
+                      retain_until=soon(2))
     until = curator.extend_retention(put.key, put.version, soon(4)).until
     with pytest.raises(ObjectLocked):
         curator.extend_retention(put.key, put.version, until - timedelta(seconds=1))

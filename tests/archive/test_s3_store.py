@@ -21,18 +21,19 @@ def test_fractions_are_cut_not_rounded_and_dates_written_in_milliseconds() -> No
 
 
 def test_url_parsing_and_checks() -> None:
-    store = S3Store.from_url("s3://127.0.0.1:7480/evidence?secure=false&region=cn-north-1", "a", "b")
+    store = S3Store.from_url("s3://127.0.0.1:7480/evidence?secure=false&region=cn-north-1", "a", "b",
+                             lock_mode="GOVERNANCE")
     assert store.bucket == "evidence" and store.url == "s3://127.0.0.1:7480/evidence"
     assert not store.client._base_url.is_https
     with pytest.raises(StoreError, match="EVIDENCE_S3_ACCESS_KEY"):
-        S3Store.from_url("s3://h:1/b", "", "")
+        S3Store.from_url("s3://h:1/b", "", "", lock_mode="COMPLIANCE")
     with pytest.raises(StoreError, match="part size"):
-        S3Store("h:1", "b", "a", "s", part_size=1024)
+        S3Store("h:1", "b", "a", "s", part_size=1024, lock_mode="COMPLIANCE")
 
 
 def test_metadata_must_be_ascii() -> None:
     import io
 
-    store = S3Store("127.0.0.1:9", "b", "a", "s", secure=False)
+    store = S3Store("127.0.0.1:9", "b", "a", "s", secure=False, lock_mode="COMPLIANCE")
     with pytest.raises(StoreError, match="not ASCII"):
         store.put("originals/x.mp4", io.BytesIO(b"x"), metadata={"name": "吴晓"})

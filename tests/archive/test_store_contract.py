@@ -14,7 +14,6 @@ import pytest
 
 from archive.digest import Digests, expect
 from archive.errors import ContentChanged, ObjectLocked, ObjectMissing, StoreError
-from archive.store import Retention
 
 MIB = 1 << 20
 
@@ -99,7 +98,7 @@ def test_list_by_prefix(store) -> None:
 def test_retention_refuses_delete_and_shortening_then_expires(store) -> None:
     until = now() + timedelta(seconds=4)
     r = put(store, "originals/2020/11/05/A-3.mp4", b"locked",
-            retention=Retention("COMPLIANCE", until))
+            retain_until=until)
     info = store.stat(r.key, r.version)
     assert info.retention.mode == "COMPLIANCE"
     assert abs((info.retention.until - until).total_seconds()) < 1
@@ -155,7 +154,7 @@ def test_read_url_is_version_pinned_and_short_lived(store) -> None:
 
 def test_large_objects_carry_their_lock_and_hold(store) -> None:
     r = put(store, "originals/2020/11/05/A-6.mp4", payload(11 * MIB),
-            retention=Retention("COMPLIANCE", now() + timedelta(hours=1)), legal_hold=True)
+            retain_until=now() + timedelta(hours=1), legal_hold=True)
     info = store.stat(r.key, r.version)
     assert info.retention and info.retention.mode == "COMPLIANCE" and info.legal_hold
     with pytest.raises(ObjectLocked):
@@ -167,5 +166,5 @@ def test_the_permanent_lock_horizon_is_kept_exactly(store) -> None:
     from archive.retention import lock_until
 
     until = lock_until(now(), None, now=now())
-    r = put(store, "custody/checkpoints/00000001.json", b"{}", retention=Retention("COMPLIANCE", until))
+    r = put(store, "custody/checkpoints/00000001.json", b"{}", retain_until=until)
     assert abs((store.stat(r.key, r.version).retention.until - until).total_seconds()) < 1

@@ -48,7 +48,7 @@ def test_an_event_rolls_back_with_its_transaction(engine) -> None:
 
 def test_stored_details_are_exactly_what_was_hashed(engine) -> None:
     with session_factory(engine).begin() as s:
-        ev = custody.append(s, actor="a", action="x", subject=None,
+        ev = custody.append(s, actor="a", action="viewed", subject=None,
                             details={"b": 1.5, "a": ("t", "u"), "c": {"开": None}})
     with session_factory(engine)() as s:
         (back,) = custody.events(s)
@@ -204,3 +204,9 @@ def test_concurrent_appenders_never_fork_the_chain(engine, db_url: str) -> None:
         assert custody.head(s)[0] == workers * each
         actors = {e.actor for e in custody.events(s)}
     assert actors == {f"worker{w}" for w in range(workers)}
+
+
+def test_an_action_without_a_name_is_refused(engine) -> None:
+    with pytest.raises(ValueError, match="not a valid Action"), session_factory(engine).begin() as s:
+        custody.append(s, actor="a", action="made_up", subject=None)
+    assert report(engine).events == 0

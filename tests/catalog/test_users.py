@@ -2,7 +2,14 @@ import pytest
 
 from catalog.db import session_factory
 from catalog.errors import CatalogConflict, InvalidInput
-from catalog.users import add_user, authenticate, check_password, hash_password, role_allows, set_password
+from catalog.users import (
+    add_user,
+    authenticate,
+    check_password,
+    hash_password,
+    role_allows,
+    set_password,
+)
 
 
 def test_hashes_are_salted_scrypt_and_check() -> None:

@@ -209,10 +209,8 @@ def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
     now = datetime.now(timezone.utc)
     number = reserve_archive_number(app.engine, settings.formats, settings.zone, unit="KZCG",
                                     station="ST01", now=now)
-    store_original(app.sessions, app.store, app.policy, path, hash_file(path),
-                   OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name,
-                                 start_time=now, duration_s=2.0),
-                   archive_no=number, actor=app.actor, now=now)
+    store_original(app.services.at(now), path, hash_file(path), OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name,
+                                 start_time=now, duration_s=2.0), archive_no=number)
     app.close()
     return number
 

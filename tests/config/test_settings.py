@@ -2,8 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from config.settings import (DEFAULT_FILENAME_PATTERNS, MASK, Settings, SettingsError,
-                             load_settings, masked, parse_period)
+from config.settings import (
+    DEFAULT_FILENAME_PATTERNS,
+    MASK,
+    Settings,
+    SettingsError,
+    load_settings,
+    masked,
+    parse_period,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "evidence.example.toml"
 

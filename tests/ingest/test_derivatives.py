@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from ingest.derivatives import (
-    Derived,
     DerivativeFailed,
+    Derived,
     derivatives_for,
     make_contact_sheet,
     make_poster,

@@ -9,8 +9,17 @@ import pytest
 
 from catalog.errors import InvalidInput
 from config.settings import DEFAULT_FILENAME_PATTERNS
-from ingest.names import (NameFacts, companions_of, compile_patterns, find_sn_txt, is_companion, parse_path,
-                          read_sn_txt, safe_display, sidecar_for)
+from ingest.names import (
+    NameFacts,
+    companions_of,
+    compile_patterns,
+    find_sn_txt,
+    is_companion,
+    parse_path,
+    read_sn_txt,
+    safe_display,
+    sidecar_for,
+)
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PATTERNS = compile_patterns(DEFAULT_FILENAME_PATTERNS)

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from ingest.probe import MediaInfo, ProbeFailed, browser_playable, parse_iso6709, photo_info, probe
+from ingest.probe import (
+    MediaInfo,
+    ProbeFailed,
+    browser_playable,
+    parse_iso6709,
+    photo_info,
+    probe,
+)
 from tests import synthetic
 
 WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)  # 08:50:56 in Shanghai

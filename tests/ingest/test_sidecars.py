@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 
 from catalog.errors import InvalidInput
-from ingest.sidecars import (EvidenceSidecar, check_vendor_checksum, file_digest, file_md5,
-                             read_evidence_sidecar, vendor_checksum, vendor_checksums)
+from ingest.sidecars import (
+    EvidenceSidecar,
+    check_vendor_checksum,
+    file_digest,
+    file_md5,
+    read_evidence_sidecar,
+    vendor_checksum,
+    vendor_checksums,
+)
 
 CONTENT = b"recording bytes " * 1000
 MD5 = hashlib.md5(CONTENT).hexdigest()

@@ -67,18 +67,17 @@ def store_recording(env, n: int, *, protected: bool = False, start: datetime, ke
     facts = OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=f"现场视频{n}.MP4",
                           content_type="video/mp4", start_time=start, device="A123456",
                           officer="JX0227", protected=protected, duration_s=12.5)
-    rec = store_original(env.sessions, env.store, policy, path, hash_file(path, sm3=policy.sm3), facts,
-                         archive_no=number, actor="station:ST01", now=env.now(), kek=kek)
+    rec = store_original(env.as_("station:ST01", kek=kek, policy=policy), path,
+                         hash_file(path, sm3=policy.sm3), facts, archive_no=number)
     return rec, path
 
 
 def store_doc(env, case_number: str, name: str, doc_type: str, when: datetime, *, policy=None):
     path = env.tmp / name
     path.write_bytes(f"%PDF-1.4 {name} ".encode() * 50)
-    return store_document(env.engine, env.sessions, env.store, FORMATS, policy or env.policy,
+    return store_document(env.as_("clerk", policy=policy),
                           NewDocument(case_number, path, doc_type, doc_date=when, officer="JX0227",
-                                      doc_number="开城管检〔2020〕7号"),
-                          doc_types=TYPES, actor="clerk", now=env.now())
+                                      doc_number="开城管检〔2020〕7号"), doc_types=TYPES)
 
 
 def build_case(env, *, proxies: bool = False, policy=None) -> Built:
@@ -91,8 +90,7 @@ def build_case(env, *, proxies: bool = False, policy=None) -> Built:
                               policy=policy)]
     recs = [rec for rec, _ in stored]
     assert recs[2].encrypted and not recs[0].encrypted
-    pairs = dict(link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number,
-                                 [r.archive_no for r in recs], actor="reviewer", now=env.now()))
+    pairs = dict(link_recordings(env.as_("reviewer"), case.number, [r.archive_no for r in recs]))
     items = dict(pairs)
     for name, doc_type, when in [("立案.pdf", "立案审批表", T0), ("询问.pdf", "询问笔录", T0 + timedelta(hours=1))]:
         item, _ = store_doc(env, case.number, name, doc_type, when, policy=policy)
@@ -102,22 +100,20 @@ def build_case(env, *, proxies: bool = False, policy=None) -> Built:
         for n, rec in enumerate(recs, 1):
             proxy = env.tmp / f"proxy{n}.mp4"
             proxy.write_bytes(b"\x00\x00\x00\x18ftypisom proxy " + bytes([n]) * 4000)
-            store_derivative(env.sessions, env.store, policy or env.policy, rec, kind="proxy", path=proxy,
-                             ext="mp4", content_type="video/mp4", method="remux", actor="station:ST01",
-                             now=env.now(), kek=kek)
+            store_derivative(env.as_("station:ST01", kek=kek), rec, kind="proxy", path=proxy,
+                             ext="mp4", content_type="video/mp4", method="remux")
             poster = env.tmp / f"poster{n}.jpg"
             poster.write_bytes(b"\xff\xd8\xff\xe0 poster " + bytes([n]) * 500)
-            store_derivative(env.sessions, env.store, policy or env.policy, rec, kind="poster", path=poster,
-                             ext="jpg", content_type="image/jpeg", method="frame", actor="station:ST01",
-                             now=env.now(), kek=kek)
+            store_derivative(env.as_("station:ST01", kek=kek), rec, kind="poster", path=poster,
+                             ext="jpg", content_type="image/jpeg", method="frame")
     return Built(case.case_key, case.number, kek, Ed25519PrivateKey.generate(), plain, items,
                  protected_item=pairs[recs[2].archive_no])
 
 
 def export(env, built: Built, outdir: Path, **kwargs) -> ExportResult:
-    return export_case(env.sessions, env.store, built.number, outdir, signing_key=built.key,
-                       actor="auditor:zhang", reason=kwargs.pop("reason", "法院调取 court request 2021-3"),
-                       now=env.now(), kek=built.kek, lock_mode="GOVERNANCE", **kwargs)
+    return export_case(env.as_("auditor:zhang", kek=built.kek, now=kwargs.pop("now", None)),
+                       built.number, outdir, signing_key=built.key,
+                       reason=kwargs.pop("reason", "法院调取 court request 2021-3"), **kwargs)
 
 
 def bagit_cli(path: Path) -> subprocess.CompletedProcess[str]:
@@ -272,14 +268,11 @@ def test_a_large_original_is_exported_in_flat_memory(env) -> None:
     # A lock long enough to outlast a 200 MB multipart upload (the store locks it afterwards).
     policy = dataclasses.replace(env.policy, min_lock=timedelta(minutes=5))
     big, path = store_recording(env, 9, start=T0, kek=kek, size=200 << 20, policy=policy)
-    link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number, [big.archive_no],
-                    actor="reviewer", now=env.now())
+    link_recordings(env.as_("reviewer"), case.number, [big.archive_no])
     path.unlink()
     tracemalloc.start()
     try:
-        result = export_case(env.sessions, env.store, case.case_key, env.tmp / "out",
-                             signing_key=Ed25519PrivateKey.generate(), actor="auditor", reason="size",
-                             now=env.now(), kek=kek, lock_mode="GOVERNANCE")
+        result = export_case(env.as_("auditor", kek=kek), case.case_key, env.tmp / "out", signing_key=Ed25519PrivateKey.generate(), reason="size")
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -13,7 +13,7 @@ from verify.fixity import sweep
 
 
 def run(env, **kw):
-    return sweep(env.sessions, env.store, actor="cron", now=env.now(), **kw)
+    return sweep(env.as_("cron"), **kw)
 
 
 def test_an_intact_archive_passes_and_the_run_is_recorded(env) -> None:

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archive.local_store import LocalStore
-from archive.originals import ArchivePolicy
+from archive.policy import ArchivePolicy
 from catalog import schema
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.checkpoint import sign_checkpoint
@@ -51,7 +51,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     tmp = tmp_path_factory.mktemp("package")
     engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
     schema.upgrade(engine)
-    store = LocalStore(tmp / "store")
+    store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
     store.ensure_ready()
     env = Env(engine, session_factory(engine), store, tmp,
               ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)))

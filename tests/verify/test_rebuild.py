@@ -23,19 +23,15 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     key = Ed25519PrivateKey.generate()
     case = env.case("开城管罚立〔2020〕42号")
     kept, unlinked, purged = env.recording(1), env.recording(2), env.recording(3)
-    pairs = link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number,
-                            [kept.archive_no, unlinked.archive_no], actor="r", now=env.now())
-    unlink_item(env.sessions, env.store, case.number, pairs[1][1], reason="误关联", actor="r", now=env.now())
+    pairs = link_recordings(env.as_("r"), case.number, [kept.archive_no, unlinked.archive_no])
+    unlink_item(env.as_("r"), case.number, pairs[1][1], reason="误关联")
     scan = tmp_path / "立案.pdf"
     scan.write_bytes(b"%PDF-1.4")
-    store_document(env.engine, env.sessions, env.store, FORMATS, env.policy,
-                   NewDocument(case.case_key, scan, "立案审批表", officer="JX0227"),
-                   doc_types=["立案审批表"], actor="clerk", now=env.now())
-    set_hold(env.sessions, env.store, case.number, reason="复议", actor="legal", now=env.now())
+    store_document(env.as_("clerk"), NewDocument(case.case_key, scan, "立案审批表", officer="JX0227"), doc_types=["立案审批表"])
+    set_hold(env.as_("legal"), case.number, reason="复议")
     time.sleep(3.5)  # the routine lock of a few seconds runs out
-    purge_recording(env.sessions, env.store, purged.archive_no, reason="routine period over",
-                    due_at=None, actor="cron", now=env.now())
-    make_and_publish(env.sessions, env.store, key, actor="cron", now=env.now())
+    purge_recording(env.as_("cron"), purged.archive_no, reason="routine period over", due_at=None)
+    make_and_publish(env.as_("cron"), key)
 
     target = make_engine(f"sqlite:///{tmp_path / 'rebuilt.sqlite3'}")
     report = rebuild(env.store, target, formats=FORMATS)

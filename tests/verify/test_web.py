@@ -1,8 +1,8 @@
 """The web pages: the access matrix over every route and role, on a real HTTP server."""
 
 import re
-from urllib.parse import quote
 from datetime import datetime, timezone
+from urllib.parse import quote
 
 import pytest
 from starlette.routing import Mount, Route
@@ -31,14 +31,13 @@ def site(env):
     rec = env.recording(1)
     kek = generate_kek()
     secret = env.recording(2, protected=True, kek=kek)
-    (pair_a, pair_b) = link_recordings(env.engine, env.sessions, env.store, FORMATS, case.number,
-                                       [rec.archive_no, secret.archive_no], actor="r", now=env.now())
+    (pair_a, pair_b) = link_recordings(env.as_("r"), case.number, [rec.archive_no, secret.archive_no])
     proxy = env.tmp / "proxy.mp4"
     proxy.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400)
-    store_derivative(env.sessions, env.store, env.policy, rec, kind="proxy", path=proxy, ext="mp4",
-                     content_type="video/mp4", method="remux", actor="station:ST01", now=env.now())
-    ctx = WebContext(engine=env.engine, sessions=env.sessions, store=env.store, formats=FORMATS,
-                     zone=env.policy.zone, secret=b"k" * 32, language="zh", kek=kek)
+    store_derivative(env.as_("station:ST01"), rec, kind="proxy", path=proxy, ext="mp4",
+                     content_type="video/mp4", method="remux")
+    ctx = WebContext(services=env.as_("web", kek=kek), zone=env.policy.zone, secret=b"k" * 32,
+                     language="zh")
     app = create_app(ctx)
     server = LiveServer(app)
     yield {"server": server, "case": case, "item": pair_a[1], "secret_item": pair_b[1], "env": env,

@@ -11,7 +11,6 @@ from archive.links import link_recordings
 from catalog import custody
 from catalog.users import add_user
 from tests import synthetic
-from tests.conftest import FORMATS
 from tests.verify.web_server import LiveServer
 
 PASSWORD = "a long enough password"
@@ -38,12 +37,9 @@ def web(tmp_path: Path, sqlite_url: str):
     from archive.cases import open_case
     from catalog.cases import NewCase
 
-    case = open_case(app.engine, app.sessions, app.store, FORMATS,
-                     NewCase(number="开城管罚立〔2020〕42号", unit="KZCG",
-                             opened_on=datetime(2020, 11, 5).date(), title="占道经营"),
-                     actor="clerk", now=app.now())
-    ((_, item_no),) = link_recordings(app.engine, app.sessions, app.store, FORMATS, case.number,
-                                      [archived], actor="clerk", now=app.now())
+    case = open_case(app.services.acting_as("clerk"), NewCase(number="开城管罚立〔2020〕42号", unit="KZCG",
+                             opened_on=datetime(2020, 11, 5).date(), title="占道经营"))
+    ((_, item_no),) = link_recordings(app.services.acting_as("clerk"), case.number, [archived])
     with app.sessions.begin() as s:
         add_user(s, "auditor1", "auditor", PASSWORD, protected=False, now=datetime.now(timezone.utc))
     from verify.web import create_app

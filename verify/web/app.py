@@ -27,21 +27,36 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
 from starlette.requests import Request
-from starlette.responses import (FileResponse, JSONResponse, PlainTextResponse, RedirectResponse,
-                                 Response, StreamingResponse)
+from starlette.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from archive.context import ServiceContext
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings, unlink_item
-from archive.reading import playback_url, plain_size, read_plain
+from archive.reading import plain_size, playback_url, read_plain
 from archive.store import ObjectStore
 from catalog import cases, custody
+from catalog.actions import Action
 from catalog.coverage import find_gaps
 from catalog.errors import EvidenceError, NotFound
-from catalog.models import Case, CaseItem, Derivative, Document, Officer, Recording, User
-from catalog.numbering import NumberingFormats
+from catalog.models import (
+    Case,
+    CaseItem,
+    Derivative,
+    Document,
+    Officer,
+    Recording,
+    User,
+)
 from catalog.times import local_iso
 from catalog.users import authenticate, role_allows
 from catalog.views import case_items
@@ -49,7 +64,14 @@ from catalog.views import case_items
 from ..replay import check_item
 from .access import PUBLIC, RULES
 from .i18n import translator
-from .security import LINK_SECONDS, SESSION_SECONDS, LoginThrottle, RefusalCounter, Signer, new_csrf
+from .security import (
+    LINK_SECONDS,
+    SESSION_SECONDS,
+    LoginThrottle,
+    RefusalCounter,
+    Signer,
+    new_csrf,
+)
 
 log = logging.getLogger("evidence.web")
 HERE = Path(__file__).parent
@@ -60,21 +82,28 @@ COOKIE = "evidence_session"
 class WebContext:
     """What the pages need, handed over by ``config`` (which alone reads settings)."""
 
-    engine: Any
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    formats: NumberingFormats
+    services: ServiceContext
     zone: ZoneInfo
     secret: bytes
     language: str = "zh"
-    kek: bytes | None = None
     on_site_types: set[str] = field(default_factory=set)
     coverage_window: timedelta = timedelta(hours=1)
     export: Callable[..., Path] | None = None  # (case, reason, user) -> zip path
 
-    @staticmethod
-    def now() -> datetime:
-        return datetime.now(timezone.utc)
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self.services.sessions
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.services.store
+
+    def now(self) -> datetime:
+        return self.services.now()
+
+    def acting(self, user: User) -> ServiceContext:
+        """The services as this account, as the custody chain names it."""
+        return self.services.acting_as(f"web:{user.name}")
 
 
 class Refusal(Exception):
@@ -101,7 +130,7 @@ def create_app(ctx: WebContext) -> Starlette:
 
     def flush_refusals(everything: bool = False) -> None:
         for src, minute, count in refusals.take_finished(everything=everything):
-            event(None, "refused_anonymous", None, source=src,
+            event(None, Action.REFUSED_ANONYMOUS, None, source=src,
                   minute=datetime.fromtimestamp(minute * 60, timezone.utc).isoformat(), count=count)
 
     def current_user(request: Request) -> tuple[User | None, dict[str, Any] | None]:
@@ -142,7 +171,7 @@ def create_app(ctx: WebContext) -> Starlette:
                     return await handler(request)
                 except Refusal as refused:
                     if user is not None:
-                        event(user, "refused", request.url.path, route=name, role=user.role,
+                        event(user, Action.REFUSED, request.url.path, route=name, role=user.role,
                               why=refused.why)
                     return error(request, refused.status, refused.why)
                 except NotFound as exc:
@@ -185,10 +214,10 @@ def create_app(ctx: WebContext) -> Starlette:
             user = authenticate(session, name, password)
         if user is None:
             throttle.failed(source(request), name)
-            event(None, "login_failed", f"user:{name}", source=source(request))
+            event(None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
             return templates.TemplateResponse(request, "login.html", {
                 "user": None, "next": nxt, "failed": t("bad_login")}, status_code=401)
-        event(user, "login", f"user:{user.name}", source=source(request))
+        event(user, Action.LOGIN, f"user:{user.name}", source=source(request))
         token = signer.sign("session", {"uid": user.id, "csrf": new_csrf(),
                                         "pw": int(user.password_changed_at.timestamp())}, SESSION_SECONDS)
         response = RedirectResponse(nxt, 303)
@@ -198,7 +227,7 @@ def create_app(ctx: WebContext) -> Starlette:
 
     @page("logout")
     async def logout(request: Request) -> Response:
-        event(request.state.user, "logout", f"user:{request.state.user.name}")
+        event(request.state.user, Action.LOGOUT, f"user:{request.state.user.name}")
         response = RedirectResponse("/login", 303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -228,7 +257,7 @@ def create_app(ctx: WebContext) -> Starlette:
         with ctx.sessions() as session:
             found = cases.get_case(session, request.path_params["key"])
             items = case_items(session, found)
-        event(user, "viewed", found.case_key, page="case")
+        event(user, Action.VIEWED, found.case_key, page="case")
         return render(request, "case.html", case=found, items=items, iso=iso,
                       visible=lambda i: _visible(user, i))
 
@@ -261,8 +290,7 @@ def create_app(ctx: WebContext) -> Starlette:
         form = await request.form()
         numbers = str(form.get("archive_nos", "")).split()
         key = request.path_params["key"]
-        link_recordings(ctx.engine, ctx.sessions, ctx.store, ctx.formats, key, numbers,
-                        actor=f"web:{request.state.user.name}", now=ctx.now())
+        link_recordings(ctx.acting(request.state.user), key, numbers)
         return RedirectResponse(f"/cases/{key}", 303)
 
     # --- items ---------------------------------------------------------------------------
@@ -310,7 +338,7 @@ def create_app(ctx: WebContext) -> Starlette:
                     Document.storage_key == item.storage_key)).scalar()
             log_rows = [e for subject in filter(None, [item.item_no, item.archive_no])
                         for e in custody.events(session, subject=subject)]
-        event(user, "viewed", item.item_no, page="item", protected_shown=visible)
+        event(user, Action.VIEWED, item.item_no, page="item", protected_shown=visible)
         return render(request, "item.html", case=case_row, item=item, visible=visible,
                       media_url=media_url, last_verified=iso(last), iso=iso,
                       log=sorted(log_rows, key=lambda e: e.seq), verdict=request.query_params.get("v"))
@@ -320,7 +348,7 @@ def create_app(ctx: WebContext) -> Starlette:
         user = request.state.user
         with ctx.sessions() as session:
             _case, _link, item = _item(session, request.path_params["item_no"])
-        verdict = check_item(ctx.store, item, ctx.kek if item.encrypted else None)
+        verdict = check_item(ctx.store, item, ctx.services.kek_for(item.encrypted))
         with ctx.sessions.begin() as session:
             now = ctx.now()
             if verdict == "ok" and item.archive_no:
@@ -329,7 +357,7 @@ def create_app(ctx: WebContext) -> Starlette:
             elif verdict == "ok":
                 session.execute(Document.__table__.update().where(
                     Document.storage_key == item.storage_key).values(last_verified_at=now))
-            custody.append(session, actor=f"web:{user.name}", action="verified", subject=item.item_no,
+            custody.append(session, actor=f"web:{user.name}", action=Action.VERIFIED, subject=item.item_no,
                            details={"result": verdict})
         return RedirectResponse(f"/items/{item.item_no}?v={verdict}", 303)
 
@@ -348,7 +376,7 @@ def create_app(ctx: WebContext) -> Starlette:
             _case, _link, item = _item(session, request.path_params["item_no"])
         if not _visible(request.state.user, item):
             raise Refusal(403, "protected record")
-        event(request.state.user, "played", item.item_no, start_s=round(start, 1),
+        event(request.state.user, Action.PLAYED, item.item_no, start_s=round(start, 1),
               watched_s=round(watched, 1), archive_no=item.archive_no)
         return JSONResponse({"ok": True})
 
@@ -363,11 +391,11 @@ def create_app(ctx: WebContext) -> Starlette:
         if not _visible(user, item):
             raise Refusal(403, "protected record")
         size = plain_size(ctx.store, item.storage_key, item.storage_version, item.encrypted)
-        event(user, "downloaded", item.item_no, reason=reason, sha256=item.sha256, size=size)
+        event(user, Action.DOWNLOADED, item.item_no, reason=reason, sha256=item.sha256, size=size)
         name = f"{item.item_no}{Path(item.storage_key).suffix}"
         return StreamingResponse(
             read_plain(ctx.store, item.storage_key, item.storage_version, encrypted=item.encrypted,
-                       kek=ctx.kek if item.encrypted else None),
+                       kek=ctx.services.kek_for(item.encrypted)),
             media_type="application/octet-stream",
             headers={"Content-Disposition": f'attachment; filename="{name}"',
                      "Content-Length": str(size)})
@@ -377,16 +405,14 @@ def create_app(ctx: WebContext) -> Starlette:
         form = await request.form()
         with ctx.sessions() as session:
             case_row, _link, item = _item(session, request.path_params["item_no"])
-        unlink_item(ctx.sessions, ctx.store, case_row.case_key, item.item_no,
-                    reason=str(form.get("reason", "")), actor=f"web:{request.state.user.name}",
-                    now=ctx.now())
+        unlink_item(ctx.acting(request.state.user), case_row.case_key, item.item_no,
+                    reason=str(form.get("reason", "")))
         return RedirectResponse(f"/cases/{case_row.case_key}", 303)
 
     async def _hold(request: Request, change) -> Response:
         form = await request.form()
-        change(ctx.sessions, ctx.store, request.path_params["subject"],
-               reason=str(form.get("reason", "")), actor=f"web:{request.state.user.name}",
-               now=ctx.now())
+        change(ctx.acting(request.state.user), request.path_params["subject"],
+               reason=str(form.get("reason", "")))
         return RedirectResponse(_local(str(form.get("back") or "/")), 303)
 
     @page("hold_set")
@@ -407,7 +433,7 @@ def create_app(ctx: WebContext) -> Starlette:
         if link["u"] != user.id:
             raise Refusal(403, "the media link belongs to another account")
         key, version, encrypted = link["k"], link["v"], link["e"]
-        if not encrypted and hasattr(ctx.store, "client"):
+        if not encrypted and ctx.store.capabilities.presigned_urls:
             # S3: a short-lived presigned URL pinned to the version.
             return RedirectResponse(playback_url(ctx.store, key, version, encrypted=False,
                                                  expires=timedelta(seconds=LINK_SECONDS)), 302)
@@ -431,7 +457,7 @@ def create_app(ctx: WebContext) -> Starlette:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         headers["Content-Length"] = str(end - start + 1)
         body = read_plain(ctx.store, key, version, encrypted=encrypted,
-                          kek=ctx.kek if encrypted else None, start=start, length=end - start + 1)
+                          kek=ctx.services.kek_for(encrypted), start=start, length=end - start + 1)
         return StreamingResponse(body, status_code=status, media_type=link["t"], headers=headers)
 
     # --- accounts ---------------------------------------------------------------------------
@@ -450,7 +476,7 @@ def create_app(ctx: WebContext) -> Starlette:
             made = add_user(session, str(form.get("name", "")), str(form.get("role", "")),
                             str(form.get("password", "")), protected=form.get("protected") == "on",
                             now=ctx.now())
-            custody.append(session, actor=f"web:{request.state.user.name}", action="user_added",
+            custody.append(session, actor=f"web:{request.state.user.name}", action=Action.USER_ADDED,
                            subject=f"user:{made.name}",
                            details={"role": made.role, "protected": made.protected_access})
         return RedirectResponse("/admin/users", 303)

@@ -1,0 +1,56 @@
+"""Every custody action, named once: writers, the catalog rebuild and the pages use these.
+
+The values are what the chain stores (and what earlier events already carry), so a value
+is never renamed; a new kind of event gets a new member.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    # ingest and storage
+    INGESTED = "ingested"
+    STORED = "stored"
+    SEEN_AGAIN = "seen_again"
+    DERIVATIVE_STORED = "derivative_stored"
+    LINK_FAILED = "link_failed"
+    # cases and their items
+    CASE_OPENED = "case_opened"
+    CASE_CLOSED = "case_closed"
+    DOCUMENT_ADDED = "document_added"
+    LINKED = "linked"
+    UNLINKED = "unlinked"
+    HELD = "held"
+    RELEASED = "released"
+    # checks, replays and exports
+    VERIFIED = "verified"
+    REPLAYED = "replayed"
+    FIXITY_RUN = "fixity_run"
+    FIXITY_PROBLEM = "fixity_problem"
+    EXPORTED = "exported"
+    EXPORT_FAILED = "export_failed"
+    CHECKPOINT = "checkpoint"
+    # retention
+    PENDING_DELETION = "pending_deletion"
+    RESTORED = "restored"
+    PURGED = "purged"
+    # devices and accounts
+    DEVICE_ASSIGNED = "device_assigned"
+    USER_ADDED = "user_added"
+    PASSWORD_CHANGED = "password_changed"
+    # the web pages
+    LOGIN = "login"
+    LOGIN_FAILED = "login_failed"
+    LOGOUT = "logout"
+    VIEWED = "viewed"
+    PLAYED = "played"
+    DOWNLOADED = "downloaded"
+    REFUSED = "refused"
+    REFUSED_ANONYMOUS = "refused_anonymous"
+
+
+CASE_EVENTS = frozenset({Action.CASE_OPENED, Action.CASE_CLOSED, Action.LINKED, Action.UNLINKED,
+                         Action.HELD, Action.RELEASED, Action.DOCUMENT_ADDED})
+"""Actions whose events are also written to ``cases/{case_key}/events/`` in storage."""
