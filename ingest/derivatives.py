@@ -14,8 +14,12 @@ Rules every function here follows:
   within 10% of the source) and every picture is opened with Pillow.
 - Every ffmpeg run has a timeout, by default scaled to the source's duration.
 - Transcodes use every core (they are what people wait for) and take a slot of the caller's
-  ``transcode_slots`` semaphore, so a backlog of HEVC files cannot occupy the machine; remuxes,
-  posters, sheets and waveforms take no slot and run ffmpeg with ``-threads 1``.
+  ``transcode_slots`` semaphore, so a backlog of HEVC files cannot occupy the machine. Nothing
+  else takes a slot: posters, sheets and waveforms run ffmpeg with ``-threads 1``; remuxes and
+  audio proxies only copy streams or encode audio, which ffmpeg does on one core.
+- ffmpeg command lines are built with ffmpeg-python (``ffmpeg.input(...).output(...)
+  .compile()``) and run by :func:`_run_ffmpeg`, not by the library's ``run``, which has no
+  timeout. ffprobe is run by :mod:`ingest.probe`.
 
 Kinds: ``proxy`` is the playable or viewable copy of every recording (MP4 for video, M4A for
 audio, a JPEG preview at most 1280 px for photos); ``poster`` a JPEG at most 640 px (videos and
@@ -35,6 +39,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+import ffmpeg
 
 from catalog.errors import EvidenceError
 
@@ -126,14 +132,26 @@ def _budget(method: str, info: MediaInfo) -> float:
     return floor + per_second * (info.duration_s or 0.0)
 
 
-def _run_ffmpeg(args: list[str], *, timeout: float, what: str) -> None:
-    """Run ffmpeg; a non-zero exit or a timeout becomes :class:`DerivativeFailed`.
+def _compile(out: ffmpeg.nodes.OutputStream) -> list[str]:
+    """The whole command line for one ffmpeg output, :data:`FFMPEG` first.
+
+    Every run gets the same global options: no banner, never read stdin, errors only (stderr
+    becomes the error message), and overwrite, since the staged output file already exists.
+    The library puts them after the output file; ffmpeg takes global options anywhere.
+    """
+    return (out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+            .overwrite_output()
+            .compile(cmd=FFMPEG))
+
+
+def _run_ffmpeg(cmd: list[str], *, timeout: float, what: str) -> None:
+    """Run a command line made by :func:`_compile`; a non-zero exit or a timeout becomes
+    :class:`DerivativeFailed`.
 
     stderr is captured (``-loglevel error`` keeps it small) and read to the end by
     ``subprocess.run``, so a chatty ffmpeg can never block on a full pipe; on timeout the
     process is killed before the error is raised.
     """
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, timeout=timeout, check=False)
@@ -211,22 +229,37 @@ def make_proxy(
         return _transcode(source, info, out_dir, timeout=timeout)
 
 
-def _audio_args(info: MediaInfo) -> list[str]:
+# ffmpeg-python writes each keyword as "-key value" (None: the bare flag), in sorted order;
+# ffmpeg does not care about the order of one file's options. "-map" comes from the streams
+# given to ffmpeg.output, in that order: 0:V:0 is the first real video stream (not cover art),
+# a "?" makes a stream optional.
+
+
+def _audio_opts(info: MediaInfo) -> dict[str, str]:
     if info.audio_codec is None:
-        return []
+        return {}
     if info.audio_codec == "aac":
-        return ["-c:a", "copy"]
-    return ["-c:a", "aac", "-b:a", "128k"]
+        return {"c:a": "copy"}
+    return {"c:a": "aac", "b:a": "128k"}
+
+
+# Every proxy: no subtitles, data tracks or chapters, the index (moov) first so that it plays
+# while downloading, MP4 whatever the extension.
+_PROXY_OPTS: dict[str, str | None] = {"sn": None, "dn": None, "map_chapters": "-1",
+                                      "movflags": "+faststart", "f": "mp4"}
+
+
+def _remux_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
+    src = ffmpeg.input(str(source))
+    return _compile(ffmpeg.output(src["V:0"], src["a:0?"], str(dest), **{"c:v": "copy"},
+                                  **_audio_opts(info), **_PROXY_OPTS))
 
 
 def _remux(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
     what = f"proxy of {source.name} (remux)"
     with _staged(out_dir, "proxy", "mp4") as tmp:
-        _run_ffmpeg(
-            ["-i", str(source), "-map", "0:V:0", "-map", "0:a:0?", "-c:v", "copy",
-             *_audio_args(info), "-sn", "-dn", "-map_chapters", "-1",
-             "-movflags", "+faststart", "-f", "mp4", str(tmp)],
-            timeout=timeout or _budget("remux", info), what=what)
+        _run_ffmpeg(_remux_cmd(source, info, tmp),
+                    timeout=timeout or _budget("remux", info), what=what)
         _check_av(tmp, info, what=what, video_codec=info.video_codec)
     return _derived("proxy", out_dir, "mp4", "remux")
 
@@ -239,21 +272,35 @@ _SCALE_720 = (
 )
 
 
+# Filter chains with one input and one output go in "-vf" rather than being built with the
+# library's .filter(): it writes every graph as -filter_complex, whose output stream no longer
+# inherits the source stream's tags (language, handler name) and whose filters ignore -threads.
+
+
+def _transcode_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
+    src = ffmpeg.input(str(source))
+    # No -threads: libx264 and the decoder use every core, which is what the slot is for.
+    return _compile(ffmpeg.output(src["V:0"], src["a:0?"], str(dest), vf=_SCALE_720,
+                                  **{"c:v": "libx264"}, preset="veryfast", crf="28",
+                                  pix_fmt="yuv420p", **_audio_opts(info), **_PROXY_OPTS))
+
+
 def _transcode(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
     what = f"proxy of {source.name} (transcode)"
     with _staged(out_dir, "proxy", "mp4") as tmp:
-        # No -threads: libx264 and the decoder use every core, which is what the slot is for.
-        _run_ffmpeg(
-            ["-i", str(source), "-map", "0:V:0", "-map", "0:a:0?",
-             "-vf", _SCALE_720, "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
-             "-pix_fmt", "yuv420p", *_audio_args(info), "-sn", "-dn", "-map_chapters", "-1",
-             "-movflags", "+faststart", "-f", "mp4", str(tmp)],
-            timeout=timeout or _budget("transcode", info), what=what)
+        _run_ffmpeg(_transcode_cmd(source, info, tmp),
+                    timeout=timeout or _budget("transcode", info), what=what)
         out = _check_av(tmp, info, what=what, video_codec="h264")
         shown = out.display_size
         if shown is None or min(shown) > PROXY_SHORT_SIDE:
             raise DerivativeFailed(f"{what}: output is {shown}, not at most {PROXY_SHORT_SIDE}p")
     return _derived("proxy", out_dir, "mp4", "transcode")
+
+
+def _audio_proxy_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
+    src = ffmpeg.input(str(source), threads="1")
+    return _compile(ffmpeg.output(src["a:0"], str(dest), vn=None, **_audio_opts(info),
+                                  **_PROXY_OPTS))
 
 
 def _audio_proxy(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
@@ -262,11 +309,8 @@ def _audio_proxy(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float
     method: Method = "remux" if info.audio_codec == "aac" and mp4_family(info.format_name) else "aac"
     what = f"proxy of {source.name} ({method})"
     with _staged(out_dir, "proxy", "m4a") as tmp:
-        _run_ffmpeg(
-            ["-threads", "1", "-i", str(source), "-map", "0:a:0", "-vn", "-sn", "-dn",
-             *_audio_args(info), "-map_chapters", "-1", "-movflags", "+faststart",
-             "-f", "mp4", str(tmp)],
-            timeout=timeout or _budget(method, info), what=what)
+        _run_ffmpeg(_audio_proxy_cmd(source, info, tmp),
+                    timeout=timeout or _budget(method, info), what=what)
         _check_av(tmp, info, what=what, video_codec=None)
     return _derived("proxy", out_dir, "m4a", method)
 
@@ -337,6 +381,15 @@ def _resized_photo(source: Path, out_dir: Path, kind: DerivedKind, max_side: int
 _FIT = "scale=w='min({n},iw)':h='min({n},ih)':force_original_aspect_ratio=decrease"
 
 
+def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
+    # -ss as an input option seeks in the file rather than decoding up to that point.
+    keyframes = {"skip_frame": "nokey"} if start > 0 else {}
+    src = ffmpeg.input(str(source), threads="1", ss=f"{start:g}", **keyframes)
+    return _compile(ffmpeg.output(src["V:0"], str(dest), an=None, sn=None, dn=None,
+                                  **{"frames:v": "1", "q:v": "3"}, vf=_FIT.format(n=POSTER_MAX),
+                                  threads="1", f="image2", update="1"))
+
+
 def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
     """``poster.jpg``: the first keyframe at or after 10% of the duration, fitting 640x640,
     upright.
@@ -358,14 +411,9 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     with _staged(out_dir, "poster", "jpg") as tmp:
         for start in ([at, 0.0] if at > 0 else [0.0]):
             tmp.write_bytes(b"")
-            keyframes = ["-skip_frame", "nokey"] if start > 0 else []
             try:
-                _run_ffmpeg(
-                    ["-threads", "1", *keyframes, "-ss", f"{start:g}", "-i", str(source),
-                     "-map", "0:V:0", "-an", "-sn", "-dn", "-frames:v", "1",
-                     "-vf", _FIT.format(n=POSTER_MAX), "-threads", "1", "-q:v", "3",
-                     "-f", "image2", "-update", "1", str(tmp)],
-                    timeout=timeout or _budget("frame", info), what=what)
+                _run_ffmpeg(_poster_cmd(source, start, tmp),
+                            timeout=timeout or _budget("frame", info), what=what)
             except DerivativeFailed:
                 if start == 0:
                     raise
@@ -374,6 +422,24 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
                 break
         _check_picture(tmp, what=what, max_side=POSTER_MAX)
     return _derived("poster", out_dir, "jpg", "frame")
+
+
+def _sheet_frames_cmd(source: Path, pattern: str, *, step: float, frames: int) -> list[str]:
+    src = ffmpeg.input(str(source), threads="1", skip_frame="nokey")
+    return _compile(ffmpeg.output(
+        src["V:0"], pattern, an=None, sn=None, dn=None,
+        vf=f"select='gte(t,selected_n*{step:.6f})',{_FIT.format(n=SHEET_TILE)}",
+        # passthrough: image2 output is constant-rate by default and would repeat the
+        # selected frames to fill the gaps
+        fps_mode="passthrough", **{"frames:v": str(frames), "c:v": "png"}, threads="1",
+        f="image2"))
+
+
+def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
+    src = ffmpeg.input(str(source), threads="1")
+    return _compile(ffmpeg.output(src["V:0"], pattern, an=None, sn=None, dn=None,
+                                  **{"frames:v": "1", "c:v": "png"},
+                                  vf=_FIT.format(n=SHEET_TILE), threads="1", f="image2"))
 
 
 def make_contact_sheet(
@@ -401,25 +467,14 @@ def make_contact_sheet(
     what = f"sheet of {source.name} (keyframes)"
     step = (info.duration_s or 0.0) / frames
     budget = timeout or _budget("keyframes", info)
-    fit = _FIT.format(n=SHEET_TILE)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".sheet-frames-") as work:
         pattern = str(Path(work) / "%04d.png")
-        _run_ffmpeg(
-            ["-threads", "1", "-skip_frame", "nokey", "-i", str(source), "-map", "0:V:0",
-             "-an", "-sn", "-dn", "-vf", f"select='gte(t,selected_n*{step:.6f})',{fit}",
-             # passthrough: image2 output is constant-rate by default and would repeat the
-             # selected frames to fill the gaps
-             "-fps_mode", "passthrough", "-frames:v", str(frames), "-threads", "1",
-             "-f", "image2", "-c:v", "png", pattern],
-            timeout=budget, what=what)
+        _run_ffmpeg(_sheet_frames_cmd(source, pattern, step=step, frames=frames),
+                    timeout=budget, what=what)
         tiles = sorted(Path(work).glob("*.png"))
         if not tiles:
-            _run_ffmpeg(
-                ["-threads", "1", "-i", str(source), "-map", "0:V:0", "-an", "-sn", "-dn",
-                 "-frames:v", "1", "-vf", fit, "-threads", "1", "-f", "image2", "-c:v", "png",
-                 pattern],
-                timeout=budget, what=what)
+            _run_ffmpeg(_first_frame_cmd(source, pattern), timeout=budget, what=what)
             tiles = sorted(Path(work).glob("*.png"))
         if not tiles:
             raise DerivativeFailed(f"{what}: ffmpeg produced no frame")
@@ -454,6 +509,18 @@ def _tile(tiles: list[Path], out: Path, *, what: str, gap: int = 2) -> None:
     sheet.save(out, format="JPEG", quality=85)
 
 
+def _waveform_cmd(source: Path, dest: Path) -> list[str]:
+    # Audio in, picture out: this graph needs -filter_complex anyway, so it is built with the
+    # library's filters (and the picture has no source stream whose tags it could keep).
+    width, height = WAVEFORM_SIZE
+    wave = (ffmpeg.input(str(source), threads="1")["a:0"]
+            .filter("aformat", channel_layouts="mono")
+            .filter("aresample", 8000)
+            .filter("showwavespic", s=f"{width}x{height}", colors="0x3b6ea5"))
+    return _compile(ffmpeg.output(wave, str(dest), **{"frames:v": "1", "c:v": "png"},
+                                  threads="1", f="image2", update="1"))
+
+
 def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
     """``waveform.png``: the first audio stream's loudness over time (1280x240).
 
@@ -465,15 +532,9 @@ def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: floa
     what = f"waveform of {source.name} (showwavespic)"
     if info.audio_codec is None:
         raise DerivativeFailed(f"{what}: no audio stream")
-    width, height = WAVEFORM_SIZE
-    graph = (f"[0:a:0]aformat=channel_layouts=mono,aresample=8000,"
-             f"showwavespic=s={width}x{height}:colors=0x3b6ea5[wave]")
     with _staged(out_dir, "waveform", "png") as tmp:
-        _run_ffmpeg(
-            ["-threads", "1", "-i", str(source), "-filter_complex", graph, "-map", "[wave]",
-             "-frames:v", "1", "-threads", "1", "-f", "image2", "-update", "1", "-c:v", "png",
-             str(tmp)],
-            timeout=timeout or _budget("showwavespic", info), what=what)
+        _run_ffmpeg(_waveform_cmd(source, tmp),
+                    timeout=timeout or _budget("showwavespic", info), what=what)
         _check_picture(tmp, what=what)
     return _derived("waveform", out_dir, "png", "showwavespic")
 

@@ -1,16 +1,19 @@
-"""ingest.derivatives with the real ffmpeg on synthetic recordings."""
+"""ingest.derivatives: the ffmpeg command lines it builds, then the real ffmpeg on synthetic
+recordings."""
 
 from __future__ import annotations
 
 import struct
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from ingest import derivatives
 from ingest.derivatives import (
     DerivativeFailed,
     Derived,
@@ -24,6 +27,157 @@ from ingest.probe import MediaInfo, probe
 from tests import synthetic
 
 WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+
+
+# --- command lines (no ffmpeg needed) ------------------------------------------------------
+
+# What ffprobe says of a 12 s 1080p H.264 + AAC recording in MP4.
+H264 = MediaInfo(kind="video", format_name="mov,mp4,m4a,3gp,3g2,mj2", duration_s=12.0,
+                 video_codec="h264", audio_codec="aac", width=1920, height=1080, fps=30.0,
+                 creation_time=None, gps=None, rotation=None, bit_rate=None,
+                 video_profile="High", pix_fmt="yuv420p")
+HEVC = replace(H264, video_codec="hevc", video_profile="Main")
+PCM_MOV = replace(H264, audio_codec="pcm_s16le")
+WAV = replace(H264, kind="audio", format_name="wav", video_codec=None, audio_codec="pcm_s16le",
+              width=None, height=None, fps=None, video_profile=None, pix_fmt=None)
+
+
+class FakeRunner:
+    """Stands in for ``_run_ffmpeg``: records each command line, writes nothing, and fails from
+    run number ``fail_from`` on (so a fallback can be reached)."""
+
+    def __init__(self) -> None:
+        self.cmds: list[list[str]] = []
+        self.fail_from = 1
+
+    def __call__(self, cmd: list[str], *, timeout: float, what: str) -> None:
+        assert timeout > 0
+        self.cmds.append(cmd)
+        if len(self.cmds) >= self.fail_from:
+            raise DerivativeFailed(f"{what}: not run")
+
+
+@pytest.fixture
+def runner(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
+    fake = FakeRunner()
+    monkeypatch.setattr(derivatives, "_run_ffmpeg", fake)
+    return fake
+
+
+def has(args: list[str], *seq: str) -> bool:
+    """``seq`` appears in ``args`` as consecutive items."""
+    return any(args[i:i + len(seq)] == list(seq) for i in range(len(args) - len(seq) + 1))
+
+
+def value(args: list[str], option: str) -> str:
+    return args[args.index(option) + 1]
+
+
+def split(cmd: list[str], source: Path, out_dir: Path) -> tuple[list[str], list[str], str]:
+    """(input options, output options, output file) of a one-input, one-output command line,
+    after checking the executable and the global options."""
+    assert cmd[0] == derivatives.FFMPEG
+    for option in (["-hide_banner"], ["-nostdin"], ["-loglevel", "error"], ["-y"]):
+        assert has(cmd, *option), option
+    assert cmd.count("-i") == 1 and value(cmd, "-i") == str(source)
+    i = cmd.index("-i")
+    [o] = [n for n, arg in enumerate(cmd) if arg.startswith(str(out_dir))]
+    return cmd[1:i], cmd[i + 2:o], cmd[o]
+
+
+def test_proxy_command_lines(runner: FakeRunner, tmp_path: Path) -> None:
+    source, out = tmp_path / "in" / "A.mp4", tmp_path / "out"
+    for info in (H264, PCM_MOV, HEVC, WAV):
+        with pytest.raises(DerivativeFailed, match="not run"):
+            make_proxy(source, info, out)
+    remux, remux_pcm, transcode, audio = (split(cmd, source, out) for cmd in runner.cmds)
+
+    # remux: the picture copied, AAC copied, moov first
+    _, opts, dest = remux
+    assert has(opts, "-map", "0:V:0") and has(opts, "-map", "0:a:0?")
+    assert has(opts, "-c:v", "copy") and has(opts, "-c:a", "copy")
+    assert has(opts, "-movflags", "+faststart") and has(opts, "-f", "mp4")
+    assert has(opts, "-map_chapters", "-1") and "-sn" in opts and "-dn" in opts
+    assert "-vf" not in opts and dest.endswith(".mp4")
+    # PCM in MOV: the picture still copied, the sound encoded
+    _, opts, _ = remux_pcm
+    assert has(opts, "-c:v", "copy") and has(opts, "-c:a", "aac") and has(opts, "-b:a", "128k")
+
+    # transcode: H.264 at most 720p on every core (no -threads anywhere)
+    inputs, opts, dest = transcode
+    assert has(opts, "-map", "0:V:0") and has(opts, "-map", "0:a:0?")
+    assert has(opts, "-c:v", "libx264") and has(opts, "-preset", "veryfast")
+    assert has(opts, "-crf", "28") and has(opts, "-pix_fmt", "yuv420p")
+    assert value(opts, "-vf").startswith("scale=") and "720" in value(opts, "-vf")
+    assert has(opts, "-c:a", "copy") and has(opts, "-movflags", "+faststart")
+    assert "-threads" not in inputs + opts and dest.endswith(".mp4")
+
+    # audio: AAC in M4A, one decoder thread
+    inputs, opts, dest = audio
+    assert has(inputs, "-threads", "1")
+    assert has(opts, "-map", "0:a:0") and "-vn" in opts
+    assert has(opts, "-c:a", "aac") and has(opts, "-b:a", "128k")
+    assert has(opts, "-movflags", "+faststart") and has(opts, "-f", "mp4")
+    assert dest.endswith(".m4a")
+    assert list(out.iterdir()) == []
+
+
+def test_poster_command_lines(runner: FakeRunner, tmp_path: Path) -> None:
+    source, out = tmp_path / "in" / "A.mp4", tmp_path / "out"
+    with pytest.raises(DerivativeFailed, match="not run"):
+        make_poster(source, H264, out)
+    # the keyframe at 10% of 12 s, then the first frame when that fails
+    (seek_in, seek_out, _), (first_in, first_out, dest) = (split(c, source, out)
+                                                           for c in runner.cmds)
+    assert has(seek_in, "-ss", "1.2") and has(seek_in, "-skip_frame", "nokey")
+    assert has(first_in, "-ss", "0") and "-skip_frame" not in first_in
+    for inputs, opts in ((seek_in, seek_out), (first_in, first_out)):
+        assert has(inputs, "-threads", "1") and has(opts, "-threads", "1")
+        assert has(opts, "-map", "0:V:0") and has(opts, "-frames:v", "1")
+        assert value(opts, "-vf").startswith("scale=") and "640" in value(opts, "-vf")
+        assert has(opts, "-f", "image2") and has(opts, "-update", "1")
+    assert dest.endswith(".jpg")
+
+
+def test_contact_sheet_command_lines(runner: FakeRunner, tmp_path: Path) -> None:
+    source, out = tmp_path / "in" / "A.mp4", tmp_path / "out"
+    runner.fail_from = 2  # the keyframe run "succeeds" with no frame: the fallback runs
+    with pytest.raises(DerivativeFailed, match="not run"):
+        make_contact_sheet(source, H264, out)
+    (key_in, key_out, key_dest), (first_in, first_out, first_dest) = (
+        split(c, source, out) for c in runner.cmds)
+    assert has(key_in, "-skip_frame", "nokey") and "-skip_frame" not in first_in
+    # one keyframe per 1.2 s (12 s / 10 tiles), each scaled to fit 320 px
+    vf = value(key_out, "-vf")
+    assert vf.startswith("select=") and "selected_n*1.200000" in vf and "320" in vf
+    assert has(key_out, "-fps_mode", "passthrough") and has(key_out, "-frames:v", "10")
+    assert value(first_out, "-vf").startswith("scale=") and has(first_out, "-frames:v", "1")
+    for inputs, opts in ((key_in, key_out), (first_in, first_out)):
+        assert has(inputs, "-threads", "1") and has(opts, "-threads", "1")
+        assert has(opts, "-map", "0:V:0")
+        assert has(opts, "-f", "image2") and has(opts, "-c:v", "png")
+    assert key_dest == first_dest and key_dest.endswith("%04d.png")
+    assert list(out.iterdir()) == []
+
+
+def test_waveform_command_line(runner: FakeRunner, tmp_path: Path) -> None:
+    source, out = tmp_path / "in" / "note.WAV", tmp_path / "out"
+    with pytest.raises(DerivativeFailed, match="not run"):
+        make_waveform(source, WAV, out)
+    [cmd] = runner.cmds
+    inputs, opts, dest = split(cmd, source, out)
+    graph = value(cmd, "-filter_complex")
+    assert graph.startswith("[0:a:0]aformat=channel_layouts=mono")
+    assert "aresample=8000" in graph and "showwavespic=" in graph and "s=1280x240" in graph
+    # the picture mapped is the graph's last output
+    label = value(opts, "-map")
+    assert label.startswith("[") and graph.endswith(label)
+    assert has(inputs, "-threads", "1") and has(opts, "-threads", "1")
+    assert has(opts, "-frames:v", "1") and has(opts, "-update", "1")
+    assert has(opts, "-f", "image2") and has(opts, "-c:v", "png") and dest.endswith(".png")
+
+
+# --- the real ffmpeg -----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
