@@ -54,3 +54,4 @@ def find_gaps(items: list[ItemView], *, on_site_types: set[str], window: timedel
             gaps.append(Gap(rec.item_no, rec.kind, None, rec.time, "document", rec.officer))
     order = {i.item_no: n for n, i in enumerate(items)}
     return sorted(gaps, key=lambda g: order[g.item_no])
+

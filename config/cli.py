@@ -28,7 +28,6 @@ from archive.documents import NewDocument, store_document
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings
 from catalog import cases, custody
-from catalog.actions import Action
 from catalog.errors import CheckFailed, EvidenceError
 from catalog.times import local_iso, parse_user_date, parse_user_time
 
@@ -733,24 +732,14 @@ def report_coverage(ctx: click.Context, since: str, until: str, as_json: bool) -
     """Whole-process coverage of every case opened in the period. Exit 1 when any has gaps."""
     from datetime import timedelta
 
-    from sqlalchemy import select
-
-    from catalog.coverage import find_gaps
-    from catalog.models import Case
-    from catalog.views import case_items
+    from catalog.stats import coverage_report
 
     app = get_app(ctx).require_catalog()
     cov = app.settings.coverage
-    rows = []
     with app.reader_sessions() as session:
-        for case in session.execute(select(Case).where(
-                Case.opened_on >= parse_user_date(since), Case.opened_on <= parse_user_date(until))
-                .order_by(Case.opened_on, Case.case_key)).scalars():
-            gaps = find_gaps(case_items(session, case), on_site_types=set(cov.on_site_types),
-                             window=timedelta(minutes=cov.window_minutes))
-            rows.append({"case": case.number, "case_key": case.case_key,
-                         "missing_recordings": sum(g.missing == "recording" for g in gaps),
-                         "missing_documents": sum(g.missing == "document" for g in gaps)})
+        rows = coverage_report(session, opened_from=parse_user_date(since),
+                               opened_to=parse_user_date(until), on_site_types=set(cov.on_site_types),
+                               window=timedelta(minutes=cov.window_minutes))
     data = {"from": since, "to": until, "cases": rows,
             "with_gaps": sum(1 for r in rows if r["missing_recordings"] or r["missing_documents"])}
 
@@ -900,16 +889,13 @@ def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: st
                    valid_to: str | None, as_json: bool) -> None:
     """Record that OFFICER (certificate number) carries recorder SERIAL; recordings whose file
     names carry no officer get theirs from this."""
-    from catalog.recordings import assign_device
+    from archive.accounts import assign_device
 
     app = get_app(ctx).require_catalog()
     zone = app.settings.zone
     start = parse_user_time(valid_from, zone)
     end = parse_user_time(valid_to, zone, end_of_day=True) if valid_to else None
-    with app.sessions.begin() as session:
-        assign_device(session, serial, officer, valid_from=start, valid_to=end)
-        custody.append(session, actor=app.actor, action=Action.DEVICE_ASSIGNED, subject=serial, details={"officer": officer, "from": local_iso(start, zone),
-                                               "to": local_iso(end, zone)})
+    assign_device(app.services, serial, officer, valid_from=start, valid_to=end, zone=zone)
     data = {"device": serial, "officer": officer, "from": local_iso(start, zone),
             "to": local_iso(end, zone)}
     emit(as_json, data, lambda: out.print(f"{serial} -> {officer} from {data['from']}"
@@ -1099,14 +1085,10 @@ def _read_password(stdin: bool) -> str:
 def user_add(ctx: click.Context, name: str, role: str, protected: bool, password_stdin: bool,
              as_json: bool) -> None:
     """Add an account."""
-    from catalog.users import add_user
+    from archive.accounts import add_account
 
     app = get_app(ctx).require_catalog()
-    password = _read_password(password_stdin)
-    with app.sessions.begin() as session:
-        add_user(session, name, role, password, protected=protected, now=app.now())
-        custody.append(session, actor=app.actor, action=Action.USER_ADDED, subject=f"user:{name}",
-                       details={"role": role, "protected": protected})
+    add_account(app.services, name, role, _read_password(password_stdin), protected=protected)
     emit(as_json, {"name": name, "role": role, "protected": protected},
          lambda: out.print(f"added {name} ({role}{', protected records' if protected else ''})",
                            highlight=False))
@@ -1118,13 +1100,10 @@ def user_add(ctx: click.Context, name: str, role: str, protected: bool, password
 @click.pass_context
 def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """Set an account's password (its open sessions end)."""
-    from catalog.users import set_password
+    from archive.accounts import change_password
 
     app = get_app(ctx).require_catalog()
-    password = _read_password(password_stdin)
-    with app.sessions.begin() as session:
-        set_password(session, name, password, app.now())
-        custody.append(session, actor=app.actor, action=Action.PASSWORD_CHANGED, subject=f"user:{name}")
+    change_password(app.services, name, _read_password(password_stdin))
     out.print(f"password of {name} changed", highlight=False)
 
 

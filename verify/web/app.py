@@ -39,6 +39,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from archive.accounts import add_account
 from archive.context import ServiceContext
 from archive.holds import release_hold, set_hold
 from archive.links import link_recordings, unlink_item
@@ -469,16 +470,10 @@ def create_app(ctx: WebContext) -> Starlette:
 
     @page("users_add")
     async def users_add(request: Request) -> Response:
-        from catalog.users import add_user
-
         form = await request.form()
-        with ctx.sessions.begin() as session:
-            made = add_user(session, str(form.get("name", "")), str(form.get("role", "")),
-                            str(form.get("password", "")), protected=form.get("protected") == "on",
-                            now=ctx.now())
-            custody.append(session, actor=f"web:{request.state.user.name}", action=Action.USER_ADDED,
-                           subject=f"user:{made.name}",
-                           details={"role": made.role, "protected": made.protected_access})
+        add_account(ctx.acting(request.state.user), str(form.get("name", "")),
+                    str(form.get("role", "")), str(form.get("password", "")),
+                    protected=form.get("protected") == "on")
         return RedirectResponse("/admin/users", 303)
 
     routes = [
