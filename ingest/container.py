@@ -9,7 +9,7 @@ stays flat.
 
 The verdict (:class:`Integrity`) comes from the content, never from the extension: a text
 file named ``.mp4`` is ``not_media``, a ``.MOV`` that holds MP4 is fine. What the caller does
-with it (DESIGN.md, invariant 5): ``damaged`` is still evidence and is archived with a flag;
+with it (bad input is kept, never dropped; docs/ARCHITECTURE.md): ``damaged`` is still evidence and is archived with a flag;
 ``empty`` and ``not_media`` (symbolic links and other non-regular files included, never
 followed or opened) go to the station's quarantine; an ``OSError`` (unreadable now,
 vanished) propagates so the caller leaves the file and retries.

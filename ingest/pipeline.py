@@ -1,6 +1,6 @@
 """The ingest pipeline: one station file from the dock folder to the archive.
 
-For each file (DESIGN.md, "How one recording flows"):
+For each file (docs/ARCHITECTURE.md, "How one recording flows"):
 
 1. readiness: a regular file whose size and mtime have been stable for the window;
    symlinks are never followed (quarantined), special files are left and retried;

@@ -1,6 +1,6 @@
 """The station daemon: file-system events, a periodic rescan, and supervision.
 
-Events are only hints (FACTS.md: a file renamed in shows only "created", a
+Events are only hints (inotify: a file renamed in shows only "created", a
 writer that reopens fires "closed" early, network mounts show nothing), so a
 hint only queues a path; the pipeline confirms stability and container
 integrity before archiving, and a full rescan every ``rescan_seconds``
