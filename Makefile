@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv deps test-deps test demo clean
+.PHONY: help venv deps test-deps test lint format demo clean
 
 # test-deps must finish (python3-venv, PostgreSQL) before the venv is made.
 .NOTPARALLEL:
@@ -19,6 +19,8 @@ help:
 	@echo "  make deps       system packages the pipeline needs (ffmpeg, python3-venv)"
 	@echo "  make test-deps  deps + PostgreSQL, started and reachable on 127.0.0.1 without password"
 	@echo "  make test       run the test suite (PYTEST_ARGS='$(PYTEST_ARGS)')"
+	@echo "  make lint       ruff (lint and format check) and mypy over the project's packages"
+	@echo "  make format     rewrite the code in the project's format (ruff format, import order)"
 	@echo "  make demo       synthetic station inbox and the embedded-default run in demo-data/"
 	@echo "  make clean      remove the virtualenv, demo-data/ and caches"
 	@echo "Variables: PYTHON=$(PYTHON) VENV=$(VENV) PYTEST_ARGS='$(PYTEST_ARGS)'"
@@ -34,7 +36,7 @@ $(STAMP): $(wildcard setup.cfg pyproject.toml)
 		$(PYTHON) -m venv "$(VENV)"; \
 	fi
 	"$(VENV)/bin/python" -m pip install --quiet --upgrade pip
-	"$(VENV)/bin/pip" install -e '.[test]'
+	"$(VENV)/bin/pip" install -e '.[test,lint]'
 	@touch "$@"
 
 deps:
@@ -46,6 +48,17 @@ test-deps:
 
 test: test-deps venv
 	"$(VENV)/bin/python" -m pytest $(PYTEST_ARGS)
+
+LINTED := archive catalog config ingest verify tests bench
+
+lint: venv
+	"$(VENV)/bin/ruff" check $(LINTED)
+	"$(VENV)/bin/ruff" format --check $(LINTED)
+	"$(VENV)/bin/mypy"
+
+format: venv
+	"$(VENV)/bin/ruff" check --select I --fix $(LINTED)
+	"$(VENV)/bin/ruff" format $(LINTED)
 
 demo: deps venv
 	VENV="$(VENV)" bash .ci/demo.sh
