@@ -11,7 +11,7 @@ a hash with their own tools.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .errors import InvalidInput
@@ -32,7 +32,7 @@ def format_instant(moment: datetime) -> str:
     """An aware datetime as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` in UTC."""
     if moment.tzinfo is None:
         raise InvalidInput("instant without a time zone cannot be serialized")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_instant(text: str) -> datetime:
@@ -40,4 +40,4 @@ def parse_instant(text: str) -> datetime:
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         raise InvalidInput(f"instant {text!r} carries no offset")
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)

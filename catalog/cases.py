@@ -101,10 +101,11 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
                             opened_on=new.opened_on, created_at=now, created_by=actor)
                 session.add(case)
                 session.flush()
-                event = custody.append(session, actor=actor, action=Action.CASE_OPENED, subject=case_key, details={"number": number, "title": new.title,
-                                                 "type": new.case_type, "unit": unit,
-                                                 "opened_on": new.opened_on.isoformat(),
-                                                 "major": new.major})
+                event = custody.append(session, actor=actor, action=Action.CASE_OPENED, subject=case_key,
+                                       details={"number": number, "title": new.title,
+                                                "type": new.case_type, "unit": unit,
+                                                "opened_on": new.opened_on.isoformat(),
+                                                "major": new.major})
                 if on_write is not None:
                     on_write(session, case, event)
         except IntegrityError as exc:

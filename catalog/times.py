@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 from .errors import InvalidInput
@@ -27,7 +27,7 @@ def parse_user_time(text: str, zone: ZoneInfo, *, end_of_day: bool = False) -> d
                            ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def parse_user_date(text: str) -> date:

@@ -63,7 +63,8 @@ def add_user(session: Session, name: str, role: str, password: str, *, protected
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}", hint=f"one of {', '.join(ROLES)}")
     if session.execute(select(User).where(User.name == name)).scalar():
-        raise CatalogConflict(f"account {name} exists already", hint="`evidence user passwd` changes its password")
+        raise CatalogConflict(f"account {name} exists already",
+                              hint="`evidence user passwd` changes its password")
     user = User(name=name, role=role, password_hash=hash_password(_check(password)),
                 protected_access=protected, created_at=now, password_changed_at=now)
     session.add(user)
