@@ -88,9 +88,10 @@ def store_document(ctx: ServiceContext, doc: NewDocument, *,
         session.flush()
         item = items.add_item(session, case, seq=seq, item_no=item_no, kind="document",
                               document_id=document.id, actor=actor, now=now)
-        event = custody.append(session, actor=actor, action=Action.DOCUMENT_ADDED, subject=item_no, details={k: manifest[k] for k in (
-                                   "case_key", "doc_type", "doc_number", "doc_date", "officer", "sha256", "sm3",
-                                   "size", "original_name", "protected")} | {"key": key})
+        event = custody.append(session, actor=actor, action=Action.DOCUMENT_ADDED, subject=item_no,
+                               details={k: manifest[k] for k in (
+                                   "case_key", "doc_type", "doc_number", "doc_date", "officer", "sha256",
+                                   "sm3", "size", "original_name", "protected")} | {"key": key})
         queue_case_event(session, case, event, now)
     outbox.flush(sessions, store)
     return item, document

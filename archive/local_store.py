@@ -36,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -55,7 +55,7 @@ from .store import Capabilities, LockMode, ObjectInfo, PutResult, Retention
 
 
 def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -191,7 +191,7 @@ class _ReadBack:
             os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
                              os.POSIX_FADV_DONTNEED)
         if self._reader is None:
-            self._reader = open(self._path, "rb", buffering=0)  # noqa: SIM115 - closed in _close
+            self._reader = open(self._path, "rb", buffering=0)  # closed in _close
         if self._hashing is None and end is None:  # a small object: all of it here, at once
             buffer = bytearray(READ_SIZE)
             view = memoryview(buffer)
@@ -304,7 +304,7 @@ class LocalStore:
                 # nothing is known about its lock, so treat it as locked.
                 st = obj.stat()
                 return {"version": None, "size": st.st_size, "incomplete": True,
-                        "created": format_instant(datetime.fromtimestamp(st.st_mtime, timezone.utc))}
+                        "created": format_instant(datetime.fromtimestamp(st.st_mtime, UTC))}
             raise ObjectMissing(f"no object at {key}") from None
 
     @contextmanager
@@ -432,7 +432,7 @@ class LocalStore:
         except FileNotFoundError:
             raise ObjectMissing(f"no object at {key} (its record exists)") from None
         return ObjectInfo(key=key, version=record.get("version"), size=st.st_size,
-                          etag=None, last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc),
+                          etag=None, last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
                           content_type=record.get("content_type"),
                           metadata=dict(record.get("metadata") or {}),
                           retention=_retention_from(record.get("retention")),
@@ -451,7 +451,7 @@ class LocalStore:
                     continue
                 st = path.stat()
                 yield ObjectInfo(key=key, version=None, size=st.st_size, etag=None,
-                                 last_modified=datetime.fromtimestamp(st.st_mtime, timezone.utc))
+                                 last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     # --- locks --------------------------------------------------------------
     def _update(self, key: str, version: str | None, change) -> dict[str, Any]:

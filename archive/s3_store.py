@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlsplit
 
@@ -48,11 +48,11 @@ def parse_s3_time(text: str) -> datetime:
     """ISO 8601 from S3 headers; RGW sends 9 fractional digits, Python takes 6."""
     text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), text.strip())
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def s3_time(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def _read_full(stream: BinaryIO, size: int) -> bytes:
@@ -112,8 +112,9 @@ class S3Store:
     capabilities = Capabilities(presigned_urls=True, server_receipt=True, bucket_policy=True)
 
     def __init__(self, endpoint: str, bucket: str, access_key: str, secret_key: str, *,
-                 lock_mode: LockMode, secure: bool = True, region: str = "us-east-1", part_size: int = 16 * MIB,
-                 parallel: int = 3, read_back: bool = False, timeout: float = 60.0) -> None:
+                 lock_mode: LockMode, secure: bool = True, region: str = "us-east-1",
+                 part_size: int = 16 * MIB, parallel: int = 3, read_back: bool = False,
+                 timeout: float = 60.0) -> None:
         if not 5 * MIB <= part_size <= 5 * 1024 * MIB:
             raise StoreError("S3 part size must be between 5 MiB and 5 GiB")
         self.url = f"s3://{endpoint}/{bucket}"
