@@ -54,7 +54,7 @@ class Metrics:
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - the http.server API
+            def do_GET(self) -> None:  # name set by the http.server API
                 if self.path.rstrip("/") != "/metrics":
                     self.send_error(404)
                     return

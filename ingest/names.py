@@ -55,7 +55,7 @@ import stat
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -231,7 +231,7 @@ def _local_start(digits: str, zone: ZoneInfo) -> tuple[datetime | None, str | No
     except ValueError:
         return None, f"start {digits} in the name is not a real date and time"
     moment = naive.replace(tzinfo=zone)
-    round_trip = moment.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None)
+    round_trip = moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != naive:
         return moment, (f"start {digits} does not exist in {zone.key} (clock change); "
                         "read with the offset before the change")
@@ -401,6 +401,6 @@ def safe_display(name: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> s
     except Exception:  # noqa: BLE001 - a display helper must never raise
         try:
             return repr(name)
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - nor may its fallback
             return "<unprintable name>"
 

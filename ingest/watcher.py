@@ -99,7 +99,7 @@ class StationWatcher:
             self._busy.pop(path, None)
         try:
             outcome = future.result()
-        except Exception:  # noqa: BLE001 - the daemon must keep going; the rescan retries
+        except Exception:  # the daemon must keep going; the rescan retries
             log.exception("unexpected error; the file stays for the next pass",
                           extra={"path": str(path)})
             return
