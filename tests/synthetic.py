@@ -20,9 +20,10 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "DEFAULT_GPS",
@@ -40,10 +41,8 @@ __all__ = [
 
 def _local_zone() -> tzinfo:
     try:
-        from zoneinfo import ZoneInfo
-
         return ZoneInfo("Asia/Shanghai")
-    except Exception:  # no tz database on this machine
+    except ZoneInfoNotFoundError:  # no tz database on this machine
         # China has kept UTC+8 without daylight saving since 1991.
         return timezone(timedelta(hours=8), "Asia/Shanghai")
 
@@ -95,8 +94,8 @@ def _run_ffmpeg(args: list[str], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args, str(out)]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=_FFMPEG_TIMEOUT)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
+                              text=True, timeout=_FFMPEG_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
         raise FFmpegError(f"ffmpeg timed out making {out}: {exc.stderr!r}") from None
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
@@ -109,8 +108,8 @@ def _run_ffmpeg(args: list[str], out: Path) -> Path:
 def _iso_utc(moment: datetime) -> str:
     """ISO 8601 UTC with a Z, as ffmpeg writes ``creation_time``; naive means UTC."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _container_format(path: Path) -> list[str]:
@@ -246,7 +245,7 @@ def _overlay_filter(label: str, creation_time: datetime | None) -> str:
     wall time as if it were UTC makes it print local time without any zone setting.
     """
     start = _local(creation_time if creation_time is not None else DEFAULT_START)
-    wall = start.replace(tzinfo=timezone.utc).timestamp()
+    wall = start.replace(tzinfo=UTC).timestamp()
     clock = rf"%{{pts\:gmtime\:{wall:.0f}\:%Y-%m-%d %H\\\:%M\\\:%S}}"
     shown = f"{label}  {clock}" if label else clock
     return (
@@ -299,7 +298,7 @@ def make_photo(
         _add_exif(out, taken, gps=gps, offset=offset, orientation=orientation)
     if taken is not None:
         if taken.tzinfo is None:
-            taken = taken.replace(tzinfo=timezone.utc)
+            taken = taken.replace(tzinfo=UTC)
         stamp = taken.timestamp()
         os.utime(out, (stamp, stamp))
     return out
@@ -318,7 +317,7 @@ def _add_exif(
 
     moment = taken if taken is not None else DEFAULT_START
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     local = moment.astimezone(LOCAL_ZONE)
     tags = Image.Exif()
     tags[0x010F] = "SyntheticCam"  # Make

@@ -6,7 +6,7 @@ import json
 import re
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ def probe(ffprobe: str, path: Path) -> dict:
 
 @pytest.mark.parametrize("codec", ["h264", "hevc"])
 def test_video_duration_streams_and_creation_time(tmp_path: Path, ffprobe: str, codec: str) -> None:
-    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
     path = synthetic.make_video(tmp_path / "clip.mp4", seconds=3.0, codec=codec, creation_time=when)
     assert path.is_file()
     assert path.stat().st_size < 200_000
@@ -120,7 +120,7 @@ def _frame(path: Path, out: Path, at: float = 0.5) -> Path:
 def test_burned_in_overlay_is_drawn_and_deterministic(tmp_path: Path, ffprobe: str) -> None:
     from PIL import Image, ImageChops, ImageStat
 
-    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
     plain = synthetic.make_video(tmp_path / "plain.mp4", size="640x360", creation_time=when,
                                  text="A123456")
     burned = synthetic.make_video(tmp_path / "burned.mp4", size="640x360", creation_time=when,
@@ -176,7 +176,7 @@ def test_1080p_hevc_rotation_location_pcm_and_keyframes(tmp_path: Path, ffprobe:
 def test_photo_exif_time_gps_and_orientation(tmp_path: Path) -> None:
     from PIL import Image
 
-    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+    when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
     path = synthetic.make_photo(tmp_path / "exif.JPG", taken=when, exif=True, orientation=6)
     with Image.open(path) as img:
         assert (img.format, img.size) == ("JPEG", (320, 240))

@@ -1,6 +1,6 @@
 """Accounts and recorder assignments are custody events made by one service each."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -30,7 +30,7 @@ def test_an_account_and_its_password_change_are_on_the_record(env) -> None:
 
 
 def test_a_device_assignment_is_recorded_with_local_times(env) -> None:
-    start = datetime(2020, 11, 5, 0, 0, tzinfo=timezone.utc)
+    start = datetime(2020, 11, 5, 0, 0, tzinfo=UTC)
     assign_device(env.as_("clerk"), "A123456", "JX0227", valid_from=start, valid_to=None, zone=ZONE)
     with env.sessions() as s:
         assert s.query(DeviceAssignment).count() == 1

@@ -15,7 +15,8 @@ def test_documents_and_recordings_share_the_case_sequence(env, tmp_path) -> None
     case = env.case()
     scan = tmp_path / "立案审批表（扫描）.pdf"
     scan.write_bytes(b"%PDF-1.4 approval form")
-    item, doc = store_document(env.as_("clerk"), NewDocument(case.number, scan, "立案审批表", doc_number="开城管立〔2020〕42号"), doc_types=TYPES)
+    new = NewDocument(case.number, scan, "立案审批表", doc_number="开城管立〔2020〕42号")
+    item, doc = store_document(env.as_("clerk"), new, doc_types=TYPES)
     assert item.item_no == f"{case.case_key}-001D"
     rec = env.recording()
     (pair,) = link_recordings(env.as_("clerk"), case.case_key, [rec.archive_no])
@@ -44,4 +45,5 @@ def test_unknown_type_case_or_file_is_refused(env, tmp_path) -> None:
     with pytest.raises(NotFound):
         store_document(env.as_("c"), NewDocument("no such case", scan, "询问笔录"), doc_types=TYPES)
     with pytest.raises(InvalidInput, match="not a readable file"):
-        store_document(env.as_("c"), NewDocument(case.number, tmp_path / "absent.pdf", "询问笔录"), doc_types=TYPES)
+        store_document(env.as_("c"), NewDocument(case.number, tmp_path / "absent.pdf", "询问笔录"),
+                       doc_types=TYPES)

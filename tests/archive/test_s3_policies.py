@@ -3,7 +3,7 @@
 import io
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -26,7 +26,7 @@ def roles(rgw):
 
 
 def soon(seconds: float) -> datetime:
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return datetime.now(UTC) + timedelta(seconds=seconds)
 
 
 def test_station_puts_with_locks_but_cannot_read_list_or_delete(roles) -> None:
@@ -76,7 +76,7 @@ def test_curator_extends_holds_and_deletes_only_what_expired(roles) -> None:
     with pytest.raises(ObjectLocked):
         curator.delete(put.key, put.version)
     curator.set_legal_hold(put.key, put.version, False)
-    time.sleep(max(0.0, (until - datetime.now(timezone.utc)).total_seconds()) + 1.5)
+    time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.5)
     curator.delete(put.key, put.version)
 
 

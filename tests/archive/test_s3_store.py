@@ -1,6 +1,6 @@
 """S3 details that need no server."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,12 +12,12 @@ from archive.s3_store import S3Store, parse_s3_time, s3_time
                                   "2026-11-28T03:42:08.000Z", "2026-11-28T03:42:08Z",
                                   "2026-11-28T03:42:08+00:00"])
 def test_retain_until_dates_in_every_spelling(text: str) -> None:
-    assert parse_s3_time(text) == datetime(2026, 11, 28, 3, 42, 8, tzinfo=timezone.utc)
+    assert parse_s3_time(text) == datetime(2026, 11, 28, 3, 42, 8, tzinfo=UTC)
 
 
 def test_fractions_are_cut_not_rounded_and_dates_written_in_milliseconds() -> None:
     assert parse_s3_time("2026-11-28T03:42:08.123456789Z").microsecond == 123456
-    assert s3_time(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)) == "2026-01-02T03:04:05.678Z"
+    assert s3_time(datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)) == "2026-01-02T03:04:05.678Z"
 
 
 def test_url_parsing_and_checks() -> None:

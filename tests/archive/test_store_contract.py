@@ -8,7 +8,7 @@ import hashlib
 import io
 import time
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -19,7 +19,7 @@ MIB = 1 << 20
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def payload(size: int, seed: int = 0) -> bytes:

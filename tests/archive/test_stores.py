@@ -44,11 +44,11 @@ def test_another_store_registers_its_scheme(tmp_path) -> None:
 
 def test_every_lock_a_local_store_sets_is_in_its_mode(tmp_path) -> None:
     import io
-    from datetime import datetime, timedelta, timezone
+    from datetime import UTC, datetime, timedelta
 
     store = LocalStore(tmp_path, lock_mode="GOVERNANCE")
     store.ensure_ready()
-    until = datetime.now(timezone.utc) + timedelta(days=1)
+    until = datetime.now(UTC) + timedelta(days=1)
     put = store.put("cases/K/events/000001.json", io.BytesIO(b"{}"), retain_until=until)
     assert store.stat(put.key).retention.mode == "GOVERNANCE"
     unlocked = store.put("cases/K/events/000002.json", io.BytesIO(b"{}"))

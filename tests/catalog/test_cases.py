@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -7,7 +7,7 @@ from catalog.db import session_factory
 from catalog.errors import CatalogConflict, InvalidInput, NotFound
 from catalog.numbering import NumberingFormats
 
-NOW = datetime(2020, 11, 5, 1, tzinfo=timezone.utc)
+NOW = datetime(2020, 11, 5, 1, tzinfo=UTC)
 F = NumberingFormats()
 
 

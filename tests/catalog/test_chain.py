@@ -1,11 +1,11 @@
 import dataclasses
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from catalog.chain import GENESIS_HASH, CustodyEvent, check_chain, hash_payload, seal
 
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def build(n: int) -> list[CustodyEvent]:

@@ -1,11 +1,11 @@
 import dataclasses
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from catalog.checkpoint import Checkpoint, sign_checkpoint
 
-T = datetime(2026, 5, 1, 12, tzinfo=timezone.utc)
+T = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def test_signed_checkpoint_verifies_with_its_key_and_round_trips() -> None:

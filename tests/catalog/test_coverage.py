@@ -1,9 +1,9 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from catalog.coverage import find_gaps
 from catalog.timeline import ItemView
 
-T = datetime(2020, 11, 5, 1, 0, tzinfo=timezone.utc)
+T = datetime(2020, 11, 5, 1, 0, tzinfo=UTC)
 RULES = {"on_site_types": {"现场检查（勘验）笔录", "询问笔录"}, "window": timedelta(minutes=30)}
 
 

@@ -1,5 +1,6 @@
 import multiprocessing
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from itertools import pairwise
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -28,7 +29,7 @@ def test_append_links_events_and_moves_the_head(engine) -> None:
         events = list(custody.events(s))
         assert [e.seq for e in events] == [1, 2, 3, 4, 5]
         assert events[0].prev_hash == GENESIS_HASH
-        assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:]))
+        assert all(b.prev_hash == a.hash for a, b in pairwise(events))
         assert custody.head(s) == (5, events[-1].hash)
         assert [e.seq for e in custody.events(s, subject="KZCG-20201105-ST01-0003")] == [3]
         assert [e.seq for e in custody.events(s, after_seq=3)] == [4, 5]
@@ -94,7 +95,7 @@ def test_edited_details_are_found(engine) -> None:
 def test_edited_time_is_found(engine) -> None:
     fill(engine, 10)
     sql(engine, "update custody_events set time = :t where seq = 2",
-        t=datetime(2020, 1, 1, tzinfo=timezone.utc) if engine.dialect.name == "postgresql"
+        t=datetime(2020, 1, 1, tzinfo=UTC) if engine.dialect.name == "postgresql"
         else "2020-01-01 00:00:00.000000")
     assert report(engine).first_bad_event == 2
 

@@ -1,4 +1,4 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select, text
@@ -14,7 +14,7 @@ def test_times_come_back_aware_utc_with_microseconds(engine) -> None:
         s.add(Station(id="ST01", unit="KZCG", created_at=moment))
     with session_factory(engine)() as s:
         back = s.execute(select(Station.created_at)).scalar_one()
-    assert back == moment and back.tzinfo == timezone.utc and back.microsecond == 123456
+    assert back == moment and back.tzinfo == UTC and back.microsecond == 123456
 
 
 def test_naive_times_are_refused(engine) -> None:

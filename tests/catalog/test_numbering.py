@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -68,7 +68,7 @@ def test_unknown_item_kind() -> None:
 
 def test_register_day_is_counted_in_the_zone() -> None:
     # 2020-11-04 17:30 UTC is already 2020-11-05 in Shanghai.
-    moment = datetime(2020, 11, 4, 17, 30, tzinfo=timezone.utc)
+    moment = datetime(2020, 11, 4, 17, 30, tzinfo=UTC)
     assert local_day(moment, SHANGHAI) == date(2020, 11, 5)
     assert local_day(moment, ZoneInfo("UTC")) == date(2020, 11, 4)
     with pytest.raises(InvalidInput):
@@ -96,4 +96,5 @@ def test_numbers_read_back_into_their_fields() -> None:
         "case_key": "KZCG-2020-0042", "seq": "012", "kind": "V"}
     assert parse_number(f.case_key, "KZCG-2020-0042") == {"unit": "KZCG", "yyyy": "2020", "seq": "0042"}
     assert parse_number(f.case_key, "开城管罚立〔2020〕42号") is None
-    assert parse_number("{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}", "S9.20210304.U.000005")["seq"] == "000005"
+    parsed = parse_number("{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}", "S9.20210304.U.000005")
+    assert parsed is not None and parsed["seq"] == "000005"

@@ -25,9 +25,9 @@ def test_roles_nest() -> None:
 
 
 def test_accounts(engine) -> None:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with session_factory(engine).begin() as s:
         add_user(s, "wang.li", "legal", "审核员的登录密码是123", protected=True, now=now)
         with pytest.raises(CatalogConflict):
