@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from .canonical import canonical_bytes, format_instant, parse_instant
 
@@ -104,7 +104,8 @@ def seal(
 
 
 def _normalized(details: dict[str, Any]) -> dict[str, Any]:
-    return json.loads(canonical_bytes(details))
+    # The canonical form of a dict reads back as a dict.
+    return cast(dict[str, Any], json.loads(canonical_bytes(details)))
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ written record within the window. Times and officers are compared, nothing else.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from .timeline import ItemView
 
@@ -24,10 +24,12 @@ class Gap:
     officer: str | None = None
 
 
-def _span(item: ItemView) -> tuple:
+def _span(item: ItemView) -> tuple[datetime, datetime] | None:
+    """When an item starts and ends; None when its time is unknown."""
     start = item.time
-    end = start + timedelta(seconds=item.duration_s or 0) if start else None
-    return start, end
+    if start is None:
+        return None
+    return start, start + timedelta(seconds=item.duration_s or 0)
 
 
 def find_gaps(items: list[ItemView], *, on_site_types: set[str], window: timedelta) -> list[Gap]:
@@ -39,15 +41,16 @@ def find_gaps(items: list[ItemView], *, on_site_types: set[str], window: timedel
         if doc.doc_type not in on_site_types or doc.time is None:
             continue
         covered = any(
-            rec.time is not None and (doc.officer is None or rec.officer == doc.officer)
-            and _span(rec)[0] - window <= doc.time <= _span(rec)[1] + window
+            (span := _span(rec)) is not None and (doc.officer is None or rec.officer == doc.officer)
+            and span[0] - window <= doc.time <= span[1] + window
             for rec in recordings)
         if not covered:
             gaps.append(Gap(doc.item_no, doc.kind, doc.doc_type, doc.time, "recording", doc.officer))
     for rec in recordings:
-        start, end = _span(rec)
-        if start is None:
+        span = _span(rec)
+        if span is None:
             continue
+        start, end = span
         documented = any(d.time is not None and start - window <= d.time <= end + window
                          for d in documents)
         if not documented:

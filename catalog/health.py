@@ -44,6 +44,7 @@ def station_status(session: Session, *, now: datetime, stale_after: timedelta,
     rows = session.execute(select(Recording).where(Recording.start_time.is_not(None))
                            .order_by(Recording.ingested_at.desc()).limit(limit * 20)).scalars()
     for rec in rows:
+        assert rec.start_time is not None, "the query selects only recordings with a start time"
         ended = rec.start_time + timedelta(seconds=rec.duration_s or 0)
         if rec.ingested_at - ended > late_after:
             late.append({"archive_no": rec.archive_no, "station": rec.station_id, "ended": ended,

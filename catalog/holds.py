@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -10,6 +12,8 @@ from sqlalchemy.orm import Session
 from . import cases
 from .errors import NotFound
 from .models import Case, CaseItem, Document, Hold, Recording
+
+_Linked = TypeVar("_Linked", Recording, Document)
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,8 @@ def resolve(session: Session, subject: str) -> Held:
     item = session.execute(select(CaseItem).where(CaseItem.item_no == subject)).scalar()
     if item is not None:
         if item.recording_id is not None:
-            return Held(item.item_no, None, (session.get(Recording, item.recording_id),), ())
-        return Held(item.item_no, None, (), (session.get(Document, item.document_id),))
+            return Held(item.item_no, None, (_linked(session, Recording, item.recording_id),), ())
+        return Held(item.item_no, None, (), (_linked(session, Document, item.document_id),))
     case = cases.find_case(session, subject)
     if case is None:
         raise NotFound(f"{subject!r} names no recording, item or case",
@@ -51,8 +55,15 @@ def resolve(session: Session, subject: str) -> Held:
     linked = session.execute(select(CaseItem).where(CaseItem.case_id == case.id,
                                                     CaseItem.unlinked_at.is_(None))).scalars().all()
     return Held(case.case_key, case,
-                tuple(session.get(Recording, i.recording_id) for i in linked if i.recording_id),
-                tuple(session.get(Document, i.document_id) for i in linked if i.document_id))
+                tuple(_linked(session, Recording, i.recording_id) for i in linked if i.recording_id),
+                tuple(_linked(session, Document, i.document_id) for i in linked if i.document_id))
+
+
+def _linked(session: Session, model: type[_Linked], id_: int | None) -> _Linked:
+    """The recording or document a case item links (its foreign key guarantees one)."""
+    row = session.get(model, id_)
+    assert row is not None, f"a case item links {model.__name__} {id_}, which the catalog lacks"
+    return row
 
 
 def active_holds(session: Session, subject: str | None = None) -> list[Hold]:
@@ -62,7 +73,8 @@ def active_holds(session: Session, subject: str | None = None) -> list[Hold]:
     return list(session.execute(query).scalars())
 
 
-def held_objects(session: Session, *, excluding: set[int] = frozenset()) -> set[tuple[str, str | None]]:
+def held_objects(session: Session, *,
+                 excluding: AbstractSet[int] = frozenset()) -> set[tuple[str, str | None]]:
     """Every stored object some active hold (other than ``excluding``) covers."""
     found: set[tuple[str, str | None]] = set()
     for hold in active_holds(session):

@@ -32,7 +32,9 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def head_revision() -> str:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None, f"no migrations shipped in {MIGRATIONS}"
+    return head
 
 
 def current_revision(engine: Engine) -> str | None:

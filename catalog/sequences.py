@@ -8,17 +8,15 @@ SQLite), which serializes concurrent allocators in the same scope.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .models import NumberSequence
 
-_TABLE = NumberSequence.__table__
 
-
-def _insert_if_absent(dialect: str, scope: str):
-    module = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_TABLE).values(scope=scope, last_value=0).on_conflict_do_nothing(
+def _insert_if_absent(dialect: str, scope: str) -> Insert:
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(NumberSequence).values(scope=scope, last_value=0).on_conflict_do_nothing(
         index_elements=["scope"])
 
 
@@ -27,9 +25,9 @@ def allocate(engine: Engine, scope: str) -> int:
     with engine.begin() as conn:
         conn.execute(_insert_if_absent(engine.dialect.name, scope))
         return conn.execute(
-            update(_TABLE).where(_TABLE.c.scope == scope)
-            .values(last_value=_TABLE.c.last_value + 1)
-            .returning(_TABLE.c.last_value)
+            update(NumberSequence).where(NumberSequence.scope == scope)
+            .values(last_value=NumberSequence.last_value + 1)
+            .returning(NumberSequence.last_value)
         ).scalar_one()
 
 
@@ -37,13 +35,15 @@ def raise_floor(engine: Engine, scope: str, at_least: int) -> int:
     """Make sure the next number of ``scope`` is above ``at_least`` (used by rebuilds)."""
     with engine.begin() as conn:
         conn.execute(_insert_if_absent(engine.dialect.name, scope))
-        conn.execute(update(_TABLE).where(_TABLE.c.scope == scope, _TABLE.c.last_value < at_least)
+        conn.execute(update(NumberSequence)
+                     .where(NumberSequence.scope == scope, NumberSequence.last_value < at_least)
                      .values(last_value=at_least))
-        return conn.execute(select(_TABLE.c.last_value).where(_TABLE.c.scope == scope)).scalar_one()
+        return conn.execute(
+            select(NumberSequence.last_value).where(NumberSequence.scope == scope)).scalar_one()
 
 
 def current(engine: Engine, scope: str) -> int:
     """The last number issued in ``scope`` (0 when none)."""
     with engine.connect() as conn:
-        value = conn.execute(select(_TABLE.c.last_value).where(_TABLE.c.scope == scope)).scalar()
+        value = conn.execute(select(NumberSequence.last_value).where(NumberSequence.scope == scope)).scalar()
     return int(value or 0)

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .actions import Action
 from .coverage import find_gaps
-from .models import Case, CustodyEventRow, Officer, Recording, Station, Tombstone
+from .models import Base, Case, CustodyEventRow, Officer, Recording, Station, Tombstone
 from .views import case_items
 
 
@@ -22,11 +22,12 @@ def annual(session: Session, *, start: datetime, end: datetime, on_site_types: s
     count, seconds = session.execute(
         select(func.count(), func.coalesce(func.sum(Recording.duration_s), 0.0)).where(in_year)).one()
 
-    def grouped(column, join=None) -> list[dict[str, Any]]:
+    def grouped(column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+                join: tuple[type[Base], ColumnElement[bool]] | None = None) -> list[dict[str, Any]]:
         query = select(column, func.count(), func.coalesce(func.sum(Recording.duration_s), 0.0))
         query = (query.select_from(Recording).outerjoin(*join) if join else query).where(in_year)
         rows = session.execute(query.group_by(column).order_by(column)).all()
-        return [{"name": name or "unknown", "recordings": n, "hours": round(s / 3600, 2)}
+        return [{"name": name or "unknown", "recordings": n, "hours": _hours(s)}
                 for name, n, s in rows]
 
     by_kind = {k: n for k, n in session.execute(
@@ -55,7 +56,7 @@ def annual(session: Session, *, start: datetime, end: datetime, on_site_types: s
                                                      Tombstone.purged_at < end)
         .group_by(Tombstone.reason).order_by(Tombstone.reason))]
     return {
-        "recordings": {"count": count, "hours": round(seconds / 3600, 2), "by_kind": by_kind,
+        "recordings": {"count": count, "hours": _hours(seconds), "by_kind": by_kind,
                        "damaged": damaged,
                        "by_unit": grouped(Station.unit, (Station, Station.id == Recording.station_id)),
                        "by_station": grouped(Recording.station_id),
@@ -66,11 +67,17 @@ def annual(session: Session, *, start: datetime, end: datetime, on_site_types: s
     }
 
 
-def per_month(session: Session, *, start: datetime, end: datetime, zone) -> list[int]:
+def _hours(seconds: float | None) -> float:
+    assert seconds is not None, "the queries coalesce summed durations to 0.0"
+    return round(seconds / 3600, 2)
+
+
+def per_month(session: Session, *, start: datetime, end: datetime, zone: tzinfo) -> list[int]:
     """Recordings per calendar month (in the settings' zone) of the year starting at ``start``."""
     counts = [0] * 12
     for (moment,) in session.execute(select(Recording.start_time).where(
             Recording.start_time >= start, Recording.start_time < end)):
+        assert moment is not None, "the query selects only recordings with a start time"
         counts[moment.astimezone(zone).month - 1] += 1
     return counts
 

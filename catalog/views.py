@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from .models import (
     Case,
@@ -27,7 +27,9 @@ from .models import (
 from .timeline import ItemView, in_time_order
 
 
-def _names(session: Session, id_column, name_column, ids: set[int | None]) -> dict[int, str]:
+def _names(session: Session, id_column: InstrumentedAttribute[int], name_column: InstrumentedAttribute[str],
+           ids: set[int | None]) -> dict[int | None, str]:
+    """Names by id; keyed so that an absent (None) id finds no name."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
         return {}
@@ -54,6 +56,7 @@ def _custody_summary(session: Session, subjects: list[str]) -> dict[str, dict[st
                    func.max(CustodyEventRow.time))
             .where(CustodyEventRow.subject.in_(subjects))
             .group_by(CustodyEventRow.subject, CustodyEventRow.action)):
+        assert subject is not None, "the query selects only events with one of the subjects"
         counts[subject][action] += n
         entry = summary[subject]
         entry["last"] = max(filter(None, [entry["last"], last]), default=None)
@@ -90,6 +93,8 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
                 linked_at=link.linked_at, unlinked=link.unlinked_at is not None,
                 storage_key=r.storage_key, storage_version=r.storage_version, encrypted=r.encrypted))
         else:
+            assert link.document_id is not None, \
+                f"case item {link.item_no} links neither a recording nor a document"
             d = docs[link.document_id]
             views.append(ItemView(
                 item_no=link.item_no, seq=link.seq, kind="document", time=d.doc_date or d.created_at,
@@ -114,7 +119,7 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
 
 def recordings_query(*, officer: str | None = None, device: str | None = None,
                      station: str | None = None, since: datetime | None = None,
-                     until: datetime | None = None, unlinked: bool = False) -> Select:
+                     until: datetime | None = None, unlinked: bool = False) -> Select[Any]:
     query = select(Recording).order_by(Recording.start_time, Recording.archive_no)
     if officer:
         query = query.join(Officer, Officer.id == Recording.officer_id).where(Officer.number == officer)
@@ -147,6 +152,7 @@ def recording_rows(session: Session, recordings: list[Recording]) -> list[dict[s
             .join(Case, Case.id == CaseItem.case_id)
             .where(CaseItem.recording_id.in_(ids), CaseItem.unlinked_at.is_(None))
             .order_by(CaseItem.id)):
+        assert rid is not None, "the query selects only items linking one of the recordings"
         cases.setdefault(rid, []).append({"case": number, "case_key": key, "item_no": item_no})
     rows = []
     for r in recordings:
