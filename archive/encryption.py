@@ -90,7 +90,7 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -103,6 +103,9 @@ from cryptography.hazmat.primitives.keywrap import (
 
 from catalog.errors import CheckFailed, EvidenceError, InvalidInput
 from catalog.keys import write_new_private_file
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 ALGORITHMS = ("AES-256-GCM", "SM4-GCM")
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -123,6 +126,14 @@ _CHUNK_INFO = struct.Struct(">IB")   # chunk index, final flag
 HEADER_SIZES = {name: _PREFIX.size + (size + 8) + NONCE_PREFIX_SIZE
                 for name, size in _DATA_KEY_SIZES.items()}
 MAX_HEADER_SIZE = max(HEADER_SIZES.values())
+
+
+class Readable(Protocol):
+    """A binary stream to read from: ``read`` is enough, ``readinto`` is used where the stream
+    has it. Files, ``io.BytesIO`` and ``io.RawIOBase`` readers all qualify."""
+
+    def read(self, size: int = -1, /) -> bytes | None: ...
+
 
 _RESTORE_HINT = "restore the key file from its backup; without it protected records cannot be read"
 
@@ -390,7 +401,7 @@ def _chunk_failed(index: int, object_id: str) -> DecryptionFailed:
 
 # --- encryption ------------------------------------------------------------
 
-def _readinto_full(stream: BinaryIO, view: memoryview) -> int:
+def _readinto_full(stream: Readable, view: memoryview) -> int:
     """Fill ``view`` from ``stream`` unless it ends first; short reads are not the end."""
     filled = 0
     readinto = getattr(stream, "readinto", None)
@@ -400,8 +411,8 @@ def _readinto_full(stream: BinaryIO, view: memoryview) -> int:
         else:
             piece = stream.read(len(view) - filled)
             got = len(piece) if piece is not None else None
-            if got:
-                view[filled:filled + got] = piece
+            if piece:
+                view[filled:filled + len(piece)] = piece
         if got is None:  # non-blocking stream with nothing yet: not supported
             raise InvalidInput("encryption needs a blocking input stream")
         if got == 0:
@@ -419,7 +430,7 @@ class EncryptingReader(io.RawIOBase):
     plaintext stream is not closed by this reader.
     """
 
-    def __init__(self, plain: BinaryIO, kek: bytes, object_id: str,
+    def __init__(self, plain: Readable, kek: bytes, object_id: str,
                  algorithm: str = "AES-256-GCM", chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
         super().__init__()
         _check_algorithm(algorithm)
@@ -471,7 +482,7 @@ class EncryptingReader(io.RawIOBase):
         self._done = final
         return True
 
-    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, b: WriteableBuffer) -> int:
         """Fill ``b`` as far as the object goes; 0 only at the end."""
         self._check_open()
         view = memoryview(b).cast("B")
@@ -521,13 +532,13 @@ class EncryptingReader(io.RawIOBase):
 
 # --- decryption ------------------------------------------------------------
 
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
+def _read_exact(stream: Readable, size: int) -> bytes:
     buf = bytearray(size)
     got = _readinto_full(stream, memoryview(buf))
     return bytes(buf[:got])
 
 
-def decrypt_stream(cipher: BinaryIO, kek: bytes, object_id: str) -> Iterator[bytes]:
+def decrypt_stream(cipher: Readable, kek: bytes, object_id: str) -> Iterator[bytes]:
     """Yield the plaintext chunk by chunk, each only after it verified.
 
     The header and the key are checked before this returns, so a wrong key
@@ -542,7 +553,7 @@ def decrypt_stream(cipher: BinaryIO, kek: bytes, object_id: str) -> Iterator[byt
     return _stream_chunks(cipher, header, box, object_id)
 
 
-def _stream_chunks(cipher: BinaryIO, header: EnvelopeHeader, box: _ChunkCipher,
+def _stream_chunks(cipher: Readable, header: EnvelopeHeader, box: _ChunkCipher,
                    object_id: str) -> Iterator[bytes]:
     stride = header.chunk_size + TAG_SIZE
     buf = bytearray(stride)

@@ -55,7 +55,9 @@ def link_recordings(ctx: ServiceContext, case_name: str,
             case = cases.get_case(session, case_key)
             items.add_item(session, case, seq=seq, item_no=item_no, kind=recording.kind,
                            recording_id=recording.id, actor=actor, now=now)
-            session.get(type(recording), recording.id).retain_until = until
+            row = session.get(type(recording), recording.id)
+            assert row is not None, f"{recording.archive_no} is gone from the catalog (never deleted)"
+            row.retain_until = until
             event = custody.append(session, actor=actor, action=Action.LINKED,
                                    subject=recording.archive_no,
                                    details={"case_key": case_key, "item_no": item_no,

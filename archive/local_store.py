@@ -26,6 +26,7 @@ import errno
 import fcntl
 import hashlib
 import hmac
+import io
 import json
 import mmap
 import os
@@ -38,7 +39,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, cast
 
 from catalog.canonical import format_instant, parse_instant
 
@@ -51,7 +52,7 @@ from .errors import (
     StoreError,
 )
 from .layout import check_key
-from .store import Capabilities, LockMode, ObjectInfo, PutResult, Retention
+from .store import BinaryStream, Capabilities, LockMode, ObjectInfo, PutResult, Retention
 
 
 def _utcnow() -> datetime:
@@ -96,7 +97,7 @@ def _set_direct(fd: int, on: bool) -> bool:
     return on
 
 
-def _fill(stream: BinaryIO, view: memoryview) -> int:
+def _fill(stream: BinaryStream, view: memoryview) -> int:
     """Read until ``view`` is full or the stream ends; the number of bytes read."""
     filled = 0
     while filled < len(view):
@@ -149,12 +150,12 @@ class _ReadBack:
         self._evict = evict
         self._done = 0          # bytes read back so far
         self._asked = 0         # bytes handed to the thread
-        self._reader: BinaryIO | None = None
+        self._reader: io.FileIO | None = None
         self._hashing: HashThread | None = None
         self._pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._buffers = 0
         self._direct = False
-        self._work: queue.SimpleQueue[tuple[int, bool] | None] | None = None
+        self._work: queue.SimpleQueue[tuple[int, bool] | None] = queue.SimpleQueue()  # for the thread
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -167,15 +168,14 @@ class _ReadBack:
         if self._error is not None:
             raise self._error
         if self._thread is None:
-            self._work = queue.SimpleQueue()
             self._thread = threading.Thread(target=self._run, name="local-store-read-back",
                                             daemon=True)
             self._thread.start()
         self._asked = end
-        self._work.put((end, cached))  # type: ignore[union-attr]
+        self._work.put((end, cached))
 
     def _run(self) -> None:
-        while (item := self._work.get()) is not None:  # type: ignore[union-attr]
+        while (item := self._work.get()) is not None:
             if self._error is None:
                 try:
                     self._read_back(item[0], flush=item[1])
@@ -193,9 +193,9 @@ class _ReadBack:
         if self._reader is None:
             self._reader = open(self._path, "rb", buffering=0)  # closed in _close
         if self._hashing is None and end is None:  # a small object: all of it here, at once
-            buffer = bytearray(READ_SIZE)
-            view = memoryview(buffer)
-            while n := self._reader.readinto(buffer):
+            block = bytearray(READ_SIZE)
+            view = memoryview(block)
+            while n := self._reader.readinto(block):
                 self.hasher.update(view[:n])
                 self._done += n
             return
@@ -235,7 +235,7 @@ class _ReadBack:
 
     def _stop(self) -> None:
         if self._thread is not None:
-            self._work.put(None)  # type: ignore[union-attr]
+            self._work.put(None)
             self._thread.join()
             self._thread = None
 
@@ -269,7 +269,7 @@ class LocalStore:
 
     capabilities = Capabilities()
 
-    def __init__(self, root: Path, *, lock_mode: LockMode, clock=_utcnow,
+    def __init__(self, root: Path, *, lock_mode: LockMode, clock: Callable[[], datetime] = _utcnow,
                  reread_from_disk: bool = True) -> None:
         self.root = Path(root)
         self.url = f"file://{self.root}"
@@ -297,7 +297,8 @@ class LocalStore:
     def _load_meta(self, key: str) -> dict[str, Any]:
         obj, meta = self._paths(key)
         try:
-            return json.loads(meta.read_text(encoding="utf-8"))
+            # Written by this store: always an object.
+            return cast(dict[str, Any], json.loads(meta.read_text(encoding="utf-8")))
         except FileNotFoundError:
             if obj.exists():
                 # Object without its record (a crash between the two writes):
@@ -319,7 +320,7 @@ class LocalStore:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     # --- writing ----------------------------------------------------------
-    def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
+    def put(self, key: str, stream: BinaryStream, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
@@ -356,7 +357,7 @@ class LocalStore:
         _write_atomic(meta, json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
         return PutResult(key, version, sent)
 
-    def _write(self, fd: int, tmp: Path, stream: BinaryIO, check: Callable[[Digests], None] | None,
+    def _write(self, fd: int, tmp: Path, stream: BinaryStream, check: Callable[[Digests], None] | None,
                sm3: bool) -> tuple[Digests, Digests]:
         """Write the stream to ``fd``; return the digests of the bytes sent and of the bytes
         read back from disk.
@@ -454,7 +455,8 @@ class LocalStore:
                                  last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
 
     # --- locks --------------------------------------------------------------
-    def _update(self, key: str, version: str | None, change) -> dict[str, Any]:
+    def _update(self, key: str, version: str | None,
+                change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         with self._locked():
             record = self._check_version(key, version)
             if record.get("incomplete"):
@@ -474,7 +476,9 @@ class LocalStore:
             mode = current.mode if current else self.lock_mode
             record["retention"] = _retention_json(Retention(mode, max(until, current.until)
                                                             if current else until))
-        return _retention_from(self._update(key, version, change)["retention"])  # type: ignore[return-value]
+        retention = _retention_from(self._update(key, version, change)["retention"])
+        assert retention is not None, "change() always sets a retention"
+        return retention
 
     def set_legal_hold(self, key: str, version: str | None, on: bool) -> None:
         self._update(key, version, lambda record: record.__setitem__("legal_hold", on))
@@ -535,4 +539,5 @@ def _retention_json(retention: Retention | None) -> dict[str, str] | None:
 
 
 def _retention_from(data: dict[str, str] | None) -> Retention | None:
-    return None if not data else Retention(data["mode"], parse_instant(data["until"]))  # type: ignore[arg-type]
+    # The mode is one this store wrote (its lock_mode, kept on extension).
+    return None if not data else Retention(cast(LockMode, data["mode"]), parse_instant(data["until"]))

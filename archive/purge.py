@@ -38,7 +38,7 @@ def _objects(session: Session, recording: Recording) -> list[tuple[str, str | No
         found.append((recording.manifest_key, None))
     derivatives = session.execute(select(Derivative).where(
         Derivative.recording_id == recording.id, Derivative.storage_key.is_not(None))).scalars()
-    found += [(d.storage_key, d.storage_version) for d in derivatives]
+    found += [(d.storage_key, d.storage_version) for d in derivatives if d.storage_key is not None]
     return found
 
 
@@ -70,6 +70,7 @@ def purge_recording(ctx: ServiceContext, archive_no: str, *, reason: str,
               "deleted": [key for key, _ in objects]}
     with sessions.begin() as session:
         row = session.get(Recording, recording.id)
+        assert row is not None, f"{archive_no} is gone from the catalog (never deleted)"
         row.status = "purged"
         event = custody.append(session, actor=actor, action=Action.PURGED, subject=archive_no,
                                details={k: record[k] for k in ("reason", "due_at", "numbers", "sha256",

@@ -12,7 +12,7 @@ import hashlib
 import io
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from catalog.canonical import canonical_bytes
 
@@ -36,4 +36,5 @@ def put_json(store: ObjectStore, key: str, value: dict[str, Any], *,
 
 
 def get_json(store: ObjectStore, key: str, version: str | None = None) -> dict[str, Any]:
-    return json.loads(b"".join(store.read(key, version)))
+    # Records are JSON objects (put_json writes only dicts).
+    return cast(dict[str, Any], json.loads(b"".join(store.read(key, version))))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any, ParamSpec, TypeVar, cast
 from urllib.parse import parse_qs, urlsplit
 
 import urllib3
@@ -38,9 +38,13 @@ from .errors import (
     StoreUnavailable,
 )
 from .layout import check_key
-from .store import Capabilities, LockMode, ObjectInfo, PutResult, Retention
+from .store import BinaryStream, Capabilities, LockMode, ObjectInfo, PutResult, Retention
 
 MIB = 1 << 20
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
 _FRACTION = re.compile(r"\.(\d+)")
 
 
@@ -55,7 +59,7 @@ def s3_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
-def _read_full(stream: BinaryIO, size: int) -> bytes:
+def _read_full(stream: BinaryStream, size: int) -> bytes:
     """Exactly ``size`` bytes unless the stream ends first (short reads are retried)."""
     chunks, missing = [], size
     while missing:
@@ -72,7 +76,7 @@ class _Parts:
     stays at a fixed number of parts however long the stream, with no allocation per part.
     A buffer is handed back with ``release`` once its part is uploaded."""
 
-    def __init__(self, stream: BinaryIO, size: int, count: int) -> None:
+    def __init__(self, stream: BinaryStream, size: int, count: int) -> None:
         self._stream = stream
         self._size = size
         self._count = count
@@ -143,7 +147,7 @@ class S3Store:
                    region=region, **kwargs)
 
     # --- errors -------------------------------------------------------------
-    def _call(self, what: str, fn, *args: Any, **kwargs: Any):
+    def _call(self, what: str, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return fn(*args, **kwargs)
         except S3Error as exc:
@@ -168,7 +172,7 @@ class S3Store:
                              hint="object lock can only be enabled at creation: use a new bucket")
 
     # --- writing ------------------------------------------------------------
-    def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
+    def put(self, key: str, stream: BinaryStream, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:
@@ -227,7 +231,8 @@ class S3Store:
         return PutResult(key, version, sent)
 
     def _multipart(self, key: str, headers: dict[str, str], parts: _Parts, hasher: Hasher,
-                   first: bytes, following: memoryview, check_sent, retention: Retention | None,
+                   first: bytes, following: bytes | memoryview, check_sent: Callable[[], Digests],
+                   retention: Retention | None,
                    legal_hold: bool, part_md5s: list[bytes]) -> str | None:
         from minio.datatypes import Part
 
@@ -240,7 +245,7 @@ class S3Store:
             # In the upload thread: the MD5 (Content-MD5) beside the other parts' uploads.
             md5 = hashlib.md5(data).digest()
             etag = self._call(f"upload {key} part {number}", self.client._upload_part,
-                              self.bucket, key, data,
+                              self.bucket, key, data,  # type: ignore[arg-type]  # minio says bytes; takes views
                               {"Content-MD5": base64.b64encode(md5).decode()}, upload_id, number)
             return md5, etag
 
@@ -258,6 +263,8 @@ class S3Store:
 
         try:
             with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+                data: bytes | memoryview
+                ahead: bytes | memoryview
                 number, data, ahead = 1, first, following
                 while data:
                     pending.append((number, data, pool.submit(upload, number, data)))
@@ -324,9 +331,11 @@ class S3Store:
         headers = {k.lower(): v for k, v in (st.metadata or {}).items()}
         retention = None
         if headers.get("x-amz-object-lock-mode") and headers.get("x-amz-object-lock-retain-until-date"):
-            retention = Retention(headers["x-amz-object-lock-mode"].upper(),  # type: ignore[arg-type]
+            # S3 has these two lock modes only.
+            retention = Retention(cast(LockMode, headers["x-amz-object-lock-mode"].upper()),
                                   parse_s3_time(headers["x-amz-object-lock-retain-until-date"]))
         user = {k[len("x-amz-meta-"):]: v for k, v in headers.items() if k.startswith("x-amz-meta-")}
+        assert st.size is not None, "stat_object always gives a size (0 without Content-Length)"
         return ObjectInfo(key=key, version=st.version_id, size=st.size, etag=(st.etag or "").strip('"'),
                           last_modified=st.last_modified, content_type=st.content_type,
                           metadata=user, retention=retention,
@@ -374,7 +383,7 @@ class S3Store:
         self._lock_call(f"delete {key}", self.client.remove_object, self.bucket, key,
                         version_id=version)
 
-    def _lock_call(self, what: str, fn, *args: Any, **kwargs: Any) -> None:
+    def _lock_call(self, what: str, fn: Callable[_P, object], *args: _P.args, **kwargs: _P.kwargs) -> None:
         try:
             self._call(what, fn, *args, **kwargs)
         except StoreError as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import BinaryIO, Literal, Protocol
+from typing import Literal, Protocol
 
 from .digest import Digests
 
@@ -56,6 +56,15 @@ class ObjectInfo:
     legal_hold: bool = False
 
 
+class BinaryStream(Protocol):
+    """What ``put`` reads from: a file opened ``"rb"``, ``io.BytesIO``, a spooled temporary
+    file, an ``io.RawIOBase`` reader such as ``archive.encryption.EncryptingReader``."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int | None: ...
+
+
 class ObjectStore(Protocol):
     """What every store offers. Keys are ASCII paths (see ``archive.layout``)."""
 
@@ -67,7 +76,7 @@ class ObjectStore(Protocol):
     def ensure_ready(self) -> None:
         """Create the bucket (with object lock) or folder if needed; idempotent."""
 
-    def put(self, key: str, stream: BinaryIO, *, content_type: str = "application/octet-stream",
+    def put(self, key: str, stream: BinaryStream, *, content_type: str = "application/octet-stream",
             metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
             legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
             sm3: bool = False) -> PutResult:

@@ -83,7 +83,7 @@ class Generated(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, b) -> int:  # type: ignore[override]
+    def readinto(self, b) -> int:
         view = memoryview(b)
         n = min(len(view), self.left, len(self.block))
         view[:n] = self.block[:n]
@@ -138,7 +138,7 @@ def test_encrypted_size_counts_one_tag_per_chunk() -> None:
 
 def test_a_source_with_only_short_reads_is_fine() -> None:
     plain = _plain(3 * C + 5)
-    reader = EncryptingReader(Trickle(plain), KEK, OID, chunk_size=C)  # type: ignore[arg-type]
+    reader = EncryptingReader(Trickle(plain), KEK, OID, chunk_size=C)
     assert _decrypt(reader.read()) == plain
 
 
@@ -406,7 +406,7 @@ def test_memory_stays_bounded_when_decrypting_a_stream(algorithm: str) -> None:
     try:
         total = 0
         source = EncryptingReader(Generated(size), KEK, OID, algorithm)
-        for chunk in decrypt_stream(source, KEK, OID):  # type: ignore[arg-type]
+        for chunk in decrypt_stream(source, KEK, OID):
             total += len(chunk)
             del chunk
         _, peak = tracemalloc.get_traced_memory()
