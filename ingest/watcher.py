@@ -11,6 +11,7 @@ restarted and logged. A station whose last success is older than
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from .metrics import Metrics
@@ -37,9 +39,9 @@ class _Hints(FileSystemEventHandler):
                  wake: threading.Event) -> None:
         self.folder, self.queue, self.lock, self.wake = folder, queue, lock, wake
 
-    def _hint(self, path: str) -> None:
+    def _hint(self, path: str | bytes) -> None:
         with self.lock:
-            self.queue.add((self.folder, Path(path)))
+            self.queue.add((self.folder, Path(os.fsdecode(path))))
         self.wake.set()
 
     def on_created(self, event: FileSystemEvent) -> None:
@@ -68,7 +70,7 @@ class StationWatcher:
         self._busy: dict[Path, Future[Outcome]] = {}
         self._later: dict[Path, float] = {}
         self._folder_of: dict[Path, Path] = {}
-        self._observer = None
+        self._observer: BaseObserver | None = None
         self.last_success = time.time()
         self._last_stale_warning = 0.0
 
@@ -155,7 +157,7 @@ class StationWatcher:
                         future = pool.submit(self.pipeline.process, folder, path, wait=False,
                                              respect_backoff=True)
                         self._busy[path] = future
-                        future.add_done_callback(lambda fut, p=path: self._done(p, fut))
+                        future.add_done_callback(functools.partial(self._done, path))
                     self.metrics.queue_depth = len(self._queue) + len(self._busy) + len(self._later)
                 self._check_stale()
                 self._wake.wait(self.tick)

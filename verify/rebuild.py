@@ -92,6 +92,7 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> Non
                                     prev_hash=e.prev_hash, hash=e.hash))
     session.flush()
     head = session.get(CustodyHead, 1)
+    assert head is not None, "the first schema migration creates the custody head row"
     head.seq, head.hash = chain.last_seq, chain.last_hash
     for info in store.list("custody/checkpoints/"):
         cp = Checkpoint.from_record(get_json(store, info.key))
