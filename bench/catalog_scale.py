@@ -22,12 +22,13 @@ load); SQLite gets nothing (the application never runs ``ANALYZE``).
 Then each read path is run as the command runs it, warm (3 runs discarded), and timed over
 20 runs; the median and the slowest are reported:
 
-- case show: ``cases.get_case`` + ``catalog.views.case_items`` + ``config.cli.case_json`` /
+- case show: ``cases.get_case`` + ``catalog.views.case_items`` + ``config.commands.base.case_json`` /
   ``item_json`` for the 50-item case, in a read-only session;
 - replay: ``verify.replay.replay(..., verify=False)`` + ``item_json`` (it appends one
   ``replayed`` custody event per run);
-- recordings list: ``recordings_query(officer=..., since=..., until=...).limit(1000)``
-  executed + ``recording_rows`` + the command's time formatting, for one officer and one month.
+- recordings list: ``find_recordings(officer=..., since=..., until=..., limit=1000)`` (the
+  ``recordings_query`` executed) + ``recording_rows`` + the command's time formatting, for one
+  officer and one month.
 
 Every statement a path runs is captured once and explained (SQLite ``EXPLAIN QUERY PLAN``,
 PostgreSQL ``EXPLAIN (ANALYZE, BUFFERS)``), so the report says which index each query uses.
@@ -357,7 +358,7 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
 
 class Paths:
     def __init__(self, url: str, target_case: str) -> None:
-        from config.cli import case_json, item_json
+        from config.commands.base import case_json, item_json
 
         self.case_json, self.item_json = case_json, item_json
         self.engine = make_engine(url)
@@ -397,13 +398,13 @@ class Paths:
         return len(data["items"])
 
     def recordings_list(self) -> int:
-        from catalog.views import recording_rows, recordings_query
+        from catalog.views import find_recordings, recording_rows
 
-        query = recordings_query(officer=LIST_OFFICER, since=parse_user_time(LIST_SINCE, ZONE),
-                                 until=parse_user_time(LIST_UNTIL, ZONE, end_of_day=True)
-                                 ).limit(LIST_LIMIT)
+        since = parse_user_time(LIST_SINCE, ZONE)
+        until = parse_user_time(LIST_UNTIL, ZONE, end_of_day=True)
         with self.reader_sessions() as session:
-            rows = recording_rows(session, list(session.execute(query).scalars()))
+            rows = recording_rows(session, find_recordings(session, officer=LIST_OFFICER, since=since,
+                                                           until=until, limit=LIST_LIMIT))
             for row in rows:
                 for key in ("start_time", "ingested_at", "retain_until"):
                     row[key] = local_iso(row.get(key), ZONE)

@@ -138,6 +138,18 @@ def recordings_query(*, officer: str | None = None, device: str | None = None,
     return query
 
 
+def find_recordings(session: Session, *, officer: str | None = None, device: str | None = None,
+                    station: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, unlinked: bool = False,
+                    limit: int | None = None) -> list[Recording]:
+    """The recordings `recordings_query` selects, in time order, at most `limit` of them."""
+    query = recordings_query(officer=officer, device=device, station=station, since=since,
+                             until=until, unlinked=unlinked)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.execute(query).scalars())
+
+
 def recording_rows(session: Session, recordings: list[Recording]) -> list[dict[str, Any]]:
     """The contract's fields for each recording (batched look-ups)."""
     ids = [r.id for r in recordings]

@@ -38,3 +38,26 @@ def test_the_command_prints_the_policy(tmp_path) -> None:
     assert result.returncode == 0, result.stderr
     assert {st["Principal"]["AWS"][0] for st in json.loads(result.stdout)["Statement"]} == {
         "arn:aws:iam:::user/st01", "arn:aws:iam:::user/cur"}
+
+
+def test_apply_needs_a_store_that_takes_bucket_policies(tmp_path) -> None:
+    result = run_evidence("storage", "policy", "--bucket", "evidence", "--station", "st01", "--apply",
+                          env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 2 and "--apply needs an s3:// storage URL" in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.s3
+def test_the_command_applies_the_policy_on_rgw(rgw, tmp_path) -> None:
+    from tests.conftest import s3_store_for
+
+    store = s3_store_for(rgw)
+    store.ensure_ready()
+    access, secret = rgw.users["admin"]
+    env = {"EVIDENCE_DATA_DIR": str(tmp_path),
+           "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{store.bucket}?secure=false",
+           "EVIDENCE_S3_ACCESS_KEY": access, "EVIDENCE_S3_SECRET_KEY": secret}
+    result = run_evidence("storage", "policy", "--bucket", store.bucket, "--station", "st01",
+                          "--apply", env=env)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(store.client.get_bucket_policy(store.bucket)) == json.loads(result.stdout)
