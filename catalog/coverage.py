@@ -19,7 +19,7 @@ class Gap:
     item_no: str
     kind: str
     doc_type: str | None
-    time: object
+    time: datetime | None
     missing: str  # "recording" or "document"
     officer: str | None = None
 

@@ -56,9 +56,9 @@ def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
     zone = app.settings.zone
     with app.reader_sessions() as session:
         found = cases.get_case(session, case)
-        data = {"case": case_json(found),
-                "items": [item_json(i, zone) for i in case_items(session, found)]}
-    emit(as_json, data, lambda: print_items(data["case"], data["items"]))
+        header = case_json(found)
+        items = [item_json(i, zone) for i in case_items(session, found)]
+    emit(as_json, {"case": header, "items": items}, lambda: print_items(header, items))
 
 
 @case_group.command("add-doc")
@@ -118,8 +118,10 @@ def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], offic
     elif since or until:
         raise click.UsageError("--from/--to select recordings of an --officer or --device")
     pairs = link_recordings(app.services, case, numbers)
-    emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]},
-         lambda: [out.print(f"{a}  ->  {i}", highlight=False) for a, i in pairs])
+    def human() -> None:
+        for archive_no, item_no in pairs:
+            out.print(f"{archive_no}  ->  {item_no}", highlight=False)
+    emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]}, human)
 
 
 @case_group.command("unlink")
@@ -170,14 +172,14 @@ def case_gaps(ctx: click.Context, case: str, as_json: bool) -> None:
         found = cases.get_case(session, case)
         gaps = find_gaps(case_items(session, found), on_site_types=set(cov.on_site_types),
                          window=timedelta(minutes=cov.window_minutes))
-        data = {"case": found.number, "case_key": found.case_key,
-                "gaps": [{"item_no": g.item_no, "doc_type": g.doc_type, "time": local_iso(g.time, zone),
-                          "missing": g.missing, "officer": g.officer} for g in gaps]}
+        rows = [{"item_no": g.item_no, "doc_type": g.doc_type, "time": local_iso(g.time, zone),
+                 "missing": g.missing, "officer": g.officer} for g in gaps]
+        data = {"case": found.number, "case_key": found.case_key, "gaps": rows}
 
     def human() -> None:
         if not gaps:
             out.print(f"{data['case']}: every step is covered", highlight=False)
-        for g in data["gaps"]:
+        for g in rows:
             what = g["doc_type"] or "recording"
             out.print(f"{g['item_no']}  {what}  {g['time']}  no {g['missing']}"
                       + (f" (officer {g['officer']})" if g["officer"] else ""), highlight=False,

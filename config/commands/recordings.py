@@ -29,8 +29,8 @@ def replay(ctx: click.Context, case: str, verify_items: bool, as_json: bool) -> 
 
     app = get_app(ctx).require_catalog()
     header, items = run_replay(app.services, case, verify=verify_items)
-    data = {"case": header, "items": [item_json(i, app.settings.zone) for i in items]}
-    emit(as_json, data, lambda: print_items(header, data["items"]))
+    rows = [item_json(i, app.settings.zone) for i in items]
+    emit(as_json, {"case": header, "items": rows}, lambda: print_items(header, rows))
     if verify_items and any(i.verified != "ok" for i in items):
         ctx.exit(1)
 

@@ -41,7 +41,7 @@ def storage_policy(ctx: click.Context, bucket: str, stations: tuple[str, ...],
         if not store.capabilities.bucket_policy:
             raise click.UsageError("--apply needs an s3:// storage URL in the settings")
         # Only a store that takes bucket policies has the S3 client that sets one.
-        apply_bucket_policy(store.client, bucket, policy)
+        apply_bucket_policy(store.client, bucket, policy)  # type: ignore[attr-defined]  # S3 only
     click.echo(json.dumps(policy, indent=2))
 
 

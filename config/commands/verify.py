@@ -3,6 +3,7 @@ stored is intact, taking it out verifiably, and rebuilding the catalog from stor
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -31,20 +32,19 @@ def verify_command(ctx: click.Context, everything: bool, sample: int | None, old
     if sum(bool(x) for x in (everything, sample is not None, older_than is not None)) > 1:
         raise click.UsageError("choose one of --all, --sample, --older-than")
     app = get_app(ctx).require_catalog()
-    kwargs = dict(sample=sample,
-                  older_than_days=older_than, reconcile_storage=not no_reconcile,
+    run = partial(sweep, app.services, sample=sample, older_than_days=older_than,
+                  reconcile_storage=not no_reconcile,
                   budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
                   budget_seconds=budget_minutes * 60 if budget_minutes else None)
     if as_json or not err.is_terminal:
-        report = sweep(app.services, **kwargs)
+        report = run()
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
         with Progress(TextColumn("fixity"), BarColumn(), TextColumn("{task.completed} items"),
                       TransferSpeedColumn(), console=err) as bar:
             task = bar.add_task("fixity", total=None)
-            report = sweep(app.services,
-                           progress=lambda _t, n: bar.update(task, advance=1), **kwargs)
+            report = run(progress=lambda _t, n: bar.update(task, advance=1))
     data = {"checked": report.checked, "ok": report.ok, "problems": report.problems,
             "bytes": report.bytes_read, "stopped_by": report.stopped_by}
 
