@@ -32,7 +32,7 @@ from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
 from .files import encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
-from .retention import lock_until
+from .retention import counted_from, lock_until
 from .store import ObjectStore, PutResult
 
 
@@ -110,7 +110,9 @@ def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: Ori
     sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
-    until = lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock)
+    # From the later of recording and archiving: a recorder's clock may be years off.
+    until = lock_until(counted_from(facts.start_time, now), policy.routine, now=now,
+                       minimum=policy.min_lock)
     encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(facts.protected) else None
     stored = _adopt(store, key, digests)
     if stored is None:
