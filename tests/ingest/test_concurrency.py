@@ -87,8 +87,7 @@ def test_the_same_content_at_two_stations_at_once_is_stored_once(engine, store, 
     for i, outcome in enumerate(outcomes):
         if outcome.kind == "waiting":
             assert "same content" in outcome.reason
-            stations[i]._fault = lambda _step: None
-            again = stations[i].process(inboxes[i], files[i], wait=False)
+            again = pipeline(engine, store, f"ST0{i + 1}").process(inboxes[i], files[i], wait=False)
             assert (again.kind, again.archive_no) == ("duplicate", archived.archive_no)
     assert len(originals(store)) == 1 and count(engine, "recordings") == 1
     assert count(engine, "digest_reservations") == 0
@@ -157,7 +156,7 @@ def test_a_killed_stations_reservation_lapses_and_the_next_pass_archives(
     here, there = tmp_path / "ST01", tmp_path / "ST02"
     work = [(here, photo(here / NAME.format(n=n), n)) for n in (1, 2)]
     twins = [photo(there / NAME.format(n=n), n) for n in (1, 2)]
-    child, _go, _ = _start_child(db_url, store, request, work, "content reserved", lease=2.0)
+    child, _, _ = _start_child(db_url, store, request, work, "content reserved", lease=2.0)
     os.kill(child.pid, signal.SIGKILL)  # holding both reservations
     child.join(30)
     assert count(engine, "digest_reservations") == 2
