@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog import custody
 from catalog.actions import Action
+from catalog.db import insert_missing
 from catalog.models import Derivative, Recording
 
 from .context import ServiceContext
@@ -39,20 +40,22 @@ def store_derivative(ctx: ServiceContext, recording: Recording, *, kind: str, pa
     except ObjectExists:
         version = store.stat(key).version  # same digest, same key: stored by an earlier attempt
     with ctx.sessions.begin() as session:
-        row = session.execute(select(Derivative).where(
-            Derivative.recording_id == recording.id, Derivative.kind == kind,
-            Derivative.sha256 == digests.sha256)).scalar()
-        if row is None:
-            row = Derivative(recording_id=recording.id, kind=kind, sha256=digests.sha256,
-                             created_at=now)
-            session.add(row)
+        # Two passes may store the same derivative at once (a daemon and a manual scan):
+        # the row is created once, never a unique violation, and both fill in the same values.
+        same = (Derivative.recording_id == recording.id, Derivative.kind == kind,
+                Derivative.sha256 == digests.sha256)
+        insert_missing(session, Derivative.__table__,
+                       {"recording_id": recording.id, "kind": kind, "sha256": digests.sha256,
+                        "status": "pending", "encrypted": False, "created_at": now},
+                       ["recording_id", "kind", "sha256"])
+        row = session.execute(select(Derivative).where(*same).with_for_update()).scalar_one()
         row.status, row.size, row.storage_key, row.storage_version = "ok", digests.size, key, version
         row.content_type, row.encrypted, row.error = content_type, encrypt is not None, None
-        # Earlier failed attempts of this kind are superseded.
-        for failed in session.execute(select(Derivative).where(
-                Derivative.recording_id == recording.id, Derivative.kind == kind,
-                Derivative.status == "failed")).scalars():
-            session.delete(failed)
+        # Earlier failed attempts of this kind are superseded (a statement, not per-row
+        # deletes that would fail when the other pass removed them first).
+        session.execute(delete(Derivative).where(
+            Derivative.recording_id == recording.id, Derivative.kind == kind,
+            Derivative.status == "failed"))
         session.flush()
         custody.append(session, actor=ctx.actor, action=Action.DERIVATIVE_STORED,
                        subject=recording.archive_no,

@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from sqlalchemy.orm import Session
+
 from catalog import custody
 from catalog.actions import Action
 from catalog.canonical import format_instant
@@ -32,7 +34,7 @@ from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
 from .files import encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
-from .retention import lock_until
+from .retention import counted_from, lock_until
 from .store import ObjectStore, PutResult
 
 
@@ -104,13 +106,31 @@ def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult
     return PutResult(key, info.version, stored.digests())
 
 
+def stored_already(ctx: ServiceContext, facts: OriginalFacts, archive_no: str) -> bool:
+    """Whether an earlier attempt may have stored this original's bytes under ``archive_no``
+    (a store that will not say counts as yes: recording a copy beats leaving one unrecorded)."""
+    recorded = facts.start_time or ctx.now()
+    key = original_key(archive_no, local_day(recorded, ctx.policy.zone), extension(facts.original_name))
+    try:
+        ctx.store.stat(key)
+    except ObjectMissing:
+        return False
+    except StoreError:
+        return True
+    return True
+
+
 def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: OriginalFacts, *,
-                   archive_no: str, after_put: Callable[[], None] | None = None) -> Recording:
-    """``after_put`` is called once the bytes are stored, before the catalog commit."""
+                   archive_no: str, after_put: Callable[[], None] | None = None,
+                   claim: Callable[[Session], None] | None = None) -> Recording:
+    """``after_put`` is called once the bytes are stored, before the catalog commit;
+    ``claim`` inside the commit's transaction, first (it may refuse the commit by raising)."""
     sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
-    until = lock_until(recorded, policy.routine, now=now, minimum=policy.min_lock)
+    # From the later of recording and archiving: a recorder's clock may be years off.
+    until = lock_until(counted_from(facts.start_time, now), policy.routine, now=now,
+                       minimum=policy.min_lock)
     encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(facts.protected) else None
     stored = _adopt(store, key, digests)
     if stored is None:
@@ -129,6 +149,8 @@ def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: Ori
              lock_until=until)
 
     with sessions.begin() as session:
+        if claim is not None:
+            claim(session)
         station_row(session, facts.station, facts.unit, now)
         recording = Recording(
             archive_no=archive_no, kind=facts.kind, sha256=digests.sha256, sm3=digests.sm3,

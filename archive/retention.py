@@ -40,9 +40,10 @@ def lock_until(recorded: datetime, period: Period, *, now: datetime,
                minimum: timedelta = timedelta(days=1)) -> datetime:
     """The storage lock for a record: its period's end, never less than ``now + minimum``.
 
-    A recording docked long after it was made may already be past its routine
-    period; it still gets a lock (object stores refuse a retain-until in the
-    past), and the retention cron decides about it with its grace period.
+    A period that already ended still gives a lock (object stores refuse a
+    retain-until in the past); the retention cron decides with its grace period.
+    Originals pass the later of their recording and archiving times as ``recorded``
+    (``counted_from``), so a recorder's wrong clock never shortens their lock.
     """
     end = add_period(recorded, period)
     if end is None:
@@ -71,6 +72,16 @@ class CaseLink:
     major: bool = False
 
 
+def counted_from(recorded: datetime | None, archived: datetime) -> datetime:
+    """Where a recording's periods start: the later of its recording and archiving times.
+
+    The recording time comes from the recorder's clock, which may be years off (a
+    camera reset to 2001); counting from it could make a file due minutes after it
+    was archived. The archive's own clock says when it got the file.
+    """
+    return archived if recorded is None else max(recorded, archived)
+
+
 @dataclass(frozen=True)
 class Facts:
     """What the policy needs to know about one recording."""
@@ -81,6 +92,7 @@ class Facts:
     held: bool = False
     cases: tuple[CaseLink, ...] = ()
     restored_at: datetime | None = None
+    archived: datetime | None = None  # when the archive got it (``Recording.ingested_at``)
 
 
 @dataclass(frozen=True)
@@ -96,11 +108,12 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     if any(c.status == "open" for c in facts.cases):
         return Decision(None, "linked to an open case")
     flagged = sorted(f for f in facts.flags if f in ("obstruction", "emergency"))
+    start = facts.recorded if facts.archived is None else counted_from(facts.recorded, facts.archived)
     candidates: list[tuple[datetime | None, str]] = [
-        (add_period(facts.recorded, rules.routine), "routine period over")]
+        (add_period(start, rules.routine), "routine period over")]
     if facts.important or flagged:
         why = "important file" if facts.important else f"flagged {', '.join(flagged)}"
-        candidates.append((add_period(facts.recorded, rules.important), why))
+        candidates.append((add_period(start, rules.important), why))
     for case in facts.cases:
         period = None if case.major else rules.case_types.get(case.case_type or "", rules.case_default)
         end = add_period(case.closed_on, period) if case.closed_on else None

@@ -88,7 +88,8 @@ def _facts(session: Session) -> list[tuple[Recording, Facts]]:
     for r in recordings:
         flags = json.loads(r.flags or "{}")
         restored = flags.get("restored_at")
-        out.append((r, Facts(recorded=r.start_time or r.ingested_at, important=r.important,
+        out.append((r, Facts(recorded=r.start_time or r.ingested_at, archived=r.ingested_at,
+                             important=r.important,
                              flags=frozenset(k for k, v in flags.items() if v is True),
                              held=r.id in held, cases=tuple(links.get(r.id, ())),
                              restored_at=datetime.fromisoformat(restored) if restored else None)))

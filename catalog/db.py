@@ -12,8 +12,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Connection, DateTime, Engine, create_engine, event
+from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -82,3 +84,18 @@ def make_engine(url: str, *, readonly: bool = False) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def insert_missing(db: Session | Connection, table: Table, values: dict[str, Any],
+                   keys: list[str]) -> bool:
+    """Insert a row unless one with the same ``keys`` exists; True when this call inserted it.
+
+    ``INSERT … ON CONFLICT DO NOTHING``: a row another transaction inserts at the same
+    moment is waited for (PostgreSQL) and then left alone, so two workers creating the
+    same station, device or officer never fail on a unique violation. Read the row
+    afterwards in a new statement: under READ COMMITTED it sees the other's commit.
+    """
+    bind = db.get_bind() if isinstance(db, Session) else db
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return db.execute(statement).rowcount == 1

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .db import insert_missing
 from .errors import InvalidInput, SchemaOutdated
 from .models import CatalogKey
 
@@ -79,5 +81,9 @@ def recorded_key_id(session: Session, purpose: str) -> str | None:
     return row.key_id if row else None
 
 
-def record_key_id(session: Session, purpose: str, key_id: str, now: datetime) -> None:
-    session.add(CatalogKey(purpose=purpose, key_id=key_id, created_at=now))
+def record_key_id(session: Session, purpose: str, key_id: str, now: datetime) -> str:
+    """Record the key a purpose's records depend on, unless one is recorded already;
+    returns the recorded id (another process may have recorded its key first)."""
+    insert_missing(session, CatalogKey.__table__,
+                   {"purpose": purpose, "key_id": key_id, "created_at": now}, ["purpose"])
+    return session.execute(select(CatalogKey.key_id).where(CatalogKey.purpose == purpose)).scalar_one()

@@ -386,6 +386,24 @@ class RunLock(Base):
     expires_at: Mapped[datetime]
 
 
+class DigestReservation(Base):
+    """Content being archived right now, by digest: one station at a time stores it.
+
+    The owner renews ``expires_at`` while it works and deletes the row in the
+    transaction that commits the recording; a killed owner's row lapses (see
+    ``catalog.reservations``).
+    """
+
+    __tablename__ = "digest_reservations"
+    sha256: Mapped[str] = mapped_column(SHA256, primary_key=True)
+    owner: Mapped[str] = mapped_column(String(200))  # unique per reservation
+    station: Mapped[str] = mapped_column(String(32))
+    host: Mapped[str] = mapped_column(String(200))  # host, boot and pid namespace of the owner
+    process: Mapped[str] = mapped_column(String(64))  # pid and start time on that host
+    taken_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
 class NumberSequence(Base):
     """The last number issued in a scope; only ever goes up."""
 

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from . import sequences
+from .db import insert_missing
 from .errors import InvalidInput, NotFound
 from .models import Device, DeviceAssignment, Officer, Recording, Station
 from .numbering import NumberingFormats, local_day
@@ -39,28 +40,29 @@ def get_recording(session: Session, archive_no: str) -> Recording:
 
 
 def station_row(session: Session, station_id: str, unit: str, now: datetime) -> Station:
+    """The station's row, created if new (safe while other workers create it too)."""
     row = session.get(Station, station_id)
     if row is None:
-        row = Station(id=station_id, unit=unit, created_at=now)
-        session.add(row)
-        session.flush()
-    return row
+        insert_missing(session, Station.__table__, {"id": station_id, "unit": unit, "created_at": now},
+                       ["id"])
+        row = session.get(Station, station_id)
+    return row  # type: ignore[return-value]
 
 
 def device_row(session: Session, serial: str) -> Device:
-    return _get_or_add(session, Device, Device.serial, serial, lambda: Device(serial=serial))
+    return _get_or_insert(session, Device, "serial", serial)
 
 
 def officer_row(session: Session, number: str) -> Officer:
-    return _get_or_add(session, Officer, Officer.number, number, lambda: Officer(number=number))
+    return _get_or_insert(session, Officer, "number", number)
 
 
-def _get_or_add(session: Session, model, column, value, make):
+def _get_or_insert(session: Session, model, key: str, value: str):
+    column = getattr(model, key)
     row = session.execute(select(model).where(column == value)).scalar()
     if row is None:
-        row = make()
-        session.add(row)
-        session.flush()
+        insert_missing(session, model.__table__, {key: value}, [key])
+        row = session.execute(select(model).where(column == value)).scalar_one()
     return row
 
 

@@ -15,6 +15,7 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import CatalogConflict, InvalidInput, NotFound
@@ -68,7 +69,10 @@ def add_user(session: Session, name: str, role: str, password: str, *, protected
     user = User(name=name, role=role, password_hash=hash_password(_check(password)),
                 protected_access=protected, created_at=now, password_changed_at=now)
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:  # the same name added by someone else at the same moment
+        raise CatalogConflict(f"account {name} exists already") from None
     return user
 
 

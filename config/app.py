@@ -221,8 +221,9 @@ class App:
         actual = ident(path)
         self._check_key_id(purpose, actual, path)
         with self.sessions.begin() as session:
-            if keys.recorded_key_id(session, purpose) is None:
-                keys.record_key_id(session, purpose, actual, self.now())
+            recorded = keys.record_key_id(session, purpose, actual, self.now())
+        if recorded != actual:  # another `init` recorded its own key at the same moment
+            self._check_key_id(purpose, actual, path)
         return created
 
     def close(self) -> None:

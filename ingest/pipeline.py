@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -46,8 +47,8 @@ from archive.derivatives import record_failure, store_derivative
 from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
-from archive.originals import OriginalFacts, store_original
-from catalog import custody, jobs
+from archive.originals import OriginalFacts, store_original, stored_already
+from catalog import custody, jobs, reservations
 from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
@@ -247,11 +248,17 @@ class Pipeline:
                               f"the file has {found}")
         self._fault("hashed")
 
-        # Two workers with the same content: the second waits and finds the first's row.
-        with self._digest_lock(digests.sha256):
+        # The same content at two workers or two stations at once is stored once: workers of
+        # this process queue on a lock, other processes on the digest's reservation in the
+        # catalog (renewed while this one works, ended by the recording's commit).
+        with self._digest_lock(digests.sha256), self._content_reserved(digests.sha256, wait) as lease:
+            if isinstance(lease, reservations.Holder):
+                return Outcome("waiting", shown, reason=f"{_station_named(lease.station)} is archiving "
+                                                        "the same content; taken up again on the next pass")
+            self._fault("content reserved")
+            with self.sessions() as session:
+                twin = find_by_sha256(session, digests.sha256)
             if job.archive_no is None:
-                with self.sessions() as session:
-                    twin = find_by_sha256(session, digests.sha256)
                 if twin is not None:
                     return self._duplicate(folder, path, shown, job, twin, now)
                 number = reserve_archive_number(self.engine, self.formats, self.setup.zone,
@@ -265,10 +272,22 @@ class Pipeline:
             if recording is None:
                 facts = self._facts(path, st, shown, integrity.kind, info, names, sidecar, sidecar_note,
                                     damage, now)
-                recording = store_original(
-                    self.ctx.at(now), path, digests, facts,
-                    archive_no=job.archive_no,  # type: ignore[arg-type]
-                    after_put=lambda: self._fault("stored"))
+                if twin is not None and not stored_already(self.ctx.at(now), facts, job.archive_no):
+                    # Resumed after its number was drawn, and another station archived the same
+                    # content meanwhile: nothing of ours is stored, so this is a duplicate (the
+                    # number stays a gap). Bytes already stored are recorded, never left behind.
+                    return self._duplicate(folder, path, shown, job, twin, now)
+                try:
+                    lease.check()
+                    recording = store_original(
+                        self.ctx.at(now), path, digests, facts,
+                        archive_no=job.archive_no,  # type: ignore[arg-type]
+                        after_put=lambda: self._fault("stored"), claim=lease.confirm)
+                except reservations.ReservationLost as exc:
+                    log.error("content reservation lost", extra={
+                        "station": self.setup.station, "path": shown, "sha256": digests.sha256,
+                        "archive_no": job.archive_no, "reason": exc.message})
+                    return Outcome("failed", shown, reason=exc.message)
                 log.info("archived", extra={"station": self.setup.station, "path": shown,
                                             "archive_no": recording.archive_no, "size": digests.size,
                                             "sha256": digests.sha256, "damaged": bool(damage)})
@@ -299,6 +318,28 @@ class Pipeline:
     def _digest_lock(self, sha256: str) -> threading.Lock:
         with self._locks_guard:
             return self._digest_locks.setdefault(sha256, threading.Lock())
+
+    # How long a content reservation lasts without renewal, and how long a pass that may
+    # wait (a scan) waits for another station's before answering "waiting".
+    content_lease: timedelta = reservations.LEASE
+    content_wait_seconds: float = 30.0
+
+    @contextmanager
+    def _content_reserved(self, sha256: str,
+                          wait: bool) -> Iterator[reservations.Lease | reservations.Holder]:
+        """The digest's reservation kept alive while the block runs, or who holds it."""
+        deadline = time.monotonic() + (self.content_wait_seconds if wait else 0.0)
+        while True:
+            got = reservations.reserve(self.sessions, sha256, station=self.setup.station,
+                                       lease=self.content_lease)
+            if isinstance(got, reservations.Reservation) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if isinstance(got, reservations.Holder):
+            yield got
+            return
+        with reservations.kept(self.sessions, got) as lease:
+            yield lease
 
     def _stable(self, path: Path, st: os.stat_result, wait: bool) -> os.stat_result | None:
         """The file's stat once size and mtime held still for the window, else None."""
@@ -548,6 +589,10 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, SQLAlchemyError):
         return f"the catalog database failed: {getattr(exc, 'orig', exc)}"
     return str(exc) or type(exc).__name__
+
+
+def _station_named(station: str) -> str:
+    return f"station {station}" if station else "another station"
 
 
 def _container_time(info: MediaInfo | None, zone: ZoneInfo) -> datetime | None:

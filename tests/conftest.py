@@ -186,6 +186,7 @@ class Env:
 
 @pytest.fixture
 def env(engine, store, tmp_path) -> Env:
-    # Short locks so that expiry can be proven on the server's real clock.
+    # Short locks so that expiry can be proven on the server's real clock: no routine
+    # period (it counts from the archiving), only the minimum lock.
     return Env(engine, session_factory(engine), store, tmp_path,
-               ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)))
+               ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=3)))

@@ -40,7 +40,7 @@ def test_every_written_object_carries_the_configured_mode(engine, kind, mode, tm
         store = s3_store_for(request.getfixturevalue("rgw"), lock_mode=mode)
     store.ensure_ready()
     env = Env(engine, sessionmaker(engine, expire_on_commit=False), store, tmp_path,
-              ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=2)))
+              ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=2)))
     clerk = env.as_("clerk")
     # Ingest: originals and manifests; one expires soon so that it can be purged below.
     kept, expiring = env.recording(1), env.recording(2)

@@ -65,3 +65,15 @@ def test_a_finite_case_class_counts_from_the_closing_and_the_longest_rule_wins()
 def test_a_restored_recording_is_kept_another_routine_period() -> None:
     restored = datetime(2021, 6, 1, tzinfo=UTC)
     assert decide(Facts(REC, restored_at=restored), RULES).due_at == datetime(2021, 12, 1, tzinfo=UTC)
+
+
+def test_a_recorder_clock_in_2001_counts_from_the_archiving() -> None:
+    archived = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    wrong_clock = Facts(datetime(2001, 1, 1, tzinfo=UTC), flags=frozenset({"clock_suspect"}),
+                        archived=archived)
+    assert decide(wrong_clock, RULES).due_at == datetime(2026, 9, 1, 9, tzinfo=UTC)
+    assert decide(Facts(datetime(2001, 1, 1, tzinfo=UTC), important=True, archived=archived),
+                  Rules(important=(1, "years"))).due_at == datetime(2027, 3, 1, 9, tzinfo=UTC)
+    # A recorder clock ahead of the archive's counts from the recording time (the later one).
+    ahead = Facts(datetime(2026, 4, 1, tzinfo=UTC), archived=archived)
+    assert decide(ahead, RULES).due_at == datetime(2026, 10, 1, tzinfo=UTC)

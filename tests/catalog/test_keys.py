@@ -26,3 +26,24 @@ def test_a_file_that_is_not_a_key_is_refused(tmp_path) -> None:
     path.write_text("not a key")
     with pytest.raises(InvalidInput):
         load_signing_key(path)
+
+
+def test_keys_recorded_by_two_inits_at_once_keep_the_first(engine) -> None:
+    from datetime import datetime, timezone
+
+    from catalog.db import session_factory
+    from catalog.keys import record_key_id, recorded_key_id
+    from tests.concurrency import at_once, raised
+
+    sessions = session_factory(engine)
+
+    def record(i: int) -> tuple[str, str]:
+        with sessions.begin() as s:
+            return f"key{i}", record_key_id(s, "signing", f"key{i}", datetime.now(timezone.utc))
+
+    results = at_once(6, record)
+    assert raised(results) == []
+    (kept,) = {recorded for _mine, recorded in results}
+    assert sum(mine == kept for mine, _ in results) == 1
+    with sessions() as s:
+        assert recorded_key_id(s, "signing") == kept

@@ -43,3 +43,20 @@ def test_accounts(engine) -> None:
         set_password(s, "wang.li", "a new passphrase", now)
     with session_factory(engine)() as s:
         assert authenticate(s, "wang.li", "a new passphrase") is not None
+
+
+def test_an_account_added_twice_at_once_is_a_conflict_not_a_crash(engine) -> None:
+    from datetime import datetime, timezone
+
+    from tests.concurrency import at_once
+
+    sessions = session_factory(engine)
+
+    def add(_i: int) -> str:
+        with sessions.begin() as s:
+            return add_user(s, "zhao.min", "auditor", "a long enough password", protected=False,
+                            now=datetime.now(timezone.utc)).name
+
+    results = at_once(6, add)
+    assert results.count("zhao.min") == 1
+    assert all(isinstance(r, CatalogConflict) for r in results if r != "zhao.min"), results
