@@ -176,7 +176,8 @@ class App:
         return WebContext(
             services=self.services, zone=self.settings.zone, secret=path.read_bytes(),
             language=self.settings.language, on_site_types=set(cov.on_site_types),
-            coverage_window=timedelta(minutes=cov.window_minutes), export=self.export_for_web)
+            coverage_window=timedelta(minutes=cov.window_minutes), export=self.export_for_web,
+            readers=self.reader_sessions)
 
     def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
         from verify.export import export_case

@@ -1,5 +1,6 @@
 """The auditors' web pages."""
 
-from .app import WebContext, create_app
+from .app import create_app
+from .context import WebContext
 
 __all__ = ["WebContext", "create_app"]

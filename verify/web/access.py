@@ -1,7 +1,8 @@
 """Who may use which route: one rule per route, checked for every request.
 
-A route without a rule here answers 403 to everybody (and the access-matrix
-test fails), so adding a page forces a decision about who may see it.
+The rules are applied in one place, the access gate (``gate.py``), to every route of the
+app, static files included. A route without a rule here answers 403 to everybody (and the
+access-matrix test fails), so adding a page forces a decision about who may see it.
 """
 
 from __future__ import annotations
@@ -30,3 +31,8 @@ RULES: dict[str, str] = {
     "users": "admin",
     "users_add": "admin",
 }
+
+# Routes that serve content (media, downloads, and later posters, sheets and waveforms):
+# without a session they answer 401 instead of redirecting a GET to the login page, whose
+# HTML a player or a download would otherwise receive as the content.
+CONTENT: frozenset[str] = frozenset({"media", "item_download"})

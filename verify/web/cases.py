@@ -1,0 +1,85 @@
+"""Case pages: search, a case with its items, its coverage gaps, its export, linking recordings."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import or_, select
+from starlette.background import BackgroundTask
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from archive.links import link_recordings
+from catalog import cases
+from catalog.actions import Action
+from catalog.coverage import find_gaps
+from catalog.models import Case, CaseItem, Officer, Recording
+from catalog.views import case_items
+
+from .common import Refusal, event, posted, render, site, visible
+
+
+def search(request: Request) -> Response:
+    q = request.query_params.get("q", "").strip()
+    found: list[Case] = []
+    if q:
+        with site(request).web.reading() as session:
+            query = select(Case).outerjoin(CaseItem, CaseItem.case_id == Case.id).outerjoin(
+                Recording, Recording.id == CaseItem.recording_id).outerjoin(
+                Officer, Officer.id == Recording.officer_id).where(or_(
+                    Case.number.contains(q), Case.case_key.contains(q), Case.title.contains(q),
+                    Officer.number == q, Case.opened_on == _maybe_date(q)))
+            found = list(session.execute(query.distinct().order_by(Case.opened_on.desc())
+                                         .limit(200)).scalars())
+    return render(request, "search.html", q=q, cases=found)
+
+
+def case(request: Request) -> Response:
+    web, user = site(request).web, request.state.user
+    with web.reading() as session:
+        found = cases.get_case(session, request.path_params["key"])
+        items = case_items(session, found)
+    event(web, user, Action.VIEWED, found.case_key, page="case")
+    return render(request, "case.html", case=found, items=items, visible=lambda i: visible(user, i))
+
+
+def case_gaps(request: Request) -> Response:
+    web = site(request).web
+    with web.reading() as session:
+        found = cases.get_case(session, request.path_params["key"])
+        gaps = find_gaps(case_items(session, found), on_site_types=web.on_site_types,
+                         window=web.coverage_window)
+    return render(request, "gaps.html", case=found, gaps=gaps)
+
+
+def case_export(request: Request) -> Response:
+    web = site(request).web
+    reason = str(posted(request).get("reason", "")).strip()
+    if not reason:
+        raise Refusal(400, "an export needs a reason")
+    if web.export is None:
+        raise Refusal(503, "export is not available on this server")
+    with web.reading() as session:
+        found = cases.get_case(session, request.path_params["key"])
+    folder = Path(tempfile.mkdtemp(prefix="evidence-export-"))
+    # Holds this worker thread for as long as the export takes; other pages use other threads.
+    path = web.export(found.case_key, folder, reason=reason, actor=f"web:{request.state.user.name}")
+    return FileResponse(path, filename=path.name, media_type="application/zip",
+                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+
+
+def case_link(request: Request) -> Response:
+    numbers = str(posted(request).get("archive_nos", "")).split()
+    key = request.path_params["key"]
+    link_recordings(site(request).web.acting(request.state.user), key, numbers)
+    return RedirectResponse(f"/cases/{key}", 303)
+
+
+def _maybe_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None

@@ -1,0 +1,50 @@
+"""What the pages are handed by ``config`` (which alone reads settings): services, zone, secret."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from archive.context import ServiceContext
+from archive.store import ObjectStore
+from catalog.models import User
+
+
+@dataclass
+class WebContext:
+    """What the pages need, handed over by ``config`` (which alone reads settings)."""
+
+    services: ServiceContext
+    zone: ZoneInfo
+    secret: bytes
+    language: str = "zh"
+    on_site_types: set[str] = field(default_factory=set)
+    coverage_window: timedelta = timedelta(hours=1)
+    export: Callable[..., Path] | None = None  # (case, reason, user) -> zip path
+    # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
+    # queue behind writers for the write lock. None: the services' sessions.
+    readers: sessionmaker[Session] | None = None
+
+    @property
+    def sessions(self) -> sessionmaker[Session]:
+        return self.services.sessions
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.services.store
+
+    def reading(self) -> Session:
+        """A session for reads only."""
+        return (self.readers or self.sessions)()
+
+    def now(self) -> datetime:
+        return self.services.now()
+
+    def acting(self, user: User) -> ServiceContext:
+        """The services as this account, as the custody chain names it."""
+        return self.services.acting_as(f"web:{user.name}")

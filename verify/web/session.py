@@ -1,0 +1,48 @@
+"""Signing in and out: the login form, password check with throttling, the session cookie."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from catalog.actions import Action
+from catalog.users import authenticate
+
+from .common import COOKIE, event, local, posted, render, site, source
+from .security import SESSION_SECONDS, new_csrf
+
+
+def login(request: Request) -> Response:
+    return render(request, "login.html", next=request.query_params.get("next", "/"), failed=None)
+
+
+def login_post(request: Request) -> Response:
+    here, form = site(request), posted(request)
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    nxt = local(str(form.get("next") or "/"))
+    if here.throttle.blocked(source(request), name):
+        return render(request, "login.html", status=429, user=None, next=nxt,
+                      failed=here.t("throttled"))
+    with here.web.reading() as session:
+        user = authenticate(session, name, password)
+    if user is None:
+        here.throttle.failed(source(request), name)
+        event(here.web, None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
+        return render(request, "login.html", status=401, user=None, next=nxt,
+                      failed=here.t("bad_login"))
+    event(here.web, user, Action.LOGIN, f"user:{user.name}", source=source(request))
+    token = here.signer.sign("session", {"uid": user.id, "csrf": new_csrf(),
+                                         "pw": int(user.password_changed_at.timestamp())},
+                             SESSION_SECONDS)
+    response = RedirectResponse(nxt, 303)
+    response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
+
+
+def logout(request: Request) -> Response:
+    user = request.state.user
+    event(site(request).web, user, Action.LOGOUT, f"user:{user.name}")
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
