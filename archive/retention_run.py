@@ -23,15 +23,15 @@ import json
 import os
 import socket
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from catalog import custody, holds, locks
 from catalog.actions import Action
-from catalog.errors import InvalidInput, Refused
+from catalog.errors import InvalidInput, NotFound, Refused
 from catalog.models import Case, CaseItem, Recording
 from catalog.recordings import get_recording
 
@@ -79,8 +79,9 @@ def _facts(session: Session) -> list[tuple[Recording, Facts]]:
             select(CaseItem.recording_id, Case.status, Case.closed_on, Case.case_type, Case.major)
             .join(Case, Case.id == CaseItem.case_id)
             .where(CaseItem.recording_id.is_not(None), CaseItem.unlinked_at.is_(None))):
-        closed = datetime.combine(closed_on, time.min, tzinfo=timezone.utc) if closed_on else None
-        links.setdefault(rid, []).append(CaseLink(status, closed, case_type, major))
+        closed = datetime.combine(closed_on, time.min, tzinfo=UTC) if closed_on else None
+        if rid is not None:  # guaranteed by the query: a check for the type checker
+            links.setdefault(rid, []).append(CaseLink(status, closed, case_type, major))
     held = set()
     for hold in holds.active_holds(session):
         held |= {r.id for r in holds.resolve(session, hold.subject).recordings}
@@ -120,8 +121,7 @@ def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confir
         due = decision.due_at is not None and decision.due_at <= now
         if rec.status == "archived":
             if due:
-                changed = rec.due_at is not None and rec.due_at > now
-                if changed:
+                if rec.due_at is not None and rec.due_at > now:
                     entry.reason += f" (was due {rec.due_at.isoformat()}: a retention setting changed)"
                 result.due.append(entry)
                 if not dry_run:
@@ -136,7 +136,8 @@ def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confir
             result.restored.append(Entry(rec.archive_no, f"kept again: {decision.reason}", decision.due_at))
             if not dry_run:
                 _restore(sessions, rec, f"policy now keeps it: {decision.reason}", actor, None)
-        elif rec.due_at is not None and decision.due_at < rec.due_at and not confirm:
+        elif rec.due_at is not None and decision.due_at is not None and decision.due_at < rec.due_at \
+                and not confirm:
             entry.reason = (f"due date moved earlier ({rec.due_at.isoformat()} -> "
                             f"{decision.due_at.isoformat()}) since it became pending: review the "
                             "retention settings, then run with --confirm")
@@ -168,9 +169,18 @@ def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confir
     return result
 
 
-def _mark_pending(sessions, rec: Recording, decision: Decision, now: datetime, actor: str) -> None:
+def _row(session: Session, rec: Recording) -> Recording:
+    row = session.get(Recording, rec.id)
+    if row is None:  # recordings are never deleted, only marked purged
+        raise NotFound(f"recording {rec.archive_no} is no longer in the catalog")
+    return row
+
+
+def _mark_pending(sessions: sessionmaker[Session], rec: Recording, decision: Decision, now: datetime,
+                  actor: str) -> None:
+    assert decision.due_at is not None, "only a due recording becomes pending"
     with sessions.begin() as session:
-        row = session.get(Recording, rec.id)
+        row = _row(session, rec)
         row.status, row.pending_since, row.due_at = "pending_deletion", now, decision.due_at
         custody.append(session, actor=actor, action=Action.PENDING_DELETION, subject=rec.archive_no,
                        details={"reason": decision.reason, "due_at": decision.due_at.isoformat()})
@@ -181,7 +191,7 @@ def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
     sessions, store, real_now = ctx.sessions, ctx.store, ctx.now()
     if rec.due_at != decision.due_at:  # a write per changed row, not per recording per night
         with sessions.begin() as session:
-            session.get(Recording, rec.id).due_at = decision.due_at
+            _row(session, rec).due_at = decision.due_at
     if rec.retain_until is None or rec.retain_until > real_now + REFRESH_LOCKS_WITHIN:
         return
     wanted = lock_until(real_now, None, now=real_now) if decision.due_at is None else \
@@ -192,12 +202,13 @@ def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
     if rec.manifest_key:
         store.extend_retention(rec.manifest_key, None, wanted)
     with sessions.begin() as session:
-        session.get(Recording, rec.id).retain_until = wanted
+        _row(session, rec).retain_until = wanted
 
 
-def _restore(sessions, rec: Recording, reason: str, actor: str, restored_at: datetime | None) -> None:
+def _restore(sessions: sessionmaker[Session], rec: Recording, reason: str, actor: str,
+             restored_at: datetime | None) -> None:
     with sessions.begin() as session:
-        row = session.get(Recording, rec.id)
+        row = _row(session, rec)
         row.status, row.pending_since = "archived", None
         if restored_at is not None:
             flags = json.loads(row.flags or "{}")

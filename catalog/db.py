@@ -12,9 +12,10 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, DateTime, Engine, Table, create_engine, event
+from sqlalchemy import (Connection, CursorResult, DateTime, Engine, FromClause, Result, Table,
+                        create_engine, event)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -86,7 +87,7 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def insert_missing(db: Session | Connection, table: Table, values: dict[str, Any],
+def insert_missing(db: Session | Connection, table: FromClause, values: dict[str, Any],
                    keys: list[str]) -> bool:
     """Insert a row unless one with the same ``keys`` exists; True when this call inserted it.
 
@@ -97,5 +98,11 @@ def insert_missing(db: Session | Connection, table: Table, values: dict[str, Any
     """
     bind = db.get_bind() if isinstance(db, Session) else db
     dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
-    return db.execute(statement).rowcount == 1
+    statement = dialect.insert(cast(Table, table)).values(**values).on_conflict_do_nothing(
+        index_elements=keys)
+    return changed_rows(db.execute(statement)) == 1
+
+
+def changed_rows(result: Result[Any]) -> int:
+    """Rows an INSERT, UPDATE or DELETE changed (its result is a cursor result)."""
+    return cast(CursorResult[Any], result).rowcount

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, select
@@ -46,7 +47,8 @@ def station_row(session: Session, station_id: str, unit: str, now: datetime) -> 
         insert_missing(session, Station.__table__, {"id": station_id, "unit": unit, "created_at": now},
                        ["id"])
         row = session.get(Station, station_id)
-    return row  # type: ignore[return-value]
+    assert row is not None, "a station row inserted or found a moment ago"
+    return row
 
 
 def device_row(session: Session, serial: str) -> Device:
@@ -57,7 +59,10 @@ def officer_row(session: Session, number: str) -> Officer:
     return _get_or_insert(session, Officer, "number", number)
 
 
-def _get_or_insert(session: Session, model, key: str, value: str):
+_Named = TypeVar("_Named", Device, Officer)
+
+
+def _get_or_insert(session: Session, model: type[_Named], key: str, value: str) -> _Named:
     column = getattr(model, key)
     row = session.execute(select(model).where(column == value)).scalar()
     if row is None:

@@ -28,22 +28,23 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import Table, delete, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from .db import insert_missing
+from .db import changed_rows, insert_missing
 from .errors import EvidenceError
 from .models import DigestReservation
 
 log = logging.getLogger("evidence.ingest")
 
 LEASE = timedelta(minutes=2)
-_TABLE = DigestReservation.__table__
+_TABLE = cast(Table, DigestReservation.__table__)
 
 
 class ReservationLost(EvidenceError):
@@ -69,7 +70,7 @@ class Holder:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @cache
@@ -169,9 +170,9 @@ def _working_on(reservation: Reservation) -> Reservation:
 def renew(sessions: sessionmaker[Session], reservation: Reservation) -> bool:
     """Extend the lease; False when the reservation is no longer this owner's."""
     with sessions.begin() as session:
-        return session.execute(update(_TABLE).where(
+        return changed_rows(session.execute(update(_TABLE).where(
             _TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)
-            .values(expires_at=_now() + reservation.lease)).rowcount == 1
+            .values(expires_at=_now() + reservation.lease))) == 1
 
 
 def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
@@ -187,8 +188,8 @@ def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
 def confirm(session: Session, reservation: Reservation) -> None:
     """In the transaction that commits the recording: end the reservation, or refuse the
     commit when another owner took it over (it may be storing the same content)."""
-    gone = session.execute(delete(_TABLE).where(_TABLE.c.sha256 == reservation.sha256,
-                                                _TABLE.c.owner == reservation.owner)).rowcount
+    gone = changed_rows(session.execute(delete(_TABLE).where(
+        _TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)))
     if gone != 1:
         raise ReservationLost(_lost(reservation))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.from_thread
@@ -60,7 +60,8 @@ def source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def event(web: WebContext, user: User | None, action: str, subject: str | None, **details: Any) -> None:
+def event(web: WebContext, user: User | None, action: Action, subject: str | None,
+          **details: Any) -> None:
     """Append one custody event naming the account (database work: call it off the event loop)."""
     with web.sessions.begin() as session:
         custody.append(session, actor=f"web:{user.name}" if user else "web:anonymous",
@@ -70,7 +71,7 @@ def event(web: WebContext, user: User | None, action: str, subject: str | None, 
 def record_refusal_counts(web: WebContext, finished: list[tuple[str, int, int]]) -> None:
     for src, minute, count in finished:
         event(web, None, Action.REFUSED_ANONYMOUS, None, source=src,
-              minute=datetime.fromtimestamp(minute * 60, timezone.utc).isoformat(), count=count)
+              minute=datetime.fromtimestamp(minute * 60, UTC).isoformat(), count=count)
 
 
 def flush_refusals(here: Site, *, everything: bool = False) -> None:

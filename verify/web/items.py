@@ -41,8 +41,8 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
     if link is None:
         raise NotFound(f"no item {item_no}")
     case_row = session.get(Case, link.case_id)
-    item = next((i for i in case_items(session, case_row, include_unlinked=True)
-                 if i.item_no == item_no))
+    item = next(i for i in case_items(session, case_row, include_unlinked=True)
+                 if i.item_no == item_no)
     return case_row, link, item
 
 

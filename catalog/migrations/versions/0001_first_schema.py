@@ -1,7 +1,7 @@
 """First schema: stations, people, recordings, cases, items, custody chain, bookkeeping.
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 import sqlalchemy as sa
 from alembic import op
