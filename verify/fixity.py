@@ -23,10 +23,9 @@ from typing import Any, Literal
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive import encryption
 from archive.errors import ObjectMissing
 from archive.layout import report_key
-from archive.reading import read_plain
+from archive.reading import hash_stored
 from archive.records import put_json
 from archive.retention import lock_until
 from archive.store import ObjectStore
@@ -92,24 +91,22 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
 
 def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str | None, str, str, int]:
     """(problem or None, expected, found, bytes read)."""
-    digest, size = hashlib.sha256(), 0
     expected = target.sha256
     try:
         if expected is None:  # a manifest: compare with the digest stored beside it
             expected = store.stat(target.key, target.version).metadata.get("sha256")
-        for chunk in read_plain(store, target.key, target.version, encrypted=target.encrypted,
-                                kek=kek if target.encrypted else None):
-            digest.update(chunk)
-            size += len(chunk)
     except ObjectMissing:
-        return "missing", expected or "", "no object", size
-    except encryption.DecryptionFailed as exc:
-        return "mismatch", expected or "", f"undecryptable: {exc.message}", size
-    found = digest.hexdigest()
-    if found != expected or (target.size is not None and size != target.size):
+        return "missing", "", "no object", 0
+    got = hash_stored(store, target.key, target.version, encrypted=target.encrypted,
+                      kek=kek if target.encrypted else None)
+    if got.problem == "missing":
+        return "missing", expected or "", "no object", got.size
+    if got.problem == "undecryptable":
+        return "mismatch", expected or "", f"undecryptable: {got.reason}", got.size
+    if got.verdict(expected, target.size) != "ok":
         return "mismatch", f"{expected} ({target.size} bytes)" if target.size else str(expected), \
-            f"{found} ({size} bytes)", size
-    return None, expected or "", found, size
+            f"{got.sha256} ({got.size} bytes)", got.size
+    return None, expected or "", got.sha256 or "", got.size
 
 
 def _known_keys(session: Session) -> set[str]:

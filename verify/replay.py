@@ -7,16 +7,13 @@ when protected) and its SHA-256 compared with the catalog's: ``ok``,
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive import encryption
-from archive.errors import ObjectMissing
-from archive.reading import read_plain
+from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
 from catalog.models import Document, Recording
@@ -28,16 +25,8 @@ def check_item(store: ObjectStore, item: ItemView, kek: bytes | None) -> str:
     """Re-read one item's stored bytes: ``ok``, ``mismatch`` or ``missing``."""
     if not item.storage_key:
         return "missing"
-    digest = hashlib.sha256()
-    try:
-        for chunk in read_plain(store, item.storage_key, item.storage_version,
-                                encrypted=item.encrypted, kek=kek):
-            digest.update(chunk)
-    except ObjectMissing:
-        return "missing"
-    except encryption.DecryptionFailed:
-        return "mismatch"
-    return "ok" if digest.hexdigest() == item.sha256 else "mismatch"
+    return hash_stored(store, item.storage_key, item.storage_version, encrypted=item.encrypted,
+                       kek=kek).verdict(item.sha256)
 
 
 def replay(sessions: sessionmaker[Session], store: ObjectStore | None, case_name: str, *,
