@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.errors import ObjectMissing
@@ -32,6 +32,7 @@ from archive.store import ObjectStore
 from catalog import custody
 from catalog.canonical import canonical_bytes
 from catalog.models import Derivative, Document, Recording, Tombstone
+from catalog.verification import mark_verified
 
 Kind = Literal["original", "manifest", "derivative", "document"]
 PREFIXES = ("originals/", "derivatives/", "documents/")
@@ -185,10 +186,9 @@ def sweep(sessions: sessionmaker[Session], store: ObjectStore, *, actor: str, no
     put_json(store, key, {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
              lock_until=lock_until(now, (1, "years"), now=now), lock_mode=lock_mode)  # type: ignore[arg-type]
     with sessions.begin() as session:
-        for table, ids in verified.items():
-            for start in range(0, len(ids), 500):
-                session.execute(update(table).where(table.id.in_(ids[start:start + 500]))
-                                .values(last_verified_at=now))
+        mark_verified(session, at=now, recording_ids=verified.get(Recording, ()),
+                      document_ids=verified.get(Document, ()),
+                      derivative_ids=verified.get(Derivative, ()))
         for problem in report.problems:
             custody.append(session, actor=actor, action="fixity_problem", subject=problem["subject"],
                            details={k: problem[k] for k in ("problem", "expected", "found")})

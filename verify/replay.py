@@ -10,14 +10,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
-from catalog.models import Document, Recording
 from catalog.timeline import ItemView
+from catalog.verification import mark_verified
 from catalog.views import case_items
 
 
@@ -48,14 +47,9 @@ def replay(sessions: sessionmaker[Session], store: ObjectStore | None, case_name
                 problems.append({"item_no": item.item_no, "verified": item.verified})
     with sessions.begin() as session:
         if verify:
-            ok_recordings = [i.archive_no for i in items if i.verified == "ok" and i.archive_no]
-            ok_documents = [i.storage_key for i in items if i.verified == "ok" and not i.archive_no]
-            if ok_recordings:
-                session.execute(update(Recording).where(Recording.archive_no.in_(ok_recordings))
-                                .values(last_verified_at=now))
-            if ok_documents:
-                session.execute(update(Document).where(Document.storage_key.in_(ok_documents))
-                                .values(last_verified_at=now))
+            ok = [i for i in items if i.verified == "ok"]
+            mark_verified(session, at=now, archive_nos=[i.archive_no for i in ok if i.archive_no],
+                          document_keys=[i.storage_key for i in ok if not i.archive_no and i.storage_key])
         custody.append(session, actor=actor, action="replayed", subject=header["case_key"],
                        details={"verify": verify, "items": len(items), "problems": problems})
     return header, items
