@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from cryptography.hazmat.primitives import hashes
 
@@ -27,17 +27,28 @@ _CHUNK = 8 << 20  # reads of large files: few system calls, each hashed while th
 _BUFFERS = 3
 
 
-class _SM3:
-    """hashlib-like wrapper over cryptography's SM3 (GB/T 32905)."""
+class SM3Hash:
+    """hashlib-like SM3 (GB/T 32905) over cryptography's, which hashlib does not offer."""
+
+    name = "sm3"
+    digest_size = 32
 
     def __init__(self) -> None:
         self._h = hashes.Hash(hashes.SM3())
 
-    def update(self, data: bytes | memoryview) -> None:
-        self._h.update(bytes(data) if isinstance(data, memoryview) else data)
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        self._h.update(data)  # any buffer; large updates release the GIL, as hashlib's do
+
+    def digest(self) -> bytes:
+        return self._h.copy().finalize()  # like hashlib: callable more than once
 
     def hexdigest(self) -> str:
-        return self._h.copy().finalize().hex()  # like hashlib: callable more than once
+        return self.digest().hex()
+
+
+def new_hash(alg: str) -> Any:
+    """A hashlib-like object for ``alg``: a hashlib name (``sha256``, ``md5``…) or ``sm3``."""
+    return SM3Hash() if alg.lower() == "sm3" else hashlib.new(alg)
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,7 @@ class Hasher:
 
     def __init__(self, *, sm3: bool = False, part_size: int | None = None) -> None:
         self._sha256 = hashlib.sha256()
-        self._sm3 = _SM3() if sm3 else None
+        self._sm3 = SM3Hash() if sm3 else None
         self._part_size = part_size
         self._part_md5 = hashlib.md5()
         self._part_fill = 0

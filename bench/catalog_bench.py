@@ -21,7 +21,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -84,7 +84,7 @@ def bench_backend(url: str, repeats: int, n_events: int, n_chain: int) -> list[t
     # A long chain for the verification walk, written in one transaction.
     with sessions.begin() as s:
         seq, prev = custody.head(s)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         batch = []
         for i in range(n_chain):
             ev = seal(seq + i + 1, now, "bench", "viewed", f"X{i}", DETAILS, prev)

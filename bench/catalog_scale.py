@@ -57,7 +57,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -88,7 +88,7 @@ from catalog.times import local_iso, parse_user_time
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 ZONE = ZoneInfo("Asia/Shanghai")
 UNIT = "KZCG"
-START = datetime(2024, 11, 27, tzinfo=timezone.utc)
+START = datetime(2024, 11, 27, tzinfo=UTC)
 SPAN = timedelta(days=730)
 BATCH = 10_000
 STATIONS = [f"ST{i:02d}" for i in range(1, 6)]

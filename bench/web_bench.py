@@ -48,7 +48,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +99,7 @@ def build_case(env: dict[str, str], folder: Path, big_mb: int, small: int, small
     for i, size_mb in enumerate(sizes):
         source = folder / f"A123456@2026112708{i:02d}000000.mp4"
         make_source(source, size_mb * MB)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         number = reserve_archive_number(app.engine, services.formats, services.policy.zone,
                                         unit=UNIT, station=STATION, now=now)
         facts = OriginalFacts(station=STATION, unit=UNIT, kind="video", original_name=source.name,
@@ -110,10 +110,10 @@ def build_case(env: dict[str, str], folder: Path, big_mb: int, small: int, small
         numbers.append(number)
     clerk = services.acting_as("clerk")
     case = open_case(clerk, NewCase(number=CASE_NUMBER, unit=UNIT,
-                                    opened_on=datetime.now(timezone.utc).date(), title="bench"))
+                                    opened_on=datetime.now(UTC).date(), title="bench"))
     items = [item_no for _, item_no in link_recordings(clerk, case.number, numbers)]
     with app.sessions.begin() as session:
-        add_user(session, ACCOUNT, "auditor", PASSWORD, protected=False, now=datetime.now(timezone.utc))
+        add_user(session, ACCOUNT, "auditor", PASSWORD, protected=False, now=datetime.now(UTC))
     with app.sessions() as session:
         keys = {r.archive_no: r.storage_key for r in session.query(Recording)}
     big_file = Path(app.store.root) / "objects" / keys[numbers[0]]

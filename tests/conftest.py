@@ -15,7 +15,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -158,7 +158,7 @@ class Env:
 
     @staticmethod
     def now() -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     def as_(self, actor: str = "tester", *, now: datetime | None = None, kek: bytes | None = None,
             policy: ArchivePolicy | None = None) -> ServiceContext:

@@ -85,13 +85,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive import encryption
 from archive.checkpoints import make_and_publish
 from archive.context import ServiceContext
 from archive.digest import Hasher
-from archive.errors import ObjectMissing, StoreUnavailable
 from archive.layout import extension
-from archive.reading import read_plain
+from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
 from catalog.actions import Action
@@ -327,26 +325,28 @@ def _copy(store: ObjectStore, key: str, version: str | None, encrypted: bool, ke
     """Stream one stored object (decrypted) into the bag, hashing what is written."""
     path = bag / rel
     path.parent.mkdir(parents=True, exist_ok=True)
-    hasher = Hasher(sm3=sm3)
-    try:
-        chunks = read_plain(store, key, version, encrypted=encrypted, kek=kek if encrypted else None)
-        with open(path, "xb", buffering=0) as out:
-            for chunk in chunks:
-                hasher.update(chunk)
-                _write_all(out, chunk)
-                if progress is not None:
-                    progress(rel, hasher.size, total)
+    with open(path, "xb", buffering=0) as out:
+        written = 0
+
+        def write(chunk: bytes) -> None:
+            nonlocal written
+            _write_all(out, chunk)
+            written += len(chunk)
+            if progress is not None:
+                progress(rel, written, total)
+
+        got = hash_stored(store, key, version, encrypted=encrypted,
+                          kek=kek if encrypted else None, sm3=sm3, sink=write)
+        if got.problem is None:
             os.fsync(out.fileno())
-    except ObjectMissing as exc:
+    if got.problem == "missing":
         raise CheckFailed(f"{label}: the stored object is missing ({key}); nothing was exported",
-                          hint="run `evidence verify`") from exc
-    except encryption.DecryptionFailed as exc:
-        raise CheckFailed(f"{label}: the stored ciphertext fails authentication ({exc}); "
-                          "nothing was exported", hint="run `evidence verify`") from exc
-    except StoreUnavailable:
-        raise
-    digests = hasher.digests()
-    return _PayloadFile(rel, digests.sha256, digests.size, digests.sm3)
+                          hint="run `evidence verify`") from got.error
+    if got.problem == "undecryptable":
+        raise CheckFailed(f"{label}: the stored ciphertext fails authentication ({got.error}); "
+                          "nothing was exported", hint="run `evidence verify`") from got.error
+    assert got.sha256 is not None
+    return _PayloadFile(rel, got.sha256, got.size, got.sm3)
 
 
 def _write_all(out: BinaryIO, chunk: bytes | memoryview) -> None:

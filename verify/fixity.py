@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from archive import encryption
 from archive.context import ServiceContext
 from archive.errors import ObjectMissing
 from archive.layout import report_key
-from archive.reading import read_plain
+from archive.reading import hash_stored
 from archive.records import put_json
 from archive.retention import lock_until
 from archive.store import ObjectStore
@@ -35,6 +34,7 @@ from catalog import custody
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes
 from catalog.models import Derivative, Document, Recording, Tombstone
+from catalog.verification import mark_verified
 
 Kind = Literal["original", "manifest", "derivative", "document"]
 PREFIXES = ("originals/", "derivatives/", "documents/")
@@ -94,24 +94,22 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
 
 def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str | None, str, str, int]:
     """(problem or None, expected, found, bytes read)."""
-    digest, size = hashlib.sha256(), 0
     expected = target.sha256
     try:
         if expected is None:  # a manifest: compare with the digest stored beside it
             expected = store.stat(target.key, target.version).metadata.get("sha256")
-        for chunk in read_plain(store, target.key, target.version, encrypted=target.encrypted,
-                                kek=kek if target.encrypted else None):
-            digest.update(chunk)
-            size += len(chunk)
     except ObjectMissing:
-        return "missing", expected or "", "no object", size
-    except encryption.DecryptionFailed as exc:
-        return "mismatch", expected or "", f"undecryptable: {exc.message}", size
-    found = digest.hexdigest()
-    if found != expected or (target.size is not None and size != target.size):
+        return "missing", "", "no object", 0
+    got = hash_stored(store, target.key, target.version, encrypted=target.encrypted,
+                      kek=kek if target.encrypted else None)
+    if got.problem == "missing":
+        return "missing", expected or "", "no object", got.size
+    if got.problem == "undecryptable":
+        return "mismatch", expected or "", f"undecryptable: {got.reason}", got.size
+    if got.verdict(expected, target.size) != "ok":
         return "mismatch", f"{expected} ({target.size} bytes)" if target.size else str(expected), \
-            f"{found} ({size} bytes)", size
-    return None, expected or "", found, size
+            f"{got.sha256} ({got.size} bytes)", got.size
+    return None, expected or "", got.sha256 or "", got.size
 
 
 def _known_keys(session: Session) -> set[str]:
@@ -190,10 +188,9 @@ def sweep(ctx: ServiceContext, *, sample: int | None = None, older_than_days: fl
     put_json(store, key, {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
              lock_until=lock_until(now, (1, "years"), now=now))
     with sessions.begin() as session:
-        for table, ids in verified.items():
-            for start in range(0, len(ids), 500):
-                session.execute(update(table).where(table.id.in_(ids[start:start + 500]))
-                                .values(last_verified_at=now))
+        mark_verified(session, at=now, recording_ids=verified.get(Recording, ()),
+                      document_ids=verified.get(Document, ()),
+                      derivative_ids=verified.get(Derivative, ()))
         for problem in report.problems:
             custody.append(session, actor=actor, action=Action.FIXITY_PROBLEM, subject=problem["subject"],
                            details={k: problem[k] for k in ("problem", "expected", "found")})

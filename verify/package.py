@@ -36,9 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO, Protocol
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from archive.digest import new_hash
 from catalog.chain import hash_payload
 from catalog.checkpoint import Checkpoint, raw_public_key
 from catalog.errors import EvidenceError, NotFound
@@ -150,23 +151,8 @@ class _Zip:
 
 # --- digests ----------------------------------------------------------------------------------
 
-class _SM3:
-    def __init__(self) -> None:
-        self._h = hashes.Hash(hashes.SM3())
-
-    def update(self, data: bytes) -> None:
-        self._h.update(data)
-
-    def hexdigest(self) -> str:
-        return self._h.finalize().hex()
-
-
-def _hasher(alg: str) -> Any:
-    return _SM3() if alg == "sm3" else hashlib.new(alg)
-
-
 def _digests(source: _Source, rel: str, algorithms: set[str]) -> dict[str, str]:
-    hashers = {alg: _hasher(alg) for alg in algorithms}
+    hashers = {alg: new_hash(alg) for alg in algorithms}
     try:
         with source.open(rel) as f:
             while chunk := f.read(READ_SIZE):

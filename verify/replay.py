@@ -7,20 +7,15 @@ when protected) and its SHA-256 compared with the catalog's: ``ok``,
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-from sqlalchemy import update
-
-from archive import encryption
 from archive.context import ServiceContext
-from archive.errors import ObjectMissing
-from archive.reading import read_plain
+from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
 from catalog.actions import Action
-from catalog.models import Document, Recording
 from catalog.timeline import ItemView
+from catalog.verification import mark_verified
 from catalog.views import case_items
 
 
@@ -28,16 +23,8 @@ def check_item(store: ObjectStore, item: ItemView, kek: bytes | None) -> str:
     """Re-read one item's stored bytes: ``ok``, ``mismatch`` or ``missing``."""
     if not item.storage_key:
         return "missing"
-    digest = hashlib.sha256()
-    try:
-        for chunk in read_plain(store, item.storage_key, item.storage_version,
-                                encrypted=item.encrypted, kek=kek):
-            digest.update(chunk)
-    except ObjectMissing:
-        return "missing"
-    except encryption.DecryptionFailed:
-        return "mismatch"
-    return "ok" if digest.hexdigest() == item.sha256 else "mismatch"
+    return hash_stored(store, item.storage_key, item.storage_version, encrypted=item.encrypted,
+                       kek=kek).verdict(item.sha256)
 
 
 def replay(ctx: ServiceContext, case_name: str, *,
@@ -59,14 +46,9 @@ def replay(ctx: ServiceContext, case_name: str, *,
                 problems.append({"item_no": item.item_no, "verified": item.verified})
     with sessions.begin() as session:
         if verify:
-            ok_recordings = [i.archive_no for i in items if i.verified == "ok" and i.archive_no]
-            ok_documents = [i.storage_key for i in items if i.verified == "ok" and not i.archive_no]
-            if ok_recordings:
-                session.execute(update(Recording).where(Recording.archive_no.in_(ok_recordings))
-                                .values(last_verified_at=now))
-            if ok_documents:
-                session.execute(update(Document).where(Document.storage_key.in_(ok_documents))
-                                .values(last_verified_at=now))
+            ok = [i for i in items if i.verified == "ok"]
+            mark_verified(session, at=now, archive_nos=[i.archive_no for i in ok if i.archive_no],
+                          document_keys=[i.storage_key for i in ok if not i.archive_no and i.storage_key])
         custody.append(session, actor=actor, action=Action.REPLAYED, subject=header["case_key"],
                        details={"verify": verify, "items": len(items), "problems": problems})
     return header, items

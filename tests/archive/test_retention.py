@@ -1,8 +1,8 @@
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from archive.retention import PERMANENT_LOCK_YEARS, add_months, add_period, lock_until
 
-UTC = timezone.utc
+UTC = UTC
 
 
 def test_calendar_months_clamp_to_the_month_end() -> None:

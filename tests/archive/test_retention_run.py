@@ -3,7 +3,7 @@
 import hashlib
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -125,7 +125,7 @@ def test_a_recording_dated_2001_is_kept_and_locked_the_routine_period_after_arch
     station = env.as_("station:ST01", now=now, policy=ArchivePolicy(zone=ZONE, routine=(6, "months")))
     rec = store_original(station, path, hash_file(path), OriginalFacts(
         station="ST01", unit="KZCG", kind="video", original_name=path.name,
-        start_time=datetime(2001, 1, 1, tzinfo=timezone.utc),
+        start_time=datetime(2001, 1, 1, tzinfo=UTC),
         flags={"clock_suspect": "file name and container times differ"}), archive_no=number)
     routine_end = add_months(now, 6)
     # The storage lock runs to six months after the archiving, object and manifest alike.

@@ -1,4 +1,5 @@
 import stat
+from datetime import UTC
 
 import pytest
 
@@ -29,7 +30,7 @@ def test_a_file_that_is_not_a_key_is_refused(tmp_path) -> None:
 
 
 def test_keys_recorded_by_two_inits_at_once_keep_the_first(engine) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from catalog.db import session_factory
     from catalog.keys import record_key_id, recorded_key_id
@@ -39,7 +40,7 @@ def test_keys_recorded_by_two_inits_at_once_keep_the_first(engine) -> None:
 
     def record(i: int) -> tuple[str, str]:
         with sessions.begin() as s:
-            return f"key{i}", record_key_id(s, "signing", f"key{i}", datetime.now(timezone.utc))
+            return f"key{i}", record_key_id(s, "signing", f"key{i}", datetime.now(UTC))
 
     results = at_once(6, record)
     assert raised(results) == []

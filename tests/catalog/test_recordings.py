@@ -5,7 +5,7 @@ constraint "pk_stations"`` on PostgreSQL: every worker saw no row and inserted o
 """
 
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -15,7 +15,7 @@ from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Station
 from catalog.recordings import assign_device, device_row, officer_row, station_row
 from tests.concurrency import at_once, raised
 
-NOW = datetime(2026, 3, 1, 9, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
 ROUNDS = 5  # names per round are new, so every round races on an empty table
 
 
@@ -36,10 +36,10 @@ def _counts(engine) -> dict[str, int]:
 def test_many_threads_create_the_same_rows_at_once(engine) -> None:
     sessions = session_factory(engine)
     for n in range(ROUNDS):
-        results = at_once(12, lambda _i: _rows(sessions, f"{n:02d}"))
+        results = at_once(12, lambda _i, n=n: _rows(sessions, f"{n:02d}"))
         assert raised(results) == []
         assert len(set(results)) == 1  # every worker got the same rows
-        found = at_once(12, lambda _i: jobs.job_for(sessions, "ST01", f"f{n}.mp4", 10, 20, NOW).id)
+        found = at_once(12, lambda _i, n=n: jobs.job_for(sessions, "ST01", f"f{n}.mp4", 10, 20, NOW).id)
         assert raised(found) == [] and len(set(found)) == 1
     counts = _counts(engine)
     assert counts == {"stations": ROUNDS, "devices": ROUNDS, "officers": ROUNDS,

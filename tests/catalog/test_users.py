@@ -1,3 +1,5 @@
+from datetime import UTC
+
 import pytest
 
 from catalog.db import session_factory
@@ -46,7 +48,7 @@ def test_accounts(engine) -> None:
 
 
 def test_an_account_added_twice_at_once_is_a_conflict_not_a_crash(engine) -> None:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from tests.concurrency import at_once
 
@@ -55,7 +57,7 @@ def test_an_account_added_twice_at_once_is_a_conflict_not_a_crash(engine) -> Non
     def add(_i: int) -> str:
         with sessions.begin() as s:
             return add_user(s, "zhao.min", "auditor", "a long enough password", protected=False,
-                            now=datetime.now(timezone.utc)).name
+                            now=datetime.now(UTC)).name
 
     results = at_once(6, add)
     assert results.count("zhao.min") == 1

@@ -4,7 +4,7 @@ import hashlib
 import json
 import stat
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -194,7 +194,7 @@ def test_a_lost_key_file_is_an_error_never_replaced(ready: dict[str, str], tmp_p
 
 def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
     """A recording archived through the service, as the ingest pipeline will do."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from archive.digest import hash_file
     from archive.originals import OriginalFacts, store_original
@@ -206,7 +206,7 @@ def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
     app = App(settings, actor="station:ST01")
     path = tmp_path / "A123456@202011050850560000.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 5000)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     number = reserve_archive_number(app.engine, settings.formats, settings.zone, unit="KZCG",
                                     station="ST01", now=now)
     store_original(app.services.at(now), path, hash_file(path), OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name,

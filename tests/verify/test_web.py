@@ -6,7 +6,7 @@ import dataclasses
 import re
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -80,7 +80,7 @@ def exporter(services, watch: LoopWatch):
 
 @pytest.fixture
 def site(env):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with env.sessions.begin() as s:
         for name, role, protected in [("aud", "auditor", False), ("leg", "legal", True),
                                       ("adm", "admin", True)]:

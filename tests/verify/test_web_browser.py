@@ -2,7 +2,7 @@
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +41,7 @@ def web(tmp_path: Path, sqlite_url: str):
                              opened_on=datetime(2020, 11, 5).date(), title="占道经营"))
     ((_, item_no),) = link_recordings(app.services.acting_as("clerk"), case.number, [archived])
     with app.sessions.begin() as s:
-        add_user(s, "auditor1", "auditor", PASSWORD, protected=False, now=datetime.now(timezone.utc))
+        add_user(s, "auditor1", "auditor", PASSWORD, protected=False, now=datetime.now(UTC))
     from verify.web import create_app
 
     server = LiveServer(create_app(app.web_context()))
