@@ -29,6 +29,7 @@ from catalog.errors import NotFound
 from catalog.models import Case, CaseItem, Derivative, Document, Recording, User
 from catalog.timeline import ItemView
 from catalog.times import local_iso
+from catalog.verification import mark_verified
 from catalog.views import case_items
 
 from ..replay import check_item
@@ -41,6 +42,8 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
     if link is None:
         raise NotFound(f"no item {item_no}")
     case_row = session.get(Case, link.case_id)
+    if case_row is None:  # a foreign key: cannot happen, but say so rather than crash
+        raise NotFound(f"the case of item {item_no} is missing")
     item = next(i for i in case_items(session, case_row, include_unlinked=True)
                  if i.item_no == item_no)
     return case_row, link, item
@@ -50,7 +53,7 @@ def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bo
     """(key, version, encrypted) of what the page plays or shows: the proxy if any."""
     if item.archive_no is None:
         return item.storage_key, item.storage_version, item.encrypted
-    rec = session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar()
+    rec = session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar_one()
     proxy = session.execute(select(Derivative).where(
         Derivative.recording_id == rec.id, Derivative.kind == "proxy",
         Derivative.status == "ok").order_by(Derivative.id.desc())).scalars().first()
@@ -97,13 +100,10 @@ def item_verify(request: Request) -> Response:
     # Re-reads the whole object: long for a large recording, so never on the event loop.
     verdict = check_item(web.store, item, web.services.kek_for(item.encrypted))
     with web.sessions.begin() as session:
-        now = web.now()
         if verdict == "ok" and item.archive_no:
-            session.execute(Recording.__table__.update().where(
-                Recording.archive_no == item.archive_no).values(last_verified_at=now))
-        elif verdict == "ok":
-            session.execute(Document.__table__.update().where(
-                Document.storage_key == item.storage_key).values(last_verified_at=now))
+            mark_verified(session, at=web.now(), archive_nos=[item.archive_no])
+        elif verdict == "ok" and item.storage_key:
+            mark_verified(session, at=web.now(), document_keys=[item.storage_key])
         custody.append(session, actor=f"web:{user.name}", action=Action.VERIFIED,
                        subject=item.item_no, details={"result": verdict})
     return RedirectResponse(f"/items/{item.item_no}?v={verdict}", 303)
@@ -139,6 +139,8 @@ def item_download(request: Request) -> Response:
         _case, _link, item = find_item(session, request.path_params["item_no"])
     if not visible(user, item):
         raise Refusal(403, "protected record")
+    if item.storage_key is None:
+        raise Refusal(404, "nothing is stored for this item")
     size = plain_size(web.store, item.storage_key, item.storage_version, item.encrypted)
     event(web, user, Action.DOWNLOADED, item.item_no, reason=reason, sha256=item.sha256, size=size)
     name = f"{item.item_no}{Path(item.storage_key).suffix}"
