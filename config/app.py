@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import secrets
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -56,7 +56,7 @@ class App:
 
     @staticmethod
     def now() -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
     # --- catalog ----------------------------------------------------------
     @cached_property

@@ -17,7 +17,7 @@ def bar_chart(path: Path, title: str, labels: list[str], values: list[int]) -> P
     peak = max(values) or 1
     slot = (width - 2 * margin) / max(1, len(values))
     draw.line([(margin, bottom), (width - margin, bottom)], fill="black")
-    for i, (label, value) in enumerate(zip(labels, values)):
+    for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         x0 = margin + i * slot + slot * 0.15
         x1 = margin + (i + 1) * slot - slot * 0.15
         y0 = bottom - (bottom - top) * value / peak
