@@ -16,7 +16,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from catalog import custody
@@ -29,7 +28,7 @@ from catalog.recordings import device_row, officer_row, station_row
 from .context import ServiceContext
 from .digest import Digests, Hasher
 from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
-from .files import encryption_note, put_file
+from .files import Source, encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
 from .retention import lock_until
@@ -104,9 +103,11 @@ def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult
     return PutResult(key, info.version, stored.digests())
 
 
-def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: OriginalFacts, *,
+def store_original(ctx: ServiceContext, path: Source, digests: Digests, facts: OriginalFacts, *,
                    archive_no: str, after_put: Callable[[], None] | None = None) -> Recording:
-    """``after_put`` is called once the bytes are stored, before the catalog commit."""
+    """``path`` is a path, an open binary file or a callable giving one from offset 0
+    (``archive.files.Source``); ``after_put`` is called once the bytes are stored, before the
+    catalog commit."""
     sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
