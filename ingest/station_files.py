@@ -23,7 +23,6 @@ A station folder must not contain, nor lie inside, the data folder, the store or
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import stat
@@ -119,14 +118,15 @@ class StationFolder:
         try:
             again = StationFolder(self.root, self.parts)
         except OSError as exc:
-            raise FolderChanged(f"{shown} is no longer a folder reached without links "
-                                f"({os.strerror(exc.errno or 0)}): nothing in it is moved",
-                                hint="someone replaced or moved it; look into the station folder") from None
+            raise FolderChanged(f"{shown} was replaced or moved while in use (now: "
+                                f"{os.strerror(exc.errno or 0)}): nothing in it is moved or deleted",
+                                hint="look into the station folder: someone swapped a folder") from None
         with again:
             for held, now in zip(self.fds, again.fds):
                 if not _same_inode(os.fstat(held), os.fstat(now)):
-                    raise FolderChanged(f"{shown} was replaced while in use: nothing in it is moved",
-                                        hint="someone replaced or moved it; look into the station folder")
+                    raise FolderChanged(f"{shown} was replaced or moved while in use: nothing in it "
+                                        "is moved or deleted",
+                                        hint="look into the station folder: someone swapped a folder")
 
     def lstat(self, name: str) -> os.stat_result:
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
@@ -281,7 +281,3 @@ def check_station_folder(folder: Path, protected: Iterable[tuple[str, Path]]) ->
                 f"station folder {folder} lies inside the {what} ({path})",
                 hint="give the station a folder of its own, outside the data folder, the store "
                      "and the keys: files in a station folder are moved away once archived")
-
-
-def is_name_too_long(exc: OSError) -> bool:
-    return exc.errno == errno.ENAMETOOLONG
