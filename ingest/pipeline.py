@@ -84,6 +84,7 @@ from .station_files import (
     check_station_folder,
     fit_name,
     move_into,
+    require_proc,
 )
 
 log = logging.getLogger("evidence.ingest")
@@ -184,6 +185,7 @@ class Pipeline:
 
     def __init__(self, ctx: ServiceContext, setup: StationSetup, *,
                  fault_hook: Callable[[str], None] | None = None) -> None:
+        require_proc()
         self.ctx, self.setup = ctx, setup
         # Short names for what every step uses.
         self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
@@ -372,7 +374,7 @@ class Pipeline:
         copy was left in place, when that is news (it is reported once).
 
         The file is opened again and used only if it is still the very file read (same
-        identity and ctime): derivatives are never made from anything else.
+        device, inode, size and mtime): derivatives are never made from anything else.
         """
         with ExitStack() as stack:
             where: StationFolder | None = None
@@ -389,8 +391,10 @@ class Pipeline:
                     source = stack.enter_context(StationFile(where, rel.name))
                 except (OSError, NotRegular):
                     pass  # gone, replaced or unreadable: the station copy step looks again
-            if source is not None and astuple(source.identity) != jobs.identity_of(job):
-                source = None  # changed since it was read: not what was archived
+            if source is not None and astuple(source.identity)[:4] != (jobs.identity_of(job) or ())[:4]:
+                # Another file, or written to, since it was read. (Only the ctime may differ: a
+                # chmod after copying, common, says nothing about the content.)
+                source = None
             self._derivatives(source, recording, info)
             self._fault("derived")
             # Done before the station copy is handled: a pass that finds the copy still there

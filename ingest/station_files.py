@@ -32,8 +32,10 @@ from pathlib import Path, PurePosixPath
 
 from catalog.errors import EvidenceError
 
+from .names import safe_display
+
 __all__ = ["FolderChanged", "Identity", "NotRegular", "StationFile", "StationFolder",
-           "StationFolderRefused", "check_station_folder", "fit_name", "move_into"]
+           "StationFolderRefused", "check_station_folder", "fit_name", "move_into", "require_proc"]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a pipe put in the place of a file must not hang the worker.
@@ -114,7 +116,7 @@ class StationFolder:
     def recheck(self) -> None:
         """Raise :class:`FolderChanged` unless each folder is still reached by its name from
         the station folder's path, without links. Called right before a move or deletion."""
-        shown = "/".join((str(self.root), *self.parts))
+        shown = safe_display("/".join((str(self.root), *self.parts)))
         try:
             again = StationFolder(self.root, self.parts)
         except OSError as exc:
@@ -238,6 +240,15 @@ class FdReader(io.RawIOBase):
         n = os.preadv(self._fd, [view[:want]], self._pos)
         self._pos += n
         return n
+
+
+def require_proc() -> None:
+    """ffprobe, ffmpeg and Pillow read a held file through ``/proc``: without it every file
+    would look undecodable, so the pipeline refuses to start instead."""
+    if not os.path.isdir(f"/proc/{os.getpid()}/fd"):
+        raise EvidenceError("/proc is not mounted here: station files are read through "
+                            "/proc/PID/fd (a descriptor held open, never the path again)",
+                            hint="run the station where /proc is mounted (any Linux host is)")
 
 
 def fit_name(name: str, suffix: str) -> str:

@@ -283,6 +283,11 @@ def test_a_station_folder_holding_or_inside_the_archive_is_refused(station: dict
                               env=station["env"])
         assert result.returncode == 2 and says in result.stderr, (result.stdout, result.stderr)
     assert {p: p.read_bytes() for p in keys} == keys
+    from ingest.station_files import StationFolderRefused
+    from ingest.watcher import StationWatcher
+
+    with pipeline(station) as pipe, pytest.raises(StationFolderRefused, match="inside the data folder"):
+        StationWatcher(pipe, [data / "store"]).run()
     config = station["config"]
     config.write_text(config.read_text() + f'[[stations]]\nid = "ST02"\nfolders = ["{data}/store"]\n')
     result = run_evidence("config", "show", env=station["env"])
@@ -318,6 +323,10 @@ def test_a_file_that_grows_after_it_was_read_is_left_and_archived_again(station:
 
 def test_pruning_deletes_only_copies_that_are_still_as_archived(station: dict) -> None:
     inbox, archived = station["inbox"], station["inbox"] / ".archived"
+    # One worker: this is about pruning, not about two first recordings racing to create
+    # the station's catalog row.
+    config = station["config"]
+    config.write_text(config.read_text() + "workers = 1\n")
     names = [f"A123456@20201105085{i}000000.mp4" for i in range(3)]
     for i, name in enumerate(names):
         synthetic.make_video(inbox / name, tone=300 + 100 * i)
