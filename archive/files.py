@@ -3,24 +3,45 @@
 Either way the store commits the object only if the plaintext bytes sent are
 those hashed before (``expect``); when encrypting, the plaintext is hashed on
 its way into the encryptor and the store sees only ciphertext.
+
+The bytes come from a path, an open binary file (read from where it stands), or a
+callable that gives a new binary file from offset 0: the ingest passes its open
+descriptor that way, so the file stored is the one hashed, whatever stands at its
+path by then.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime
 from pathlib import Path
+from typing import BinaryIO, ContextManager
 
 from . import encryption
 from .digest import Digests, Hasher, HashingReader, expect
 from .store import ObjectStore, PutResult
 
+Source = Path | BinaryIO | Callable[[], BinaryIO]
+"""What :func:`put_file` reads: a path, an open binary file, or a callable opening one."""
 
-def put_file(store: ObjectStore, key: str, path: Path, digests: Digests, *, content_type: str,
+
+def _opened(source: Source) -> ContextManager[BinaryIO]:
+    if isinstance(source, (str, os.PathLike)):
+        return open(source, "rb")
+    if callable(source):
+        return source()  # type: ignore[return-value]
+    return nullcontext(source)  # the caller's file: left open
+
+
+def put_file(store: ObjectStore, key: str, path: Source, digests: Digests, *, content_type: str,
              metadata: dict[str, str], retain_until: datetime | None, label: str, sm3: bool = False,
              encrypt: tuple[bytes | None, str] | None = None) -> PutResult:
-    """``encrypt`` is (key-encryption key, algorithm) for a protected record, else None."""
+    """``path`` is a :data:`Source`; ``encrypt`` is (key-encryption key, algorithm) for a
+    protected record, else None."""
     check = expect(digests, label)
-    with open(path, "rb") as source:
+    with _opened(path) as source:
         if encrypt is None:
             return store.put(key, source, content_type=content_type, metadata=metadata,
                              retain_until=retain_until, check=check, sm3=sm3)

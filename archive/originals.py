@@ -16,7 +16,6 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -31,7 +30,7 @@ from catalog.recordings import device_row, officer_row, station_row
 from .context import ServiceContext
 from .digest import Digests, Hasher
 from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
-from .files import encryption_note, put_file
+from .files import Source, encryption_note, put_file
 from .layout import extension, manifest_key, original_key
 from .records import put_json
 from .retention import counted_from, lock_until
@@ -120,11 +119,13 @@ def stored_already(ctx: ServiceContext, facts: OriginalFacts, archive_no: str) -
     return True
 
 
-def store_original(ctx: ServiceContext, path: Path, digests: Digests, facts: OriginalFacts, *,
+def store_original(ctx: ServiceContext, path: Source, digests: Digests, facts: OriginalFacts, *,
                    archive_no: str, after_put: Callable[[], None] | None = None,
                    claim: Callable[[Session], None] | None = None) -> Recording:
-    """``after_put`` is called once the bytes are stored, before the catalog commit;
-    ``claim`` inside the commit's transaction, first (it may refuse the commit by raising)."""
+    """``path`` is a path, an open binary file or a callable giving one from offset 0
+    (``archive.files.Source``); ``after_put`` is called once the bytes are stored, before the
+    catalog commit; ``claim`` inside the commit's transaction, first (it may refuse the commit
+    by raising)."""
     sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))

@@ -313,12 +313,22 @@ class CheckpointRow(Base):
 # --- pipeline bookkeeping -------------------------------------------------
 
 class IngestJob(Base):
-    """A file seen on a station, tracked through the ingest state machine."""
+    """A file seen on a station, tracked through the ingest state machine.
+
+    One row per version of a station file: its path with ``(dev, ino, size, mtime_ns,
+    ctime_ns)`` as read (a rewrite in place changes ``ctime_ns`` even when size and mtime are
+    put back). ``moved_to`` and ``moved_ctime_ns`` say where in ``.archived`` the station copy
+    went and its ctime after the move, so pruning deletes only that very file unchanged.
+    ``copy_error`` says why the station copy could not be moved or deleted (reported once).
+    Inode numbers above 2**63 are kept as their two's complement (``catalog.jobs``).
+    """
 
     __tablename__ = "ingest_jobs"
     __table_args__ = (
-        UniqueConstraint("station_id", "path", "size", "mtime_ns", name="uq_ingest_jobs_file"),
+        UniqueConstraint("station_id", "path", "size", "mtime_ns", "dev", "ino", "ctime_ns",
+                         name="uq_ingest_jobs_file"),
         Index("ix_ingest_jobs_state", "state"),
+        Index("ix_ingest_jobs_moved_to", "station_id", "moved_to"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     station_id: Mapped[str] = mapped_column(String(32), index=True)
@@ -334,6 +344,12 @@ class IngestJob(Base):
     outcome: Mapped[str | None] = mapped_column(Text)  # the reason of a quarantine or failure
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    dev: Mapped[int | None] = mapped_column(BigInteger)
+    ino: Mapped[int | None] = mapped_column(BigInteger)
+    ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    moved_to: Mapped[str | None] = mapped_column(String(4096))
+    moved_ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    copy_error: Mapped[str | None] = mapped_column(Text)
 
 
 class CatalogKey(Base):

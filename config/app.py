@@ -115,7 +115,7 @@ class App:
             after_archive=ing.after_archive, stable_seconds=ing.stable_seconds,
             clock_tolerance_seconds=ing.clock_tolerance_seconds, workers=ing.workers,
             transcode_workers=ing.transcode_workers, retry_seconds=ing.retry_seconds,
-            archived_keep_days=ing.archived_keep_days)
+            archived_keep_days=ing.archived_keep_days, protected=tuple(s.protected_paths))
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:
         return Pipeline(self.services, self.station_setup(station), fault_hook=fault_hook)

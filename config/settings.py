@@ -216,6 +216,21 @@ class Settings:
     def station(self, station_id: str) -> StationSettings | None:
         return next((s for s in self.stations if s.id == station_id), None)
 
+    @property
+    def protected_paths(self) -> list[tuple[str, Path]]:
+        """What a station folder must neither contain nor lie inside, as (what, path):
+        whatever a station folder holds may be moved to ``.archived`` (and pruned) or to
+        ``.quarantine``, so the archive's own files must never be in one."""
+        found = [("data folder", self.data_path),
+                 ("custody signing key's folder", self.signing_key_path.parent),
+                 ("key-encryption key's folder", self.encryption_key_path.parent)]
+        if urlsplit(self.storage_url).scheme == "file":
+            found.append(("store", Path(urlsplit(self.storage_url).path)))
+        database = _sqlite_file(self.database_url)
+        if database is not None:
+            found.append(("catalog database", database))
+        return found
+
 
 # --- loading -------------------------------------------------------------
 
@@ -358,6 +373,30 @@ def load_settings(path: str | os.PathLike[str] | None = None,
     return settings, warnings
 
 
+def check_station_folders(settings: Settings, folders: typing.Iterable[Path]) -> None:
+    """Refuse station folders that contain, or lie inside, the data folder, the store or the
+    keys (``SettingsError`` naming both); the `ingest` commands call it on the folders given."""
+    from ingest.station_files import StationFolderRefused, check_station_folder
+
+    for folder in folders:
+        try:
+            check_station_folder(Path(folder), settings.protected_paths)
+        except StationFolderRefused as exc:
+            raise SettingsError(exc.message, hint=exc.hint) from None
+
+
+def _sqlite_file(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - a malformed URL is reported by _check_database_url
+        return None
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
 def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in top.items():
@@ -424,6 +463,11 @@ def validate(s: Settings, source: str) -> None:
         if station.id in seen:
             fail(f"stations[{i}].id", f"repeats station {station.id!r}")
         seen.add(station.id)
+        for j, folder in enumerate(station.folders):
+            try:
+                check_station_folders(s, [Path(folder).expanduser()])
+            except SettingsError as exc:
+                fail(f"stations[{i}].folders[{j}]", f"is refused: {exc.message}", exc.hint)
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["Integrity", "check_file"]
+__all__ = ["Integrity", "check_fd", "check_file"]
 
 Status = Literal["ok", "damaged", "not_media", "empty"]
 Kind = Literal["video", "audio", "photo"]
@@ -94,12 +94,18 @@ def check_file(path: Path) -> Integrity:
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     fd = os.open(path, flags)
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):  # replaced between lstat and open
-            return Integrity("not_media", reason="not a regular file")
-        return _judge(_File(fd, info.st_size))
+        return check_fd(fd)
     finally:
         os.close(fd)
+
+
+def check_fd(fd: int) -> Integrity:
+    """Judge the file open at ``fd`` (read with ``pread``: its offset is left alone), as
+    :func:`check_file` does; for a caller that opened the file once and reads only that."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # replaced between lstat and open
+        return Integrity("not_media", reason="not a regular file")
+    return _judge(_File(fd, info.st_size))
 
 
 @dataclass(frozen=True)
@@ -150,7 +156,8 @@ def _judge(f: _File) -> Integrity:
     frame = _mpeg_audio(head[:4])
     if frame:
         return Integrity("ok", "audio", frame, _NOT_CHECKED.format(frame.upper()))
-    return Integrity("not_media", reason=f"not a known media format (first bytes: {head[:16].hex(' ')})")
+    # Never quote the content: a file that is not media may be anything, a key included.
+    return Integrity("not_media", reason="not a known media format (its first bytes match none)")
 
 
 def _be32(b: bytes) -> int:
@@ -162,10 +169,11 @@ def _le32(b: bytes) -> int:
 
 
 def _name(tag: bytes) -> str:
-    """A four-character code for messages (unprintable bytes in hex)."""
+    """A four-character code for messages; unprintable bytes are not quoted (they may be
+    anything the file holds)."""
     if all(0x20 <= c < 0x7F for c in tag):
         return tag.decode("ascii").strip() or repr(tag.decode("ascii"))
-    return "0x" + tag.hex()
+    return "an unprintable type"
 
 
 def _past_end(what: str, declared: int, f: _File, offset: int) -> Integrity:
@@ -339,8 +347,8 @@ def _check_avi(f: _File) -> Integrity:
         if not first and not header.strip(b"\0") and f.zeros_from(offset):
             break
         if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != (b"AVI " if first else b"AVIX"):
-            return Integrity("damaged", "video", "avi", f"unexpected bytes at offset {offset} "
-                             f"({header[:12].hex(' ')}): not a RIFF AVI/AVIX chunk")
+            return Integrity("damaged", "video", "avi",
+                             f"unexpected bytes at offset {offset}: not a RIFF AVI/AVIX chunk")
         size = _le32(header[4:8])
         if offset + 8 + size > f.size:
             return Integrity("damaged", "video", "avi", _past_end("RIFF", size, f, offset + 8).reason)
@@ -476,7 +484,7 @@ def _mpeg_audio(b: bytes) -> str | None:
 
 def _check_id3(f: _File, head: bytes) -> Integrity:
     if len(head) < 10 or any(c & 0x80 for c in head[6:10]):
-        return Integrity("not_media", reason=f"malformed ID3 tag (first bytes: {head[:16].hex(' ')})")
+        return Integrity("not_media", reason="malformed ID3 tag (its size bytes are not 7-bit)")
     tag_size = 0
     for c in head[6:10]:
         tag_size = (tag_size << 7) | c

@@ -49,11 +49,12 @@ part after NAME or STEM is compared without regard to case (``X.MP4.MD5`` belong
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
@@ -69,7 +70,9 @@ __all__ = [
     "companions_of",
     "compile_patterns",
     "find_sn_txt",
+    "find_sn_txt_at",
     "is_companion",
+    "open_beside",
     "kind_of_extension",
     "parse_path",
     "read_sn_txt",
@@ -286,24 +289,52 @@ def find_sn_txt(file: Path, watched_root: Path) -> Path | None:
     if folder != root and root not in folder.parents:
         return None
     while True:
-        with os.scandir(folder) as entries:
-            names = sorted(e.name for e in entries
-                           if e.name.lower() == "sn.txt" and e.is_file(follow_symlinks=False))
-        if names:
-            return folder / ("sn.txt" if "sn.txt" in names else names[0])
+        name = _sn_txt_in(folder)
+        if name is not None:
+            return folder / name
         if folder == root:
             return None
         folder = folder.parent
 
 
-def read_sn_txt(path: Path) -> str | None:
+def find_sn_txt_at(folders: Sequence[int]) -> tuple[int, str] | None:
+    """:func:`find_sn_txt` over held folder descriptors, the watched folder first and the
+    file's own folder last: (descriptor, name) of the nearest ``sn.txt``, or None."""
+    for fd in reversed(folders):
+        name = _sn_txt_in(fd)
+        if name is not None:
+            return fd, name
+    return None
+
+
+def _sn_txt_in(folder: Path | int) -> str | None:
+    with os.scandir(folder) as entries:
+        names = sorted(e.name for e in entries
+                       if e.name.lower() == "sn.txt" and e.is_file(follow_symlinks=False))
+    if not names:
+        return None
+    return "sn.txt" if "sn.txt" in names else names[0]
+
+
+def open_beside(path: Path, dir_fd: int | None = None) -> int:
+    """Open a small file read-only without following a link: ``path.name`` in the folder
+    held at ``dir_fd``, or ``path`` itself. Only a regular file is returned."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    fd = os.open(path.name, flags, dir_fd=dir_fd) if dir_fd is not None else os.open(path, flags)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return fd
+
+
+def read_sn_txt(path: Path, *, dir_fd: int | None = None) -> str | None:
     """The officer number in an ``sn.txt``: its first non-empty line, stripped.
 
     Accepted only when it is 1 to 32 printable ASCII characters without spaces (a UTF-8
     byte-order mark is allowed); anything else (binary, another encoding, a sentence) gives
     None, because a wrong officer is worse than none. Only the first 4 KiB are read.
     """
-    with open(path, "rb") as fh:
+    with open(open_beside(path, dir_fd), "rb") as fh:
         data = fh.read(_SN_MAX_BYTES)
     try:
         text = data.decode("utf-8-sig")
@@ -327,37 +358,48 @@ def is_companion(name: str) -> bool:
             or lower.endswith(_COMPANION_SUFFIXES))
 
 
-def sidecar_for(recording: Path, suffix: str, *, stem: bool = False) -> Path | None:
+def sidecar_for(recording: Path, suffix: str, *, stem: bool = False,
+                dir_fd: int | None = None) -> Path | None:
     """The existing sidecar ``NAME + suffix`` (or ``STEM + suffix``) of a recording, or None.
 
     The exact spelling wins; otherwise the suffix is matched without regard to case
-    (``X.MP4.MD5``). Only regular files count.
+    (``X.MP4.MD5``). Only regular files count. With ``dir_fd`` the recording's folder is
+    the one held there (the path only names things). A recording whose name is so long
+    that no sidecar name fits has none.
     """
     base = recording.stem if stem else recording.name
     exact = recording.with_name(base + suffix)
     try:
-        if stat.S_ISREG(os.lstat(exact).st_mode):
+        st = os.lstat(exact) if dir_fd is None else os.stat(exact.name, dir_fd=dir_fd,
+                                                             follow_symlinks=False)
+        if stat.S_ISREG(st.st_mode):
             return exact
     except FileNotFoundError:
         pass
-    found = _sidecars(recording, [] if stem else [suffix], [suffix] if stem else [])
+    except OSError as exc:
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        return None  # longer than a name may be: no such file can exist
+    found = _sidecars(recording, [] if stem else [suffix], [suffix] if stem else [], dir_fd)
     return found[0] if found else None
 
 
-def companions_of(path: Path) -> list[Path]:
+def companions_of(path: Path, *, dir_fd: int | None = None) -> list[Path]:
     """The existing companion files of the recording at ``path``, sorted by name.
 
     ``NAME.md5``, ``NAME.sha256``, ``NAME.evidence.json``, ``STEM.json``, ``STEM.vtt``,
     ``STEM.srt`` beside it (module docstring); only regular files, never symbolic links.
+    With ``dir_fd`` they are looked for in the folder held there.
     """
-    return _sidecars(path, list(_NAME_SIDECARS), list(_STEM_SIDECARS))
+    return _sidecars(path, list(_NAME_SIDECARS), list(_STEM_SIDECARS), dir_fd)
 
 
-def _sidecars(path: Path, name_suffixes: list[str], stem_suffixes: list[str]) -> list[Path]:
+def _sidecars(path: Path, name_suffixes: list[str], stem_suffixes: list[str],
+              dir_fd: int | None = None) -> list[Path]:
     wanted = {path.name + s.lower() for s in name_suffixes}
     wanted_stem = {s.lower() for s in stem_suffixes}
     found: list[Path] = []
-    with os.scandir(path.parent) as entries:
+    with os.scandir(path.parent if dir_fd is None else dir_fd) as entries:
         for entry in entries:
             if entry.name == path.name or not entry.is_file(follow_symlinks=False):
                 continue

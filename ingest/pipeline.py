@@ -3,7 +3,9 @@
 For each file (docs/ARCHITECTURE.md, "How one recording flows"):
 
 1. readiness: a regular file whose size and mtime have been stable for the window;
-   symlinks are never followed (quarantined), special files are left and retried;
+   symlinks are never followed (quarantined), special files are left and retried. The file
+   is opened once (``O_NOFOLLOW``) through its folders held open (``ingest.station_files``),
+   and every later step reads that descriptor;
 2. the container check: empty or not media → quarantine; truncated → archived, flagged damaged;
 3. metadata from the name, folders, ``sn.txt``, sidecars and ffprobe, each with its source;
 4. the local digests (SHA-256, SM3 when enabled, MD5 for a vendor checksum); a digest
@@ -12,11 +14,16 @@ For each file (docs/ARCHITECTURE.md, "How one recording flows"):
 6. the original stored with proof of receipt, its manifest, and one catalog transaction
    (``archive.originals.store_original``);
 7. derivatives (a failure is recorded for a retry and never blocks the original);
-8. the station copy moved, deleted or kept as the settings say, with its companion files.
+8. the station copy moved, deleted or kept as the settings say, with its companion files,
+   only while it is still the very file read (device, inode, size, mtime and ctime): one
+   that changed since is left and archived again as a new recording. A copy that cannot
+   be moved is reported once (``left_in_place``) and nothing is redone for it.
 
 The job row in the catalog carries the state, so a process killed anywhere resumes:
 the same archive number is used again, an object already stored is adopted, and the
-station copy is handled only once the original is committed.
+station copy is handled only once the original is committed. A job belongs to one
+version of a file: a file rewritten in place is a new job even with the old name, size
+and mtime (its ctime differs).
 """
 
 from __future__ import annotations
@@ -31,8 +38,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import ExitStack, contextmanager
+from dataclasses import astuple, dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
 from re import Pattern
@@ -54,11 +61,11 @@ from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
 from catalog.recordings import find_by_sha256, reserve_archive_number
 
-from .container import check_file
+from .container import check_fd
 from .derivatives import derivatives_for
 from .names import (
     companions_of,
-    find_sn_txt,
+    find_sn_txt_at,
     is_companion,
     parse_path,
     read_sn_txt,
@@ -66,6 +73,19 @@ from .names import (
 )
 from .probe import MediaInfo, ProbeFailed, photo_info, probe
 from .sidecars import EvidenceSidecar, read_evidence_sidecar, vendor_checksum
+from .station_files import (
+    FILE_FLAGS,
+    FdReader,
+    FolderChanged,
+    Identity,
+    NotRegular,
+    StationFile,
+    StationFolder,
+    check_station_folder,
+    fit_name,
+    move_into,
+    require_proc,
+)
 
 log = logging.getLogger("evidence.ingest")
 
@@ -98,6 +118,9 @@ class StationSetup:
     transcode_workers: int = 1
     retry_seconds: float = 60.0
     archived_keep_days: int = 30
+    # (what, path) a station folder must neither contain nor lie inside: the data folder,
+    # the store, the keys' folders (``check_station_folder``).
+    protected: tuple[tuple[str, Path], ...] = ()
 
 
 @dataclass
@@ -110,9 +133,18 @@ class ScanReport:
     quarantined: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    # Archived (or duplicates) whose station copy could not be moved or deleted; each is
+    # listed on the pass that first finds it so, and not again.
+    left_in_place: list[dict[str, str]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    def add_left(self, path: str, archive_no: str | None, reason: str) -> None:
+        with self._lock:
+            self.left_in_place.append({"path": path, "archive_no": archive_no or "", "reason": reason})
+
     def add(self, outcome: Outcome) -> None:
+        if outcome.left is not None:
+            self.add_left(outcome.path, outcome.archive_no, outcome.left)
         with self._lock:
             if outcome.kind == "archived":
                 self.archived.append(outcome.archive_no)  # type: ignore[arg-type]
@@ -129,11 +161,12 @@ class ScanReport:
 
     @property
     def ok(self) -> bool:
-        return not (self.quarantined or self.failed)
+        return not (self.quarantined or self.failed or self.left_in_place)
 
     def to_json(self) -> dict[str, Any]:
         return {"archived": self.archived, "damaged": self.damaged, "duplicates": self.duplicates,
-                "quarantined": self.quarantined, "failed": self.failed, "waiting": self.waiting}
+                "quarantined": self.quarantined, "failed": self.failed, "waiting": self.waiting,
+                "left_in_place": self.left_in_place}
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,7 @@ class Outcome:
     reason: str | None = None
     damaged: bool = False
     size: int = 0
+    left: str | None = None  # why the station copy stays in place (reported once)
 
 
 class Pipeline:
@@ -151,6 +185,7 @@ class Pipeline:
 
     def __init__(self, ctx: ServiceContext, setup: StationSetup, *,
                  fault_hook: Callable[[str], None] | None = None) -> None:
+        require_proc()
         self.ctx, self.setup = ctx, setup
         # Short names for what every step uses.
         self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
@@ -158,7 +193,8 @@ class Pipeline:
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
-        self._later: list[Future[None]] | None = None  # set during a scan: deferred derivatives
+        # Set during a scan: deferred derivatives and station copies (path, archive number).
+        self._later: list[tuple[str, str, Future[str | None]]] | None = None
         self._derivative_pool: ThreadPoolExecutor | None = None
         self._digest_locks: dict[str, threading.Lock] = {}
 
@@ -166,16 +202,27 @@ class Pipeline:
     def own_folder(self, name: str) -> bool:
         return name in (self.setup.archived_folder, self.setup.quarantine_folder)
 
+    def check_folders(self, folders: list[Path]) -> None:
+        """Refuse a station folder that contains, or lies inside, the data folder, the store
+        or the keys (``StationFolderRefused``): what a station folder holds gets moved away."""
+        for folder in folders:
+            check_station_folder(folder, self.setup.protected)
+
     def candidates(self, folder: Path) -> Iterator[Path]:
-        """Every file that may be a recording, in a stable order; never follows links."""
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        """Every file that may be a recording, in a stable order; never follows links
+        (``os.fwalk`` holds each folder open and enters none reached through a link)."""
+        for dirpath, dirnames, filenames, dir_fd in os.fwalk(folder, follow_symlinks=False):
             here = Path(dirpath)
             # Our own folders are never scanned; linked folders are reported, not entered.
             keep = []
             for name in sorted(dirnames):
                 if here == folder and self.own_folder(name):
                     continue
-                if (here / name).is_symlink():
+                try:
+                    linked = stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+                except FileNotFoundError:
+                    continue
+                if linked:
                     filenames.append(name)
                 else:
                     keep.append(name)
@@ -193,53 +240,84 @@ class Pipeline:
         rel = PurePosixPath(path.relative_to(folder).as_posix())
         shown = safe_display(str(rel))
         try:
-            outcome = self._process(folder, path, rel, shown, wait, respect_backoff)
-        except (StoreUnavailable, SQLAlchemyError, OSError, ContentChanged, StoreError) as exc:
-            outcome = Outcome("failed", shown, reason=_reason(exc))
-        if outcome.kind == "failed":
-            log.warning("ingest failed, left in place for a retry",
-                        extra={"station": self.setup.station, "path": shown, "reason": outcome.reason})
-            self._note_failure(shown, path, outcome.reason or "")
-        return outcome
+            # The folders down to the file, each opened from the one above without
+            # following links, and held: nothing below goes through the path again.
+            where = StationFolder(folder, rel.parts[:-1])
+        except FileNotFoundError:
+            return self._failed(Outcome("failed", shown, reason="vanished before it could be read"))
+        except OSError as exc:
+            return self._failed(Outcome("failed", shown, reason=_folder_problem(exc)))
+        with where:
+            try:
+                outcome = self._open(where, rel.name, shown, wait, respect_backoff)
+            except (StoreUnavailable, SQLAlchemyError, OSError, ContentChanged, StoreError,
+                    FolderChanged) as exc:
+                outcome = Outcome("failed", shown, reason=_reason(exc))
+            return self._failed(outcome, where, rel.name)
 
-    def _process(self, folder: Path, path: Path, rel: PurePosixPath, shown: str,
-                 wait: bool, respect_backoff: bool) -> Outcome:
+    def _open(self, where: StationFolder, name: str, shown: str, wait: bool,
+              respect_backoff: bool) -> Outcome:
+        """Open the file once (``O_NOFOLLOW``, a regular file) and archive what is open."""
         try:
-            st = os.lstat(path)
+            st = where.lstat(name)
         except FileNotFoundError:
             return Outcome("failed", shown, reason="vanished before it could be read")
         if stat.S_ISLNK(st.st_mode):
-            return self._quarantine(folder, path, shown, "a symbolic link (links are never followed)")
+            return self._quarantine(where, name, shown, "a symbolic link (links are never followed)",
+                                    Identity.of(st))
         if not stat.S_ISREG(st.st_mode):
             return Outcome("failed", shown, reason="not a regular file (a pipe, socket or device); "
                                                    "left in place")
-        st = self._stable(path, st, wait)
+        try:
+            opened = StationFile(where, name)
+        except FileNotFoundError:
+            return Outcome("failed", shown, reason="vanished before it could be read")
+        except (NotRegular, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+                raise
+            return Outcome("failed", shown, reason="replaced (by a link or something other than a "
+                                                   "file) while it was opened; looked at again next pass")
+        with opened:
+            return self._process(where, opened, shown, wait, respect_backoff)
+
+    def _process(self, folder: StationFolder, path: StationFile, shown: str, wait: bool,
+                 respect_backoff: bool) -> Outcome:
+        # ``folder`` holds the folders down to the file, ``path`` the file itself, opened
+        # once: every step reads that descriptor, never the station path again.
+        rel = PurePosixPath(*folder.parts, path.name)
+        st = self._stable(path, wait)
         if st is None:
             return Outcome("waiting", shown, reason="still being written")
         now = self.clock()
-        job = jobs.job_for(self.sessions, self.setup.station, shown, st.st_size, st.st_mtime_ns, now)
+        identity = Identity.of(st)
+        job = jobs.job_for(self.sessions, self.setup.station, shown, astuple(identity), now)
         if job.state == "done":
-            self._station_copy(folder, path)
-            return Outcome("skipped", shown, archive_no=job.archive_no)
+            left = self._station_copy(folder, path.name, shown, job)
+            return Outcome("skipped", shown, archive_no=job.archive_no, left=left)
         if job.state == "duplicate":
-            self._station_copy(folder, path)
-            return Outcome("duplicate", shown, archive_no=job.outcome)
+            left = self._station_copy(folder, path.name, shown, job)
+            return Outcome("duplicate", shown, archive_no=job.outcome, left=left)
         if respect_backoff and job.next_try is not None and job.next_try > now:
             return Outcome("waiting", shown, reason=f"retrying after {job.next_try.isoformat()}")
 
-        integrity = check_file(path)
+        integrity = check_fd(path.fd)
         if integrity.status in ("empty", "not_media"):
             reason = "an empty file" if integrity.status == "empty" else f"not a recording: {integrity.reason}"
             jobs.update(self.sessions, job, now, state="quarantined", outcome=reason)
-            return self._quarantine(folder, path, shown, reason)
+            return self._quarantine(folder, path.name, shown, reason, identity)
         damage = [integrity.reason] if integrity.status == "damaged" else []
 
         info = self._probe(path, integrity.kind, damage)
         names = parse_path(rel, self.setup.patterns, self.setup.zone,
-                           sn_officer=self._sn_officer(folder, path))
-        sidecar, sidecar_note = self._sidecar(path)
-        checksum = self._vendor_checksum(path, damage)
+                           sn_officer=self._sn_officer(folder))
+        sidecar, sidecar_note = self._sidecar(folder, path)
+        checksum = self._vendor_checksum(folder, path, damage)
         digests, md5 = self._hash(path, want_md5=checksum is not None and checksum[0] == "md5")
+        if digests.size != identity.size or Identity.of(path.refresh()) != identity:
+            # Written to while it was read: what was hashed is no version of the file.
+            jobs.forget(self.sessions, job)
+            return Outcome("waiting", shown, reason="changed while it was being read")
+        path.hashed_size = digests.size  # the store reads exactly the bytes hashed
         if checksum is not None:
             algorithm, expected = checksum
             found = md5 if algorithm == "md5" else digests.sha256
@@ -295,24 +373,54 @@ class Pipeline:
         self._fault("committed")
         if sidecar is not None and sidecar.case:
             self._link_from_sidecar(recording, sidecar.case, now)
-        finish = lambda: self._finish(folder, path, recording, info, job)  # noqa: E731
+        finish = lambda: self._finish(folder.root, rel, shown, recording, info, job)  # noqa: E731
+        left = None
         if self._later is not None:
             # A whole pass: originals first, derivatives on their own workers, so that a
             # queue of transcodes never holds up archiving. The job stays "stored" until
-            # they are done and the station copy is handled; a crash resumes from there.
-            self._later.append(self._derivative_pool.submit(finish))  # type: ignore[union-attr]
+            # they are done; a crash resumes from there.
+            self._later.append((shown, recording.archive_no,
+                                self._derivative_pool.submit(finish)))  # type: ignore[union-attr]
         else:
-            finish()
+            left = finish()
         return Outcome("archived", shown, archive_no=recording.archive_no, damaged=recording.damaged,
-                       size=digests.size)
+                       size=digests.size, left=left)
 
-    def _finish(self, folder: Path, path: Path, recording: Recording, info: MediaInfo | None,
-                job: IngestJob) -> None:
-        """Derivatives, then the station copy, then the job is done."""
-        self._derivatives(path, recording, info)
-        self._fault("derived")
-        self._station_copy(folder, path)
-        jobs.update(self.sessions, job, self.clock(), state="done", last_error=None, next_try=None)
+    def _finish(self, root: Path, rel: PurePosixPath, shown: str, recording: Recording,
+                info: MediaInfo | None, job: IngestJob) -> str | None:
+        """Derivatives, then the job is done, then the station copy. Returns why the station
+        copy was left in place, when that is news (it is reported once).
+
+        The file is opened again and used only if it is still the very file read (same
+        device, inode, size and mtime): derivatives are never made from anything else.
+        """
+        with ExitStack() as stack:
+            where: StationFolder | None = None
+            source: StationFile | None = None
+            problem = None
+            try:
+                where = stack.enter_context(StationFolder(root, rel.parts[:-1]))
+            except FileNotFoundError:
+                pass  # gone with its folder: no station copy to handle
+            except OSError as exc:
+                problem = _folder_problem(exc)
+            if where is not None:
+                try:
+                    source = stack.enter_context(StationFile(where, rel.name))
+                except (OSError, NotRegular):
+                    pass  # gone, replaced or unreadable: the station copy step looks again
+            if source is not None and astuple(source.identity)[:4] != (jobs.identity_of(job) or ())[:4]:
+                # Another file, or written to, since it was read. (Only the ctime may differ: a
+                # chmod after copying, common, says nothing about the content.)
+                source = None
+            self._derivatives(source, recording, info)
+            self._fault("derived")
+            # Done before the station copy is handled: a pass that finds the copy still there
+            # (killed before the move, or a folder that refuses it) only moves it.
+            jobs.update(self.sessions, job, self.clock(), state="done", last_error=None, next_try=None)
+            if problem is not None:
+                return self._left(job, shown, problem)
+            return self._station_copy(where, rel.name, shown, job) if where is not None else None
 
     # --- steps ------------------------------------------------------------------------
     def _digest_lock(self, sha256: str) -> threading.Lock:
@@ -341,8 +449,9 @@ class Pipeline:
         with reservations.kept(self.sessions, got) as lease:
             yield lease
 
-    def _stable(self, path: Path, st: os.stat_result, wait: bool) -> os.stat_result | None:
-        """The file's stat once size and mtime held still for the window, else None."""
+    def _stable(self, path: StationFile, wait: bool) -> os.stat_result | None:
+        """The open file's stat once size and mtime held still for the window, else None."""
+        st = path.stat
         window = self.setup.stable_seconds
         age = time.time() - st.st_mtime
         if age >= window:
@@ -350,50 +459,55 @@ class Pipeline:
         if not wait:
             return None
         time.sleep(window - age)
-        again = os.stat(path)
+        again = path.refresh()
         if (again.st_size, again.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
             return None
         return again
 
-    def _probe(self, path: Path, kind: str | None, damage: list[str]) -> MediaInfo | None:
+    def _probe(self, path: StationFile, kind: str | None, damage: list[str]) -> MediaInfo | None:
         try:
-            return photo_info(path) if kind == "photo" else probe(path)
+            # Through the descriptor (/proc/self/fd/N): the name only labels messages.
+            name = Path(path.name)
+            return photo_info(name, fd=path.fd) if kind == "photo" else probe(name, fd=path.fd)
         except ProbeFailed as exc:
             if not damage:
                 damage.append(f"the media cannot be decoded: {exc.message}")
             return None
 
-    def _sn_officer(self, folder: Path, path: Path) -> str | None:
-        found = find_sn_txt(path, folder)
-        return read_sn_txt(found) if found else None
+    def _sn_officer(self, folder: StationFolder) -> str | None:
+        found = find_sn_txt_at(folder.fds)
+        return read_sn_txt(Path(found[1]), dir_fd=found[0]) if found else None
 
-    def _sidecar(self, path: Path) -> tuple[EvidenceSidecar | None, str | None]:
+    def _sidecar(self, folder: StationFolder,
+                 path: StationFile) -> tuple[EvidenceSidecar | None, str | None]:
+        recording = folder.root.joinpath(*folder.parts, path.name)
         try:
-            return read_evidence_sidecar(path), None
+            return read_evidence_sidecar(recording, dir_fd=folder.fd), None
         except EvidenceError as exc:
-            log.warning("sidecar ignored", extra={"path": safe_display(str(path)), "reason": str(exc)})
+            log.warning("sidecar ignored", extra={"path": safe_display(str(recording)), "reason": str(exc)})
             return None, f"sidecar ignored: {exc}"
 
-    def _vendor_checksum(self, path: Path, damage: list[str]) -> tuple[str, str] | None:
+    def _vendor_checksum(self, folder: StationFolder, path: StationFile,
+                         damage: list[str]) -> tuple[str, str] | None:
         try:
-            return vendor_checksum(path)
+            return vendor_checksum(folder.root.joinpath(*folder.parts, path.name), dir_fd=folder.fd)
         except EvidenceError as exc:
             damage.append(f"vendor checksum sidecar unusable: {exc}")
             return None
 
-    def _hash(self, path: Path, *, want_md5: bool) -> tuple[Digests, str | None]:
+    def _hash(self, path: StationFile, *, want_md5: bool) -> tuple[Digests, str | None]:
         hasher = Hasher(sm3=self.policy.sm3)
         md5 = hashlib.md5() if want_md5 else None
         buffer = bytearray(READ_SIZE)
         view = memoryview(buffer)
-        with open(path, "rb", buffering=0) as f:
+        with path.reader() as f:
             while n := f.readinto(buffer):
                 hasher.update(view[:n])
                 if md5 is not None:
                     md5.update(view[:n])
         return hasher.digests(), md5.hexdigest() if md5 else None
 
-    def _facts(self, path: Path, st: os.stat_result, shown: str, kind: str | None,
+    def _facts(self, path: StationFile, st: os.stat_result, shown: str, kind: str | None,
                info: MediaInfo | None, names, sidecar: EvidenceSidecar | None,
                sidecar_note: str | None, damage: list[str], now: datetime) -> OriginalFacts:
         # Sources of the values kept (device, officer, start time, important), by their names.
@@ -449,16 +563,23 @@ class Pipeline:
                        (DeviceAssignment.valid_to.is_(None)) | (DeviceAssignment.valid_to > at))
                 .order_by(DeviceAssignment.valid_from.desc())).scalars().first()
 
-    def _duplicate(self, folder: Path, path: Path, shown: str, job: IngestJob, twin: Recording,
-                   now: datetime) -> Outcome:
+    def _duplicate(self, folder: StationFolder, path: StationFile, shown: str, job: IngestJob,
+                   twin: Recording, now: datetime) -> Outcome:
+        if jobs.seen_here(self.sessions, job, twin.sha256):
+            # The file archived from this very path before, with only its ctime changed (a
+            # chmod, a new hard link): nothing new to record.
+            jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
+                        outcome=twin.archive_no)
+            left = self._station_copy(folder, path.name, shown, job)
+            return Outcome("skipped", shown, archive_no=twin.archive_no, left=left)
         with self.sessions.begin() as session:
             custody.append(session, actor=self.actor, action=Action.SEEN_AGAIN, subject=twin.archive_no, details={"station": self.setup.station, "path": shown})
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
                     outcome=twin.archive_no)
-        self._station_copy(folder, path)
+        left = self._station_copy(folder, path.name, shown, job)
         log.info("seen again", extra={"station": self.setup.station, "path": shown,
                                       "archive_no": twin.archive_no})
-        return Outcome("duplicate", shown, archive_no=twin.archive_no)
+        return Outcome("duplicate", shown, archive_no=twin.archive_no, left=left)
 
     def _link_from_sidecar(self, recording: Recording, case: str, now: datetime) -> None:
         try:
@@ -471,13 +592,23 @@ class Pipeline:
                                subject=recording.archive_no,
                                details={"case": case, "reason": str(exc)})
 
-    def _derivatives(self, path: Path, recording: Recording, info: MediaInfo | None) -> None:
+    def _derivatives(self, source: StationFile | None, recording: Recording,
+                     info: MediaInfo | None) -> None:
         if info is None:
             record_failure(self.ctx, recording, kind="proxy",
                            error="the original cannot be decoded; no derivative can be made")
             return
+        if source is None:
+            record_failure(self.ctx, recording, kind="proxy",
+                           error="the station copy changed or went away before derivatives were "
+                                 "made from it")
+            return
         with tempfile.TemporaryDirectory(prefix="evidence-derived-") as work:
-            made, failures = derivatives_for(path, info, Path(work), transcode_slots=self.transcodes)
+            # ffmpeg reads the very file held open (its /proc path), under the file's name.
+            link = Path(work) / "source" / source.name
+            link.parent.mkdir()
+            link.symlink_to(source.proc_path())
+            made, failures = derivatives_for(link, info, Path(work), transcode_slots=self.transcodes)
             for derived in made:
                 try:
                     store_derivative(self.ctx, recording, kind=derived.kind, path=derived.path,
@@ -490,32 +621,100 @@ class Pipeline:
                                                          "kind": kind, "reason": error})
                 record_failure(self.ctx, recording, kind=kind, error=error)
 
-    def _station_copy(self, folder: Path, path: Path) -> None:
-        """Only ever called once the original is committed (or was a duplicate)."""
-        if not os.path.lexists(path):
-            return
+    def _station_copy(self, where: StationFolder, name: str, shown: str,
+                      job: IngestJob) -> str | None:
+        """Move or delete the station copy; only ever called once the original is committed
+        (or was a duplicate). Returns why the copy was left in place, when that is news.
+
+        Only the file that was read is touched: the folders are re-checked and the file's
+        identity and ctime compared right before. A copy that changed since (it grew, it
+        was rewritten) is left for the next pass, which archives it as a new recording.
+        """
         mode = self.setup.after_archive
         if mode == "keep":
-            return
-        for item in [path, *companions_of(path)]:
+            return None
+        try:
+            where.recheck()
+            current = Identity.of(where.lstat(name))
+        except FileNotFoundError:
+            return None  # moved or deleted already
+        except FolderChanged as exc:
+            return self._left(job, shown, exc.message)
+        if astuple(current) != jobs.identity_of(job):
+            log.info("station copy changed after it was read; left for the next pass",
+                     extra={"station": self.setup.station, "path": shown})
+            return None
+        try:
+            companions = [p.name for p in companions_of(Path(name), dir_fd=where.fd)]
             if mode == "delete":
-                item.unlink()
+                for item in [name, *companions]:
+                    os.unlink(item, dir_fd=where.fd)
+                if job.copy_error is not None:
+                    jobs.update(self.sessions, job, self.clock(), copy_error=None)
             else:
-                _move_into(folder, item, folder / self.setup.archived_folder)
+                with where.folder((self.setup.archived_folder, *where.parts), create=True) as into:
+                    moved = move_into(where, name, into)
+                    for item in companions:
+                        move_into(where, item, into)
+                    after = into.lstat(moved)
+                # A move changes the ctime: pruning compares the copy with what it is now.
+                jobs.update(self.sessions, job, self.clock(), copy_error=None,
+                            moved_to=safe_display(str(PurePosixPath(*where.parts, moved))),
+                            moved_ctime_ns=after.st_ctime_ns)
+        except OSError as exc:
+            action = "deleted" if mode == "delete" else "moved"
+            return self._left(job, shown, f"archived, but the station copy cannot be {action}: "
+                                          f"{_reason(exc)}")
         self._fault("moved")
+        return None
 
-    def _quarantine(self, folder: Path, path: Path, shown: str, reason: str) -> Outcome:
-        target = _move_into(folder, path, folder / self.setup.quarantine_folder)
-        note = target.with_name(target.name + ".reason.txt")
-        note.write_text(f"{self.clock().isoformat()} {reason}\n", encoding="utf-8")
+    def _left(self, job: IngestJob, shown: str, reason: str) -> str | None:
+        """A station copy that stays where it is: reported the first time only, so that
+        a read-only folder is one report, not one per pass."""
+        if job.copy_error is not None:
+            log.debug("station copy still left in place", extra={
+                "station": self.setup.station, "path": shown, "reason": reason})
+            return None
+        jobs.update(self.sessions, job, self.clock(), copy_error=reason)
+        log.warning("station copy left in place", extra={
+            "station": self.setup.station, "path": shown, "reason": reason})
+        return reason
+
+    def _quarantine(self, where: StationFolder, name: str, shown: str, reason: str,
+                    expected: Identity) -> Outcome:
+        where.recheck()
+        try:
+            if Identity.of(where.lstat(name)) != expected:
+                return Outcome("failed", shown, reason="changed before it could be quarantined; "
+                                                       "looked at again next pass")
+            with where.folder((self.setup.quarantine_folder, *where.parts), create=True) as into:
+                moved = move_into(where, name, into)
+                # O_NOFOLLOW: a link planted under the note's name is not written through.
+                fd = os.open(fit_name(moved, ".reason.txt"),
+                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                             0o644, dir_fd=into.fd)
+                with open(fd, "w", encoding="utf-8") as note:
+                    note.write(f"{self.clock().isoformat()} {reason}\n")
+        except FileNotFoundError:
+            return Outcome("failed", shown, reason="vanished before it could be quarantined")
         log.warning("quarantined", extra={"station": self.setup.station, "path": shown, "reason": reason})
         return Outcome("quarantined", shown, reason=reason)
 
-    def _note_failure(self, shown: str, path: Path, reason: str) -> None:
+    def _failed(self, outcome: Outcome, where: StationFolder | None = None,
+                name: str | None = None) -> Outcome:
+        if outcome.kind == "failed":
+            log.warning("ingest failed, left in place for a retry",
+                        extra={"station": self.setup.station, "path": outcome.path,
+                               "reason": outcome.reason})
+            if where is not None and name is not None:
+                self._note_failure(outcome.path, where, name, outcome.reason or "")
+        return outcome
+
+    def _note_failure(self, shown: str, where: StationFolder, name: str, reason: str) -> None:
         try:
-            st = os.lstat(path)
+            st = where.lstat(name)
             now = self.clock()
-            job = jobs.job_for(self.sessions, self.setup.station, shown, st.st_size, st.st_mtime_ns, now)
+            job = jobs.job_for(self.sessions, self.setup.station, shown, astuple(Identity.of(st)), now)
             attempts = (job.attempts or 0) + 1
             jobs.update(self.sessions, job, now, attempts=attempts, last_error=reason,
                         next_try=now + jobs.backoff(attempts, self.setup.retry_seconds),
@@ -526,39 +725,89 @@ class Pipeline:
     def prune_archived(self, folders: list[Path]) -> int:
         """Delete station copies moved aside more than ``archived_keep_days`` ago.
 
-        Only files whose job the catalog records as finished (archived or a duplicate)
-        that long ago are deleted; anything else in the folder is left alone.
+        A copy is deleted only while it is the very file moved there (its identity and
+        ctime as recorded right after the move) or, if that changed or was never recorded,
+        while its content is an archived recording's (only then is it read). Anything else
+        in the folder is left alone. The folder is walked and files deleted through
+        descriptors, re-checked right before, so nothing outside it is ever deleted.
         """
         cutoff = self.clock() - timedelta(days=self.setup.archived_keep_days)
         removed = 0
         for folder in folders:
-            root = folder / self.setup.archived_folder
-            if not root.is_dir():
-                continue
-            for dirpath, _dirs, names in os.walk(root):
-                for name in names:
-                    path = Path(dirpath) / name
-                    if is_companion(name):
-                        continue
-                    shown = safe_display(str(path.relative_to(root)))
-                    with self.sessions() as session:
-                        finished = session.execute(select(IngestJob).where(
-                            IngestJob.station_id == self.setup.station, IngestJob.path == shown,
-                            IngestJob.state.in_(["done", "duplicate"]),
-                            IngestJob.updated_at < cutoff)).scalars().first()
-                    if finished is None:
-                        continue
-                    for item in [path, *companions_of(path)]:
-                        item.unlink(missing_ok=True)
-                    removed += 1
+            with ExitStack() as stack:
+                try:
+                    station = stack.enter_context(StationFolder(folder))
+                    archived = stack.enter_context(station.folder((self.setup.archived_folder,)))
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    log.warning("archived folder not pruned", extra={
+                        "station": self.setup.station, "folder": safe_display(str(folder)),
+                        "reason": _folder_problem(exc)})
+                    continue
+                for dirpath, _dirs, names, dir_fd in os.fwalk(".", dir_fd=archived.fd,
+                                                              follow_symlinks=False):
+                    parts = PurePosixPath(dirpath).parts
+                    for name in sorted(names):
+                        if not is_companion(name) and self._prune_one(station, parts, name, dir_fd,
+                                                                      cutoff):
+                            removed += 1
         if removed:
             log.info("pruned archived station copies", extra={"station": self.setup.station,
                                                                "files": removed})
         return removed
 
+    def _prune_one(self, station: StationFolder, parts: tuple[str, ...], name: str, dir_fd: int,
+                   cutoff: datetime) -> bool:
+        shown = safe_display(str(PurePosixPath(*parts, name)))
+        job = jobs.archived_copy(self.sessions, self.setup.station, shown, cutoff)
+        if job is None:
+            return False
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            if not stat.S_ISREG(st.st_mode):
+                return False
+            if astuple(Identity.of(st)) != jobs.moved_identity(job) and \
+                    not self._content_archived(dir_fd, name, st):
+                return False
+            with station.folder((self.setup.archived_folder, *parts)) as here:
+                # Right before deleting: the folder walked is still that one, the file unchanged.
+                here.recheck()
+                held, now_there = os.fstat(dir_fd), os.fstat(here.fd)
+                if (held.st_dev, held.st_ino) != (now_there.st_dev, now_there.st_ino) or \
+                        Identity.of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != Identity.of(st):
+                    return False
+                for item in [name, *(p.name for p in companions_of(Path(name), dir_fd=dir_fd))]:
+                    os.unlink(item, dir_fd=dir_fd)
+        except (FileNotFoundError, FolderChanged):
+            return False
+        return True
+
+    def _content_archived(self, dir_fd: int, name: str, st: os.stat_result) -> bool:
+        """Whether the file holds an archived recording's content (read once, through a
+        descriptor, and only if it is still the file stat'ed)."""
+        try:
+            fd = os.open(name, FILE_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return False
+        try:
+            if Identity.of(os.fstat(fd)) != Identity.of(st):
+                return False
+            sha256 = hashlib.sha256()
+            buffer = bytearray(READ_SIZE)
+            view = memoryview(buffer)
+            with FdReader(fd) as f:
+                while n := f.readinto(buffer):
+                    sha256.update(view[:n])
+        finally:
+            os.close(fd)
+        with self.sessions() as session:
+            return find_by_sha256(session, sha256.hexdigest()) is not None
+
     # --- a whole pass -------------------------------------------------------------------
     def scan(self, folders: list[Path], *, progress: Callable[[Outcome], None] | None = None,
              wait: bool = True) -> ScanReport:
+        self.check_folders(folders)
         report = ScanReport()
         work = [(folder, path) for folder in folders for path in self.candidates(folder)]
         workers = max(1, self.setup.workers)
@@ -570,12 +819,15 @@ class Pipeline:
                     report.add(outcome)
                     if progress is not None:
                         progress(outcome)
-                for future in self._later:
+                for shown, number, future in self._later:
                     try:
-                        future.result()
+                        left = future.result()
                     except Exception as exc:  # noqa: BLE001 - the job stays "stored" for a retry
                         log.warning("derivatives or station copy failed; retried next pass",
                                     extra={"station": self.setup.station, "reason": _reason(exc)})
+                    else:
+                        if left is not None:
+                            report.add_left(shown, number, left)
             finally:
                 self._later, self._derivative_pool = None, None
         if self.setup.after_archive == "move":
@@ -595,6 +847,11 @@ def _station_named(station: str) -> str:
     return f"station {station}" if station else "another station"
 
 
+def _folder_problem(exc: OSError) -> str:
+    return (f"a folder on its way is not a folder reached without links "
+            f"({os.strerror(exc.errno or 0)}); nothing there is touched")
+
+
 def _container_time(info: MediaInfo | None, zone: ZoneInfo) -> datetime | None:
     if info is None:
         return None
@@ -602,17 +859,3 @@ def _container_time(info: MediaInfo | None, zone: ZoneInfo) -> datetime | None:
         return info.creation_time
     local = getattr(info, "creation_time_local", None)
     return local.replace(tzinfo=zone) if local is not None else None
-
-
-def _move_into(folder: Path, path: Path, target_root: Path) -> Path:
-    """Move ``path`` to the same relative place under ``target_root``; never overwrites."""
-    target = target_root / path.relative_to(folder)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if os.path.lexists(target):
-        stem = target.name
-        n = 1
-        while os.path.lexists(target := target.with_name(f"{stem}.{n}")):
-            n += 1
-    os.rename(path, target)  # same file system: atomic; a link is moved, not followed
-    return target
-

@@ -127,14 +127,19 @@ class MediaInfo:
 # --- ffprobe -------------------------------------------------------------------------------
 
 
-def probe(path: Path, *, timeout: float = 60) -> MediaInfo:
+def probe(path: Path, *, timeout: float = 60, fd: int | None = None) -> MediaInfo:
     """Read ``path`` with ffprobe; photos are completed with their EXIF (see :func:`photo_info`).
+
+    With ``fd``, the file open at that descriptor is read instead (ffprobe inherits it and
+    opens ``/proc/self/fd/N``, which is seekable, so an index at the end is found); ``path``
+    then only names it in messages. A station file is read that way: whatever stands at its
+    path now may be another file.
 
     Raises :class:`ProbeFailed` when ffprobe fails, times out, or finds no audio, video or
     image stream; the message carries ffprobe's error output.
     """
     path = Path(path)
-    data = _ffprobe_json(path, timeout=timeout)
+    data = _ffprobe_json(path, timeout=timeout, fd=fd)
     streams: list[dict[str, Any]] = data.get("streams") or []
     fmt: dict[str, Any] = data.get("format") or {}
     format_name = fmt.get("format_name") or None
@@ -146,7 +151,7 @@ def probe(path: Path, *, timeout: float = 60) -> MediaInfo:
     if (len(streams) == 1 and video and video[0].get("codec_name") in _IMAGE_CODECS
             and (format_name in _IMAGE_FORMATS or _float(fmt.get("duration")) is None)):
         try:
-            info = photo_info(path)
+            info = photo_info(path, fd=fd)
         except ProbeFailed:
             # ffprobe can read it but Pillow cannot (an unusual image codec): keep ffprobe's view.
             info = _photo_from_stream(video[0])
@@ -189,13 +194,14 @@ def probe(path: Path, *, timeout: float = 60) -> MediaInfo:
     )
 
 
-def _ffprobe_json(path: Path, *, timeout: float) -> dict[str, Any]:
+def _ffprobe_json(path: Path, *, timeout: float, fd: int | None = None) -> dict[str, Any]:
     """Run ffprobe and parse its JSON; every failure becomes :class:`ProbeFailed`."""
+    source = str(path) if fd is None else f"/proc/self/fd/{fd}"
     cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-           "--", str(path)]
+           "--", source]
     try:
         proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, check=False)
+                              timeout=timeout, check=False, pass_fds=() if fd is None else (fd,))
     except FileNotFoundError:
         raise ProbeFailed("ffprobe not found on PATH",
                           hint="install ffmpeg (apt-get install --no-install-recommends ffmpeg)"
@@ -366,20 +372,21 @@ _IFD_GPS = 0x8825
 _ORIENTATION_ROTATION = {1: 0, 2: 0, 3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}
 
 
-def photo_info(path: Path) -> MediaInfo:
+def photo_info(path: Path, *, fd: int | None = None) -> MediaInfo:
     """Size, EXIF time and EXIF GPS of a photo, read with Pillow.
 
     EXIF ``DateTimeOriginal`` is the camera's wall clock without a zone, so it is returned as
     ``creation_time_local`` (naive) and the caller applies the device's zone; ``creation_time``
     (aware UTC) is set only when the photo also states ``OffsetTimeOriginal``. When there is no
     ``DateTimeOriginal``, IFD0 ``DateTime`` is used. Raises :class:`ProbeFailed` when Pillow
-    cannot read the file.
+    cannot read the file. With ``fd``, the file open there is read (as in :func:`probe`).
     """
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     try:
-        with Image.open(path) as img:
+        # /proc/self/fd/N opens the very file held, with an offset of its own.
+        with Image.open(path if fd is None else f"/proc/self/fd/{fd}") as img:
             width, height = img.size
             fmt = (img.format or "").lower() or None
             exif = img.getexif()

@@ -48,7 +48,7 @@ from typing import Any
 
 from catalog.errors import InvalidInput
 
-from .names import safe_display, sidecar_for
+from .names import open_beside, safe_display, sidecar_for
 
 __all__ = [
     "EVIDENCE_SUFFIX",
@@ -79,22 +79,24 @@ _CHECKSUM_HINT = "write a bare hex digest or md5sum/sha256sum output naming the 
 
 # --- vendor checksums -----------------------------------------------------------------------
 
-def vendor_checksums(path: Path) -> list[tuple[str, str]]:
+def vendor_checksums(path: Path, *, dir_fd: int | None = None) -> list[tuple[str, str]]:
     """Every vendor checksum of the recording at ``path``: (algorithm, lowercase hex).
 
-    ``NAME.sha256`` first, then ``NAME.md5``; empty when there is none.
+    ``NAME.sha256`` first, then ``NAME.md5``; empty when there is none. With ``dir_fd``
+    the sidecars are read from the folder held there.
     """
     found: list[tuple[str, str]] = []
     for suffix, algorithm, digits in _VENDOR_SUFFIXES:
-        sidecar = sidecar_for(path, suffix)
+        sidecar = sidecar_for(path, suffix, dir_fd=dir_fd)
         if sidecar is not None:
-            found.append((algorithm, _parse_checksum_file(sidecar, path.name, algorithm, digits)))
+            found.append((algorithm, _parse_checksum_file(sidecar, path.name, algorithm, digits,
+                                                          dir_fd)))
     return found
 
 
-def vendor_checksum(path: Path) -> tuple[str, str] | None:
+def vendor_checksum(path: Path, *, dir_fd: int | None = None) -> tuple[str, str] | None:
     """The vendor checksum of the recording at ``path`` (SHA-256 preferred), or None."""
-    found = vendor_checksums(path)
+    found = vendor_checksums(path, dir_fd=dir_fd)
     return found[0] if found else None
 
 
@@ -129,13 +131,14 @@ def check_vendor_checksum(path: Path, digests: dict[str, str]) -> tuple[str, boo
     return next((r for r in results if not r[1]), results[0])
 
 
-def _parse_checksum_file(sidecar: Path, target: str, algorithm: str, digits: int) -> str:
+def _parse_checksum_file(sidecar: Path, target: str, algorithm: str, digits: int,
+                         dir_fd: int | None = None) -> str:
     where = safe_display(sidecar)
 
     def bad(why: str) -> InvalidInput:
         return InvalidInput(f"checksum file {where}: {why}", hint=_CHECKSUM_HINT, file=str(sidecar))
 
-    with open(sidecar, "rb") as fh:
+    with open(open_beside(sidecar, dir_fd), "rb") as fh:
         data = fh.read(_MAX_CHECKSUM_BYTES + 1)
     if len(data) > _MAX_CHECKSUM_BYTES:
         raise bad(f"larger than {_MAX_CHECKSUM_BYTES} bytes")
@@ -228,13 +231,14 @@ class EvidenceSidecar:
         return self.flags.get("emergency")
 
 
-def read_evidence_sidecar(path_of_recording: Path) -> EvidenceSidecar | None:
+def read_evidence_sidecar(path_of_recording: Path, *,
+                          dir_fd: int | None = None) -> EvidenceSidecar | None:
     """Read the recording's ``NAME.evidence.json``; None when there is none.
 
     Raises :class:`InvalidInput` naming the file and the key for anything outside the
-    schema in the module docstring.
+    schema in the module docstring. With ``dir_fd`` it is read from the folder held there.
     """
-    sidecar = sidecar_for(path_of_recording, EVIDENCE_SUFFIX)
+    sidecar = sidecar_for(path_of_recording, EVIDENCE_SUFFIX, dir_fd=dir_fd)
     if sidecar is None:
         return None
     where = safe_display(sidecar)
@@ -244,7 +248,7 @@ def read_evidence_sidecar(path_of_recording: Path) -> EvidenceSidecar | None:
         return InvalidInput(f"evidence sidecar {where}: {about}{why}", hint=_EVIDENCE_HINT,
                             file=str(sidecar), key=key)
 
-    with open(sidecar, "rb") as fh:
+    with open(open_beside(sidecar, dir_fd), "rb") as fh:
         data = fh.read(_MAX_EVIDENCE_BYTES + 1)
     if len(data) > _MAX_EVIDENCE_BYTES:
         raise bad(f"is larger than {_MAX_EVIDENCE_BYTES} bytes")

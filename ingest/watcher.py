@@ -130,6 +130,7 @@ class StationWatcher:
 
     def run(self) -> None:
         setup = self.pipeline.setup
+        self.pipeline.check_folders(self.folders)
         log.info("station watcher started", extra={"station": setup.station,
                                                     "folders": [str(f) for f in self.folders],
                                                     "polling": self.polling})

@@ -105,6 +105,32 @@ def test_a_file_changed_since_hashing_is_not_archived(engine, store, recording_f
         assert s.query(Recording).count() == 0
 
 
+@pytest.mark.parametrize("how", ["open file", "reopening callable"])
+def test_the_bytes_may_come_from_an_open_file_not_a_path(engine, local_store, recording_file,
+                                                         how: str) -> None:
+    """The ingest passes its descriptor: what is stored is the file hashed, whatever stands at
+    its path by then."""
+    sessions = session_factory(engine)
+    digests = hash_file(recording_file)
+    data = recording_file.read_bytes()
+    with open(recording_file, "rb") as held:
+        recording_file.unlink()
+        recording_file.write_bytes(b"someone else's file")
+        opened: list[int] = []
+
+        def reopen():
+            opened.append(1)
+            return open(f"/proc/self/fd/{held.fileno()}", "rb")
+
+        source = held if how == "open file" else reopen
+        rec = store_original(services(sessions, local_store, ArchivePolicy(zone=ZONE)), source,
+                             digests, facts(), archive_no=archive_no(engine))
+        assert not held.closed  # the caller's file is the caller's to close
+    assert rec.sha256 == hashlib.sha256(data).hexdigest()
+    assert b"".join(local_store.read(rec.storage_key)) == data
+    assert opened == ([] if how == "open file" else [1])
+
+
 def test_a_retry_after_a_crash_completes_the_remaining_steps(engine, local_store, recording_file) -> None:
     """The bytes were stored, then the process died before the catalog commit."""
     sessions = session_factory(engine)

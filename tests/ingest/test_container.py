@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.container import Integrity, check_file
+from ingest.container import Integrity, check_fd, check_file
 from tests.synthetic import make_audio, make_photo, make_video, truncate
 
 GIB = 1024 ** 3
@@ -202,12 +202,13 @@ def test_random_bytes_are_not_media(tmp_path: Path) -> None:
     data = b"\x00" + random.Random(7).randbytes(4095)
     result = check_file(write(tmp_path, "a.mp4", data))
     assert result.status == "not_media" and result.kind is None
-    assert data[:8].hex(" ") in (result.reason or "")
+    assert data[:8].hex(" ") not in (result.reason or "")  # a reason never quotes the content
 
 
 def test_text_file_named_mp4_is_not_media(tmp_path: Path) -> None:
     result = check_file(write(tmp_path, "clip.mp4", b"this is not a video, just a note\n"))
-    assert result.status == "not_media" and "74 68 69 73" in (result.reason or "")
+    assert result.status == "not_media" and "not a known media format" in (result.reason or "")
+    assert "74 68 69 73" not in (result.reason or "") and "this is" not in (result.reason or "")
 
 
 def test_symlink_and_folder_are_not_media_and_never_followed(tmp_path: Path) -> None:
@@ -254,6 +255,32 @@ def test_unreadable_file_raises_oserror() -> None:
         assert result.returncode == 7, result.stderr
     finally:
         shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("content", [
+    b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n",  # a key: not media
+    b"ID3\x04\x00\x00\xff\xfe\xfd\xfc secret",  # an ID3 tag with impossible size bytes
+    b"RIFF\x10\x00\x00\x00AVI LIST" + b"\0" * 8 + b"SECRETSECRET" * 4,  # an AVI gone wrong
+])
+def test_a_reason_never_quotes_the_content(tmp_path: Path, content: bytes) -> None:
+    result = check_file(write(tmp_path, "kek.key", content))
+    assert result.status != "ok"
+    reason = result.reason or ""
+    for quoted in (content[:8].hex(" "), content[:8].hex(), content[8:16].hex(" "), "SECRET",
+                   "PRIVATE", "secret"):
+        assert quoted not in reason, reason
+
+
+def test_check_fd_judges_the_open_file_not_the_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "a.mp4", ftyp() + moov(b"vide") + box(b"mdat", b"\1" * 64))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        path.unlink()
+        os.symlink("/etc/passwd", path)
+        assert check_fd(fd) == Integrity("ok", "video", "mp4")
+        assert os.lseek(fd, 0, os.SEEK_CUR) == 0  # read with pread: the offset is untouched
+    finally:
+        os.close(fd)
 
 
 def test_sparse_4_gib_mp4_is_checked_in_milliseconds(tmp_path: Path) -> None:

@@ -293,6 +293,36 @@ def test_sidecar_for_prefers_the_exact_spelling(tmp_path: Path) -> None:
     assert sidecar_for(clip, ".vtt", stem=True) == tmp_path / "clip.VTT"
 
 
+def test_a_name_at_the_length_limit_has_no_sidecar_and_no_error(tmp_path: Path) -> None:
+    clip = tmp_path / ("A" * 251 + ".mp4")
+    clip.write_bytes(b"x")
+    assert sidecar_for(clip, ".evidence.json") is None
+    assert sidecar_for(clip, ".md5") is None
+    assert companions_of(clip) == []
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert sidecar_for(clip, ".evidence.json", dir_fd=fd) is None
+    finally:
+        os.close(fd)
+
+
+def test_sidecars_are_found_in_the_folder_held_not_the_path(tmp_path: Path) -> None:
+    held = tmp_path / "held"
+    held.mkdir()
+    (held / "clip.mp4.md5").write_text("x")
+    (held / "clip.json").write_text("{}")
+    fd = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        held.rename(tmp_path / "moved")
+        held.mkdir()  # what the path names now: an empty folder
+        named = held / "clip.mp4"
+        assert sidecar_for(named, ".md5", dir_fd=fd) == held / "clip.mp4.md5"
+        assert [p.name for p in companions_of(named, dir_fd=fd)] == ["clip.json", "clip.mp4.md5"]
+        assert sidecar_for(named, ".md5") is None
+    finally:
+        os.close(fd)
+
+
 # --- safe display --------------------------------------------------------------------------------
 
 def test_safe_display_escapes_what_could_break_a_log_line() -> None:

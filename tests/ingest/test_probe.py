@@ -124,6 +124,32 @@ def test_summary_is_json_for_manifests(media: dict[str, Path]) -> None:
     assert set(photo) == set(summary)
 
 
+def test_probe_reads_the_file_held_open_whatever_its_path_now_is(media: dict[str, Path],
+                                                                  tmp_path: Path) -> None:
+    """Through /proc/self/fd/N: seekable, so an index at the end is found; the path only
+    names the file in messages (it may be gone, or be something else by now)."""
+    path = tmp_path / "A123456@202011050850560000.mp4"
+    path.write_bytes(media["moov_at_end"].read_bytes())
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        path.unlink()
+        path.write_text("now something else")
+        info = probe(path, fd=fd)
+        assert info == probe(media["moov_at_end"])
+        os.lseek(fd, 0, os.SEEK_SET)
+        assert info.duration_s and os.lseek(fd, 0, os.SEEK_CUR) == 0  # its offset left alone
+    finally:
+        os.close(fd)
+    photo = tmp_path / "exif.JPG"
+    photo.write_bytes(media["exif"].read_bytes())
+    fd = os.open(photo, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        photo.unlink()
+        assert photo_info(photo, fd=fd) == photo_info(media["exif"])
+    finally:
+        os.close(fd)
+
+
 def test_truncated_moov_at_end_fails_with_ffprobe_reason(media: dict[str, Path], tmp_path: Path) -> None:
     cut = synthetic.truncate(media["moov_at_end"], 0.6, dest=tmp_path / "cut.mp4")
     with pytest.raises(ProbeFailed, match="moov atom not found"):
