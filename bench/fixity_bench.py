@@ -329,16 +329,12 @@ def make_case(url: str, store, numbers: list[str]) -> str:
     from archive.links import link_recordings
     from catalog.cases import NewCase
     from catalog.db import make_engine, session_factory
-    from catalog.numbering import NumberingFormats
 
     engine = make_engine(url)
-    sessions = session_factory(engine)
-    now = datetime.now(timezone.utc)
-    case = open_case(engine, sessions, store, NumberingFormats(),
-                     NewCase(number="开城管罚立〔2026〕1127号", unit=UNIT, opened_on=now.date()),
-                     actor="clerk", now=now)
-    link_recordings(engine, sessions, store, NumberingFormats(), case.case_key, numbers,
-                    actor="clerk", now=now)
+    clerk = _services(session_factory(engine), store).acting_as("clerk")
+    case = open_case(clerk, NewCase(number="开城管罚立〔2026〕1127号", unit=UNIT,
+                                    opened_on=clerk.now().date()))
+    link_recordings(clerk, case.case_key, numbers)
     engine.dispose()
     return case.case_key
 
