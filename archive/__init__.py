@@ -6,16 +6,26 @@ in ``archive.errors``; the services in their own modules.
 """
 
 from .errors import (
-                     ContentChanged,
-                     ObjectExists,
-                     ObjectLocked,
-                     ObjectMissing,
-                     ReceiptMismatch,
-                     StoreError,
-                     StoreUnavailable,
+    ContentChanged,
+    ObjectExists,
+    ObjectLocked,
+    ObjectMissing,
+    ReceiptMismatch,
+    StoreError,
+    StoreUnavailable,
 )
 from .store import ObjectInfo, ObjectStore, PutResult, Retention
 
-__all__ = ["ContentChanged", "ObjectExists", "ObjectInfo", "ObjectLocked", "ObjectMissing",
-           "ObjectStore", "PutResult", "ReceiptMismatch", "Retention", "StoreError",
-           "StoreUnavailable"]
+__all__ = [
+    "ContentChanged",
+    "ObjectExists",
+    "ObjectInfo",
+    "ObjectLocked",
+    "ObjectMissing",
+    "ObjectStore",
+    "PutResult",
+    "ReceiptMismatch",
+    "Retention",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -15,13 +15,17 @@ from catalog.users import add_user, set_password
 from .context import ServiceContext
 
 
-def add_account(ctx: ServiceContext, name: str, role: str, password: str, *,
-                protected: bool) -> User:
+def add_account(ctx: ServiceContext, name: str, role: str, password: str, *, protected: bool) -> User:
     """Add a web account; the custody event names its role and grant (never the password)."""
     with ctx.sessions.begin() as session:
         user = add_user(session, name, role, password, protected=protected, now=ctx.now())
-        custody.append(session, actor=ctx.actor, action=Action.USER_ADDED, subject=f"user:{name}",
-                       details={"role": role, "protected": protected})
+        custody.append(
+            session,
+            actor=ctx.actor,
+            action=Action.USER_ADDED,
+            subject=f"user:{name}",
+            details={"role": role, "protected": protected},
+        )
     return user
 
 
@@ -29,16 +33,30 @@ def change_password(ctx: ServiceContext, name: str, password: str) -> None:
     """Set an account's password; its open sessions end (they carry the change time)."""
     with ctx.sessions.begin() as session:
         set_password(session, name, password, ctx.now())
-        custody.append(session, actor=ctx.actor, action=Action.PASSWORD_CHANGED,
-                       subject=f"user:{name}")
+        custody.append(session, actor=ctx.actor, action=Action.PASSWORD_CHANGED, subject=f"user:{name}")
 
 
-def assign_device(ctx: ServiceContext, serial: str, officer: str, *, valid_from: datetime,
-                  valid_to: datetime | None, zone: ZoneInfo) -> None:
+def assign_device(
+    ctx: ServiceContext,
+    serial: str,
+    officer: str,
+    *,
+    valid_from: datetime,
+    valid_to: datetime | None,
+    zone: ZoneInfo,
+) -> None:
     """Record who carries a recorder from when (recordings without an officer in their
     names get theirs from this); times in the event are written in ``zone``."""
     with ctx.sessions.begin() as session:
         record_assignment(session, serial, officer, valid_from=valid_from, valid_to=valid_to)
-        custody.append(session, actor=ctx.actor, action=Action.DEVICE_ASSIGNED, subject=serial,
-                       details={"officer": officer, "from": local_iso(valid_from, zone),
-                                "to": local_iso(valid_to, zone)})
+        custody.append(
+            session,
+            actor=ctx.actor,
+            action=Action.DEVICE_ASSIGNED,
+            subject=serial,
+            details={
+                "officer": officer,
+                "from": local_iso(valid_from, zone),
+                "to": local_iso(valid_to, zone),
+            },
+        )

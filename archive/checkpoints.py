@@ -42,32 +42,44 @@ def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetim
         if row.storage_key is None:
             if row.seq > previous_seq:
                 _put_segment(sessions, store, previous_seq, row.seq, until)
-            cp = Checkpoint(row.n, row.seq, row.head, row.time, row.key_id, row.public_key,
-                            row.signature)
+            cp = Checkpoint(row.n, row.seq, row.head, row.time, row.key_id, row.public_key, row.signature)
             put_json(store, checkpoint_key(row.n), cp.to_record(), lock_until=until)
             with sessions.begin() as session:
-                session.execute(update(CheckpointRow).where(CheckpointRow.n == row.n)
-                                .values(storage_key=checkpoint_key(row.n)))
+                session.execute(
+                    update(CheckpointRow)
+                    .where(CheckpointRow.n == row.n)
+                    .values(storage_key=checkpoint_key(row.n))
+                )
             published.append(row.n)
         previous_seq = row.seq
     return published
 
 
-def _put_segment(sessions: sessionmaker[Session], store: ObjectStore, after: int, last: int,
-                 until: datetime) -> None:
+def _put_segment(
+    sessions: sessionmaker[Session], store: ObjectStore, after: int, last: int, until: datetime
+) -> None:
     key = segment_key(after + 1, last)
     # Spooled to disk past a few MiB: a segment may hold millions of events.
     digest = hashlib.sha256()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool, sessions() as session:
         for event in custody.events(session, after_seq=after, limit=last - after):
-            line = json.dumps(event.to_record(), ensure_ascii=False, sort_keys=True,
-                              separators=(",", ":")).encode() + b"\n"
+            line = (
+                json.dumps(
+                    event.to_record(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+                ).encode()
+                + b"\n"
+            )
             digest.update(line)
             spool.write(line)
         spool.seek(0)
         try:
-            store.put(key, spool, content_type="application/x-ndjson", retain_until=until,
-                      metadata={"sha256": digest.hexdigest()})
+            store.put(
+                key,
+                spool,
+                content_type="application/x-ndjson",
+                retain_until=until,
+                metadata={"sha256": digest.hexdigest()},
+            )
         except ObjectExists:
             # Written by a run that died before recording it: fine if identical.
             if store.stat(key).metadata.get("sha256") != digest.hexdigest():

@@ -43,8 +43,10 @@ class ServiceContext:
 
     def kek(self) -> bytes:
         if self.load_kek is None:
-            raise EncryptionKeyError("this record is protected and no key-encryption key is loaded",
-                                     hint="check [encryption] key_file in the settings")
+            raise EncryptionKeyError(
+                "this record is protected and no key-encryption key is loaded",
+                hint="check [encryption] key_file in the settings",
+            )
         return self.load_kek()
 
     def kek_for(self, encrypted: bool) -> bytes | None:

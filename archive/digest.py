@@ -94,11 +94,13 @@ class Hasher:
     def digests(self) -> Digests:
         etag = None
         if self._part_size is not None:
-            parts = self.part_md5s + ([self._part_md5.digest()] if self._part_fill or not self.part_md5s
-                                      else [])
+            parts = self.part_md5s + (
+                [self._part_md5.digest()] if self._part_fill or not self.part_md5s else []
+            )
             etag = s3_etag(parts)
-        return Digests(self.size, self._sha256.hexdigest(),
-                       self._sm3.hexdigest() if self._sm3 else None, etag)
+        return Digests(
+            self.size, self._sha256.hexdigest(), self._sm3.hexdigest() if self._sm3 else None, etag
+        )
 
 
 def s3_etag(part_md5s: list[bytes]) -> str:
@@ -129,8 +131,9 @@ class HashingReader(io.RawIOBase):
         return n
 
 
-def iter_file(path: Path, *, start: int = 0, length: int | None = None,
-              size: int = READ_SIZE) -> Iterator[bytes]:
+def iter_file(
+    path: Path, *, start: int = 0, length: int | None = None, size: int = READ_SIZE
+) -> Iterator[bytes]:
     with open(path, "rb", buffering=0) as f:
         f.seek(start)
         left = length
@@ -190,8 +193,7 @@ class HashThread:
         self._pool = pool
         self._work: queue.SimpleQueue = queue.SimpleQueue()
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = threading.Thread(
-            target=self._run, name="hash", daemon=True)
+        self._thread: threading.Thread | None = threading.Thread(target=self._run, name="hash", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
@@ -235,10 +237,13 @@ class HashThread:
 
 def expect(expected: Digests, what: str) -> Callable[[Digests], None]:
     """A store ``check`` that the bytes sent are those hashed before (size and SHA-256)."""
+
     def check(sent: Digests) -> None:
         if (expected.size, expected.sha256) != (sent.size, sent.sha256):
             raise ContentChanged(
                 f"the bytes sent for {what} ({sent.size} bytes, sha256 {sent.sha256[:16]}…) are not "
                 f"those hashed before ({expected.size} bytes, {expected.sha256[:16]}…)",
-                hint="the source changed while it was being archived; it is left for a retry")
+                hint="the source changed while it was being archived; it is left for a retry",
+            )
+
     return check

@@ -122,9 +122,8 @@ _ALGORITHM_IDS = {"AES-256-GCM": 1, "SM4-GCM": 2}
 _ALGORITHM_NAMES = {v: k for k, v in _ALGORITHM_IDS.items()}
 _DATA_KEY_SIZES = {"AES-256-GCM": 32, "SM4-GCM": 16}
 _PREFIX = struct.Struct(">8sBBI8s")  # magic, version, algorithm id, chunk size, KEK id
-_CHUNK_INFO = struct.Struct(">IB")   # chunk index, final flag
-HEADER_SIZES = {name: _PREFIX.size + (size + 8) + NONCE_PREFIX_SIZE
-                for name, size in _DATA_KEY_SIZES.items()}
+_CHUNK_INFO = struct.Struct(">IB")  # chunk index, final flag
+HEADER_SIZES = {name: _PREFIX.size + (size + 8) + NONCE_PREFIX_SIZE for name, size in _DATA_KEY_SIZES.items()}
 MAX_HEADER_SIZE = max(HEADER_SIZES.values())
 
 
@@ -148,6 +147,7 @@ class DecryptionFailed(CheckFailed):
 
 # --- keys -----------------------------------------------------------------
 
+
 def generate_kek() -> bytes:
     """Return a fresh random 32-byte key-encryption key."""
     return secrets.token_bytes(KEK_SIZE)
@@ -168,7 +168,8 @@ def _parse_kek_file(data: bytes, path: Path) -> bytes:
     if len(key) != KEK_SIZE:
         raise EncryptionKeyError(
             f"key file {path} does not hold a {KEK_SIZE}-byte key",
-            hint=f"it must hold 64 hex digits (or 32 raw bytes); {_RESTORE_HINT}")
+            hint=f"it must hold 64 hex digits (or 32 raw bytes); {_RESTORE_HINT}",
+        )
     return key
 
 
@@ -190,9 +191,9 @@ def load_kek(path: Path) -> bytes:
             raise EncryptionKeyError(f"key file {path} is not a regular file")
         if info.st_mode & 0o077:
             raise EncryptionKeyError(
-                f"key file {path} is accessible by group or others "
-                f"(mode {stat.S_IMODE(info.st_mode):04o})",
-                hint=f"run `chmod 600 {path}` and consider the key exposed")
+                f"key file {path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o})",
+                hint=f"run `chmod 600 {path}` and consider the key exposed",
+            )
         data = os.read(fd, 4096)
     finally:
         os.close(fd)
@@ -207,12 +208,14 @@ def create_kek(path: Path) -> bytes:
     concurrent or mistaken second call cannot overwrite a key in use.
     """
     if path.exists():
-        raise EncryptionKeyError(f"key file {path} exists already",
-                                 hint="refusing to replace a key that may protect records")
+        raise EncryptionKeyError(
+            f"key file {path} exists already", hint="refusing to replace a key that may protect records"
+        )
     kek = generate_kek()
     if not write_new_private_file(path, kek.hex().encode("ascii") + b"\n"):
-        raise EncryptionKeyError(f"key file {path} exists already",
-                                 hint="refusing to replace a key that may protect records")
+        raise EncryptionKeyError(
+            f"key file {path} exists already", hint="refusing to replace a key that may protect records"
+        )
     return kek
 
 
@@ -222,6 +225,7 @@ def _check_kek(kek: bytes) -> None:
 
 
 # --- header ---------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class EnvelopeHeader:
@@ -242,8 +246,9 @@ class EnvelopeHeader:
 
 def _check_algorithm(algorithm: str) -> None:
     if algorithm not in _ALGORITHM_IDS:
-        raise InvalidInput(f"unknown encryption algorithm {algorithm!r}",
-                           hint=f"use one of {', '.join(ALGORITHMS)}")
+        raise InvalidInput(
+            f"unknown encryption algorithm {algorithm!r}", hint=f"use one of {', '.join(ALGORITHMS)}"
+        )
 
 
 def _check_chunk_size(chunk_size: int) -> None:
@@ -254,16 +259,20 @@ def _check_chunk_size(chunk_size: int) -> None:
 def _header_size_from_prefix(first: bytes) -> int:
     """Header size from its first 10 bytes (magic, version, algorithm id)."""
     if len(first) < 10 or first[:8] != MAGIC:
-        raise DecryptionFailed("not an encrypted evidence object (no header)",
-                               hint="the object is damaged or was stored unencrypted")
+        raise DecryptionFailed(
+            "not an encrypted evidence object (no header)",
+            hint="the object is damaged or was stored unencrypted",
+        )
     if first[8] != FORMAT_VERSION:
-        raise DecryptionFailed(f"encrypted object has format version {first[8]}, "
-                               f"this program reads version {FORMAT_VERSION}",
-                               hint="the header is damaged, or a newer program wrote it")
+        raise DecryptionFailed(
+            f"encrypted object has format version {first[8]}, this program reads version {FORMAT_VERSION}",
+            hint="the header is damaged, or a newer program wrote it",
+        )
     name = _ALGORITHM_NAMES.get(first[9])
     if name is None:
-        raise DecryptionFailed(f"encrypted object names unknown algorithm id {first[9]}",
-                               hint="the header is damaged")
+        raise DecryptionFailed(
+            f"encrypted object names unknown algorithm id {first[9]}", hint="the header is damaged"
+        )
     return HEADER_SIZES[name]
 
 
@@ -280,21 +289,28 @@ def read_header(first_bytes: bytes) -> EnvelopeHeader:
     raw = bytes(first_bytes[:size])
     _magic, version, alg_id, chunk_size, kid = _PREFIX.unpack_from(raw)
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
-        raise DecryptionFailed(f"encrypted object header gives chunk size {chunk_size}",
-                               hint="the header is damaged")
+        raise DecryptionFailed(
+            f"encrypted object header gives chunk size {chunk_size}", hint="the header is damaged"
+        )
     wrap_end = size - NONCE_PREFIX_SIZE
-    return EnvelopeHeader(version=version, algorithm=_ALGORITHM_NAMES[alg_id],
-                          chunk_size=chunk_size, kek_id=kid.hex(),
-                          wrapped_key=raw[_PREFIX.size:wrap_end],
-                          nonce_prefix=raw[wrap_end:], raw=raw)
+    return EnvelopeHeader(
+        version=version,
+        algorithm=_ALGORITHM_NAMES[alg_id],
+        chunk_size=chunk_size,
+        kek_id=kid.hex(),
+        wrapped_key=raw[_PREFIX.size : wrap_end],
+        nonce_prefix=raw[wrap_end:],
+        raw=raw,
+    )
 
 
 def _chunk_count(plain_size: int, chunk_size: int) -> int:
     return max(1, -(-plain_size // chunk_size))
 
 
-def encrypted_size(plain_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE,
-                   algorithm: str = "AES-256-GCM") -> int:
+def encrypted_size(
+    plain_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE, algorithm: str = "AES-256-GCM"
+) -> int:
     """Exact size of the encrypted object, for Content-Length and quota checks."""
     _check_algorithm(algorithm)
     _check_chunk_size(chunk_size)
@@ -317,13 +333,15 @@ def plain_size_of(cipher_size: int, header: EnvelopeHeader) -> int:
     n = max(1, -(-body // stride))
     last = body - (n - 1) * stride
     if body < TAG_SIZE or last < TAG_SIZE or (last == TAG_SIZE and n > 1):
-        raise DecryptionFailed(f"encrypted object size {cipher_size} is impossible "
-                               f"for chunk size {header.chunk_size}",
-                               hint="the object is truncated or has bytes appended")
+        raise DecryptionFailed(
+            f"encrypted object size {cipher_size} is impossible for chunk size {header.chunk_size}",
+            hint="the object is truncated or has bytes appended",
+        )
     return body - TAG_SIZE * n
 
 
 # --- sealing ---------------------------------------------------------------
+
 
 class _ChunkCipher:
     """Seals and opens the chunks of one object under its data key."""
@@ -350,7 +368,7 @@ class _ChunkCipher:
         sealed = bytearray(len(data) + TAG_SIZE)
         enc.update_into(data, sealed)
         enc.finalize()
-        sealed[len(data):] = enc.tag
+        sealed[len(data) :] = enc.tag
         return sealed
 
     def open(self, index: int, final: bool, sealed: bytes | memoryview) -> bytes:
@@ -359,8 +377,7 @@ class _ChunkCipher:
         if self._aes is not None:
             return self._aes.decrypt(nonce, sealed, aad)
         sealed = memoryview(sealed)
-        dec = Cipher(algorithms.SM4(self._key),
-                     modes.GCM(nonce, bytes(sealed[-TAG_SIZE:]))).decryptor()
+        dec = Cipher(algorithms.SM4(self._key), modes.GCM(nonce, bytes(sealed[-TAG_SIZE:]))).decryptor()
         dec.authenticate_additional_data(aad)
         body = dec.update(sealed[:-TAG_SIZE])
         dec.finalize()
@@ -383,12 +400,14 @@ def _open_envelope(header: EnvelopeHeader, kek: bytes, object_id: str) -> _Chunk
     if header.kek_id != mine:
         raise EncryptionKeyError(
             f"object was encrypted under key {header.kek_id}, the loaded key is {mine}",
-            hint=f"load the key file whose id is {header.kek_id} (or the header is damaged)")
+            hint=f"load the key file whose id is {header.kek_id} (or the header is damaged)",
+        )
     try:
         data_key = aes_key_unwrap(kek, header.wrapped_key)
     except InvalidUnwrap:
-        raise DecryptionFailed("the wrapped data key in the header does not verify",
-                               hint="the header is damaged") from None
+        raise DecryptionFailed(
+            "the wrapped data key in the header does not verify", hint="the header is damaged"
+        ) from None
     return _ChunkCipher(header, data_key, oid)
 
 
@@ -396,10 +415,12 @@ def _chunk_failed(index: int, object_id: str) -> DecryptionFailed:
     return DecryptionFailed(
         f"chunk {index} of encrypted object {object_id!r} does not verify",
         hint="the object is damaged, truncated, reordered, or belongs to another object id",
-        chunk=index)
+        chunk=index,
+    )
 
 
 # --- encryption ------------------------------------------------------------
+
 
 def _readinto_full(stream: Readable, view: memoryview) -> int:
     """Fill ``view`` from ``stream`` unless it ends first; short reads are not the end."""
@@ -412,7 +433,7 @@ def _readinto_full(stream: Readable, view: memoryview) -> int:
             piece = stream.read(len(view) - filled)
             got = len(piece) if piece is not None else None
             if piece:
-                view[filled:filled + len(piece)] = piece
+                view[filled : filled + len(piece)] = piece
         if got is None:  # non-blocking stream with nothing yet: not supported
             raise InvalidInput("encryption needs a blocking input stream")
         if got == 0:
@@ -430,26 +451,36 @@ class EncryptingReader(io.RawIOBase):
     plaintext stream is not closed by this reader.
     """
 
-    def __init__(self, plain: Readable, kek: bytes, object_id: str,
-                 algorithm: str = "AES-256-GCM", chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        plain: Readable,
+        kek: bytes,
+        object_id: str,
+        algorithm: str = "AES-256-GCM",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> None:
         super().__init__()
         _check_algorithm(algorithm)
         _check_chunk_size(chunk_size)
         _check_kek(kek)
         oid = _object_id_bytes(object_id)
         data_key = secrets.token_bytes(_DATA_KEY_SIZES[algorithm])
-        raw = (_PREFIX.pack(MAGIC, FORMAT_VERSION, _ALGORITHM_IDS[algorithm], chunk_size,
-                            bytes.fromhex(kek_id(kek)))
-               + aes_key_wrap(kek, data_key) + secrets.token_bytes(NONCE_PREFIX_SIZE))
+        raw = (
+            _PREFIX.pack(
+                MAGIC, FORMAT_VERSION, _ALGORITHM_IDS[algorithm], chunk_size, bytes.fromhex(kek_id(kek))
+            )
+            + aes_key_wrap(kek, data_key)
+            + secrets.token_bytes(NONCE_PREFIX_SIZE)
+        )
         self.header = read_header(raw)
         self._cipher = _ChunkCipher(self.header, data_key, oid)
         self._plain = plain
         self._buf = bytearray(chunk_size)
         self._view = memoryview(self._buf)
         self._ahead = memoryview(bytearray(1))  # the read-ahead byte that tells the end
-        self._carry = 0          # bytes already at the start of _buf (the read-ahead byte)
+        self._carry = 0  # bytes already at the start of _buf (the read-ahead byte)
         self._index = 0
-        self._done = False       # final chunk sealed
+        self._done = False  # final chunk sealed
         self._out: bytes | bytearray = raw
         self._pos = 0
         self._produced = 0
@@ -471,7 +502,7 @@ class EncryptingReader(io.RawIOBase):
             return False
         if self._index >= MAX_CHUNKS:
             raise InvalidInput(f"plaintext needs more than {MAX_CHUNKS} chunks")
-        size = self._carry + _readinto_full(self._plain, self._view[self._carry:])
+        size = self._carry + _readinto_full(self._plain, self._view[self._carry :])
         final = size < len(self._buf) or _readinto_full(self._plain, self._ahead) == 0
         self._out = b""  # drop the spent chunk first: memory stays at about two chunks
         self._out, self._pos = self._cipher.seal(self._index, final, self._view[:size]), 0
@@ -491,7 +522,7 @@ class EncryptingReader(io.RawIOBase):
             if self._pos >= len(self._out) and not self._next_chunk():
                 break
             n = min(len(view) - filled, len(self._out) - self._pos)
-            view[filled:filled + n] = memoryview(self._out)[self._pos:self._pos + n]
+            view[filled : filled + n] = memoryview(self._out)[self._pos : self._pos + n]
             self._pos += n
             filled += n
         self._produced += filled
@@ -511,7 +542,7 @@ class EncryptingReader(io.RawIOBase):
         while want > 0:
             if self._pos >= len(self._out) and not self._next_chunk():
                 break
-            piece = bytes(memoryview(self._out)[self._pos:self._pos + want])
+            piece = bytes(memoryview(self._out)[self._pos : self._pos + want])
             self._pos += len(piece)
             want -= len(piece)
             parts.append(piece)
@@ -523,7 +554,7 @@ class EncryptingReader(io.RawIOBase):
         """The rest of the object in one piece (it is all held in memory)."""
         parts: list[bytes] = []
         while self._pos < len(self._out) or self._next_chunk():
-            parts.append(bytes(memoryview(self._out)[self._pos:]))
+            parts.append(bytes(memoryview(self._out)[self._pos :]))
             self._pos = len(self._out)
         data = b"".join(parts)
         self._produced += len(data)
@@ -531,6 +562,7 @@ class EncryptingReader(io.RawIOBase):
 
 
 # --- decryption ------------------------------------------------------------
+
 
 def _read_exact(stream: Readable, size: int) -> bytes:
     buf = bytearray(size)
@@ -553,8 +585,9 @@ def decrypt_stream(cipher: Readable, kek: bytes, object_id: str) -> Iterator[byt
     return _stream_chunks(cipher, header, box, object_id)
 
 
-def _stream_chunks(cipher: Readable, header: EnvelopeHeader, box: _ChunkCipher,
-                   object_id: str) -> Iterator[bytes]:
+def _stream_chunks(
+    cipher: Readable, header: EnvelopeHeader, box: _ChunkCipher, object_id: str
+) -> Iterator[bytes]:
     stride = header.chunk_size + TAG_SIZE
     buf = bytearray(stride)
     view = memoryview(buf)
@@ -567,7 +600,9 @@ def _stream_chunks(cipher: Readable, header: EnvelopeHeader, box: _ChunkCipher,
         if got < TAG_SIZE or (got == TAG_SIZE and index > 0) or index >= MAX_CHUNKS:
             raise DecryptionFailed(
                 f"chunk {index} of encrypted object {object_id!r} is truncated or misplaced",
-                hint="the object is truncated or has bytes appended", chunk=index)
+                hint="the object is truncated or has bytes appended",
+                chunk=index,
+            )
         try:
             plain = box.open(index, final, view[:got])
         except InvalidTag:
@@ -581,8 +616,14 @@ def _stream_chunks(cipher: Readable, header: EnvelopeHeader, box: _ChunkCipher,
         index += 1
 
 
-def decrypt_range(read_at: Callable[[int, int], bytes], cipher_size: int, kek: bytes,
-                  object_id: str, start: int, length: int | None) -> Iterator[bytes]:
+def decrypt_range(
+    read_at: Callable[[int, int], bytes],
+    cipher_size: int,
+    kek: bytes,
+    object_id: str,
+    start: int,
+    length: int | None,
+) -> Iterator[bytes]:
     """Yield exactly plaintext bytes [start, start+length) for a player's range request.
 
     ``read_at(offset, size)`` reads ciphertext; it is called once for the
@@ -601,15 +642,23 @@ def decrypt_range(read_at: Callable[[int, int], bytes], cipher_size: int, kek: b
     if start < 0 or (length is not None and length < 0):
         raise InvalidInput(f"range start {start} and length {length} must not be negative")
     if start > plain_size:
-        raise InvalidInput(f"range start {start} is beyond the end of the record ({plain_size} bytes)",
-                           plain_size=plain_size)
+        raise InvalidInput(
+            f"range start {start} is beyond the end of the record ({plain_size} bytes)", plain_size=plain_size
+        )
     end = plain_size if length is None else min(plain_size, start + length)
     return _range_chunks(read_at, cipher_size, header, box, object_id, plain_size, start, end)
 
 
-def _range_chunks(read_at: Callable[[int, int], bytes], cipher_size: int, header: EnvelopeHeader,
-                  box: _ChunkCipher, object_id: str, plain_size: int,
-                  start: int, end: int) -> Iterator[bytes]:
+def _range_chunks(
+    read_at: Callable[[int, int], bytes],
+    cipher_size: int,
+    header: EnvelopeHeader,
+    box: _ChunkCipher,
+    object_id: str,
+    plain_size: int,
+    start: int,
+    end: int,
+) -> Iterator[bytes]:
     if end <= start:
         return
     size = header.chunk_size
@@ -622,10 +671,12 @@ def _range_chunks(read_at: Callable[[int, int], bytes], cipher_size: int, header
         if len(sealed) != want:
             raise DecryptionFailed(
                 f"chunk {index} of encrypted object {object_id!r}: read {len(sealed)} of {want} bytes",
-                hint="the stored object is shorter than its recorded size", chunk=index)
+                hint="the stored object is shorter than its recorded size",
+                chunk=index,
+            )
         try:
             plain = box.open(index, index == last_index, sealed)
         except InvalidTag:
             raise _chunk_failed(index, object_id) from None
         base = index * size
-        yield plain[max(start - base, 0):min(end - base, len(plain))]
+        yield plain[max(start - base, 0) : min(end - base, len(plain))]

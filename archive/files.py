@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, ContextManager
+from typing import BinaryIO
 
 from . import encryption
 from .digest import Digests, Hasher, HashingReader, expect
@@ -27,7 +27,7 @@ Source = Path | BinaryIO | Callable[[], BinaryIO]
 """What :func:`put_file` reads: a path, an open binary file, or a callable opening one."""
 
 
-def _opened(source: Source) -> ContextManager[BinaryIO]:
+def _opened(source: Source) -> AbstractContextManager[BinaryIO]:
     if isinstance(source, (str, os.PathLike)):
         return open(source, "rb")
     if callable(source):
@@ -35,25 +35,49 @@ def _opened(source: Source) -> ContextManager[BinaryIO]:
     return nullcontext(source)  # the caller's file: left open
 
 
-def put_file(store: ObjectStore, key: str, path: Source, digests: Digests, *, content_type: str,
-             metadata: dict[str, str], retain_until: datetime | None, label: str, sm3: bool = False,
-             encrypt: tuple[bytes | None, str] | None = None) -> PutResult:
+def put_file(
+    store: ObjectStore,
+    key: str,
+    path: Source,
+    digests: Digests,
+    *,
+    content_type: str,
+    metadata: dict[str, str],
+    retain_until: datetime | None,
+    label: str,
+    sm3: bool = False,
+    encrypt: tuple[bytes | None, str] | None = None,
+) -> PutResult:
     """``path`` is a :data:`Source`; ``encrypt`` is (key-encryption key, algorithm) for a
     protected record, else None."""
     check = expect(digests, label)
     with _opened(path) as source:
         if encrypt is None:
-            return store.put(key, source, content_type=content_type, metadata=metadata,
-                             retain_until=retain_until, check=check, sm3=sm3)
+            return store.put(
+                key,
+                source,
+                content_type=content_type,
+                metadata=metadata,
+                retain_until=retain_until,
+                check=check,
+                sm3=sm3,
+            )
         kek, algorithm = encrypt
         if kek is None:
-            raise encryption.EncryptionKeyError(f"{label} is protected and needs the key-encryption key",
-                                                hint="check [encryption] key_file in the settings")
+            raise encryption.EncryptionKeyError(
+                f"{label} is protected and needs the key-encryption key",
+                hint="check [encryption] key_file in the settings",
+            )
         plain = Hasher(sm3=sm3)
         reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, algorithm)
-        return store.put(key, reader, content_type="application/octet-stream",
-                         metadata={**metadata, "encryption": algorithm}, retain_until=retain_until,
-                         check=lambda _ciphertext: check(plain.digests()))
+        return store.put(
+            key,
+            reader,
+            content_type="application/octet-stream",
+            metadata={**metadata, "encryption": algorithm},
+            retain_until=retain_until,
+            check=lambda _ciphertext: check(plain.digests()),
+        )
 
 
 def encryption_note(encrypt: tuple[bytes | None, str] | None) -> dict[str, str] | None:

@@ -37,8 +37,13 @@ def set_hold(ctx: ServiceContext, subject: str, *, reason: str) -> str:
     with ctx.sessions.begin() as session:
         held = holds.resolve(session, subject)
         session.add(Hold(subject=held.subject, reason=reason, set_at=now, set_by=actor))
-        event = custody.append(session, actor=actor, action=Action.HELD, subject=held.subject,
-                               details={"reason": reason, "objects": len(objects)})
+        event = custody.append(
+            session,
+            actor=actor,
+            action=Action.HELD,
+            subject=held.subject,
+            details={"reason": reason, "objects": len(objects)},
+        )
         if held.case is not None:
             queue_case_event(session, held.case, event, now)
     outbox.flush(ctx.sessions, ctx.store)
@@ -57,9 +62,17 @@ def release_hold(ctx: ServiceContext, subject: str, *, reason: str) -> str:
         session.flush()
         still_held = holds.held_objects(session)
         release = sorted(held.objects() - still_held, key=lambda o: o[0])
-        event = custody.append(session, actor=actor, action=Action.RELEASED, subject=held.subject,
-                               details={"reason": reason, "objects": len(release),
-                                        "still_held_by_other_holds": len(held.objects()) - len(release)})
+        event = custody.append(
+            session,
+            actor=actor,
+            action=Action.RELEASED,
+            subject=held.subject,
+            details={
+                "reason": reason,
+                "objects": len(release),
+                "still_held_by_other_holds": len(held.objects()) - len(release),
+            },
+        )
         if held.case is not None:
             queue_case_event(session, held.case, event, now)
     for key, version in release:

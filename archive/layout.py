@@ -32,8 +32,10 @@ def check_key(key: str) -> str:
     """Refuse anything that could escape a folder or is not portable."""
     parts = key.split("/")
     if not key or any(not _SEGMENT.match(p) or p in (".", "..") for p in parts):
-        raise StoreError(f"object key {key!r} is not a plain ASCII path",
-                         hint="keys are made from numbers, dates and digests only")
+        raise StoreError(
+            f"object key {key!r} is not a plain ASCII path",
+            hint="keys are made from numbers, dates and digests only",
+        )
     return key
 
 

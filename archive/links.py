@@ -23,8 +23,7 @@ from .context import ServiceContext
 from .retention import lock_until
 
 
-def link_recordings(ctx: ServiceContext, case_name: str,
-                    archive_nos: list[str]) -> list[tuple[str, str]]:
+def link_recordings(ctx: ServiceContext, case_name: str, archive_nos: list[str]) -> list[tuple[str, str]]:
     """Link each recording (once) to the case; returns (archive_no, item_no) pairs in order."""
     if not archive_nos:
         raise InvalidInput("no recordings to link", hint="name archive numbers or give a query")
@@ -46,22 +45,35 @@ def link_recordings(ctx: ServiceContext, case_name: str,
         if existing is not None:
             linked.append((recording.archive_no, existing.item_no))
             continue
-        for key, version in [(recording.storage_key, recording.storage_version),
-                             (recording.manifest_key, None)]:
+        for key, version in [
+            (recording.storage_key, recording.storage_version),
+            (recording.manifest_key, None),
+        ]:
             if key:
                 ctx.store.extend_retention(key, version, until)
         seq, item_no = items.draw_item_number(ctx.engine, ctx.formats, case_key, recording.kind)
         with sessions.begin() as session:
             case = cases.get_case(session, case_key)
-            items.add_item(session, case, seq=seq, item_no=item_no, kind=recording.kind,
-                           recording_id=recording.id, actor=actor, now=now)
+            items.add_item(
+                session,
+                case,
+                seq=seq,
+                item_no=item_no,
+                kind=recording.kind,
+                recording_id=recording.id,
+                actor=actor,
+                now=now,
+            )
             row = session.get(type(recording), recording.id)
             assert row is not None, f"{recording.archive_no} is gone from the catalog (never deleted)"
             row.retain_until = until
-            event = custody.append(session, actor=actor, action=Action.LINKED,
-                                   subject=recording.archive_no,
-                                   details={"case_key": case_key, "item_no": item_no,
-                                            "retain_until": until.isoformat()})
+            event = custody.append(
+                session,
+                actor=actor,
+                action=Action.LINKED,
+                subject=recording.archive_no,
+                details={"case_key": case_key, "item_no": item_no, "retain_until": until.isoformat()},
+            )
             queue_case_event(session, case, event, now)
         linked.append((recording.archive_no, item_no))
     outbox.flush(sessions, ctx.store)
@@ -76,8 +88,9 @@ def unlink_item(ctx: ServiceContext, case_name: str, item_no: str, *, reason: st
     now, actor = ctx.now(), ctx.actor
     with ctx.sessions.begin() as session:
         case = cases.get_case(session, case_name)
-        item = session.execute(select(CaseItem).where(CaseItem.case_id == case.id,
-                                                      CaseItem.item_no == item_no)).scalar()
+        item = session.execute(
+            select(CaseItem).where(CaseItem.case_id == case.id, CaseItem.item_no == item_no)
+        ).scalar()
         if item is None:
             raise NotFound(f"case {case.case_key} has no item {item_no}")
         if item.document_id is not None:
@@ -85,8 +98,13 @@ def unlink_item(ctx: ServiceContext, case_name: str, item_no: str, *, reason: st
         if item.unlinked_at is not None:
             raise InvalidInput(f"{item_no} was unlinked already")
         item.unlinked_at, item.unlinked_by, item.unlink_reason = now, actor, reason.strip()
-        event = custody.append(session, actor=actor, action=Action.UNLINKED, subject=item_no,
-                               details={"case_key": case.case_key, "reason": reason.strip()})
+        event = custody.append(
+            session,
+            actor=actor,
+            action=Action.UNLINKED,
+            subject=item_no,
+            details={"case_key": case.case_key, "reason": reason.strip()},
+        )
         queue_case_event(session, case, event, now)
     outbox.flush(ctx.sessions, ctx.store)
     return item_no

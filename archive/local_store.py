@@ -78,11 +78,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-_CHUNK = 8 << 20                # bytes per read and write
-_BUFFERS = 3                    # write buffers: one being filled, the others being hashed
-_READ_BACK_EVERY = 32 << 20     # read back from disk while the rest is being written
-_ALIGN = 1 << 20                # read-back ranges end on whole pages (whole MiB)
-_BLOCK = 4096                   # O_DIRECT alignment of lengths and offsets
+_CHUNK = 8 << 20  # bytes per read and write
+_BUFFERS = 3  # write buffers: one being filled, the others being hashed
+_READ_BACK_EVERY = 32 << 20  # read back from disk while the rest is being written
+_ALIGN = 1 << 20  # read-back ranges end on whole pages (whole MiB)
+_BLOCK = 4096  # O_DIRECT alignment of lengths and offsets
 
 
 def _set_direct(fd: int, on: bool) -> bool:
@@ -148,8 +148,8 @@ class _ReadBack:
         self._fd = fd
         self._path = path
         self._evict = evict
-        self._done = 0          # bytes read back so far
-        self._asked = 0         # bytes handed to the thread
+        self._done = 0  # bytes read back so far
+        self._asked = 0  # bytes handed to the thread
         self._reader: io.FileIO | None = None
         self._hashing: HashThread | None = None
         self._pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
@@ -168,8 +168,7 @@ class _ReadBack:
         if self._error is not None:
             raise self._error
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="local-store-read-back",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._run, name="local-store-read-back", daemon=True)
             self._thread.start()
         self._asked = end
         self._work.put((end, cached))
@@ -188,8 +187,7 @@ class _ReadBack:
         if self._evict:
             if flush:
                 os.fdatasync(self._fd)
-            os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
-                             os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(self._fd, start, 0 if end is None else end - start, os.POSIX_FADV_DONTNEED)
         if self._reader is None:
             self._reader = open(self._path, "rb", buffering=0)  # closed in _close
         if self._hashing is None and end is None:  # a small object: all of it here, at once
@@ -225,13 +223,13 @@ class _ReadBack:
                 self._pool.put(buffer)
                 if end is None:
                     break
-                raise ReceiptMismatch(f"{self._path}: the file on disk ended after {self._done} "
-                                      f"bytes, {end} were written")
+                raise ReceiptMismatch(
+                    f"{self._path}: the file on disk ended after {self._done} bytes, {end} were written"
+                )
             self._hashing.feed(buffer, n)
             self._done += n
         if self._evict:  # what was read back is not needed in memory either
-            os.posix_fadvise(self._fd, start, 0 if end is None else end - start,
-                             os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(self._fd, start, 0 if end is None else end - start, os.POSIX_FADV_DONTNEED)
 
     def _stop(self) -> None:
         if self._thread is not None:
@@ -269,8 +267,14 @@ class LocalStore:
 
     capabilities = Capabilities()
 
-    def __init__(self, root: Path, *, lock_mode: LockMode, clock: Callable[[], datetime] = _utcnow,
-                 reread_from_disk: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        lock_mode: LockMode,
+        clock: Callable[[], datetime] = _utcnow,
+        reread_from_disk: bool = True,
+    ) -> None:
         self.root = Path(root)
         self.url = f"file://{self.root}"
         self.lock_mode: LockMode = lock_mode
@@ -304,8 +308,12 @@ class LocalStore:
                 # Object without its record (a crash between the two writes):
                 # nothing is known about its lock, so treat it as locked.
                 st = obj.stat()
-                return {"version": None, "size": st.st_size, "incomplete": True,
-                        "created": format_instant(datetime.fromtimestamp(st.st_mtime, UTC))}
+                return {
+                    "version": None,
+                    "size": st.st_size,
+                    "incomplete": True,
+                    "created": format_instant(datetime.fromtimestamp(st.st_mtime, UTC)),
+                }
             raise ObjectMissing(f"no object at {key}") from None
 
     @contextmanager
@@ -320,10 +328,18 @@ class LocalStore:
                 fcntl.flock(f, fcntl.LOCK_UN)
 
     # --- writing ----------------------------------------------------------
-    def put(self, key: str, stream: BinaryStream, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
-            legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
-            sm3: bool = False) -> PutResult:
+    def put(
+        self,
+        key: str,
+        stream: BinaryStream,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        retain_until: datetime | None = None,
+        legal_hold: bool = False,
+        check: Callable[[Digests], None] | None = None,
+        sm3: bool = False,
+    ) -> PutResult:
         obj, meta = self._paths(key)
         retention = Retention(self.lock_mode, retain_until) if retain_until else None
         if obj.exists() or meta.exists():
@@ -337,9 +353,11 @@ class LocalStore:
             finally:
                 os.close(fd)
             if (stored.size, stored.sha256) != (sent.size, sent.sha256):
-                raise ReceiptMismatch(f"{key}: the disk returned other bytes than were written "
-                                      f"(sha256 {stored.sha256[:16]}… != {sent.sha256[:16]}…)",
-                                      hint="check the disk; nothing was stored")
+                raise ReceiptMismatch(
+                    f"{key}: the disk returned other bytes than were written "
+                    f"(sha256 {stored.sha256[:16]}… != {sent.sha256[:16]}…)",
+                    hint="check the disk; nothing was stored",
+                )
             os.chmod(tmp, 0o444)
             obj.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -350,15 +368,24 @@ class LocalStore:
         finally:
             tmp.unlink(missing_ok=True)
         version = sent.sha256[:16]
-        record = {"key": key, "version": version, "size": sent.size, "sha256": sent.sha256,
-                  "sm3": sent.sm3, "content_type": content_type, "metadata": metadata or {},
-                  "retention": _retention_json(retention), "legal_hold": legal_hold,
-                  "created": format_instant(self._clock())}
+        record = {
+            "key": key,
+            "version": version,
+            "size": sent.size,
+            "sha256": sent.sha256,
+            "sm3": sent.sm3,
+            "content_type": content_type,
+            "metadata": metadata or {},
+            "retention": _retention_json(retention),
+            "legal_hold": legal_hold,
+            "created": format_instant(self._clock()),
+        }
         _write_atomic(meta, json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
         return PutResult(key, version, sent)
 
-    def _write(self, fd: int, tmp: Path, stream: BinaryStream, check: Callable[[Digests], None] | None,
-               sm3: bool) -> tuple[Digests, Digests]:
+    def _write(
+        self, fd: int, tmp: Path, stream: BinaryStream, check: Callable[[Digests], None] | None, sm3: bool
+    ) -> tuple[Digests, Digests]:
         """Write the stream to ``fd``; return the digests of the bytes sent and of the bytes
         read back from disk.
 
@@ -417,8 +444,9 @@ class LocalStore:
             raise ObjectMissing(f"no version {version} of {key}")
         return record
 
-    def read(self, key: str, version: str | None = None, *, start: int = 0,
-             length: int | None = None) -> Iterator[bytes]:
+    def read(
+        self, key: str, version: str | None = None, *, start: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
         self._check_version(key, version)
         obj, _ = self._paths(key)
         if not obj.exists():
@@ -432,12 +460,17 @@ class LocalStore:
             st = obj.stat()
         except FileNotFoundError:
             raise ObjectMissing(f"no object at {key} (its record exists)") from None
-        return ObjectInfo(key=key, version=record.get("version"), size=st.st_size,
-                          etag=None, last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
-                          content_type=record.get("content_type"),
-                          metadata=dict(record.get("metadata") or {}),
-                          retention=_retention_from(record.get("retention")),
-                          legal_hold=bool(record.get("legal_hold")))
+        return ObjectInfo(
+            key=key,
+            version=record.get("version"),
+            size=st.st_size,
+            etag=None,
+            last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+            content_type=record.get("content_type"),
+            metadata=dict(record.get("metadata") or {}),
+            retention=_retention_from(record.get("retention")),
+            legal_hold=bool(record.get("legal_hold")),
+        )
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         base = self._objects
@@ -451,31 +484,44 @@ class LocalStore:
                 if not key.startswith(prefix):
                     continue
                 st = path.stat()
-                yield ObjectInfo(key=key, version=None, size=st.st_size, etag=None,
-                                 last_modified=datetime.fromtimestamp(st.st_mtime, UTC))
+                yield ObjectInfo(
+                    key=key,
+                    version=None,
+                    size=st.st_size,
+                    etag=None,
+                    last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
+                )
 
     # --- locks --------------------------------------------------------------
-    def _update(self, key: str, version: str | None,
-                change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    def _update(
+        self, key: str, version: str | None, change: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
         with self._locked():
             record = self._check_version(key, version)
             if record.get("incomplete"):
-                raise ObjectLocked(f"{key} has no retention record; it cannot be changed",
-                                   hint="run `evidence verify` to reconcile it")
+                raise ObjectLocked(
+                    f"{key} has no retention record; it cannot be changed",
+                    hint="run `evidence verify` to reconcile it",
+                )
             change(record)
-            _write_atomic(self._paths(key)[1],
-                          json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
+            _write_atomic(
+                self._paths(key)[1], json.dumps(record, ensure_ascii=False, sort_keys=True).encode()
+            )
             return record
 
     def extend_retention(self, key: str, version: str | None, until: datetime) -> Retention:
         def change(record: dict[str, Any]) -> None:
             current = _retention_from(record.get("retention"))
             if current and until < current.until:
-                raise ObjectLocked(f"{key} is retained until {format_instant(current.until)}; "
-                                   "retention can be extended, never shortened")
+                raise ObjectLocked(
+                    f"{key} is retained until {format_instant(current.until)}; "
+                    "retention can be extended, never shortened"
+                )
             mode = current.mode if current else self.lock_mode
-            record["retention"] = _retention_json(Retention(mode, max(until, current.until)
-                                                            if current else until))
+            record["retention"] = _retention_json(
+                Retention(mode, max(until, current.until) if current else until)
+            )
+
         retention = _retention_from(self._update(key, version, change)["retention"])
         assert retention is not None, "change() always sets a retention"
         return retention
@@ -534,8 +580,7 @@ class LocalStore:
 
 
 def _retention_json(retention: Retention | None) -> dict[str, str] | None:
-    return None if retention is None else {"mode": retention.mode,
-                                           "until": format_instant(retention.until)}
+    return None if retention is None else {"mode": retention.mode, "until": format_instant(retention.until)}
 
 
 def _retention_from(data: dict[str, str] | None) -> Retention | None:

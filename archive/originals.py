@@ -59,21 +59,42 @@ class OriginalFacts:
     sources: dict[str, str] = field(default_factory=dict)
 
 
-def manifest(archive_no: str, facts: OriginalFacts, digests: Digests, stored: PutResult,
-             *, encrypted: dict[str, str] | None, retain_until: datetime,
-             ingested_at: datetime) -> dict[str, Any]:
+def manifest(
+    archive_no: str,
+    facts: OriginalFacts,
+    digests: Digests,
+    stored: PutResult,
+    *,
+    encrypted: dict[str, str] | None,
+    retain_until: datetime,
+    ingested_at: datetime,
+) -> dict[str, Any]:
     """The self-describing record stored beside an original (a catalog can be rebuilt from it)."""
     return {
-        "v": 1, "type": "original", "archive_no": archive_no, "kind": facts.kind,
-        "sha256": digests.sha256, "sm3": digests.sm3, "size": digests.size,
-        "original_name": facts.original_name, "content_type": facts.content_type,
-        "station": facts.station, "unit": facts.unit, "device": facts.device,
+        "v": 1,
+        "type": "original",
+        "archive_no": archive_no,
+        "kind": facts.kind,
+        "sha256": digests.sha256,
+        "sm3": digests.sm3,
+        "size": digests.size,
+        "original_name": facts.original_name,
+        "content_type": facts.content_type,
+        "station": facts.station,
+        "unit": facts.unit,
+        "device": facts.device,
         "officer": facts.officer,
         "start_time": format_instant(facts.start_time) if facts.start_time else None,
-        "duration_s": facts.duration_s, "ingested_at": format_instant(ingested_at),
-        "important": facts.important, "protected": facts.protected, "damaged": facts.damaged,
-        "damage_reason": facts.damage_reason, "flags": facts.flags, "media": facts.media_info,
-        "sources": facts.sources, "encryption": encrypted,
+        "duration_s": facts.duration_s,
+        "ingested_at": format_instant(ingested_at),
+        "important": facts.important,
+        "protected": facts.protected,
+        "damaged": facts.damaged,
+        "damage_reason": facts.damage_reason,
+        "flags": facts.flags,
+        "media": facts.media_info,
+        "sources": facts.sources,
+        "encryption": encrypted,
         "stored": {"key": stored.key, "sha256": stored.digests.sha256, "size": stored.digests.size},
         "retain_until": format_instant(retain_until),
     }
@@ -96,9 +117,11 @@ def _already_stored(store: ObjectStore, key: str, digests: Digests) -> PutResult
     """A retry found the object from an attempt that died later: accept it if it is ours."""
     info = store.stat(key)
     if info.metadata.get("sha256") != digests.sha256:
-        raise ReceiptMismatch(f"{key} holds other content (sha256 {info.metadata.get('sha256')}) "
-                              f"than this recording ({digests.sha256})",
-                              hint="two files were given the same archive number; report this")
+        raise ReceiptMismatch(
+            f"{key} holds other content (sha256 {info.metadata.get('sha256')}) "
+            f"than this recording ({digests.sha256})",
+            hint="two files were given the same archive number; report this",
+        )
     stored = Hasher()
     for chunk in store.read(key, info.version):
         stored.update(chunk)
@@ -119,9 +142,16 @@ def stored_already(ctx: ServiceContext, facts: OriginalFacts, archive_no: str) -
     return True
 
 
-def store_original(ctx: ServiceContext, path: Source, digests: Digests, facts: OriginalFacts, *,
-                   archive_no: str, after_put: Callable[[], None] | None = None,
-                   claim: Callable[[Session], None] | None = None) -> Recording:
+def store_original(
+    ctx: ServiceContext,
+    path: Source,
+    digests: Digests,
+    facts: OriginalFacts,
+    *,
+    archive_no: str,
+    after_put: Callable[[], None] | None = None,
+    claim: Callable[[Session], None] | None = None,
+) -> Recording:
     """``path`` is a path, an open binary file or a callable giving one from offset 0
     (``archive.files.Source``); ``after_put`` is called once the bytes are stored, before the
     catalog commit; ``claim`` inside the commit's transaction, first (it may refuse the commit
@@ -130,54 +160,107 @@ def store_original(ctx: ServiceContext, path: Source, digests: Digests, facts: O
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
     # From the later of recording and archiving: a recorder's clock may be years off.
-    until = lock_until(counted_from(facts.start_time, now), policy.routine, now=now,
-                       minimum=policy.min_lock)
+    until = lock_until(counted_from(facts.start_time, now), policy.routine, now=now, minimum=policy.min_lock)
     encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(facts.protected) else None
     stored = _adopt(store, key, digests)
     if stored is None:
         try:
-            stored = put_file(store, key, path, digests, content_type=facts.content_type,
-                              metadata={"sha256": digests.sha256, "archive-no": archive_no},
-                              retain_until=until, label=archive_no, sm3=policy.sm3, encrypt=encrypt)
+            stored = put_file(
+                store,
+                key,
+                path,
+                digests,
+                content_type=facts.content_type,
+                metadata={"sha256": digests.sha256, "archive-no": archive_no},
+                retain_until=until,
+                label=archive_no,
+                sm3=policy.sm3,
+                encrypt=encrypt,
+            )
         except ObjectExists:
             stored = _already_stored(store, key, digests)
     if after_put is not None:
         after_put()
     encrypted = encryption_note(encrypt)
-    record = manifest(archive_no, facts, digests, stored, encrypted=encrypted,
-                      retain_until=until, ingested_at=now)
-    put_json(store, manifest_key(archive_no, local_day(recorded, policy.zone)), record,
-             lock_until=until)
+    record = manifest(
+        archive_no, facts, digests, stored, encrypted=encrypted, retain_until=until, ingested_at=now
+    )
+    put_json(store, manifest_key(archive_no, local_day(recorded, policy.zone)), record, lock_until=until)
 
     with sessions.begin() as session:
         if claim is not None:
             claim(session)
         station_row(session, facts.station, facts.unit, now)
         recording = Recording(
-            archive_no=archive_no, kind=facts.kind, sha256=digests.sha256, sm3=digests.sm3,
-            size=digests.size, original_name=facts.original_name, station_id=facts.station,
+            archive_no=archive_no,
+            kind=facts.kind,
+            sha256=digests.sha256,
+            sm3=digests.sm3,
+            size=digests.size,
+            original_name=facts.original_name,
+            station_id=facts.station,
             device_id=device_row(session, facts.device).id if facts.device else None,
             officer_id=officer_row(session, facts.officer).id if facts.officer else None,
-            start_time=facts.start_time, duration_s=facts.duration_s, ingested_at=now,
-            storage_key=key, storage_version=stored.version,
+            start_time=facts.start_time,
+            duration_s=facts.duration_s,
+            ingested_at=now,
+            storage_key=key,
+            storage_version=stored.version,
             manifest_key=manifest_key(archive_no, local_day(recorded, policy.zone)),
-            content_type=facts.content_type, status="archived", damaged=facts.damaged,
-            damage_reason=facts.damage_reason, important=facts.important,
-            protected=facts.protected, encrypted=encrypted is not None,
-            stored_sha256=stored.digests.sha256, stored_size=stored.digests.size,
+            content_type=facts.content_type,
+            status="archived",
+            damaged=facts.damaged,
+            damage_reason=facts.damage_reason,
+            important=facts.important,
+            protected=facts.protected,
+            encrypted=encrypted is not None,
+            stored_sha256=stored.digests.sha256,
+            stored_size=stored.digests.size,
             flags=json.dumps(facts.flags, ensure_ascii=False),
             media_info=json.dumps(facts.media_info, ensure_ascii=False),
-            sources=json.dumps(facts.sources, ensure_ascii=False), retain_until=until)
+            sources=json.dumps(facts.sources, ensure_ascii=False),
+            retain_until=until,
+        )
         session.add(recording)
         session.flush()
-        custody.append(session, actor=actor, action=Action.INGESTED, subject=archive_no,
-                       details={k: record[k] for k in (
-                           "sha256", "sm3", "size", "original_name", "station", "device", "officer",
-                           "start_time", "kind", "important", "protected", "damaged", "sources")})
-        custody.append(session, actor=actor, action=Action.STORED, subject=archive_no,
-                       details={"key": key, "version": stored.version,
-                                "stored_sha256": stored.digests.sha256,
-                                "stored_size": stored.digests.size, "etag": stored.digests.etag,
-                                "encrypted": encrypted, "retain_until": record["retain_until"],
-                                "lock_mode": store.lock_mode})
+        custody.append(
+            session,
+            actor=actor,
+            action=Action.INGESTED,
+            subject=archive_no,
+            details={
+                k: record[k]
+                for k in (
+                    "sha256",
+                    "sm3",
+                    "size",
+                    "original_name",
+                    "station",
+                    "device",
+                    "officer",
+                    "start_time",
+                    "kind",
+                    "important",
+                    "protected",
+                    "damaged",
+                    "sources",
+                )
+            },
+        )
+        custody.append(
+            session,
+            actor=actor,
+            action=Action.STORED,
+            subject=archive_no,
+            details={
+                "key": key,
+                "version": stored.version,
+                "stored_sha256": stored.digests.sha256,
+                "stored_size": stored.digests.size,
+                "etag": stored.digests.etag,
+                "encrypted": encrypted,
+                "retain_until": record["retain_until"],
+                "lock_mode": store.lock_mode,
+            },
+        )
     return recording

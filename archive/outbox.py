@@ -26,10 +26,12 @@ from .store import ObjectStore
 log = logging.getLogger(__name__)
 
 
-def enqueue(session: Session, key: str, value: dict[str, Any], *, lock_until: datetime | None,
-            now: datetime) -> None:
-    session.add(OutboxRecord(key=key, body=canonical_bytes(value).decode(), lock_until=lock_until,
-                             created_at=now))
+def enqueue(
+    session: Session, key: str, value: dict[str, Any], *, lock_until: datetime | None, now: datetime
+) -> None:
+    session.add(
+        OutboxRecord(key=key, body=canonical_bytes(value).decode(), lock_until=lock_until, created_at=now)
+    )
 
 
 def flush(sessions: sessionmaker[Session], store: ObjectStore) -> int:

@@ -52,13 +52,22 @@ def plain_size(store: ObjectStore, key: str, version: str | None, encrypted: boo
     stored = store.stat(key, version).size
     if not encrypted:
         return stored
-    header = encryption.read_header(b"".join(store.read(key, version, start=0,
-                                                        length=encryption.MAX_HEADER_SIZE)))
+    header = encryption.read_header(
+        b"".join(store.read(key, version, start=0, length=encryption.MAX_HEADER_SIZE))
+    )
     return encryption.plain_size_of(stored, header)
 
 
-def read_plain(store: ObjectStore, key: str, version: str | None, *, encrypted: bool,
-               kek: bytes | None, start: int = 0, length: int | None = None) -> Iterator[bytes]:
+def read_plain(
+    store: ObjectStore,
+    key: str,
+    version: str | None,
+    *,
+    encrypted: bool,
+    kek: bytes | None,
+    start: int = 0,
+    length: int | None = None,
+) -> Iterator[bytes]:
     """The record's plaintext, or a byte range of it (for players that seek)."""
     if not encrypted:
         return store.read(key, version, start=start, length=length)
@@ -70,15 +79,23 @@ def read_plain(store: ObjectStore, key: str, version: str | None, *, encrypted: 
 
     def read_at(offset: int, count: int) -> bytes:
         return b"".join(store.read(key, version, start=offset, length=count))
+
     return encryption.decrypt_range(read_at, size, kek, key, start, length)
 
 
-def playback_url(store: ObjectStore, key: str, version: str | None, *, encrypted: bool,
-                 expires: timedelta = timedelta(minutes=5)) -> str:
+def playback_url(
+    store: ObjectStore,
+    key: str,
+    version: str | None,
+    *,
+    encrypted: bool,
+    expires: timedelta = timedelta(minutes=5),
+) -> str:
     """A short-lived, version-pinned URL; refused for encrypted records."""
     if encrypted:
-        raise Refused(f"{key} is protected: it is decrypted and streamed by the server, "
-                      "never handed out as a URL")
+        raise Refused(
+            f"{key} is protected: it is decrypted and streamed by the server, never handed out as a URL"
+        )
     if expires > MAX_URL_LIFETIME:
         raise Refused(f"read URLs live {int(MAX_URL_LIFETIME.total_seconds() // 60)} minutes at most")
     return store.read_url(key, version, expires)
@@ -117,9 +134,16 @@ class StoredHash:
         return "ok"
 
 
-def hash_stored(store: ObjectStore, key: str, version: str | None, *, encrypted: bool,
-                kek: bytes | None, sm3: bool = False,
-                sink: Callable[[bytes], None] | None = None) -> StoredHash:
+def hash_stored(
+    store: ObjectStore,
+    key: str,
+    version: str | None,
+    *,
+    encrypted: bool,
+    kek: bytes | None,
+    sm3: bool = False,
+    sink: Callable[[bytes], None] | None = None,
+) -> StoredHash:
     """Read a stored object whole and hash its plaintext (decrypted when ``encrypted``).
 
     Each chunk is hashed in a thread while the next is read from the store (hashlib and
@@ -162,9 +186,9 @@ def _pump(chunks: Iterator[bytes], hasher: Hasher, sink: Callable[[bytes], None]
     hashing = HashThread(hasher, hashed)
     ahead = 0
     try:
-        for chunk in itertools.chain((chunk,), chunks):
-            if not isinstance(chunk, bytes):
-                chunk = bytes(chunk)  # hashed later, in the thread: it must not change meanwhile
+        for piece in itertools.chain((chunk,), chunks):
+            # Hashed later, in the thread: it must not change meanwhile.
+            chunk = piece if isinstance(piece, bytes) else bytes(piece)
             if ahead < READ_AHEAD:
                 ahead += 1
             else:

@@ -22,13 +22,19 @@ from .store import ObjectStore, PutResult
 JSON = "application/json"
 
 
-def put_json(store: ObjectStore, key: str, value: dict[str, Any], *,
-             lock_until: datetime | None) -> PutResult | None:
+def put_json(
+    store: ObjectStore, key: str, value: dict[str, Any], *, lock_until: datetime | None
+) -> PutResult | None:
     """Store a record; returns None when the identical record was there already."""
     data = canonical_bytes(value)
     try:
-        return store.put(key, io.BytesIO(data), content_type=JSON, retain_until=lock_until,
-                         metadata={"sha256": hashlib.sha256(data).hexdigest()})
+        return store.put(
+            key,
+            io.BytesIO(data),
+            content_type=JSON,
+            retain_until=lock_until,
+            metadata={"sha256": hashlib.sha256(data).hexdigest()},
+        )
     except ObjectExists:
         if b"".join(store.read(key)) == data:
             return None

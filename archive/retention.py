@@ -36,8 +36,9 @@ def add_period(moment: datetime, period: Period) -> datetime | None:
     return add_months(moment, count * (12 if unit == "years" else 1))
 
 
-def lock_until(recorded: datetime, period: Period, *, now: datetime,
-               minimum: timedelta = timedelta(days=1)) -> datetime:
+def lock_until(
+    recorded: datetime, period: Period, *, now: datetime, minimum: timedelta = timedelta(days=1)
+) -> datetime:
     """The storage lock for a record: its period's end, never less than ``now + minimum``.
 
     A period that already ended still gives a lock (object stores refuse a
@@ -52,6 +53,7 @@ def lock_until(recorded: datetime, period: Period, *, now: datetime,
 
 
 # --- the policy: when a recording may go, and why ------------------------------------------
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -110,15 +112,21 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     flagged = sorted(f for f in facts.flags if f in ("obstruction", "emergency"))
     start = facts.recorded if facts.archived is None else counted_from(facts.recorded, facts.archived)
     candidates: list[tuple[datetime | None, str]] = [
-        (add_period(start, rules.routine), "routine period over")]
+        (add_period(start, rules.routine), "routine period over")
+    ]
     if facts.important or flagged:
         why = "important file" if facts.important else f"flagged {', '.join(flagged)}"
         candidates.append((add_period(start, rules.important), why))
     for case in facts.cases:
         period = None if case.major else rules.case_types.get(case.case_type or "", rules.case_default)
         end = add_period(case.closed_on, period) if case.closed_on else None
-        candidates.append((end, f"case class{' ' + case.case_type if case.case_type else ''}"
-                                f"{' (major case)' if case.major else ''}"))
+        candidates.append(
+            (
+                end,
+                f"case class{' ' + case.case_type if case.case_type else ''}"
+                f"{' (major case)' if case.major else ''}",
+            )
+        )
     if facts.restored_at is not None:
         candidates.append((add_period(facts.restored_at, rules.routine), "restored by hand"))
     forever = [why for end, why in candidates if end is None]

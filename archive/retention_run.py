@@ -51,8 +51,11 @@ class Entry:
     due_at: datetime | None
 
     def to_json(self) -> dict[str, Any]:
-        return {"subject": self.subject, "reason": self.reason,
-                "due_at": self.due_at.isoformat() if self.due_at else None}
+        return {
+            "subject": self.subject,
+            "reason": self.reason,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+        }
 
 
 @dataclass
@@ -66,19 +69,28 @@ class RunResult:
     kept: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"now": self.now.isoformat(), "kept": self.kept,
-                **{name: [e.to_json() for e in getattr(self, name)]
-                   for name in ("due", "pending", "purged", "refused", "restored")}}
+        return {
+            "now": self.now.isoformat(),
+            "kept": self.kept,
+            **{
+                name: [e.to_json() for e in getattr(self, name)]
+                for name in ("due", "pending", "purged", "refused", "restored")
+            },
+        }
 
 
 def _facts(session: Session) -> list[tuple[Recording, Facts]]:
-    recordings = list(session.execute(select(Recording).where(
-        Recording.status.in_(["archived", "pending_deletion"]))).scalars())
+    recordings = list(
+        session.execute(
+            select(Recording).where(Recording.status.in_(["archived", "pending_deletion"]))
+        ).scalars()
+    )
     links: dict[int, list[CaseLink]] = {}
     for rid, status, closed_on, case_type, major in session.execute(
-            select(CaseItem.recording_id, Case.status, Case.closed_on, Case.case_type, Case.major)
-            .join(Case, Case.id == CaseItem.case_id)
-            .where(CaseItem.recording_id.is_not(None), CaseItem.unlinked_at.is_(None))):
+        select(CaseItem.recording_id, Case.status, Case.closed_on, Case.case_type, Case.major)
+        .join(Case, Case.id == CaseItem.case_id)
+        .where(CaseItem.recording_id.is_not(None), CaseItem.unlinked_at.is_(None))
+    ):
         closed = datetime.combine(closed_on, time.min, tzinfo=UTC) if closed_on else None
         if rid is not None:  # guaranteed by the query: a check for the type checker
             links.setdefault(rid, []).append(CaseLink(status, closed, case_type, major))
@@ -89,16 +101,32 @@ def _facts(session: Session) -> list[tuple[Recording, Facts]]:
     for r in recordings:
         flags = json.loads(r.flags or "{}")
         restored = flags.get("restored_at")
-        out.append((r, Facts(recorded=r.start_time or r.ingested_at, archived=r.ingested_at,
-                             important=r.important,
-                             flags=frozenset(k for k, v in flags.items() if v is True),
-                             held=r.id in held, cases=tuple(links.get(r.id, ())),
-                             restored_at=datetime.fromisoformat(restored) if restored else None)))
+        out.append(
+            (
+                r,
+                Facts(
+                    recorded=r.start_time or r.ingested_at,
+                    archived=r.ingested_at,
+                    important=r.important,
+                    flags=frozenset(k for k, v in flags.items() if v is True),
+                    held=r.id in held,
+                    cases=tuple(links.get(r.id, ())),
+                    restored_at=datetime.fromisoformat(restored) if restored else None,
+                ),
+            )
+        )
     return out
 
 
-def run(ctx: ServiceContext, rules: Rules, *, now: datetime | None = None, dry_run: bool = False,
-        confirm: bool = False, max_purges: int = 200) -> RunResult:
+def run(
+    ctx: ServiceContext,
+    rules: Rules,
+    *,
+    now: datetime | None = None,
+    dry_run: bool = False,
+    confirm: bool = False,
+    max_purges: int = 200,
+) -> RunResult:
     """``now`` moves only the policy clock (drills, tests); storage locks and purges use the
     context's real clock. ``dry_run`` (and ``retention plan``) computes everything and changes
     nothing."""
@@ -109,8 +137,9 @@ def run(ctx: ServiceContext, rules: Rules, *, now: datetime | None = None, dry_r
         return _run(ctx, rules, policy_now, False, confirm, max_purges)
 
 
-def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confirm: bool,
-         max_purges: int) -> RunResult:
+def _run(
+    ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confirm: bool, max_purges: int
+) -> RunResult:
     sessions, actor = ctx.sessions, ctx.actor
     result = RunResult(now=now)
     candidates: list[tuple[Recording, Decision]] = []
@@ -136,11 +165,17 @@ def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confir
             result.restored.append(Entry(rec.archive_no, f"kept again: {decision.reason}", decision.due_at))
             if not dry_run:
                 _restore(sessions, rec, f"policy now keeps it: {decision.reason}", actor, None)
-        elif rec.due_at is not None and decision.due_at is not None and decision.due_at < rec.due_at \
-                and not confirm:
-            entry.reason = (f"due date moved earlier ({rec.due_at.isoformat()} -> "
-                            f"{decision.due_at.isoformat()}) since it became pending: review the "
-                            "retention settings, then run with --confirm")
+        elif (
+            rec.due_at is not None
+            and decision.due_at is not None
+            and decision.due_at < rec.due_at
+            and not confirm
+        ):
+            entry.reason = (
+                f"due date moved earlier ({rec.due_at.isoformat()} -> "
+                f"{decision.due_at.isoformat()}) since it became pending: review the "
+                "retention settings, then run with --confirm"
+            )
             result.refused.append(entry)
         elif rec.pending_since is not None and rec.pending_since + rules.grace > now:
             entry.reason += f"; grace period until {(rec.pending_since + rules.grace).isoformat()}"
@@ -148,9 +183,15 @@ def _run(ctx: ServiceContext, rules: Rules, now: datetime, dry_run: bool, confir
         else:
             candidates.append((rec, decision))
     if len(candidates) > max_purges and not confirm:
-        result.refused += [Entry(r.archive_no, f"{len(candidates)} purges in one run exceed the limit of "
-                                 f"{max_purges}: review `evidence retention plan`, then run with --confirm",
-                                 d.due_at) for r, d in candidates]
+        result.refused += [
+            Entry(
+                r.archive_no,
+                f"{len(candidates)} purges in one run exceed the limit of "
+                f"{max_purges}: review `evidence retention plan`, then run with --confirm",
+                d.due_at,
+            )
+            for r, d in candidates
+        ]
         return result
     for rec, decision in candidates:
         entry = Entry(rec.archive_no, decision.reason, decision.due_at)
@@ -176,14 +217,20 @@ def _row(session: Session, rec: Recording) -> Recording:
     return row
 
 
-def _mark_pending(sessions: sessionmaker[Session], rec: Recording, decision: Decision, now: datetime,
-                  actor: str) -> None:
+def _mark_pending(
+    sessions: sessionmaker[Session], rec: Recording, decision: Decision, now: datetime, actor: str
+) -> None:
     assert decision.due_at is not None, "only a due recording becomes pending"
     with sessions.begin() as session:
         row = _row(session, rec)
         row.status, row.pending_since, row.due_at = "pending_deletion", now, decision.due_at
-        custody.append(session, actor=actor, action=Action.PENDING_DELETION, subject=rec.archive_no,
-                       details={"reason": decision.reason, "due_at": decision.due_at.isoformat()})
+        custody.append(
+            session,
+            actor=actor,
+            action=Action.PENDING_DELETION,
+            subject=rec.archive_no,
+            details={"reason": decision.reason, "due_at": decision.due_at.isoformat()},
+        )
 
 
 def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
@@ -194,8 +241,11 @@ def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
             _row(session, rec).due_at = decision.due_at
     if rec.retain_until is None or rec.retain_until > real_now + REFRESH_LOCKS_WITHIN:
         return
-    wanted = lock_until(real_now, None, now=real_now) if decision.due_at is None else \
-        max(decision.due_at, real_now + timedelta(days=1))
+    wanted = (
+        lock_until(real_now, None, now=real_now)
+        if decision.due_at is None
+        else max(decision.due_at, real_now + timedelta(days=1))
+    )
     if wanted <= rec.retain_until:
         return
     store.extend_retention(rec.storage_key, rec.storage_version, wanted)
@@ -205,8 +255,9 @@ def _keep(ctx: ServiceContext, rec: Recording, decision: Decision) -> None:
         _row(session, rec).retain_until = wanted
 
 
-def _restore(sessions: sessionmaker[Session], rec: Recording, reason: str, actor: str,
-             restored_at: datetime | None) -> None:
+def _restore(
+    sessions: sessionmaker[Session], rec: Recording, reason: str, actor: str, restored_at: datetime | None
+) -> None:
     with sessions.begin() as session:
         row = _row(session, rec)
         row.status, row.pending_since = "archived", None
@@ -214,8 +265,9 @@ def _restore(sessions: sessionmaker[Session], rec: Recording, reason: str, actor
             flags = json.loads(row.flags or "{}")
             flags["restored_at"] = restored_at.isoformat()
             row.flags = json.dumps(flags, ensure_ascii=False)
-        custody.append(session, actor=actor, action=Action.RESTORED, subject=rec.archive_no,
-                       details={"reason": reason})
+        custody.append(
+            session, actor=actor, action=Action.RESTORED, subject=rec.archive_no, details={"reason": reason}
+        )
 
 
 def restore(ctx: ServiceContext, archive_no: str, *, reason: str) -> None:

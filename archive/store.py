@@ -76,10 +76,18 @@ class ObjectStore(Protocol):
     def ensure_ready(self) -> None:
         """Create the bucket (with object lock) or folder if needed; idempotent."""
 
-    def put(self, key: str, stream: BinaryStream, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None, retain_until: datetime | None = None,
-            legal_hold: bool = False, check: Callable[[Digests], None] | None = None,
-            sm3: bool = False) -> PutResult:
+    def put(
+        self,
+        key: str,
+        stream: BinaryStream,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        retain_until: datetime | None = None,
+        legal_hold: bool = False,
+        check: Callable[[Digests], None] | None = None,
+        sm3: bool = False,
+    ) -> PutResult:
         """Store a stream, hashing it on the way; prove receipt before returning.
 
         ``retain_until`` locks the new version until then, in the store's ``lock_mode``.
@@ -90,8 +98,9 @@ class ObjectStore(Protocol):
         (``ContentChanged`` from ``archive.digest.expect``), nothing is stored.
         """
 
-    def read(self, key: str, version: str | None = None, *, start: int = 0,
-             length: int | None = None) -> Iterator[bytes]:
+    def read(
+        self, key: str, version: str | None = None, *, start: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
         """The object's bytes (or a byte range), streamed."""
 
     def stat(self, key: str, version: str | None = None) -> ObjectInfo: ...

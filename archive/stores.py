@@ -45,8 +45,10 @@ def open_store(url: str, options: StoreOptions) -> ObjectStore:
     scheme = urlsplit(url).scheme
     factory = _FACTORIES.get(scheme)
     if factory is None:
-        raise StoreError(f"storage URL {url!r} has an unknown scheme {scheme!r}",
-                         hint=f"use one of: {', '.join(f'{s}://' for s in schemes())}")
+        raise StoreError(
+            f"storage URL {url!r} has an unknown scheme {scheme!r}",
+            hint=f"use one of: {', '.join(f'{s}://' for s in schemes())}",
+        )
     return factory(url, options)
 
 
@@ -59,9 +61,14 @@ def _local(url: str, options: StoreOptions) -> ObjectStore:
 def _s3(url: str, options: StoreOptions) -> ObjectStore:
     from .s3_store import S3Store
 
-    return S3Store.from_url(url, options.access_key or "", options.secret_key or "",
-                            lock_mode=options.lock_mode, part_size=options.part_size,
-                            read_back=options.read_back)
+    return S3Store.from_url(
+        url,
+        options.access_key or "",
+        options.secret_key or "",
+        lock_mode=options.lock_mode,
+        part_size=options.part_size,
+        read_back=options.read_back,
+    )
 
 
 register("file", _local)

@@ -51,16 +51,22 @@ def bench_backend(url: str, repeats: int, n_events: int, n_chain: int) -> list[t
     schema.upgrade(engine)
     sessions = session_factory(engine)
     with engine.begin() as conn:
-        conn.execute(text("create table bench_plain (seq integer primary key, time varchar(40), "
-                          "actor varchar(200), action varchar(64), subject varchar(1024), "
-                          "details text, prev_hash varchar(64), hash varchar(64))"))
+        conn.execute(
+            text(
+                "create table bench_plain (seq integer primary key, time varchar(40), "
+                "actor varchar(200), action varchar(64), subject varchar(1024), "
+                "details text, prev_hash varchar(64), hash varchar(64))"
+            )
+        )
     counter = iter(range(1, 10**9))
 
     def plain_inserts() -> None:
         for _ in range(n_events):
             with engine.begin() as conn:
-                conn.execute(text("insert into bench_plain values (:s, 't', 'a', 'viewed', 'X', "
-                                  ":d, :h, :h)"), {"s": next(counter), "d": str(DETAILS), "h": "0" * 64})
+                conn.execute(
+                    text("insert into bench_plain values (:s, 't', 'a', 'viewed', 'X', :d, :h, :h)"),
+                    {"s": next(counter), "d": str(DETAILS), "h": "0" * 64},
+                )
 
     def chain_appends() -> None:
         for _ in range(n_events):
@@ -76,10 +82,14 @@ def bench_backend(url: str, repeats: int, n_events: int, n_chain: int) -> list[t
         for _ in range(n_events):
             sequences.allocate(engine, "bench")
 
-    rows = [("append one event per transaction", median_time(chain_appends, repeats),
-             median_time(plain_inserts, repeats)),
-            ("allocate one number", median_time(allocations, repeats),
-             median_time(empty_transactions, repeats))]
+    rows = [
+        (
+            "append one event per transaction",
+            median_time(chain_appends, repeats),
+            median_time(plain_inserts, repeats),
+        ),
+        ("allocate one number", median_time(allocations, repeats), median_time(empty_transactions, repeats)),
+    ]
 
     # A long chain for the verification walk, written in one transaction.
     with sessions.begin() as s:
@@ -89,24 +99,39 @@ def bench_backend(url: str, repeats: int, n_events: int, n_chain: int) -> list[t
         for i in range(n_chain):
             ev = seal(seq + i + 1, now, "bench", "viewed", f"X{i}", DETAILS, prev)
             prev = ev.hash
-            batch.append(dict(seq=ev.seq, time=ev.time, actor=ev.actor, action=ev.action,
-                              subject=ev.subject, details=canonical_bytes(ev.details).decode(),
-                              prev_hash=ev.prev_hash, hash=ev.hash))
+            batch.append(
+                dict(
+                    seq=ev.seq,
+                    time=ev.time,
+                    actor=ev.actor,
+                    action=ev.action,
+                    subject=ev.subject,
+                    details=canonical_bytes(ev.details).decode(),
+                    prev_hash=ev.prev_hash,
+                    hash=ev.hash,
+                )
+            )
         s.execute(CustodyEventRow.__table__.insert(), batch)
         s.execute(text("update custody_head set seq = :s, hash = :h"), {"s": seq + n_chain, "h": prev})
 
     def read_rows() -> None:
         with sessions() as s:
-            for _ in s.execute(text("select * from custody_events order by seq")
-                               .execution_options(yield_per=1000)):
+            for _ in s.execute(
+                text("select * from custody_events order by seq").execution_options(yield_per=1000)
+            ):
                 pass
 
     def verify_chain() -> None:
         with sessions() as s:
             assert custody.verify(s).ok
 
-    rows.append((f"verify chain (~{n_chain} events)", median_time(verify_chain, repeats),
-                 median_time(read_rows, repeats)))
+    rows.append(
+        (
+            f"verify chain (~{n_chain} events)",
+            median_time(verify_chain, repeats),
+            median_time(read_rows, repeats),
+        )
+    )
     engine.dispose()
     return rows
 
@@ -121,8 +146,9 @@ def main() -> None:
 
     backends: list[tuple[str, str, Callable[[], None]]] = []
     tmp = tempfile.TemporaryDirectory()
-    backends.append(("SQLite (WAL, synchronous=FULL)", f"sqlite:///{Path(tmp.name) / 'b.sqlite3'}",
-                     lambda: None))
+    backends.append(
+        ("SQLite (WAL, synchronous=FULL)", f"sqlite:///{Path(tmp.name) / 'b.sqlite3'}", lambda: None)
+    )
     if not args.no_postgres:
         admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         name = f"evidence_bench_{uuid.uuid4().hex[:8]}"
@@ -132,8 +158,10 @@ def main() -> None:
         def drop() -> None:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        backends.append(("PostgreSQL 15 (local)",
-                         make_url(PG_ADMIN).set(database=name).render_as_string(False), drop))
+
+        backends.append(
+            ("PostgreSQL 15 (local)", make_url(PG_ADMIN).set(database=name).render_as_string(False), drop)
+        )
 
     print(f"median of {args.repeats} runs; {args.events} operations per run\n")
     print("| backend | operation | per op (ms) | baseline per op (ms) | ratio |")
@@ -142,8 +170,9 @@ def main() -> None:
         try:
             for op, t, base in bench_backend(url, args.repeats, args.events, args.chain):
                 per = args.chain if op.startswith("verify") else args.events
-                print(f"| {label} | {op} | {t / per * 1000:.3f} | {base / per * 1000:.3f} | "
-                      f"{t / base:.2f}× |")
+                print(
+                    f"| {label} | {op} | {t / per * 1000:.3f} | {base / per * 1000:.3f} | {t / base:.2f}× |"
+                )
         finally:
             cleanup()
     tmp.cleanup()

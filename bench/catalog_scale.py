@@ -103,6 +103,7 @@ DOC_TYPES = ["现场检查笔录", "询问笔录", "行政处罚决定书", "责
 
 # --- generation --------------------------------------------------------------------------
 
+
 def fake_hex(rng: random.Random) -> str:
     return rng.getrandbits(256).to_bytes(32, "big").hex()
 
@@ -172,27 +173,50 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
             officer, kind, start, archive_no = rec_officer[i], rec_kind[i], rec_time[i], rec_archive[i]
             device = officer if rng.random() < 0.95 else rng.randrange(1, N_OFFICERS + 1)
             ext = {"video": "mp4", "audio": "wav", "photo": "jpg"}[kind]
-            size = rng.randrange(20_000_000, 500_000_000) if kind == "video" else \
-                rng.randrange(1_000_000, 50_000_000) if kind == "audio" else rng.randrange(500_000, 8_000_000)
+            size = (
+                rng.randrange(20_000_000, 500_000_000)
+                if kind == "video"
+                else rng.randrange(1_000_000, 50_000_000)
+                if kind == "audio"
+                else rng.randrange(500_000, 8_000_000)
+            )
             duration = None if kind == "photo" else float(rng.randrange(10, 1800))
             sha = rec_sha(i)
             local = start.astimezone(ZONE)
             key_base = f"originals/{local:%Y/%m/%d}/{archive_no}"
             yield {
-                "id": i + 1, "archive_no": archive_no, "kind": kind, "sha256": sha, "sm3": None,
+                "id": i + 1,
+                "archive_no": archive_no,
+                "kind": kind,
+                "sha256": sha,
+                "sm3": None,
                 "size": size,
                 "original_name": f"A{device:06d}@{local:%Y%m%d%H%M%S}{archive_no[-4:]}.{ext}",
-                "station_id": archive_no.split("-")[2], "device_id": device, "officer_id": officer,
-                "start_time": start, "duration_s": duration,
+                "station_id": archive_no.split("-")[2],
+                "device_id": device,
+                "officer_id": officer,
+                "start_time": start,
+                "duration_s": duration,
                 "ingested_at": start + timedelta(hours=rng.randrange(1, 48)),
-                "storage_key": f"{key_base}.{ext}", "storage_version": None,
+                "storage_key": f"{key_base}.{ext}",
+                "storage_version": None,
                 "manifest_key": f"{key_base}.manifest.json",
                 "content_type": {"mp4": "video/mp4", "wav": "audio/wav", "jpg": "image/jpeg"}[ext],
-                "status": "archived", "damaged": False, "damage_reason": None,
-                "important": rng.random() < 0.02, "protected": False, "encrypted": False,
-                "stored_sha256": sha, "stored_size": size, "flags": "{}", "media_info": "{}",
-                "sources": "{}", "retain_until": start + timedelta(days=183), "pending_since": None,
-                "due_at": None, "last_verified_at": None,
+                "status": "archived",
+                "damaged": False,
+                "damage_reason": None,
+                "important": rng.random() < 0.02,
+                "protected": False,
+                "encrypted": False,
+                "stored_sha256": sha,
+                "stored_size": size,
+                "flags": "{}",
+                "media_info": "{}",
+                "sources": "{}",
+                "retain_until": start + timedelta(days=183),
+                "pending_since": None,
+                "due_at": None,
+                "last_verified_at": None,
             }
 
     def derivatives() -> Iterator[dict[str, Any]]:
@@ -206,12 +230,21 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
             status = "ok" if r < 0.97 else "pending" if r < 0.99 else "failed"
             sha = hashlib.sha256(b"bench-proxy-%d" % i).hexdigest() if status == "ok" else None
             ext = "jpg" if rec_kind[i] == "photo" else "m4a" if rec_kind[i] == "audio" else "mp4"
-            yield {"id": n, "recording_id": i + 1, "kind": "proxy", "status": status, "sha256": sha,
-                   "size": rng.randrange(1_000_000, 60_000_000) if sha else None,
-                   "storage_key": f"derivatives/{rec_archive[i]}/proxy-{sha[:12]}.{ext}" if sha else None,
-                   "storage_version": None, "content_type": None, "encrypted": False,
-                   "created_at": rec_time[i] + timedelta(hours=3),
-                   "error": "ffmpeg failed" if status == "failed" else None, "last_verified_at": None}
+            yield {
+                "id": n,
+                "recording_id": i + 1,
+                "kind": "proxy",
+                "status": status,
+                "sha256": sha,
+                "size": rng.randrange(1_000_000, 60_000_000) if sha else None,
+                "storage_key": f"derivatives/{rec_archive[i]}/proxy-{sha[:12]}.{ext}" if sha else None,
+                "storage_version": None,
+                "content_type": None,
+                "encrypted": False,
+                "created_at": rec_time[i] + timedelta(hours=3),
+                "error": "ffmpeg failed" if status == "failed" else None,
+                "last_verified_at": None,
+            }
 
     # Cases in opening order; one in the middle is the target with 50 items.
     target_index = n_cases // 2
@@ -228,16 +261,31 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
         case_key = f"{UNIT}-{year}-{seq:04d}"
         case_id = c + 1
         closed = rng.random() < 0.7 and opened + timedelta(days=60) < now
-        case_rows.append({
-            "id": case_id, "case_key": case_key, "number": f"开城管罚立〔{year}〕{seq}号",
-            "title": rng.choice(["占道经营", "违法建设", "乱堆乱放", "无证经营", "噪声扰民"]),
-            "case_type": rng.choice(["simple", "general"]), "unit": UNIT, "major": False,
-            "status": "closed" if closed else "open", "opened_on": opened.astimezone(ZONE).date(),
-            "closed_on": (opened + timedelta(days=60)).astimezone(ZONE).date() if closed else None,
-            "created_at": opened, "created_by": f"clerk{rng.randrange(1, 40)}"})
-        events.append((opened, "clerk", "case_opened", case_key,
-                       json.dumps({"number": case_rows[-1]["number"], "unit": UNIT},
-                                  ensure_ascii=False)))
+        case_rows.append(
+            {
+                "id": case_id,
+                "case_key": case_key,
+                "number": f"开城管罚立〔{year}〕{seq}号",
+                "title": rng.choice(["占道经营", "违法建设", "乱堆乱放", "无证经营", "噪声扰民"]),
+                "case_type": rng.choice(["simple", "general"]),
+                "unit": UNIT,
+                "major": False,
+                "status": "closed" if closed else "open",
+                "opened_on": opened.astimezone(ZONE).date(),
+                "closed_on": (opened + timedelta(days=60)).astimezone(ZONE).date() if closed else None,
+                "created_at": opened,
+                "created_by": f"clerk{rng.randrange(1, 40)}",
+            }
+        )
+        events.append(
+            (
+                opened,
+                "clerk",
+                "case_opened",
+                case_key,
+                json.dumps({"number": case_rows[-1]["number"], "unit": UNIT}, ensure_ascii=False),
+            )
+        )
         if c == target_index:
             facts.target_case = case_key
             n_docs, n_recs = TARGET_DOCS, TARGET_RECS
@@ -263,39 +311,96 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
                 item_no = f"{case_key}-{item_seq:03d}D"
                 sha = fake_hex(rng)
                 size = rng.randrange(50_000, 3_000_000)
-                doc_rows.append({
-                    "id": doc_id, "case_id": case_id, "doc_type": rng.choice(DOC_TYPES),
-                    "doc_number": f"开城管字〔{year}〕{rng.randrange(1, 9999)}号",
-                    "doc_date": linked - timedelta(hours=1),
-                    "officer": f"JX{rng.randrange(1, N_OFFICERS + 1):04d}",
-                    "sha256": sha, "sm3": None, "size": size, "original_name": f"{item_no}.pdf",
-                    "content_type": "application/pdf",
-                    "storage_key": f"documents/{case_key}/{item_no}.pdf", "storage_version": None,
-                    "manifest_key": f"documents/{case_key}/{item_no}.manifest.json",
-                    "protected": False, "encrypted": False, "stored_sha256": sha, "stored_size": size,
-                    "created_at": linked, "created_by": "clerk", "last_verified_at": None})
-                item_rows.append({
-                    "id": item_id, "case_id": case_id, "item_no": item_no, "seq": item_seq,
-                    "kind": "document", "recording_id": None, "document_id": doc_id,
-                    "linked_at": linked, "linked_by": "clerk", "unlinked_at": None,
-                    "unlinked_by": None, "unlink_reason": None})
-                events.append((linked, "clerk", "document_added", item_no,
-                               json.dumps({"case_key": case_key, "sha256": sha, "size": size})))
+                doc_rows.append(
+                    {
+                        "id": doc_id,
+                        "case_id": case_id,
+                        "doc_type": rng.choice(DOC_TYPES),
+                        "doc_number": f"开城管字〔{year}〕{rng.randrange(1, 9999)}号",
+                        "doc_date": linked - timedelta(hours=1),
+                        "officer": f"JX{rng.randrange(1, N_OFFICERS + 1):04d}",
+                        "sha256": sha,
+                        "sm3": None,
+                        "size": size,
+                        "original_name": f"{item_no}.pdf",
+                        "content_type": "application/pdf",
+                        "storage_key": f"documents/{case_key}/{item_no}.pdf",
+                        "storage_version": None,
+                        "manifest_key": f"documents/{case_key}/{item_no}.manifest.json",
+                        "protected": False,
+                        "encrypted": False,
+                        "stored_sha256": sha,
+                        "stored_size": size,
+                        "created_at": linked,
+                        "created_by": "clerk",
+                        "last_verified_at": None,
+                    }
+                )
+                item_rows.append(
+                    {
+                        "id": item_id,
+                        "case_id": case_id,
+                        "item_no": item_no,
+                        "seq": item_seq,
+                        "kind": "document",
+                        "recording_id": None,
+                        "document_id": doc_id,
+                        "linked_at": linked,
+                        "linked_by": "clerk",
+                        "unlinked_at": None,
+                        "unlinked_by": None,
+                        "unlink_reason": None,
+                    }
+                )
+                events.append(
+                    (
+                        linked,
+                        "clerk",
+                        "document_added",
+                        item_no,
+                        json.dumps({"case_key": case_key, "sha256": sha, "size": size}),
+                    )
+                )
             else:
                 r = rec_list.pop()
                 letter = {"video": "V", "audio": "A", "photo": "P"}[rec_kind[r]]
-                item_rows.append({
-                    "id": item_id, "case_id": case_id, "item_no": f"{case_key}-{item_seq:03d}{letter}",
-                    "seq": item_seq, "kind": rec_kind[r], "recording_id": r + 1, "document_id": None,
-                    "linked_at": linked, "linked_by": "clerk", "unlinked_at": None,
-                    "unlinked_by": None, "unlink_reason": None})
-                events.append((linked, "clerk", "linked", rec_archive[r],
-                               json.dumps({"case_key": case_key, "item_no": item_rows[-1]["item_no"]})))
+                item_rows.append(
+                    {
+                        "id": item_id,
+                        "case_id": case_id,
+                        "item_no": f"{case_key}-{item_seq:03d}{letter}",
+                        "seq": item_seq,
+                        "kind": rec_kind[r],
+                        "recording_id": r + 1,
+                        "document_id": None,
+                        "linked_at": linked,
+                        "linked_by": "clerk",
+                        "unlinked_at": None,
+                        "unlinked_by": None,
+                        "unlink_reason": None,
+                    }
+                )
+                events.append(
+                    (
+                        linked,
+                        "clerk",
+                        "linked",
+                        rec_archive[r],
+                        json.dumps({"case_key": case_key, "item_no": item_rows[-1]["item_no"]}),
+                    )
+                )
             if c == target_index:  # a busy case: looked at and exported a few times
                 subject = item_rows[-1]["item_no"]
                 for _ in range(rng.randrange(2, 6)):
-                    events.append((linked + timedelta(days=rng.randrange(1, 30)), "auditor",
-                                   rng.choice(["viewed", "exported", "verified"]), subject, "{}"))
+                    events.append(
+                        (
+                            linked + timedelta(days=rng.randrange(1, 30)),
+                            "auditor",
+                            rng.choice(["viewed", "exported", "verified"]),
+                            subject,
+                            "{}",
+                        )
+                    )
     # Recording events: ingested (and stored) for as many recordings as the budget allows,
     # always for the recordings linked to a case.
     linked_recs = {row["recording_id"] - 1 for row in item_rows if row["recording_id"]}
@@ -306,14 +411,21 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
         if sqlite:
             conn.exec_driver_sql("PRAGMA cache_size=-1000000")  # 1 GB for the load only
         log("  generating and inserting")
-        conn.execute(Station.__table__.insert(), [
-            {"id": s, "unit": UNIT, "name": f"采集站 {s}", "created_at": START} for s in STATIONS])
-        conn.execute(Officer.__table__.insert(), [
-            {"id": i, "number": f"JX{i:04d}", "name": None, "unit": UNIT}
-            for i in range(1, N_OFFICERS + 1)])
-        conn.execute(Device.__table__.insert(), [
-            {"id": i, "serial": f"A{i:06d}", "model": "DSJ-V9", "unit": UNIT}
-            for i in range(1, N_OFFICERS + 1)])
+        conn.execute(
+            Station.__table__.insert(),
+            [{"id": s, "unit": UNIT, "name": f"采集站 {s}", "created_at": START} for s in STATIONS],
+        )
+        conn.execute(
+            Officer.__table__.insert(),
+            [{"id": i, "number": f"JX{i:04d}", "name": None, "unit": UNIT} for i in range(1, N_OFFICERS + 1)],
+        )
+        conn.execute(
+            Device.__table__.insert(),
+            [
+                {"id": i, "serial": f"A{i:06d}", "model": "DSJ-V9", "unit": UNIT}
+                for i in range(1, N_OFFICERS + 1)
+            ],
+        )
         insert(conn, Recording.__table__, recordings(), "recordings")
         insert(conn, Derivative.__table__, derivatives(), "derivatives")
         insert(conn, Case.__table__, iter(case_rows), "cases")
@@ -324,11 +436,21 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
             for r in range(n_recordings):
                 if r in linked_recs or (every and r % every == 0):
                     t = rec_time[r] + timedelta(hours=1)
-                    yield (t, "station:" + rec_archive[r].split("-")[2], "ingested", rec_archive[r],
-                           json.dumps({"sha256": rec_sha(r), "kind": rec_kind[r]}))
+                    yield (
+                        t,
+                        "station:" + rec_archive[r].split("-")[2],
+                        "ingested",
+                        rec_archive[r],
+                        json.dumps({"sha256": rec_sha(r), "kind": rec_kind[r]}),
+                    )
                     if r in linked_recs:
-                        yield (t, "station:" + rec_archive[r].split("-")[2], "stored",
-                               rec_archive[r], json.dumps({"sha256": rec_sha(r)}))
+                        yield (
+                            t,
+                            "station:" + rec_archive[r].split("-")[2],
+                            "stored",
+                            rec_archive[r],
+                            json.dumps({"sha256": rec_sha(r)}),
+                        )
 
         fixed = events + list(recording_events())
         fixed.sort(key=lambda e: e[0])
@@ -338,23 +460,44 @@ def generate(engine: Engine, n_recordings: int, n_cases: int, n_events: int, see
             nonlocal prev
             for seq, (t, actor, action, subject, details) in enumerate(fixed, start=1):
                 digest = hashlib.sha256(b"bench-event-%d" % seq).hexdigest()  # fake, unique
-                yield {"seq": seq, "time": t, "actor": actor, "action": action, "subject": subject,
-                       "details": details, "prev_hash": prev, "hash": digest}
+                yield {
+                    "seq": seq,
+                    "time": t,
+                    "actor": actor,
+                    "action": action,
+                    "subject": subject,
+                    "details": details,
+                    "prev_hash": prev,
+                    "hash": digest,
+                }
                 prev = digest
 
         insert(conn, CustodyEventRow.__table__, event_rows(), "custody_events")
-        conn.execute(text("UPDATE custody_head SET seq = :s, hash = :h WHERE id = 1"),
-                     {"s": len(fixed), "h": prev})
+        conn.execute(
+            text("UPDATE custody_head SET seq = :s, hash = :h WHERE id = 1"), {"s": len(fixed), "h": prev}
+        )
         if not sqlite:
-            for table in ("recordings", "derivatives", "cases", "documents", "case_items", "officers",
-                          "devices"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                  f"(SELECT max(id) FROM {table}))"))
+            for table in (
+                "recordings",
+                "derivatives",
+                "cases",
+                "documents",
+                "case_items",
+                "officers",
+                "devices",
+            ):
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+                )
         log("    committing")
     return facts
 
 
 # --- the read paths, as the commands run them -------------------------------------------------
+
 
 class Paths:
     def __init__(self, url: str, target_case: str) -> None:
@@ -368,8 +511,13 @@ class Paths:
         self.target_case = target_case
         # Replay without --verify never reads storage; an empty local store stands in.
         self.services = ServiceContext(
-            self.engine, self.sessions, LocalStore(Path(tempfile.mkdtemp()), lock_mode="COMPLIANCE"),
-            NumberingFormats(), ArchivePolicy(zone=ZONE), actor="bench")
+            self.engine,
+            self.sessions,
+            LocalStore(Path(tempfile.mkdtemp()), lock_mode="COMPLIANCE"),
+            NumberingFormats(),
+            ArchivePolicy(zone=ZONE),
+            actor="bench",
+        )
         self.captured: list[tuple[Engine, str, Any]] | None = None
         for engine in (self.engine, self.reader):
             event.listen(engine, "before_cursor_execute", self._capture(engine))
@@ -378,6 +526,7 @@ class Paths:
         def capture(conn, cursor, statement, parameters, context, executemany) -> None:
             if self.captured is not None:
                 self.captured.append((engine, statement, parameters))
+
         return capture
 
     def case_show(self) -> int:
@@ -385,8 +534,10 @@ class Paths:
 
         with self.reader_sessions() as session:
             found = cases.get_case(session, self.target_case)
-            data = {"case": self.case_json(found),
-                    "items": [self.item_json(i, ZONE) for i in case_items(session, found)]}
+            data = {
+                "case": self.case_json(found),
+                "items": [self.item_json(i, ZONE) for i in case_items(session, found)],
+            }
         json.dumps(data, ensure_ascii=False)
         return len(data["items"])
 
@@ -403,16 +554,17 @@ class Paths:
         since = parse_user_time(LIST_SINCE, ZONE)
         until = parse_user_time(LIST_UNTIL, ZONE, end_of_day=True)
         with self.reader_sessions() as session:
-            rows = recording_rows(session, find_recordings(session, officer=LIST_OFFICER, since=since,
-                                                           until=until, limit=LIST_LIMIT))
+            rows = recording_rows(
+                session,
+                find_recordings(session, officer=LIST_OFFICER, since=since, until=until, limit=LIST_LIMIT),
+            )
             for row in rows:
                 for key in ("start_time", "ingested_at", "retain_until"):
                     row[key] = local_iso(row.get(key), ZONE)
         return len(rows)
 
     def all(self) -> dict[str, Callable[[], int]]:
-        return {"case show": self.case_show, "replay": self.replay,
-                "recordings list": self.recordings_list}
+        return {"case show": self.case_show, "replay": self.replay, "recordings list": self.recordings_list}
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -499,6 +651,7 @@ def plans(paths: Paths, name: str, fn: Callable[[], int]) -> list[tuple[str, str
 
 # --- backends ---------------------------------------------------------------------------------
 
+
 @dataclass
 class Backend:
     name: str
@@ -515,6 +668,7 @@ def sqlite_backend(base: Path, keep: bool) -> Backend:
             return
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
+
     return Backend("SQLite", f"sqlite:///{path}", cleanup)
 
 
@@ -531,16 +685,17 @@ def postgres_backend(keep: bool) -> Backend:
             with admin.connect() as conn:
                 conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-    return Backend("PostgreSQL 15", make_url(PG_ADMIN).set(database=name).render_as_string(False),
-                   cleanup)
+
+    return Backend("PostgreSQL 15", make_url(PG_ADMIN).set(database=name).render_as_string(False), cleanup)
 
 
 def find_target(url: str) -> str:
     engine = make_engine(url, readonly=True)
     try:
         with engine.connect() as conn:
-            case_id = conn.execute(select(CaseItem.case_id).group_by(CaseItem.case_id)
-                                   .having(text("count(*) = 50"))).scalar_one()
+            case_id = conn.execute(
+                select(CaseItem.case_id).group_by(CaseItem.case_id).having(text("count(*) = 50"))
+            ).scalar_one()
             return conn.execute(select(Case.case_key).where(Case.id == case_id)).scalar_one()
     finally:
         engine.dispose()
@@ -578,9 +733,17 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
                 load = wait_for_quiet(f"{name} ({backend.name}{tag})", not args.no_wait)
                 times, n = measure(fn, args.runs)
                 med, worst = statistics.median(times) * 1000, max(times) * 1000
-                rows.append({"backend": backend.name + tag, "operation": name, "median_ms": med,
-                             "max_ms": worst, "rows": n, "target_ms": TARGETS_MS[name],
-                             "load": load})
+                rows.append(
+                    {
+                        "backend": backend.name + tag,
+                        "operation": name,
+                        "median_ms": med,
+                        "max_ms": worst,
+                        "rows": n,
+                        "target_ms": TARGETS_MS[name],
+                        "load": load,
+                    }
+                )
                 log(f"    {name:<16} median {med:7.2f} ms  max {worst:7.2f} ms  ({n} rows)")
                 result["plans"][name + tag] = plans(paths, name, fn)
         finally:
@@ -590,8 +753,11 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
     result["rows"] += one_round("")
     for sql in args.try_index:
         log(f"  trying: {sql}")
-        plain = create_engine(backend.url, isolation_level="AUTOCOMMIT") \
-            if backend.url.startswith("postgresql") else make_engine(backend.url)
+        plain = (
+            create_engine(backend.url, isolation_level="AUTOCOMMIT")
+            if backend.url.startswith("postgresql")
+            else make_engine(backend.url)
+        )
         with plain.begin() if not backend.url.startswith("postgresql") else plain.connect() as conn:
             conn.execute(text(sql))
             if backend.url.startswith("postgresql"):
@@ -603,20 +769,26 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    print(f"\n{args.recordings:,} recordings, {args.cases:,} cases, ~{args.events:,} custody "
-          f"events; median and slowest of {args.runs} warm runs\n")
+    print(
+        f"\n{args.recordings:,} recordings, {args.cases:,} cases, ~{args.events:,} custody "
+        f"events; median and slowest of {args.runs} warm runs\n"
+    )
     print("| backend | operation | rows | median (ms) | slowest (ms) | target (ms) | met | load |")
     print("|---|---|---|---|---|---|---|---|")
     for result in results:
         for r in result["rows"]:
             met = "yes" if r["median_ms"] < r["target_ms"] else "NO"
-            print(f"| {r['backend']} | {r['operation']} | {r['rows']} | {r['median_ms']:.1f} | "
-                  f"{r['max_ms']:.1f} | < {r['target_ms']:.0f} | {met} | {r['load']:.2f} |")
+            print(
+                f"| {r['backend']} | {r['operation']} | {r['rows']} | {r['median_ms']:.1f} | "
+                f"{r['max_ms']:.1f} | < {r['target_ms']:.0f} | {met} | {r['load']:.2f} |"
+            )
     for result in results:
         if "counts" in result:
             counts = ", ".join(f"{k} {v:,}" for k, v in result["counts"].items())
-            print(f"\n{result['backend']}: loaded in {result['load_seconds']:.0f} s ({counts}); "
-                  f"target case {result['target_case']}")
+            print(
+                f"\n{result['backend']}: loaded in {result['load_seconds']:.0f} s ({counts}); "
+                f"target case {result['target_case']}"
+            )
         for sql in result["tried"]:
             print(f"{result['backend']}: tried `{sql}`")
     for result in results:
@@ -636,24 +808,42 @@ def print_report(results: list[dict[str, Any]], args: argparse.Namespace) -> Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.catalog_scale", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.catalog_scale",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--recordings", type=int, default=1_000_000)
     parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--events", type=int, default=1_000_000,
-                        help="custody events, about (default 1,000,000)")
+    parser.add_argument(
+        "--events", type=int, default=1_000_000, help="custody events, about (default 1,000,000)"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=20261127)
-    parser.add_argument("--try-index", action="append", default=[], metavar="SQL",
-                        help="create this index in the bench database, then measure again")
-    parser.add_argument("--dir", type=Path, default=Path("/var/tmp"),
-                        help="where the SQLite catalog goes (the real disk, not tmpfs)")
+    parser.add_argument(
+        "--try-index",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="create this index in the bench database, then measure again",
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/var/tmp"),
+        help="where the SQLite catalog goes (the real disk, not tmpfs)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the databases (prints where)")
-    parser.add_argument("--reuse", metavar="URL", default=None,
-                        help="measure an already generated catalog (a URL) instead of making one")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="measure at once whatever the load (for trying the script out)")
+    parser.add_argument(
+        "--reuse",
+        metavar="URL",
+        default=None,
+        help="measure an already generated catalog (a URL) instead of making one",
+    )
+    parser.add_argument(
+        "--no-wait", action="store_true", help="measure at once whatever the load (for trying the script out)"
+    )
     parser.add_argument("--full-plans", action="store_true", help="print every plan in full")
     args = parser.parse_args(argv)
     if args.cases < 2 or args.recordings < 1000:

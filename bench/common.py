@@ -35,8 +35,13 @@ def wait_for_quiet(what: str, wait: bool = True) -> float:
 
 def run_child(module: str, spec: dict[str, Any]) -> dict[str, Any]:
     """Run ``python -m MODULE _child SPEC`` and return the JSON its last line prints."""
-    proc = subprocess.Popen([sys.executable, "-m", module, "_child", json.dumps(spec)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, "_child", json.dumps(spec)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         out, err = proc.communicate()
     except BaseException:

@@ -54,7 +54,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,7 @@ TARGET_SHARE = 0.70
 
 
 # --- page cache of our own files ----------------------------------------------------------
+
 
 def drop_pages(paths: list[Path]) -> None:
     """Drop these files' clean pages from the page cache (nobody else's)."""
@@ -89,6 +90,7 @@ def warm_pages(paths: list[Path]) -> None:
 
 # --- the child process: one measured operation ----------------------------------------------
 
+
 def _hwm_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -109,8 +111,15 @@ def _store(spec: dict[str, Any]):
         return LocalStore(Path(spec["root"]), lock_mode="GOVERNANCE")
     from archive.s3_store import S3Store
 
-    return S3Store(spec["endpoint"], spec["bucket"], spec["access"], spec["secret"], secure=False,
-                   timeout=120.0, lock_mode="GOVERNANCE")
+    return S3Store(
+        spec["endpoint"],
+        spec["bucket"],
+        spec["access"],
+        spec["secret"],
+        secure=False,
+        timeout=120.0,
+        lock_mode="GOVERNANCE",
+    )
 
 
 def _services(sessions, store):
@@ -120,8 +129,14 @@ def _services(sessions, store):
     from archive.policy import ArchivePolicy
     from catalog.numbering import NumberingFormats
 
-    return ServiceContext(sessions.kw["bind"], sessions, store, NumberingFormats(),
-                          ArchivePolicy(zone=ZoneInfo("Asia/Shanghai")), "bench")
+    return ServiceContext(
+        sessions.kw["bind"],
+        sessions,
+        store,
+        NumberingFormats(),
+        ArchivePolicy(zone=ZoneInfo("Asia/Shanghai")),
+        "bench",
+    )
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -180,8 +195,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
 
         engine = make_engine(spec["url"], readonly=True)
         with engine.connect() as conn:
-            targets = list(conn.execute(select(Recording.storage_key, Recording.storage_version,
-                                               Recording.sha256).order_by(Recording.id)))
+            targets = list(
+                conn.execute(
+                    select(Recording.storage_key, Recording.storage_version, Recording.sha256).order_by(
+                        Recording.id
+                    )
+                )
+            )
         engine.dispose()
         store = _store(spec)
         total = 0
@@ -199,15 +219,18 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
             # overlapped the same way.
             hasher, pool = Hasher(), queue.SimpleQueue()
             hashing, in_flight = HashThread(hasher, pool), 0
-            out = open(Path(spec["outdir"]) / Path(key).name, "xb", buffering=0) \
-                if op == "copy_overlapped" else None
+            out = (
+                open(Path(spec["outdir"]) / Path(key).name, "xb", buffering=0)
+                if op == "copy_overlapped"
+                else None
+            )
             try:
                 for chunk in store.read(key, version):
                     hashing.feed(chunk, len(chunk))
                     if out is not None:
                         view = memoryview(chunk)
                         while view:
-                            view = view[out.write(view):]
+                            view = view[out.write(view) :]
                     total += len(chunk)
                     in_flight += 1
                     if in_flight == 8:
@@ -235,8 +258,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         store = _store(spec)
         key = Ed25519PrivateKey.generate()
         result["hwm_before_mb"] = _hwm_mb()
-        call = (lambda: export_case(_services(sessions, store), spec["case"], Path(spec["outdir"]),
-                                    signing_key=key, reason="benchmark"))
+        call = lambda: export_case(
+            _services(sessions, store),
+            spec["case"],
+            Path(spec["outdir"]),
+            signing_key=key,
+            reason="benchmark",
+        )
         start = time.perf_counter()
         if op == "export_profile":
             import cProfile
@@ -259,8 +287,12 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         dest.mkdir(parents=True)
         start = time.perf_counter()
         # GNU time reports cp's own peak RSS (KiB) on its last line of stderr.
-        done = subprocess.run(["/usr/bin/time", "-f", "%M", "cp", *spec["files"], str(dest)],
-                              check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "cp", *spec["files"], str(dest)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result["tool_rss_mb"] = int(done.stderr.strip().splitlines()[-1]) / 1024
         if op == "cp_sync":
             subprocess.run(["sync", *[str(dest / Path(f).name) for f in spec["files"]]], check=True)
@@ -312,12 +344,19 @@ def archive_files(url: str, store, sources: list[Path]) -> list[str]:
     ctx = ServiceContext(engine, sessions, store, NumberingFormats(), policy, f"station:{STATION}")
     numbers = []
     for i, path in enumerate(sources):
-        now = datetime.now(timezone.utc)
-        number = reserve_archive_number(engine, NumberingFormats(), zone, unit=UNIT, station=STATION,
-                                        now=now)
-        facts = OriginalFacts(station=STATION, unit=UNIT, kind="video", original_name=path.name,
-                              content_type="video/mp4", start_time=now - timedelta(hours=2, minutes=i),
-                              duration_s=600.0, device="A123456", officer="JX0227")
+        now = datetime.now(UTC)
+        number = reserve_archive_number(engine, NumberingFormats(), zone, unit=UNIT, station=STATION, now=now)
+        facts = OriginalFacts(
+            station=STATION,
+            unit=UNIT,
+            kind="video",
+            original_name=path.name,
+            content_type="video/mp4",
+            start_time=now - timedelta(hours=2, minutes=i),
+            duration_s=600.0,
+            device="A123456",
+            officer="JX0227",
+        )
         store_original(ctx.at(now), path, hash_file(path), facts, archive_no=number)
         numbers.append(number)
     engine.dispose()
@@ -332,8 +371,9 @@ def make_case(url: str, store, numbers: list[str]) -> str:
 
     engine = make_engine(url)
     clerk = _services(session_factory(engine), store).acting_as("clerk")
-    case = open_case(clerk, NewCase(number="开城管罚立〔2026〕1127号", unit=UNIT,
-                                    opened_on=clerk.now().date()))
+    case = open_case(
+        clerk, NewCase(number="开城管罚立〔2026〕1127号", unit=UNIT, opened_on=clerk.now().date())
+    )
     link_recordings(clerk, case.case_key, numbers)
     engine.dispose()
     return case.case_key
@@ -346,6 +386,7 @@ def object_files(root: Path, numbers: list[str]) -> list[Path]:
 
 
 # --- measurements -------------------------------------------------------------------------------
+
 
 def median(runs: list[dict[str, Any]], key: str = "seconds") -> float:
     return statistics.median(r[key] for r in runs)
@@ -363,8 +404,13 @@ class Bench:
         self.loads: list[float] = []
         self.profiles: dict[str, str] = {}
 
-    def group(self, label: str, specs: list[tuple[str, Any, dict[str, Any]]],
-              repeats: int | None = None, server: bool = False) -> dict[str, list]:
+    def group(
+        self,
+        label: str,
+        specs: list[tuple[str, Any, dict[str, Any]]],
+        repeats: int | None = None,
+        server: bool = False,
+    ) -> dict[str, list]:
         """Run each (name, prepare, spec) ``repeats`` times, alternating their order."""
         load = wait_for_quiet(label, not self.args.no_wait)
         self.loads.append(load)
@@ -380,10 +426,12 @@ class Bench:
                     result["server_cpu_seconds"] = server_cpu(self.rgw) - before
                 result["load"] = os.getloadavg()[0]
                 runs[name].append(result)
-                extra = (f"  server cpu {result['server_cpu_seconds']:6.2f} s" if server else "")
-                log(f"    {name:<26} {result['seconds']:7.2f} s  "
+                extra = f"  server cpu {result['server_cpu_seconds']:6.2f} s" if server else ""
+                log(
+                    f"    {name:<26} {result['seconds']:7.2f} s  "
                     f"{result['bytes'] / result['seconds'] / MB:7.0f} MB/s  "
-                    f"cpu {result['cpu_seconds']:6.2f} s{extra}  rss {result['rss_mb']:6.1f} MB")
+                    f"cpu {result['cpu_seconds']:6.2f} s{extra}  rss {result['rss_mb']:6.1f} MB"
+                )
         for name, _, _ in specs:
             self.rows.append({"group": label, "name": name, "runs": runs[name], "load": load})
         return runs
@@ -393,19 +441,27 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "_child":
         print(json.dumps(_child(json.loads(sys.argv[2]))))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.fixity_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.fixity_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--files", type=int, default=20)
     parser.add_argument("--size-mb", type=int, default=100, help="size of each file in MB (10^6)")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--export-repeats", type=int, default=5)
-    parser.add_argument("--dir", type=Path, default=Path("/var/tmp"),
-                        help="where everything goes; on the real disk, not tmpfs")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("/var/tmp"),
+        help="where everything goes; on the real disk, not tmpfs",
+    )
     parser.add_argument("--no-s3", action="store_true", help="skip the Ceph RGW rows")
     parser.add_argument("--no-export", action="store_true", help="skip the export rows")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile runs")
-    parser.add_argument("--no-wait", action="store_true",
-                        help="measure at once whatever the load (for trying the script out)")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="measure at once whatever the load (for trying the script out)"
+    )
     args = parser.parse_args(argv)
 
     base = args.dir.resolve()
@@ -455,35 +511,55 @@ def main(argv: list[str] | None = None) -> int:
             rgw = start_rgw(work / "rgw", objectstore="bluestore", bluestore_bytes=20 << 30)
             access, secret = rgw.users["admin"]
             bucket = f"fixity-{uuid.uuid4().hex[:8]}"
-            s3 = S3Store(rgw.endpoint, bucket, access, secret, secure=False, timeout=120.0,
-                         lock_mode="GOVERNANCE")
+            s3 = S3Store(
+                rgw.endpoint, bucket, access, secret, secure=False, timeout=120.0, lock_mode="GOVERNANCE"
+            )
             s3.ensure_ready()
             s3_url = f"sqlite:///{work / 's3.sqlite3'}"
             t = time.perf_counter()
             archive_files(s3_url, s3, sources)
             log(f"  archived into the gateway in {time.perf_counter() - t:.0f} s")
-            s3_spec = {"store": "s3", "endpoint": rgw.endpoint, "bucket": bucket,
-                       "access": access, "secret": secret, "url": s3_url}
+            s3_spec = {
+                "store": "s3",
+                "endpoint": rgw.endpoint,
+                "bucket": bucket,
+                "access": access,
+                "secret": secret,
+                "url": s3_url,
+            }
         shutil.rmtree(work / "sources")
 
         files = [str(p) for p in objects]
-        sha = bench.group("sha256 (hashlib, warm)", [
-            ("sha256 warm", lambda: warm_pages(objects), {"op": "sha256", "files": files})])
+        sha = bench.group(
+            "sha256 (hashlib, warm)",
+            [("sha256 warm", lambda: warm_pages(objects), {"op": "sha256", "files": files})],
+        )
         sha_rate = rate(sha["sha256 warm"])
-        bench.group("sweep, local store, warm", [
-            ("sweep local warm", lambda: warm_pages(objects), {"op": "sweep", **local_spec})])
+        bench.group(
+            "sweep, local store, warm",
+            [("sweep local warm", lambda: warm_pages(objects), {"op": "sweep", **local_spec})],
+        )
         drop = lambda: drop_pages(objects)  # noqa: E731
-        bench.group("local store, cold", [
-            ("sha256 cold", drop, {"op": "sha256", "files": files}),
-            ("read only local cold", drop, {"op": "read_only", **local_spec}),
-            ("sweep local cold", drop, {"op": "sweep", **local_spec}),
-            ("overlapped local cold", drop, {"op": "overlapped", **local_spec})])
+        bench.group(
+            "local store, cold",
+            [
+                ("sha256 cold", drop, {"op": "sha256", "files": files}),
+                ("read only local cold", drop, {"op": "read_only", **local_spec}),
+                ("sweep local cold", drop, {"op": "sweep", **local_spec}),
+                ("overlapped local cold", drop, {"op": "overlapped", **local_spec}),
+            ],
+        )
         if s3_spec is not None:
             bench.rgw = rgw
-            bench.group("S3 (Ceph RGW, bluestore)", [
-                ("read only S3", None, {"op": "read_only", **s3_spec}),
-                ("sweep S3", None, {"op": "sweep", **s3_spec}),
-                ("overlapped S3", None, {"op": "overlapped", **s3_spec})], server=True)
+            bench.group(
+                "S3 (Ceph RGW, bluestore)",
+                [
+                    ("read only S3", None, {"op": "read_only", **s3_spec}),
+                    ("sweep S3", None, {"op": "sweep", **s3_spec}),
+                    ("overlapped S3", None, {"op": "overlapped", **s3_spec}),
+                ],
+                server=True,
+            )
 
         if not args.no_profile:
             wait_for_quiet("profiled sweeps", not args.no_wait)
@@ -506,16 +582,23 @@ def main(argv: list[str] | None = None) -> int:
                     if kind == "copy_overlapped":
                         return {"op": kind, **local_spec, "outdir": str(folder)}
                     return {"op": kind, "files": files, "outdir": str(folder)}
+
                 return make
 
             def fresh() -> None:
                 shutil.rmtree(work / "out", ignore_errors=True)  # its dirty pages go with it
                 drop_pages(objects)
 
-            bench.group("export vs cp, 2 GB case, cold source", [
-                ("cp", fresh, out("cp")), ("cp + sync", fresh, out("cp_sync")),
-                ("export", fresh, out("export")),
-                ("copy+hash overlapped", fresh, out("copy_overlapped"))], repeats=args.export_repeats)
+            bench.group(
+                "export vs cp, 2 GB case, cold source",
+                [
+                    ("cp", fresh, out("cp")),
+                    ("cp + sync", fresh, out("cp_sync")),
+                    ("export", fresh, out("export")),
+                    ("copy+hash overlapped", fresh, out("copy_overlapped")),
+                ],
+                repeats=args.export_repeats,
+            )
             if not args.no_profile:
                 fresh()
                 spec = out("export")()
@@ -528,11 +611,15 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
         log(f"total {time.monotonic() - began:.0f} s")
 
-    print(f"\n{args.files} × {args.size_mb} MB = {total / 1e9:.1f} GB; median of {args.repeats} runs "
-          f"({args.export_repeats} for export and cp); "
-          f"load at the start of each measurement: {', '.join(f'{x:.2f}' for x in bench.loads)}\n")
-    print("| operation | median s | MB/s | of SHA-256 rate (warm) | CPU s (client / server) | "
-          "peak RSS MB | load |")
+    print(
+        f"\n{args.files} × {args.size_mb} MB = {total / 1e9:.1f} GB; median of {args.repeats} runs "
+        f"({args.export_repeats} for export and cp); "
+        f"load at the start of each measurement: {', '.join(f'{x:.2f}' for x in bench.loads)}\n"
+    )
+    print(
+        "| operation | median s | MB/s | of SHA-256 rate (warm) | CPU s (client / server) | "
+        "peak RSS MB | load |"
+    )
     print("|---|---|---|---|---|---|---|")
     by_name = {row["name"]: row for row in bench.rows}
     for row in bench.rows:
@@ -543,32 +630,47 @@ def main(argv: list[str] | None = None) -> int:
         cpu = f"{median(runs, 'cpu_seconds'):.1f}"
         if all("server_cpu_seconds" in r for r in runs):
             cpu += f" / {median(runs, 'server_cpu_seconds'):.1f}"
-        print(f"| {row['name']} | {median(runs):.2f} | {mbs:.0f} | {share} | {cpu} | {rss:.0f} | "
-              f"{row['load']:.2f} |")
-    for name in ("sweep local warm", "sweep local cold", "overlapped local cold", "sweep S3",
-                 "overlapped S3"):
+        print(
+            f"| {row['name']} | {median(runs):.2f} | {mbs:.0f} | {share} | {cpu} | {rss:.0f} | "
+            f"{row['load']:.2f} |"
+        )
+    for name in (
+        "sweep local warm",
+        "sweep local cold",
+        "overlapped local cold",
+        "sweep S3",
+        "overlapped S3",
+    ):
         if name in by_name:
             share = rate(by_name[name]["runs"]) / sha_rate
-            print(f"\n{name}: {share:.0%} of the warm SHA-256 rate: target ≥ {TARGET_SHARE:.0%} "
-                  f"{'met' if share >= TARGET_SHARE else 'MISSED'}")
-    for ours, ceiling in (("sweep local cold", "read only local cold"),
-                          ("overlapped local cold", "read only local cold"),
-                          ("sweep S3", "read only S3"), ("overlapped S3", "read only S3")):
+            print(
+                f"\n{name}: {share:.0%} of the warm SHA-256 rate: target ≥ {TARGET_SHARE:.0%} "
+                f"{'met' if share >= TARGET_SHARE else 'MISSED'}"
+            )
+    for ours, ceiling in (
+        ("sweep local cold", "read only local cold"),
+        ("overlapped local cold", "read only local cold"),
+        ("sweep S3", "read only S3"),
+        ("overlapped S3", "read only S3"),
+    ):
         if ours in by_name and ceiling in by_name:
-            print(f"{ours} vs {ceiling}: "
-                  f"{rate(by_name[ours]['runs']) / rate(by_name[ceiling]['runs']):.0%}")
+            print(f"{ours} vs {ceiling}: {rate(by_name[ours]['runs']) / rate(by_name[ceiling]['runs']):.0%}")
     if "export" in by_name:
         export = by_name["export"]["runs"]
-        print(f"\nexport: {median(export):.2f} s, {rate(export):.0f} MB/s; "
-              f"cp: {median(by_name['cp']['runs']):.2f} s "
-              f"(export takes {median(export) / median(by_name['cp']['runs']):.2f}× as long); "
-              f"cp + sync: {median(by_name['cp + sync']['runs']):.2f} s "
-              f"({median(export) / median(by_name['cp + sync']['runs']):.2f}×); "
-              f"copy+hash overlapped: {median(by_name['copy+hash overlapped']['runs']):.2f} s")
-        print(f"export peak RSS (VmHWM of its process): {max(r['hwm_mb'] for r in export):.0f} MB, "
-              f"of which {statistics.median(r['hwm_before_mb'] for r in export):.0f} MB before the "
-              f"export started (interpreter and imports); cp peak RSS "
-              f"{max(r['rss_mb'] for r in by_name['cp']['runs']):.1f} MB")
+        print(
+            f"\nexport: {median(export):.2f} s, {rate(export):.0f} MB/s; "
+            f"cp: {median(by_name['cp']['runs']):.2f} s "
+            f"(export takes {median(export) / median(by_name['cp']['runs']):.2f}× as long); "
+            f"cp + sync: {median(by_name['cp + sync']['runs']):.2f} s "
+            f"({median(export) / median(by_name['cp + sync']['runs']):.2f}×); "
+            f"copy+hash overlapped: {median(by_name['copy+hash overlapped']['runs']):.2f} s"
+        )
+        print(
+            f"export peak RSS (VmHWM of its process): {max(r['hwm_mb'] for r in export):.0f} MB, "
+            f"of which {statistics.median(r['hwm_before_mb'] for r in export):.0f} MB before the "
+            f"export started (interpreter and imports); cp peak RSS "
+            f"{max(r['rss_mb'] for r in by_name['cp']['runs']):.1f} MB"
+        )
     for name, text in bench.profiles.items():
         print(f"\ncProfile of {name} (top functions by own time):\n")
         print("\n".join(line for line in text.splitlines() if line.strip())[:6000])

@@ -78,8 +78,10 @@ def wait_quiet(limit: float = 1.5, max_wait: float = 600.0) -> tuple[float, floa
     shown = 0.0
     while load1() >= limit and time.monotonic() - start < max_wait:
         if time.monotonic() - shown > 30:
-            say(f"[wait] load average {load1():.2f} >= {limit}; waiting for a quiet machine "
-                f"({time.monotonic() - start:.0f} s so far)")
+            say(
+                f"[wait] load average {load1():.2f} >= {limit}; waiting for a quiet machine "
+                f"({time.monotonic() - start:.0f} s so far)"
+            )
             shown = time.monotonic()
         time.sleep(5)
     waited = time.monotonic() - start
@@ -152,8 +154,14 @@ def generate_inbox(args: argparse.Namespace, inbox: Path, clips: list[Clip]) -> 
     # A minute of 1080p takes longer than the test suite's per-file limit.
     synthetic._FFMPEG_TIMEOUT = 3600.0
     stamp_path = inbox.parent / "inbox.json"
-    stamp = {"version": CACHE_VERSION, "seconds": args.seconds, "h264": args.h264, "hevc": args.hevc,
-             "h264_bitrate": args.h264_bitrate, "hevc_bitrate": args.hevc_bitrate}
+    stamp = {
+        "version": CACHE_VERSION,
+        "seconds": args.seconds,
+        "h264": args.h264,
+        "hevc": args.hevc,
+        "h264_bitrate": args.h264_bitrate,
+        "hevc_bitrate": args.hevc_bitrate,
+    }
     if inbox.exists():
         try:
             old = json.loads(stamp_path.read_text())
@@ -171,8 +179,10 @@ def generate_inbox(args: argparse.Namespace, inbox: Path, clips: list[Clip]) -> 
         say(f"[gen] reusing {len(clips)} cached clips in {inbox}")
         return
     parts.mkdir()
-    say(f"[gen] making {len(todo)} clips of {args.seconds:g} s 1080p30 with {args.gen_jobs} "
-        f"ffmpeg at once ({len(clips) - len(todo)} cached)")
+    say(
+        f"[gen] making {len(todo)} clips of {args.seconds:g} s 1080p30 with {args.gen_jobs} "
+        f"ffmpeg at once ({len(clips) - len(todo)} cached)"
+    )
     done = [0]
     lock = threading.Lock()
     started = time.monotonic()
@@ -182,16 +192,27 @@ def generate_inbox(args: argparse.Namespace, inbox: Path, clips: list[Clip]) -> 
 
         t0 = time.monotonic()
         tmp = parts / f"{clip.index:03d}.mp4"
-        make_video(tmp, seconds=args.seconds, size="1920x1080", rate=30, codec=clip.codec,
-                   bitrate=args.h264_bitrate if clip.codec == "h264" else args.hevc_bitrate,
-                   keyint=30, tone=clip.tone, text=f"{SERIAL} bench clip {clip.index}",
-                   creation_time=clip.moment.replace(tzinfo=LOCAL_ZONE), faststart=True)
+        make_video(
+            tmp,
+            seconds=args.seconds,
+            size="1920x1080",
+            rate=30,
+            codec=clip.codec,
+            bitrate=args.h264_bitrate if clip.codec == "h264" else args.hevc_bitrate,
+            keyint=30,
+            tone=clip.tone,
+            text=f"{SERIAL} bench clip {clip.index}",
+            creation_time=clip.moment.replace(tzinfo=LOCAL_ZONE),
+            faststart=True,
+        )
         os.replace(tmp, inbox / clip.name)
         with lock:
             done[0] += 1
             size = (inbox / clip.name).stat().st_size
-            say(f"[gen] {done[0]}/{len(todo)} {clip.name} {clip.codec} {size / MB:.1f} MB "
-                f"in {time.monotonic() - t0:.0f} s (elapsed {time.monotonic() - started:.0f} s)")
+            say(
+                f"[gen] {done[0]}/{len(todo)} {clip.name} {clip.codec} {size / MB:.1f} MB "
+                f"in {time.monotonic() - t0:.0f} s (elapsed {time.monotonic() - started:.0f} s)"
+            )
 
     with ThreadPoolExecutor(max_workers=args.gen_jobs) as pool:
         for future in [pool.submit(make, c) for c in todo]:
@@ -211,8 +232,26 @@ def concat_copy(source: Path, out: Path, *, min_bytes: int, trim_to: int | None 
     listing = out.with_suffix(".txt")
     listing.write_text("".join(f"file '{source}'\n" for _ in range(copies)))
     tmp = out.with_name(f".{out.stem}.part.mp4")
-    cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat",
-           "-safe", "0", "-i", str(listing), "-map", "0", "-c", "copy", "-map_metadata", "-1"]
+    cmd = [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
+        "-map",
+        "0",
+        "-c",
+        "copy",
+        "-map_metadata",
+        "-1",
+    ]
     if trim_to is not None:
         duration = _duration(source) * trim_to / size
         cmd += ["-t", f"{duration:.2f}"]
@@ -223,8 +262,12 @@ def concat_copy(source: Path, out: Path, *, min_bytes: int, trim_to: int | None 
 
 
 def _duration(path: Path) -> float:
-    out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
-                          "csv=p=0", str(path)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip())
 
 
@@ -256,8 +299,13 @@ def sha_rates(files: list[Path], repeats: int) -> dict[str, float]:
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(hash_file, files))
         two.append(time.perf_counter() - t0)
-    return {"bytes": total, "seconds": median(one), "rate": total / median(one),
-            "seconds_2": median(two), "rate_2": total / median(two)}
+    return {
+        "bytes": total,
+        "seconds": median(one),
+        "rate": total / median(one),
+        "seconds_2": median(two),
+        "rate_2": total / median(two),
+    }
 
 
 def disk_rates(work: Path, repeats: int, size: int = GIB) -> dict[str, float]:
@@ -315,11 +363,36 @@ def run_naive(clips: list[Clip], inbox: Path, work: Path) -> dict[str, float]:
         for clip in clips:
             src = inbox / clip.name
             timed("sha256sum", ["sha256sum", str(src)])
-            timed(f"transcode {clip.codec}",
-                  ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i", str(src),
-                   "-vf", "scale=-2:720", "-c:v", "libx264", "-preset", "veryfast", "-crf", "28",
-                   "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart",
-                   str(proxies / clip.name)])
+            timed(
+                f"transcode {clip.codec}",
+                [
+                    "ffmpeg",
+                    "-hide_banner",
+                    "-nostdin",
+                    "-loglevel",
+                    "error",
+                    "-y",
+                    "-i",
+                    str(src),
+                    "-vf",
+                    "scale=-2:720",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-crf",
+                    "28",
+                    "-pix_fmt",
+                    "yuv420p",
+                    "-c:a",
+                    "aac",
+                    "-b:a",
+                    "128k",
+                    "-movflags",
+                    "+faststart",
+                    str(proxies / clip.name),
+                ],
+            )
             timed("cp", ["cp", str(src), str(store / clip.name)])
         timed("sync", ["sync"])
         total = time.perf_counter() - t0
@@ -393,8 +466,9 @@ def _kb(value: str | None) -> float:
 
 def clean_env(data: Path, config: Path, tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
-    env.update(EVIDENCE_CONFIG=str(config), EVIDENCE_DATA_DIR=str(data), TMPDIR=str(tmp),
-               PYTHONUNBUFFERED="1")
+    env.update(
+        EVIDENCE_CONFIG=str(config), EVIDENCE_DATA_DIR=str(data), TMPDIR=str(tmp), PYTHONUNBUFFERED="1"
+    )
     return env
 
 
@@ -409,8 +483,7 @@ def run_ours(folder: Path, work: Path, label: str, expected: int) -> ScanResult:
     env = clean_env(data, config, tmp)
     cli = [sys.executable, "-m", "config.cli"]
     try:
-        subprocess.run([*cli, "init", "--json"], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([*cli, "init", "--json"], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         files = [p for p in folder.iterdir() if p.is_file()]
         total_bytes = sum(p.stat().st_size for p in files)
         db = data / "catalog.sqlite3"
@@ -418,9 +491,25 @@ def run_ours(folder: Path, work: Path, label: str, expected: int) -> ScanResult:
         with open(log_path, "wb") as log_f, open(out_path, "wb") as out_f:
             start = time.time()
             proc = subprocess.Popen(
-                [*cli, "--log-format", "json", "--log-level", "info", "ingest", "scan",
-                 "--station", STATION, str(folder), "--json"],
-                cwd=ROOT, env=env, stdout=out_f, stderr=log_f, stdin=subprocess.DEVNULL)
+                [
+                    *cli,
+                    "--log-format",
+                    "json",
+                    "--log-level",
+                    "info",
+                    "ingest",
+                    "scan",
+                    "--station",
+                    STATION,
+                    str(folder),
+                    "--json",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=out_f,
+                stderr=log_f,
+                stdin=subprocess.DEVNULL,
+            )
             watch = _Watcher(proc.pid, db, expected, start)
             watch.start()
             _, status, usage = os.wait4(proc.pid, 0)
@@ -443,23 +532,46 @@ def run_ours(folder: Path, work: Path, label: str, expected: int) -> ScanResult:
                 failures.append(f"{entry.get('message')}: {entry.get('reason', '')}"[:300])
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
             n_rec = conn.execute("select count(*) from recordings").fetchone()[0]
-            n_proxy = conn.execute("select count(*) from derivatives where kind = 'proxy' "
-                                   "and status = 'ok'").fetchone()[0]
-            rows = conn.execute("select r.original_name, r.ingested_at, d.created_at from recordings r "
-                                "left join derivatives d on d.recording_id = r.id and d.kind = 'proxy' "
-                                "order by r.ingested_at").fetchall()
-        timeline = [(name, _epoch(picked) - start, archived_at.get(name, float("nan")),
-                     _epoch(proxy) - start if proxy else float("nan")) for name, picked, proxy in rows]
+            n_proxy = conn.execute(
+                "select count(*) from derivatives where kind = 'proxy' and status = 'ok'"
+            ).fetchone()[0]
+            rows = conn.execute(
+                "select r.original_name, r.ingested_at, d.created_at from recordings r "
+                "left join derivatives d on d.recording_id = r.id and d.kind = 'proxy' "
+                "order by r.ingested_at"
+            ).fetchall()
+        timeline = [
+            (
+                name,
+                _epoch(picked) - start,
+                archived_at.get(name, float("nan")),
+                _epoch(proxy) - start if proxy else float("nan"),
+            )
+            for name, picked, proxy in rows
+        ]
         if proc.returncode != 0 or n_rec != expected or n_proxy != expected:
-            failures.append(f"scan exit {proc.returncode}, {n_rec} recordings and {n_proxy} proxies "
-                            f"of {expected}; report {json.dumps(report)[:500]}")
+            failures.append(
+                f"scan exit {proc.returncode}, {n_rec} recordings and {n_proxy} proxies "
+                f"of {expected}; report {json.dumps(report)[:500]}"
+            )
         last = max(archived_times) - start if len(archived_times) == expected else float("nan")
         return ScanResult(
-            files=len(files), bytes=total_bytes, originals_s=last,
-            originals_poll_s=watch.recordings_at, proxies_s=watch.proxies_at, exit_s=end - start,
-            hwm_mb=watch.hwm_mb, tree_mb=watch.tree_mb, child_max_mb=usage.ru_maxrss / 1024,
-            ffmpeg_runs=len(watch.seen["ffmpeg"]), ffprobe_runs=len(watch.seen["ffprobe"]),
-            cpu_s=usage.ru_utime + usage.ru_stime, report=report, failures=failures, timeline=timeline)
+            files=len(files),
+            bytes=total_bytes,
+            originals_s=last,
+            originals_poll_s=watch.recordings_at,
+            proxies_s=watch.proxies_at,
+            exit_s=end - start,
+            hwm_mb=watch.hwm_mb,
+            tree_mb=watch.tree_mb,
+            child_max_mb=usage.ru_maxrss / 1024,
+            ffmpeg_runs=len(watch.seen["ffmpeg"]),
+            ffprobe_runs=len(watch.seen["ffprobe"]),
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            report=report,
+            failures=failures,
+            timeline=timeline,
+        )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -507,8 +619,9 @@ class _Watcher(threading.Thread):
                         n = conn.execute("select count(*) from recordings").fetchone()[0]
                         if n >= self.expected:
                             self.recordings_at = now
-                    n = conn.execute("select count(*) from derivatives where kind = 'proxy' "
-                                     "and status = 'ok'").fetchone()[0]
+                    n = conn.execute(
+                        "select count(*) from derivatives where kind = 'proxy' and status = 'ok'"
+                    ).fetchone()[0]
                     if n >= self.expected:
                         self.proxies_at = now
                 except sqlite3.Error:
@@ -565,9 +678,30 @@ def step_times(h264: Path, hevc: Path | None, repeats: int) -> dict[str, dict[st
                 for r in range(repeats):
                     out = Path(tmp) / f"bare-{r}.mp4"
                     t0 = time.perf_counter()
-                    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                                    "-i", str(clip), "-map", "0:V:0", "-map", "0:a:0?", "-c", "copy",
-                                    "-movflags", "+faststart", "-f", "mp4", str(out)], check=True)
+                    subprocess.run(
+                        [
+                            "ffmpeg",
+                            "-hide_banner",
+                            "-nostdin",
+                            "-loglevel",
+                            "error",
+                            "-y",
+                            "-i",
+                            str(clip),
+                            "-map",
+                            "0:V:0",
+                            "-map",
+                            "0:a:0?",
+                            "-c",
+                            "copy",
+                            "-movflags",
+                            "+faststart",
+                            "-f",
+                            "mp4",
+                            str(out),
+                        ],
+                        check=True,
+                    )
                     times.append(time.perf_counter() - t0)
                     out.unlink()
                 row["bare ffmpeg remux"] = median(times)
@@ -593,13 +727,24 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each clip")
     parser.add_argument("--h264-bitrate", default="6M")
     parser.add_argument("--hevc-bitrate", default="4M")
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR,
-                        help=f"where the inbox is made and the work is done (default {DEFAULT_DIR})")
-    parser.add_argument("--reuse", action="store_true",
-                        help="keep the generated files for the next run (default: delete them)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=DEFAULT_DIR,
+        help=f"where the inbox is made and the work is done (default {DEFAULT_DIR})",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the generated files for the next run (default: delete them)",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="repeats of the small measurements")
-    parser.add_argument("--inbox-repeats", type=int, default=1,
-                        help="repeats of the whole-inbox runs (naive and ours, order alternating)")
+    parser.add_argument(
+        "--inbox-repeats",
+        type=int,
+        default=1,
+        help="repeats of the whole-inbox runs (naive and ours, order alternating)",
+    )
     parser.add_argument("--big-gib", type=float, default=4.0, help="size of the big file")
     parser.add_argument("--small-mb", type=float, default=100.0, help="size of the small file")
     parser.add_argument("--gen-jobs", type=int, default=2, help="ffmpeg runs at once when generating")
@@ -632,19 +777,27 @@ def main() -> None:
                     pass
 
 
-def _run(args: argparse.Namespace, clips: list[Clip], inbox: Path, big_dir: Path, small_dir: Path,
-         work: Path) -> None:
+def _run(
+    args: argparse.Namespace, clips: list[Clip], inbox: Path, big_dir: Path, small_dir: Path, work: Path
+) -> None:
     t_gen = time.monotonic()
     generate_inbox(args, inbox, clips)
     first_h264 = next(inbox / c.name for c in clips if c.codec == "h264")
     first_hevc = next((inbox / c.name for c in clips if c.codec == "hevc"), None)
-    small = concat_copy(first_h264, small_dir / f"{SERIAL}@202011051000000000.mp4",
-                        min_bytes=int(args.small_mb * MB), trim_to=int(args.small_mb * MB))
-    big = concat_copy(first_h264, big_dir / f"{SERIAL}@202011051100000000.mp4",
-                      min_bytes=int(args.big_gib * GIB))
+    small = concat_copy(
+        first_h264,
+        small_dir / f"{SERIAL}@202011051000000000.mp4",
+        min_bytes=int(args.small_mb * MB),
+        trim_to=int(args.small_mb * MB),
+    )
+    big = concat_copy(
+        first_h264, big_dir / f"{SERIAL}@202011051100000000.mp4", min_bytes=int(args.big_gib * GIB)
+    )
     subprocess.run(["sync"], check=True)
-    say(f"[gen] inputs ready in {time.monotonic() - t_gen:.0f} s: small {small.stat().st_size / MB:.0f} MB, "
-        f"big {big.stat().st_size / GIB:.2f} GiB")
+    say(
+        f"[gen] inputs ready in {time.monotonic() - t_gen:.0f} s: small {small.stat().st_size / MB:.0f} MB, "
+        f"big {big.stat().st_size / GIB:.2f} GiB"
+    )
 
     files = [inbox / c.name for c in clips]
     inbox_bytes = sum(f.stat().st_size for f in files)
@@ -658,15 +811,42 @@ def _run(args: argparse.Namespace, clips: list[Clip], inbox: Path, big_dir: Path
     loads = LoadSampler()
     loads.start()
     try:
-        _measure(args, clips, inbox, files, inbox_bytes, media_s, small, big, work, first_h264,
-                 first_hevc, load_start, waited, loads)
+        _measure(
+            args,
+            clips,
+            inbox,
+            files,
+            inbox_bytes,
+            media_s,
+            small,
+            big,
+            work,
+            first_h264,
+            first_hevc,
+            load_start,
+            waited,
+            loads,
+        )
     finally:
         loads.stop()
 
 
-def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: list[Path],
-             inbox_bytes: int, media_s: float, small: Path, big: Path, work: Path, first_h264: Path,
-             first_hevc: Path | None, load_start: float, waited: float, loads: LoadSampler) -> None:
+def _measure(
+    args: argparse.Namespace,
+    clips: list[Clip],
+    inbox: Path,
+    files: list[Path],
+    inbox_bytes: int,
+    media_s: float,
+    small: Path,
+    big: Path,
+    work: Path,
+    first_h264: Path,
+    first_hevc: Path | None,
+    load_start: float,
+    waited: float,
+    loads: LoadSampler,
+) -> None:
     small_dir, big_dir = small.parent, big.parent
     t0 = time.monotonic()
     sha = sha_rates(files, args.repeats)
@@ -686,15 +866,19 @@ def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: li
             if which == "naive":
                 say(f"[naive] repeat {r + 1}: {len(clips)} files, sha256sum + transcode + cp ...")
                 naive_runs.append(run_naive(clips, inbox, work))
-                say(f"[naive] {naive_runs[-1]['seconds']:.1f} s " + json.dumps(
-                    {k: round(v, 1) for k, v in naive_runs[-1].items()}))
+                say(
+                    f"[naive] {naive_runs[-1]['seconds']:.1f} s "
+                    + json.dumps({k: round(v, 1) for k, v in naive_runs[-1].items()})
+                )
             else:
                 say(f"[ours] repeat {r + 1}: evidence ingest scan of {len(clips)} files ...")
                 res = run_ours(inbox, work, f"inbox-{r}", len(clips))
                 ours_runs.append(res)
-                say(f"[ours] originals {fmt_s(res.originals_s)} s (polled {fmt_s(res.originals_poll_s)}), "
+                say(
+                    f"[ours] originals {fmt_s(res.originals_s)} s (polled {fmt_s(res.originals_poll_s)}), "
                     f"proxies {fmt_s(res.proxies_s)} s, exit {res.exit_s:.1f} s, VmHWM {res.hwm_mb:.0f} MB, "
-                    f"ffmpeg runs {res.ffmpeg_runs}, ffprobe runs {res.ffprobe_runs}, CPU {res.cpu_s:.0f} s")
+                    f"ffmpeg runs {res.ffmpeg_runs}, ffprobe runs {res.ffprobe_runs}, CPU {res.cpu_s:.0f} s"
+                )
                 for failure in res.failures:
                     say(f"[ours]   {failure}")
             loads.phase(f"{which}" + (f" {r + 1}" if args.inbox_repeats > 1 else ""), t0)
@@ -714,8 +898,10 @@ def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: li
     say("[memory] small: " + ", ".join(f"{s.hwm_mb:.0f} MB in {s.exit_s:.1f} s" for s in small_runs))
     say("[memory] big file ...")
     big_res = run_ours(big_dir, work, "big", 1)
-    say(f"[memory] big: VmHWM {big_res.hwm_mb:.0f} MB, tree {big_res.tree_mb:.0f} MB, originals "
-        f"{fmt_s(big_res.originals_s)} s, exit {big_res.exit_s:.1f} s")
+    say(
+        f"[memory] big: VmHWM {big_res.hwm_mb:.0f} MB, tree {big_res.tree_mb:.0f} MB, originals "
+        f"{fmt_s(big_res.originals_s)} s, exit {big_res.exit_s:.1f} s"
+    )
     for res in [*small_runs, big_res]:
         for failure in res.failures:
             say(f"[memory]   {failure}")
@@ -743,10 +929,13 @@ def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: li
         f"Inbox: {len(clips)} clips ({n264} H.264 at {args.h264_bitrate}bit/s, {n265} H.265 at "
         f"{args.hevc_bitrate}bit/s, {args.seconds:g} s 1080p30 + AAC each), {inbox_bytes / MB:.0f} MB, "
         f"{media_s / 60:.0f} min of footage. Load average {load_start:.2f} at the start "
-        f"(waited {waited:.0f} s); mean 1-minute load per phase: " + loads.summary()
+        f"(waited {waited:.0f} s); mean 1-minute load per phase: "
+        + loads.summary()
         + f". {os.cpu_count()} cores, Python {platform.python_version()}, "
-        + subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True).stdout.split("\n")[0]
-        .split(" Copyright")[0] + ".",
+        + subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True)
+        .stdout.split("\n")[0]
+        .split(" Copyright")[0]
+        + ".",
         "",
         "| measurement | median s | MB/s | result | target | met |",
         "|---|---|---|---|---|---|",
@@ -799,21 +988,31 @@ def _measure(args: argparse.Namespace, clips: list[Clip], inbox: Path, files: li
     lines += [
         "",
         "Naive script, total per kind of command (first run): "
-        + ", ".join(f"{k} {v:.1f} s" for k, v in n.items() if k not in ("seconds", "cpu")) + ".",
+        + ", ".join(f"{k} {v:.1f} s" for k, v in n.items() if k not in ("seconds", "cpu"))
+        + ".",
         "",
-        "Ours, scan process: " + "; ".join(
-            f"run {i + 1}: originals at {fmt_s(o.originals_s)} s (catalog poll {fmt_s(o.originals_poll_s)} s), "
+        "Ours, scan process: "
+        + "; ".join(
+            f"run {i + 1}: originals at {fmt_s(o.originals_s)} s "
+            f"(catalog poll {fmt_s(o.originals_poll_s)} s), "
             f"proxies at {fmt_s(o.proxies_s)} s, exit {fmt_s(o.exit_s)} s, VmHWM {o.hwm_mb:.0f} MB, "
             f"process tree at most {o.tree_mb:.0f} MB, largest child {o.child_max_mb:.0f} MB, "
             f"{o.ffmpeg_runs} ffmpeg and {o.ffprobe_runs} ffprobe processes seen (sampled every 0.2 s)"
-            for i, o in enumerate(ours_runs)) + ".",
+            for i, o in enumerate(ours_runs)
+        )
+        + ".",
         f"Big file: originals at {fmt_s(big_res.originals_s)} s "
         f"({big_size / big_res.originals_s / MB:.0f} MB/s), exit {fmt_s(big_res.exit_s)} s, "
         f"process tree at most {big_res.tree_mb:.0f} MB, largest child {big_res.child_max_mb:.0f} MB.",
     ]
     for i, o in enumerate(ours_runs):
-        lines += ["", f"Ours, run {i + 1}, per file in the order picked up (s from the scan's start):", "",
-                  "| file | codec | picked up | original archived | proxy made |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"Ours, run {i + 1}, per file in the order picked up (s from the scan's start):",
+            "",
+            "| file | codec | picked up | original archived | proxy made |",
+            "|---|---|---|---|---|",
+        ]
         codec = {c.name: c.codec for c in clips}
         for name, picked, archived, proxy in o.timeline:
             lines.append(f"| {name} | {codec.get(name, '?')} | {picked:.1f} | {archived:.1f} | {proxy:.1f} |")

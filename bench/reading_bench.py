@@ -42,8 +42,10 @@ from bench.fixity_bench import drop_pages, make_source, warm_pages
 
 MIB = 1 << 20
 GIB = 1 << 30
-KEYS = {"clear": "originals/2026/11/27/BENCH-CLEAR.mp4",
-        "encrypted": "originals/2026/11/27/BENCH-ENCRYPTED.mp4"}
+KEYS = {
+    "clear": "originals/2026/11/27/BENCH-CLEAR.mp4",
+    "encrypted": "originals/2026/11/27/BENCH-ENCRYPTED.mp4",
+}
 
 
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +63,7 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     def write(chunk: bytes) -> None:
         view = memoryview(chunk)
         while view:
-            view = view[out.write(view):]  # type: ignore[union-attr]
+            view = view[out.write(view) :]  # type: ignore[union-attr]
 
     start = time.perf_counter()
     if spec["way"] == "sequential":
@@ -73,8 +75,9 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
                 write(chunk)
         sha256 = digest.hexdigest()
     else:
-        got = hash_stored(store, key, None, encrypted=encrypted, kek=kek,
-                          sink=write if out is not None else None)
+        got = hash_stored(
+            store, key, None, encrypted=encrypted, kek=kek, sink=write if out is not None else None
+        )
         sha256, size = got.sha256, got.size
     if out is not None:
         os.fsync(out.fileno())
@@ -83,9 +86,15 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     with open("/proc/self/status") as f:
         hwm = next(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
-    return {"op": spec["way"], "seconds": seconds, "bytes": size, "sha256": sha256,
-            "cpu_seconds": usage.ru_utime + usage.ru_stime, "sys_seconds": usage.ru_stime,
-            "rss_mb": hwm}
+    return {
+        "op": spec["way"],
+        "seconds": seconds,
+        "bytes": size,
+        "sha256": sha256,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "sys_seconds": usage.ru_stime,
+        "rss_mb": hwm,
+    }
 
 
 def _prepare(work: Path, size: int) -> tuple[Path, str, dict[str, Path]]:
@@ -102,8 +111,17 @@ def _prepare(work: Path, size: int) -> tuple[Path, str, dict[str, Path]]:
     kek = encryption.generate_kek()
     digests = hash_file(source)
     for name, encrypt in (("clear", None), ("encrypted", (kek, "AES-256-GCM"))):
-        put_file(store, KEYS[name], source, digests, content_type="video/mp4", metadata={},
-                 retain_until=None, label=name, encrypt=encrypt)
+        put_file(
+            store,
+            KEYS[name],
+            source,
+            digests,
+            content_type="video/mp4",
+            metadata={},
+            retain_until=None,
+            label=name,
+            encrypt=encrypt,
+        )
     source.unlink()
     return root, kek.hex(), {name: root / "objects" / key for name, key in KEYS.items()}
 
@@ -112,12 +130,16 @@ def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "_child":
         print(json.dumps(_child(json.loads(sys.argv[2]))))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.reading_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.reading_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--size-gib", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=Path("/var/tmp"),
-                        help="where the store goes; on the real disk, not tmpfs")
+    parser.add_argument(
+        "--dir", type=Path, default=Path("/var/tmp"), help="where the store goes; on the real disk, not tmpfs"
+    )
     parser.add_argument("--copy", action="store_true", help="also the export's read, hash and write")
     parser.add_argument("--no-wait", action="store_true", help="measure at once whatever the load")
     args = parser.parse_args(argv)
@@ -128,9 +150,11 @@ def main(argv: list[str] | None = None) -> int:
         size = int(args.size_gib * GIB)
         log(f"putting {size / GIB:.2f} GiB in the clear and encrypted into {work}")
         root, kek, files = _prepare(work, size)
-        rows = [("clear, warm", "clear", warm_pages, False),
-                ("clear, cold", "clear", drop_pages, False),
-                ("encrypted, warm", "encrypted", warm_pages, False)]
+        rows = [
+            ("clear, warm", "clear", warm_pages, False),
+            ("clear, cold", "clear", drop_pages, False),
+            ("encrypted, warm", "encrypted", warm_pages, False),
+        ]
         if args.copy:
             rows.append(("clear, warm, + write", "clear", warm_pages, True))
         results = []
@@ -141,29 +165,44 @@ def main(argv: list[str] | None = None) -> int:
                 for way in ("sequential", "hash_stored") if r % 2 == 0 else ("hash_stored", "sequential"):
                     out = work / f"copy-{way}-{r}.bin" if copy else None
                     pages([files[name]])
-                    result = run_child("bench.reading_bench", {
-                        "way": way, "root": str(root), "encrypted": name == "encrypted", "kek": kek,
-                        "out": str(out) if out else None})
+                    result = run_child(
+                        "bench.reading_bench",
+                        {
+                            "way": way,
+                            "root": str(root),
+                            "encrypted": name == "encrypted",
+                            "kek": kek,
+                            "out": str(out) if out else None,
+                        },
+                    )
                     if out is not None:
                         out.unlink()
                     runs[way].append(result)
-                    log(f"    {label:<22} {way:<11} {result['seconds']:7.3f} s  "
+                    log(
+                        f"    {label:<22} {way:<11} {result['seconds']:7.3f} s  "
                         f"{result['bytes'] / result['seconds'] / MIB:7.0f} MiB/s  "
                         f"cpu {result['cpu_seconds']:5.2f} s (sys {result['sys_seconds']:4.2f})  "
-                        f"rss {result['rss_mb']:5.1f} MB")
+                        f"rss {result['rss_mb']:5.1f} MB"
+                    )
             if len({r["sha256"] for way in runs.values() for r in way}) != 1:
                 raise SystemExit(f"{label}: the two ways disagree on the digest")
             seq = statistics.median(r["seconds"] for r in runs["sequential"])
             new = statistics.median(r["seconds"] for r in runs["hash_stored"])
             results.append((label, seq, new, size, load))
-        print(f"\n{size / GIB:.2f} GiB object, local store, medians of {args.repeats} runs "
-              f"(CPUs: {os.cpu_count()})")
-        print("| object | sequential (s) | hash_stored (s) | sequential MiB/s | hash_stored MiB/s "
-              "| ratio | load |")
+        print(
+            f"\n{size / GIB:.2f} GiB object, local store, medians of {args.repeats} runs "
+            f"(CPUs: {os.cpu_count()})"
+        )
+        print(
+            "| object | sequential (s) | hash_stored (s) | sequential MiB/s | hash_stored MiB/s "
+            "| ratio | load |"
+        )
         print("|---|---|---|---|---|---|---|")
         for label, seq, new, n, load in results:
-            print(f"| {label} | {seq:.3f} | {new:.3f} | {n / seq / MIB:.0f} | {n / new / MIB:.0f} "
-                  f"| {seq / new:.2f}× | {load:.2f} |")
+            print(
+                f"| {label} | {seq:.3f} | {new:.3f} | {n / seq / MIB:.0f} | {n / new / MIB:.0f} "
+                f"| {seq / new:.2f}× | {load:.2f} |"
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

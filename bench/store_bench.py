@@ -50,6 +50,7 @@ KEY = "originals/2026/11/27/BENCH-000001.mp4"
 
 # --- the child process: one measured operation --------------------------------------------
 
+
 def _rss_mb(who: int = resource.RUSAGE_SELF) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB
 
@@ -100,8 +101,13 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
     elif op == "baseline_s3":
         from minio import Minio
 
-        client = Minio(spec["endpoint"], access_key=spec["access"], secret_key=spec["secret"],
-                       secure=False, region="us-east-1")
+        client = Minio(
+            spec["endpoint"],
+            access_key=spec["access"],
+            secret_key=spec["secret"],
+            secure=False,
+            region="us-east-1",
+        )
         start = time.perf_counter()
         written = client.fput_object(spec["bucket"], spec["key"], str(path), part_size=PART)
         result["seconds"] = time.perf_counter() - start
@@ -113,14 +119,21 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         kwargs = {"part_size": PART}
         if spec.get("parallel"):
             kwargs["parallel"] = spec["parallel"]
-        store = S3Store(spec["endpoint"], spec["bucket"], spec["access"], spec["secret"],
-                        secure=False, timeout=120.0, lock_mode="COMPLIANCE", **kwargs)
+        store = S3Store(
+            spec["endpoint"],
+            spec["bucket"],
+            spec["access"],
+            spec["secret"],
+            secure=False,
+            timeout=120.0,
+            lock_mode="COMPLIANCE",
+            **kwargs,
+        )
         start = time.perf_counter()
         digests = hash_file(path)
         result["hash_seconds"] = time.perf_counter() - start
         with open(path, "rb") as stream:
-            put = store.put(spec["key"], stream, content_type="video/mp4",
-                            check=expect(digests, spec["key"]))
+            put = store.put(spec["key"], stream, content_type="video/mp4", check=expect(digests, spec["key"]))
         result["seconds"] = time.perf_counter() - start
         result["version"] = put.version
         result["sha256"] = put.digests.sha256
@@ -150,8 +163,11 @@ class CacheState:
 
     @property
     def name(self) -> str:
-        return "cold (synced and dropped before each operation)" if self.drop else \
-            "warm (dropping refused; source read once before each operation)"
+        return (
+            "cold (synced and dropped before each operation)"
+            if self.drop
+            else "warm (dropping refused; source read once before each operation)"
+        )
 
     def prepare(self, source: Path) -> None:
         os.sync()
@@ -191,11 +207,15 @@ def median(runs: list[dict[str, Any]], field: str = "seconds") -> float:
     return statistics.median(r[field] for r in runs)
 
 
-def paired(repeats: int, cache: CacheState, source: Path,
-           baseline: tuple[str, Callable[[], dict[str, Any]]],
-           ours: tuple[str, Callable[[], dict[str, Any]]],
-           after: Callable[[str, dict[str, Any]], None],
-           rgw: Any | None = None) -> dict[str, list[dict[str, Any]]]:
+def paired(
+    repeats: int,
+    cache: CacheState,
+    source: Path,
+    baseline: tuple[str, Callable[[], dict[str, Any]]],
+    ours: tuple[str, Callable[[], dict[str, Any]]],
+    after: Callable[[str, dict[str, Any]], None],
+    rgw: Any | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """Run baseline and ours ``repeats`` times each, swapping their order on every repeat."""
     runs: dict[str, list[dict[str, Any]]] = {baseline[0]: [], ours[0]: []}
     for r in range(repeats):
@@ -208,15 +228,26 @@ def paired(repeats: int, cache: CacheState, source: Path,
                 result["server_cpu_seconds"] = server_cpu(rgw) - before
             after(name, result)
             runs[name].append(result)
-            extra = (f"  server cpu {result['server_cpu_seconds']:6.2f} s"
-                     if "server_cpu_seconds" in result else "")
-            log(f"    {name:<15} {result['seconds']:7.2f} s  cpu {result['cpu_seconds']:6.2f} s"
-                f"{extra}  rss {result['rss_mb']:6.1f} MB")
+            extra = (
+                f"  server cpu {result['server_cpu_seconds']:6.2f} s"
+                if "server_cpu_seconds" in result
+                else ""
+            )
+            log(
+                f"    {name:<15} {result['seconds']:7.2f} s  cpu {result['cpu_seconds']:6.2f} s"
+                f"{extra}  rss {result['rss_mb']:6.1f} MB"
+            )
     return runs
 
 
-def bench_size(size_gib: int, args: argparse.Namespace, work: Path, cache: CacheState,
-               rgw: Any | None, bucket: str | None) -> list[dict[str, Any]]:
+def bench_size(
+    size_gib: int,
+    args: argparse.Namespace,
+    work: Path,
+    cache: CacheState,
+    rgw: Any | None,
+    bucket: str | None,
+) -> list[dict[str, Any]]:
     size = size_gib * GIB
     source = work / f"source-{size_gib}GiB.bin"
     log(f"== {size_gib} GiB: writing the source file")
@@ -228,8 +259,16 @@ def bench_size(size_gib: int, args: argparse.Namespace, work: Path, cache: Cache
         sha_rate = size / median(sha) / MB
         expected = sha[0]["sha256"]
         log(f"  sha256 (warm): {sha_rate:.0f} MB/s")
-        rows.append({"size": size_gib, "operation": "sha256 (hashlib, warm)", "runs": sha,
-                     "seconds": median(sha), "baseline": None, "rss": max(r["rss_mb"] for r in sha)})
+        rows.append(
+            {
+                "size": size_gib,
+                "operation": "sha256 (hashlib, warm)",
+                "runs": sha,
+                "seconds": median(sha),
+                "baseline": None,
+                "rss": max(r["rss_mb"] for r in sha),
+            }
+        )
 
         dest = work / "dest"
 
@@ -239,32 +278,54 @@ def bench_size(size_gib: int, args: argparse.Namespace, work: Path, cache: Cache
             remove(dest)
 
         log("  local")
-        local = paired(repeats, cache, source,
-                       ("baseline A", lambda: {"op": "baseline_local", "file": str(source),
-                                               "dest": str(dest)}),
-                       ("ours local", lambda: {"op": "local", "file": str(source),
-                                               "dest": str(dest)}),
-                       local_after)
-        rows.append({"size": size_gib, "operation": "baseline A: sha256sum && cp",
-                     "runs": local["baseline A"], "seconds": median(local["baseline A"]),
-                     "baseline": None,
-                     "rss": max(r["children_rss_mb"] for r in local["baseline A"])})
-        rows.append({"size": size_gib, "operation": "ours, local: hash_file + LocalStore.put",
-                     "runs": local["ours local"], "seconds": median(local["ours local"]),
-                     "baseline": median(local["baseline A"]), "sha_rate": sha_rate,
-                     "rss": max(r["rss_mb"] for r in local["ours local"])})
+        local = paired(
+            repeats,
+            cache,
+            source,
+            ("baseline A", lambda: {"op": "baseline_local", "file": str(source), "dest": str(dest)}),
+            ("ours local", lambda: {"op": "local", "file": str(source), "dest": str(dest)}),
+            local_after,
+        )
+        rows.append(
+            {
+                "size": size_gib,
+                "operation": "baseline A: sha256sum && cp",
+                "runs": local["baseline A"],
+                "seconds": median(local["baseline A"]),
+                "baseline": None,
+                "rss": max(r["children_rss_mb"] for r in local["baseline A"]),
+            }
+        )
+        rows.append(
+            {
+                "size": size_gib,
+                "operation": "ours, local: hash_file + LocalStore.put",
+                "runs": local["ours local"],
+                "seconds": median(local["ours local"]),
+                "baseline": median(local["baseline A"]),
+                "sha_rate": sha_rate,
+                "rss": max(r["rss_mb"] for r in local["ours local"]),
+            }
+        )
 
         if rgw is not None:
             from minio import Minio
 
             access, secret = rgw.users["admin"]
-            admin = Minio(rgw.endpoint, access_key=access, secret_key=secret, secure=False,
-                          region="us-east-1")
+            admin = Minio(
+                rgw.endpoint, access_key=access, secret_key=secret, secure=False, region="us-east-1"
+            )
 
             def s3_spec(op: str) -> dict[str, Any]:
-                spec = {"op": op, "file": str(source), "endpoint": rgw.endpoint,
-                        "access": access, "secret": secret, "bucket": bucket,
-                        "key": f"{KEY}.{uuid.uuid4().hex[:8]}"}
+                spec = {
+                    "op": op,
+                    "file": str(source),
+                    "endpoint": rgw.endpoint,
+                    "access": access,
+                    "secret": secret,
+                    "bucket": bucket,
+                    "key": f"{KEY}.{uuid.uuid4().hex[:8]}",
+                }
                 if op == "s3" and args.parallel:
                     spec["parallel"] = args.parallel
                 return spec
@@ -275,16 +336,36 @@ def bench_size(size_gib: int, args: argparse.Namespace, work: Path, cache: Cache
                 free_space(rgw, admin, bucket)
 
             log("  s3")
-            s3 = paired(repeats, cache, source,
-                        ("baseline B", lambda: s3_spec("baseline_s3")),
-                        ("ours S3", lambda: s3_spec("s3")), s3_after, rgw)
-            rows.append({"size": size_gib, "operation": "baseline B: minio fput_object",
-                         "runs": s3["baseline B"], "seconds": median(s3["baseline B"]),
-                         "baseline": None, "rss": max(r["rss_mb"] for r in s3["baseline B"])})
-            rows.append({"size": size_gib, "operation": "ours, S3: hash_file + S3Store.put",
-                         "runs": s3["ours S3"], "seconds": median(s3["ours S3"]),
-                         "baseline": median(s3["baseline B"]), "sha_rate": sha_rate,
-                         "rss": max(r["rss_mb"] for r in s3["ours S3"])})
+            s3 = paired(
+                repeats,
+                cache,
+                source,
+                ("baseline B", lambda: s3_spec("baseline_s3")),
+                ("ours S3", lambda: s3_spec("s3")),
+                s3_after,
+                rgw,
+            )
+            rows.append(
+                {
+                    "size": size_gib,
+                    "operation": "baseline B: minio fput_object",
+                    "runs": s3["baseline B"],
+                    "seconds": median(s3["baseline B"]),
+                    "baseline": None,
+                    "rss": max(r["rss_mb"] for r in s3["baseline B"]),
+                }
+            )
+            rows.append(
+                {
+                    "size": size_gib,
+                    "operation": "ours, S3: hash_file + S3Store.put",
+                    "runs": s3["ours S3"],
+                    "seconds": median(s3["ours S3"]),
+                    "baseline": median(s3["baseline B"]),
+                    "sha_rate": sha_rate,
+                    "rss": max(r["rss_mb"] for r in s3["ours S3"]),
+                }
+            )
     finally:
         remove(source)
         remove(work / "dest")
@@ -296,13 +377,20 @@ def free_space(rgw: Any, admin: Any, bucket: str) -> None:
     RGW otherwise keeps a deleted object's data for hours before its garbage collector runs."""
     for obj in admin.list_objects(bucket, recursive=True, include_version=True):
         admin.remove_object(bucket, obj.object_name, version_id=obj.version_id)
-    subprocess.run(["radosgw-admin", "--conf", str(rgw.conf), "gc", "process", "--include-all"],
-                   capture_output=True, timeout=600, check=True)
+    subprocess.run(
+        ["radosgw-admin", "--conf", str(rgw.conf), "gc", "process", "--include-all"],
+        capture_output=True,
+        timeout=600,
+        check=True,
+    )
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| size | operation | median s | MB/s | ratio vs baseline | of SHA-256 rate | "
-             "CPU s (client / server) | peak RSS MB |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| size | operation | median s | MB/s | ratio vs baseline | of SHA-256 rate | "
+        "CPU s (client / server) | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in rows:
         size = row["size"] * GIB
         rate = size / row["seconds"] / MB
@@ -311,8 +399,10 @@ def table(rows: list[dict[str, Any]]) -> str:
         cpu = f"{median(row['runs'], 'cpu_seconds'):.1f}"
         if all("server_cpu_seconds" in r for r in row["runs"]):
             cpu += f" / {median(row['runs'], 'server_cpu_seconds'):.1f}"
-        lines.append(f"| {row['size']} GiB | {row['operation']} | {row['seconds']:.2f} | "
-                     f"{rate:.0f} | {ratio} | {share} | {cpu} | {row['rss']:.0f} |")
+        lines.append(
+            f"| {row['size']} GiB | {row['operation']} | {row['seconds']:.2f} | "
+            f"{rate:.0f} | {ratio} | {share} | {cpu} | {row['rss']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -324,17 +414,29 @@ def default_dir() -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.store_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.store_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sizes", default="1,4", help="file sizes in GiB (default 1,4)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--repeats-4", type=int, default=None,
-                        help="repeats for sizes of 4 GiB and more (default: --repeats)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where the files go; on the real disk, not tmpfs (default /var/tmp)")
+    parser.add_argument(
+        "--repeats-4", type=int, default=None, help="repeats for sizes of 4 GiB and more (default: --repeats)"
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="where the files go; on the real disk, not tmpfs (default /var/tmp)",
+    )
     parser.add_argument("--no-s3", action="store_true", help="skip the S3 (Ceph RGW) rows")
-    parser.add_argument("--parallel", type=int, default=None,
-                        help="S3Store parts in flight (default: the store's own default)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        default=None,
+        help="S3Store parts in flight (default: the store's own default)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write every run here")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -368,8 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             rgw = start_rgw(work / "rgw", objectstore="bluestore", bluestore_bytes=need)
             bucket = f"bench-{uuid.uuid4().hex[:8]}"
             access, secret = rgw.users["admin"]
-            S3Store(rgw.endpoint, bucket, access, secret, secure=False,
-                    lock_mode="COMPLIANCE").ensure_ready()
+            S3Store(rgw.endpoint, bucket, access, secret, secure=False, lock_mode="COMPLIANCE").ensure_ready()
         rows: list[dict[str, Any]] = []
         for size in sizes:
             rows.extend(bench_size(size, args, work, cache, rgw, bucket))

@@ -64,6 +64,7 @@ TARGET_P95_MS = 300.0
 
 # --- set-up ---------------------------------------------------------------------------------
 
+
 def environment(folder: Path, database_url: str | None) -> dict[str, str]:
     env = {"EVIDENCE_DATA_DIR": str(folder / "data"), "EVIDENCE_UNIT": UNIT}
     if database_url:
@@ -100,17 +101,27 @@ def build_case(env: dict[str, str], folder: Path, big_mb: int, small: int, small
         source = folder / f"A123456@2026112708{i:02d}000000.mp4"
         make_source(source, size_mb * MB)
         now = datetime.now(UTC)
-        number = reserve_archive_number(app.engine, services.formats, services.policy.zone,
-                                        unit=UNIT, station=STATION, now=now)
-        facts = OriginalFacts(station=STATION, unit=UNIT, kind="video", original_name=source.name,
-                              content_type="video/mp4", start_time=now - timedelta(hours=2, minutes=i),
-                              duration_s=600.0, device="A123456", officer="JX0227")
+        number = reserve_archive_number(
+            app.engine, services.formats, services.policy.zone, unit=UNIT, station=STATION, now=now
+        )
+        facts = OriginalFacts(
+            station=STATION,
+            unit=UNIT,
+            kind="video",
+            original_name=source.name,
+            content_type="video/mp4",
+            start_time=now - timedelta(hours=2, minutes=i),
+            duration_s=600.0,
+            device="A123456",
+            officer="JX0227",
+        )
         store_original(services.at(now), source, hash_file(source), facts, archive_no=number)
         source.unlink()
         numbers.append(number)
     clerk = services.acting_as("clerk")
-    case = open_case(clerk, NewCase(number=CASE_NUMBER, unit=UNIT,
-                                    opened_on=datetime.now(UTC).date(), title="bench"))
+    case = open_case(
+        clerk, NewCase(number=CASE_NUMBER, unit=UNIT, opened_on=datetime.now(UTC).date(), title="bench")
+    )
     items = [item_no for _, item_no in link_recordings(clerk, case.number, numbers)]
     with app.sessions.begin() as session:
         add_user(session, ACCOUNT, "auditor", PASSWORD, protected=False, now=datetime.now(UTC))
@@ -122,6 +133,7 @@ def build_case(env: dict[str, str], folder: Path, big_mb: int, small: int, small
 
 
 # --- the server, in a child process -----------------------------------------------------------
+
 
 def serve(spec: dict[str, Any]) -> None:
     """Run the pages until standard input closes; print the base URL first."""
@@ -137,8 +149,13 @@ def serve(spec: dict[str, Any]) -> None:
 
 
 def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "bench.web_bench", "_serve", json.dumps({"env": env})],
-                            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.web_bench", "_serve", json.dumps({"env": env})],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline()
     if not line:
         proc.wait()
@@ -147,6 +164,7 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 # --- clients ------------------------------------------------------------------------------------
+
 
 def signed_in(base: str):
     from tests.verify.web_server import Browser
@@ -159,9 +177,12 @@ def signed_in(base: str):
 
 def post_streamed(browser, path: str, data: dict[str, str]) -> tuple[int, int]:
     """POST a form and read the answer to its end without keeping it: (status, bytes)."""
-    req = urllib.request.Request(browser.base + path, data=urllib.parse.urlencode(data).encode(),
-                                 method="POST",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    req = urllib.request.Request(
+        browser.base + path,
+        data=urllib.parse.urlencode(data).encode(),
+        method="POST",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     try:
         with browser.opener.open(req, timeout=1800) as response:
             total = 0
@@ -180,8 +201,10 @@ class Clients:
         self.samples: list[tuple[float, float, int, str]] = []
         self._stop = threading.Event()
         self._browsers = [signed_in(base) for _ in range(count)]
-        self._threads = [threading.Thread(target=self._run, args=(b, random.Random(i)), daemon=True)
-                         for i, b in enumerate(self._browsers)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(b, random.Random(i)), daemon=True)
+            for i, b in enumerate(self._browsers)
+        ]
 
     def start(self) -> None:
         for thread in self._threads:
@@ -209,16 +232,21 @@ def kind(path: str) -> str:
 
 def figures(samples: list[tuple[float, float, int, str]]) -> dict[str, Any]:
     times = sorted(s[1] * 1000 for s in samples)
-    return {"pages": len(times), "median_ms": statistics.median(times),
-            "p95_ms": statistics.quantiles(times, n=100, method="inclusive")[94],
-            "max_ms": times[-1], "not_200": sum(s[2] != 200 for s in samples)}
+    return {
+        "pages": len(times),
+        "median_ms": statistics.median(times),
+        "p95_ms": statistics.quantiles(times, n=100, method="inclusive")[94],
+        "max_ms": times[-1],
+        "not_200": sum(s[2] != 200 for s in samples),
+    }
 
 
 def summary(samples: list[tuple[float, float, int, str]]) -> dict[str, Any]:
     """Figures of all pages, and of each kind of page (search, case, item)."""
     result = figures(samples)
-    result["by_page"] = {k: figures([s for s in samples if kind(s[3]) == k])
-                         for k in ("search", "case", "item")}
+    result["by_page"] = {
+        k: figures([s for s in samples if kind(s[3]) == k]) for k in ("search", "case", "item")
+    }
     return result
 
 
@@ -231,13 +259,15 @@ def export_round(base: str, case: dict[str, Any]) -> dict[str, Any]:
     def export() -> None:
         began = time.monotonic()
         result["export_status"], result["export_bytes"] = post_streamed(
-            exporter, f"/cases/{key}/export", {"csrf": exporter.csrf, "reason": "benchmark"})
+            exporter, f"/cases/{key}/export", {"csrf": exporter.csrf, "reason": "benchmark"}
+        )
         result["export_window"] = (began, time.monotonic())
 
     def verify() -> None:
         began = time.monotonic()
-        status, headers, _ = verifier.request("POST", f"/items/{case['big_item']}/verify",
-                                              {"csrf": verifier.csrf})
+        status, headers, _ = verifier.request(
+            "POST", f"/items/{case['big_item']}/verify", {"csrf": verifier.csrf}
+        )
         result["verify_status"], result["verdict"] = status, headers.get("location", "")
         result["verify_seconds"] = time.monotonic() - began
 
@@ -246,8 +276,11 @@ def export_round(base: str, case: dict[str, Any]) -> dict[str, Any]:
         thread.start()
     for thread in threads:
         thread.join()
-    if result.get("export_status") != 200 or result.get("verify_status") != 303 \
-            or not result["verdict"].endswith("v=ok"):
+    if (
+        result.get("export_status") != 200
+        or result.get("verify_status") != 303
+        or not result["verdict"].endswith("v=ok")
+    ):
         raise RuntimeError(f"the export or the verification failed: {result}")
     return result
 
@@ -261,6 +294,7 @@ def drop_pages(path: Path) -> None:
 
 
 # --- the run ------------------------------------------------------------------------------------
+
 
 def create_database() -> tuple[str, str]:
     from sqlalchemy import create_engine, text
@@ -287,8 +321,9 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
     server, base = start_server(env)
     try:
         key = urllib.parse.quote(case["case_key"])
-        pages = [f"/?q={urllib.parse.quote('1127号')}", f"/cases/{key}"] + \
-            [f"/items/{item}" for item in case["items"]]
+        pages = [f"/?q={urllib.parse.quote('1127号')}", f"/cases/{key}"] + [
+            f"/items/{item}" for item in case["items"]
+        ]
         clients = Clients(base, pages, args.clients, args.pause)
         load = wait_for_quiet("the web pages", not args.no_wait)
         clients.start()
@@ -307,8 +342,10 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
             done["export_seconds"] = end - start
             during += clients.between(start, end)
             rounds.append(done)
-            log(f"  round {r + 1}: export {done['export_seconds']:.1f} s "
-                f"({done['export_bytes'] / MB:.0f} MB), verify {done['verify_seconds']:.1f} s")
+            log(
+                f"  round {r + 1}: export {done['export_seconds']:.1f} s "
+                f"({done['export_bytes'] / MB:.0f} MB), verify {done['verify_seconds']:.1f} s"
+            )
         clients.stop()
     finally:
         server.stdin.close()
@@ -318,30 +355,41 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     idle, loaded = result["idle"], result["export"]
-    print(f"\nweb pages, {args.clients} clients (pause 0–{args.pause} s), "
-          f"{'PostgreSQL' if args.postgres else 'SQLite'}, big item {args.big_mb} MB + "
-          f"{args.small} × {args.small_mb} MB, load {result['load']:.2f}")
+    print(
+        f"\nweb pages, {args.clients} clients (pause 0–{args.pause} s), "
+        f"{'PostgreSQL' if args.postgres else 'SQLite'}, big item {args.big_mb} MB + "
+        f"{args.small} × {args.small_mb} MB, load {result['load']:.2f}"
+    )
     print("| phase | pages | median (ms) | p95 (ms) | slowest (ms) | not 200 |")
     print("|---|---|---|---|---|---|")
     for label, row in [("idle", idle), ("during export + verify", loaded)]:
         for page, part in [("all pages", row), *row["by_page"].items()]:
-            print(f"| {label}, {page} | {part['pages']} | {part['median_ms']:.1f} | "
-                  f"{part['p95_ms']:.1f} | {part['max_ms']:.0f} | {part['not_200']} |")
+            print(
+                f"| {label}, {page} | {part['pages']} | {part['median_ms']:.1f} | "
+                f"{part['p95_ms']:.1f} | {part['max_ms']:.0f} | {part['not_200']} |"
+            )
     met = "met" if loaded["p95_ms"] < TARGET_P95_MS else "missed"
-    print(f"ratio export / idle: median {loaded['median_ms'] / idle['median_ms']:.2f}×, "
-          f"p95 {loaded['p95_ms'] / idle['p95_ms']:.2f}×; "
-          f"target p95 < {TARGET_P95_MS:.0f} ms during the export: {met}")
+    print(
+        f"ratio export / idle: median {loaded['median_ms'] / idle['median_ms']:.2f}×, "
+        f"p95 {loaded['p95_ms'] / idle['p95_ms']:.2f}×; "
+        f"target p95 < {TARGET_P95_MS:.0f} ms during the export: {met}"
+    )
     for i, r in enumerate(result["rounds"], 1):
-        print(f"round {i}: export {r['export_seconds']:.1f} s ({r['export_bytes'] / MB:.0f} MB zip), "
-              f"verify of the big item {r['verify_seconds']:.1f} s")
+        print(
+            f"round {i}: export {r['export_seconds']:.1f} s ({r['export_bytes'] / MB:.0f} MB zip), "
+            f"verify of the big item {r['verify_seconds']:.1f} s"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None and len(sys.argv) == 3 and sys.argv[1] == "_serve":
         serve(json.loads(sys.argv[2]))
         return 0
-    parser = argparse.ArgumentParser(prog="python -m bench.web_bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.web_bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--big-mb", type=int, default=500)
     parser.add_argument("--small", type=int, default=4)
     parser.add_argument("--small-mb", type=int, default=5)

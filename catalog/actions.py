@@ -51,6 +51,15 @@ class Action(StrEnum):
     REFUSED_ANONYMOUS = "refused_anonymous"
 
 
-CASE_EVENTS = frozenset({Action.CASE_OPENED, Action.CASE_CLOSED, Action.LINKED, Action.UNLINKED,
-                         Action.HELD, Action.RELEASED, Action.DOCUMENT_ADDED})
+CASE_EVENTS = frozenset(
+    {
+        Action.CASE_OPENED,
+        Action.CASE_CLOSED,
+        Action.LINKED,
+        Action.UNLINKED,
+        Action.HELD,
+        Action.RELEASED,
+        Action.DOCUMENT_ADDED,
+    }
+)
 """Actions whose events are also written to ``cases/{case_key}/events/`` in storage."""

@@ -20,9 +20,7 @@ from .errors import InvalidInput
 def canonical_bytes(value: Any) -> bytes:
     """Serialize ``value`` (JSON types only) canonically."""
     try:
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"value cannot be serialized canonically: {exc}") from exc
     return text.encode("utf-8")

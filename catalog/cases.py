@@ -39,23 +39,26 @@ def check_case_number(number: str) -> str:
 
 
 def find_case(session: Session, name: str) -> Case | None:
-    return session.execute(
-        select(Case).where(or_(Case.number == name, Case.case_key == name))
-    ).scalars().first()
+    return (
+        session.execute(select(Case).where(or_(Case.number == name, Case.case_key == name))).scalars().first()
+    )
 
 
 def get_case(session: Session, name: str) -> Case:
     case = find_case(session, name)
     if case is None:
-        raise NotFound(f"no case is named {name!r}",
-                       hint="give the bureau's case number or the case key; `evidence case list` shows them")
+        raise NotFound(
+            f"no case is named {name!r}",
+            hint="give the bureau's case number or the case key; `evidence case list` shows them",
+        )
     return case
 
 
 def _taken(session: Session, *names: str) -> bool:
-    return session.execute(
-        select(Case.id).where(or_(Case.number.in_(names), Case.case_key.in_(names)))
-    ).first() is not None
+    return (
+        session.execute(select(Case.id).where(or_(Case.number.in_(names), Case.case_key.in_(names)))).first()
+        is not None
+    )
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,16 @@ class NewCase:
 OnWrite = Callable[[Session, Case, CustodyEvent], None]
 
 
-def open_case(engine: Engine, sessions: sessionmaker[Session], formats: NumberingFormats,
-              new: NewCase, *, actor: str, now: datetime, on_write: OnWrite | None = None) -> Case:
+def open_case(
+    engine: Engine,
+    sessions: sessionmaker[Session],
+    formats: NumberingFormats,
+    new: NewCase,
+    *,
+    actor: str,
+    now: datetime,
+    on_write: OnWrite | None = None,
+) -> Case:
     """Open a case: allocate its key, write the row and its custody event.
 
     ``on_write`` runs inside the same transaction (the archive uses it to queue
@@ -82,8 +93,9 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
     unit = check_code(new.unit, "unit code")
     with sessions() as session:
         if _taken(session, number):
-            raise CatalogConflict(f"a case named {number!r} exists already",
-                                  hint="`evidence case show` displays it")
+            raise CatalogConflict(
+                f"a case named {number!r} exists already", hint="`evidence case show` displays it"
+            )
     # The key is drawn (and committed) before the writing transaction starts:
     # on SQLite a second writer would otherwise wait on our own lock. A key
     # that equals some bureau's number is skipped (left as a gap), never shared.
@@ -96,24 +108,43 @@ def open_case(engine: Engine, sessions: sessionmaker[Session], formats: Numberin
                     raise CatalogConflict(f"a case named {number!r} exists already")
                 if _taken(session, case_key):
                     continue
-                case = Case(case_key=case_key, number=number, title=new.title,
-                            case_type=new.case_type, unit=unit, major=new.major, status="open",
-                            opened_on=new.opened_on, created_at=now, created_by=actor)
+                case = Case(
+                    case_key=case_key,
+                    number=number,
+                    title=new.title,
+                    case_type=new.case_type,
+                    unit=unit,
+                    major=new.major,
+                    status="open",
+                    opened_on=new.opened_on,
+                    created_at=now,
+                    created_by=actor,
+                )
                 session.add(case)
                 session.flush()
-                event = custody.append(session, actor=actor, action=Action.CASE_OPENED, subject=case_key,
-                                       details={"number": number, "title": new.title,
-                                                "type": new.case_type, "unit": unit,
-                                                "opened_on": new.opened_on.isoformat(),
-                                                "major": new.major})
+                event = custody.append(
+                    session,
+                    actor=actor,
+                    action=Action.CASE_OPENED,
+                    subject=case_key,
+                    details={
+                        "number": number,
+                        "title": new.title,
+                        "type": new.case_type,
+                        "unit": unit,
+                        "opened_on": new.opened_on.isoformat(),
+                        "major": new.major,
+                    },
+                )
                 if on_write is not None:
                     on_write(session, case, event)
         except IntegrityError as exc:
             raise CatalogConflict(f"a case named {number!r} was opened at the same moment") from exc
         return case
-    raise CatalogConflict(f"no free case key in {scope} after {MAX_KEY_DRAWS} draws",
-                          hint="bureau numbers shaped like case keys fill this range; "
-                               "change [numbering] case_key")
+    raise CatalogConflict(
+        f"no free case key in {scope} after {MAX_KEY_DRAWS} draws",
+        hint="bureau numbers shaped like case keys fill this range; change [numbering] case_key",
+    )
 
 
 def list_cases(session: Session, *, open_only: bool = False) -> list[Case]:

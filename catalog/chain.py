@@ -99,8 +99,9 @@ def seal(
     # exactly what was hashed (tuples become lists, keys become strings...).
     payload = event_payload(seq, time, actor, action, subject, details, prev_hash)
     digest = hash_payload(payload)
-    return CustodyEvent(seq, parse_instant(payload["time"]), actor, action, subject,
-                        _normalized(details), prev_hash, digest)
+    return CustodyEvent(
+        seq, parse_instant(payload["time"]), actor, action, subject, _normalized(details), prev_hash, digest
+    )
 
 
 def _normalized(details: dict[str, Any]) -> dict[str, Any]:
@@ -146,23 +147,37 @@ def check_chain(
     for event in events:
         report.events += 1
         if event.seq < expected_seq:
-            report.problems.append(ChainProblem(
-                event.seq, "out_of_order", f"event {event.seq} appears after event {expected_seq - 1}"))
+            report.problems.append(
+                ChainProblem(
+                    event.seq, "out_of_order", f"event {event.seq} appears after event {expected_seq - 1}"
+                )
+            )
             continue
         if event.seq > expected_seq:
-            missing = (f"event {expected_seq} is missing" if event.seq == expected_seq + 1
-                       else f"events {expected_seq} to {event.seq - 1} are missing")
+            missing = (
+                f"event {expected_seq} is missing"
+                if event.seq == expected_seq + 1
+                else f"events {expected_seq} to {event.seq - 1} are missing"
+            )
             report.problems.append(ChainProblem(expected_seq, "missing", missing))
         elif event.prev_hash != expected_prev:
-            report.problems.append(ChainProblem(
-                event.seq, "broken_link",
-                f"event {event.seq} names {event.prev_hash[:16]}… as its predecessor, "
-                f"but event {event.seq - 1} hashes to {expected_prev[:16]}…"))
+            report.problems.append(
+                ChainProblem(
+                    event.seq,
+                    "broken_link",
+                    f"event {event.seq} names {event.prev_hash[:16]}… as its predecessor, "
+                    f"but event {event.seq - 1} hashes to {expected_prev[:16]}…",
+                )
+            )
         recomputed = hash_payload(event.payload())
         if recomputed != event.hash:
-            report.problems.append(ChainProblem(
-                event.seq, "altered",
-                f"event {event.seq} hashes to {recomputed[:16]}… but records {event.hash[:16]}…"))
+            report.problems.append(
+                ChainProblem(
+                    event.seq,
+                    "altered",
+                    f"event {event.seq} hashes to {recomputed[:16]}… but records {event.hash[:16]}…",
+                )
+            )
         expected_seq, expected_prev = event.seq + 1, event.hash
         report.last_seq, report.last_hash = event.seq, event.hash
     return report

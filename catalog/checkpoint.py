@@ -56,9 +56,15 @@ class Checkpoint:
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Checkpoint:
-        return cls(int(record["n"]), int(record["seq"]), record["head"],
-                   parse_instant(record["time"]), record["key_id"],
-                   record["public_key"], record["signature"])
+        return cls(
+            int(record["n"]),
+            int(record["seq"]),
+            record["head"],
+            parse_instant(record["time"]),
+            record["key_id"],
+            record["public_key"],
+            record["signature"],
+        )
 
     def signature_valid(self, trusted: Ed25519PublicKey | None = None) -> bool:
         """True when the signature holds, under ``trusted`` if given, else the embedded key."""
@@ -77,8 +83,15 @@ class Checkpoint:
 
 
 def checkpoint_statement(n: int, seq: int, head: str, time: datetime, kid: str) -> dict[str, Any]:
-    return {"v": 1, "type": STATEMENT_TYPE, "n": n, "seq": seq, "head": head,
-            "time": format_instant(time), "key_id": kid}
+    return {
+        "v": 1,
+        "type": STATEMENT_TYPE,
+        "n": n,
+        "seq": seq,
+        "head": head,
+        "time": format_instant(time),
+        "key_id": kid,
+    }
 
 
 def sign_checkpoint(
@@ -88,6 +101,12 @@ def sign_checkpoint(
     kid = key_id(public)
     statement = checkpoint_statement(n, seq, head, time, kid)
     signature = private_key.sign(canonical_bytes(statement))
-    return Checkpoint(n, seq, head, parse_instant(statement["time"]), kid,
-                      base64.b64encode(raw_public_key(public)).decode(),
-                      base64.b64encode(signature).decode())
+    return Checkpoint(
+        n,
+        seq,
+        head,
+        parse_instant(statement["time"]),
+        kid,
+        base64.b64encode(raw_public_key(public)).decode(),
+        base64.b64encode(signature).decode(),
+    )

@@ -41,9 +41,11 @@ def find_gaps(items: list[ItemView], *, on_site_types: set[str], window: timedel
         if doc.doc_type not in on_site_types or doc.time is None:
             continue
         covered = any(
-            (span := _span(rec)) is not None and (doc.officer is None or rec.officer == doc.officer)
+            (span := _span(rec)) is not None
+            and (doc.officer is None or rec.officer == doc.officer)
             and span[0] - window <= doc.time <= span[1] + window
-            for rec in recordings)
+            for rec in recordings
+        )
         if not covered:
             gaps.append(Gap(doc.item_no, doc.kind, doc.doc_type, doc.time, "recording", doc.officer))
     for rec in recordings:
@@ -51,10 +53,8 @@ def find_gaps(items: list[ItemView], *, on_site_types: set[str], window: timedel
         if span is None:
             continue
         start, end = span
-        documented = any(d.time is not None and start - window <= d.time <= end + window
-                         for d in documents)
+        documented = any(d.time is not None and start - window <= d.time <= end + window for d in documents)
         if not documented:
             gaps.append(Gap(rec.item_no, rec.kind, None, rec.time, "document", rec.officer))
     order = {i.item_no: n for n, i in enumerate(items)}
     return sorted(gaps, key=lambda g: order[g.item_no])
-

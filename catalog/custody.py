@@ -34,9 +34,16 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-_EVENT_COLUMNS = (CustodyEventRow.seq, CustodyEventRow.time, CustodyEventRow.actor,
-                  CustodyEventRow.action, CustodyEventRow.subject, CustodyEventRow.details,
-                  CustodyEventRow.prev_hash, CustodyEventRow.hash)
+_EVENT_COLUMNS = (
+    CustodyEventRow.seq,
+    CustodyEventRow.time,
+    CustodyEventRow.actor,
+    CustodyEventRow.action,
+    CustodyEventRow.subject,
+    CustodyEventRow.details,
+    CustodyEventRow.prev_hash,
+    CustodyEventRow.hash,
+)
 
 
 def _to_event(row: Any) -> CustodyEvent:
@@ -45,29 +52,42 @@ def _to_event(row: Any) -> CustodyEvent:
 
 
 def _lock_head(session: Session) -> CustodyHead:
-    return session.execute(
-        select(CustodyHead).where(CustodyHead.id == 1).with_for_update()
-    ).scalar_one()
+    return session.execute(select(CustodyHead).where(CustodyHead.id == 1).with_for_update()).scalar_one()
 
 
-def append(session: Session, *, actor: str, action: Action, subject: str | None,
-           details: dict[str, Any] | None = None, now: datetime | None = None) -> CustodyEvent:
+def append(
+    session: Session,
+    *,
+    actor: str,
+    action: Action,
+    subject: str | None,
+    details: dict[str, Any] | None = None,
+    now: datetime | None = None,
+) -> CustodyEvent:
     """Append one event in the session's transaction and return it."""
     action = Action(action)  # an action without a name in ``catalog.actions`` is refused
     head = _lock_head(session)
-    event = seal(head.seq + 1, now or utcnow(), actor, action.value, subject, details or {},
-                 head.hash)
-    session.add(CustodyEventRow(
-        seq=event.seq, time=event.time, actor=event.actor, action=event.action,
-        subject=event.subject, details=canonical_bytes(event.details).decode(),
-        prev_hash=event.prev_hash, hash=event.hash))
+    event = seal(head.seq + 1, now or utcnow(), actor, action.value, subject, details or {}, head.hash)
+    session.add(
+        CustodyEventRow(
+            seq=event.seq,
+            time=event.time,
+            actor=event.actor,
+            action=event.action,
+            subject=event.subject,
+            details=canonical_bytes(event.details).decode(),
+            prev_hash=event.prev_hash,
+            hash=event.hash,
+        )
+    )
     head.seq, head.hash = event.seq, event.hash
     session.flush()
     return event
 
 
-def events(session: Session, *, subject: str | None = None, after_seq: int = 0,
-           limit: int | None = None) -> Iterator[CustodyEvent]:
+def events(
+    session: Session, *, subject: str | None = None, after_seq: int = 0, limit: int | None = None
+) -> Iterator[CustodyEvent]:
     """Events in chain order, streamed in batches."""
     # Plain rows, not ORM objects: a full walk reads millions of events.
     query = select(*_EVENT_COLUMNS).where(CustodyEventRow.seq > after_seq).order_by(CustodyEventRow.seq)
@@ -89,19 +109,33 @@ def checkpoints(session: Session) -> list[Checkpoint]:
     return [Checkpoint(r.n, r.seq, r.head, r.time, r.key_id, r.public_key, r.signature) for r in rows]
 
 
-def make_checkpoint(session: Session, key: Ed25519PrivateKey, *, actor: str,
-                    now: datetime | None = None) -> Checkpoint:
+def make_checkpoint(
+    session: Session, key: Ed25519PrivateKey, *, actor: str, now: datetime | None = None
+) -> Checkpoint:
     """Sign the current head, keep the checkpoint, and record that as an event."""
     locked = _lock_head(session)
     n = (session.execute(select(func.max(CheckpointRow.n))).scalar() or 0) + 1
     checkpoint = sign_checkpoint(key, n=n, seq=locked.seq, head=locked.hash, time=now or utcnow())
-    session.add(CheckpointRow(n=checkpoint.n, seq=checkpoint.seq, head=checkpoint.head,
-                              time=checkpoint.time, key_id=checkpoint.key_id,
-                              public_key=checkpoint.public_key, signature=checkpoint.signature))
+    session.add(
+        CheckpointRow(
+            n=checkpoint.n,
+            seq=checkpoint.seq,
+            head=checkpoint.head,
+            time=checkpoint.time,
+            key_id=checkpoint.key_id,
+            public_key=checkpoint.public_key,
+            signature=checkpoint.signature,
+        )
+    )
     session.flush()
-    append(session, actor=actor, action=Action.CHECKPOINT, subject=f"checkpoint:{n}",
-           details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head,
-                    "key_id": checkpoint.key_id}, now=now)
+    append(
+        session,
+        actor=actor,
+        action=Action.CHECKPOINT,
+        subject=f"checkpoint:{n}",
+        details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head, "key_id": checkpoint.key_id},
+        now=now,
+    )
     return checkpoint
 
 
@@ -120,8 +154,13 @@ class AuditReport:
         return min((p["seq"] for p in self.problems if p.get("seq") is not None), default=None)
 
     def to_json(self) -> dict[str, Any]:
-        return {"events": self.events, "ok": self.ok, "first_bad_event": self.first_bad_event,
-                "checkpoints": self.checkpoints, "problems": self.problems}
+        return {
+            "events": self.events,
+            "ok": self.ok,
+            "first_bad_event": self.first_bad_event,
+            "checkpoints": self.checkpoints,
+            "problems": self.problems,
+        }
 
 
 def verify(session: Session, trusted: Ed25519PublicKey | None = None) -> AuditReport:
@@ -132,29 +171,42 @@ def verify(session: Session, trusted: Ed25519PublicKey | None = None) -> AuditRe
     """
     chain = check_chain(events(session))
     report = AuditReport(events=chain.events)
-    report.problems += [{"seq": p.seq, "problem": p.problem, "detail": p.detail}
-                        for p in chain.problems]
+    report.problems += [{"seq": p.seq, "problem": p.problem, "detail": p.detail} for p in chain.problems]
 
     head_seq, head_hash = head(session)
     if (head_seq, head_hash) != (chain.last_seq, chain.last_hash):
-        report.problems.append({
-            "seq": min(head_seq, chain.last_seq) + 1 if head_seq != chain.last_seq else head_seq,
-            "problem": "truncated" if head_seq > chain.last_seq else "head_mismatch",
-            "detail": f"the chain head records event {head_seq} ({head_hash[:16]}…) but the "
-                      f"last event is {chain.last_seq} ({chain.last_hash[:16]}…)"})
+        report.problems.append(
+            {
+                "seq": min(head_seq, chain.last_seq) + 1 if head_seq != chain.last_seq else head_seq,
+                "problem": "truncated" if head_seq > chain.last_seq else "head_mismatch",
+                "detail": f"the chain head records event {head_seq} ({head_hash[:16]}…) but the "
+                f"last event is {chain.last_seq} ({chain.last_hash[:16]}…)",
+            }
+        )
 
     for cp in checkpoints(session):
         report.checkpoints += 1
         if not cp.signature_valid(trusted):
-            report.problems.append({"seq": None, "checkpoint": cp.n, "problem": "bad_signature",
-                                    "detail": f"checkpoint {cp.n} has no valid signature"
-                                              f"{' by the trusted key' if trusted else ''}"})
+            report.problems.append(
+                {
+                    "seq": None,
+                    "checkpoint": cp.n,
+                    "problem": "bad_signature",
+                    "detail": f"checkpoint {cp.n} has no valid signature"
+                    f"{' by the trusted key' if trusted else ''}",
+                }
+            )
         row = session.get(CustodyEventRow, cp.seq) if cp.seq else None
         found = row.hash if row else (GENESIS_HASH if cp.seq == 0 else None)
         if found != cp.head:
-            report.problems.append({
-                "seq": cp.seq, "checkpoint": cp.n, "problem": "checkpoint_mismatch",
-                "detail": f"checkpoint {cp.n} signed event {cp.seq} as {cp.head[:16]}…, "
-                          f"the catalog has {found[:16] + '…' if found else 'no such event'}"})
+            report.problems.append(
+                {
+                    "seq": cp.seq,
+                    "checkpoint": cp.n,
+                    "problem": "checkpoint_mismatch",
+                    "detail": f"checkpoint {cp.n} signed event {cp.seq} as {cp.head[:16]}…, "
+                    f"the catalog has {found[:16] + '…' if found else 'no such event'}",
+                }
+            )
     report.problems.sort(key=lambda p: (p["seq"] is None, p["seq"] or 0))
     return report

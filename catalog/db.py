@@ -14,8 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import (Connection, CursorResult, DateTime, Engine, FromClause, Result, Table,
-                        create_engine, event)
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    DateTime,
+    Engine,
+    FromClause,
+    Result,
+    Table,
+    create_engine,
+    event,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -87,8 +96,9 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def insert_missing(db: Session | Connection, table: FromClause, values: dict[str, Any],
-                   keys: list[str]) -> bool:
+def insert_missing(
+    db: Session | Connection, table: FromClause, values: dict[str, Any], keys: list[str]
+) -> bool:
     """Insert a row unless one with the same ``keys`` exists; True when this call inserted it.
 
     ``INSERT … ON CONFLICT DO NOTHING``: a row another transaction inserts at the same
@@ -98,8 +108,9 @@ def insert_missing(db: Session | Connection, table: FromClause, values: dict[str
     """
     bind = db.get_bind() if isinstance(db, Session) else db
     dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(cast(Table, table)).values(**values).on_conflict_do_nothing(
-        index_elements=keys)
+    statement = (
+        dialect.insert(cast(Table, table)).values(**values).on_conflict_do_nothing(index_elements=keys)
+    )
     return changed_rows(db.execute(statement)) == 1
 
 

@@ -50,13 +50,21 @@ def resolve(session: Session, subject: str) -> Held:
         return Held(item.item_no, None, (), (_linked(session, Document, item.document_id),))
     case = cases.find_case(session, subject)
     if case is None:
-        raise NotFound(f"{subject!r} names no recording, item or case",
-                       hint="give an archive number, an item number, or a case number or key")
-    linked = session.execute(select(CaseItem).where(CaseItem.case_id == case.id,
-                                                    CaseItem.unlinked_at.is_(None))).scalars().all()
-    return Held(case.case_key, case,
-                tuple(_linked(session, Recording, i.recording_id) for i in linked if i.recording_id),
-                tuple(_linked(session, Document, i.document_id) for i in linked if i.document_id))
+        raise NotFound(
+            f"{subject!r} names no recording, item or case",
+            hint="give an archive number, an item number, or a case number or key",
+        )
+    linked = (
+        session.execute(select(CaseItem).where(CaseItem.case_id == case.id, CaseItem.unlinked_at.is_(None)))
+        .scalars()
+        .all()
+    )
+    return Held(
+        case.case_key,
+        case,
+        tuple(_linked(session, Recording, i.recording_id) for i in linked if i.recording_id),
+        tuple(_linked(session, Document, i.document_id) for i in linked if i.document_id),
+    )
 
 
 def _linked(session: Session, model: type[_Linked], id_: int | None) -> _Linked:
@@ -73,8 +81,9 @@ def active_holds(session: Session, subject: str | None = None) -> list[Hold]:
     return list(session.execute(query).scalars())
 
 
-def held_objects(session: Session, *,
-                 excluding: AbstractSet[int] = frozenset()) -> set[tuple[str, str | None]]:
+def held_objects(
+    session: Session, *, excluding: AbstractSet[int] = frozenset()
+) -> set[tuple[str, str | None]]:
     """Every stored object some active hold (other than ``excluding``) covers."""
     found: set[tuple[str, str | None]] = set()
     for hold in active_holds(session):

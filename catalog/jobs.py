@@ -32,26 +32,44 @@ def _os(value: int) -> int:
     return value + (1 << 64) if value < 0 else value
 
 
-def job_for(sessions: sessionmaker[Session], station: str, path: str, identity: Identity,
-            now: datetime) -> IngestJob:
+def job_for(
+    sessions: sessionmaker[Session], station: str, path: str, identity: Identity, now: datetime
+) -> IngestJob:
     """The job of this very file version (same path, device, inode, size, mtime and ctime),
     created if new. A file rewritten in place gets a job of its own even with the name,
     size and mtime of one already archived: its ctime differs."""
     dev, ino, size, mtime_ns, ctime_ns = identity
 
     def find(session: Session) -> IngestJob | None:
-        return session.execute(select(IngestJob).where(
-            IngestJob.station_id == station, IngestJob.path == path, IngestJob.size == size,
-            IngestJob.mtime_ns == mtime_ns, IngestJob.dev == _db(dev), IngestJob.ino == _db(ino),
-            IngestJob.ctime_ns == ctime_ns)).scalar()
+        return session.execute(
+            select(IngestJob).where(
+                IngestJob.station_id == station,
+                IngestJob.path == path,
+                IngestJob.size == size,
+                IngestJob.mtime_ns == mtime_ns,
+                IngestJob.dev == _db(dev),
+                IngestJob.ino == _db(ino),
+                IngestJob.ctime_ns == ctime_ns,
+            )
+        ).scalar()
 
     with sessions.begin() as session:
         job = find(session)
         if job is not None:
             return job
-        job = IngestJob(station_id=station, path=path, size=size, mtime_ns=mtime_ns,
-                        dev=_db(dev), ino=_db(ino), ctime_ns=ctime_ns, state="new",
-                        attempts=0, created_at=now, updated_at=now)
+        job = IngestJob(
+            station_id=station,
+            path=path,
+            size=size,
+            mtime_ns=mtime_ns,
+            dev=_db(dev),
+            ino=_db(ino),
+            ctime_ns=ctime_ns,
+            state="new",
+            attempts=0,
+            created_at=now,
+            updated_at=now,
+        )
         session.add(job)
         try:
             session.flush()
@@ -80,31 +98,54 @@ def moved_identity(job: IngestJob) -> Identity | None:
 def forget(sessions: sessionmaker[Session], job: IngestJob) -> None:
     """Drop a job that never got past ``new`` (the file changed while it was read)."""
     with sessions.begin() as session:
-        session.execute(delete(IngestJob).where(IngestJob.id == job.id, IngestJob.state == "new",
-                                                IngestJob.archive_no.is_(None)))
+        session.execute(
+            delete(IngestJob).where(
+                IngestJob.id == job.id, IngestJob.state == "new", IngestJob.archive_no.is_(None)
+            )
+        )
 
 
 def seen_here(sessions: sessionmaker[Session], job: IngestJob, sha256: str) -> bool:
     """Another finished job of the same station path read the same content: this is that
     file again with only its metadata changed (ctime), not a new docking of it."""
     with sessions() as session:
-        return session.execute(select(func.count()).where(
-            IngestJob.station_id == job.station_id, IngestJob.path == job.path,
-            IngestJob.sha256 == sha256, IngestJob.state.in_(FINISHED),
-            IngestJob.id != job.id)).scalar_one() > 0
+        return (
+            session.execute(
+                select(func.count()).where(
+                    IngestJob.station_id == job.station_id,
+                    IngestJob.path == job.path,
+                    IngestJob.sha256 == sha256,
+                    IngestJob.state.in_(FINISHED),
+                    IngestJob.id != job.id,
+                )
+            ).scalar_one()
+            > 0
+        )
 
 
-def archived_copy(sessions: sessionmaker[Session], station: str, moved_to: str,
-                  before: datetime) -> IngestJob | None:
+def archived_copy(
+    sessions: sessionmaker[Session], station: str, moved_to: str, before: datetime
+) -> IngestJob | None:
     """The finished job whose station copy was moved to ``moved_to`` (under the archived
     folder) before ``before``; jobs moved before ``moved_to`` was kept match by path."""
     with sessions() as session:
-        return session.execute(select(IngestJob).where(
-            IngestJob.station_id == station, IngestJob.state.in_(FINISHED),
-            IngestJob.updated_at < before,
-            or_(IngestJob.moved_to == moved_to,
-                (IngestJob.moved_to.is_(None)) & (IngestJob.path == moved_to)))
-            .order_by(IngestJob.updated_at.desc())).scalars().first()
+        return (
+            session.execute(
+                select(IngestJob)
+                .where(
+                    IngestJob.station_id == station,
+                    IngestJob.state.in_(FINISHED),
+                    IngestJob.updated_at < before,
+                    or_(
+                        IngestJob.moved_to == moved_to,
+                        (IngestJob.moved_to.is_(None)) & (IngestJob.path == moved_to),
+                    ),
+                )
+                .order_by(IngestJob.updated_at.desc())
+            )
+            .scalars()
+            .first()
+        )
 
 
 def update(sessions: sessionmaker[Session], job: IngestJob, now: datetime, **values) -> IngestJob:
@@ -124,8 +165,11 @@ def backoff(attempts: int, first_s: float) -> timedelta:
 
 def backlog(session: Session, station: str | None = None) -> dict[str, int]:
     """Jobs per state that are not finished, per station or overall."""
-    query = select(IngestJob.state, func.count()).where(
-        IngestJob.state.not_in(["done", "duplicate", "quarantined"])).group_by(IngestJob.state)
+    query = (
+        select(IngestJob.state, func.count())
+        .where(IngestJob.state.not_in(["done", "duplicate", "quarantined"]))
+        .group_by(IngestJob.state)
+    )
     if station is not None:
         query = query.where(IngestJob.station_id == station)
     return dict(session.execute(query).all())

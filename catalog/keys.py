@@ -21,8 +21,9 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SchemaOutdated(f"signing key {path} does not exist",
-                             hint="run `evidence init` to create it") from None
+        raise SchemaOutdated(
+            f"signing key {path} does not exist", hint="run `evidence init` to create it"
+        ) from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
@@ -68,8 +69,9 @@ def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     if path.exists():
         return load_signing_key(path), False
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     if not write_new_private_file(path, pem):
         return load_signing_key(path), False
     return key, True
@@ -84,6 +86,7 @@ def recorded_key_id(session: Session, purpose: str) -> str | None:
 def record_key_id(session: Session, purpose: str, key_id: str, now: datetime) -> str:
     """Record the key a purpose's records depend on, unless one is recorded already;
     returns the recorded id (another process may have recorded its key first)."""
-    insert_missing(session, CatalogKey.__table__,
-                   {"purpose": purpose, "key_id": key_id, "created_at": now}, ["purpose"])
+    insert_missing(
+        session, CatalogKey.__table__, {"purpose": purpose, "key_id": key_id, "created_at": now}, ["purpose"]
+    )
     return session.execute(select(CatalogKey.key_id).where(CatalogKey.purpose == purpose)).scalar_one()

@@ -31,9 +31,10 @@ def acquire(sessions: sessionmaker[Session], name: str, holder: str, ttl: timede
             elif row.expires_at <= now or row.holder == holder:
                 row.holder, row.expires_at = holder, now + ttl
             else:
-                raise Refused(f"another {name} run ({row.holder}) is in progress until "
-                              f"{row.expires_at.isoformat()}",
-                              hint="wait for it to finish; a run that died frees the lock when it expires")
+                raise Refused(
+                    f"another {name} run ({row.holder}) is in progress until {row.expires_at.isoformat()}",
+                    hint="wait for it to finish; a run that died frees the lock when it expires",
+                )
     except IntegrityError:
         raise Refused(f"another {name} run started at the same moment") from None
 
@@ -46,8 +47,9 @@ def release(sessions: sessionmaker[Session], name: str, holder: str) -> None:
 
 
 @contextmanager
-def held(sessions: sessionmaker[Session], name: str, holder: str,
-         ttl: timedelta = timedelta(hours=2)) -> Iterator[None]:
+def held(
+    sessions: sessionmaker[Session], name: str, holder: str, ttl: timedelta = timedelta(hours=2)
+) -> Iterator[None]:
     acquire(sessions, name, holder, ttl)
     try:
         yield

@@ -48,6 +48,7 @@ class Base(DeclarativeBase):
 
 # --- people and equipment -------------------------------------------------
 
+
 class Station(Base):
     """A docking/collection station (执法数据采集站)."""
 
@@ -91,6 +92,7 @@ class DeviceAssignment(Base):
 
 
 # --- recordings -----------------------------------------------------------
+
 
 class Recording(Base):
     """One original file (video, audio or photo) as archived."""
@@ -167,6 +169,7 @@ class Derivative(Base):
 
 
 # --- cases and written records --------------------------------------------
+
 
 class Case(Base):
     """An enforcement case (案件): the bureau's number verbatim and an ASCII key."""
@@ -271,6 +274,7 @@ class Tombstone(Base):
 
 # --- custody chain --------------------------------------------------------
 
+
 class CustodyEventRow(Base):
     """One append-only, hash-chained custody event (see ``catalog.chain``)."""
 
@@ -312,6 +316,7 @@ class CheckpointRow(Base):
 
 # --- pipeline bookkeeping -------------------------------------------------
 
+
 class IngestJob(Base):
     """A file seen on a station, tracked through the ingest state machine.
 
@@ -325,8 +330,9 @@ class IngestJob(Base):
 
     __tablename__ = "ingest_jobs"
     __table_args__ = (
-        UniqueConstraint("station_id", "path", "size", "mtime_ns", "dev", "ino", "ctime_ns",
-                         name="uq_ingest_jobs_file"),
+        UniqueConstraint(
+            "station_id", "path", "size", "mtime_ns", "dev", "ino", "ctime_ns", name="uq_ingest_jobs_file"
+        ),
         Index("ix_ingest_jobs_state", "state"),
         Index("ix_ingest_jobs_moved_to", "station_id", "moved_to"),
     )

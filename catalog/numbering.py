@@ -44,8 +44,12 @@ def local_day(moment: datetime, zone: ZoneInfo) -> date:
 
 
 def _day_fields(day: date) -> dict[str, str]:
-    return {"yyyy": f"{day.year:04d}", "mm": f"{day.month:02d}", "dd": f"{day.day:02d}",
-            "yyyymmdd": day.strftime("%Y%m%d")}
+    return {
+        "yyyy": f"{day.year:04d}",
+        "mm": f"{day.month:02d}",
+        "dd": f"{day.day:02d}",
+        "yyyymmdd": day.strftime("%Y%m%d"),
+    }
 
 
 def check_code(value: str, what: str) -> str:
@@ -53,22 +57,28 @@ def check_code(value: str, what: str) -> str:
     if not SAFE_CODE.match(value or ""):
         raise InvalidInput(
             f"{what} {value!r} is not usable in numbers",
-            hint="use 1 to 32 ASCII letters, digits, '-' or '_', starting with a letter or digit")
+            hint="use 1 to 32 ASCII letters, digits, '-' or '_', starting with a letter or digit",
+        )
     return value
 
 
 def _render(template: str, what: str, **fields: object) -> str:
     number = template.format(**fields)
     if not SAFE_NUMBER.match(number):
-        raise InvalidInput(f"{what} format {template!r} produced {number!r}, which is not plain ASCII",
-                           hint="use only ASCII letters, digits, '.', '-' and '_' in numbering formats")
+        raise InvalidInput(
+            f"{what} format {template!r} produced {number!r}, which is not plain ASCII",
+            hint="use only ASCII letters, digits, '.', '-' and '_' in numbering formats",
+        )
     return number
 
 
 def template_fields(template: str) -> set[str]:
     try:
-        return {name.split(".")[0].split("[")[0]
-                for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        return {
+            name.split(".")[0].split("[")[0]
+            for _, name, _, _ in string.Formatter().parse(template)
+            if name is not None
+        }
     except ValueError as exc:
         raise InvalidInput(f"numbering format {template!r} is malformed: {exc}") from exc
 
@@ -80,27 +90,31 @@ class NumberingFormats:
     case_key: str = DEFAULT_CASE_KEY_FORMAT
 
     def __post_init__(self) -> None:
-        self._check("archive_number", self.archive_number, _ARCHIVE_FIELDS,
-                    {"unit", "station", "seq"}, needs_day=True)
+        self._check(
+            "archive_number", self.archive_number, _ARCHIVE_FIELDS, {"unit", "station", "seq"}, needs_day=True
+        )
         self._check("case_key", self.case_key, _CASE_FIELDS, {"unit", "yyyy", "seq"})
         self._check("item_number", self.item_number, _ITEM_FIELDS, {"case_key", "seq"})
 
     @staticmethod
-    def _check(name: str, template: str, allowed: set[str], required: set[str],
-               needs_day: bool = False) -> None:
+    def _check(
+        name: str, template: str, allowed: set[str], required: set[str], needs_day: bool = False
+    ) -> None:
         used = template_fields(template)
         unknown = used - allowed
         if unknown:
-            raise InvalidInput(f"numbering format {name} = {template!r} uses unknown field(s) "
-                               f"{', '.join(sorted(unknown))}",
-                               hint=f"allowed fields: {', '.join(sorted(allowed))}")
+            raise InvalidInput(
+                f"numbering format {name} = {template!r} uses unknown field(s) {', '.join(sorted(unknown))}",
+                hint=f"allowed fields: {', '.join(sorted(allowed))}",
+            )
         missing = sorted(required - used)
         if needs_day and not ("yyyymmdd" in used or {"yyyy", "mm", "dd"} <= used):
             missing.append("yyyymmdd (or yyyy, mm and dd)")
         if missing:
-            raise InvalidInput(f"numbering format {name} = {template!r} lacks {', '.join(missing)}",
-                               hint="every field that scopes the sequence must appear, "
-                                    "or two numbers could be equal")
+            raise InvalidInput(
+                f"numbering format {name} = {template!r} lacks {', '.join(missing)}",
+                hint="every field that scopes the sequence must appear, or two numbers could be equal",
+            )
         try:
             template.format(**({f: "X" for f in allowed} | {"seq": 1}))
         except (ValueError, KeyError, IndexError) as exc:
@@ -112,8 +126,9 @@ class NumberingFormats:
         return f"archive:{unit}:{day:%Y%m%d}:{station}"
 
     def format_archive_number(self, unit: str, day: date, station: str, seq: int) -> str:
-        return _render(self.archive_number, "archive number", unit=unit, station=station,
-                       seq=seq, **_day_fields(day))
+        return _render(
+            self.archive_number, "archive number", unit=unit, station=station, seq=seq, **_day_fields(day)
+        )
 
     # case keys -----------------------------------------------------------
     @staticmethod
@@ -132,8 +147,9 @@ class NumberingFormats:
         try:
             letter = ITEM_KIND_LETTERS[kind]
         except KeyError:
-            raise InvalidInput(f"unknown item kind {kind!r}",
-                               hint=f"one of {', '.join(ITEM_KIND_LETTERS)}") from None
+            raise InvalidInput(
+                f"unknown item kind {kind!r}", hint=f"one of {', '.join(ITEM_KIND_LETTERS)}"
+            ) from None
         return _render(self.item_number, "item number", case_key=case_key, seq=seq, kind=letter)
 
 
@@ -147,8 +163,14 @@ def template_regex(template: str) -> re.Pattern[str]:
         group = name if name not in used else None
         used.add(name)
         # Greedy text, fixed-width dates: backtracking finds the one reading that fits.
-        body = {"seq": r"\d+", "yyyy": r"\d{4}", "mm": r"\d{2}", "dd": r"\d{2}",
-                "yyyymmdd": r"\d{8}", "kind": "[DVAP]"}.get(name, r"[A-Za-z0-9_.-]+")
+        body = {
+            "seq": r"\d+",
+            "yyyy": r"\d{4}",
+            "mm": r"\d{2}",
+            "dd": r"\d{2}",
+            "yyyymmdd": r"\d{8}",
+            "kind": "[DVAP]",
+        }.get(name, r"[A-Za-z0-9_.-]+")
         pattern += f"(?P<{group}>{body})" if group else body
     return re.compile(f"^{pattern}$")
 

@@ -16,8 +16,9 @@ from .models import Device, DeviceAssignment, Officer, Recording, Station
 from .numbering import NumberingFormats, local_day
 
 
-def reserve_archive_number(engine: Engine, formats: NumberingFormats, zone: ZoneInfo, *,
-                           unit: str, station: str, now: datetime) -> str:
+def reserve_archive_number(
+    engine: Engine, formats: NumberingFormats, zone: ZoneInfo, *, unit: str, station: str, now: datetime
+) -> str:
     """Draw the next archive number of the register day (committed at once, never reused)."""
     day = local_day(now, zone)
     seq = sequences.allocate(engine, formats.archive_scope(unit, day, station))
@@ -26,17 +27,23 @@ def reserve_archive_number(engine: Engine, formats: NumberingFormats, zone: Zone
 
 def find_by_sha256(session: Session, sha256: str) -> Recording | None:
     """An archived (not purged) recording with this content, if any."""
-    return session.execute(
-        select(Recording).where(Recording.sha256 == sha256, Recording.status != "purged")
-        .order_by(Recording.id)
-    ).scalars().first()
+    return (
+        session.execute(
+            select(Recording)
+            .where(Recording.sha256 == sha256, Recording.status != "purged")
+            .order_by(Recording.id)
+        )
+        .scalars()
+        .first()
+    )
 
 
 def get_recording(session: Session, archive_no: str) -> Recording:
     found = session.execute(select(Recording).where(Recording.archive_no == archive_no)).scalar()
     if found is None:
-        raise NotFound(f"no recording has archive number {archive_no!r}",
-                       hint="`evidence recordings list` shows them")
+        raise NotFound(
+            f"no recording has archive number {archive_no!r}", hint="`evidence recordings list` shows them"
+        )
     return found
 
 
@@ -44,8 +51,9 @@ def station_row(session: Session, station_id: str, unit: str, now: datetime) -> 
     """The station's row, created if new (safe while other workers create it too)."""
     row = session.get(Station, station_id)
     if row is None:
-        insert_missing(session, Station.__table__, {"id": station_id, "unit": unit, "created_at": now},
-                       ["id"])
+        insert_missing(
+            session, Station.__table__, {"id": station_id, "unit": unit, "created_at": now}, ["id"]
+        )
         row = session.get(Station, station_id)
     assert row is not None, "a station row inserted or found a moment ago"
     return row
@@ -71,8 +79,9 @@ def _get_or_insert(session: Session, model: type[_Named], key: str, value: str) 
     return row
 
 
-def assign_device(session: Session, serial: str, officer: str, *, valid_from: datetime,
-                  valid_to: datetime | None = None) -> DeviceAssignment:
+def assign_device(
+    session: Session, serial: str, officer: str, *, valid_from: datetime, valid_to: datetime | None = None
+) -> DeviceAssignment:
     """Record that ``officer`` carried ``serial`` from ``valid_from`` (until ``valid_to``).
 
     An open assignment of the same device is closed where the new one starts, so a
@@ -81,12 +90,17 @@ def assign_device(session: Session, serial: str, officer: str, *, valid_from: da
     if valid_to is not None and valid_to <= valid_from:
         raise InvalidInput("an assignment must end after it starts")
     device, person = device_row(session, serial), officer_row(session, officer)
-    for current in session.execute(select(DeviceAssignment).where(
-            DeviceAssignment.device_id == device.id, DeviceAssignment.valid_to.is_(None),
-            DeviceAssignment.valid_from < valid_from)).scalars():
+    for current in session.execute(
+        select(DeviceAssignment).where(
+            DeviceAssignment.device_id == device.id,
+            DeviceAssignment.valid_to.is_(None),
+            DeviceAssignment.valid_from < valid_from,
+        )
+    ).scalars():
         current.valid_to = valid_from
-    row = DeviceAssignment(device_id=device.id, officer_id=person.id, valid_from=valid_from,
-                           valid_to=valid_to)
+    row = DeviceAssignment(
+        device_id=device.id, officer_id=person.id, valid_from=valid_from, valid_to=valid_to
+    )
     session.add(row)
     session.flush()
     return row

@@ -91,7 +91,7 @@ def _start_time(pid: int) -> str | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (name) "
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (name) "
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
@@ -116,12 +116,14 @@ _working: set[str] = set()
 _working_guard = threading.Lock()
 
 
-def reserve(sessions: sessionmaker[Session], sha256: str, *, station: str,
-            lease: timedelta = LEASE) -> Reservation | Holder:
+def reserve(
+    sessions: sessionmaker[Session], sha256: str, *, station: str, lease: timedelta = LEASE
+) -> Reservation | Holder:
     """Take the digest for this process, or say who holds it. The caller keeps it with
     ``kept`` (which releases it), or releases it."""
-    mine = Reservation(sha256, f"{station}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}",
-                       lease)
+    mine = Reservation(
+        sha256, f"{station}@{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}", lease
+    )
     try:
         return _reserve(sessions, mine, station)
     except OperationalError as exc:
@@ -139,23 +141,38 @@ def _reserve(sessions: sessionmaker[Session], mine: Reservation, station: str) -
             session.execute(text("SET LOCAL lock_timeout = '5s'"))
         for _ in range(3):  # a row released between our insert and our look is simply retried
             now = _now()
-            values = {"owner": mine.owner, "station": station, "host": host, "process": process,
-                      "taken_at": now, "expires_at": now + lease}
+            values = {
+                "owner": mine.owner,
+                "station": station,
+                "host": host,
+                "process": process,
+                "taken_at": now,
+                "expires_at": now + lease,
+            }
             if insert_missing(session, _TABLE, {"sha256": sha256, **values}, ["sha256"]):
                 return _working_on(mine)
-            row = session.execute(select(_TABLE).where(_TABLE.c.sha256 == sha256)
-                                  .with_for_update()).one_or_none()
+            row = session.execute(
+                select(_TABLE).where(_TABLE.c.sha256 == sha256).with_for_update()
+            ).one_or_none()
             if row is None:
                 continue
             with _working_guard:
                 left_here = (row.host, row.process) == (host, process) and row.owner not in _working
-            why = ("its lease ended" if row.expires_at <= now else
-                   "left behind by this process" if left_here else
-                   "its process is gone" if _gone(row.host, row.process) else None)
+            why = (
+                "its lease ended"
+                if row.expires_at <= now
+                else "left behind by this process"
+                if left_here
+                else "its process is gone"
+                if _gone(row.host, row.process)
+                else None
+            )
             if why is not None:
                 session.execute(update(_TABLE).where(_TABLE.c.sha256 == sha256).values(**values))
-                log.warning("content reservation taken over", extra={
-                    "sha256": sha256, "station": station, "previous_owner": row.owner, "why": why})
+                log.warning(
+                    "content reservation taken over",
+                    extra={"sha256": sha256, "station": station, "previous_owner": row.owner, "why": why},
+                )
                 return _working_on(mine)
             return Holder(row.station, row.owner, row.expires_at)
     return Holder("", "", _now())
@@ -170,16 +187,26 @@ def _working_on(reservation: Reservation) -> Reservation:
 def renew(sessions: sessionmaker[Session], reservation: Reservation) -> bool:
     """Extend the lease; False when the reservation is no longer this owner's."""
     with sessions.begin() as session:
-        return changed_rows(session.execute(update(_TABLE).where(
-            _TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)
-            .values(expires_at=_now() + reservation.lease))) == 1
+        return (
+            changed_rows(
+                session.execute(
+                    update(_TABLE)
+                    .where(_TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)
+                    .values(expires_at=_now() + reservation.lease)
+                )
+            )
+            == 1
+        )
 
 
 def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
     try:
         with sessions.begin() as session:
-            session.execute(delete(_TABLE).where(_TABLE.c.sha256 == reservation.sha256,
-                                                 _TABLE.c.owner == reservation.owner))
+            session.execute(
+                delete(_TABLE).where(
+                    _TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner
+                )
+            )
     finally:
         with _working_guard:
             _working.discard(reservation.owner)
@@ -188,15 +215,20 @@ def release(sessions: sessionmaker[Session], reservation: Reservation) -> None:
 def confirm(session: Session, reservation: Reservation) -> None:
     """In the transaction that commits the recording: end the reservation, or refuse the
     commit when another owner took it over (it may be storing the same content)."""
-    gone = changed_rows(session.execute(delete(_TABLE).where(
-        _TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)))
+    gone = changed_rows(
+        session.execute(
+            delete(_TABLE).where(_TABLE.c.sha256 == reservation.sha256, _TABLE.c.owner == reservation.owner)
+        )
+    )
     if gone != 1:
         raise ReservationLost(_lost(reservation))
 
 
 def _lost(reservation: Reservation) -> str:
-    return (f"stalled past its reservation lease ({reservation.lease.total_seconds():.0f} s) and "
-            "another station took over the same content; retried on the next pass")
+    return (
+        f"stalled past its reservation lease ({reservation.lease.total_seconds():.0f} s) and "
+        "another station took over the same content; retried on the next pass"
+    )
 
 
 class Lease:
@@ -213,12 +245,15 @@ class Lease:
             try:
                 if not renew(self.sessions, self.reservation):
                     self.lost.set()
-                    log.error("content reservation lost while working",
-                              extra={"sha256": self.reservation.sha256})
+                    log.error(
+                        "content reservation lost while working", extra={"sha256": self.reservation.sha256}
+                    )
                     return
             except SQLAlchemyError as exc:  # the catalog may be back before the lease ends
-                log.warning("content reservation not renewed", extra={
-                    "sha256": self.reservation.sha256, "reason": str(getattr(exc, "orig", exc))})
+                log.warning(
+                    "content reservation not renewed",
+                    extra={"sha256": self.reservation.sha256, "reason": str(getattr(exc, "orig", exc))},
+                )
 
     def check(self) -> None:
         """Right before storing: still this owner's (and renewed), or ``ReservationLost``."""
@@ -245,5 +280,7 @@ def kept(sessions: sessionmaker[Session], reservation: Reservation) -> Iterator[
         try:
             release(sessions, reservation)
         except SQLAlchemyError as exc:  # it lapses with its lease
-            log.warning("content reservation not released", extra={
-                "sha256": reservation.sha256, "reason": str(getattr(exc, "orig", exc))})
+            log.warning(
+                "content reservation not released",
+                extra={"sha256": reservation.sha256, "reason": str(getattr(exc, "orig", exc))},
+            )

@@ -44,7 +44,7 @@ def current_revision(engine: Engine) -> str | None:
     except OperationalError as exc:
         raise CatalogUnavailable(
             f"cannot reach the catalog database: {exc.orig}",
-            hint="check EVIDENCE_DATABASE_URL / [catalog] database_url and that the server runs"
+            hint="check EVIDENCE_DATABASE_URL / [catalog] database_url and that the server runs",
         ) from exc
 
 
@@ -59,13 +59,18 @@ def require_current(engine: Engine) -> None:
     """Refuse to work on a catalog that is missing or not at the newest revision."""
     current, newest = current_revision(engine), head_revision()
     if current is None:
-        raise SchemaOutdated(f"the catalog at {engine.url.render_as_string(hide_password=True)} "
-                             "is not initialized", hint="run `evidence init`")
+        raise SchemaOutdated(
+            f"the catalog at {engine.url.render_as_string(hide_password=True)} is not initialized",
+            hint="run `evidence init`",
+        )
     if current != newest:
         known = {rev.revision for rev in ScriptDirectory(str(MIGRATIONS)).walk_revisions()}
         if current not in known:
             raise SchemaOutdated(
                 f"the catalog is at revision {current}, which this program does not know",
-                hint="it was written by a newer version of evidence-archive; upgrade this program")
-        raise SchemaOutdated(f"the catalog is at revision {current}, this program needs {newest}",
-                             hint="run `evidence init` to upgrade it (back up the database first)")
+                hint="it was written by a newer version of evidence-archive; upgrade this program",
+            )
+        raise SchemaOutdated(
+            f"the catalog is at revision {current}, this program needs {newest}",
+            hint="run `evidence init` to upgrade it (back up the database first)",
+        )

@@ -16,8 +16,11 @@ from .models import NumberSequence
 
 def _insert_if_absent(dialect: str, scope: str) -> Insert:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(NumberSequence).values(scope=scope, last_value=0).on_conflict_do_nothing(
-        index_elements=["scope"])
+    return (
+        insert(NumberSequence)
+        .values(scope=scope, last_value=0)
+        .on_conflict_do_nothing(index_elements=["scope"])
+    )
 
 
 def allocate(engine: Engine, scope: str) -> int:
@@ -25,7 +28,8 @@ def allocate(engine: Engine, scope: str) -> int:
     with engine.begin() as conn:
         conn.execute(_insert_if_absent(engine.dialect.name, scope))
         return conn.execute(
-            update(NumberSequence).where(NumberSequence.scope == scope)
+            update(NumberSequence)
+            .where(NumberSequence.scope == scope)
             .values(last_value=NumberSequence.last_value + 1)
             .returning(NumberSequence.last_value)
         ).scalar_one()
@@ -35,11 +39,14 @@ def raise_floor(engine: Engine, scope: str, at_least: int) -> int:
     """Make sure the next number of ``scope`` is above ``at_least`` (used by rebuilds)."""
     with engine.begin() as conn:
         conn.execute(_insert_if_absent(engine.dialect.name, scope))
-        conn.execute(update(NumberSequence)
-                     .where(NumberSequence.scope == scope, NumberSequence.last_value < at_least)
-                     .values(last_value=at_least))
+        conn.execute(
+            update(NumberSequence)
+            .where(NumberSequence.scope == scope, NumberSequence.last_value < at_least)
+            .values(last_value=at_least)
+        )
         return conn.execute(
-            select(NumberSequence.last_value).where(NumberSequence.scope == scope)).scalar_one()
+            select(NumberSequence.last_value).where(NumberSequence.scope == scope)
+        ).scalar_one()
 
 
 def current(engine: Engine, scope: str) -> int:

@@ -22,9 +22,10 @@ def parse_user_time(text: str, zone: ZoneInfo, *, end_of_day: bool = False) -> d
         else:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"{text!r} is not a date or date-time",
-                           hint="write 2020-11-05, 2020-11-05T08:50:56 or 2020-11-05T08:50:56+08:00"
-                           ) from None
+        raise InvalidInput(
+            f"{text!r} is not a date or date-time",
+            hint="write 2020-11-05, 2020-11-05T08:50:56 or 2020-11-05T08:50:56+08:00",
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone)
     return moment.astimezone(UTC)

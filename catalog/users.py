@@ -26,7 +26,7 @@ RANK = {role: n for n, role in enumerate(ROLES)}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD = 10
 # scrypt at N=2^15, r=8, p=1: ~32 MiB and a few tens of milliseconds per try.
-SCRYPT = {"n": 2 ** 15, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024}
+SCRYPT = {"n": 2**15, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024}
 
 
 def role_allows(role: str, needed: str) -> bool:
@@ -44,8 +44,15 @@ def check_password(password: str, stored: str) -> bool:
         scheme, log_n, r, p, salt, digest = stored.split("$")
         if scheme != "scrypt":
             return False
-        found = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), dklen=32,
-                               n=2 ** int(log_n), r=int(r), p=int(p), maxmem=SCRYPT["maxmem"])
+        found = hashlib.scrypt(
+            password.encode(),
+            salt=base64.b64decode(salt),
+            dklen=32,
+            n=2 ** int(log_n),
+            r=int(r),
+            p=int(p),
+            maxmem=SCRYPT["maxmem"],
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(found, base64.b64decode(digest))
@@ -57,17 +64,25 @@ def _check(password: str) -> str:
     return password
 
 
-def add_user(session: Session, name: str, role: str, password: str, *, protected: bool,
-             now: datetime) -> User:
+def add_user(
+    session: Session, name: str, role: str, password: str, *, protected: bool, now: datetime
+) -> User:
     if not NAME.match(name):
         raise InvalidInput(f"{name!r} is not a usable account name", hint="ASCII letters, digits, . _ -")
     if role not in ROLES:
         raise InvalidInput(f"unknown role {role!r}", hint=f"one of {', '.join(ROLES)}")
     if session.execute(select(User).where(User.name == name)).scalar():
-        raise CatalogConflict(f"account {name} exists already",
-                              hint="`evidence user passwd` changes its password")
-    user = User(name=name, role=role, password_hash=hash_password(_check(password)),
-                protected_access=protected, created_at=now, password_changed_at=now)
+        raise CatalogConflict(
+            f"account {name} exists already", hint="`evidence user passwd` changes its password"
+        )
+    user = User(
+        name=name,
+        role=role,
+        password_hash=hash_password(_check(password)),
+        protected_access=protected,
+        created_at=now,
+        password_changed_at=now,
+    )
     session.add(user)
     try:
         session.flush()

@@ -19,9 +19,16 @@ from .models import Derivative, Document, Recording
 BATCH = 500  # rows named in one UPDATE: well under any database's limit on bound parameters
 
 
-def mark_verified(session: Session, *, at: datetime, archive_nos: Iterable[str] = (),
-                  document_keys: Iterable[str] = (), recording_ids: Iterable[int] = (),
-                  document_ids: Iterable[int] = (), derivative_ids: Iterable[int] = ()) -> int:
+def mark_verified(
+    session: Session,
+    *,
+    at: datetime,
+    archive_nos: Iterable[str] = (),
+    document_keys: Iterable[str] = (),
+    recording_ids: Iterable[int] = (),
+    document_ids: Iterable[int] = (),
+    derivative_ids: Iterable[int] = (),
+) -> int:
     """Record that these rows' stored objects were found intact at ``at``.
 
     Recordings are named by archive number or id, documents by storage key or id,
@@ -30,16 +37,19 @@ def mark_verified(session: Session, *, at: datetime, archive_nos: Iterable[str] 
     """
     if at.tzinfo is None:
         raise InvalidInput("a verification time must carry its offset")
-    targets = ((Recording, Recording.archive_no, archive_nos),
-               (Document, Document.storage_key, document_keys),
-               (Recording, Recording.id, recording_ids),
-               (Document, Document.id, document_ids),
-               (Derivative, Derivative.id, derivative_ids))
+    targets = (
+        (Recording, Recording.archive_no, archive_nos),
+        (Document, Document.storage_key, document_keys),
+        (Recording, Recording.id, recording_ids),
+        (Document, Document.id, document_ids),
+        (Derivative, Derivative.id, derivative_ids),
+    )
     updated = 0
     for model, column, values in targets:
         names = list(dict.fromkeys(values))  # once each, in the order given
         for start in range(0, len(names), BATCH):
-            result = session.execute(update(model).where(column.in_(names[start:start + BATCH]))
-                                     .values(last_verified_at=at))
+            result = session.execute(
+                update(model).where(column.in_(names[start : start + BATCH])).values(last_verified_at=at)
+            )
             updated += result.rowcount
     return updated

@@ -27,8 +27,12 @@ from .models import (
 from .timeline import ItemView, in_time_order
 
 
-def _names(session: Session, id_column: InstrumentedAttribute[int], name_column: InstrumentedAttribute[str],
-           ids: set[int | None]) -> dict[int | None, str]:
+def _names(
+    session: Session,
+    id_column: InstrumentedAttribute[int],
+    name_column: InstrumentedAttribute[str],
+    ids: set[int | None],
+) -> dict[int | None, str]:
     """Names by id; keyed so that an absent (None) id finds no name."""
     wanted = {i for i in ids if i is not None}
     if not wanted:
@@ -39,11 +43,16 @@ def _names(session: Session, id_column: InstrumentedAttribute[int], name_column:
 def _proxy_statuses(session: Session, recording_ids: list[int]) -> dict[int, str]:
     found: dict[int, set[str]] = {}
     if recording_ids:
-        for rid, status in session.execute(select(Derivative.recording_id, Derivative.status).where(
-                Derivative.recording_id.in_(recording_ids), Derivative.kind == "proxy")):
+        for rid, status in session.execute(
+            select(Derivative.recording_id, Derivative.status).where(
+                Derivative.recording_id.in_(recording_ids), Derivative.kind == "proxy"
+            )
+        ):
             found.setdefault(rid, set()).add(status)
-    return {rid: next((s for s in ("ok", "failed", "pending") if s in statuses), "none")
-            for rid, statuses in found.items()}
+    return {
+        rid: next((s for s in ("ok", "failed", "pending") if s in statuses), "none")
+        for rid, statuses in found.items()
+    }
 
 
 def _custody_summary(session: Session, subjects: list[str]) -> dict[str, dict[str, Any]]:
@@ -52,10 +61,10 @@ def _custody_summary(session: Session, subjects: list[str]) -> dict[str, dict[st
         return summary
     counts: dict[str, Counter[str]] = {s: Counter() for s in subjects}
     for subject, action, n, last in session.execute(
-            select(CustodyEventRow.subject, CustodyEventRow.action, func.count(),
-                   func.max(CustodyEventRow.time))
-            .where(CustodyEventRow.subject.in_(subjects))
-            .group_by(CustodyEventRow.subject, CustodyEventRow.action)):
+        select(CustodyEventRow.subject, CustodyEventRow.action, func.count(), func.max(CustodyEventRow.time))
+        .where(CustodyEventRow.subject.in_(subjects))
+        .group_by(CustodyEventRow.subject, CustodyEventRow.action)
+    ):
         assert subject is not None, "the query selects only events with one of the subjects"
         counts[subject][action] += n
         entry = summary[subject]
@@ -73,10 +82,16 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
     links = list(session.execute(query).scalars())
     rec_ids = [i.recording_id for i in links if i.recording_id]
     doc_ids = [i.document_id for i in links if i.document_id]
-    recs = {r.id: r for r in session.execute(select(Recording).where(Recording.id.in_(rec_ids))).scalars()} \
-        if rec_ids else {}
-    docs = {d.id: d for d in session.execute(select(Document).where(Document.id.in_(doc_ids))).scalars()} \
-        if doc_ids else {}
+    recs = (
+        {r.id: r for r in session.execute(select(Recording).where(Recording.id.in_(rec_ids))).scalars()}
+        if rec_ids
+        else {}
+    )
+    docs = (
+        {d.id: d for d in session.execute(select(Document).where(Document.id.in_(doc_ids))).scalars()}
+        if doc_ids
+        else {}
+    )
     officers = _names(session, Officer.id, Officer.number, {r.officer_id for r in recs.values()})
     devices = _names(session, Device.id, Device.serial, {r.device_id for r in recs.values()})
     proxies = _proxy_statuses(session, rec_ids)
@@ -84,24 +99,54 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
     for link in links:
         if link.recording_id:
             r = recs[link.recording_id]
-            views.append(ItemView(
-                item_no=link.item_no, seq=link.seq, kind=link.kind, time=r.start_time or r.ingested_at,
-                sha256=r.sha256, size=r.size, archive_no=r.archive_no,
-                officer=officers.get(r.officer_id), device=devices.get(r.device_id),
-                station=r.station_id, duration_s=r.duration_s, proxy=proxies.get(r.id, "none"),
-                damaged=r.damaged, important=r.important, protected=r.protected,
-                linked_at=link.linked_at, unlinked=link.unlinked_at is not None,
-                storage_key=r.storage_key, storage_version=r.storage_version, encrypted=r.encrypted))
+            views.append(
+                ItemView(
+                    item_no=link.item_no,
+                    seq=link.seq,
+                    kind=link.kind,
+                    time=r.start_time or r.ingested_at,
+                    sha256=r.sha256,
+                    size=r.size,
+                    archive_no=r.archive_no,
+                    officer=officers.get(r.officer_id),
+                    device=devices.get(r.device_id),
+                    station=r.station_id,
+                    duration_s=r.duration_s,
+                    proxy=proxies.get(r.id, "none"),
+                    damaged=r.damaged,
+                    important=r.important,
+                    protected=r.protected,
+                    linked_at=link.linked_at,
+                    unlinked=link.unlinked_at is not None,
+                    storage_key=r.storage_key,
+                    storage_version=r.storage_version,
+                    encrypted=r.encrypted,
+                )
+            )
         else:
-            assert link.document_id is not None, \
+            assert link.document_id is not None, (
                 f"case item {link.item_no} links neither a recording nor a document"
+            )
             d = docs[link.document_id]
-            views.append(ItemView(
-                item_no=link.item_no, seq=link.seq, kind="document", time=d.doc_date or d.created_at,
-                sha256=d.sha256, size=d.size, doc_type=d.doc_type, doc_number=d.doc_number,
-                officer=d.officer, protected=d.protected, linked_at=link.linked_at,
-                unlinked=link.unlinked_at is not None, storage_key=d.storage_key,
-                storage_version=d.storage_version, encrypted=d.encrypted))
+            views.append(
+                ItemView(
+                    item_no=link.item_no,
+                    seq=link.seq,
+                    kind="document",
+                    time=d.doc_date or d.created_at,
+                    sha256=d.sha256,
+                    size=d.size,
+                    doc_type=d.doc_type,
+                    doc_number=d.doc_number,
+                    officer=d.officer,
+                    protected=d.protected,
+                    linked_at=link.linked_at,
+                    unlinked=link.unlinked_at is not None,
+                    storage_key=d.storage_key,
+                    storage_version=d.storage_version,
+                    encrypted=d.encrypted,
+                )
+            )
     subjects = [v.item_no for v in views] + [v.archive_no for v in views if v.archive_no]
     summary = _custody_summary(session, subjects)
     for view in views:
@@ -109,17 +154,27 @@ def case_items(session: Session, case: Case, *, include_unlinked: bool = False) 
         if view.archive_no:
             other = summary[view.archive_no]
             actions = Counter(merged["actions"]) + Counter(other["actions"])
-            merged = {"events": merged["events"] + other["events"], "actions": dict(sorted(actions.items())),
-                      "last": max(filter(None, [merged["last"], other["last"]]), default=None)}
+            merged = {
+                "events": merged["events"] + other["events"],
+                "actions": dict(sorted(actions.items())),
+                "last": max(filter(None, [merged["last"], other["last"]]), default=None),
+            }
         view.custody = merged
     return in_time_order(views)
 
 
 # --- recordings ------------------------------------------------------------------------
 
-def recordings_query(*, officer: str | None = None, device: str | None = None,
-                     station: str | None = None, since: datetime | None = None,
-                     until: datetime | None = None, unlinked: bool = False) -> Select[Any]:
+
+def recordings_query(
+    *,
+    officer: str | None = None,
+    device: str | None = None,
+    station: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unlinked: bool = False,
+) -> Select[Any]:
     query = select(Recording).order_by(Recording.start_time, Recording.archive_no)
     if officer:
         query = query.join(Officer, Officer.id == Recording.officer_id).where(Officer.number == officer)
@@ -132,19 +187,28 @@ def recordings_query(*, officer: str | None = None, device: str | None = None,
     if until:
         query = query.where(Recording.start_time <= until)
     if unlinked:
-        linked = select(CaseItem.recording_id).where(CaseItem.recording_id.is_not(None),
-                                                     CaseItem.unlinked_at.is_(None))
+        linked = select(CaseItem.recording_id).where(
+            CaseItem.recording_id.is_not(None), CaseItem.unlinked_at.is_(None)
+        )
         query = query.where(Recording.id.not_in(linked))
     return query
 
 
-def find_recordings(session: Session, *, officer: str | None = None, device: str | None = None,
-                    station: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None, unlinked: bool = False,
-                    limit: int | None = None) -> list[Recording]:
+def find_recordings(
+    session: Session,
+    *,
+    officer: str | None = None,
+    device: str | None = None,
+    station: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    unlinked: bool = False,
+    limit: int | None = None,
+) -> list[Recording]:
     """The recordings `recordings_query` selects, in time order, at most `limit` of them."""
-    query = recordings_query(officer=officer, device=device, station=station, since=since,
-                             until=until, unlinked=unlinked)
+    query = recordings_query(
+        officer=officer, device=device, station=station, since=since, until=until, unlinked=unlinked
+    )
     if limit is not None:
         query = query.limit(limit)
     return list(session.execute(query).scalars())
@@ -160,37 +224,66 @@ def recording_rows(session: Session, recordings: list[Recording]) -> list[dict[s
     proxies = _proxy_statuses(session, ids)
     cases: dict[int, list[dict[str, str]]] = {}
     for rid, number, key, item_no in session.execute(
-            select(CaseItem.recording_id, Case.number, Case.case_key, CaseItem.item_no)
-            .join(Case, Case.id == CaseItem.case_id)
-            .where(CaseItem.recording_id.in_(ids), CaseItem.unlinked_at.is_(None))
-            .order_by(CaseItem.id)):
+        select(CaseItem.recording_id, Case.number, Case.case_key, CaseItem.item_no)
+        .join(Case, Case.id == CaseItem.case_id)
+        .where(CaseItem.recording_id.in_(ids), CaseItem.unlinked_at.is_(None))
+        .order_by(CaseItem.id)
+    ):
         assert rid is not None, "the query selects only items linking one of the recordings"
         cases.setdefault(rid, []).append({"case": number, "case_key": key, "item_no": item_no})
     rows = []
     for r in recordings:
-        rows.append({
-            "archive_no": r.archive_no, "kind": r.kind, "sha256": r.sha256, "sm3": r.sm3,
-            "size": r.size, "original_name": r.original_name, "station": r.station_id,
-            "device": devices.get(r.device_id), "officer": officers.get(r.officer_id),
-            "start_time": r.start_time, "duration_s": r.duration_s, "ingested_at": r.ingested_at,
-            "status": r.status, "proxy_status": proxies.get(r.id, "none"), "damaged": r.damaged,
-            "damage_reason": r.damage_reason, "important": r.important, "protected": r.protected,
-            "encrypted": r.encrypted, "flags": json.loads(r.flags or "{}"),
-            "cases": cases.get(r.id, []), "retain_until": r.retain_until,
-        })
+        rows.append(
+            {
+                "archive_no": r.archive_no,
+                "kind": r.kind,
+                "sha256": r.sha256,
+                "sm3": r.sm3,
+                "size": r.size,
+                "original_name": r.original_name,
+                "station": r.station_id,
+                "device": devices.get(r.device_id),
+                "officer": officers.get(r.officer_id),
+                "start_time": r.start_time,
+                "duration_s": r.duration_s,
+                "ingested_at": r.ingested_at,
+                "status": r.status,
+                "proxy_status": proxies.get(r.id, "none"),
+                "damaged": r.damaged,
+                "damage_reason": r.damage_reason,
+                "important": r.important,
+                "protected": r.protected,
+                "encrypted": r.encrypted,
+                "flags": json.loads(r.flags or "{}"),
+                "cases": cases.get(r.id, []),
+                "retain_until": r.retain_until,
+            }
+        )
     return rows
 
 
 def recording_detail(session: Session, recording: Recording) -> dict[str, Any]:
     (row,) = recording_rows(session, [recording])
     row["derivatives"] = [
-        {"kind": d.kind, "status": d.status, "sha256": d.sha256, "size": d.size, "key": d.storage_key,
-         "error": d.error}
-        for d in session.execute(select(Derivative).where(Derivative.recording_id == recording.id)
-                                 .order_by(Derivative.id)).scalars()]
+        {
+            "kind": d.kind,
+            "status": d.status,
+            "sha256": d.sha256,
+            "size": d.size,
+            "key": d.storage_key,
+            "error": d.error,
+        }
+        for d in session.execute(
+            select(Derivative).where(Derivative.recording_id == recording.id).order_by(Derivative.id)
+        ).scalars()
+    ]
     row["sources"] = json.loads(recording.sources or "{}")
     row["media"] = json.loads(recording.media_info or "{}")
-    row["storage"] = {"key": recording.storage_key, "version": recording.storage_version,
-                      "manifest": recording.manifest_key, "stored_sha256": recording.stored_sha256,
-                      "stored_size": recording.stored_size}
+    row["storage"] = {
+        "key": recording.storage_key,
+        "version": recording.storage_version,
+        "manifest": recording.manifest_key,
+        "stored_sha256": recording.stored_sha256,
+        "stored_size": recording.stored_size,
+    }
     return row

@@ -86,36 +86,62 @@ class App:
     @cached_property
     def store(self) -> ObjectStore:
         s = self.settings.storage
-        return open_store(self.settings.storage_url, StoreOptions(
-            lock_mode=s.lock_mode, access_key=s.access_key, secret_key=s.secret_key,
-            part_size=s.part_size_mib << 20, read_back=s.read_back))
+        return open_store(
+            self.settings.storage_url,
+            StoreOptions(
+                lock_mode=s.lock_mode,
+                access_key=s.access_key,
+                secret_key=s.secret_key,
+                part_size=s.part_size_mib << 20,
+                read_back=s.read_back,
+            ),
+        )
 
     @cached_property
     def policy(self) -> ArchivePolicy:
         s = self.settings
-        return ArchivePolicy(zone=s.zone, routine=parse_period(s.retention.routine),
-                             sm3=s.digests.sm3, encryption_mode=s.encryption.mode,
-                             algorithm=s.encryption.algorithm)
+        return ArchivePolicy(
+            zone=s.zone,
+            routine=parse_period(s.retention.routine),
+            sm3=s.digests.sm3,
+            encryption_mode=s.encryption.mode,
+            algorithm=s.encryption.algorithm,
+        )
 
     @cached_property
     def services(self) -> ServiceContext:
         """What every service takes; the key-encryption key is read only when first needed."""
-        return ServiceContext(engine=self.engine, sessions=self.sessions, store=self.store,
-                              formats=self.settings.formats, policy=self.policy, actor=self.actor,
-                              load_kek=lambda: self.kek, clock=self.now)
+        return ServiceContext(
+            engine=self.engine,
+            sessions=self.sessions,
+            store=self.store,
+            formats=self.settings.formats,
+            policy=self.policy,
+            actor=self.actor,
+            load_kek=lambda: self.kek,
+            clock=self.now,
+        )
 
     def station_setup(self, station: str) -> StationSetup:
         s, ing = self.settings, self.settings.ingest
         configured = s.station(station)
         check_code(station, "station id")
         return StationSetup(
-            station=station, unit=(configured.unit if configured and configured.unit else s.unit),
-            zone=s.zone, patterns=compile_patterns(ing.filename_patterns),
-            archived_folder=ing.archived_folder, quarantine_folder=ing.quarantine_folder,
-            after_archive=ing.after_archive, stable_seconds=ing.stable_seconds,
-            clock_tolerance_seconds=ing.clock_tolerance_seconds, workers=ing.workers,
-            transcode_workers=ing.transcode_workers, retry_seconds=ing.retry_seconds,
-            archived_keep_days=ing.archived_keep_days, protected=tuple(s.protected_paths))
+            station=station,
+            unit=(configured.unit if configured and configured.unit else s.unit),
+            zone=s.zone,
+            patterns=compile_patterns(ing.filename_patterns),
+            archived_folder=ing.archived_folder,
+            quarantine_folder=ing.quarantine_folder,
+            after_archive=ing.after_archive,
+            stable_seconds=ing.stable_seconds,
+            clock_tolerance_seconds=ing.clock_tolerance_seconds,
+            workers=ing.workers,
+            transcode_workers=ing.transcode_workers,
+            retry_seconds=ing.retry_seconds,
+            archived_keep_days=ing.archived_keep_days,
+            protected=tuple(s.protected_paths),
+        )
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:
         return Pipeline(self.services, self.station_setup(station), fault_hook=fault_hook)
@@ -123,9 +149,13 @@ class App:
     @cached_property
     def rules(self) -> Rules:
         r = self.settings.retention
-        return Rules(routine=parse_period(r.routine), case_default=parse_period(r.case_default),
-                     case_types={k: parse_period(v) for k, v in r.case_types.items()},
-                     important=parse_period(r.important), grace=timedelta(days=r.grace_days))
+        return Rules(
+            routine=parse_period(r.routine),
+            case_default=parse_period(r.case_default),
+            case_types={k: parse_period(v) for k, v in r.case_types.items()},
+            important=parse_period(r.important),
+            grace=timedelta(days=r.grace_days),
+        )
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:
@@ -135,16 +165,18 @@ class App:
     def _require_key_file(self, purpose: str, path: Path) -> None:
         recorded = self._recorded(purpose)
         if not path.exists() and recorded is not None:
-            raise KeyMismatch(f"key file {path} is missing; this catalog's records were made with "
-                              f"key {recorded}",
-                              hint="restore it from its backup; a new key would not read or "
-                                   "continue the old records")
+            raise KeyMismatch(
+                f"key file {path} is missing; this catalog's records were made with key {recorded}",
+                hint="restore it from its backup; a new key would not read or continue the old records",
+            )
 
     def _check_key_id(self, purpose: str, actual: str, path: Path) -> None:
         recorded = self._recorded(purpose)
         if recorded is not None and recorded != actual:
-            raise KeyMismatch(f"{path} holds key {actual}, but this catalog's records were made "
-                              f"with key {recorded}", hint="restore the right key file from its backup")
+            raise KeyMismatch(
+                f"{path} holds key {actual}, but this catalog's records were made with key {recorded}",
+                hint="restore the right key file from its backup",
+            )
 
     @cached_property
     def signing_key(self) -> Ed25519PrivateKey:
@@ -174,17 +206,28 @@ class App:
             keys.write_new_private_file(path, secrets.token_bytes(32))
         cov = self.settings.coverage
         return WebContext(
-            services=self.services, zone=self.settings.zone, secret=path.read_bytes(),
-            language=self.settings.language, on_site_types=set(cov.on_site_types),
-            coverage_window=timedelta(minutes=cov.window_minutes), export=self.export_for_web,
-            readers=self.reader_sessions)
+            services=self.services,
+            zone=self.settings.zone,
+            secret=path.read_bytes(),
+            language=self.settings.language,
+            on_site_types=set(cov.on_site_types),
+            coverage_window=timedelta(minutes=cov.window_minutes),
+            export=self.export_for_web,
+            readers=self.reader_sessions,
+        )
 
     def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
         from verify.export import export_case
 
-        result = export_case(self.services.acting_as(actor), case_key, folder,
-                             signing_key=self.signing_key, reason=reason, with_proxies=True,
-                             zip_it=True)
+        result = export_case(
+            self.services.acting_as(actor),
+            case_key,
+            folder,
+            signing_key=self.signing_key,
+            reason=reason,
+            with_proxies=True,
+            zip_it=True,
+        )
         return Path(result.path)
 
     # --- init -------------------------------------------------------------
@@ -199,22 +242,33 @@ class App:
         self._checked = True
         self.store.ensure_ready()
         signing_created = self._ensure_key(
-            SIGNING, self.settings.signing_key_path, create=keys.ensure_signing_key,
-            ident=lambda p: key_id(keys.load_signing_key(p).public_key()))
+            SIGNING,
+            self.settings.signing_key_path,
+            create=keys.ensure_signing_key,
+            ident=lambda p: key_id(keys.load_signing_key(p).public_key()),
+        )
         kek_created = self._ensure_key(
-            KEK, self.settings.encryption_key_path, create=encryption.create_kek,
-            ident=lambda p: encryption.kek_id(encryption.load_kek(p)))
+            KEK,
+            self.settings.encryption_key_path,
+            create=encryption.create_kek,
+            ident=lambda p: encryption.kek_id(encryption.load_kek(p)),
+        )
         return {
             "catalog": self.engine.url.render_as_string(hide_password=True),
-            "schema_before": before, "schema": after, "storage": self.store.url,
+            "schema_before": before,
+            "schema": after,
+            "storage": self.store.url,
             "signing_key": str(self.settings.signing_key_path),
-            "signing_key_created": signing_created, "key_id": key_id(self.signing_key.public_key()),
-            "kek": str(self.settings.encryption_key_path), "kek_created": kek_created,
+            "signing_key_created": signing_created,
+            "key_id": key_id(self.signing_key.public_key()),
+            "kek": str(self.settings.encryption_key_path),
+            "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),
         }
 
-    def _ensure_key(self, purpose: str, path: Path, *, create: Callable[[Path], object],
-                    ident: Callable[[Path], str]) -> bool:
+    def _ensure_key(
+        self, purpose: str, path: Path, *, create: Callable[[Path], object], ident: Callable[[Path], str]
+    ) -> bool:
         self._require_key_file(purpose, path)
         created = not path.exists()
         if created:

@@ -31,23 +31,40 @@ from .commands import (
 from .commands.base import EvidenceGroup
 from .logs import setup_logging
 
-COMMAND_MODULES = (init, cases, recordings, verify, ingest, holds, retention, web, storage, audit,
-                   report)
+COMMAND_MODULES = (init, cases, recordings, verify, ingest, holds, retention, web, storage, audit, report)
 
 
 @click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", metavar="PATH",
-              help="Settings file (TOML). Default: $EVIDENCE_CONFIG, else ./evidence.toml if present.")
-@click.option("--actor", metavar="NAME",
-              help="Who is acting, as recorded in custody events. Default: the operating-system user.")
-@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]),
-              default="warning", show_default=True, help="Detail of log messages on stderr.")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json: one JSON object per line, for log collectors.")
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    help="Settings file (TOML). Default: $EVIDENCE_CONFIG, else ./evidence.toml if present.",
+)
+@click.option(
+    "--actor",
+    metavar="NAME",
+    help="Who is acting, as recorded in custody events. Default: the operating-system user.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="warning",
+    show_default=True,
+    help="Detail of log messages on stderr.",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one JSON object per line, for log collectors.",
+)
 @click.version_option(package_name="evidence-archive")
 @click.pass_context
-def main(ctx: click.Context, config_path: str | None, actor: str | None, log_level: str,
-         log_format: str) -> None:
+def main(
+    ctx: click.Context, config_path: str | None, actor: str | None, log_level: str, log_format: str
+) -> None:
     """Archive body-worn-camera recordings and written case records under one numbering
     scheme, with a tamper-evident custody chain.
 

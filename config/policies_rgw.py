@@ -16,8 +16,7 @@ from typing import Any
 
 from catalog.errors import InvalidInput
 
-__all__ = ["POLICY_DIR", "BUCKET_PLACEHOLDER", "load_role_policy", "bucket_policy",
-           "apply_bucket_policy"]
+__all__ = ["POLICY_DIR", "BUCKET_PLACEHOLDER", "load_role_policy", "bucket_policy", "apply_bucket_policy"]
 
 #: The role files shipped with the project.
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
@@ -31,7 +30,7 @@ def _substitute(value: Any, bucket: str) -> Any:
     if isinstance(value, str):
         prefix = "arn:aws:s3:::"
         if value.startswith(prefix):
-            rest = value[len(prefix):]
+            rest = value[len(prefix) :]
             name, sep, key = rest.partition("/")
             if name == BUCKET_PLACEHOLDER:
                 return f"{prefix}{bucket}{sep}{key}"
@@ -43,8 +42,7 @@ def _substitute(value: Any, bucket: str) -> Any:
     return value
 
 
-def load_role_policy(role: str, policy_dir: Path = POLICY_DIR,
-                     bucket: str | None = None) -> dict[str, Any]:
+def load_role_policy(role: str, policy_dir: Path = POLICY_DIR, bucket: str | None = None) -> dict[str, Any]:
     """The identity policy of ``role`` (``policy_dir/ROLE.json``), for ``bucket`` if given."""
     path = Path(policy_dir) / f"{role}.json"
     policy = json.loads(path.read_text(encoding="utf-8"))
@@ -53,8 +51,9 @@ def load_role_policy(role: str, policy_dir: Path = POLICY_DIR,
     return _substitute(policy, bucket) if bucket is not None else policy
 
 
-def bucket_policy(bucket: str, users: Mapping[str, str] | Iterable[tuple[str, str]],
-                  policy_dir: Path = POLICY_DIR) -> dict[str, Any]:
+def bucket_policy(
+    bucket: str, users: Mapping[str, str] | Iterable[tuple[str, str]], policy_dir: Path = POLICY_DIR
+) -> dict[str, Any]:
     """One RGW bucket policy granting each role its statements.
 
     ``users`` maps a role name (the file ``policy_dir/ROLE.json``) to the gateway user that
@@ -71,8 +70,10 @@ def bucket_policy(bucket: str, users: Mapping[str, str] | Iterable[tuple[str, st
         policy = load_role_policy(role, policy_dir, bucket)
         for number, statement in enumerate(policy["Statement"]):
             if "Principal" in statement or "NotPrincipal" in statement:
-                raise InvalidInput(f"{role}.json: statement {number} already names a Principal; "
-                                 "role files are identity policies")
+                raise InvalidInput(
+                    f"{role}.json: statement {number} already names a Principal; "
+                    "role files are identity policies"
+                )
             stmt = copy.deepcopy(statement)
             stmt["Principal"] = {"AWS": [f"arn:aws:iam:::user/{user}"]}
             sid = str(stmt.get("Sid") or f"{role}{number}")

@@ -48,9 +48,22 @@ DEFAULT_FILENAME_PATTERNS = [
 ]
 
 DEFAULT_DOCUMENT_TYPES = [
-    "立案审批表", "立案登记表", "现场检查（勘验）笔录", "询问笔录", "调查笔录", "责令改正通知书",
-    "证据保全通知书", "行政处罚事先告知书", "陈述申辩听证告知书", "听证笔录", "集体讨论案件会议纪要",
-    "行政处罚决定书", "送达回证", "结案报告", "结案登记表", "其他",
+    "立案审批表",
+    "立案登记表",
+    "现场检查（勘验）笔录",
+    "询问笔录",
+    "调查笔录",
+    "责令改正通知书",
+    "证据保全通知书",
+    "行政处罚事先告知书",
+    "陈述申辩听证告知书",
+    "听证笔录",
+    "集体讨论案件会议纪要",
+    "行政处罚决定书",
+    "送达回证",
+    "结案报告",
+    "结案登记表",
+    "其他",
 ]
 
 
@@ -58,8 +71,10 @@ def parse_period(text: str) -> tuple[int, str] | None:
     """'6 months' -> (6, 'months'); 'permanent' -> None. Raises InvalidInput otherwise."""
     match = PERIOD.match(text or "")
     if not match:
-        raise InvalidInput(f"{text!r} is not a retention period",
-                           hint="write 'permanent' or a count of days, months or years, e.g. '6 months'")
+        raise InvalidInput(
+            f"{text!r} is not a retention period",
+            hint="write 'permanent' or a count of days, months or years, e.g. '6 months'",
+        )
     if match.group(1) == "permanent":
         return None
     unit = match.group(3)
@@ -67,6 +82,7 @@ def parse_period(text: str) -> tuple[int, str] | None:
 
 
 # --- the model -----------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CatalogSettings:
@@ -155,8 +171,16 @@ class DocumentSettings:
 @dataclass(frozen=True)
 class CoverageSettings:
     # Written records of on-site steps, which need a recording of the same officer.
-    on_site_types: list[str] = field(default_factory=lambda: [
-        "现场检查（勘验）笔录", "询问笔录", "调查笔录", "证据保全通知书", "责令改正通知书", "送达回证"])
+    on_site_types: list[str] = field(
+        default_factory=lambda: [
+            "现场检查（勘验）笔录",
+            "询问笔录",
+            "调查笔录",
+            "证据保全通知书",
+            "责令改正通知书",
+            "送达回证",
+        ]
+    )
     window_minutes: float = 60.0
 
 
@@ -210,8 +234,9 @@ class Settings:
 
     @property
     def formats(self) -> NumberingFormats:
-        return NumberingFormats(self.numbering.archive_number, self.numbering.item_number,
-                                self.numbering.case_key)
+        return NumberingFormats(
+            self.numbering.archive_number, self.numbering.item_number, self.numbering.case_key
+        )
 
     def station(self, station_id: str) -> StationSettings | None:
         return next((s for s in self.stations if s.id == station_id), None)
@@ -221,9 +246,11 @@ class Settings:
         """What a station folder must neither contain nor lie inside, as (what, path):
         whatever a station folder holds may be moved to ``.archived`` (and pruned) or to
         ``.quarantine``, so the archive's own files must never be in one."""
-        found = [("data folder", self.data_path),
-                 ("custody signing key's folder", self.signing_key_path.parent),
-                 ("key-encryption key's folder", self.encryption_key_path.parent)]
+        found = [
+            ("data folder", self.data_path),
+            ("custody signing key's folder", self.signing_key_path.parent),
+            ("key-encryption key's folder", self.encryption_key_path.parent),
+        ]
         if urlsplit(self.storage_url).scheme == "file":
             found.append(("store", Path(urlsplit(self.storage_url).path)))
         database = _sqlite_file(self.database_url)
@@ -257,14 +284,12 @@ def _type_name(tp: Any) -> str:
         return f"a {'list' if origin is list else 'table'}"
     if dataclasses.is_dataclass(tp):
         return "a table"
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        tp, str(tp))
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
 
 
 def _coerce(tp: Any, value: Any, where: str, source: str) -> Any:
     def wrong() -> SettingsError:
-        return SettingsError(f"setting {where} in {source} must be {_type_name(tp)}, "
-                             f"not {value!r}")
+        return SettingsError(f"setting {where} in {source} must be {_type_name(tp)}, not {value!r}")
 
     origin = typing.get_origin(tp)
     if origin is Literal:
@@ -310,11 +335,16 @@ def _build(cls: type, data: dict[str, Any], prefix: str, source: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         if key not in known:
-            raise SettingsError(f"unknown setting {prefix}{key} in {source}",
-                                hint=f"known keys here: {', '.join(sorted(known))}")
+            raise SettingsError(
+                f"unknown setting {prefix}{key} in {source}",
+                hint=f"known keys here: {', '.join(sorted(known))}",
+            )
         kwargs[key] = _coerce(hints[key], value, f"{prefix}{key}", source)
-    required = [f.name for f in dataclasses.fields(cls)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
     missing = [name for name in required if name not in kwargs]
     if missing:
         raise SettingsError(f"setting {prefix.rstrip('.')} in {source} lacks {', '.join(missing)}")
@@ -336,8 +366,9 @@ def config_file(explicit: str | os.PathLike[str] | None, environ: typing.Mapping
     return default if default.is_file() else None
 
 
-def load_settings(path: str | os.PathLike[str] | None = None,
-                  environ: typing.Mapping[str, str] | None = None) -> tuple[Settings, list[str]]:
+def load_settings(
+    path: str | os.PathLike[str] | None = None, environ: typing.Mapping[str, str] | None = None
+) -> tuple[Settings, list[str]]:
     """Load and check the settings. Returns (settings, warnings)."""
     environ = os.environ if environ is None else environ
     file = config_file(path, environ)
@@ -346,8 +377,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         try:
             data = tomllib.loads(file.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise SettingsError(f"settings file {file} does not exist",
-                                hint="pass --config with an existing file, or unset EVIDENCE_CONFIG") from None
+            raise SettingsError(
+                f"settings file {file} does not exist",
+                hint="pass --config with an existing file, or unset EVIDENCE_CONFIG",
+            ) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise SettingsError(f"settings file {file} cannot be read: {exc}") from exc
         except tomllib.TOMLDecodeError as exc:
@@ -363,8 +396,10 @@ def load_settings(path: str | os.PathLike[str] | None = None,
         if name in ENVIRONMENT:
             _set_path(overrides, ENVIRONMENT[name], value)
         elif name not in ENVIRONMENT_OTHER:
-            warnings.append(f"unknown environment variable {name} is ignored "
-                            f"(known: {', '.join(sorted(ENVIRONMENT) + sorted(ENVIRONMENT_OTHER))})")
+            warnings.append(
+                f"unknown environment variable {name} is ignored "
+                f"(known: {', '.join(sorted(ENVIRONMENT) + sorted(ENVIRONMENT_OTHER))})"
+            )
     if overrides:
         merged = _merge(data, overrides)
         settings = _build(Settings, merged, "", f"{source} and the environment")
@@ -406,6 +441,7 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 def validate(s: Settings, source: str) -> None:
     """Check values that types alone cannot; each error names the key."""
+
     def fail(key: str, problem: str, hint: str | None = None) -> typing.NoReturn:
         raise SettingsError(f"setting {key} in {source} {problem}", hint=hint)
 
@@ -413,14 +449,15 @@ def validate(s: Settings, source: str) -> None:
         ZoneInfo(s.timezone)
     except (ZoneInfoNotFoundError, ValueError):
         fail("timezone", f"names no known time zone: {s.timezone!r}", "e.g. 'Asia/Shanghai'")
-    for key, code in [("unit", s.unit)] + [(f"stations[{i}].unit", st.unit)
-                                          for i, st in enumerate(s.stations) if st.unit]:
+    for key, code in [("unit", s.unit)] + [
+        (f"stations[{i}].unit", st.unit) for i, st in enumerate(s.stations) if st.unit
+    ]:
         try:
             check_code(code, "unit code")
         except InvalidInput as exc:
             fail(key, exc.message, exc.hint)
     try:
-        s.formats
+        _ = s.formats  # building them checks every template
     except InvalidInput as exc:
         fail("numbering", exc.message, exc.hint)
     _check_database_url(s.database_url, fail)
@@ -428,16 +465,21 @@ def validate(s: Settings, source: str) -> None:
     if not 5 <= s.storage.part_size_mib <= 5120:
         fail("storage.part_size_mib", "must be between 5 and 5120 (S3's part size limits)")
     r = s.retention
-    for key, value in [("retention.routine", r.routine), ("retention.case_default", r.case_default),
-                       ("retention.important", r.important)] + \
-            [(f"retention.case_types.{k}", v) for k, v in r.case_types.items()]:
+    for key, value in [
+        ("retention.routine", r.routine),
+        ("retention.case_default", r.case_default),
+        ("retention.important", r.important),
+    ] + [(f"retention.case_types.{k}", v) for k, v in r.case_types.items()]:
         try:
             parse_period(value)
         except InvalidInput as exc:
             fail(key, exc.message, exc.hint)
     if parse_period(r.routine) and _months(parse_period(r.routine)) < 6:
-        fail("retention.routine", "is shorter than six months",
-             "enforcement recordings must be kept at least six months")
+        fail(
+            "retention.routine",
+            "is shorter than six months",
+            "enforcement recordings must be kept at least six months",
+        )
     if r.grace_days < 0:
         fail("retention.grace_days", "cannot be negative")
     if r.max_purges_per_run < 1:
@@ -451,9 +493,11 @@ def validate(s: Settings, source: str) -> None:
         except re.error as exc:
             fail(f"ingest.filename_patterns[{i}]", f"is not a valid regular expression: {exc}")
         if groups - PATTERN_GROUPS:
-            fail(f"ingest.filename_patterns[{i}]",
-                 f"names unknown group(s) {', '.join(sorted(groups - PATTERN_GROUPS))}",
-                 f"known groups: {', '.join(sorted(PATTERN_GROUPS))}")
+            fail(
+                f"ingest.filename_patterns[{i}]",
+                f"names unknown group(s) {', '.join(sorted(groups - PATTERN_GROUPS))}",
+                f"known groups: {', '.join(sorted(PATTERN_GROUPS))}",
+            )
     seen: set[str] = set()
     for i, station in enumerate(s.stations):
         try:
@@ -472,8 +516,10 @@ def validate(s: Settings, source: str) -> None:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)
     if unknown_types:
-        fail("coverage.on_site_types", f"names types missing from documents.types: "
-             f"{', '.join(sorted(unknown_types))}")
+        fail(
+            "coverage.on_site_types",
+            f"names types missing from documents.types: {', '.join(sorted(unknown_types))}",
+        )
     if s.coverage.window_minutes <= 0:
         fail("coverage.window_minutes", "must be positive")
 
@@ -489,11 +535,17 @@ def _check_database_url(url: str, fail: typing.Callable[..., typing.NoReturn]) -
     try:
         backend = make_url(url).get_backend_name()
     except Exception:  # noqa: BLE001 - sqlalchemy raises ArgumentError for any malformed URL
-        fail("catalog.database_url", f"is not a database URL: {_hide(url)!r}",
-             "e.g. postgresql+psycopg://user@127.0.0.1:5432/evidence")
+        fail(
+            "catalog.database_url",
+            f"is not a database URL: {_hide(url)!r}",
+            "e.g. postgresql+psycopg://user@127.0.0.1:5432/evidence",
+        )
     if backend not in ("sqlite", "postgresql"):
-        fail("catalog.database_url", f"uses {backend}, which is not supported",
-             "use sqlite:///PATH or postgresql+psycopg://…")
+        fail(
+            "catalog.database_url",
+            f"uses {backend}, which is not supported",
+            "use sqlite:///PATH or postgresql+psycopg://…",
+        )
 
 
 def _check_storage_url(url: str, fail: typing.Callable[..., typing.NoReturn]) -> None:
@@ -507,8 +559,11 @@ def _check_storage_url(url: str, fail: typing.Callable[..., typing.NoReturn]) ->
         query = parse_qs(parts.query)
         unknown = set(query) - {"secure", "region"}
         if unknown:
-            fail("storage.url", f"has unknown parameter(s) {', '.join(sorted(unknown))}",
-                 "known: secure=true|false, region=NAME")
+            fail(
+                "storage.url",
+                f"has unknown parameter(s) {', '.join(sorted(unknown))}",
+                "known: secure=true|false, region=NAME",
+            )
     else:
         fail("storage.url", f"{url!r} is neither file:// nor s3://")
 
@@ -529,4 +584,3 @@ def masked(settings: Settings) -> dict[str, Any]:
     data["custody"]["signing_key"] = str(settings.signing_key_path)
     data["encryption"]["key_file"] = str(settings.encryption_key_path)
     return data
-

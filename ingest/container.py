@@ -9,7 +9,8 @@ stays flat.
 
 The verdict (:class:`Integrity`) comes from the content, never from the extension: a text
 file named ``.mp4`` is ``not_media``, a ``.MOV`` that holds MP4 is fine. What the caller does
-with it (bad input is kept, never dropped; docs/ARCHITECTURE.md): ``damaged`` is still evidence and is archived with a flag;
+with it (bad input is kept, never dropped; docs/ARCHITECTURE.md): ``damaged`` is still
+evidence and is archived with a flag;
 ``empty`` and ``not_media`` (symbolic links and other non-regular files included, never
 followed or opened) go to the station's quarantine; an ``OSError`` (unreadable now,
 vanished) propagates so the caller leaves the file and retries.
@@ -50,13 +51,29 @@ Status = Literal["ok", "damaged", "not_media", "empty"]
 Kind = Literal["video", "audio", "photo"]
 
 # Top-level box types a file may start with (ISO/IEC 14496-12 and QuickTime).
-_FIRST_BOXES = frozenset({b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot",
-                          b"uuid", b"pdin", b"junk", b"styp", b"sidx", b"moof", b"PICT"})
+_FIRST_BOXES = frozenset(
+    {
+        b"ftyp",
+        b"moov",
+        b"mdat",
+        b"free",
+        b"skip",
+        b"wide",
+        b"pnot",
+        b"uuid",
+        b"pdin",
+        b"junk",
+        b"styp",
+        b"sidx",
+        b"moof",
+        b"PICT",
+    }
+)
 # QuickTime files written without ftyp start with one of these.
-_QUICKTIME_FIRST = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"junk",
-                              b"PICT"})
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1",
-                          b"msf1", b"avif", b"avis"})
+_QUICKTIME_FIRST = frozenset({b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot", b"junk", b"PICT"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
+)
 _AUDIO_BRANDS = frozenset({b"M4A ", b"M4B ", b"F4A ", b"F4B "})
 
 _MAX_ENTRIES = 1_000_000  # boxes or chunks walked before giving up (a pathological file)
@@ -177,11 +194,16 @@ def _name(tag: bytes) -> str:
 
 
 def _past_end(what: str, declared: int, f: _File, offset: int) -> Integrity:
-    return Integrity("damaged", reason=(f"{what} declares {declared} bytes, "
-                                        f"file has {max(f.size - offset, 0)} after offset {offset}"))
+    return Integrity(
+        "damaged",
+        reason=(
+            f"{what} declares {declared} bytes, file has {max(f.size - offset, 0)} after offset {offset}"
+        ),
+    )
 
 
 # --- ISO base media (MP4, MOV, 3GP, HEIF) --------------------------------------------------
+
 
 def _plausible_box_size(head: bytes) -> bool:
     box_size = _be32(head)
@@ -209,26 +231,42 @@ def _check_bmff(f: _File, head: bytes) -> Integrity:
     while offset < f.size:
         count += 1
         if count > _MAX_ENTRIES:
-            return Integrity("damaged", fallback, container,
-                             f"more than {_MAX_ENTRIES} top-level boxes: not walked to the end")
+            return Integrity(
+                "damaged",
+                fallback,
+                container,
+                f"more than {_MAX_ENTRIES} top-level boxes: not walked to the end",
+            )
         header = f.read(offset, 16)
         if not header.strip(b"\0") and f.zeros_from(offset):
             caveat = f"zero bytes from offset {offset} to the end (unused space, ignored)"
             break
         if len(header) < 8:
-            return Integrity("damaged", fallback, container,
-                             f"box header at offset {offset} cut short ({len(header)} of 8 bytes)")
+            return Integrity(
+                "damaged",
+                fallback,
+                container,
+                f"box header at offset {offset} cut short ({len(header)} of 8 bytes)",
+            )
         box_size, box_type, header_len = _be32(header), header[4:8], 8
         if box_size == 1:
             if len(header) < 16:
-                return Integrity("damaged", fallback, container,
-                                 f"64-bit size of {_name(box_type)} at offset {offset} cut short")
+                return Integrity(
+                    "damaged",
+                    fallback,
+                    container,
+                    f"64-bit size of {_name(box_type)} at offset {offset} cut short",
+                )
             box_size, header_len = int.from_bytes(header[8:16], "big"), 16
         elif box_size == 0:
             box_size = f.size - offset
         if not all(0x20 <= c < 0x7F for c in box_type) or box_size < header_len:
-            return Integrity("damaged", fallback, container,
-                             f"unreadable box ({_name(box_type)}, size {box_size}) at offset {offset}")
+            return Integrity(
+                "damaged",
+                fallback,
+                container,
+                f"unreadable box ({_name(box_type)}, size {box_size}) at offset {offset}",
+            )
         if offset + box_size > f.size:
             r = _past_end(_name(box_type), box_size, f, offset)
             return Integrity("damaged", fallback, container, r.reason)
@@ -240,8 +278,9 @@ def _check_bmff(f: _File, head: bytes) -> Integrity:
             return Integrity("damaged", "photo", container, "meta box not found")
         return Integrity("ok", "photo", container, caveat)
     if b"moov" not in found:
-        return Integrity("damaged", fallback, container,
-                         "moov atom not found (the recording was not finished)")
+        return Integrity(
+            "damaged", fallback, container, "moov atom not found (the recording was not finished)"
+        )
     kind = _kind_from_moov(f, *found[b"moov"]) or fallback
     if b"mdat" not in found:
         return Integrity("damaged", kind, container, "mdat box not found (no media data)")
@@ -287,8 +326,10 @@ def _kind_from_moov(f: _File, offset: int, size: int, header_len: int) -> Kind |
 
 # --- RIFF (WAV, AVI) ------------------------------------------------------------------------
 
-def _walk_riff(f: _File, start: int, end: int, *, data64: int | None = None
-               ) -> tuple[list[tuple[bytes, int, int]], Integrity | None]:
+
+def _walk_riff(
+    f: _File, start: int, end: int, *, data64: int | None = None
+) -> tuple[list[tuple[bytes, int, int]], Integrity | None]:
     """Chunks in ``[start, end)`` as (id, data offset, data size), or the damage found."""
     chunks: list[tuple[bytes, int, int]] = []
     offset = start
@@ -299,8 +340,9 @@ def _walk_riff(f: _File, start: int, end: int, *, data64: int | None = None
         if len(header) < 8:
             if offset + 1 == end == f.size:  # a final pad byte
                 break
-            return chunks, Integrity("damaged", reason=(
-                f"chunk header at offset {offset} cut short ({len(header)} of 8 bytes)"))
+            return chunks, Integrity(
+                "damaged", reason=(f"chunk header at offset {offset} cut short ({len(header)} of 8 bytes)")
+            )
         chunk_id, size = header[:4], _le32(header[4:8])
         if chunk_id == b"data" and size == 0xFFFFFFFF and data64 is not None:
             size = data64
@@ -326,12 +368,20 @@ def _check_wav(f: _File, head: bytes) -> Integrity:
         return Integrity("damaged", "audio", "wav", damage.reason)
     ids = {c[0] for c in chunks}
     if riff_size + 8 > f.size:
-        return Integrity("damaged", "audio", "wav",
-                         f"RIFF declares {riff_size} bytes, file has {f.size - 8} after offset 8")
+        return Integrity(
+            "damaged",
+            "audio",
+            "wav",
+            f"RIFF declares {riff_size} bytes, file has {f.size - 8} after offset 8",
+        )
     if riff_size + 8 < f.size - 1:
-        return Integrity("damaged", "audio", "wav",
-                         f"RIFF declares {riff_size} bytes but the file has {f.size - 8} after "
-                         "offset 8 (the header was not updated)")
+        return Integrity(
+            "damaged",
+            "audio",
+            "wav",
+            f"RIFF declares {riff_size} bytes but the file has {f.size - 8} after "
+            "offset 8 (the header was not updated)",
+        )
     if b"fmt " not in ids:
         return Integrity("damaged", "audio", "wav", "fmt chunk not found")
     if b"data" not in ids:
@@ -347,8 +397,9 @@ def _check_avi(f: _File) -> Integrity:
         if not first and not header.strip(b"\0") and f.zeros_from(offset):
             break
         if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != (b"AVI " if first else b"AVIX"):
-            return Integrity("damaged", "video", "avi",
-                             f"unexpected bytes at offset {offset}: not a RIFF AVI/AVIX chunk")
+            return Integrity(
+                "damaged", "video", "avi", f"unexpected bytes at offset {offset}: not a RIFF AVI/AVIX chunk"
+            )
         size = _le32(header[4:8])
         if offset + 8 + size > f.size:
             return Integrity("damaged", "video", "avi", _past_end("RIFF", size, f, offset + 8).reason)
@@ -360,12 +411,14 @@ def _check_avi(f: _File) -> Integrity:
         first = False
     missing = [n for n in (b"hdrl", b"movi") if b"LIST:" + n not in lists]
     if missing:
-        return Integrity("damaged", "video", "avi",
-                         f"{', '.join(m.decode() for m in missing)} list not found")
+        return Integrity(
+            "damaged", "video", "avi", f"{', '.join(m.decode() for m in missing)} list not found"
+        )
     return Integrity("ok", "video", "avi")
 
 
 # --- Photos ---------------------------------------------------------------------------------
+
 
 def _check_jpeg(f: _File) -> Integrity:
     end, skipped = f.size, 0
@@ -378,8 +431,9 @@ def _check_jpeg(f: _File) -> Integrity:
         end -= n
         skipped += n
         if skipped > _MAX_ZERO_TAIL:
-            return Integrity("damaged", "photo", "jpeg",
-                             f"more than {_MAX_ZERO_TAIL} zero bytes at the end: cut short")
+            return Integrity(
+                "damaged", "photo", "jpeg", f"more than {_MAX_ZERO_TAIL} zero bytes at the end: cut short"
+            )
     if end < 4 or f.read(end - 2, 2) != b"\xff\xd9":
         return Integrity("damaged", "photo", "jpeg", "JPEG end marker (FF D9) not found: cut short")
     return Integrity("ok", "photo", "jpeg")
@@ -396,11 +450,13 @@ def _check_png(f: _File) -> Integrity:
             return Integrity("damaged", "photo", "png", f"chunk header at offset {offset} cut short")
         length, chunk_type = _be32(header), header[4:8]
         if length > 0x7FFFFFFF:
-            return Integrity("damaged", "photo", "png",
-                             f"chunk at offset {offset} declares an impossible length {length}")
+            return Integrity(
+                "damaged", "photo", "png", f"chunk at offset {offset} declares an impossible length {length}"
+            )
         if offset + 12 + length > f.size:
-            return Integrity("damaged", "photo", "png",
-                             _past_end(_name(chunk_type), length + 12, f, offset).reason)
+            return Integrity(
+                "damaged", "photo", "png", _past_end(_name(chunk_type), length + 12, f, offset).reason
+            )
         if chunk_type == b"IEND":
             return Integrity("ok", "photo", "png")
         offset += 12 + length
@@ -408,6 +464,7 @@ def _check_png(f: _File) -> Integrity:
 
 
 # --- Matroska / WebM ------------------------------------------------------------------------
+
 
 def _vint(data: bytes, pos: int) -> tuple[int, int, bool] | None:
     """An EBML variable-length size at ``pos``: (value, length, unknown size) or None."""
@@ -417,7 +474,7 @@ def _vint(data: bytes, pos: int) -> tuple[int, int, bool] | None:
     if pos + length > len(data):
         return None
     value = data[pos] & (0xFF >> length)
-    for b in data[pos + 1:pos + length]:
+    for b in data[pos + 1 : pos + length]:
         value = (value << 8) | b
     return value, length, value == (1 << (7 * length)) - 1
 
@@ -440,8 +497,9 @@ def _check_ebml(f: _File, head: bytes) -> Integrity:
         return Integrity("damaged", "video", container, "Segment size cut short")
     seg_size, seg_len, unknown = parsed
     if unknown:
-        return Integrity("ok", "video", container,
-                         "Segment size unknown (written live); completeness not checked")
+        return Integrity(
+            "ok", "video", container, "Segment size unknown (written live); completeness not checked"
+        )
     data_at = seg_at + 4 + seg_len
     if data_at + seg_size > f.size:
         return Integrity("damaged", "video", container, _past_end("Segment", seg_size, f, data_at).reason)
@@ -450,11 +508,16 @@ def _check_ebml(f: _File, head: bytes) -> Integrity:
 
 # --- MPEG transport stream ------------------------------------------------------------------
 
+
 def _ts_packet_size(head: bytes, size: int) -> int | None:
     for packet, lead in ((188, 0), (192, 4)):
-        if size >= 2 * packet and len(head) > packet + lead and \
-                head[lead] == 0x47 and head[packet + lead] == 0x47 and \
-                (len(head) <= 2 * packet + lead or head[2 * packet + lead] == 0x47):
+        if (
+            size >= 2 * packet
+            and len(head) > packet + lead
+            and head[lead] == 0x47
+            and head[packet + lead] == 0x47
+            and (len(head) <= 2 * packet + lead or head[2 * packet + lead] == 0x47)
+        ):
             return packet
     return None
 
@@ -462,12 +525,17 @@ def _ts_packet_size(head: bytes, size: int) -> int | None:
 def _check_ts(f: _File, packet: int) -> Integrity:
     container = "ts" if packet == 188 else "m2ts"
     if f.size % packet:
-        return Integrity("damaged", "video", container,
-                         f"{f.size} bytes is not a whole number of {packet}-byte packets: cut short")
+        return Integrity(
+            "damaged",
+            "video",
+            container,
+            f"{f.size} bytes is not a whole number of {packet}-byte packets: cut short",
+        )
     return Integrity("ok", "video", container)
 
 
 # --- MP3 / AAC ------------------------------------------------------------------------------
+
 
 def _mpeg_audio(b: bytes) -> str | None:
     """``"aac"`` for an ADTS header, ``"mp3"`` for an MPEG audio frame header, else None."""
@@ -490,9 +558,11 @@ def _check_id3(f: _File, head: bytes) -> Integrity:
         tag_size = (tag_size << 7) | c
     end = 10 + tag_size + (10 if head[5] & 0x10 else 0)
     if end >= f.size:
-        return Integrity("damaged", "audio", "mp3",
-                         f"ID3 tag declares {tag_size} bytes, file has {f.size - 10} after offset 10 "
-                         "(no audio after it)")
+        return Integrity(
+            "damaged",
+            "audio",
+            "mp3",
+            f"ID3 tag declares {tag_size} bytes, file has {f.size - 10} after offset 10 (no audio after it)",
+        )
     codec = _mpeg_audio(f.read(end, 4)) or "mp3"
     return Integrity("ok", "audio", codec, _NOT_CHECKED.format(codec.upper()))
-

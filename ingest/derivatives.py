@@ -139,9 +139,11 @@ def _compile(out: ffmpeg.nodes.OutputStream) -> list[str]:
     becomes the error message), and overwrite, since the staged output file already exists.
     The library puts them after the output file; ffmpeg takes global options anywhere.
     """
-    return (out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
-            .overwrite_output()
-            .compile(cmd=FFMPEG))
+    return (
+        out.global_args("-hide_banner", "-nostdin", "-loglevel", "error")
+        .overwrite_output()
+        .compile(cmd=FFMPEG)
+    )
 
 
 def _run_ffmpeg(cmd: list[str], *, timeout: float, what: str) -> None:
@@ -153,18 +155,27 @@ def _run_ffmpeg(cmd: list[str], *, timeout: float, what: str) -> None:
     process is killed before the error is raised.
     """
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, timeout=timeout, check=False)
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=timeout,
+            check=False,
+        )
     except FileNotFoundError:
-        raise DerivativeFailed(f"{what}: ffmpeg not found on PATH",
-                               hint="install ffmpeg (apt-get install --no-install-recommends ffmpeg)"
-                               ) from None
+        raise DerivativeFailed(
+            f"{what}: ffmpeg not found on PATH",
+            hint="install ffmpeg (apt-get install --no-install-recommends ffmpeg)",
+        ) from None
     except subprocess.TimeoutExpired as exc:
-        raise DerivativeFailed(f"{what}: ffmpeg timed out after {timeout:g} s: "
-                               f"{stderr_tail(exc.stderr)}") from None
+        raise DerivativeFailed(
+            f"{what}: ffmpeg timed out after {timeout:g} s: {stderr_tail(exc.stderr)}"
+        ) from None
     if proc.returncode != 0:
-        raise DerivativeFailed(f"{what}: ffmpeg failed (exit {proc.returncode}): "
-                               f"{stderr_tail(proc.stderr) or 'no error output'}")
+        raise DerivativeFailed(
+            f"{what}: ffmpeg failed (exit {proc.returncode}): {stderr_tail(proc.stderr) or 'no error output'}"
+        )
 
 
 @contextmanager
@@ -187,8 +198,9 @@ def _staged(out_dir: Path, kind: str, ext: str) -> Iterator[Path]:
 
 
 def _derived(kind: DerivedKind, out_dir: Path, ext: str, method: Method) -> Derived:
-    return Derived(kind=kind, path=out_dir / f"{kind}.{ext}",
-                   content_type=_CONTENT_TYPES[ext], ext=ext, method=method)
+    return Derived(
+        kind=kind, path=out_dir / f"{kind}.{ext}", content_type=_CONTENT_TYPES[ext], ext=ext, method=method
+    )
 
 
 # --- proxy ---------------------------------------------------------------------------------
@@ -245,21 +257,28 @@ def _audio_opts(info: MediaInfo) -> dict[str, str]:
 
 # Every proxy: no subtitles, data tracks or chapters, the index (moov) first so that it plays
 # while downloading, MP4 whatever the extension.
-_PROXY_OPTS: dict[str, str | None] = {"sn": None, "dn": None, "map_chapters": "-1",
-                                      "movflags": "+faststart", "f": "mp4"}
+_PROXY_OPTS: dict[str, str | None] = {
+    "sn": None,
+    "dn": None,
+    "map_chapters": "-1",
+    "movflags": "+faststart",
+    "f": "mp4",
+}
 
 
 def _remux_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
     src = ffmpeg.input(str(source))
-    return _compile(ffmpeg.output(src["V:0"], src["a:0?"], str(dest), **{"c:v": "copy"},
-                                  **_audio_opts(info), **_PROXY_OPTS))
+    return _compile(
+        ffmpeg.output(
+            src["V:0"], src["a:0?"], str(dest), **{"c:v": "copy"}, **_audio_opts(info), **_PROXY_OPTS
+        )
+    )
 
 
 def _remux(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
     what = f"proxy of {source.name} (remux)"
     with _staged(out_dir, "proxy", "mp4") as tmp:
-        _run_ffmpeg(_remux_cmd(source, info, tmp),
-                    timeout=timeout or _budget("remux", info), what=what)
+        _run_ffmpeg(_remux_cmd(source, info, tmp), timeout=timeout or _budget("remux", info), what=what)
         _check_av(tmp, info, what=what, video_codec=info.video_codec)
     return _derived("proxy", out_dir, "mp4", "remux")
 
@@ -267,8 +286,8 @@ def _remux(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | Non
 # Shorter displayed side at most PROXY_SHORT_SIDE, even sizes, never upscaled. The filter sees
 # frames after ffmpeg's autorotation, so portrait footage stays portrait; -2 keeps the aspect.
 _SCALE_720 = (
-    "scale=w='if(gte(iw,ih),-2,min({n},trunc(iw/2)*2))'"
-    ":h='if(gte(iw,ih),min({n},trunc(ih/2)*2),-2)'".format(n=PROXY_SHORT_SIDE)
+    f"scale=w='if(gte(iw,ih),-2,min({PROXY_SHORT_SIDE},trunc(iw/2)*2))'"
+    f":h='if(gte(iw,ih),min({PROXY_SHORT_SIDE},trunc(ih/2)*2),-2)'"
 )
 
 
@@ -280,16 +299,28 @@ _SCALE_720 = (
 def _transcode_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
     src = ffmpeg.input(str(source))
     # No -threads: libx264 and the decoder use every core, which is what the slot is for.
-    return _compile(ffmpeg.output(src["V:0"], src["a:0?"], str(dest), vf=_SCALE_720,
-                                  **{"c:v": "libx264"}, preset="veryfast", crf="28",
-                                  pix_fmt="yuv420p", **_audio_opts(info), **_PROXY_OPTS))
+    return _compile(
+        ffmpeg.output(
+            src["V:0"],
+            src["a:0?"],
+            str(dest),
+            vf=_SCALE_720,
+            **{"c:v": "libx264"},
+            preset="veryfast",
+            crf="28",
+            pix_fmt="yuv420p",
+            **_audio_opts(info),
+            **_PROXY_OPTS,
+        )
+    )
 
 
 def _transcode(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
     what = f"proxy of {source.name} (transcode)"
     with _staged(out_dir, "proxy", "mp4") as tmp:
-        _run_ffmpeg(_transcode_cmd(source, info, tmp),
-                    timeout=timeout or _budget("transcode", info), what=what)
+        _run_ffmpeg(
+            _transcode_cmd(source, info, tmp), timeout=timeout or _budget("transcode", info), what=what
+        )
         out = _check_av(tmp, info, what=what, video_codec="h264")
         shown = out.display_size
         if shown is None or min(shown) > PROXY_SHORT_SIDE:
@@ -299,8 +330,7 @@ def _transcode(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float |
 
 def _audio_proxy_cmd(source: Path, info: MediaInfo, dest: Path) -> list[str]:
     src = ffmpeg.input(str(source), threads="1")
-    return _compile(ffmpeg.output(src["a:0"], str(dest), vn=None, **_audio_opts(info),
-                                  **_PROXY_OPTS))
+    return _compile(ffmpeg.output(src["a:0"], str(dest), vn=None, **_audio_opts(info), **_PROXY_OPTS))
 
 
 def _audio_proxy(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None) -> Derived:
@@ -309,8 +339,7 @@ def _audio_proxy(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float
     method: Method = "remux" if info.audio_codec == "aac" and mp4_family(info.format_name) else "aac"
     what = f"proxy of {source.name} ({method})"
     with _staged(out_dir, "proxy", "m4a") as tmp:
-        _run_ffmpeg(_audio_proxy_cmd(source, info, tmp),
-                    timeout=timeout or _budget(method, info), what=what)
+        _run_ffmpeg(_audio_proxy_cmd(source, info, tmp), timeout=timeout or _budget(method, info), what=what)
         _check_av(tmp, info, what=what, video_codec=None)
     return _derived("proxy", out_dir, "m4a", method)
 
@@ -334,7 +363,8 @@ def _check_av(path: Path, source: MediaInfo, *, what: str, video_codec: str | No
         if abs(out.duration_s - source.duration_s) > allowed:
             raise DerivativeFailed(
                 f"{what}: output lasts {out.duration_s:.2f} s, source {source.duration_s:.2f} s "
-                "(source damaged or cut short?)")
+                "(source damaged or cut short?)"
+            )
     elif not out.duration_s:
         raise DerivativeFailed(f"{what}: output has no duration")
     return out
@@ -385,9 +415,20 @@ def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
     # -ss as an input option seeks in the file rather than decoding up to that point.
     keyframes = {"skip_frame": "nokey"} if start > 0 else {}
     src = ffmpeg.input(str(source), threads="1", ss=f"{start:g}", **keyframes)
-    return _compile(ffmpeg.output(src["V:0"], str(dest), an=None, sn=None, dn=None,
-                                  **{"frames:v": "1", "q:v": "3"}, vf=_FIT.format(n=POSTER_MAX),
-                                  threads="1", f="image2", update="1"))
+    return _compile(
+        ffmpeg.output(
+            src["V:0"],
+            str(dest),
+            an=None,
+            sn=None,
+            dn=None,
+            **{"frames:v": "1", "q:v": "3"},
+            vf=_FIT.format(n=POSTER_MAX),
+            threads="1",
+            f="image2",
+            update="1",
+        )
+    )
 
 
 def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
@@ -409,11 +450,12 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     what = f"poster of {source.name} (frame)"
     at = round(0.1 * info.duration_s, 3) if info.duration_s else 0.0
     with _staged(out_dir, "poster", "jpg") as tmp:
-        for start in ([at, 0.0] if at > 0 else [0.0]):
+        for start in [at, 0.0] if at > 0 else [0.0]:
             tmp.write_bytes(b"")
             try:
-                _run_ffmpeg(_poster_cmd(source, start, tmp),
-                            timeout=timeout or _budget("frame", info), what=what)
+                _run_ffmpeg(
+                    _poster_cmd(source, start, tmp), timeout=timeout or _budget("frame", info), what=what
+                )
             except DerivativeFailed:
                 if start == 0:
                     raise
@@ -426,20 +468,39 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
 
 def _sheet_frames_cmd(source: Path, pattern: str, *, step: float, frames: int) -> list[str]:
     src = ffmpeg.input(str(source), threads="1", skip_frame="nokey")
-    return _compile(ffmpeg.output(
-        src["V:0"], pattern, an=None, sn=None, dn=None,
-        vf=f"select='gte(t,selected_n*{step:.6f})',{_FIT.format(n=SHEET_TILE)}",
-        # passthrough: image2 output is constant-rate by default and would repeat the
-        # selected frames to fill the gaps
-        fps_mode="passthrough", **{"frames:v": str(frames), "c:v": "png"}, threads="1",
-        f="image2"))
+    return _compile(
+        ffmpeg.output(
+            src["V:0"],
+            pattern,
+            an=None,
+            sn=None,
+            dn=None,
+            vf=f"select='gte(t,selected_n*{step:.6f})',{_FIT.format(n=SHEET_TILE)}",
+            # passthrough: image2 output is constant-rate by default and would repeat the
+            # selected frames to fill the gaps
+            fps_mode="passthrough",
+            **{"frames:v": str(frames), "c:v": "png"},
+            threads="1",
+            f="image2",
+        )
+    )
 
 
 def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
     src = ffmpeg.input(str(source), threads="1")
-    return _compile(ffmpeg.output(src["V:0"], pattern, an=None, sn=None, dn=None,
-                                  **{"frames:v": "1", "c:v": "png"},
-                                  vf=_FIT.format(n=SHEET_TILE), threads="1", f="image2"))
+    return _compile(
+        ffmpeg.output(
+            src["V:0"],
+            pattern,
+            an=None,
+            sn=None,
+            dn=None,
+            **{"frames:v": "1", "c:v": "png"},
+            vf=_FIT.format(n=SHEET_TILE),
+            threads="1",
+            f="image2",
+        )
+    )
 
 
 def make_contact_sheet(
@@ -470,8 +531,7 @@ def make_contact_sheet(
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".sheet-frames-") as work:
         pattern = str(Path(work) / "%04d.png")
-        _run_ffmpeg(_sheet_frames_cmd(source, pattern, step=step, frames=frames),
-                    timeout=budget, what=what)
+        _run_ffmpeg(_sheet_frames_cmd(source, pattern, step=step, frames=frames), timeout=budget, what=what)
         tiles = sorted(Path(work).glob("*.png"))
         if not tiles:
             _run_ffmpeg(_first_frame_cmd(source, pattern), timeout=budget, what=what)
@@ -499,8 +559,7 @@ def _tile(tiles: list[Path], out: Path, *, what: str, gap: int = 2) -> None:
     cell_h = max(img.height for img in images)
     columns = min(SHEET_COLUMNS, len(images))
     rows = math.ceil(len(images) / columns)
-    sheet = Image.new("RGB", (columns * cell_w + (columns + 1) * gap,
-                              rows * cell_h + (rows + 1) * gap))
+    sheet = Image.new("RGB", (columns * cell_w + (columns + 1) * gap, rows * cell_h + (rows + 1) * gap))
     for i, img in enumerate(images):
         row, col = divmod(i, columns)
         x = gap + col * (cell_w + gap) + (cell_w - img.width) // 2
@@ -513,12 +572,15 @@ def _waveform_cmd(source: Path, dest: Path) -> list[str]:
     # Audio in, picture out: this graph needs -filter_complex anyway, so it is built with the
     # library's filters (and the picture has no source stream whose tags it could keep).
     width, height = WAVEFORM_SIZE
-    wave = (ffmpeg.input(str(source), threads="1")["a:0"]
-            .filter("aformat", channel_layouts="mono")
-            .filter("aresample", 8000)
-            .filter("showwavespic", s=f"{width}x{height}", colors="0x3b6ea5"))
-    return _compile(ffmpeg.output(wave, str(dest), **{"frames:v": "1", "c:v": "png"},
-                                  threads="1", f="image2", update="1"))
+    wave = (
+        ffmpeg.input(str(source), threads="1")["a:0"]
+        .filter("aformat", channel_layouts="mono")
+        .filter("aresample", 8000)
+        .filter("showwavespic", s=f"{width}x{height}", colors="0x3b6ea5")
+    )
+    return _compile(
+        ffmpeg.output(wave, str(dest), **{"frames:v": "1", "c:v": "png"}, threads="1", f="image2", update="1")
+    )
 
 
 def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
@@ -533,8 +595,7 @@ def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: floa
     if info.audio_codec is None:
         raise DerivativeFailed(f"{what}: no audio stream")
     with _staged(out_dir, "waveform", "png") as tmp:
-        _run_ffmpeg(_waveform_cmd(source, tmp),
-                    timeout=timeout or _budget("showwavespic", info), what=what)
+        _run_ffmpeg(_waveform_cmd(source, tmp), timeout=timeout or _budget("showwavespic", info), what=what)
         _check_picture(tmp, what=what)
     return _derived("waveform", out_dir, "png", "showwavespic")
 
@@ -564,9 +625,11 @@ def derivatives_for(
     plan: list[tuple[str, Callable[[], Derived]]]
     proxy = ("proxy", lambda: make_proxy(source, info, out_dir, transcode_slots=transcode_slots))
     if info.kind == "video":
-        plan = [("poster", lambda: make_poster(source, info, out_dir)),
-                ("sheet", lambda: make_contact_sheet(source, info, out_dir)),
-                proxy]
+        plan = [
+            ("poster", lambda: make_poster(source, info, out_dir)),
+            ("sheet", lambda: make_contact_sheet(source, info, out_dir)),
+            proxy,
+        ]
     elif info.kind == "audio":
         plan = [("waveform", lambda: make_waveform(source, info, out_dir)), proxy]
     else:

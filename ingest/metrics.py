@@ -33,8 +33,10 @@ class Metrics:
             lines = [
                 "# HELP evidence_ingest_files_total Files handled, by outcome.",
                 "# TYPE evidence_ingest_files_total counter",
-                *(f'evidence_ingest_files_total{{{label},outcome="{k}"}} {v}'
-                  for k, v in sorted(self.files.items())),
+                *(
+                    f'evidence_ingest_files_total{{{label},outcome="{k}"}} {v}'
+                    for k, v in sorted(self.files.items())
+                ),
                 "# HELP evidence_ingest_bytes_total Bytes of originals archived.",
                 "# TYPE evidence_ingest_bytes_total counter",
                 f"evidence_ingest_bytes_total{{{label}}} {self.bytes}",

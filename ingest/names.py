@@ -97,15 +97,13 @@ IMPORTANT_MARKERS = frozenset({"IMP", "SOS"})
 
 _DEVICE_FOLDER = re.compile(r"(?=[A-Za-z]*[0-9])[A-Za-z0-9]{5,16}", re.ASCII)
 _DATE_FOLDER = re.compile(r"[0-9]{8}", re.ASCII)
-_ALIAS_NAME = re.compile(r"(?P<who>[^@]+)@(?P<start>[0-9]{14})[0-9]*(?:_[A-Za-z]+)?\.[A-Za-z0-9]+",
-                         re.ASCII)
+_ALIAS_NAME = re.compile(r"(?P<who>[^@]+)@(?P<start>[0-9]{14})[0-9]*(?:_[A-Za-z]+)?\.[A-Za-z0-9]+", re.ASCII)
 _SN_OFFICER = re.compile(r"[\x21-\x7e]{1,32}", re.ASCII)
 _SN_MAX_BYTES = 4096
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 # Companion rules: full-name suffixes, and exact lower-cased names or prefixes.
-_COMPANION_SUFFIXES = (".md5", ".sha256", ".json", ".vtt", ".srt", ".log",
-                       ".part", ".tmp", ".crdownload")
+_COMPANION_SUFFIXES = (".md5", ".sha256", ".json", ".vtt", ".srt", ".log", ".part", ".tmp", ".crdownload")
 _NAME_SIDECARS = (".md5", ".sha256", ".evidence.json")
 _STEM_SIDECARS = (".json", ".vtt", ".srt")
 
@@ -144,14 +142,16 @@ def compile_patterns(patterns: Iterable[str]) -> list[re.Pattern[str]]:
         try:
             pattern = re.compile(text, re.ASCII)
         except re.error as exc:
-            raise InvalidInput(f"file name pattern {i} ({text!r}) does not compile: {exc}",
-                               hint="fix ingest.filename_patterns; see the README") from None
+            raise InvalidInput(
+                f"file name pattern {i} ({text!r}) does not compile: {exc}",
+                hint="fix ingest.filename_patterns; see the README",
+            ) from None
         unknown = set(pattern.groupindex) - KNOWN_GROUPS
         if unknown:
             raise InvalidInput(
-                f"file name pattern {i} ({text!r}) names unknown group(s) "
-                f"{', '.join(sorted(unknown))}",
-                hint=f"known groups: {', '.join(sorted(KNOWN_GROUPS))}")
+                f"file name pattern {i} ({text!r}) names unknown group(s) {', '.join(sorted(unknown))}",
+                hint=f"known groups: {', '.join(sorted(KNOWN_GROUPS))}",
+            )
         compiled.append(pattern)
     return compiled
 
@@ -162,8 +162,9 @@ def kind_of_extension(name: str) -> Kind | None:
     return KIND_BY_EXTENSION.get(suffix[1:].lower()) if suffix else None
 
 
-def parse_path(relpath: PurePosixPath, patterns: list[re.Pattern[str]], zone: ZoneInfo, *,
-               sn_officer: str | None = None) -> NameFacts:
+def parse_path(
+    relpath: PurePosixPath, patterns: list[re.Pattern[str]], zone: ZoneInfo, *, sn_officer: str | None = None
+) -> NameFacts:
     """What ``relpath`` (the file's path relative to the watched folder) says.
 
     The first pattern that matches the whole file name gives device, officer, start,
@@ -186,8 +187,10 @@ def parse_path(relpath: PurePosixPath, patterns: list[re.Pattern[str]], zone: Zo
         notes.append(f"name {safe_display(name)} matches no file name pattern")
         alias = _ALIAS_NAME.fullmatch(name)
         if alias and not _DEVICE_FOLDER.fullmatch(alias["who"]):
-            notes.append(f"name looks like a platform alias ({safe_display(alias['who'])} in place "
-                         "of the recorder's serial): the device is not known from the name")
+            notes.append(
+                f"name looks like a platform alias ({safe_display(alias['who'])} in place "
+                "of the recorder's serial): the device is not known from the name"
+            )
     else:
         groups = match.groupdict()
         for key in ("device", "officer", "seq", "marker"):
@@ -210,8 +213,9 @@ def parse_path(relpath: PurePosixPath, patterns: list[re.Pattern[str]], zone: Zo
             values["device"] = folder_device
             sources["device"] = "folder"
         elif values["device"] != folder_device:
-            notes.append(f"folder says device {folder_device}, name says {values['device']}: "
-                         "the name is kept")
+            notes.append(
+                f"folder says device {folder_device}, name says {values['device']}: the name is kept"
+            )
     if sn_officer and "officer" not in values:
         values["officer"] = sn_officer
         sources["officer"] = "sn.txt"
@@ -220,9 +224,17 @@ def parse_path(relpath: PurePosixPath, patterns: list[re.Pattern[str]], zone: Zo
     important = marker in IMPORTANT_MARKERS
     if important:
         sources["important"] = "filename"
-    return NameFacts(device=values.get("device"), officer=values.get("officer"), start=start,
-                     seq=values.get("seq"), marker=marker, important=important, kind=kind,
-                     sources=sources, notes=notes)
+    return NameFacts(
+        device=values.get("device"),
+        officer=values.get("officer"),
+        start=start,
+        seq=values.get("seq"),
+        marker=marker,
+        important=important,
+        kind=kind,
+        sources=sources,
+        notes=notes,
+    )
 
 
 def _local_start(digits: str, zone: ZoneInfo) -> tuple[datetime | None, str | None]:
@@ -236,11 +248,12 @@ def _local_start(digits: str, zone: ZoneInfo) -> tuple[datetime | None, str | No
     moment = naive.replace(tzinfo=zone)
     round_trip = moment.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
     if round_trip != naive:
-        return moment, (f"start {digits} does not exist in {zone.key} (clock change); "
-                        "read with the offset before the change")
+        return moment, (
+            f"start {digits} does not exist in {zone.key} (clock change); "
+            "read with the offset before the change"
+        )
     if moment.utcoffset() != moment.replace(fold=1).utcoffset():
-        return moment, (f"start {digits} happens twice in {zone.key} (clock change); "
-                        "the first one is taken")
+        return moment, (f"start {digits} happens twice in {zone.key} (clock change); the first one is taken")
     return moment, None
 
 
@@ -262,15 +275,17 @@ def _folder_device(folders: list[str]) -> tuple[str | None, list[str]]:
             continue
         below = folders[i + 1] if i + 1 < len(folders) else None
         above = folders[i - 1] if i > 0 else None
-        if (below is not None and (_is_date_folder(below) or below.upper() == "DCIM")) or \
-                (above is not None and above.lower() == "inbox"):
+        if (below is not None and (_is_date_folder(below) or below.upper() == "DCIM")) or (
+            above is not None and above.lower() == "inbox"
+        ):
             found.append(part)
     if not found:
         return None, []
     chosen = found[-1]
     others = sorted({f for f in found if f != chosen})
-    notes = [f"folders also name device(s) {', '.join(others)}; the nearest, {chosen}, is kept"] \
-        if others else []
+    notes = (
+        [f"folders also name device(s) {', '.join(others)}; the nearest, {chosen}, is kept"] if others else []
+    )
     return chosen, notes
 
 
@@ -309,8 +324,9 @@ def find_sn_txt_at(folders: Sequence[int]) -> tuple[int, str] | None:
 
 def _sn_txt_in(folder: Path | int) -> str | None:
     with os.scandir(folder) as entries:
-        names = sorted(e.name for e in entries
-                       if e.name.lower() == "sn.txt" and e.is_file(follow_symlinks=False))
+        names = sorted(
+            e.name for e in entries if e.name.lower() == "sn.txt" and e.is_file(follow_symlinks=False)
+        )
     if not names:
         return None
     return "sn.txt" if "sn.txt" in names else names[0]
@@ -354,12 +370,17 @@ def is_companion(name: str) -> bool:
     checksum or a half-copied ``.part`` would be wrong). See the module docstring.
     """
     lower = name.lower()
-    return (lower.startswith(".") or lower == "sn.txt" or lower.startswith("log-")
-            or lower.endswith(_COMPANION_SUFFIXES))
+    return (
+        lower.startswith(".")
+        or lower == "sn.txt"
+        or lower.startswith("log-")
+        or lower.endswith(_COMPANION_SUFFIXES)
+    )
 
 
-def sidecar_for(recording: Path, suffix: str, *, stem: bool = False,
-                dir_fd: int | None = None) -> Path | None:
+def sidecar_for(
+    recording: Path, suffix: str, *, stem: bool = False, dir_fd: int | None = None
+) -> Path | None:
     """The existing sidecar ``NAME + suffix`` (or ``STEM + suffix``) of a recording, or None.
 
     The exact spelling wins; otherwise the suffix is matched without regard to case
@@ -370,8 +391,7 @@ def sidecar_for(recording: Path, suffix: str, *, stem: bool = False,
     base = recording.stem if stem else recording.name
     exact = recording.with_name(base + suffix)
     try:
-        st = os.lstat(exact) if dir_fd is None else os.stat(exact.name, dir_fd=dir_fd,
-                                                             follow_symlinks=False)
+        st = os.lstat(exact) if dir_fd is None else os.stat(exact.name, dir_fd=dir_fd, follow_symlinks=False)
         if stat.S_ISREG(st.st_mode):
             return exact
     except FileNotFoundError:
@@ -394,8 +414,9 @@ def companions_of(path: Path, *, dir_fd: int | None = None) -> list[Path]:
     return _sidecars(path, list(_NAME_SIDECARS), list(_STEM_SIDECARS), dir_fd)
 
 
-def _sidecars(path: Path, name_suffixes: list[str], stem_suffixes: list[str],
-              dir_fd: int | None = None) -> list[Path]:
+def _sidecars(
+    path: Path, name_suffixes: list[str], stem_suffixes: list[str], dir_fd: int | None = None
+) -> list[Path]:
     wanted = {path.name + s.lower() for s in name_suffixes}
     wanted_stem = {s.lower() for s in stem_suffixes}
     found: list[Path] = []
@@ -404,8 +425,8 @@ def _sidecars(path: Path, name_suffixes: list[str], stem_suffixes: list[str],
             if entry.name == path.name or not entry.is_file(follow_symlinks=False):
                 continue
             n = entry.name
-            by_name = n.startswith(path.name) and path.name + n[len(path.name):].lower() in wanted
-            by_stem = n.startswith(path.stem) and n[len(path.stem):].lower() in wanted_stem
+            by_name = n.startswith(path.name) and path.name + n[len(path.name) :].lower() in wanted
+            by_stem = n.startswith(path.stem) and n[len(path.stem) :].lower() in wanted_stem
             if by_name or by_stem:
                 found.append(path.parent / n)
     return sorted(found)
@@ -445,4 +466,3 @@ def safe_display(name: str | bytes | os.PathLike[str] | os.PathLike[bytes]) -> s
             return repr(name)
         except Exception:  # noqa: BLE001 - nor may its fallback
             return "<unprintable name>"
-

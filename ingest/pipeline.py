@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import astuple, dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from re import Pattern
 from typing import Any, Literal
@@ -90,15 +90,27 @@ from .station_files import (
 log = logging.getLogger("evidence.ingest")
 
 READ_SIZE = 4 << 20
-CONTENT_TYPES = {"mp4": "video/mp4", "m4v": "video/mp4", "mov": "video/quicktime",
-                 "avi": "video/x-msvideo", "mkv": "video/x-matroska", "ts": "video/mp2t",
-                 "3gp": "video/3gpp", "wav": "audio/wav", "mp3": "audio/mpeg", "aac": "audio/aac",
-                 "m4a": "audio/mp4", "amr": "audio/amr", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-                 "png": "image/png"}
+CONTENT_TYPES = {
+    "mp4": "video/mp4",
+    "m4v": "video/mp4",
+    "mov": "video/quicktime",
+    "avi": "video/x-msvideo",
+    "mkv": "video/x-matroska",
+    "ts": "video/mp2t",
+    "3gp": "video/3gpp",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "aac": "audio/aac",
+    "m4a": "audio/mp4",
+    "amr": "audio/amr",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+}
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -164,9 +176,15 @@ class ScanReport:
         return not (self.quarantined or self.failed or self.left_in_place)
 
     def to_json(self) -> dict[str, Any]:
-        return {"archived": self.archived, "damaged": self.damaged, "duplicates": self.duplicates,
-                "quarantined": self.quarantined, "failed": self.failed, "waiting": self.waiting,
-                "left_in_place": self.left_in_place}
+        return {
+            "archived": self.archived,
+            "damaged": self.damaged,
+            "duplicates": self.duplicates,
+            "quarantined": self.quarantined,
+            "failed": self.failed,
+            "waiting": self.waiting,
+            "left_in_place": self.left_in_place,
+        }
 
 
 @dataclass(frozen=True)
@@ -183,8 +201,9 @@ class Outcome:
 class Pipeline:
     """Archives the files of one station's folders; safe to run in several threads."""
 
-    def __init__(self, ctx: ServiceContext, setup: StationSetup, *,
-                 fault_hook: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, ctx: ServiceContext, setup: StationSetup, *, fault_hook: Callable[[str], None] | None = None
+    ) -> None:
         require_proc()
         self.ctx, self.setup = ctx, setup
         # Short names for what every step uses.
@@ -232,8 +251,9 @@ class Pipeline:
                     yield here / name
 
     # --- one file ---------------------------------------------------------------------
-    def process(self, folder: Path, path: Path, *, wait: bool = True,
-                respect_backoff: bool = False) -> Outcome:
+    def process(
+        self, folder: Path, path: Path, *, wait: bool = True, respect_backoff: bool = False
+    ) -> Outcome:
         """Archive one file. ``wait``: sleep out the stability window instead of
         answering "waiting"; ``respect_backoff``: a file that failed recently waits for
         its retry time (the daemon), instead of being tried at once (a manual scan)."""
@@ -250,24 +270,33 @@ class Pipeline:
         with where:
             try:
                 outcome = self._open(where, rel.name, shown, wait, respect_backoff)
-            except (StoreUnavailable, SQLAlchemyError, OSError, ContentChanged, StoreError,
-                    FolderChanged) as exc:
+            except (
+                StoreUnavailable,
+                SQLAlchemyError,
+                OSError,
+                ContentChanged,
+                StoreError,
+                FolderChanged,
+            ) as exc:
                 outcome = Outcome("failed", shown, reason=_reason(exc))
             return self._failed(outcome, where, rel.name)
 
-    def _open(self, where: StationFolder, name: str, shown: str, wait: bool,
-              respect_backoff: bool) -> Outcome:
+    def _open(
+        self, where: StationFolder, name: str, shown: str, wait: bool, respect_backoff: bool
+    ) -> Outcome:
         """Open the file once (``O_NOFOLLOW``, a regular file) and archive what is open."""
         try:
             st = where.lstat(name)
         except FileNotFoundError:
             return Outcome("failed", shown, reason="vanished before it could be read")
         if stat.S_ISLNK(st.st_mode):
-            return self._quarantine(where, name, shown, "a symbolic link (links are never followed)",
-                                    Identity.of(st))
+            return self._quarantine(
+                where, name, shown, "a symbolic link (links are never followed)", Identity.of(st)
+            )
         if not stat.S_ISREG(st.st_mode):
-            return Outcome("failed", shown, reason="not a regular file (a pipe, socket or device); "
-                                                   "left in place")
+            return Outcome(
+                "failed", shown, reason="not a regular file (a pipe, socket or device); left in place"
+            )
         try:
             opened = StationFile(where, name)
         except FileNotFoundError:
@@ -275,13 +304,18 @@ class Pipeline:
         except (NotRegular, OSError) as exc:
             if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
                 raise
-            return Outcome("failed", shown, reason="replaced (by a link or something other than a "
-                                                   "file) while it was opened; looked at again next pass")
+            return Outcome(
+                "failed",
+                shown,
+                reason="replaced (by a link or something other than a "
+                "file) while it was opened; looked at again next pass",
+            )
         with opened:
             return self._process(where, opened, shown, wait, respect_backoff)
 
-    def _process(self, folder: StationFolder, path: StationFile, shown: str, wait: bool,
-                 respect_backoff: bool) -> Outcome:
+    def _process(
+        self, folder: StationFolder, path: StationFile, shown: str, wait: bool, respect_backoff: bool
+    ) -> Outcome:
         # ``folder`` holds the folders down to the file, ``path`` the file itself, opened
         # once: every step reads that descriptor, never the station path again.
         rel = PurePosixPath(*folder.parts, path.name)
@@ -302,14 +336,15 @@ class Pipeline:
 
         integrity = check_fd(path.fd)
         if integrity.status in ("empty", "not_media"):
-            reason = "an empty file" if integrity.status == "empty" else f"not a recording: {integrity.reason}"
+            reason = (
+                "an empty file" if integrity.status == "empty" else f"not a recording: {integrity.reason}"
+            )
             jobs.update(self.sessions, job, now, state="quarantined", outcome=reason)
             return self._quarantine(folder, path.name, shown, reason, identity)
         damage = [integrity.reason] if integrity.status == "damaged" else []
 
         info = self._probe(path, integrity.kind, damage)
-        names = parse_path(rel, self.setup.patterns, self.setup.zone,
-                           sn_officer=self._sn_officer(folder))
+        names = parse_path(rel, self.setup.patterns, self.setup.zone, sn_officer=self._sn_officer(folder))
         sidecar, sidecar_note = self._sidecar(folder, path)
         checksum = self._vendor_checksum(folder, path, damage)
         digests, md5 = self._hash(path, want_md5=checksum is not None and checksum[0] == "md5")
@@ -322,8 +357,10 @@ class Pipeline:
             algorithm, expected = checksum
             found = md5 if algorithm == "md5" else digests.sha256
             if found != expected:
-                damage.append(f"damaged in transfer: the vendor {algorithm} sidecar says {expected}, "
-                              f"the file has {found}")
+                damage.append(
+                    f"damaged in transfer: the vendor {algorithm} sidecar says {expected}, "
+                    f"the file has {found}"
+                )
         self._fault("hashed")
 
         # The same content at two workers or two stations at once is stored once: workers of
@@ -331,25 +368,38 @@ class Pipeline:
         # catalog (renewed while this one works, ended by the recording's commit).
         with self._digest_lock(digests.sha256), self._content_reserved(digests.sha256, wait) as lease:
             if isinstance(lease, reservations.Holder):
-                return Outcome("waiting", shown, reason=f"{_station_named(lease.station)} is archiving "
-                                                        "the same content; taken up again on the next pass")
+                return Outcome(
+                    "waiting",
+                    shown,
+                    reason=f"{_station_named(lease.station)} is archiving "
+                    "the same content; taken up again on the next pass",
+                )
             self._fault("content reserved")
             with self.sessions() as session:
                 twin = find_by_sha256(session, digests.sha256)
             if job.archive_no is None:
                 if twin is not None:
                     return self._duplicate(folder, path, shown, job, twin, now)
-                number = reserve_archive_number(self.engine, self.formats, self.setup.zone,
-                                                unit=self.setup.unit, station=self.setup.station, now=now)
-                jobs.update(self.sessions, job, now, state="reserved", archive_no=number,
-                            sha256=digests.sha256)
+                number = reserve_archive_number(
+                    self.engine,
+                    self.formats,
+                    self.setup.zone,
+                    unit=self.setup.unit,
+                    station=self.setup.station,
+                    now=now,
+                )
+                jobs.update(
+                    self.sessions, job, now, state="reserved", archive_no=number, sha256=digests.sha256
+                )
                 self._fault("reserved")
             with self.sessions() as session:
-                recording = session.execute(select(Recording).where(
-                    Recording.archive_no == job.archive_no)).scalar()
+                recording = session.execute(
+                    select(Recording).where(Recording.archive_no == job.archive_no)
+                ).scalar()
             if recording is None:
-                facts = self._facts(path, st, shown, integrity.kind, info, names, sidecar, sidecar_note,
-                                    damage, now)
+                facts = self._facts(
+                    path, st, shown, integrity.kind, info, names, sidecar, sidecar_note, damage, now
+                )
                 if twin is not None and not stored_already(self.ctx.at(now), facts, job.archive_no):
                     # Resumed after its number was drawn, and another station archived the same
                     # content meanwhile: nothing of ours is stored, so this is a duplicate (the
@@ -358,17 +408,37 @@ class Pipeline:
                 try:
                     lease.check()
                     recording = store_original(
-                        self.ctx.at(now), path, digests, facts,
+                        self.ctx.at(now),
+                        path,
+                        digests,
+                        facts,
                         archive_no=job.archive_no,  # type: ignore[arg-type]
-                        after_put=lambda: self._fault("stored"), claim=lease.confirm)
+                        after_put=lambda: self._fault("stored"),
+                        claim=lease.confirm,
+                    )
                 except reservations.ReservationLost as exc:
-                    log.error("content reservation lost", extra={
-                        "station": self.setup.station, "path": shown, "sha256": digests.sha256,
-                        "archive_no": job.archive_no, "reason": exc.message})
+                    log.error(
+                        "content reservation lost",
+                        extra={
+                            "station": self.setup.station,
+                            "path": shown,
+                            "sha256": digests.sha256,
+                            "archive_no": job.archive_no,
+                            "reason": exc.message,
+                        },
+                    )
                     return Outcome("failed", shown, reason=exc.message)
-                log.info("archived", extra={"station": self.setup.station, "path": shown,
-                                            "archive_no": recording.archive_no, "size": digests.size,
-                                            "sha256": digests.sha256, "damaged": bool(damage)})
+                log.info(
+                    "archived",
+                    extra={
+                        "station": self.setup.station,
+                        "path": shown,
+                        "archive_no": recording.archive_no,
+                        "size": digests.size,
+                        "sha256": digests.sha256,
+                        "damaged": bool(damage),
+                    },
+                )
         jobs.update(self.sessions, job, now, state="stored")
         self._fault("committed")
         if sidecar is not None and sidecar.case:
@@ -379,15 +449,27 @@ class Pipeline:
             # A whole pass: originals first, derivatives on their own workers, so that a
             # queue of transcodes never holds up archiving. The job stays "stored" until
             # they are done; a crash resumes from there.
-            self._later.append((shown, recording.archive_no,
-                                self._derivative_pool.submit(finish)))  # type: ignore[union-attr]
+            self._later.append((shown, recording.archive_no, self._derivative_pool.submit(finish)))  # type: ignore[union-attr]
         else:
             left = finish()
-        return Outcome("archived", shown, archive_no=recording.archive_no, damaged=recording.damaged,
-                       size=digests.size, left=left)
+        return Outcome(
+            "archived",
+            shown,
+            archive_no=recording.archive_no,
+            damaged=recording.damaged,
+            size=digests.size,
+            left=left,
+        )
 
-    def _finish(self, root: Path, rel: PurePosixPath, shown: str, recording: Recording,
-                info: MediaInfo | None, job: IngestJob) -> str | None:
+    def _finish(
+        self,
+        root: Path,
+        rel: PurePosixPath,
+        shown: str,
+        recording: Recording,
+        info: MediaInfo | None,
+        job: IngestJob,
+    ) -> str | None:
         """Derivatives, then the job is done, then the station copy. Returns why the station
         copy was left in place, when that is news (it is reported once).
 
@@ -433,13 +515,15 @@ class Pipeline:
     content_wait_seconds: float = 30.0
 
     @contextmanager
-    def _content_reserved(self, sha256: str,
-                          wait: bool) -> Iterator[reservations.Lease | reservations.Holder]:
+    def _content_reserved(
+        self, sha256: str, wait: bool
+    ) -> Iterator[reservations.Lease | reservations.Holder]:
         """The digest's reservation kept alive while the block runs, or who holds it."""
         deadline = time.monotonic() + (self.content_wait_seconds if wait else 0.0)
         while True:
-            got = reservations.reserve(self.sessions, sha256, station=self.setup.station,
-                                       lease=self.content_lease)
+            got = reservations.reserve(
+                self.sessions, sha256, station=self.setup.station, lease=self.content_lease
+            )
             if isinstance(got, reservations.Reservation) or time.monotonic() >= deadline:
                 break
             time.sleep(0.2)
@@ -478,8 +562,7 @@ class Pipeline:
         found = find_sn_txt_at(folder.fds)
         return read_sn_txt(Path(found[1]), dir_fd=found[0]) if found else None
 
-    def _sidecar(self, folder: StationFolder,
-                 path: StationFile) -> tuple[EvidenceSidecar | None, str | None]:
+    def _sidecar(self, folder: StationFolder, path: StationFile) -> tuple[EvidenceSidecar | None, str | None]:
         recording = folder.root.joinpath(*folder.parts, path.name)
         try:
             return read_evidence_sidecar(recording, dir_fd=folder.fd), None
@@ -487,8 +570,9 @@ class Pipeline:
             log.warning("sidecar ignored", extra={"path": safe_display(str(recording)), "reason": str(exc)})
             return None, f"sidecar ignored: {exc}"
 
-    def _vendor_checksum(self, folder: StationFolder, path: StationFile,
-                         damage: list[str]) -> tuple[str, str] | None:
+    def _vendor_checksum(
+        self, folder: StationFolder, path: StationFile, damage: list[str]
+    ) -> tuple[str, str] | None:
         try:
             return vendor_checksum(folder.root.joinpath(*folder.parts, path.name), dir_fd=folder.fd)
         except EvidenceError as exc:
@@ -507,18 +591,31 @@ class Pipeline:
                     md5.update(view[:n])
         return hasher.digests(), md5.hexdigest() if md5 else None
 
-    def _facts(self, path: StationFile, st: os.stat_result, shown: str, kind: str | None,
-               info: MediaInfo | None, names, sidecar: EvidenceSidecar | None,
-               sidecar_note: str | None, damage: list[str], now: datetime) -> OriginalFacts:
+    def _facts(
+        self,
+        path: StationFile,
+        st: os.stat_result,
+        shown: str,
+        kind: str | None,
+        info: MediaInfo | None,
+        names,
+        sidecar: EvidenceSidecar | None,
+        sidecar_note: str | None,
+        damage: list[str],
+        now: datetime,
+    ) -> OriginalFacts:
         # Sources of the values kept (device, officer, start time, important), by their names.
-        sources = {("start_time" if k == "start" else k): v for k, v in names.sources.items()
-                   if k not in ("seq", "marker")}
+        sources = {
+            ("start_time" if k == "start" else k): v
+            for k, v in names.sources.items()
+            if k not in ("seq", "marker")
+        }
         start, flags = names.start, {}
         container_time = _container_time(info, self.setup.zone)
         if start is None and container_time is not None:
             start, sources["start_time"] = container_time, "container"
         elif start is None:
-            start = datetime.fromtimestamp(st.st_mtime, timezone.utc)
+            start = datetime.fromtimestamp(st.st_mtime, UTC)
             sources["start_time"] = "file_time"
         else:
             sources.setdefault("start_time", "filename")
@@ -526,10 +623,12 @@ class Pipeline:
         duration = info.duration_s if info else None
         if start + timedelta(seconds=duration or 0) > now + tolerance:
             flags["clock_suspect"] = "the recording ends after it was docked"
-        elif container_time and sources["start_time"] == "filename" and \
-                abs(container_time - start) > tolerance:
-            flags["clock_suspect"] = (f"file name and container times differ by "
-                                      f"{abs(container_time - start).total_seconds():.0f} s")
+        elif (
+            container_time and sources["start_time"] == "filename" and abs(container_time - start) > tolerance
+        ):
+            flags["clock_suspect"] = (
+                f"file name and container times differ by {abs(container_time - start).total_seconds():.0f} s"
+            )
         officer = names.officer
         if officer is None and names.device:
             officer = self._assigned_officer(names.device, start)
@@ -546,62 +645,107 @@ class Pipeline:
         resolved_kind = kind or names.kind or "video"
         ext = path.suffix.lower().lstrip(".")
         return OriginalFacts(
-            station=self.setup.station, unit=self.setup.unit, kind=resolved_kind,  # type: ignore[arg-type]
-            original_name=safe_display(path.name), content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
-            start_time=start, duration_s=duration, device=names.device, officer=officer,
+            station=self.setup.station,
+            unit=self.setup.unit,
+            kind=resolved_kind,  # type: ignore[arg-type]
+            original_name=safe_display(path.name),
+            content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
+            start_time=start,
+            duration_s=duration,
+            device=names.device,
+            officer=officer,
             important=names.important or bool(sidecar and sidecar.important),
-            protected=bool(sidecar and sidecar.protected), damaged=bool(damage),
-            damage_reason="; ".join(d for d in damage if d) or None, flags=flags,
-            media_info=info.summary() if info else {}, sources=sources)
+            protected=bool(sidecar and sidecar.protected),
+            damaged=bool(damage),
+            damage_reason="; ".join(d for d in damage if d) or None,
+            flags=flags,
+            media_info=info.summary() if info else {},
+            sources=sources,
+        )
 
     def _assigned_officer(self, serial: str, at: datetime) -> str | None:
         with self.sessions() as session:
-            return session.execute(
-                select(Officer.number).join(DeviceAssignment, DeviceAssignment.officer_id == Officer.id)
-                .join(Device, Device.id == DeviceAssignment.device_id)
-                .where(Device.serial == serial, DeviceAssignment.valid_from <= at,
-                       (DeviceAssignment.valid_to.is_(None)) | (DeviceAssignment.valid_to > at))
-                .order_by(DeviceAssignment.valid_from.desc())).scalars().first()
+            return (
+                session.execute(
+                    select(Officer.number)
+                    .join(DeviceAssignment, DeviceAssignment.officer_id == Officer.id)
+                    .join(Device, Device.id == DeviceAssignment.device_id)
+                    .where(
+                        Device.serial == serial,
+                        DeviceAssignment.valid_from <= at,
+                        (DeviceAssignment.valid_to.is_(None)) | (DeviceAssignment.valid_to > at),
+                    )
+                    .order_by(DeviceAssignment.valid_from.desc())
+                )
+                .scalars()
+                .first()
+            )
 
-    def _duplicate(self, folder: StationFolder, path: StationFile, shown: str, job: IngestJob,
-                   twin: Recording, now: datetime) -> Outcome:
+    def _duplicate(
+        self,
+        folder: StationFolder,
+        path: StationFile,
+        shown: str,
+        job: IngestJob,
+        twin: Recording,
+        now: datetime,
+    ) -> Outcome:
         if jobs.seen_here(self.sessions, job, twin.sha256):
             # The file archived from this very path before, with only its ctime changed (a
             # chmod, a new hard link): nothing new to record.
-            jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
-                        outcome=twin.archive_no)
+            jobs.update(
+                self.sessions, job, now, state="duplicate", sha256=twin.sha256, outcome=twin.archive_no
+            )
             left = self._station_copy(folder, path.name, shown, job)
             return Outcome("skipped", shown, archive_no=twin.archive_no, left=left)
         with self.sessions.begin() as session:
-            custody.append(session, actor=self.actor, action=Action.SEEN_AGAIN, subject=twin.archive_no, details={"station": self.setup.station, "path": shown})
-        jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256,
-                    outcome=twin.archive_no)
+            custody.append(
+                session,
+                actor=self.actor,
+                action=Action.SEEN_AGAIN,
+                subject=twin.archive_no,
+                details={"station": self.setup.station, "path": shown},
+            )
+        jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256, outcome=twin.archive_no)
         left = self._station_copy(folder, path.name, shown, job)
-        log.info("seen again", extra={"station": self.setup.station, "path": shown,
-                                      "archive_no": twin.archive_no})
+        log.info(
+            "seen again", extra={"station": self.setup.station, "path": shown, "archive_no": twin.archive_no}
+        )
         return Outcome("duplicate", shown, archive_no=twin.archive_no, left=left)
 
     def _link_from_sidecar(self, recording: Recording, case: str, now: datetime) -> None:
         try:
             link_recordings(self.ctx.at(now), case, [recording.archive_no])
         except (NotFound, EvidenceError) as exc:
-            log.warning("sidecar case link not made", extra={
-                "archive_no": recording.archive_no, "case": case, "reason": str(exc)})
+            log.warning(
+                "sidecar case link not made",
+                extra={"archive_no": recording.archive_no, "case": case, "reason": str(exc)},
+            )
             with self.sessions.begin() as session:
-                custody.append(session, actor=self.actor, action=Action.LINK_FAILED,
-                               subject=recording.archive_no,
-                               details={"case": case, "reason": str(exc)})
+                custody.append(
+                    session,
+                    actor=self.actor,
+                    action=Action.LINK_FAILED,
+                    subject=recording.archive_no,
+                    details={"case": case, "reason": str(exc)},
+                )
 
-    def _derivatives(self, source: StationFile | None, recording: Recording,
-                     info: MediaInfo | None) -> None:
+    def _derivatives(self, source: StationFile | None, recording: Recording, info: MediaInfo | None) -> None:
         if info is None:
-            record_failure(self.ctx, recording, kind="proxy",
-                           error="the original cannot be decoded; no derivative can be made")
+            record_failure(
+                self.ctx,
+                recording,
+                kind="proxy",
+                error="the original cannot be decoded; no derivative can be made",
+            )
             return
         if source is None:
-            record_failure(self.ctx, recording, kind="proxy",
-                           error="the station copy changed or went away before derivatives were "
-                                 "made from it")
+            record_failure(
+                self.ctx,
+                recording,
+                kind="proxy",
+                error="the station copy changed or went away before derivatives were made from it",
+            )
             return
         with tempfile.TemporaryDirectory(prefix="evidence-derived-") as work:
             # ffmpeg reads the very file held open (its /proc path), under the file's name.
@@ -611,18 +755,25 @@ class Pipeline:
             made, failures = derivatives_for(link, info, Path(work), transcode_slots=self.transcodes)
             for derived in made:
                 try:
-                    store_derivative(self.ctx, recording, kind=derived.kind, path=derived.path,
-                                     ext=derived.ext, content_type=derived.content_type,
-                                     method=derived.method)
+                    store_derivative(
+                        self.ctx,
+                        recording,
+                        kind=derived.kind,
+                        path=derived.path,
+                        ext=derived.ext,
+                        content_type=derived.content_type,
+                        method=derived.method,
+                    )
                 except (StoreError, StoreUnavailable, OSError) as exc:
                     failures.append((derived.kind, _reason(exc)))
             for kind, error in failures:
-                log.warning("derivative failed", extra={"archive_no": recording.archive_no,
-                                                         "kind": kind, "reason": error})
+                log.warning(
+                    "derivative failed",
+                    extra={"archive_no": recording.archive_no, "kind": kind, "reason": error},
+                )
                 record_failure(self.ctx, recording, kind=kind, error=error)
 
-    def _station_copy(self, where: StationFolder, name: str, shown: str,
-                      job: IngestJob) -> str | None:
+    def _station_copy(self, where: StationFolder, name: str, shown: str, job: IngestJob) -> str | None:
         """Move or delete the station copy; only ever called once the original is committed
         (or was a duplicate). Returns why the copy was left in place, when that is news.
 
@@ -641,8 +792,10 @@ class Pipeline:
         except FolderChanged as exc:
             return self._left(job, shown, exc.message)
         if astuple(current) != jobs.identity_of(job):
-            log.info("station copy changed after it was read; left for the next pass",
-                     extra={"station": self.setup.station, "path": shown})
+            log.info(
+                "station copy changed after it was read; left for the next pass",
+                extra={"station": self.setup.station, "path": shown},
+            )
             return None
         try:
             companions = [p.name for p in companions_of(Path(name), dir_fd=where.fd)]
@@ -658,13 +811,19 @@ class Pipeline:
                         move_into(where, item, into)
                     after = into.lstat(moved)
                 # A move changes the ctime: pruning compares the copy with what it is now.
-                jobs.update(self.sessions, job, self.clock(), copy_error=None,
-                            moved_to=safe_display(str(PurePosixPath(*where.parts, moved))),
-                            moved_ctime_ns=after.st_ctime_ns)
+                jobs.update(
+                    self.sessions,
+                    job,
+                    self.clock(),
+                    copy_error=None,
+                    moved_to=safe_display(str(PurePosixPath(*where.parts, moved))),
+                    moved_ctime_ns=after.st_ctime_ns,
+                )
         except OSError as exc:
             action = "deleted" if mode == "delete" else "moved"
-            return self._left(job, shown, f"archived, but the station copy cannot be {action}: "
-                                          f"{_reason(exc)}")
+            return self._left(
+                job, shown, f"archived, but the station copy cannot be {action}: {_reason(exc)}"
+            )
         self._fault("moved")
         return None
 
@@ -672,27 +831,38 @@ class Pipeline:
         """A station copy that stays where it is: reported the first time only, so that
         a read-only folder is one report, not one per pass."""
         if job.copy_error is not None:
-            log.debug("station copy still left in place", extra={
-                "station": self.setup.station, "path": shown, "reason": reason})
+            log.debug(
+                "station copy still left in place",
+                extra={"station": self.setup.station, "path": shown, "reason": reason},
+            )
             return None
         jobs.update(self.sessions, job, self.clock(), copy_error=reason)
-        log.warning("station copy left in place", extra={
-            "station": self.setup.station, "path": shown, "reason": reason})
+        log.warning(
+            "station copy left in place",
+            extra={"station": self.setup.station, "path": shown, "reason": reason},
+        )
         return reason
 
-    def _quarantine(self, where: StationFolder, name: str, shown: str, reason: str,
-                    expected: Identity) -> Outcome:
+    def _quarantine(
+        self, where: StationFolder, name: str, shown: str, reason: str, expected: Identity
+    ) -> Outcome:
         where.recheck()
         try:
             if Identity.of(where.lstat(name)) != expected:
-                return Outcome("failed", shown, reason="changed before it could be quarantined; "
-                                                       "looked at again next pass")
+                return Outcome(
+                    "failed",
+                    shown,
+                    reason="changed before it could be quarantined; looked at again next pass",
+                )
             with where.folder((self.setup.quarantine_folder, *where.parts), create=True) as into:
                 moved = move_into(where, name, into)
                 # O_NOFOLLOW: a link planted under the note's name is not written through.
-                fd = os.open(fit_name(moved, ".reason.txt"),
-                             os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             0o644, dir_fd=into.fd)
+                fd = os.open(
+                    fit_name(moved, ".reason.txt"),
+                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=into.fd,
+                )
                 with open(fd, "w", encoding="utf-8") as note:
                     note.write(f"{self.clock().isoformat()} {reason}\n")
         except FileNotFoundError:
@@ -700,12 +870,14 @@ class Pipeline:
         log.warning("quarantined", extra={"station": self.setup.station, "path": shown, "reason": reason})
         return Outcome("quarantined", shown, reason=reason)
 
-    def _failed(self, outcome: Outcome, where: StationFolder | None = None,
-                name: str | None = None) -> Outcome:
+    def _failed(
+        self, outcome: Outcome, where: StationFolder | None = None, name: str | None = None
+    ) -> Outcome:
         if outcome.kind == "failed":
-            log.warning("ingest failed, left in place for a retry",
-                        extra={"station": self.setup.station, "path": outcome.path,
-                               "reason": outcome.reason})
+            log.warning(
+                "ingest failed, left in place for a retry",
+                extra={"station": self.setup.station, "path": outcome.path, "reason": outcome.reason},
+            )
             if where is not None and name is not None:
                 self._note_failure(outcome.path, where, name, outcome.reason or "")
         return outcome
@@ -716,9 +888,15 @@ class Pipeline:
             now = self.clock()
             job = jobs.job_for(self.sessions, self.setup.station, shown, astuple(Identity.of(st)), now)
             attempts = (job.attempts or 0) + 1
-            jobs.update(self.sessions, job, now, attempts=attempts, last_error=reason,
-                        next_try=now + jobs.backoff(attempts, self.setup.retry_seconds),
-                        state=job.state if job.state != "new" else "failed")
+            jobs.update(
+                self.sessions,
+                job,
+                now,
+                attempts=attempts,
+                last_error=reason,
+                next_try=now + jobs.backoff(attempts, self.setup.retry_seconds),
+                state=job.state if job.state != "new" else "failed",
+            )
         except (OSError, SQLAlchemyError):
             pass  # the catalog itself may be what failed; the file stays for the next pass
 
@@ -741,24 +919,29 @@ class Pipeline:
                 except FileNotFoundError:
                     continue
                 except OSError as exc:
-                    log.warning("archived folder not pruned", extra={
-                        "station": self.setup.station, "folder": safe_display(str(folder)),
-                        "reason": _folder_problem(exc)})
+                    log.warning(
+                        "archived folder not pruned",
+                        extra={
+                            "station": self.setup.station,
+                            "folder": safe_display(str(folder)),
+                            "reason": _folder_problem(exc),
+                        },
+                    )
                     continue
-                for dirpath, _dirs, names, dir_fd in os.fwalk(".", dir_fd=archived.fd,
-                                                              follow_symlinks=False):
+                for dirpath, _dirs, names, dir_fd in os.fwalk(".", dir_fd=archived.fd, follow_symlinks=False):
                     parts = PurePosixPath(dirpath).parts
                     for name in sorted(names):
-                        if not is_companion(name) and self._prune_one(station, parts, name, dir_fd,
-                                                                      cutoff):
+                        if not is_companion(name) and self._prune_one(station, parts, name, dir_fd, cutoff):
                             removed += 1
         if removed:
-            log.info("pruned archived station copies", extra={"station": self.setup.station,
-                                                               "files": removed})
+            log.info(
+                "pruned archived station copies", extra={"station": self.setup.station, "files": removed}
+            )
         return removed
 
-    def _prune_one(self, station: StationFolder, parts: tuple[str, ...], name: str, dir_fd: int,
-                   cutoff: datetime) -> bool:
+    def _prune_one(
+        self, station: StationFolder, parts: tuple[str, ...], name: str, dir_fd: int, cutoff: datetime
+    ) -> bool:
         shown = safe_display(str(PurePosixPath(*parts, name)))
         job = jobs.archived_copy(self.sessions, self.setup.station, shown, cutoff)
         if job is None:
@@ -767,15 +950,17 @@ class Pipeline:
             st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 return False
-            if astuple(Identity.of(st)) != jobs.moved_identity(job) and \
-                    not self._content_archived(dir_fd, name, st):
+            if astuple(Identity.of(st)) != jobs.moved_identity(job) and not self._content_archived(
+                dir_fd, name, st
+            ):
                 return False
             with station.folder((self.setup.archived_folder, *parts)) as here:
                 # Right before deleting: the folder walked is still that one, the file unchanged.
                 here.recheck()
                 held, now_there = os.fstat(dir_fd), os.fstat(here.fd)
-                if (held.st_dev, held.st_ino) != (now_there.st_dev, now_there.st_ino) or \
-                        Identity.of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != Identity.of(st):
+                if (held.st_dev, held.st_ino) != (now_there.st_dev, now_there.st_ino) or Identity.of(
+                    os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+                ) != Identity.of(st):
                     return False
                 for item in [name, *(p.name for p in companions_of(Path(name), dir_fd=dir_fd))]:
                     os.unlink(item, dir_fd=dir_fd)
@@ -805,14 +990,17 @@ class Pipeline:
             return find_by_sha256(session, sha256.hexdigest()) is not None
 
     # --- a whole pass -------------------------------------------------------------------
-    def scan(self, folders: list[Path], *, progress: Callable[[Outcome], None] | None = None,
-             wait: bool = True) -> ScanReport:
+    def scan(
+        self, folders: list[Path], *, progress: Callable[[Outcome], None] | None = None, wait: bool = True
+    ) -> ScanReport:
         self.check_folders(folders)
         report = ScanReport()
         work = [(folder, path) for folder in folders for path in self.candidates(folder)]
         workers = max(1, self.setup.workers)
-        with ThreadPoolExecutor(max_workers=workers) as originals, \
-                ThreadPoolExecutor(max_workers=workers) as derived:
+        with (
+            ThreadPoolExecutor(max_workers=workers) as originals,
+            ThreadPoolExecutor(max_workers=workers) as derived,
+        ):
             self._later, self._derivative_pool = [], derived
             try:
                 for outcome in originals.map(lambda fp: self.process(*fp, wait=wait), work):
@@ -823,8 +1011,10 @@ class Pipeline:
                     try:
                         left = future.result()
                     except Exception as exc:  # noqa: BLE001 - the job stays "stored" for a retry
-                        log.warning("derivatives or station copy failed; retried next pass",
-                                    extra={"station": self.setup.station, "reason": _reason(exc)})
+                        log.warning(
+                            "derivatives or station copy failed; retried next pass",
+                            extra={"station": self.setup.station, "reason": _reason(exc)},
+                        )
                     else:
                         if left is not None:
                             report.add_left(shown, number, left)
@@ -848,8 +1038,10 @@ def _station_named(station: str) -> str:
 
 
 def _folder_problem(exc: OSError) -> str:
-    return (f"a folder on its way is not a folder reached without links "
-            f"({os.strerror(exc.errno or 0)}); nothing there is touched")
+    return (
+        f"a folder on its way is not a folder reached without links "
+        f"({os.strerror(exc.errno or 0)}); nothing there is touched"
+    )
 
 
 def _container_time(info: MediaInfo | None, zone: ZoneInfo) -> datetime | None:

@@ -23,7 +23,7 @@ import math
 import re
 import subprocess
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
@@ -51,8 +51,9 @@ MediaKind = Literal["video", "audio", "photo"]
 # Still-image codecs as ffprobe names them. A single stream of one of these in an image
 # demuxer is a photo; the same codec in a real container (MJPEG in AVI) is a video.
 _IMAGE_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp", "jpeg2000", "jpegls"})
-_IMAGE_FORMATS = frozenset({"image2", "jpeg_pipe", "png_pipe", "bmp_pipe", "tiff_pipe",
-                            "webp_pipe", "j2k_pipe", "jpegls_pipe"})
+_IMAGE_FORMATS = frozenset(
+    {"image2", "jpeg_pipe", "png_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "j2k_pipe", "jpegls_pipe"}
+)
 
 # H.264 profiles every current browser decodes (8-bit 4:2:0, Baseline to High).
 _BROWSER_H264_PROFILES = frozenset({"constrained baseline", "baseline", "main", "high"})
@@ -115,7 +116,7 @@ class MediaInfo:
         offset), gps as ``[lat, lon]``. Every key is always present so manifests compare."""
         out = asdict(self)
         if self.creation_time is not None:
-            utc = self.creation_time.astimezone(timezone.utc)
+            utc = self.creation_time.astimezone(UTC)
             out["creation_time"] = utc.isoformat().replace("+00:00", "Z")
         if self.creation_time_local is not None:
             out["creation_time_local"] = self.creation_time_local.isoformat()
@@ -144,20 +145,31 @@ def probe(path: Path, *, timeout: float = 60, fd: int | None = None) -> MediaInf
     fmt: dict[str, Any] = data.get("format") or {}
     format_name = fmt.get("format_name") or None
 
-    video = [s for s in streams if s.get("codec_type") == "video"
-             and not (s.get("disposition") or {}).get("attached_pic")]
+    video = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
     audio = [s for s in streams if s.get("codec_type") == "audio"]
 
-    if (len(streams) == 1 and video and video[0].get("codec_name") in _IMAGE_CODECS
-            and (format_name in _IMAGE_FORMATS or _float(fmt.get("duration")) is None)):
+    if (
+        len(streams) == 1
+        and video
+        and video[0].get("codec_name") in _IMAGE_CODECS
+        and (format_name in _IMAGE_FORMATS or _float(fmt.get("duration")) is None)
+    ):
         try:
             info = photo_info(path, fd=fd)
         except ProbeFailed:
             # ffprobe can read it but Pillow cannot (an unusual image codec): keep ffprobe's view.
             info = _photo_from_stream(video[0])
         # Pillow names the format ("jpeg"), ffprobe only its demuxer ("image2").
-        return replace(info, format_name=info.format_name or format_name,
-                       video_codec=video[0].get("codec_name"), pix_fmt=video[0].get("pix_fmt"))
+        return replace(
+            info,
+            format_name=info.format_name or format_name,
+            video_codec=video[0].get("codec_name"),
+            pix_fmt=video[0].get("pix_fmt"),
+        )
 
     if video:
         kind: MediaKind = "video"
@@ -165,8 +177,7 @@ def probe(path: Path, *, timeout: float = 60, fd: int | None = None) -> MediaInf
         kind = "audio"
     else:
         types = ", ".join(sorted({str(s.get("codec_type")) for s in streams})) or "none"
-        raise ProbeFailed(f"{path.name}: no audio or video stream (streams: {types})",
-                          path=str(path))
+        raise ProbeFailed(f"{path.name}: no audio or video stream (streams: {types})", path=str(path))
 
     v = video[0] if video else {}
     a = audio[0] if audio else {}
@@ -197,28 +208,37 @@ def probe(path: Path, *, timeout: float = 60, fd: int | None = None) -> MediaInf
 def _ffprobe_json(path: Path, *, timeout: float, fd: int | None = None) -> dict[str, Any]:
     """Run ffprobe and parse its JSON; every failure becomes :class:`ProbeFailed`."""
     source = str(path) if fd is None else f"/proc/self/fd/{fd}"
-    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
-           "--", source]
+    cmd = [FFPROBE, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", "--", source]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=timeout, check=False, pass_fds=() if fd is None else (fd,))
+        proc = subprocess.run(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            pass_fds=() if fd is None else (fd,),
+        )
     except FileNotFoundError:
-        raise ProbeFailed("ffprobe not found on PATH",
-                          hint="install ffmpeg (apt-get install --no-install-recommends ffmpeg)"
-                          ) from None
+        raise ProbeFailed(
+            "ffprobe not found on PATH",
+            hint="install ffmpeg (apt-get install --no-install-recommends ffmpeg)",
+        ) from None
     except subprocess.TimeoutExpired as exc:
-        raise ProbeFailed(f"{path.name}: ffprobe timed out after {timeout:g} s: "
-                          f"{stderr_tail(exc.stderr)}", path=str(path)) from None
+        raise ProbeFailed(
+            f"{path.name}: ffprobe timed out after {timeout:g} s: {stderr_tail(exc.stderr)}", path=str(path)
+        ) from None
     if proc.returncode != 0:
-        raise ProbeFailed(f"{path.name}: ffprobe failed (exit {proc.returncode}): "
-                          f"{stderr_tail(proc.stderr) or 'no error output'}",
-                          path=str(path), stderr=stderr_tail(proc.stderr))
+        raise ProbeFailed(
+            f"{path.name}: ffprobe failed (exit {proc.returncode}): "
+            f"{stderr_tail(proc.stderr) or 'no error output'}",
+            path=str(path),
+            stderr=stderr_tail(proc.stderr),
+        )
     try:
         # tags are copied from the file verbatim and may not be valid UTF-8
         data = json.loads(proc.stdout.decode("utf-8", errors="replace"))
     except ValueError as exc:
-        raise ProbeFailed(f"{path.name}: ffprobe printed no readable JSON ({exc})",
-                          path=str(path)) from None
+        raise ProbeFailed(f"{path.name}: ffprobe printed no readable JSON ({exc})", path=str(path)) from None
     if not isinstance(data, dict):
         raise ProbeFailed(f"{path.name}: ffprobe printed unexpected JSON", path=str(path))
     return data
@@ -292,8 +312,8 @@ def _parse_tag_time(value: str | None) -> datetime | None:
     except ValueError:
         return None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    moment = moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
     # MP4 stores seconds since 1904; an unset clock reads as 1904-01-01 or 1970-01-01.
     if moment.year < 1980:
         return None
@@ -310,8 +330,10 @@ def _gps_from_tags(tags: dict[str, str]) -> tuple[float, float] | None:
     return None
 
 
-_ISO6709 = re.compile(r"^\s*([+-]\d+(?:\.\d*)?)([+-]\d+(?:\.\d*)?)(?:[+-]\d+(?:\.\d*)?)?"
-                      r"(?:CRS[^/]*)?/?\s*$")
+_ISO6709 = re.compile(
+    r"^\s*([+-]\d+(?:\.\d*)?)([+-]\d+(?:\.\d*)?)(?:[+-]\d+(?:\.\d*)?)?"
+    r"(?:CRS[^/]*)?/?\s*$"
+)
 
 
 def parse_iso6709(text: str) -> tuple[float, float] | None:
@@ -347,8 +369,8 @@ def _iso6709_part(part: str, *, degree_digits: int) -> float | None:
         value = degrees + minutes / 60
     elif n == degree_digits + 4:
         degrees = int(whole[:degree_digits])
-        minutes = int(whole[degree_digits:degree_digits + 2])
-        seconds = int(whole[degree_digits + 2:]) + fraction
+        minutes = int(whole[degree_digits : degree_digits + 2])
+        seconds = int(whole[degree_digits + 2 :]) + fraction
         if minutes >= 60 or seconds >= 60:
             return None
         value = degrees + minutes / 60 + seconds / 3600
@@ -400,7 +422,7 @@ def photo_info(path: Path, *, fd: int | None = None) -> MediaInfo:
     if local is not None and exif_ifd.get(_TAG_DATETIME_ORIGINAL) is not None:
         offset = _exif_offset(exif_ifd.get(_TAG_OFFSET_TIME_ORIGINAL))
         if offset is not None:
-            aware = local.replace(tzinfo=offset).astimezone(timezone.utc)
+            aware = local.replace(tzinfo=offset).astimezone(UTC)
     orientation = exif.get(_TAG_ORIENTATION)
     return MediaInfo(
         kind="photo",
@@ -420,11 +442,21 @@ def photo_info(path: Path, *, fd: int | None = None) -> MediaInfo:
 
 
 def _photo_from_stream(stream: dict[str, Any]) -> MediaInfo:
-    return MediaInfo(kind="photo", format_name=None, duration_s=None,
-                     video_codec=stream.get("codec_name"), audio_codec=None,
-                     width=_int(stream.get("width")), height=_int(stream.get("height")),
-                     fps=None, creation_time=None, gps=None, rotation=0, bit_rate=None,
-                     pix_fmt=stream.get("pix_fmt"))
+    return MediaInfo(
+        kind="photo",
+        format_name=None,
+        duration_s=None,
+        video_codec=stream.get("codec_name"),
+        audio_codec=None,
+        width=_int(stream.get("width")),
+        height=_int(stream.get("height")),
+        fps=None,
+        creation_time=None,
+        gps=None,
+        rotation=0,
+        bit_rate=None,
+        pix_fmt=stream.get("pix_fmt"),
+    )
 
 
 def _exif_time(value: Any) -> datetime | None:

@@ -79,6 +79,7 @@ _CHECKSUM_HINT = "write a bare hex digest or md5sum/sha256sum output naming the 
 
 # --- vendor checksums -----------------------------------------------------------------------
 
+
 def vendor_checksums(path: Path, *, dir_fd: int | None = None) -> list[tuple[str, str]]:
     """Every vendor checksum of the recording at ``path``: (algorithm, lowercase hex).
 
@@ -89,8 +90,7 @@ def vendor_checksums(path: Path, *, dir_fd: int | None = None) -> list[tuple[str
     for suffix, algorithm, digits in _VENDOR_SUFFIXES:
         sidecar = sidecar_for(path, suffix, dir_fd=dir_fd)
         if sidecar is not None:
-            found.append((algorithm, _parse_checksum_file(sidecar, path.name, algorithm, digits,
-                                                          dir_fd)))
+            found.append((algorithm, _parse_checksum_file(sidecar, path.name, algorithm, digits, dir_fd)))
     return found
 
 
@@ -131,8 +131,9 @@ def check_vendor_checksum(path: Path, digests: dict[str, str]) -> tuple[str, boo
     return next((r for r in results if not r[1]), results[0])
 
 
-def _parse_checksum_file(sidecar: Path, target: str, algorithm: str, digits: int,
-                         dir_fd: int | None = None) -> str:
+def _parse_checksum_file(
+    sidecar: Path, target: str, algorithm: str, digits: int, dir_fd: int | None = None
+) -> str:
     where = safe_display(sidecar)
 
     def bad(why: str) -> InvalidInput:
@@ -173,15 +174,18 @@ def _parse_checksum_file(sidecar: Path, target: str, algorithm: str, digits: int
         raise bad(f"line {bare[0][0]} has a digest without a file name among several lines")
     if bare:
         return bare[0][1]
-    matches = [e for e in entries if e[2] == target] or \
-        [e for e in entries if e[2] is not None and e[2].casefold() == target.casefold()]
+    matches = [e for e in entries if e[2] == target] or [
+        e for e in entries if e[2] is not None and e[2].casefold() == target.casefold()
+    ]
     if not matches:
         named = ", ".join(safe_display(e[2] or "") for e in entries[:3])
-        raise bad(f"no line names {safe_display(target)} (it names {named}"
-                  f"{', …' if len(entries) > 3 else ''})")
+        raise bad(
+            f"no line names {safe_display(target)} (it names {named}{', …' if len(entries) > 3 else ''})"
+        )
     if len({e[1] for e in matches}) > 1:
-        raise bad(f"lines {', '.join(str(e[0]) for e in matches)} give different digests for "
-                  f"{safe_display(target)}")
+        raise bad(
+            f"lines {', '.join(str(e[0]) for e in matches)} give different digests for {safe_display(target)}"
+        )
     return matches[0][1]
 
 
@@ -200,8 +204,10 @@ def _last_component(name: str, *, windows: bool) -> str:
 
 _TOP_KEYS = frozenset({"case", "important", "protected", "note", "flags"})
 _FLAG_KEYS = frozenset({"obstruction", "emergency"})
-_EVIDENCE_HINT = ("allowed keys: case (string), important, protected (true/false), note (string), "
-                  "flags.obstruction, flags.emergency (true/false); see the README")
+_EVIDENCE_HINT = (
+    "allowed keys: case (string), important, protected (true/false), note (string), "
+    "flags.obstruction, flags.emergency (true/false); see the README"
+)
 
 
 @dataclass(frozen=True)
@@ -231,8 +237,7 @@ class EvidenceSidecar:
         return self.flags.get("emergency")
 
 
-def read_evidence_sidecar(path_of_recording: Path, *,
-                          dir_fd: int | None = None) -> EvidenceSidecar | None:
+def read_evidence_sidecar(path_of_recording: Path, *, dir_fd: int | None = None) -> EvidenceSidecar | None:
     """Read the recording's ``NAME.evidence.json``; None when there is none.
 
     Raises :class:`InvalidInput` naming the file and the key for anything outside the
@@ -245,8 +250,9 @@ def read_evidence_sidecar(path_of_recording: Path, *,
 
     def bad(why: str, key: str | None = None) -> InvalidInput:
         about = f"key {key!r} " if key else ""
-        return InvalidInput(f"evidence sidecar {where}: {about}{why}", hint=_EVIDENCE_HINT,
-                            file=str(sidecar), key=key)
+        return InvalidInput(
+            f"evidence sidecar {where}: {about}{why}", hint=_EVIDENCE_HINT, file=str(sidecar), key=key
+        )
 
     with open(open_beside(sidecar, dir_fd), "rb") as fh:
         data = fh.read(_MAX_EVIDENCE_BYTES + 1)

@@ -34,8 +34,18 @@ from catalog.errors import EvidenceError
 
 from .names import safe_display
 
-__all__ = ["FolderChanged", "Identity", "NotRegular", "StationFile", "StationFolder",
-           "StationFolderRefused", "check_station_folder", "fit_name", "move_into", "require_proc"]
+__all__ = [
+    "FolderChanged",
+    "Identity",
+    "NotRegular",
+    "StationFile",
+    "StationFolder",
+    "StationFolderRefused",
+    "check_station_folder",
+    "fit_name",
+    "move_into",
+    "require_proc",
+]
 
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # O_NONBLOCK: opening a pipe put in the place of a file must not hang the worker.
@@ -87,8 +97,9 @@ class StationFolder:
     still does.
     """
 
-    def __init__(self, root: Path, parts: Iterable[str] = (), *, create: bool = False,
-                 _root_fd: int | None = None) -> None:
+    def __init__(
+        self, root: Path, parts: Iterable[str] = (), *, create: bool = False, _root_fd: int | None = None
+    ) -> None:
         self.root, self.parts = Path(root), tuple(parts)
         self.fds: list[int] = []
         try:
@@ -120,15 +131,18 @@ class StationFolder:
         try:
             again = StationFolder(self.root, self.parts)
         except OSError as exc:
-            raise FolderChanged(f"{shown} was replaced or moved while in use (now: "
-                                f"{os.strerror(exc.errno or 0)}): nothing in it is moved or deleted",
-                                hint="look into the station folder: someone swapped a folder") from None
+            raise FolderChanged(
+                f"{shown} was replaced or moved while in use (now: "
+                f"{os.strerror(exc.errno or 0)}): nothing in it is moved or deleted",
+                hint="look into the station folder: someone swapped a folder",
+            ) from None
         with again:
-            for held, now in zip(self.fds, again.fds):
+            for held, now in zip(self.fds, again.fds, strict=False):
                 if not _same_inode(os.fstat(held), os.fstat(now)):
-                    raise FolderChanged(f"{shown} was replaced or moved while in use: nothing in it "
-                                        "is moved or deleted",
-                                        hint="look into the station folder: someone swapped a folder")
+                    raise FolderChanged(
+                        f"{shown} was replaced or moved while in use: nothing in it is moved or deleted",
+                        hint="look into the station folder: someone swapped a folder",
+                    )
 
     def lstat(self, name: str) -> os.stat_result:
         return os.stat(name, dir_fd=self.fd, follow_symlinks=False)
@@ -246,9 +260,11 @@ def require_proc() -> None:
     """ffprobe, ffmpeg and Pillow read a held file through ``/proc``: without it every file
     would look undecodable, so the pipeline refuses to start instead."""
     if not os.path.isdir(f"/proc/{os.getpid()}/fd"):
-        raise EvidenceError("/proc is not mounted here: station files are read through "
-                            "/proc/PID/fd (a descriptor held open, never the path again)",
-                            hint="run the station where /proc is mounted (any Linux host is)")
+        raise EvidenceError(
+            "/proc is not mounted here: station files are read through "
+            "/proc/PID/fd (a descriptor held open, never the path again)",
+            hint="run the station where /proc is mounted (any Linux host is)",
+        )
 
 
 def fit_name(name: str, suffix: str) -> str:
@@ -258,7 +274,7 @@ def fit_name(name: str, suffix: str) -> str:
     if len(whole) <= NAME_MAX:
         return name + suffix
     tail = os.fsencode(suffix)
-    return os.fsdecode(os.fsencode(name)[:NAME_MAX - len(tail)] + tail)
+    return os.fsdecode(os.fsencode(name)[: NAME_MAX - len(tail)] + tail)
 
 
 def move_into(source: StationFolder, name: str, target: StationFolder) -> str:
@@ -286,9 +302,11 @@ def check_station_folder(folder: Path, protected: Iterable[tuple[str, Path]]) ->
             raise StationFolderRefused(
                 f"station folder {folder} contains the {what} ({path})",
                 hint="give the station a folder of its own, outside the data folder, the store "
-                     "and the keys: files in a station folder are moved away once archived")
+                "and the keys: files in a station folder are moved away once archived",
+            )
         if real.is_relative_to(other):
             raise StationFolderRefused(
                 f"station folder {folder} lies inside the {what} ({path})",
                 hint="give the station a folder of its own, outside the data folder, the store "
-                     "and the keys: files in a station folder are moved away once archived")
+                "and the keys: files in a station folder are moved away once archived",
+            )

@@ -35,8 +35,9 @@ log = logging.getLogger("evidence.watch")
 class _Hints(FileSystemEventHandler):
     """Cheap: a slow writer emits thousands of events per GB."""
 
-    def __init__(self, folder: Path, queue: set[tuple[Path, Path]], lock: threading.Lock,
-                 wake: threading.Event) -> None:
+    def __init__(
+        self, folder: Path, queue: set[tuple[Path, Path]], lock: threading.Lock, wake: threading.Event
+    ) -> None:
         self.folder, self.queue, self.lock, self.wake = folder, queue, lock, wake
 
     def _hint(self, path: str | bytes) -> None:
@@ -57,9 +58,17 @@ class _Hints(FileSystemEventHandler):
 
 
 class StationWatcher:
-    def __init__(self, pipeline: Pipeline, folders: list[Path], *, polling: bool = False,
-                 rescan_seconds: float = 300.0, stale_after: timedelta = timedelta(hours=24),
-                 metrics: Metrics | None = None, tick: float = 1.0) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        folders: list[Path],
+        *,
+        polling: bool = False,
+        rescan_seconds: float = 300.0,
+        stale_after: timedelta = timedelta(hours=24),
+        metrics: Metrics | None = None,
+        tick: float = 1.0,
+    ) -> None:
         self.pipeline, self.folders, self.polling = pipeline, folders, polling
         self.rescan_seconds, self.stale_after, self.tick = rescan_seconds, stale_after, tick
         self.metrics = metrics or Metrics(pipeline.setup.station)
@@ -77,8 +86,9 @@ class StationWatcher:
     def _start_observer(self) -> None:
         observer = PollingObserver(timeout=self.tick) if self.polling else Observer()
         for folder in self.folders:
-            observer.schedule(_Hints(folder, self._queue, self._lock, self._wake), str(folder),
-                              recursive=True)
+            observer.schedule(
+                _Hints(folder, self._queue, self._lock, self._wake), str(folder), recursive=True
+            )
         observer.daemon = True
         observer.start()
         self._observer = observer
@@ -86,8 +96,7 @@ class StationWatcher:
     def _supervise(self) -> None:
         if self._observer is None or not self._observer.is_alive():
             if self._observer is not None:
-                log.error("file watcher died; restarting it", extra={
-                    "station": self.pipeline.setup.station})
+                log.error("file watcher died; restarting it", extra={"station": self.pipeline.setup.station})
             self._start_observer()
 
     def _rescan(self) -> None:
@@ -102,8 +111,7 @@ class StationWatcher:
         try:
             outcome = future.result()
         except Exception:  # the daemon must keep going; the rescan retries
-            log.exception("unexpected error; the file stays for the next pass",
-                          extra={"path": str(path)})
+            log.exception("unexpected error; the file stays for the next pass", extra={"path": str(path)})
             return
         self.metrics.outcome(outcome.kind, outcome.size)
         if outcome.kind == "archived":
@@ -118,22 +126,34 @@ class StationWatcher:
             parts = path.relative_to(folder).parts
         except ValueError:
             return True
-        return (not parts or self.pipeline.own_folder(parts[0]) or is_companion(path.name)
-                or not os.path.lexists(path))
+        return (
+            not parts
+            or self.pipeline.own_folder(parts[0])
+            or is_companion(path.name)
+            or not os.path.lexists(path)
+        )
 
     def _check_stale(self) -> None:
         age = time.time() - self.last_success
         if age > self.stale_after.total_seconds() and time.time() - self._last_stale_warning > 3600:
             self._last_stale_warning = time.time()
-            log.warning("no recording archived for %.1f hours", age / 3600, extra={
-                "station": self.pipeline.setup.station, "hours": round(age / 3600, 1)})
+            log.warning(
+                "no recording archived for %.1f hours",
+                age / 3600,
+                extra={"station": self.pipeline.setup.station, "hours": round(age / 3600, 1)},
+            )
 
     def run(self) -> None:
         setup = self.pipeline.setup
         self.pipeline.check_folders(self.folders)
-        log.info("station watcher started", extra={"station": setup.station,
-                                                    "folders": [str(f) for f in self.folders],
-                                                    "polling": self.polling})
+        log.info(
+            "station watcher started",
+            extra={
+                "station": setup.station,
+                "folders": [str(f) for f in self.folders],
+                "polling": self.polling,
+            },
+        )
         next_rescan = 0.0
         with ThreadPoolExecutor(max_workers=max(1, setup.workers)) as pool:
             while not self.stop.is_set():
@@ -155,8 +175,9 @@ class StationWatcher:
                         if self._ignored(folder, path):
                             continue
                         self._folder_of[path] = folder
-                        future = pool.submit(self.pipeline.process, folder, path, wait=False,
-                                             respect_backoff=True)
+                        future = pool.submit(
+                            self.pipeline.process, folder, path, wait=False, respect_backoff=True
+                        )
                         self._busy[path] = future
                         future.add_done_callback(functools.partial(self._done, path))
                     self.metrics.queue_depth = len(self._queue) + len(self._busy) + len(self._later)

@@ -37,8 +37,7 @@ from catalog.models import Recording
 from catalog.numbering import NumberingFormats
 from catalog.recordings import reserve_archive_number
 
-PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL",
-                              "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,8 +52,11 @@ def pg_admin() -> Iterator[Engine]:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
     except Exception as exc:  # noqa: BLE001
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}. "
-                    "Run `make test` (it starts it) or set EVIDENCE_TEST_PG_URL.", pytrace=False)
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}. "
+            "Run `make test` (it starts it) or set EVIDENCE_TEST_PG_URL.",
+            pytrace=False,
+        )
     yield engine
     engine.dispose()
 
@@ -90,16 +92,25 @@ def engine(db_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
-def run_evidence(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-                 input: str | None = None) -> subprocess.CompletedProcess[str]:
+def run_evidence(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the real `evidence` command in a child process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "config.cli", *args], env=full_env,
-                          cwd=cwd or ROOT, capture_output=True, text=True, input=input, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "config.cli", *args],
+        env=full_env,
+        cwd=cwd or ROOT,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=120,
+    )
 
 
 # --- object stores ---------------------------------------------------------
+
 
 @pytest.fixture
 def local_store(tmp_path: Path):
@@ -124,9 +135,16 @@ def s3_store_for(server, role: str = "admin", bucket: str | None = None, **kwarg
     from archive.s3_store import S3Store
 
     access, secret = server.users[role]
-    return S3Store(server.endpoint, bucket or f"t-{uuid.uuid4().hex[:12]}", access, secret,
-                   secure=False, part_size=kwargs.pop("part_size", 5 << 20),
-                   lock_mode=kwargs.pop("lock_mode", "COMPLIANCE"), **kwargs)
+    return S3Store(
+        server.endpoint,
+        bucket or f"t-{uuid.uuid4().hex[:12]}",
+        access,
+        secret,
+        secure=False,
+        part_size=kwargs.pop("part_size", 5 << 20),
+        lock_mode=kwargs.pop("lock_mode", "COMPLIANCE"),
+        **kwargs,
+    )
 
 
 @pytest.fixture
@@ -160,25 +178,49 @@ class Env:
     def now() -> datetime:
         return datetime.now(UTC)
 
-    def as_(self, actor: str = "tester", *, now: datetime | None = None, kek: bytes | None = None,
-            policy: ArchivePolicy | None = None) -> ServiceContext:
+    def as_(
+        self,
+        actor: str = "tester",
+        *,
+        now: datetime | None = None,
+        kek: bytes | None = None,
+        policy: ArchivePolicy | None = None,
+    ) -> ServiceContext:
         """The services as ``actor`` (at a fixed moment, with a key-encryption key, under
         another policy, where given)."""
-        return ServiceContext(self.engine, self.sessions, self.store, FORMATS, policy or self.policy,
-                              actor,
-                              load_kek=(lambda: kek) if kek is not None else None,
-                              clock=(lambda: now) if now is not None else self.now)
+        return ServiceContext(
+            self.engine,
+            self.sessions,
+            self.store,
+            FORMATS,
+            policy or self.policy,
+            actor,
+            load_kek=(lambda: kek) if kek is not None else None,
+            clock=(lambda: now) if now is not None else self.now,
+        )
 
     def recording(self, n: int = 1, kek: bytes | None = None, **facts) -> Recording:
         path = self.tmp / f"A123456@2020110508505{n % 10}{n:04d}.mp4"
         path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(str(n).encode()).digest() * 5000)
         now = self.now()
         number = reserve_archive_number(self.engine, FORMATS, ZONE, unit="KZCG", station="ST01", now=now)
-        base = dict(station="ST01", unit="KZCG", kind="video", original_name=path.name,
-                    content_type="video/mp4", start_time=now - timedelta(days=400), device="A123456",
-                    officer="JX0227")
-        return store_original(self.as_("station:ST01", now=now, kek=kek), path, hash_file(path),
-                              OriginalFacts(**(base | facts)), archive_no=number)
+        base = dict(
+            station="ST01",
+            unit="KZCG",
+            kind="video",
+            original_name=path.name,
+            content_type="video/mp4",
+            start_time=now - timedelta(days=400),
+            device="A123456",
+            officer="JX0227",
+        )
+        return store_original(
+            self.as_("station:ST01", now=now, kek=kek),
+            path,
+            hash_file(path),
+            OriginalFacts(**(base | facts)),
+            archive_no=number,
+        )
 
     def case(self, number: str = "开城管罚立〔2020〕42号"):
         return open_case(self.as_("clerk"), NewCase(number=number, unit="KZCG", opened_on=self.now().date()))
@@ -188,5 +230,10 @@ class Env:
 def env(engine, store, tmp_path) -> Env:
     # Short locks so that expiry can be proven on the server's real clock: no routine
     # period (it counts from the archiving), only the minimum lock.
-    return Env(engine, session_factory(engine), store, tmp_path,
-               ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=3)))
+    return Env(
+        engine,
+        session_factory(engine),
+        store,
+        tmp_path,
+        ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=3)),
+    )

@@ -94,14 +94,13 @@ def _run_ffmpeg(args: list[str], out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     cmd = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y", *args, str(out)]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True,
-                              text=True, timeout=_FFMPEG_TIMEOUT)
+        proc = subprocess.run(
+            cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=_FFMPEG_TIMEOUT
+        )
     except subprocess.TimeoutExpired as exc:
         raise FFmpegError(f"ffmpeg timed out making {out}: {exc.stderr!r}") from None
     if proc.returncode != 0 or not out.is_file() or out.stat().st_size == 0:
-        raise FFmpegError(
-            f"ffmpeg failed making {out} (exit {proc.returncode}): {proc.stderr.strip()}"
-        )
+        raise FFmpegError(f"ffmpeg failed making {out} (exit {proc.returncode}): {proc.stderr.strip()}")
     return out
 
 
@@ -228,9 +227,19 @@ def make_video(
     plain = out.with_name(f".{out.stem}.unrotated{out.suffix}")
     try:
         _run_ffmpeg(args, plain)
-        copy = ["-i", str(plain), "-map", "0", "-c", "copy", "-map_metadata", "0",
-                # ffmpeg 5.1 writes its ``rotate`` tag as a counter-clockwise angle
-                "-metadata:s:v:0", f"rotate={(360 - rotate) % 360}"]
+        copy = [
+            "-i",
+            str(plain),
+            "-map",
+            "0",
+            "-c",
+            "copy",
+            "-map_metadata",
+            "0",
+            # ffmpeg 5.1 writes its ``rotate`` tag as a counter-clockwise angle
+            "-metadata:s:v:0",
+            f"rotate={(360 - rotate) % 360}",
+        ]
         if faststart:
             copy += ["-movflags", "+faststart"]
         return _run_ffmpeg(copy + _container_format(out), out)

@@ -109,9 +109,25 @@ def test_inbox_has_the_recorder_name_shapes(tmp_path: Path, ffprobe: str) -> Non
 
 def _frame(path: Path, out: Path, at: float = 0.5) -> Path:
     proc = subprocess.run(
-        ["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", str(at), "-i", str(path),
-         "-frames:v", "1", "-update", "1", str(out)],
-        capture_output=True, text=True, timeout=60,
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-ss",
+            str(at),
+            "-i",
+            str(path),
+            "-frames:v",
+            "1",
+            "-update",
+            "1",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return out
@@ -121,15 +137,18 @@ def test_burned_in_overlay_is_drawn_and_deterministic(tmp_path: Path, ffprobe: s
     from PIL import Image, ImageChops, ImageStat
 
     when = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
-    plain = synthetic.make_video(tmp_path / "plain.mp4", size="640x360", creation_time=when,
-                                 text="A123456")
-    burned = synthetic.make_video(tmp_path / "burned.mp4", size="640x360", creation_time=when,
-                                  text="A123456", burn_in=True)
-    again = synthetic.make_video(tmp_path / "again.mp4", size="640x360", creation_time=when,
-                                 text="A123456", burn_in=True)
+    plain = synthetic.make_video(tmp_path / "plain.mp4", size="640x360", creation_time=when, text="A123456")
+    burned = synthetic.make_video(
+        tmp_path / "burned.mp4", size="640x360", creation_time=when, text="A123456", burn_in=True
+    )
+    again = synthetic.make_video(
+        tmp_path / "again.mp4", size="640x360", creation_time=when, text="A123456", burn_in=True
+    )
     assert burned.read_bytes() == again.read_bytes()
-    with Image.open(_frame(plain, tmp_path / "p.png")) as a, \
-            Image.open(_frame(burned, tmp_path / "b.png")) as b:
+    with (
+        Image.open(_frame(plain, tmp_path / "p.png")) as a,
+        Image.open(_frame(burned, tmp_path / "b.png")) as b,
+    ):
         # the overlay sits in the top-left corner and leaves the rest of the picture alone
         # (but for compression noise)
         def mean_difference(box: tuple[int, int, int, int]) -> float:
@@ -145,13 +164,16 @@ def test_burned_in_overlay_is_drawn_and_deterministic(tmp_path: Path, ffprobe: s
 
 
 def test_1080p_hevc_rotation_location_pcm_and_keyframes(tmp_path: Path, ffprobe: str) -> None:
-    big = probe(ffprobe, synthetic.make_video(tmp_path / "big.mp4", seconds=1, size="1920x1080",
-                                              codec="hevc"))
+    big = probe(
+        ffprobe, synthetic.make_video(tmp_path / "big.mp4", seconds=1, size="1920x1080", codec="hevc")
+    )
     video = next(s for s in big["streams"] if s["codec_type"] == "video")
     assert (video["codec_name"], video["width"], video["height"]) == ("hevc", 1920, 1080)
 
-    turned = probe(ffprobe, synthetic.make_video(tmp_path / "turned.mp4", seconds=1, rotate=90,
-                                                 location="+31.2304+121.4737/"))
+    turned = probe(
+        ffprobe,
+        synthetic.make_video(tmp_path / "turned.mp4", seconds=1, rotate=90, location="+31.2304+121.4737/"),
+    )
     video = next(s for s in turned["streams"] if s["codec_type"] == "video")
     # ffprobe gives the display matrix's angle counter-clockwise: -90 is "turn 90 clockwise"
     assert [d.get("rotation") for d in video["side_data_list"]] == [-90]
@@ -163,9 +185,23 @@ def test_1080p_hevc_rotation_location_pcm_and_keyframes(tmp_path: Path, ffprobe:
 
     gop = synthetic.make_video(tmp_path / "gop.mp4", seconds=3, keyint=15, audio=False)
     keys = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "v", "-skip_frame", "nokey",
-         "-show_entries", "frame=pts_time", "-of", "csv=p=0", str(gop)],
-        capture_output=True, text=True, timeout=60,
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-skip_frame",
+            "nokey",
+            "-show_entries",
+            "frame=pts_time",
+            "-of",
+            "csv=p=0",
+            str(gop),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout.split()
     assert [round(float(k.strip(","))) for k in keys] == [0, 1, 2]
 
@@ -191,8 +227,7 @@ def test_photo_exif_time_gps_and_orientation(tmp_path: Path) -> None:
         assert (lat, lon) == pytest.approx(synthetic.DEFAULT_GPS, abs=1e-5)
     assert path.stat().st_mtime == when.timestamp()
 
-    other = synthetic.make_photo(tmp_path / "other.JPG", exif=True, gps=(-33.8688, -70.6693),
-                                 offset=True)
+    other = synthetic.make_photo(tmp_path / "other.JPG", exif=True, gps=(-33.8688, -70.6693), offset=True)
     with Image.open(other) as img:
         exif = img.getexif()
         assert exif.get_ifd(0x8769)[0x9011] == "+08:00"

@@ -147,8 +147,13 @@ class _Derived:
     encrypted: bool
 
     def record(self) -> dict[str, Any]:
-        return {"kind": self.kind, "file": self.file, "sha256": self.sha256, "size": self.size,
-                "content_type": self.content_type}
+        return {
+            "kind": self.kind,
+            "file": self.file,
+            "sha256": self.sha256,
+            "size": self.size,
+            "content_type": self.content_type,
+        }
 
 
 @dataclass
@@ -165,10 +170,19 @@ class _Entry:
 
 # --- the export ---------------------------------------------------------------------------
 
-def export_case(ctx: ServiceContext, case_name: str, outdir: Path, *,
-                signing_key: Ed25519PrivateKey, reason: str, with_proxies: bool = False,
-                zip_it: bool = False, source_organization: str | None = None,
-                progress: Progress | None = None) -> ExportResult:
+
+def export_case(
+    ctx: ServiceContext,
+    case_name: str,
+    outdir: Path,
+    *,
+    signing_key: Ed25519PrivateKey,
+    reason: str,
+    with_proxies: bool = False,
+    zip_it: bool = False,
+    source_organization: str | None = None,
+    progress: Progress | None = None,
+) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
     The context's clock dates the export event, the checkpoint and Bagging-Date (its own
@@ -192,8 +206,9 @@ def export_case(ctx: ServiceContext, case_name: str, outdir: Path, *,
     outdir.mkdir(parents=True, exist_ok=True)
     target = outdir / (f"{case_key}.zip" if zip_it else case_key)
     if target.exists() or target.is_symlink():
-        raise InvalidInput(f"{target} exists already",
-                           hint="a package is never overwritten; choose another folder")
+        raise InvalidInput(
+            f"{target} exists already", hint="a package is never overwritten; choose another folder"
+        )
     work = Path(tempfile.mkdtemp(prefix=f".{case_key}.", suffix=".partial", dir=outdir))
     exported: CustodyEvent | None = None
     try:
@@ -201,23 +216,49 @@ def export_case(ctx: ServiceContext, case_name: str, outdir: Path, *,
         payload = _write_evidence(store, bag, entries, kek, progress)
 
         with sessions.begin() as session:
-            exported = custody.append(session, actor=actor, action=Action.EXPORTED, subject=case_key, details={
-                "reason": reason.strip(), "items": len(entries),
-                "item_nos": [e.view.item_no for e in entries], "destination": target.name,
-                "with_proxies": with_proxies}, now=now)
+            exported = custody.append(
+                session,
+                actor=actor,
+                action=Action.EXPORTED,
+                subject=case_key,
+                details={
+                    "reason": reason.strip(),
+                    "items": len(entries),
+                    "item_nos": [e.view.item_no for e in entries],
+                    "destination": target.name,
+                    "with_proxies": with_proxies,
+                },
+                now=now,
+            )
         checkpoint = make_and_publish(ctx.at(now), signing_key)
 
         payload += _write_custody(sessions, bag, subjects, checkpoint)
-        export_facts = {"at": format_instant(now), "by": actor, "reason": reason.strip(),
-                        "event": exported.seq, "checkpoint": checkpoint.n,
-                        "checkpoint_seq": checkpoint.seq, "key_id": checkpoint.key_id,
-                        "with_proxies": with_proxies}
-        payload.append(_write_small(bag, "data/case.json",
-                                    _json_bytes(_case_document(header, entries, export_facts))))
-        payload.append(_write_small(bag, "data/index.html",
-                                    _index_html(header, entries, export_facts).encode("utf-8")))
-        _write_tags(bag, payload, header, export_facts, now, len(entries), source_organization,
-                    sm3=any(e.sm3 for e in entries))
+        export_facts = {
+            "at": format_instant(now),
+            "by": actor,
+            "reason": reason.strip(),
+            "event": exported.seq,
+            "checkpoint": checkpoint.n,
+            "checkpoint_seq": checkpoint.seq,
+            "key_id": checkpoint.key_id,
+            "with_proxies": with_proxies,
+        }
+        payload.append(
+            _write_small(bag, "data/case.json", _json_bytes(_case_document(header, entries, export_facts)))
+        )
+        payload.append(
+            _write_small(bag, "data/index.html", _index_html(header, entries, export_facts).encode("utf-8"))
+        )
+        _write_tags(
+            bag,
+            payload,
+            header,
+            export_facts,
+            now,
+            len(entries),
+            source_organization,
+            sm3=any(e.sm3 for e in entries),
+        )
 
         if zip_it:
             partial = work / f"{case_key}.zip"
@@ -235,10 +276,16 @@ def export_case(ctx: ServiceContext, case_name: str, outdir: Path, *,
 
 
 def _case_header(case: Any) -> dict[str, Any]:
-    return {"number": case.number, "case_key": case.case_key, "title": case.title,
-            "status": case.status, "type": case.case_type, "major": bool(case.major),
-            "opened": case.opened_on.isoformat(),
-            "closed": case.closed_on.isoformat() if case.closed_on else None}
+    return {
+        "number": case.number,
+        "case_key": case.case_key,
+        "title": case.title,
+        "status": case.status,
+        "type": case.case_type,
+        "major": bool(case.major),
+        "opened": case.opened_on.isoformat(),
+        "closed": case.closed_on.isoformat() if case.closed_on else None,
+    }
 
 
 def _subjects(case_key: str, items: list[ItemView]) -> list[str]:
@@ -253,42 +300,71 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
     """Join the catalog facts the item views lack, one query per table."""
     archive_nos = [i.archive_no for i in items if i.archive_no]
     doc_keys = [i.storage_key for i in items if not i.archive_no and i.storage_key]
-    recs = {r.archive_no: r for r in session.execute(
-        select(Recording).where(Recording.archive_no.in_(archive_nos))).scalars()} if archive_nos else {}
-    docs = {d.storage_key: d for d in session.execute(
-        select(Document).where(Document.storage_key.in_(doc_keys))).scalars()} if doc_keys else {}
+    recs = (
+        {
+            r.archive_no: r
+            for r in session.execute(select(Recording).where(Recording.archive_no.in_(archive_nos))).scalars()
+        }
+        if archive_nos
+        else {}
+    )
+    docs = (
+        {
+            d.storage_key: d
+            for d in session.execute(select(Document).where(Document.storage_key.in_(doc_keys))).scalars()
+        }
+        if doc_keys
+        else {}
+    )
     derivatives: dict[int, list[Derivative]] = {}
     if with_proxies and recs:
-        for d in session.execute(select(Derivative).where(
-                Derivative.recording_id.in_([r.id for r in recs.values()]),
-                Derivative.status == "ok").order_by(Derivative.id)).scalars():
+        for d in session.execute(
+            select(Derivative)
+            .where(Derivative.recording_id.in_([r.id for r in recs.values()]), Derivative.status == "ok")
+            .order_by(Derivative.id)
+        ).scalars():
             derivatives.setdefault(d.recording_id, []).append(d)
     entries = []
     for view in items:
-        row: Recording | Document | None = (recs.get(view.archive_no) if view.archive_no
-                                            else docs.get(view.storage_key))
+        row: Recording | Document | None = (
+            recs.get(view.archive_no) if view.archive_no else docs.get(view.storage_key)
+        )
         folder = "documents" if view.kind == "document" else "originals"
         ext = extension(view.storage_key or "")
-        entry = _Entry(view, f"{folder}/{view.item_no}.{ext}", sm3=getattr(row, "sm3", None),
-                       original_name=getattr(row, "original_name", None),
-                       content_type=getattr(row, "content_type", None))
+        entry = _Entry(
+            view,
+            f"{folder}/{view.item_no}.{ext}",
+            sm3=getattr(row, "sm3", None),
+            original_name=getattr(row, "original_name", None),
+            content_type=getattr(row, "content_type", None),
+        )
         if isinstance(row, Recording):
             latest: dict[str, Derivative] = {}
             for d in derivatives.get(row.id, []):
                 latest[d.kind] = d  # the newest of each kind
             entry.derivatives = [
-                _Derived(kind, f"proxies/{view.item_no}-{kind}.{extension(d.storage_key or '')}",
-                         d.sha256, d.size, d.content_type, d.storage_key or "", d.storage_version,
-                         d.encrypted)
-                for kind, d in sorted(latest.items())]
+                _Derived(
+                    kind,
+                    f"proxies/{view.item_no}-{kind}.{extension(d.storage_key or '')}",
+                    d.sha256,
+                    d.size,
+                    d.content_type,
+                    d.storage_key or "",
+                    d.storage_version,
+                    d.encrypted,
+                )
+                for kind, d in sorted(latest.items())
+            ]
         entries.append(entry)
     return entries
 
 
 # --- payload: evidence files ----------------------------------------------------------------
 
-def _write_evidence(store: ObjectStore, bag: Path, entries: list[_Entry], kek: bytes | None,
-                    progress: Progress | None) -> list[_PayloadFile]:
+
+def _write_evidence(
+    store: ObjectStore, bag: Path, entries: list[_Entry], kek: bytes | None, progress: Progress | None
+) -> list[_PayloadFile]:
     want_sm3 = any(e.sm3 for e in entries)
     written = []
     for entry in entries:
@@ -296,32 +372,70 @@ def _write_evidence(store: ObjectStore, bag: Path, entries: list[_Entry], kek: b
         label = f"{view.item_no} ({view.archive_no})" if view.archive_no else view.item_no
         if not view.storage_key:
             raise CheckFailed(f"{label} has no stored object", hint="run `evidence verify`")
-        got = _copy(store, view.storage_key, view.storage_version, view.encrypted, kek,
-                    bag, f"data/{entry.file}", view.size, label, want_sm3, progress)
+        got = _copy(
+            store,
+            view.storage_key,
+            view.storage_version,
+            view.encrypted,
+            kek,
+            bag,
+            f"data/{entry.file}",
+            view.size,
+            label,
+            want_sm3,
+            progress,
+        )
         if got.sha256 != view.sha256 or got.size != view.size or (entry.sm3 and got.sm3 != entry.sm3):
-            found, recorded = ((f"sha256 {got.sha256} ({got.size} bytes)", f"{view.sha256} ({view.size} bytes)")
-                               if got.sha256 != view.sha256 or got.size != view.size
-                               else (f"sm3 {got.sm3}", f"{entry.sm3}"))
+            found, recorded = (
+                (f"sha256 {got.sha256} ({got.size} bytes)", f"{view.sha256} ({view.size} bytes)")
+                if got.sha256 != view.sha256 or got.size != view.size
+                else (f"sm3 {got.sm3}", f"{entry.sm3}")
+            )
             raise CheckFailed(
                 f"{label}: the stored bytes give {found}, the catalog records {recorded}; "
                 "nothing was exported",
                 hint="the stored copy was altered or replaced: run `evidence verify` and report it",
-                item_no=view.item_no)
+                item_no=view.item_no,
+            )
         written.append(got)
         for d in entry.derivatives:
-            got = _copy(store, d.key, d.version, d.encrypted, kek, bag, f"data/{d.file}",
-                        d.size or 0, f"{label} {d.kind}", want_sm3, progress)
+            got = _copy(
+                store,
+                d.key,
+                d.version,
+                d.encrypted,
+                kek,
+                bag,
+                f"data/{d.file}",
+                d.size or 0,
+                f"{label} {d.kind}",
+                want_sm3,
+                progress,
+            )
             if d.sha256 and got.sha256 != d.sha256:
-                raise CheckFailed(f"{label}: the stored {d.kind} gives sha256 {got.sha256}, "
-                                  f"the catalog records {d.sha256}; nothing was exported",
-                                  hint="run `evidence verify`", item_no=view.item_no)
+                raise CheckFailed(
+                    f"{label}: the stored {d.kind} gives sha256 {got.sha256}, "
+                    f"the catalog records {d.sha256}; nothing was exported",
+                    hint="run `evidence verify`",
+                    item_no=view.item_no,
+                )
             written.append(got)
     return written
 
 
-def _copy(store: ObjectStore, key: str, version: str | None, encrypted: bool, kek: bytes | None,
-          bag: Path, rel: str, total: int, label: str, sm3: bool,
-          progress: Progress | None) -> _PayloadFile:
+def _copy(
+    store: ObjectStore,
+    key: str,
+    version: str | None,
+    encrypted: bool,
+    kek: bytes | None,
+    bag: Path,
+    rel: str,
+    total: int,
+    label: str,
+    sm3: bool,
+    progress: Progress | None,
+) -> _PayloadFile:
     """Stream one stored object (decrypted) into the bag, hashing what is written."""
     path = bag / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,16 +449,21 @@ def _copy(store: ObjectStore, key: str, version: str | None, encrypted: bool, ke
             if progress is not None:
                 progress(rel, written, total)
 
-        got = hash_stored(store, key, version, encrypted=encrypted,
-                          kek=kek if encrypted else None, sm3=sm3, sink=write)
+        got = hash_stored(
+            store, key, version, encrypted=encrypted, kek=kek if encrypted else None, sm3=sm3, sink=write
+        )
         if got.problem is None:
             os.fsync(out.fileno())
     if got.problem == "missing":
-        raise CheckFailed(f"{label}: the stored object is missing ({key}); nothing was exported",
-                          hint="run `evidence verify`") from got.error
+        raise CheckFailed(
+            f"{label}: the stored object is missing ({key}); nothing was exported",
+            hint="run `evidence verify`",
+        ) from got.error
     if got.problem == "undecryptable":
-        raise CheckFailed(f"{label}: the stored ciphertext fails authentication ({got.error}); "
-                          "nothing was exported", hint="run `evidence verify`") from got.error
+        raise CheckFailed(
+            f"{label}: the stored ciphertext fails authentication ({got.error}); nothing was exported",
+            hint="run `evidence verify`",
+        ) from got.error
     assert got.sha256 is not None
     return _PayloadFile(rel, got.sha256, got.size, got.sm3)
 
@@ -380,16 +499,18 @@ def _json_bytes(value: Any) -> bytes:
 
 # --- payload: custody -------------------------------------------------------------------------
 
-def _write_custody(sessions: sessionmaker[Session], bag: Path, subjects: list[str],
-                   checkpoint: Checkpoint) -> list[_PayloadFile]:
+
+def _write_custody(
+    sessions: sessionmaker[Session], bag: Path, subjects: list[str], checkpoint: Checkpoint
+) -> list[_PayloadFile]:
     folder = bag / "data" / "custody"
     folder.mkdir(parents=True, exist_ok=True)
     files = [_write_excerpt(sessions, bag, "data/custody/excerpt.json", subjects, checkpoint)]
-    files.append(_write_small(bag, "data/custody/checkpoint.json",
-                              canonical_bytes(checkpoint.to_record()) + b"\n"))
+    files.append(
+        _write_small(bag, "data/custody/checkpoint.json", canonical_bytes(checkpoint.to_record()) + b"\n")
+    )
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(checkpoint.public_key))
-    pem = public.public_bytes(serialization.Encoding.PEM,
-                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     files.append(_write_small(bag, "data/custody/public-key.pem", pem))
     return files
 
@@ -403,8 +524,9 @@ def _excerpt_events(session: Session, subjects: list[str], last_seq: int) -> lis
     return [found[s] for s in sorted(found)]
 
 
-def _write_excerpt(sessions: sessionmaker[Session], bag: Path, rel: str, subjects: list[str],
-                   checkpoint: Checkpoint) -> _PayloadFile:
+def _write_excerpt(
+    sessions: sessionmaker[Session], bag: Path, rel: str, subjects: list[str], checkpoint: Checkpoint
+) -> _PayloadFile:
     """Stream the excerpt: one record or link a line, so a million links stay small in memory."""
     hasher = Hasher(sm3=True)
 
@@ -422,8 +544,11 @@ def _write_excerpt(sessions: sessionmaker[Session], bag: Path, rel: str, subject
         emit(out, b'\n],\n"links":[')
         first = records[0].seq if records else checkpoint.seq
         for i, event in enumerate(_links(session, first, checkpoint.seq)):
-            emit(out, b'%s\n[%d,"%s","%s"]' % (b"" if i == 0 else b",", event.seq,
-                                              event.prev_hash.encode(), event.hash.encode()))
+            emit(
+                out,
+                b'%s\n[%d,"%s","%s"]'
+                % (b"" if i == 0 else b",", event.seq, event.prev_hash.encode(), event.hash.encode()),
+            )
         emit(out, b"\n]}\n")
         out.flush()
         os.fsync(out.fileno())
@@ -439,6 +564,7 @@ def _links(session: Session, first: int, last: int) -> Iterator[CustodyEvent]:
 
 # --- case.json and index.html ------------------------------------------------------------
 
+
 def _instant(value: datetime | None) -> str | None:
     return format_instant(value) if value else None
 
@@ -446,32 +572,60 @@ def _instant(value: datetime | None) -> str | None:
 def _item_record(entry: _Entry) -> dict[str, Any]:
     v = entry.view
     record: dict[str, Any] = {
-        "item_no": v.item_no, "kind": v.kind, "time": _instant(v.time), "sha256": v.sha256,
-        "sm3": entry.sm3, "size": v.size, "file": entry.file, "original_name": entry.original_name,
-        "content_type": entry.content_type, "officer": v.officer, "protected": v.protected,
+        "item_no": v.item_no,
+        "kind": v.kind,
+        "time": _instant(v.time),
+        "sha256": v.sha256,
+        "sm3": entry.sm3,
+        "size": v.size,
+        "file": entry.file,
+        "original_name": entry.original_name,
+        "content_type": entry.content_type,
+        "officer": v.officer,
+        "protected": v.protected,
         "linked_at": _instant(v.linked_at),
     }
     if v.archive_no:
-        record |= {"archive_no": v.archive_no, "device": v.device, "station": v.station,
-                   "duration_s": v.duration_s, "damaged": v.damaged, "important": v.important}
+        record |= {
+            "archive_no": v.archive_no,
+            "device": v.device,
+            "station": v.station,
+            "duration_s": v.duration_s,
+            "damaged": v.damaged,
+            "important": v.important,
+        }
     else:
         record |= {"doc_type": v.doc_type, "doc_number": v.doc_number}
     record["derivatives"] = [d.record() for d in entry.derivatives]
-    record["custody"] = {"events": v.custody.get("events", 0), "actions": v.custody.get("actions", {}),
-                         "last": _instant(v.custody.get("last"))}
+    record["custody"] = {
+        "events": v.custody.get("events", 0),
+        "actions": v.custody.get("actions", {}),
+        "last": _instant(v.custody.get("last")),
+    }
     return record
 
 
-def _case_document(header: dict[str, Any], entries: list[_Entry],
-                   export: dict[str, Any]) -> dict[str, Any]:
-    return {"v": 1, "type": "evidence-package", "case": header, "export": export,
-            "custody": {"excerpt": "custody/excerpt.json", "checkpoint": "custody/checkpoint.json",
-                        "public_key": "custody/public-key.pem"},
-            "items": [_item_record(e) for e in entries]}
+def _case_document(header: dict[str, Any], entries: list[_Entry], export: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "type": "evidence-package",
+        "case": header,
+        "export": export,
+        "custody": {
+            "excerpt": "custody/excerpt.json",
+            "checkpoint": "custody/checkpoint.json",
+            "public_key": "custody/public-key.pem",
+        },
+        "items": [_item_record(e) for e in entries],
+    }
 
 
-_KIND_LABELS = {"document": "文书 document", "video": "视频 video", "audio": "音频 audio",
-                "photo": "照片 photo"}
+_KIND_LABELS = {
+    "document": "文书 document",
+    "video": "视频 video",
+    "audio": "音频 audio",
+    "photo": "照片 photo",
+}
 
 _STYLE = """
 body{font-family:system-ui,"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:1.5em;color:#111}
@@ -515,8 +669,10 @@ def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str,
             f"<td>{e(v.officer or '')}</td><td>{e(v.device or '')}</td>"
             f'<td><a href="{e(entry.file)}">{e(entry.original_name or entry.file)}</a>'
             f"{'<br>' + ' · '.join(extra) if extra else ''}</td>"
-            f"<td><code>{e(v.sha256)}</code>{'<br><code>SM3 ' + e(entry.sm3) + '</code>' if entry.sm3 else ''}"
-            f"<br>{v.size:,} B</td><td>{_media(entry)}</td></tr>")
+            f"<td><code>{e(v.sha256)}</code>"
+            f"{'<br><code>SM3 ' + e(entry.sm3) + '</code>' if entry.sm3 else ''}"
+            f"<br>{v.size:,} B</td><td>{_media(entry)}</td></tr>"
+        )
     title = f"{header['number']} ({header['case_key']})"
     return f"""<!DOCTYPE html>
 <html lang="zh-CN"><head><meta charset="utf-8">
@@ -524,14 +680,14 @@ def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str,
 <title>证据包 Evidence package {e(title)}</title><style>{_STYLE}</style></head><body>
 <h1>证据包 Evidence package</h1>
 <dl>
-<dt>案件编号 Case number</dt><dd>{e(header['number'])}</dd>
-<dt>案件键 Case key</dt><dd>{e(header['case_key'])}</dd>
-<dt>案由 Title</dt><dd>{e(header.get('title') or '')}</dd>
-<dt>导出时间 Exported at (UTC)</dt><dd>{e(export['at'])}</dd>
-<dt>导出人 Exported by</dt><dd>{e(export['by'])}</dd>
-<dt>导出事由 Reason</dt><dd>{e(export['reason'])}</dd>
-<dt>签名检查点 Signed checkpoint</dt><dd>#{export['checkpoint']}, event {export['checkpoint_seq']},
-key id <code>{e(export['key_id'])}</code></dd>
+<dt>案件编号 Case number</dt><dd>{e(header["number"])}</dd>
+<dt>案件键 Case key</dt><dd>{e(header["case_key"])}</dd>
+<dt>案由 Title</dt><dd>{e(header.get("title") or "")}</dd>
+<dt>导出时间 Exported at (UTC)</dt><dd>{e(export["at"])}</dd>
+<dt>导出人 Exported by</dt><dd>{e(export["by"])}</dd>
+<dt>导出事由 Reason</dt><dd>{e(export["reason"])}</dd>
+<dt>签名检查点 Signed checkpoint</dt><dd>#{export["checkpoint"]}, event {export["checkpoint_seq"]},
+key id <code>{e(export["key_id"])}</code></dd>
 </dl>
 <section><h2>时间线 Timeline</h2>
 <table><thead><tr><th>共同编号 Item No.</th><th>时间 Time (UTC)</th><th>类型 Kind</th>
@@ -565,6 +721,7 @@ checkpoint's head, whose Ed25519 signature (over the canonical statement without
 
 # --- tag files ---------------------------------------------------------------------------------
 
+
 def _manifest_line(digest: str, rel: str) -> str:
     # RFC 8493 2.1.3: CR, LF and % in paths are percent-encoded.
     return f"{digest}  {rel.replace('%', '%25').replace(chr(10), '%0A').replace(chr(13), '%0D')}\n"
@@ -583,9 +740,16 @@ def _human_size(n: int) -> str:
     return f"{n} B"
 
 
-def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
-                export: dict[str, Any], now: datetime, items: int,
-                organization: str | None, sm3: bool) -> None:
+def _write_tags(
+    bag: Path,
+    payload: list[_PayloadFile],
+    header: dict[str, Any],
+    export: dict[str, Any],
+    now: datetime,
+    items: int,
+    organization: str | None,
+    sm3: bool,
+) -> None:
     payload = sorted(payload, key=lambda p: p.rel)
     total = sum(p.size for p in payload)
     tags: list[tuple[str, bytes]] = [
@@ -600,8 +764,10 @@ def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
         ("Bag-Size", _human_size(total)),
         ("Bag-Count", "1 of 1"),
         ("External-Identifier", header["number"]),
-        ("External-Description", f"Evidence package of case {header['number']} "
-                                 f"({header['case_key']}): {items} items"),
+        (
+            "External-Description",
+            f"Evidence package of case {header['number']} ({header['case_key']}): {items} items",
+        ),
         ("Bag-Software-Agent", SOFTWARE),
         ("Case-Number", header["number"]),
         ("Case-Key", header["case_key"]),
@@ -612,11 +778,11 @@ def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
         ("Custody-Key-Id", export["key_id"]),
     ]
     tags.append(("bag-info.txt", "".join(f"{k}: {_bag_info_value(v)}\n" for k, v in info).encode()))
-    tags.append(("manifest-sha256.txt",
-                 "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
+    tags.append(("manifest-sha256.txt", "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
     if sm3:
-        tags.append(("sm3-digests.txt", "".join(_manifest_line(p.sm3 or "", p.rel)
-                                                for p in payload).encode()))
+        tags.append(
+            ("sm3-digests.txt", "".join(_manifest_line(p.sm3 or "", p.rel) for p in payload).encode())
+        )
     lines = []
     for name, data in tags:
         _write_file(bag / name, data)
@@ -628,13 +794,17 @@ def _write_tags(bag: Path, payload: list[_PayloadFile], header: dict[str, Any],
 
 # --- finishing -------------------------------------------------------------------------------
 
+
 def _zip_folder(bag: Path, target: Path, top: str) -> None:
     """Zip the bag under one top-level folder; media stored, text deflated; ZIP64 on."""
     with zipfile.ZipFile(target, "x", allowZip64=True) as zf:
         for path in sorted(_walk(bag)):
             rel = path.relative_to(bag).as_posix()
-            compress = (zipfile.ZIP_STORED if rel.startswith(("data/originals/", "data/proxies/"))
-                        else zipfile.ZIP_DEFLATED)
+            compress = (
+                zipfile.ZIP_STORED
+                if rel.startswith(("data/originals/", "data/proxies/"))
+                else zipfile.ZIP_DEFLATED
+            )
             zf.write(path, f"{top}/{rel}", compress_type=compress)
     with open(target, "rb") as f:
         os.fsync(f.fileno())
@@ -664,12 +834,19 @@ def _size_on_disk(target: Path) -> int:
     return sum(p.stat().st_size for p in _walk(target))
 
 
-def _record_failure(sessions: sessionmaker[Session], actor: str, case_key: str, seq: int,
-                    exc: Exception, now: datetime) -> None:
+def _record_failure(
+    sessions: sessionmaker[Session], actor: str, case_key: str, seq: int, exc: Exception, now: datetime
+) -> None:
     """The export was recorded but no package came of it: say so in the chain."""
     try:
         with sessions.begin() as session:
-            custody.append(session, actor=actor, action=Action.EXPORT_FAILED, subject=case_key,
-                           details={"export_event": seq, "error": str(exc)[:500]}, now=now)
+            custody.append(
+                session,
+                actor=actor,
+                action=Action.EXPORT_FAILED,
+                subject=case_key,
+                details={"export_event": seq, "error": str(exc)[:500]},
+                now=now,
+            )
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass

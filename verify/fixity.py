@@ -62,12 +62,18 @@ class FixityReport:
     stopped_by: str | None = None  # "volume" or "time" when the budget ended the sweep
 
     def to_json(self) -> dict[str, Any]:
-        return {"checked": self.checked, "ok": self.ok, "bytes": self.bytes_read,
-                "problems": self.problems, "stopped_by": self.stopped_by}
+        return {
+            "checked": self.checked,
+            "ok": self.ok,
+            "bytes": self.bytes_read,
+            "problems": self.problems,
+            "stopped_by": self.stopped_by,
+        }
 
 
 def _targets(session: Session, *, older_than: datetime | None, sample: int | None) -> Iterator[Target]:
     """Least recently verified first; each kind in turn by that order."""
+
     def ordered(model, query):
         if older_than is not None:
             query = query.where((model.last_verified_at.is_(None)) | (model.last_verified_at < older_than))
@@ -75,21 +81,53 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
             return query.order_by(func.random()).limit(sample)
         return query.order_by(model.last_verified_at.is_not(None), model.last_verified_at, model.id)
 
-    for r in session.execute(ordered(Recording, select(Recording).where(
-            Recording.status != "purged"))).scalars():
-        yield Target(r.archive_no, "original", r.storage_key, r.storage_version, r.sha256, r.size,
-                     r.encrypted, Recording, r.id)
+    for r in session.execute(
+        ordered(Recording, select(Recording).where(Recording.status != "purged"))
+    ).scalars():
+        yield Target(
+            r.archive_no,
+            "original",
+            r.storage_key,
+            r.storage_version,
+            r.sha256,
+            r.size,
+            r.encrypted,
+            Recording,
+            r.id,
+        )
         if r.manifest_key:
             yield Target(r.manifest_key, "manifest", r.manifest_key, None, None, None, False, None, None)
     for d in session.execute(ordered(Document, select(Document))).scalars():
-        yield Target(d.storage_key, "document", d.storage_key, d.storage_version, d.sha256, d.size,
-                     d.encrypted, Document, d.id)
+        yield Target(
+            d.storage_key,
+            "document",
+            d.storage_key,
+            d.storage_version,
+            d.sha256,
+            d.size,
+            d.encrypted,
+            Document,
+            d.id,
+        )
         if d.manifest_key:
             yield Target(d.manifest_key, "manifest", d.manifest_key, None, None, None, False, None, None)
-    for v in session.execute(ordered(Derivative, select(Derivative).where(
-            Derivative.status == "ok", Derivative.storage_key.is_not(None)))).scalars():
-        yield Target(v.storage_key, "derivative", v.storage_key, v.storage_version, v.sha256, v.size,
-                     v.encrypted, Derivative, v.id)
+    for v in session.execute(
+        ordered(
+            Derivative,
+            select(Derivative).where(Derivative.status == "ok", Derivative.storage_key.is_not(None)),
+        )
+    ).scalars():
+        yield Target(
+            v.storage_key,
+            "derivative",
+            v.storage_key,
+            v.storage_version,
+            v.sha256,
+            v.size,
+            v.encrypted,
+            Derivative,
+            v.id,
+        )
 
 
 def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str | None, str, str, int]:
@@ -100,27 +138,39 @@ def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str |
             expected = store.stat(target.key, target.version).metadata.get("sha256")
     except ObjectMissing:
         return "missing", "", "no object", 0
-    got = hash_stored(store, target.key, target.version, encrypted=target.encrypted,
-                      kek=kek if target.encrypted else None)
+    got = hash_stored(
+        store, target.key, target.version, encrypted=target.encrypted, kek=kek if target.encrypted else None
+    )
     if got.problem == "missing":
         return "missing", expected or "", "no object", got.size
     if got.problem == "undecryptable":
         return "mismatch", expected or "", f"undecryptable: {got.reason}", got.size
     if got.verdict(expected, target.size) != "ok":
-        return "mismatch", f"{expected} ({target.size} bytes)" if target.size else str(expected), \
-            f"{got.sha256} ({got.size} bytes)", got.size
+        return (
+            "mismatch",
+            f"{expected} ({target.size} bytes)" if target.size else str(expected),
+            f"{got.sha256} ({got.size} bytes)",
+            got.size,
+        )
     return None, expected or "", got.sha256 or "", got.size
 
 
 def _known_keys(session: Session) -> set[str]:
     keys: set[str] = set()
-    for a, b in session.execute(select(Recording.storage_key, Recording.manifest_key).where(
-            Recording.status != "purged")):
+    for a, b in session.execute(
+        select(Recording.storage_key, Recording.manifest_key).where(Recording.status != "purged")
+    ):
         keys.update(k for k in (a, b) if k)
     for a, b in session.execute(select(Document.storage_key, Document.manifest_key)):
         keys.update(k for k in (a, b) if k)
-    keys.update(k for (k,) in session.execute(select(Derivative.storage_key).where(
-        Derivative.storage_key.is_not(None), Derivative.status == "ok")))
+    keys.update(
+        k
+        for (k,) in session.execute(
+            select(Derivative.storage_key).where(
+                Derivative.storage_key.is_not(None), Derivative.status == "ok"
+            )
+        )
+    )
     return keys
 
 
@@ -134,16 +184,28 @@ def reconcile(session: Session, store: ObjectStore) -> list[dict[str, Any]]:
             if info.key in known:
                 continue
             owner = info.key.split("/")[1] if prefix == "derivatives/" else None
-            why = ("a derivative of a purged recording" if owner in purged else
-                   "not in the catalog")
-            problems.append({"subject": info.key, "problem": "orphan", "expected": "no object",
-                             "found": f"{info.size} bytes ({why})"})
+            why = "a derivative of a purged recording" if owner in purged else "not in the catalog"
+            problems.append(
+                {
+                    "subject": info.key,
+                    "problem": "orphan",
+                    "expected": "no object",
+                    "found": f"{info.size} bytes ({why})",
+                }
+            )
     return problems
 
 
-def sweep(ctx: ServiceContext, *, sample: int | None = None, older_than_days: float | None = None,
-          budget_bytes: int | None = None, budget_seconds: float | None = None,
-          reconcile_storage: bool = True, progress=None) -> FixityReport:
+def sweep(
+    ctx: ServiceContext,
+    *,
+    sample: int | None = None,
+    older_than_days: float | None = None,
+    budget_bytes: int | None = None,
+    budget_seconds: float | None = None,
+    reconcile_storage: bool = True,
+    progress=None,
+) -> FixityReport:
     sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
     kek = ctx.kek() if ctx.load_kek else None
     report = FixityReport()
@@ -165,38 +227,71 @@ def sweep(ctx: ServiceContext, *, sample: int | None = None, older_than_days: fl
         problem, expected, found, size = _check(store, target, kek)
         report.checked += 1
         report.bytes_read += size
-        results.append({"subject": target.subject, "kind": target.kind, "key": target.key,
-                        "result": problem or "ok", "sha256": found if not problem else None})
+        results.append(
+            {
+                "subject": target.subject,
+                "kind": target.kind,
+                "key": target.key,
+                "result": problem or "ok",
+                "sha256": found if not problem else None,
+            }
+        )
         if problem is None:
             report.ok += 1
             if target.table is not None:
                 verified.setdefault(target.table, []).append(target.row_id)
         else:
-            report.problems.append({"subject": target.subject, "problem": problem,
-                                    "expected": expected, "found": found})
+            report.problems.append(
+                {"subject": target.subject, "problem": problem, "expected": expected, "found": found}
+            )
         if progress is not None:
             progress(target, size)
     if reconcile_storage:
         with sessions() as session:
             orphans = reconcile(session, store)
         report.problems += orphans
-        results += [{"subject": o["subject"], "kind": "orphan", "key": o["subject"], "result": "orphan"}
-                    for o in orphans]
+        results += [
+            {"subject": o["subject"], "kind": "orphan", "key": o["subject"], "result": "orphan"}
+            for o in orphans
+        ]
     body = canonical_bytes({"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results})
     digest = hashlib.sha256(body).hexdigest()
     key = report_key("fixity", now.strftime("%Y%m%dT%H%M%SZ"), digest)
-    put_json(store, key, {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
-             lock_until=lock_until(now, (1, "years"), now=now))
+    put_json(
+        store,
+        key,
+        {"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results},
+        lock_until=lock_until(now, (1, "years"), now=now),
+    )
     with sessions.begin() as session:
-        mark_verified(session, at=now, recording_ids=verified.get(Recording, ()),
-                      document_ids=verified.get(Document, ()),
-                      derivative_ids=verified.get(Derivative, ()))
+        mark_verified(
+            session,
+            at=now,
+            recording_ids=verified.get(Recording, ()),
+            document_ids=verified.get(Document, ()),
+            derivative_ids=verified.get(Derivative, ()),
+        )
         for problem in report.problems:
-            custody.append(session, actor=actor, action=Action.FIXITY_PROBLEM, subject=problem["subject"],
-                           details={k: problem[k] for k in ("problem", "expected", "found")})
-        custody.append(session, actor=actor, action=Action.FIXITY_RUN, subject=None,
-                       details={"checked": report.checked, "ok": report.ok,
-                                "problems": len(report.problems), "bytes": report.bytes_read,
-                                "stopped_by": report.stopped_by, "results_key": key,
-                                "results_sha256": digest})
+            custody.append(
+                session,
+                actor=actor,
+                action=Action.FIXITY_PROBLEM,
+                subject=problem["subject"],
+                details={k: problem[k] for k in ("problem", "expected", "found")},
+            )
+        custody.append(
+            session,
+            actor=actor,
+            action=Action.FIXITY_RUN,
+            subject=None,
+            details={
+                "checked": report.checked,
+                "ok": report.ok,
+                "problems": len(report.problems),
+                "bytes": report.bytes_read,
+                "stopped_by": report.stopped_by,
+                "results_key": key,
+                "results_sha256": digest,
+            },
+        )
     return report

@@ -74,12 +74,19 @@ class PackageReport:
         self.problems.append({"path": path, "problem": problem})
 
     def to_json(self) -> dict[str, Any]:
-        return {"ok": self.ok, "problems": self.problems, "path": str(self.path),
-                "files": self.files, "case_key": self.case_key, "checkpoint": self.checkpoint,
-                "key_id": self.key_id}
+        return {
+            "ok": self.ok,
+            "problems": self.problems,
+            "path": str(self.path),
+            "files": self.files,
+            "case_key": self.case_key,
+            "checkpoint": self.checkpoint,
+            "key_id": self.key_id,
+        }
 
 
 # --- where the bag's files come from: a folder or a zip ---------------------------------------
+
 
 class _Unreadable(Exception):
     """A file of the bag cannot be read to its end."""
@@ -134,7 +141,7 @@ class _Zip:
             if not info.filename.startswith(prefix):
                 report.add(info.filename, "outside the bag folder")
                 continue
-            rel = info.filename[len(prefix):]
+            rel = info.filename[len(prefix) :]
             if rel in self._members:
                 report.add(rel, "duplicate zip member")
             self._members[rel] = info
@@ -151,6 +158,7 @@ class _Zip:
 
 # --- digests ----------------------------------------------------------------------------------
 
+
 def _digests(source: _Source, rel: str, algorithms: set[str]) -> dict[str, str]:
     hashers = {alg: new_hash(alg) for alg in algorithms}
     try:
@@ -165,9 +173,15 @@ def _digests(source: _Source, rel: str, algorithms: set[str]) -> dict[str, str]:
 
 # --- manifests and tag files --------------------------------------------------------------
 
+
 def _decode_path(text: str) -> str:
-    return text.replace("%0A", "\n").replace("%0a", "\n").replace("%0D", "\r") \
-        .replace("%0d", "\r").replace("%25", "%")
+    return (
+        text.replace("%0A", "\n")
+        .replace("%0a", "\n")
+        .replace("%0D", "\r")
+        .replace("%0d", "\r")
+        .replace("%25", "%")
+    )
 
 
 def _safe(rel: str) -> bool:
@@ -244,6 +258,7 @@ def _check_bagit_txt(source: _Source, files: dict[str, int], report: PackageRepo
 
 # --- the check --------------------------------------------------------------------------------
 
+
 def verify_package(path: Path, *, trusted_public_key: Ed25519PublicKey | None = None) -> PackageReport:
     """Check a package folder or zip offline; every problem found is in the report.
 
@@ -307,8 +322,7 @@ def _verify(source: _Source, report: PackageReport, trusted: Ed25519PublicKey | 
         _compare(report, listed[name], computed, files, alg, where=name, payload=True)
         for rel in sorted(payload):
             if rel not in listed[name]:
-                report.add(rel, "not in manifest" if name == "manifest-sha256.txt"
-                           else f"not in {name}")
+                report.add(rel, "not in manifest" if name == "manifest-sha256.txt" else f"not in {name}")
     # Tag manifests: every tag file covered and right.
     for name in tagmanifests:
         if name not in listed:
@@ -329,8 +343,16 @@ def _verify(source: _Source, report: PackageReport, trusted: Ed25519PublicKey | 
     _check_custody(source, files, report, trusted)
 
 
-def _compare(report: PackageReport, entries: dict[str, str], computed: dict[str, dict[str, str]],
-             files: dict[str, int], alg: str, *, where: str, payload: bool) -> None:
+def _compare(
+    report: PackageReport,
+    entries: dict[str, str],
+    computed: dict[str, dict[str, str]],
+    files: dict[str, int],
+    alg: str,
+    *,
+    where: str,
+    payload: bool,
+) -> None:
     for rel, digest in entries.items():
         if rel.startswith("data/") != payload:
             report.add(where, f"lists {rel}, which is {'a tag' if payload else 'a payload'} file")
@@ -350,8 +372,9 @@ def _check_oxum(source: _Source, payload: dict[str, int], report: PackageReport)
         report.add("bag-info.txt", f"Payload-Oxum {oxum}, payload is {found}")
 
 
-def _check_case(source: _Source, files: dict[str, int], computed: dict[str, dict[str, str]],
-                report: PackageReport) -> None:
+def _check_case(
+    source: _Source, files: dict[str, int], computed: dict[str, dict[str, str]], report: PackageReport
+) -> None:
     if CASE not in files:
         report.add(CASE, "missing")
         return
@@ -370,8 +393,11 @@ def _check_case(source: _Source, files: dict[str, int], computed: dict[str, dict
             continue
         number = item.get("item_no", "?")
         wanted = [(item.get("file"), item.get("sha256"), item.get("sm3"), "")]
-        wanted += [(d.get("file"), d.get("sha256"), None, f" {d.get('kind')}")
-                   for d in item.get("derivatives") or [] if isinstance(d, dict)]
+        wanted += [
+            (d.get("file"), d.get("sha256"), None, f" {d.get('kind')}")
+            for d in item.get("derivatives") or []
+            if isinstance(d, dict)
+        ]
         for file, sha256, sm3, what in wanted:
             rel = f"data/{file}"
             referenced.add(rel)
@@ -388,8 +414,10 @@ def _check_case(source: _Source, files: dict[str, int], computed: dict[str, dict
 
 # --- custody ---------------------------------------------------------------------------------
 
-def _check_custody(source: _Source, files: dict[str, int], report: PackageReport,
-                   trusted: Ed25519PublicKey | None) -> None:
+
+def _check_custody(
+    source: _Source, files: dict[str, int], report: PackageReport, trusted: Ed25519PublicKey | None
+) -> None:
     checkpoint = _load_checkpoint(source, files, report, trusted)
     if EXCERPT not in files:
         report.add(EXCERPT, "missing")
@@ -404,16 +432,26 @@ def _check_custody(source: _Source, files: dict[str, int], report: PackageReport
     check.finish()
 
 
-def _load_checkpoint(source: _Source, files: dict[str, int], report: PackageReport,
-                     trusted: Ed25519PublicKey | None) -> Checkpoint | None:
+def _load_checkpoint(
+    source: _Source, files: dict[str, int], report: PackageReport, trusted: Ed25519PublicKey | None
+) -> Checkpoint | None:
     if CHECKPOINT not in files:
         report.add(CHECKPOINT, "missing")
         return None
     try:
         with source.open(CHECKPOINT) as f:
             checkpoint = Checkpoint.from_record(json.load(f))
-    except (ValueError, KeyError, TypeError, AttributeError, EvidenceError, OSError,
-            zipfile.BadZipFile, zlib.error, EOFError):
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        EvidenceError,
+        OSError,
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+    ):
         report.add(CHECKPOINT, "unreadable")
         return None
     report.checkpoint, report.key_id = checkpoint.n, checkpoint.key_id
@@ -426,8 +464,9 @@ def _load_checkpoint(source: _Source, files: dict[str, int], report: PackageRepo
     return checkpoint
 
 
-def _load_public_key(source: _Source, files: dict[str, int],
-                     report: PackageReport) -> Ed25519PublicKey | None:
+def _load_public_key(
+    source: _Source, files: dict[str, int], report: PackageReport
+) -> Ed25519PublicKey | None:
     if PUBLIC_KEY not in files:
         report.add(PUBLIC_KEY, "missing")
         return None
@@ -490,8 +529,9 @@ class _ExcerptCheck:
 
     def record(self, rec: Any) -> None:
         index = len(self.records) + 1
-        if not (isinstance(rec, dict) and isinstance(rec.get("seq"), int)
-                and isinstance(rec.get("hash"), str)):
+        if not (
+            isinstance(rec, dict) and isinstance(rec.get("seq"), int) and isinstance(rec.get("hash"), str)
+        ):
             self.problem(f"event #{index} malformed")
             return
         seq = rec["seq"]
@@ -510,8 +550,13 @@ class _ExcerptCheck:
 
     def link(self, link: Any) -> None:
         self.links += 1
-        if not (isinstance(link, list) and len(link) == 3 and isinstance(link[0], int)
-                and isinstance(link[1], str) and isinstance(link[2], str)):
+        if not (
+            isinstance(link, list)
+            and len(link) == 3
+            and isinstance(link[0], int)
+            and isinstance(link[1], str)
+            and isinstance(link[2], str)
+        ):
             self.problem(f"link #{self.links} malformed")
             return
         seq, prev, digest = link
@@ -550,8 +595,11 @@ class _ExcerptCheck:
             self.problem(f"names checkpoint {self.named_checkpoint!r}, the package has {cp.n}")
         if self.head_at_checkpoint is None:
             last = self.prev_link[0] if self.prev_link else None
-            self.problem(f"links end at {last}, checkpoint signs {cp.seq}"
-                         if last is not None and last < cp.seq else f"no link at checkpoint seq {cp.seq}")
+            self.problem(
+                f"links end at {last}, checkpoint signs {cp.seq}"
+                if last is not None and last < cp.seq
+                else f"no link at checkpoint seq {cp.seq}"
+            )
         elif self.head_at_checkpoint != cp.head:
             self.problem(f"link {cp.seq} is not the checkpoint head")
 
@@ -578,7 +626,7 @@ class _JsonObjectReader:
         if not data:
             self._eof = True
             return False
-        self._buf, self._pos = self._buf[self._pos:] + data, 0
+        self._buf, self._pos = self._buf[self._pos :] + data, 0
         return True
 
     def _peek(self) -> str:

@@ -60,10 +60,11 @@ def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) ->
     schema.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions() as session:
-        if session.execute(select(func.count()).select_from(Recording)).scalar() or \
-                session.execute(select(func.count()).select_from(Case)).scalar():
-            raise InvalidInput("the target catalog is not empty",
-                               hint="rebuild into a new, empty database")
+        if (
+            session.execute(select(func.count()).select_from(Recording)).scalar()
+            or session.execute(select(func.count()).select_from(Case)).scalar()
+        ):
+            raise InvalidInput("the target catalog is not empty", hint="rebuild into a new, empty database")
     report = RebuildReport()
     with sessions.begin() as session:
         _custody(store, session, report)
@@ -87,9 +88,18 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> Non
     chain = check_chain(events)
     report.problems += [f"custody event {p.seq}: {p.detail}" for p in chain.problems]
     for e in events:
-        session.add(CustodyEventRow(seq=e.seq, time=e.time, actor=e.actor, action=e.action,
-                                    subject=e.subject, details=canonical_bytes(e.details).decode(),
-                                    prev_hash=e.prev_hash, hash=e.hash))
+        session.add(
+            CustodyEventRow(
+                seq=e.seq,
+                time=e.time,
+                actor=e.actor,
+                action=e.action,
+                subject=e.subject,
+                details=canonical_bytes(e.details).decode(),
+                prev_hash=e.prev_hash,
+                hash=e.hash,
+            )
+        )
     session.flush()
     head = session.get(CustodyHead, 1)
     assert head is not None, "the first schema migration creates the custody head row"
@@ -98,9 +108,18 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> Non
         cp = Checkpoint.from_record(get_json(store, info.key))
         if not cp.signature_valid():
             report.problems.append(f"checkpoint {cp.n}: signature invalid")
-        session.add(CheckpointRow(n=cp.n, seq=cp.seq, head=cp.head, time=cp.time, key_id=cp.key_id,
-                                  public_key=cp.public_key, signature=cp.signature,
-                                  storage_key=info.key))
+        session.add(
+            CheckpointRow(
+                n=cp.n,
+                seq=cp.seq,
+                head=cp.head,
+                time=cp.time,
+                key_id=cp.key_id,
+                public_key=cp.public_key,
+                signature=cp.signature,
+                storage_key=info.key,
+            )
+        )
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
     report.counts["custody_events"] = len(events)
 
@@ -117,11 +136,18 @@ def _cases(store: ObjectStore, session: Session, report: RebuildReport, formats:
         if action == Action.CASE_OPENED:
             # Old events may lack the unit: read it from the key with the configured format.
             unit = details.get("unit") or (parse_number(formats.case_key, key) or {}).get("unit") or ""
-            case = Case(case_key=key, number=record["number"], title=details.get("title"),
-                        case_type=details.get("type"), unit=unit,
-                        major=bool(details.get("major")), status="open",
-                        opened_on=date.fromisoformat(details["opened_on"]), created_at=when,
-                        created_by=event["actor"])
+            case = Case(
+                case_key=key,
+                number=record["number"],
+                title=details.get("title"),
+                case_type=details.get("type"),
+                unit=unit,
+                major=bool(details.get("major")),
+                status="open",
+                opened_on=date.fromisoformat(details["opened_on"]),
+                created_at=when,
+                created_by=event["actor"],
+            )
             session.add(case)
             session.flush()
             cases[key] = case
@@ -133,11 +159,13 @@ def _cases(store: ObjectStore, session: Session, report: RebuildReport, formats:
             unlinked[event["subject"]] = (when, event["actor"], details.get("reason", ""))
         elif action in (Action.HELD, Action.RELEASED) and event["subject"] == key:
             if action == Action.HELD:
-                session.add(Hold(subject=key, reason=details.get("reason", ""), set_at=when,
-                                 set_by=event["actor"]))
+                session.add(
+                    Hold(subject=key, reason=details.get("reason", ""), set_at=when, set_by=event["actor"])
+                )
             else:
-                for hold in session.execute(select(Hold).where(Hold.subject == key,
-                                                               Hold.released_at.is_(None))).scalars():
+                for hold in session.execute(
+                    select(Hold).where(Hold.subject == key, Hold.released_at.is_(None))
+                ).scalars():
                     hold.released_at, hold.released_by = when, event["actor"]
                     hold.release_reason = details.get("reason")
     report.counts["cases"] = len(cases)
@@ -158,20 +186,35 @@ def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> d
             version = None
         station_row(session, m["station"], m["unit"], parse_instant(m["ingested_at"]))
         rec = Recording(
-            archive_no=m["archive_no"], kind=m["kind"], sha256=m["sha256"], sm3=m.get("sm3"),
-            size=m["size"], original_name=m["original_name"], station_id=m["station"],
+            archive_no=m["archive_no"],
+            kind=m["kind"],
+            sha256=m["sha256"],
+            sm3=m.get("sm3"),
+            size=m["size"],
+            original_name=m["original_name"],
+            station_id=m["station"],
             device_id=device_row(session, m["device"]).id if m.get("device") else None,
             officer_id=officer_row(session, m["officer"]).id if m.get("officer") else None,
-            start_time=_when(m.get("start_time")), duration_s=m.get("duration_s"),
-            ingested_at=parse_instant(m["ingested_at"]), storage_key=stored["key"],
-            storage_version=version, manifest_key=info.key, content_type=m.get("content_type"),
-            status="archived", damaged=bool(m.get("damaged")), damage_reason=m.get("damage_reason"),
-            important=bool(m.get("important")), protected=bool(m.get("protected")),
-            encrypted=m.get("encryption") is not None, stored_sha256=stored["sha256"],
-            stored_size=stored["size"], flags=json.dumps(m.get("flags") or {}, ensure_ascii=False),
+            start_time=_when(m.get("start_time")),
+            duration_s=m.get("duration_s"),
+            ingested_at=parse_instant(m["ingested_at"]),
+            storage_key=stored["key"],
+            storage_version=version,
+            manifest_key=info.key,
+            content_type=m.get("content_type"),
+            status="archived",
+            damaged=bool(m.get("damaged")),
+            damage_reason=m.get("damage_reason"),
+            important=bool(m.get("important")),
+            protected=bool(m.get("protected")),
+            encrypted=m.get("encryption") is not None,
+            stored_sha256=stored["sha256"],
+            stored_size=stored["size"],
+            flags=json.dumps(m.get("flags") or {}, ensure_ascii=False),
             media_info=json.dumps(m.get("media") or {}, ensure_ascii=False),
             sources=json.dumps(m.get("sources") or {}, ensure_ascii=False),
-            retain_until=_when(m.get("retain_until")))
+            retain_until=_when(m.get("retain_until")),
+        )
         session.add(rec)
         found[rec.archive_no] = rec
     session.flush()
@@ -179,8 +222,7 @@ def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> d
     return found
 
 
-def _documents(store: ObjectStore, session: Session, cases: dict[str, Case],
-               report: RebuildReport) -> None:
+def _documents(store: ObjectStore, session: Session, cases: dict[str, Case], report: RebuildReport) -> None:
     count = 0
     for info in store.list("documents/"):
         if not info.key.endswith(".manifest.json"):
@@ -196,25 +238,48 @@ def _documents(store: ObjectStore, session: Session, cases: dict[str, Case],
         except ObjectMissing:
             report.problems.append(f"{m['item_no']}: document {stored['key']} missing")
             version = None
-        doc = Document(case_id=case.id, doc_type=m["doc_type"], doc_number=m.get("doc_number"),
-                       doc_date=_when(m.get("doc_date")), officer=m.get("officer"), sha256=m["sha256"],
-                       sm3=m.get("sm3"), size=m["size"], original_name=m["original_name"],
-                       content_type=m.get("content_type"), storage_key=stored["key"],
-                       storage_version=version, manifest_key=info.key,
-                       protected=bool(m.get("protected")), encrypted=m.get("encryption") is not None,
-                       stored_sha256=stored["sha256"], stored_size=stored["size"],
-                       created_at=parse_instant(m["added_at"]), created_by=m.get("added_by") or "")
+        doc = Document(
+            case_id=case.id,
+            doc_type=m["doc_type"],
+            doc_number=m.get("doc_number"),
+            doc_date=_when(m.get("doc_date")),
+            officer=m.get("officer"),
+            sha256=m["sha256"],
+            sm3=m.get("sm3"),
+            size=m["size"],
+            original_name=m["original_name"],
+            content_type=m.get("content_type"),
+            storage_key=stored["key"],
+            storage_version=version,
+            manifest_key=info.key,
+            protected=bool(m.get("protected")),
+            encrypted=m.get("encryption") is not None,
+            stored_sha256=stored["sha256"],
+            stored_size=stored["size"],
+            created_at=parse_instant(m["added_at"]),
+            created_by=m.get("added_by") or "",
+        )
         session.add(doc)
         session.flush()
         seq = int(m["item_no"].rsplit("-", 1)[-1][:-1])
-        session.add(CaseItem(case_id=case.id, item_no=m["item_no"], seq=seq, kind="document",
-                             document_id=doc.id, linked_at=doc.created_at, linked_by=doc.created_by))
+        session.add(
+            CaseItem(
+                case_id=case.id,
+                item_no=m["item_no"],
+                seq=seq,
+                kind="document",
+                document_id=doc.id,
+                linked_at=doc.created_at,
+                linked_by=doc.created_by,
+            )
+        )
         count += 1
     report.counts["documents"] = count
 
 
-def _links(session: Session, cases: dict[str, Case], recordings: dict[str, Recording],
-           links, report: RebuildReport) -> None:
+def _links(
+    session: Session, cases: dict[str, Case], recordings: dict[str, Recording], links, report: RebuildReport
+) -> None:
     linked, unlinked = links
     count = 0
     for archive_no, details, when, actor in linked:
@@ -223,8 +288,15 @@ def _links(session: Session, cases: dict[str, Case], recordings: dict[str, Recor
             report.problems.append(f"link {details.get('item_no')}: case or recording not in storage")
             continue
         item_no = details["item_no"]
-        item = CaseItem(case_id=case.id, item_no=item_no, seq=int(item_no.rsplit("-", 1)[-1][:-1]),
-                        kind=rec.kind, recording_id=rec.id, linked_at=when, linked_by=actor)
+        item = CaseItem(
+            case_id=case.id,
+            item_no=item_no,
+            seq=int(item_no.rsplit("-", 1)[-1][:-1]),
+            kind=rec.kind,
+            recording_id=rec.id,
+            linked_at=when,
+            linked_by=actor,
+        )
         if item_no in unlinked:
             item.unlinked_at, item.unlinked_by, item.unlink_reason = unlinked[item_no]
         session.add(item)
@@ -232,8 +304,9 @@ def _links(session: Session, cases: dict[str, Case], recordings: dict[str, Recor
     report.counts["links"] = count
 
 
-def _derivatives(store: ObjectStore, session: Session, recordings: dict[str, Recording],
-                 report: RebuildReport) -> None:
+def _derivatives(
+    store: ObjectStore, session: Session, recordings: dict[str, Recording], report: RebuildReport
+) -> None:
     count = 0
     for info in store.list("derivatives/"):
         _, archive_no, name = info.key.split("/", 2)
@@ -242,11 +315,20 @@ def _derivatives(store: ObjectStore, session: Session, recordings: dict[str, Rec
             report.problems.append(f"{info.key}: a derivative of a recording not in storage")
             continue
         meta = store.stat(info.key)
-        session.add(Derivative(recording_id=rec.id, kind=name.split("-", 1)[0], status="ok",
-                               sha256=meta.metadata.get("sha256"), size=meta.size,
-                               storage_key=info.key, storage_version=meta.version,
-                               content_type=meta.content_type, encrypted=rec.encrypted,
-                               created_at=meta.last_modified or rec.ingested_at))
+        session.add(
+            Derivative(
+                recording_id=rec.id,
+                kind=name.split("-", 1)[0],
+                status="ok",
+                sha256=meta.metadata.get("sha256"),
+                size=meta.size,
+                storage_key=info.key,
+                storage_version=meta.version,
+                content_type=meta.content_type,
+                encrypted=rec.encrypted,
+                created_at=meta.last_modified or rec.ingested_at,
+            )
+        )
         count += 1
     report.counts["derivatives"] = count
 
@@ -255,10 +337,21 @@ def _tombstones(store: ObjectStore, session: Session, report: RebuildReport) -> 
     count = 0
     for info in store.list("tombstones/"):
         t = get_json(store, info.key)
-        session.add(Tombstone(subject=t["subject"], kind=t["kind"], numbers=json.dumps(t["numbers"]),
-                              sha256=t["sha256"], sm3=t.get("sm3"), size=t["size"], reason=t["reason"],
-                              due_at=_when(t.get("due_at")), purged_at=parse_instant(t["purged_at"]),
-                              custody_seq=t.get("custody_seq"), storage_key=info.key))
+        session.add(
+            Tombstone(
+                subject=t["subject"],
+                kind=t["kind"],
+                numbers=json.dumps(t["numbers"]),
+                sha256=t["sha256"],
+                sm3=t.get("sm3"),
+                size=t["size"],
+                reason=t["reason"],
+                due_at=_when(t.get("due_at")),
+                purged_at=parse_instant(t["purged_at"]),
+                custody_seq=t.get("custody_seq"),
+                storage_key=info.key,
+            )
+        )
         count += 1
     report.counts["tombstones"] = count
 
@@ -304,17 +397,33 @@ def compare(live: Session, rebuilt: Session, *, last_checkpoint_seq: int) -> tup
         return {r[0]: tuple(r[1:]) for r in session.execute(query)}
 
     checks = [
-        ("recording", select(Recording.archive_no, Recording.sha256, Recording.size, Recording.kind,
-                             Recording.station_id, Recording.start_time)
-         .where(Recording.status != "purged")),
+        (
+            "recording",
+            select(
+                Recording.archive_no,
+                Recording.sha256,
+                Recording.size,
+                Recording.kind,
+                Recording.station_id,
+                Recording.start_time,
+            ).where(Recording.status != "purged"),
+        ),
         ("case", select(Case.case_key, Case.number, Case.status, Case.opened_on, Case.closed_on)),
         ("item", select(CaseItem.item_no, CaseItem.kind, CaseItem.unlinked_at.is_(None))),
         ("document", select(Document.storage_key, Document.sha256, Document.size, Document.doc_type)),
-        ("derivative", select(Derivative.storage_key, Derivative.sha256).where(
-            Derivative.status == "ok", Derivative.storage_key.is_not(None))),
+        (
+            "derivative",
+            select(Derivative.storage_key, Derivative.sha256).where(
+                Derivative.status == "ok", Derivative.storage_key.is_not(None)
+            ),
+        ),
         ("tombstone", select(Tombstone.subject, Tombstone.sha256, Tombstone.reason)),
-        ("custody event", select(CustodyEventRow.seq, CustodyEventRow.hash).where(
-            CustodyEventRow.seq <= last_checkpoint_seq)),
+        (
+            "custody event",
+            select(CustodyEventRow.seq, CustodyEventRow.hash).where(
+                CustodyEventRow.seq <= last_checkpoint_seq
+            ),
+        ),
     ]
     for what, query in checks:
         a, b = rows(live, query), rows(rebuilt, query)
@@ -327,6 +436,8 @@ def compare(live: Session, rebuilt: Session, *, last_checkpoint_seq: int) -> tup
                 differences.append(f"{what} {key}: live {a[key]} != storage {b[key]}")
     after = live.execute(select(func.count()).where(CustodyEventRow.seq > last_checkpoint_seq)).scalar()
     if after:
-        notes.append(f"{after} custody event(s) after the last checkpoint are only in the live "
-                     "catalog; `evidence audit checkpoint` copies them to storage")
+        notes.append(
+            f"{after} custody event(s) after the last checkpoint are only in the live "
+            "catalog; `evidence audit checkpoint` copies them to storage"
+        )
     return differences, notes

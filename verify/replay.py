@@ -23,21 +23,26 @@ def check_item(store: ObjectStore, item: ItemView, kek: bytes | None) -> str:
     """Re-read one item's stored bytes: ``ok``, ``mismatch`` or ``missing``."""
     if not item.storage_key:
         return "missing"
-    return hash_stored(store, item.storage_key, item.storage_version, encrypted=item.encrypted,
-                       kek=kek).verdict(item.sha256)
+    return hash_stored(
+        store, item.storage_key, item.storage_version, encrypted=item.encrypted, kek=kek
+    ).verdict(item.sha256)
 
 
-def replay(ctx: ServiceContext, case_name: str, *,
-           verify: bool) -> tuple[dict[str, Any], list[ItemView]]:
+def replay(ctx: ServiceContext, case_name: str, *, verify: bool) -> tuple[dict[str, Any], list[ItemView]]:
     sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
     kek = ctx.kek() if verify and ctx.load_kek else None
     with sessions() as session:
         case = cases.get_case(session, case_name)
         items = case_items(session, case)
-        header = {"number": case.number, "case_key": case.case_key, "title": case.title,
-                  "status": case.status, "type": case.case_type,
-                  "opened": case.opened_on.isoformat(),
-                  "closed": case.closed_on.isoformat() if case.closed_on else None}
+        header = {
+            "number": case.number,
+            "case_key": case.case_key,
+            "title": case.title,
+            "status": case.status,
+            "type": case.case_type,
+            "opened": case.opened_on.isoformat(),
+            "closed": case.closed_on.isoformat() if case.closed_on else None,
+        }
     problems = []
     if verify:
         for item in items:
@@ -47,8 +52,17 @@ def replay(ctx: ServiceContext, case_name: str, *,
     with sessions.begin() as session:
         if verify:
             ok = [i for i in items if i.verified == "ok"]
-            mark_verified(session, at=now, archive_nos=[i.archive_no for i in ok if i.archive_no],
-                          document_keys=[i.storage_key for i in ok if not i.archive_no and i.storage_key])
-        custody.append(session, actor=actor, action=Action.REPLAYED, subject=header["case_key"],
-                       details={"verify": verify, "items": len(items), "problems": problems})
+            mark_verified(
+                session,
+                at=now,
+                archive_nos=[i.archive_no for i in ok if i.archive_no],
+                document_keys=[i.storage_key for i in ok if not i.archive_no and i.storage_key],
+            )
+        custody.append(
+            session,
+            actor=actor,
+            action=Action.REPLAYED,
+            subject=header["case_key"],
+            details={"verify": verify, "items": len(items), "problems": problems},
+        )
     return header, items

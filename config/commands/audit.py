@@ -20,8 +20,9 @@ def audit_group() -> None:
 
 
 @audit_group.command("log")
-@click.option("--subject", metavar="X",
-              help="Only events about this archive number, item number or case key.")
+@click.option(
+    "--subject", metavar="X", help="Only events about this archive number, item number or case key."
+)
 @click.option("--limit", type=int, help="At most this many events.")
 @json_option
 @click.pass_context
@@ -30,14 +31,27 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     app = get_app(ctx).require_catalog()
     zone = app.settings.zone
     with app.reader_sessions() as session:
-        data = [{"seq": e.seq, "time": local_iso(e.time, zone), "actor": e.actor,
-                 "action": e.action, "subject": e.subject, "details": e.details}
-                for e in custody.events(session, subject=subject, limit=limit)]
+        data = [
+            {
+                "seq": e.seq,
+                "time": local_iso(e.time, zone),
+                "actor": e.actor,
+                "action": e.action,
+                "subject": e.subject,
+                "details": e.details,
+            }
+            for e in custody.events(session, subject=subject, limit=limit)
+        ]
 
     def human() -> None:
         for e in data:
-            out.print(f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['action']}  {e['subject'] or '-'}  "
-                      f"{json.dumps(e['details'], ensure_ascii=False)}", highlight=False, markup=False)
+            out.print(
+                f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['action']}  {e['subject'] or '-'}  "
+                f"{json.dumps(e['details'], ensure_ascii=False)}",
+                highlight=False,
+                markup=False,
+            )
+
     emit(as_json, data, human)
 
 
@@ -56,12 +70,15 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
         if report.ok:
             out.print(f"chain intact: {report.events} events, {report.checkpoints} checkpoint(s)")
         else:
-            err.print(f"[bold red]chain broken[/] at event {report.first_bad_event}: "
-                      f"{len(report.problems)} problem(s) in {report.events} events")
+            err.print(
+                f"[bold red]chain broken[/] at event {report.first_bad_event}: "
+                f"{len(report.problems)} problem(s) in {report.events} events"
+            )
             for p in report.problems:
                 err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
         if trusted is None:
             err.print("note: no signing key here; checkpoints were checked against the keys they carry")
+
     emit(as_json, data, human)
     if not report.ok:
         ctx.exit(CheckFailed.exit_code)
@@ -74,10 +91,20 @@ def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
     """Sign the chain's current head with the custody key."""
     app = get_app(ctx).require_catalog()
     cp = checkpoints.make_and_publish(app.services, app.signing_key)
-    data = {"n": cp.n, "seq": cp.seq, "head": cp.head, "key_id": cp.key_id,
-            "time": local_iso(cp.time, app.settings.zone)}
-    emit(as_json, data, lambda: out.print(
-        f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (key {cp.key_id})", highlight=False))
+    data = {
+        "n": cp.n,
+        "seq": cp.seq,
+        "head": cp.head,
+        "key_id": cp.key_id,
+        "time": local_iso(cp.time, app.settings.zone),
+    }
+    emit(
+        as_json,
+        data,
+        lambda: out.print(
+            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (key {cp.key_id})", highlight=False
+        ),
+    )
 
 
 def register(main: click.Group) -> None:

@@ -30,18 +30,36 @@ def case_group() -> None:
 @click.option("--major", is_flag=True, help="A major, complex case (kept permanently).")
 @json_option
 @click.pass_context
-def case_open(ctx: click.Context, number: str, title: str | None, case_type: str | None,
-              opened: str | None, unit: str | None, major: bool, as_json: bool) -> None:
+def case_open(
+    ctx: click.Context,
+    number: str,
+    title: str | None,
+    case_type: str | None,
+    opened: str | None,
+    unit: str | None,
+    major: bool,
+    as_json: bool,
+) -> None:
     """Open a case. NUMBER is the bureau's own case number, kept verbatim
     (e.g. 开城管罚立〔2020〕42号); the case also gets an ASCII case key."""
     app = get_app(ctx).require_catalog()
     opened_on = parse_user_date(opened) if opened else app.now().astimezone(app.settings.zone).date()
     case = archive_cases.open_case(
         app.services,
-        cases.NewCase(number=number, unit=unit or app.settings.unit, opened_on=opened_on,
-                      title=title, case_type=case_type, major=major))
-    emit(as_json, {"number": case.number, "case_key": case.case_key},
-         lambda: out.print(f"opened {case.number}  key {case.case_key}", highlight=False))
+        cases.NewCase(
+            number=number,
+            unit=unit or app.settings.unit,
+            opened_on=opened_on,
+            title=title,
+            case_type=case_type,
+            major=major,
+        ),
+    )
+    emit(
+        as_json,
+        {"number": case.number, "case_key": case.case_key},
+        lambda: out.print(f"opened {case.number}  key {case.case_key}", highlight=False),
+    )
 
 
 @case_group.command("show")
@@ -64,29 +82,57 @@ def case_show(ctx: click.Context, case: str, as_json: bool) -> None:
 @case_group.command("add-doc")
 @click.argument("case")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--type", "doc_type", required=True,
-              help="Document type, one of [documents] types in the settings (e.g. 询问笔录).")
+@click.option(
+    "--type",
+    "doc_type",
+    required=True,
+    help="Document type, one of [documents] types in the settings (e.g. 询问笔录).",
+)
 @click.option("--date", "doc_date", metavar="DATE", help="Date of the document.")
 @click.option("--number", "doc_number", help="The document's own number (文书编号).")
-@click.option("--officer", metavar="NUMBER",
-              help="Officer who made the record (enforcement-certificate number).")
-@click.option("--protected", is_flag=True,
-              help="Holds secrets or personal privacy: stored encrypted, shown only with the grant.")
+@click.option(
+    "--officer", metavar="NUMBER", help="Officer who made the record (enforcement-certificate number)."
+)
+@click.option(
+    "--protected",
+    is_flag=True,
+    help="Holds secrets or personal privacy: stored encrypted, shown only with the grant.",
+)
 @json_option
 @click.pass_context
-def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_date: str | None,
-                 doc_number: str | None, officer: str | None, protected: bool, as_json: bool) -> None:
+def case_add_doc(
+    ctx: click.Context,
+    case: str,
+    file: Path,
+    doc_type: str,
+    doc_date: str | None,
+    doc_number: str | None,
+    officer: str | None,
+    protected: bool,
+    as_json: bool,
+) -> None:
     """Store a written record (PDF, scan, DOCX …) under the case's shared numbering."""
     app = get_app(ctx).require_catalog()
     item, doc = store_document(
         app.services,
-        NewDocument(case, file, doc_type,
-                    parse_user_time(doc_date, app.settings.zone) if doc_date else None,
-                    doc_number, protected, officer),
-        doc_types=app.settings.documents.types)
-    emit(as_json, {"item_no": item.item_no, "sha256": doc.sha256, "size": doc.size},
-         lambda: out.print(f"{item.item_no}  {doc_type}  {doc.size} bytes  sha256 {doc.sha256}",
-                           highlight=False))
+        NewDocument(
+            case,
+            file,
+            doc_type,
+            parse_user_time(doc_date, app.settings.zone) if doc_date else None,
+            doc_number,
+            protected,
+            officer,
+        ),
+        doc_types=app.settings.documents.types,
+    )
+    emit(
+        as_json,
+        {"item_no": item.item_no, "sha256": doc.sha256, "size": doc.size},
+        lambda: out.print(
+            f"{item.item_no}  {doc_type}  {doc.size} bytes  sha256 {doc.sha256}", highlight=False
+        ),
+    )
 
 
 @case_group.command("link")
@@ -98,8 +144,16 @@ def case_add_doc(ctx: click.Context, case: str, file: Path, doc_type: str, doc_d
 @click.option("--to", "until", metavar="TIME", help="End of the period, included.")
 @json_option
 @click.pass_context
-def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], officer: str | None,
-              device: str | None, since: str | None, until: str | None, as_json: bool) -> None:
+def case_link(
+    ctx: click.Context,
+    case: str,
+    archive_nos: tuple[str, ...],
+    officer: str | None,
+    device: str | None,
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
     """Link recordings to the case, by archive number or by officer/device and period; each
     gets the case's next item number, and its storage lock is extended to the case's."""
     from catalog.views import find_recordings
@@ -112,15 +166,19 @@ def case_link(ctx: click.Context, case: str, archive_nos: tuple[str, ...], offic
         zone = app.settings.zone
         start, end = parse_user_time(since, zone), parse_user_time(until, zone, end_of_day=True)
         with app.reader_sessions() as session:
-            numbers += [r.archive_no for r in find_recordings(session, officer=officer, device=device,
-                                                              since=start, until=end)
-                        if r.status == "archived"]
+            numbers += [
+                r.archive_no
+                for r in find_recordings(session, officer=officer, device=device, since=start, until=end)
+                if r.status == "archived"
+            ]
     elif since or until:
         raise click.UsageError("--from/--to select recordings of an --officer or --device")
     pairs = link_recordings(app.services, case, numbers)
+
     def human() -> None:
         for archive_no, item_no in pairs:
             out.print(f"{archive_no}  ->  {item_no}", highlight=False)
+
     emit(as_json, {"linked": [{"archive_no": a, "item_no": i} for a, i in pairs]}, human)
 
 
@@ -149,8 +207,11 @@ def case_close(ctx: click.Context, case: str, closed: str | None, as_json: bool)
     app = get_app(ctx).require_catalog()
     closed_on = parse_user_date(closed) if closed else app.now().astimezone(app.settings.zone).date()
     found = archive_cases.close_case(app.services, case, closed_on=closed_on)
-    emit(as_json, {"number": found.number, "case_key": found.case_key, "closed": closed_on.isoformat()},
-         lambda: out.print(f"closed {found.number} ({found.case_key}) on {closed_on}", highlight=False))
+    emit(
+        as_json,
+        {"number": found.number, "case_key": found.case_key, "closed": closed_on.isoformat()},
+        lambda: out.print(f"closed {found.number} ({found.case_key}) on {closed_on}", highlight=False),
+    )
 
 
 @case_group.command("gaps")
@@ -170,10 +231,21 @@ def case_gaps(ctx: click.Context, case: str, as_json: bool) -> None:
     cov, zone = app.settings.coverage, app.settings.zone
     with app.reader_sessions() as session:
         found = cases.get_case(session, case)
-        gaps = find_gaps(case_items(session, found), on_site_types=set(cov.on_site_types),
-                         window=timedelta(minutes=cov.window_minutes))
-        rows = [{"item_no": g.item_no, "doc_type": g.doc_type, "time": local_iso(g.time, zone),
-                 "missing": g.missing, "officer": g.officer} for g in gaps]
+        gaps = find_gaps(
+            case_items(session, found),
+            on_site_types=set(cov.on_site_types),
+            window=timedelta(minutes=cov.window_minutes),
+        )
+        rows = [
+            {
+                "item_no": g.item_no,
+                "doc_type": g.doc_type,
+                "time": local_iso(g.time, zone),
+                "missing": g.missing,
+                "officer": g.officer,
+            }
+            for g in gaps
+        ]
         data = {"case": found.number, "case_key": found.case_key, "gaps": rows}
 
     def human() -> None:
@@ -181,9 +253,13 @@ def case_gaps(ctx: click.Context, case: str, as_json: bool) -> None:
             out.print(f"{data['case']}: every step is covered", highlight=False)
         for g in rows:
             what = g["doc_type"] or "recording"
-            out.print(f"{g['item_no']}  {what}  {g['time']}  no {g['missing']}"
-                      + (f" (officer {g['officer']})" if g["officer"] else ""), highlight=False,
-                      markup=False)
+            out.print(
+                f"{g['item_no']}  {what}  {g['time']}  no {g['missing']}"
+                + (f" (officer {g['officer']})" if g["officer"] else ""),
+                highlight=False,
+                markup=False,
+            )
+
     emit(as_json, data, human)
     if gaps:
         ctx.exit(1)
@@ -204,6 +280,7 @@ def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
         for c in data:
             table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
         out.print(table)
+
     emit(as_json, data, human)
 
 

@@ -20,8 +20,9 @@ def _folders(app: App, station: str, dirs: tuple[Path, ...]) -> list[Path]:
     configured = app.settings.station(station)
     folders = list(dirs) or [Path(f) for f in (configured.folders if configured else [])]
     if not folders:
-        raise click.UsageError(f"no folders to watch for station {station}: give DIR... or "
-                               "[[stations]] folders in the settings")
+        raise click.UsageError(
+            f"no folders to watch for station {station}: give DIR... or [[stations]] folders in the settings"
+        )
     for folder in folders:
         if not folder.is_dir():
             raise click.UsageError(f"{folder} is not a folder")
@@ -40,6 +41,7 @@ def _fault_hook():
             click.echo(f"STOPPED AT {name}", err=True)
             while True:
                 time.sleep(60)
+
     return hook
 
 
@@ -51,12 +53,14 @@ def ingest_group() -> None:
 @ingest_group.command("scan")
 @click.option("--station", required=True, metavar="ID", help="Station id (ASCII, used in archive numbers).")
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--no-wait", is_flag=True,
-              help="Skip files written in the last few seconds instead of waiting for them.")
+@click.option(
+    "--no-wait", is_flag=True, help="Skip files written in the last few seconds instead of waiting for them."
+)
 @json_option
 @click.pass_context
-def ingest_scan(ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wait: bool,
-                as_json: bool) -> None:
+def ingest_scan(
+    ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wait: bool, as_json: bool
+) -> None:
     """One pass over DIR...: archive every complete file, then exit (cron, catching up).
     Exit 1 when anything was quarantined or failed."""
     app = get_app(ctx).require_catalog()
@@ -75,25 +79,36 @@ def ingest_scan(ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wai
         )
 
         work = [p for f in folders for p in pipeline.candidates(f)]
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                      TransferSpeedColumn(), TimeRemainingColumn(), console=err) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as bar:
             task = bar.add_task(f"station {station}", total=len(work))
-            report = pipeline.scan(folders, wait=not no_wait,
-                                   progress=lambda o: bar.update(task, advance=1))
+            report = pipeline.scan(folders, wait=not no_wait, progress=lambda o: bar.update(task, advance=1))
 
     def human() -> None:
-        out.print(f"archived {len(report.archived)} ({len(report.damaged)} damaged), "
-                  f"duplicates {len(report.duplicates)}, quarantined {len(report.quarantined)}, "
-                  f"failed {len(report.failed)}, waiting {len(report.waiting)}", highlight=False)
+        out.print(
+            f"archived {len(report.archived)} ({len(report.damaged)} damaged), "
+            f"duplicates {len(report.duplicates)}, quarantined {len(report.quarantined)}, "
+            f"failed {len(report.failed)}, waiting {len(report.waiting)}",
+            highlight=False,
+        )
         for number in report.archived:
-            out.print(f"  archived    {number}" + ("  (damaged)" if number in report.damaged else ""),
-                      highlight=False)
+            out.print(
+                f"  archived    {number}" + ("  (damaged)" if number in report.damaged else ""),
+                highlight=False,
+            )
         for d in report.duplicates:
             out.print(f"  duplicate   {d['path']} = {d['archive_no']}", highlight=False, markup=False)
         for q in report.quarantined:
             out.print(f"  quarantined {q['path']}: {q['reason']}", highlight=False, markup=False)
         for f in report.failed:
             out.print(f"  failed      {f['path']}: {f['reason']}", highlight=False, markup=False)
+
     emit(as_json, report.to_json(), human)
     if not report.ok:
         ctx.exit(1)
@@ -102,12 +117,17 @@ def ingest_scan(ctx: click.Context, station: str, dirs: tuple[Path, ...], no_wai
 @ingest_group.command("watch")
 @click.option("--station", required=True, metavar="ID", help="Station id.")
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--polling", is_flag=True, default=None,
-              help="Poll instead of inotify (network mounts, where inotify sees nothing).")
+@click.option(
+    "--polling",
+    is_flag=True,
+    default=None,
+    help="Poll instead of inotify (network mounts, where inotify sees nothing).",
+)
 @click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
 @click.pass_context
-def ingest_watch(ctx: click.Context, station: str, dirs: tuple[Path, ...], polling: bool | None,
-                 metrics_port: int | None) -> None:
+def ingest_watch(
+    ctx: click.Context, station: str, dirs: tuple[Path, ...], polling: bool | None, metrics_port: int | None
+) -> None:
     """The station daemon: archives files as they arrive, rescans periodically, logs JSON
     lines with --log-format json. Stops cleanly on SIGTERM or Ctrl-C."""
     import signal
@@ -126,9 +146,14 @@ def ingest_watch(ctx: click.Context, station: str, dirs: tuple[Path, ...], polli
         metrics.serve(port)
     if polling is None:
         polling = bool(configured and configured.polling)
-    watcher = StationWatcher(app.pipeline(station, fault_hook=_fault_hook()), folders, polling=polling,
-                             rescan_seconds=ing.rescan_seconds,
-                             stale_after=timedelta(hours=ing.stale_after_hours), metrics=metrics)
+    watcher = StationWatcher(
+        app.pipeline(station, fault_hook=_fault_hook()),
+        folders,
+        polling=polling,
+        rescan_seconds=ing.rescan_seconds,
+        stale_after=timedelta(hours=ing.stale_after_hours),
+        metrics=metrics,
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: watcher.stop.set())
     watcher.run()
@@ -146,8 +171,9 @@ def devices_group() -> None:
 @click.option("--to", "valid_to", metavar="TIME", help="End of the assignment (open if not given).")
 @json_option
 @click.pass_context
-def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: str,
-                   valid_to: str | None, as_json: bool) -> None:
+def devices_assign(
+    ctx: click.Context, serial: str, officer: str, valid_from: str, valid_to: str | None, as_json: bool
+) -> None:
     """Record that OFFICER (certificate number) carries recorder SERIAL; recordings whose file
     names carry no officer get theirs from this."""
     from archive.accounts import assign_device
@@ -157,10 +183,15 @@ def devices_assign(ctx: click.Context, serial: str, officer: str, valid_from: st
     start = parse_user_time(valid_from, zone)
     end = parse_user_time(valid_to, zone, end_of_day=True) if valid_to else None
     assign_device(app.services, serial, officer, valid_from=start, valid_to=end, zone=zone)
-    data = {"device": serial, "officer": officer, "from": local_iso(start, zone),
-            "to": local_iso(end, zone)}
-    emit(as_json, data, lambda: out.print(f"{serial} -> {officer} from {data['from']}"
-                                          + (f" to {data['to']}" if end else ""), highlight=False))
+    data = {"device": serial, "officer": officer, "from": local_iso(start, zone), "to": local_iso(end, zone)}
+    emit(
+        as_json,
+        data,
+        lambda: out.print(
+            f"{serial} -> {officer} from {data['from']}" + (f" to {data['to']}" if end else ""),
+            highlight=False,
+        ),
+    )
 
 
 @click.group("stations")
@@ -182,12 +213,16 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
     app = get_app(ctx).require_catalog()
     ing, zone = app.settings.ingest, app.settings.zone
     with app.reader_sessions() as session:
-        status = station_status(session, now=app.now(),
-                                stale_after=timedelta(hours=ing.stale_after_hours),
-                                device_absent=timedelta(hours=ing.device_absent_hours))
+        status = station_status(
+            session,
+            now=app.now(),
+            stale_after=timedelta(hours=ing.stale_after_hours),
+            device_absent=timedelta(hours=ing.device_absent_hours),
+        )
 
     def iso(value):
         return local_iso(value, zone) if value else None
+
     for s in status["stations"]:
         s["last_success"] = iso(s["last_success"])
     for d in status["absent_devices"]:
@@ -198,13 +233,20 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
     def human() -> None:
         table = Table("station", "last success", "stale", "backlog", "failing", "quarantined")
         for s in status["stations"]:
-            table.add_row(s["station"], s["last_success"] or "never", "YES" if s["stale"] else "",
-                          str(sum(s["backlog"].values())), str(s["failing"]), str(s["quarantined"]))
+            table.add_row(
+                s["station"],
+                s["last_success"] or "never",
+                "YES" if s["stale"] else "",
+                str(sum(s["backlog"].values())),
+                str(s["failing"]),
+                str(s["quarantined"]),
+            )
         out.print(table)
         for d in status["absent_devices"]:
             out.print(f"device {d['device']} not docked since {d['last_docked']}", highlight=False)
         for r in status["late"]:
             out.print(f"late: {r['archive_no']} archived {r['hours']} h after it ended", highlight=False)
+
     emit(as_json, status, human)
     if any(s["stale"] or s["failing"] for s in status["stations"]):
         ctx.exit(1)

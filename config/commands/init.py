@@ -20,14 +20,26 @@ def init(ctx: click.Context, as_json: bool) -> None:
     def human() -> None:
         before = result["schema_before"]
         out.print(f"catalog    {result['catalog']}")
-        out.print(f"schema     {result['schema']}"
-                  + (" (created)" if before is None else
-                     f" (upgraded from {before})" if before != result["schema"] else " (up to date)"))
+        out.print(
+            f"schema     {result['schema']}"
+            + (
+                " (created)"
+                if before is None
+                else f" (upgraded from {before})"
+                if before != result["schema"]
+                else " (up to date)"
+            )
+        )
         out.print(f"storage    {result['storage']}")
-        out.print(f"signing key {result['signing_key']} "
-                  f"({'created' if result['signing_key_created'] else 'present'}, id {result['key_id']})")
-        out.print(f"kek        {result['kek']} "
-                  f"({'created' if result['kek_created'] else 'present'}, id {result['kek_id']})")
+        out.print(
+            f"signing key {result['signing_key']} "
+            f"({'created' if result['signing_key_created'] else 'present'}, id {result['key_id']})"
+        )
+        out.print(
+            f"kek        {result['kek']} "
+            f"({'created' if result['kek_created'] else 'present'}, id {result['kek_id']})"
+        )
+
     emit(as_json, result, human)
 
 
@@ -47,6 +59,7 @@ def config_show(ctx: click.Context, as_json: bool) -> None:
     def human() -> None:
         out.print(f"# from {app.settings.source}", highlight=False)
         print_toml(data)
+
     emit(as_json, data, human)
 
 

@@ -17,8 +17,12 @@ from .base import emit, get_app, item_json, json_option, out, print_items
 
 @click.command()
 @click.argument("case")
-@click.option("--verify", "verify_items", is_flag=True,
-              help="Re-read every original and document from storage and check its digest.")
+@click.option(
+    "--verify",
+    "verify_items",
+    is_flag=True,
+    help="Re-read every original and document from storage and check its digest.",
+)
 @json_option
 @click.pass_context
 def replay(ctx: click.Context, case: str, verify_items: bool, as_json: bool) -> None:
@@ -56,8 +60,9 @@ def _recording_json(row: dict[str, Any], zone) -> dict[str, Any]:
 @click.option("--limit", type=int, default=1000, show_default=True)
 @json_option
 @click.pass_context
-def recordings_list(ctx: click.Context, officer, device, station, since, until, unlinked: bool,
-                    limit: int, as_json: bool) -> None:
+def recordings_list(
+    ctx: click.Context, officer, device, station, since, until, unlinked: bool, limit: int, as_json: bool
+) -> None:
     """List recordings in time order."""
     from catalog.views import find_recordings, recording_rows
 
@@ -66,19 +71,42 @@ def recordings_list(ctx: click.Context, officer, device, station, since, until, 
     start = parse_user_time(since, zone) if since else None
     end = parse_user_time(until, zone, end_of_day=True) if until else None
     with app.reader_sessions() as session:
-        found = find_recordings(session, officer=officer, device=device, station=station,
-                                since=start, until=end, unlinked=unlinked, limit=limit)
+        found = find_recordings(
+            session,
+            officer=officer,
+            device=device,
+            station=station,
+            since=start,
+            until=end,
+            unlinked=unlinked,
+            limit=limit,
+        )
         rows = [_recording_json(r, zone) for r in recording_rows(session, found)]
 
     def human() -> None:
         table = Table("archive no", "kind", "start", "officer", "device", "duration", "proxy", "flags")
         for r in rows:
-            flags = " ".join(f for f, on in (("damaged", r["damaged"]), ("important", r["important"]),
-                                             ("protected", r["protected"])) if on)
-            table.add_row(r["archive_no"], r["kind"], r["start_time"] or "", r["officer"] or "",
-                          r["device"] or "", f"{r['duration_s']:.0f} s" if r["duration_s"] else "",
-                          r["proxy_status"], flags)
+            flags = " ".join(
+                f
+                for f, on in (
+                    ("damaged", r["damaged"]),
+                    ("important", r["important"]),
+                    ("protected", r["protected"]),
+                )
+                if on
+            )
+            table.add_row(
+                r["archive_no"],
+                r["kind"],
+                r["start_time"] or "",
+                r["officer"] or "",
+                r["device"] or "",
+                f"{r['duration_s']:.0f} s" if r["duration_s"] else "",
+                r["proxy_status"],
+                flags,
+            )
         out.print(table)
+
     emit(as_json, rows, human)
 
 
@@ -95,26 +123,58 @@ def recordings_show(ctx: click.Context, archive_no: str, as_json: bool) -> None:
     zone = app.settings.zone
     with app.reader_sessions() as session:
         row = _recording_json(recording_detail(session, get_recording(session, archive_no)), zone)
-        row["custody"] = [{"seq": e.seq, "time": local_iso(e.time, zone), "actor": e.actor,
-                           "action": e.action, "details": e.details}
-                          for e in custody.events(session, subject=archive_no)]
+        row["custody"] = [
+            {
+                "seq": e.seq,
+                "time": local_iso(e.time, zone),
+                "actor": e.actor,
+                "action": e.action,
+                "details": e.details,
+            }
+            for e in custody.events(session, subject=archive_no)
+        ]
 
     def human() -> None:
-        for key in ("archive_no", "kind", "original_name", "station", "device", "officer",
-                    "start_time", "duration_s", "sha256", "size", "status", "proxy_status",
-                    "damaged", "damage_reason", "important", "protected", "retain_until"):
+        for key in (
+            "archive_no",
+            "kind",
+            "original_name",
+            "station",
+            "device",
+            "officer",
+            "start_time",
+            "duration_s",
+            "sha256",
+            "size",
+            "status",
+            "proxy_status",
+            "damaged",
+            "damage_reason",
+            "important",
+            "protected",
+            "retain_until",
+        ):
             out.print(f"{key:14} {row[key]}", highlight=False, markup=False)
-        out.print(f"{'sources':14} {json.dumps(row['sources'], ensure_ascii=False)}", highlight=False,
-                  markup=False)
+        out.print(
+            f"{'sources':14} {json.dumps(row['sources'], ensure_ascii=False)}", highlight=False, markup=False
+        )
         for c in row["cases"]:
-            out.print(f"case           {c['case']} ({c['case_key']}) as {c['item_no']}", highlight=False,
-                      markup=False)
+            out.print(
+                f"case           {c['case']} ({c['case_key']}) as {c['item_no']}",
+                highlight=False,
+                markup=False,
+            )
         for d in row["derivatives"]:
-            out.print(f"derivative     {d['kind']} {d['status']} {d['key'] or d['error']}",
-                      highlight=False, markup=False)
+            out.print(
+                f"derivative     {d['kind']} {d['status']} {d['key'] or d['error']}",
+                highlight=False,
+                markup=False,
+            )
         for e in row["custody"]:
-            out.print(f"custody {e['seq']:>6} {e['time']} {e['actor']} {e['action']}", highlight=False,
-                      markup=False)
+            out.print(
+                f"custody {e['seq']:>6} {e['time']} {e['actor']} {e['action']}", highlight=False, markup=False
+            )
+
     emit(as_json, row, human)
 
 

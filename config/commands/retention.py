@@ -19,18 +19,32 @@ def _retention(ctx: click.Context, now: str | None, dry_run: bool, confirm: bool
 
     app = get_app(ctx).require_catalog()
     policy_now = parse_user_time(now, app.settings.zone) if now else app.now()
-    result = run(app.services, app.rules, now=policy_now, dry_run=dry_run, confirm=confirm,
-                 max_purges=app.settings.retention.max_purges_per_run)
+    result = run(
+        app.services,
+        app.rules,
+        now=policy_now,
+        dry_run=dry_run,
+        confirm=confirm,
+        max_purges=app.settings.retention.max_purges_per_run,
+    )
     data = result.to_json()
 
     def human() -> None:
-        out.print(f"policy clock {data['now']}: kept {data['kept']}, due {len(result.due)}, "
-                  f"pending {len(result.pending)}, purged {len(result.purged)}, "
-                  f"refused {len(result.refused)}, kept again {len(result.restored)}", highlight=False)
+        out.print(
+            f"policy clock {data['now']}: kept {data['kept']}, due {len(result.due)}, "
+            f"pending {len(result.pending)}, purged {len(result.purged)}, "
+            f"refused {len(result.refused)}, kept again {len(result.restored)}",
+            highlight=False,
+        )
         for name in ("due", "pending", "purged", "refused", "restored"):
             for e in data[name]:
-                out.print(f"  {name:8} {e['subject']}  {e['reason']}"
-                          + (f"  (due {e['due_at']})" if e["due_at"] else ""), highlight=False, markup=False)
+                out.print(
+                    f"  {name:8} {e['subject']}  {e['reason']}"
+                    + (f"  (due {e['due_at']})" if e["due_at"] else ""),
+                    highlight=False,
+                    markup=False,
+                )
+
     emit(as_json, data, human)
     if result.refused:
         ctx.exit(1)
@@ -48,8 +62,11 @@ def retention_plan(ctx: click.Context, now: str | None, as_json: bool) -> None:
 @retention_group.command("run")
 @click.option("--now", metavar="TIME", help="Policy clock (drills, tests); storage locks use the real one.")
 @click.option("--dry-run", is_flag=True, help="Compute everything, change nothing (same as plan).")
-@click.option("--confirm", is_flag=True,
-              help="Purge even items whose due date moved earlier, and more than the per-run limit.")
+@click.option(
+    "--confirm",
+    is_flag=True,
+    help="Purge even items whose due date moved earlier, and more than the per-run limit.",
+)
 @json_option
 @click.pass_context
 def retention_run(ctx: click.Context, now: str | None, dry_run: bool, confirm: bool, as_json: bool) -> None:

@@ -16,23 +16,42 @@ def storage_group() -> None:
 
 @storage_group.command("policy")
 @click.option("--bucket", required=True, help="The archive's bucket.")
-@click.option("--station", "stations", multiple=True, metavar="USER",
-              help="Gateway user of a station (repeatable).")
+@click.option(
+    "--station", "stations", multiple=True, metavar="USER", help="Gateway user of a station (repeatable)."
+)
 @click.option("--curator", "curators", multiple=True, metavar="USER", help="Gateway user of the curator.")
-@click.option("--reader", "readers", multiple=True, metavar="USER",
-              help="Gateway user of readers (fixity sweeps, exports, web pages).")
-@click.option("--apply", "apply_it", is_flag=True,
-              help="Set it on the bucket with the settings' S3 credentials (the bucket owner's).")
+@click.option(
+    "--reader",
+    "readers",
+    multiple=True,
+    metavar="USER",
+    help="Gateway user of readers (fixity sweeps, exports, web pages).",
+)
+@click.option(
+    "--apply",
+    "apply_it",
+    is_flag=True,
+    help="Set it on the bucket with the settings' S3 credentials (the bucket owner's).",
+)
 @click.pass_context
-def storage_policy(ctx: click.Context, bucket: str, stations: tuple[str, ...],
-                   curators: tuple[str, ...], readers: tuple[str, ...], apply_it: bool) -> None:
+def storage_policy(
+    ctx: click.Context,
+    bucket: str,
+    stations: tuple[str, ...],
+    curators: tuple[str, ...],
+    readers: tuple[str, ...],
+    apply_it: bool,
+) -> None:
     """Print the bucket policy that gives Ceph RGW users the station, curator and reader
     roles of config/policies/ (RGW has no IAM user policies; MinIO and AWS take the role
     files directly, see config/policies/README.md)."""
     from ..policies_rgw import apply_bucket_policy, bucket_policy
 
-    users = [(role, user) for role, names in (("station", stations), ("curator", curators),
-                                               ("reader", readers)) for user in names]
+    users = [
+        (role, user)
+        for role, names in (("station", stations), ("curator", curators), ("reader", readers))
+        for user in names
+    ]
     if not users:
         raise click.UsageError("name at least one user with --station, --curator or --reader")
     policy = bucket_policy(bucket, users)

@@ -14,16 +14,28 @@ from .base import emit, err, get_app, json_option, out
 @click.command("verify")
 @click.option("--all", "everything", is_flag=True, help="Every stored item (the default).")
 @click.option("--sample", type=int, metavar="N", help="N items drawn at random.")
-@click.option("--older-than", "older_than", type=float, metavar="DAYS",
-              help="Items not verified for DAYS days (or never).")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=float,
+    metavar="DAYS",
+    help="Items not verified for DAYS days (or never).",
+)
 @click.option("--budget-gb", type=float, metavar="G", help="Stop after reading G gigabytes.")
 @click.option("--budget-minutes", type=float, metavar="M", help="Stop after M minutes.")
 @click.option("--no-reconcile", is_flag=True, help="Skip listing storage for orphans.")
 @json_option
 @click.pass_context
-def verify_command(ctx: click.Context, everything: bool, sample: int | None, older_than: float | None,
-                   budget_gb: float | None, budget_minutes: float | None, no_reconcile: bool,
-                   as_json: bool) -> None:
+def verify_command(
+    ctx: click.Context,
+    everything: bool,
+    sample: int | None,
+    older_than: float | None,
+    budget_gb: float | None,
+    budget_minutes: float | None,
+    no_reconcile: bool,
+    as_json: bool,
+) -> None:
     """Fixity sweep and reconciliation: re-read stored objects, least recently verified first,
     compare digests and sizes with the catalog, and list objects the catalog does not know.
     Exit 1 on any mismatch, missing object or orphan. Nothing is deleted."""
@@ -32,29 +44,50 @@ def verify_command(ctx: click.Context, everything: bool, sample: int | None, old
     if sum(bool(x) for x in (everything, sample is not None, older_than is not None)) > 1:
         raise click.UsageError("choose one of --all, --sample, --older-than")
     app = get_app(ctx).require_catalog()
-    run = partial(sweep, app.services, sample=sample, older_than_days=older_than,
-                  reconcile_storage=not no_reconcile,
-                  budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
-                  budget_seconds=budget_minutes * 60 if budget_minutes else None)
+    run = partial(
+        sweep,
+        app.services,
+        sample=sample,
+        older_than_days=older_than,
+        reconcile_storage=not no_reconcile,
+        budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
+        budget_seconds=budget_minutes * 60 if budget_minutes else None,
+    )
     if as_json or not err.is_terminal:
         report = run()
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
-        with Progress(TextColumn("fixity"), BarColumn(), TextColumn("{task.completed} items"),
-                      TransferSpeedColumn(), console=err) as bar:
+        with Progress(
+            TextColumn("fixity"),
+            BarColumn(),
+            TextColumn("{task.completed} items"),
+            TransferSpeedColumn(),
+            console=err,
+        ) as bar:
             task = bar.add_task("fixity", total=None)
             report = run(progress=lambda _t, n: bar.update(task, advance=1))
-    data = {"checked": report.checked, "ok": report.ok, "problems": report.problems,
-            "bytes": report.bytes_read, "stopped_by": report.stopped_by}
+    data = {
+        "checked": report.checked,
+        "ok": report.ok,
+        "problems": report.problems,
+        "bytes": report.bytes_read,
+        "stopped_by": report.stopped_by,
+    }
 
     def human() -> None:
-        out.print(f"checked {report.checked}, ok {report.ok}, problems {len(report.problems)}"
-                  + (f" (stopped by the {report.stopped_by} budget)" if report.stopped_by else ""),
-                  highlight=False)
+        out.print(
+            f"checked {report.checked}, ok {report.ok}, problems {len(report.problems)}"
+            + (f" (stopped by the {report.stopped_by} budget)" if report.stopped_by else ""),
+            highlight=False,
+        )
         for p in report.problems:
-            out.print(f"  {p['problem']:8} {p['subject']}: expected {p['expected']}, found {p['found']}",
-                      highlight=False, markup=False)
+            out.print(
+                f"  {p['problem']:8} {p['subject']}: expected {p['expected']}, found {p['found']}",
+                highlight=False,
+                markup=False,
+            )
+
     emit(as_json, data, human)
     if report.problems:
         ctx.exit(1)
@@ -68,8 +101,9 @@ def verify_command(ctx: click.Context, everything: bool, sample: int | None, old
 @click.option("--reason", required=True, help="Why, and for whom (kept in the custody chain).")
 @json_option
 @click.pass_context
-def export_command(ctx: click.Context, case: str, outdir: Path, zip_it: bool, with_proxies: bool,
-                   reason: str, as_json: bool) -> None:
+def export_command(
+    ctx: click.Context, case: str, outdir: Path, zip_it: bool, with_proxies: bool, reason: str, as_json: bool
+) -> None:
     """Export a case as a BagIt package anyone can check without this system: originals and
     documents (decrypted), case.json, the custody excerpt with a signed checkpoint and its
     public key, and an index.html that plays the proxies offline."""
@@ -77,11 +111,23 @@ def export_command(ctx: click.Context, case: str, outdir: Path, zip_it: bool, wi
 
     app = get_app(ctx).require_catalog()
     outdir.mkdir(parents=True, exist_ok=True)
-    result = export_case(app.services, case, outdir, signing_key=app.signing_key, reason=reason,
-                         with_proxies=with_proxies, zip_it=zip_it)
+    result = export_case(
+        app.services,
+        case,
+        outdir,
+        signing_key=app.signing_key,
+        reason=reason,
+        with_proxies=with_proxies,
+        zip_it=zip_it,
+    )
     data = {"path": str(result.path), "items": result.items, "bytes": result.bytes}
-    emit(as_json, data, lambda: out.print(f"exported {result.items} item(s), {result.bytes} bytes: "
-                                          f"{result.path}", highlight=False))
+    emit(
+        as_json,
+        data,
+        lambda: out.print(
+            f"exported {result.items} item(s), {result.bytes} bytes: {result.path}", highlight=False
+        ),
+    )
 
 
 @click.command("verify-package")
@@ -101,6 +147,7 @@ def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> Non
             out.print(f"{path}: the package is complete and intact", highlight=False)
         for p in report.problems:
             out.print(f"  {p['path']}: {p['problem']}", highlight=False, markup=False)
+
     emit(as_json, data, human)
     if not report.ok:
         ctx.exit(1)
@@ -112,10 +159,20 @@ def catalog_group() -> None:
 
 
 @catalog_group.command("rebuild")
-@click.option("--from-storage", "from_storage", is_flag=True, required=True,
-              help="Read manifests, case events, custody segments, checkpoints and tombstones.")
-@click.option("--database", "database", required=True, metavar="URL",
-              help="An empty catalog to rebuild into (SQLAlchemy URL).")
+@click.option(
+    "--from-storage",
+    "from_storage",
+    is_flag=True,
+    required=True,
+    help="Read manifests, case events, custody segments, checkpoints and tombstones.",
+)
+@click.option(
+    "--database",
+    "database",
+    required=True,
+    metavar="URL",
+    help="An empty catalog to rebuild into (SQLAlchemy URL).",
+)
 @json_option
 @click.pass_context
 def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_json: bool) -> None:
@@ -133,9 +190,13 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
             differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
     finally:
         target.dispose()
-    data = {"database": make_engine(database).url.render_as_string(hide_password=True),
-            "counts": report.counts, "problems": report.problems, "differences": differences,
-            "notes": notes}
+    data = {
+        "database": make_engine(database).url.render_as_string(hide_password=True),
+        "counts": report.counts,
+        "problems": report.problems,
+        "differences": differences,
+        "notes": notes,
+    }
 
     def human() -> None:
         out.print("rebuilt: " + ", ".join(f"{k} {v}" for k, v in report.counts.items()), highlight=False)
@@ -143,9 +204,13 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
             out.print(f"  {line}", highlight=False, markup=False)
         for line in notes:
             out.print(f"  note: {line}", highlight=False, markup=False)
-        out.print("the rebuilt catalog matches the live one" if not differences and not report.problems
-                  else f"{len(differences)} difference(s), {len(report.problems)} problem(s)",
-                  highlight=False)
+        out.print(
+            "the rebuilt catalog matches the live one"
+            if not differences and not report.problems
+            else f"{len(differences)} difference(s), {len(report.problems)} problem(s)",
+            highlight=False,
+        )
+
     emit(as_json, data, human)
     if differences or report.problems:
         ctx.exit(1)

@@ -22,8 +22,13 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
     from verify.web import create_app
 
     app = get_app(ctx).require_catalog()
-    uvicorn.run(create_app(app.web_context()), host=host, port=port,
-                log_level=logging.getLevelName(logging.getLogger().level).lower(), access_log=False)
+    uvicorn.run(
+        create_app(app.web_context()),
+        host=host,
+        port=port,
+        log_level=logging.getLevelName(logging.getLogger().level).lower(),
+        access_log=False,
+    )
 
 
 @click.group("user")
@@ -39,23 +44,31 @@ def _read_password(stdin: bool) -> str:
 
 @user_group.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["auditor", "legal", "admin"]), required=True,
-              help="auditor: search, replay, verify, export; legal: also link, unlink, hold; "
-                   "admin: also accounts.")
+@click.option(
+    "--role",
+    type=click.Choice(["auditor", "legal", "admin"]),
+    required=True,
+    help="auditor: search, replay, verify, export; legal: also link, unlink, hold; admin: also accounts.",
+)
 @click.option("--protected", is_flag=True, help="May see protected records (国家秘密、商业秘密、个人隐私).")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @json_option
 @click.pass_context
-def user_add(ctx: click.Context, name: str, role: str, protected: bool, password_stdin: bool,
-             as_json: bool) -> None:
+def user_add(
+    ctx: click.Context, name: str, role: str, protected: bool, password_stdin: bool, as_json: bool
+) -> None:
     """Add an account."""
     from archive.accounts import add_account
 
     app = get_app(ctx).require_catalog()
     add_account(app.services, name, role, _read_password(password_stdin), protected=protected)
-    emit(as_json, {"name": name, "role": role, "protected": protected},
-         lambda: out.print(f"added {name} ({role}{', protected records' if protected else ''})",
-                           highlight=False))
+    emit(
+        as_json,
+        {"name": name, "role": role, "protected": protected},
+        lambda: out.print(
+            f"added {name} ({role}{', protected records' if protected else ''})", highlight=False
+        ),
+    )
 
 
 @user_group.command("passwd")

@@ -25,8 +25,10 @@ def test_an_account_and_its_password_change_are_on_the_record(env) -> None:
     with env.sessions() as s:
         assert authenticate(s, "zhang", "a new long password") is not None
         events = [(e.actor, e.action, e.subject, e.details) for e in custody.events(s)]
-    assert events == [("admin1", "user_added", "user:zhang", {"role": "legal", "protected": True}),
-                      ("admin1", "password_changed", "user:zhang", {})]
+    assert events == [
+        ("admin1", "user_added", "user:zhang", {"role": "legal", "protected": True}),
+        ("admin1", "password_changed", "user:zhang", {}),
+    ]
 
 
 def test_a_device_assignment_is_recorded_with_local_times(env) -> None:

@@ -27,10 +27,10 @@ def test_digests_and_s3_etag_for_any_size(size: int) -> None:
     data = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
     hasher = Hasher(sm3=True, part_size=5 * MIB)
     for i in range(0, len(data), 777_777):  # uneven feeding must not matter
-        hasher.update(data[i:i + 777_777])
+        hasher.update(data[i : i + 777_777])
     d = hasher.digests()
     assert (d.size, d.sha256, d.sm3) == (size, hashlib.sha256(data).hexdigest(), sm3(data))
-    parts = [hashlib.md5(data[i:i + 5 * MIB]).digest() for i in range(0, max(size, 1), 5 * MIB)]
+    parts = [hashlib.md5(data[i : i + 5 * MIB]).digest() for i in range(0, max(size, 1), 5 * MIB)]
     assert d.etag == s3_etag(parts)
     if size <= 5 * MIB:
         assert d.etag == hashlib.md5(data).hexdigest()

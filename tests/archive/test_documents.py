@@ -45,5 +45,6 @@ def test_unknown_type_case_or_file_is_refused(env, tmp_path) -> None:
     with pytest.raises(NotFound):
         store_document(env.as_("c"), NewDocument("no such case", scan, "询问笔录"), doc_types=TYPES)
     with pytest.raises(InvalidInput, match="not a readable file"):
-        store_document(env.as_("c"), NewDocument(case.number, tmp_path / "absent.pdf", "询问笔录"),
-                       doc_types=TYPES)
+        store_document(
+            env.as_("c"), NewDocument(case.number, tmp_path / "absent.pdf", "询问笔录"), doc_types=TYPES
+        )

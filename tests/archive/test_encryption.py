@@ -42,8 +42,9 @@ def _plain(n: int) -> bytes:
     return os.urandom(n)
 
 
-def _encrypt(plain: bytes, algorithm: str = "AES-256-GCM", chunk_size: int = C,
-             kek: bytes = KEK, object_id: str = OID) -> bytes:
+def _encrypt(
+    plain: bytes, algorithm: str = "AES-256-GCM", chunk_size: int = C, kek: bytes = KEK, object_id: str = OID
+) -> bytes:
     return EncryptingReader(io.BytesIO(plain), kek, object_id, algorithm, chunk_size).read()
 
 
@@ -55,12 +56,12 @@ def _reader_at(cipher: bytes, log: list[tuple[int, int]] | None = None) -> Calla
     def read_at(offset: int, size: int) -> bytes:
         if log is not None:
             log.append((offset, size))
-        return cipher[offset:offset + size]
+        return cipher[offset : offset + size]
+
     return read_at
 
 
-def _range(cipher: bytes, start: int, length: int | None, kek: bytes = KEK,
-           object_id: str = OID) -> bytes:
+def _range(cipher: bytes, start: int, length: int | None, kek: bytes = KEK, object_id: str = OID) -> bytes:
     return b"".join(decrypt_range(_reader_at(cipher), len(cipher), kek, object_id, start, length))
 
 
@@ -69,7 +70,7 @@ def _chunks(cipher: bytes, chunk_size: int = C) -> tuple[bytes, list[bytes]]:
     h = read_header(cipher).header_size
     stride = chunk_size + TAG_SIZE
     body = cipher[h:]
-    return cipher[:h], [body[i:i + stride] for i in range(0, len(body), stride)]
+    return cipher[:h], [body[i : i + stride] for i in range(0, len(body), stride)]
 
 
 class Generated(io.RawIOBase):
@@ -98,12 +99,13 @@ class Trickle:
         self.data, self.pos = data, 0
 
     def read(self, n: int = -1) -> bytes:
-        piece = self.data[self.pos:self.pos + min(n, 100)]
+        piece = self.data[self.pos : self.pos + min(n, 100)]
         self.pos += len(piece)
         return piece
 
 
 # --- round trips -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("size", SIZES)
@@ -153,6 +155,7 @@ def test_two_encryptions_of_the_same_plaintext_differ() -> None:
 
 # --- the reader as a stream ----------------------------------------------------
 
+
 @pytest.fixture
 def fixed_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make the data key and nonce prefix repeatable so two encryptions can be compared."""
@@ -161,8 +164,7 @@ def fixed_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("step", [1, 7, 65537])
-def test_odd_read_sizes_give_the_same_bytes(fixed_randomness: None, algorithm: str,
-                                            step: int) -> None:
+def test_odd_read_sizes_give_the_same_bytes(fixed_randomness: None, algorithm: str, step: int) -> None:
     plain = _plain(3 * C + 123)
     whole = _encrypt(plain, algorithm)
     reader = EncryptingReader(io.BytesIO(plain), KEK, OID, algorithm, C)
@@ -189,6 +191,7 @@ def test_readinto_and_buffered_wrapping_give_the_same_bytes(fixed_randomness: No
 
 # --- tampering -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("mask", [0x01, 0x80])
 def test_every_flipped_byte_is_caught(algorithm: str, mask: int) -> None:
@@ -209,16 +212,16 @@ def test_flipped_bytes_name_what_failed(algorithm: str) -> None:
     cipher = _encrypt(plain, algorithm)
     h = HEADER_SIZES[algorithm]
     cases = {
-        0: DecryptionFailed,            # magic
-        8: DecryptionFailed,            # version
-        12: DecryptionFailed,           # chunk size
-        14: EncryptionKeyError,         # KEK id
-        30: DecryptionFailed,           # wrapped data key
-        h - 1: DecryptionFailed,        # nonce prefix
-        h: DecryptionFailed,            # first chunk body
+        0: DecryptionFailed,  # magic
+        8: DecryptionFailed,  # version
+        12: DecryptionFailed,  # chunk size
+        14: EncryptionKeyError,  # KEK id
+        30: DecryptionFailed,  # wrapped data key
+        h - 1: DecryptionFailed,  # nonce prefix
+        h: DecryptionFailed,  # first chunk body
         h + C + TAG_SIZE - 1: DecryptionFailed,  # first chunk tag
-        len(cipher) - 30: DecryptionFailed,      # last chunk body
-        len(cipher) - 1: DecryptionFailed,       # last chunk tag
+        len(cipher) - 30: DecryptionFailed,  # last chunk body
+        len(cipher) - 1: DecryptionFailed,  # last chunk tag
     }
     for pos, error in cases.items():
         bad = bytearray(cipher)
@@ -239,7 +242,7 @@ def test_good_chunks_before_a_bad_one_are_yielded_then_it_fails() -> None:
     bad[-1] ^= 1
     chunks = decrypt_stream(io.BytesIO(bytes(bad)), KEK, OID)
     assert next(chunks) == plain[:C]
-    assert next(chunks) == plain[C:2 * C]
+    assert next(chunks) == plain[C : 2 * C]
     with pytest.raises(DecryptionFailed, match="chunk 2"):
         next(chunks)
 
@@ -296,8 +299,10 @@ def test_wrong_object_id_is_caught(algorithm: str) -> None:
 def test_wrong_kek_is_a_key_error_naming_both_ids() -> None:
     cipher = _encrypt(_plain(C))
     other = generate_kek()
-    for attempt in (lambda: decrypt_stream(io.BytesIO(cipher), other, OID),
-                    lambda: decrypt_range(_reader_at(cipher), len(cipher), other, OID, 0, None)):
+    for attempt in (
+        lambda: decrypt_stream(io.BytesIO(cipher), other, OID),
+        lambda: decrypt_range(_reader_at(cipher), len(cipher), other, OID, 0, None),
+    ):
         with pytest.raises(EncryptionKeyError) as caught:
             attempt()
         assert kek_id(KEK) in str(caught.value) and kek_id(other) in str(caught.value)
@@ -312,6 +317,7 @@ def test_not_an_encrypted_object() -> None:
 
 # --- ranges --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_range_equals_slicing(algorithm: str) -> None:
     size = 3 * C + C // 2
@@ -321,7 +327,7 @@ def test_range_equals_slicing(algorithm: str) -> None:
     lengths = [0, 1, 2, C - 1, C, C + 1, 2 * C + 3, size, size + 100, None]
     for start in starts:
         for length in lengths:
-            want = plain[start:] if length is None else plain[start:start + length]
+            want = plain[start:] if length is None else plain[start : start + length]
             assert _range(cipher, start, length) == want, (start, length)
 
 
@@ -329,12 +335,17 @@ def test_range_reads_only_the_chunks_it_needs() -> None:
     plain = _plain(10 * C)
     cipher = _encrypt(plain)
     h, stride = HEADER_SIZES["AES-256-GCM"], C + TAG_SIZE
-    for start, length, chunks in [(0, 1, [0]), (C - 1, 2, [0, 1]), (5 * C, C, [5]),
-                                  (5 * C + 1, C, [5, 6]), (10 * C - 1, None, [9]),
-                                  (3 * C, 10, [3])]:
+    for start, length, chunks in [
+        (0, 1, [0]),
+        (C - 1, 2, [0, 1]),
+        (5 * C, C, [5]),
+        (5 * C + 1, C, [5, 6]),
+        (10 * C - 1, None, [9]),
+        (3 * C, 10, [3]),
+    ]:
         log: list[tuple[int, int]] = []
         got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEK, OID, start, length))
-        assert got == plain[start:None if length is None else start + length]
+        assert got == plain[start : None if length is None else start + length]
         assert log[0][0] == 0 and log[0][1] <= encryption.MAX_HEADER_SIZE
         assert log[1:] == [(h + i * stride, stride) for i in chunks]
 
@@ -345,7 +356,7 @@ def test_range_with_default_chunks_reads_little() -> None:
     log: list[tuple[int, int]] = []
     start = (3 << 20) - 100
     got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEK, OID, start, 200))
-    assert got == plain[start:start + 200]
+    assert got == plain[start : start + 200]
     assert len(log) == 3 and sum(size for _, size in log[1:]) == 2 * (DEFAULT_CHUNK_SIZE + TAG_SIZE)
 
 
@@ -375,13 +386,16 @@ def test_impossible_stored_sizes_are_refused() -> None:
 
 def test_short_read_at_is_caught() -> None:
     cipher = _encrypt(_plain(2 * C))
+
     def short(offset: int, size: int) -> bytes:
-        return cipher[offset:offset + size - (1 if offset else 0)]
+        return cipher[offset : offset + size - (1 if offset else 0)]
+
     with pytest.raises(DecryptionFailed, match="chunk 0"):
         b"".join(decrypt_range(short, len(cipher), KEK, OID, 0, None))
 
 
 # --- memory ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_memory_stays_bounded_for_a_long_stream(algorithm: str) -> None:
@@ -418,6 +432,7 @@ def test_memory_stays_bounded_when_decrypting_a_stream(algorithm: str) -> None:
 
 # --- the documented format ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_format_is_as_documented(algorithm: str) -> None:
     """Decrypt with nothing but the module docstring's layout and standard primitives."""
@@ -429,11 +444,11 @@ def test_format_is_as_documented(algorithm: str) -> None:
     assert chunk_size == C and cipher[14:22] == bytes.fromhex(kek_id(KEK))
     w = {"AES-256-GCM": 40, "SM4-GCM": 24}[algorithm]
     h = 30 + w
-    data_key = aes_key_unwrap(KEK, cipher[22:22 + w])
-    prefix = cipher[22 + w:h]
+    data_key = aes_key_unwrap(KEK, cipher[22 : 22 + w])
+    prefix = cipher[22 + w : h]
     body, out, i = cipher[h:], b"", 0
     while body:
-        sealed, body = body[:chunk_size + 16], body[chunk_size + 16:]
+        sealed, body = body[: chunk_size + 16], body[chunk_size + 16 :]
         nonce = prefix + struct.pack(">I", i)
         aad = cipher[:h] + struct.pack(">IB", i, 0 if body else 1) + OID.encode()
         if algorithm == "AES-256-GCM":
@@ -460,6 +475,7 @@ def test_bad_arguments_are_refused() -> None:
 
 
 # --- key files ---------------------------------------------------------------------------
+
 
 def test_kek_id_is_16_hex_digits() -> None:
     ident = kek_id(KEK)

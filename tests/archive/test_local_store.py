@@ -63,8 +63,12 @@ print("finished", flush=True)
 
 def test_a_writer_killed_mid_put_leaves_no_object(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(root)], stdout=subprocess.PIPE,
-                            text=True, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(root)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.stdout.readline().strip() == "writing"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
@@ -79,8 +83,9 @@ def test_a_writer_killed_mid_put_leaves_no_object(tmp_path: Path) -> None:
 def test_disk_full_fails_cleanly(tmp_path: Path) -> None:
     small = tmp_path / "small"
     small.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)],
-                             capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(small)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.fail(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
     try:

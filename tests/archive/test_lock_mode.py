@@ -39,15 +39,27 @@ def test_every_written_object_carries_the_configured_mode(engine, kind, mode, tm
     else:
         store = s3_store_for(request.getfixturevalue("rgw"), lock_mode=mode)
     store.ensure_ready()
-    env = Env(engine, sessionmaker(engine, expire_on_commit=False), store, tmp_path,
-              ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=2)))
+    env = Env(
+        engine,
+        sessionmaker(engine, expire_on_commit=False),
+        store,
+        tmp_path,
+        ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=2)),
+    )
     clerk = env.as_("clerk")
     # Ingest: originals and manifests; one expires soon so that it can be purged below.
     kept, expiring = env.recording(1), env.recording(2)
     proxy = tmp_path / "proxy.mp4"
     proxy.write_bytes(b"\x00\x00\x00\x18ftypisom" + b"p" * 2000)
-    store_derivative(env.as_("station:ST01"), kept, kind="proxy", path=proxy, ext="mp4",
-                     content_type="video/mp4", method="remux")
+    store_derivative(
+        env.as_("station:ST01"),
+        kept,
+        kind="proxy",
+        path=proxy,
+        ext="mp4",
+        content_type="video/mp4",
+        method="remux",
+    )
     # Cases: opened, a document, a link, a hold (case events go through the outbox).
     case = env.case()
     scan = tmp_path / "立案.pdf"
@@ -68,7 +80,14 @@ def test_every_written_object_carries_the_configured_mode(engine, kind, mode, tm
         retention = store.stat(info.key, info.version).retention
         seen[info.key] = retention.mode if retention else None
     prefixes = {key.split("/")[0] for key in seen}
-    assert prefixes >= {"originals", "derivatives", "documents", "cases", "custody", "reports",
-                        "tombstones"}, prefixes
+    assert prefixes >= {
+        "originals",
+        "derivatives",
+        "documents",
+        "cases",
+        "custody",
+        "reports",
+        "tombstones",
+    }, prefixes
     wrong = {key: found for key, found in seen.items() if found != mode}
     assert wrong == {}, f"objects not locked in {mode}: {wrong}"

@@ -1,7 +1,7 @@
 import hashlib
 import io
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -22,14 +22,23 @@ from catalog.numbering import NumberingFormats
 from catalog.recordings import find_by_sha256, reserve_archive_number
 
 ZONE = ZoneInfo("Asia/Shanghai")
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 START = datetime(2020, 11, 5, 8, 50, 56, tzinfo=ZONE)  # an old recording docked today
 
 
 def facts(**kw) -> OriginalFacts:
-    base = dict(station="ST01", unit="KZCG", kind="video", original_name="A123456@202011050850560000.mp4",
-                content_type="video/mp4", start_time=START, duration_s=2.0, device="A123456",
-                officer="JX0227", sources={"device": "filename", "start_time": "filename"})
+    base = dict(
+        station="ST01",
+        unit="KZCG",
+        kind="video",
+        original_name="A123456@202011050850560000.mp4",
+        content_type="video/mp4",
+        start_time=START,
+        duration_s=2.0,
+        device="A123456",
+        officer="JX0227",
+        sources={"device": "filename", "start_time": "filename"},
+    )
     return OriginalFacts(**(base | kw))
 
 
@@ -41,8 +50,16 @@ def recording_file(tmp_path: Path) -> Path:
 
 
 def services(sessions, store, policy: ArchivePolicy, kek: bytes | None = None) -> ServiceContext:
-    return ServiceContext(sessions.kw["bind"], sessions, store, NumberingFormats(), policy,
-                          "station:ST01", load_kek=(lambda: kek) if kek else None, clock=lambda: NOW)
+    return ServiceContext(
+        sessions.kw["bind"],
+        sessions,
+        store,
+        NumberingFormats(),
+        policy,
+        "station:ST01",
+        load_kek=(lambda: kek) if kek else None,
+        clock=lambda: NOW,
+    )
 
 
 def archive_no(engine) -> str:
@@ -54,8 +71,9 @@ def test_a_recording_is_stored_with_manifest_lock_and_custody(engine, store, rec
     digests = hash_file(recording_file)
     number = archive_no(engine)
     policy = ArchivePolicy(zone=ZONE)
-    rec = store_original(services(sessions, store, policy), recording_file, digests, facts(),
-                         archive_no=number)
+    rec = store_original(
+        services(sessions, store, policy), recording_file, digests, facts(), archive_no=number
+    )
     assert rec.storage_key == f"originals/2020/11/05/{number}.mp4"
     assert b"".join(store.read(rec.storage_key, rec.storage_version)) == recording_file.read_bytes()
     info = store.stat(rec.storage_key, rec.storage_version)
@@ -79,8 +97,13 @@ def test_a_protected_recording_is_stored_encrypted(engine, store, recording_file
     kek = encryption.generate_kek()
     sessions = session_factory(engine)
     digests = hash_file(recording_file, sm3=True)
-    rec = store_original(services(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), kek), recording_file,
-                         digests, facts(protected=True), archive_no=archive_no(engine))
+    rec = store_original(
+        services(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), kek),
+        recording_file,
+        digests,
+        facts(protected=True),
+        archive_no=archive_no(engine),
+    )
     stored = b"".join(store.read(rec.storage_key))
     assert stored != recording_file.read_bytes() and rec.encrypted
     assert rec.stored_sha256 == hashlib.sha256(stored).hexdigest() != rec.sha256
@@ -97,8 +120,13 @@ def test_a_file_changed_since_hashing_is_not_archived(engine, store, recording_f
     recording_file.write_bytes(recording_file.read_bytes() + b"appended later")
     number = archive_no(engine)
     with pytest.raises(ContentChanged):
-        store_original(services(sessions, store, ArchivePolicy(zone=ZONE)), recording_file, digests, facts(),
-                       archive_no=number)
+        store_original(
+            services(sessions, store, ArchivePolicy(zone=ZONE)),
+            recording_file,
+            digests,
+            facts(),
+            archive_no=number,
+        )
     with pytest.raises(ObjectMissing):
         store.stat(f"originals/2020/11/05/{number}.mp4")
     with sessions() as s:
@@ -106,8 +134,9 @@ def test_a_file_changed_since_hashing_is_not_archived(engine, store, recording_f
 
 
 @pytest.mark.parametrize("how", ["open file", "reopening callable"])
-def test_the_bytes_may_come_from_an_open_file_not_a_path(engine, local_store, recording_file,
-                                                         how: str) -> None:
+def test_the_bytes_may_come_from_an_open_file_not_a_path(
+    engine, local_store, recording_file, how: str
+) -> None:
     """The ingest passes its descriptor: what is stored is the file hashed, whatever stands at
     its path by then."""
     sessions = session_factory(engine)
@@ -123,8 +152,13 @@ def test_the_bytes_may_come_from_an_open_file_not_a_path(engine, local_store, re
             return open(f"/proc/self/fd/{held.fileno()}", "rb")
 
         source = held if how == "open file" else reopen
-        rec = store_original(services(sessions, local_store, ArchivePolicy(zone=ZONE)), source,
-                             digests, facts(), archive_no=archive_no(engine))
+        rec = store_original(
+            services(sessions, local_store, ArchivePolicy(zone=ZONE)),
+            source,
+            digests,
+            facts(),
+            archive_no=archive_no(engine),
+        )
         assert not held.closed  # the caller's file is the caller's to close
     assert rec.sha256 == hashlib.sha256(data).hexdigest()
     assert b"".join(local_store.read(rec.storage_key)) == data
@@ -138,9 +172,17 @@ def test_a_retry_after_a_crash_completes_the_remaining_steps(engine, local_store
     number = archive_no(engine)
     policy = ArchivePolicy(zone=ZONE)
     key = f"originals/2020/11/05/{number}.mp4"
-    put_file(local_store, key, recording_file, digests, content_type="video/mp4",
-             metadata={"sha256": digests.sha256}, label=number,
-             retain_until=NOW + timedelta(days=1))
-    rec = store_original(services(sessions, local_store, policy), recording_file, digests, facts(),
-                         archive_no=number)
+    put_file(
+        local_store,
+        key,
+        recording_file,
+        digests,
+        content_type="video/mp4",
+        metadata={"sha256": digests.sha256},
+        label=number,
+        retain_until=NOW + timedelta(days=1),
+    )
+    rec = store_original(
+        services(sessions, local_store, policy), recording_file, digests, facts(), archive_no=number
+    )
     assert rec.storage_key == key and rec.stored_sha256 == digests.sha256

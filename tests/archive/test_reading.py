@@ -25,33 +25,53 @@ def video(tmp_path):
 def test_encrypted_records_read_back_whole_and_in_ranges(store, video) -> None:
     kek = encryption.generate_kek()
     data = video.read_bytes()
-    r = put_file(store, "originals/2020/11/05/E-1.mp4", video, hash_file(video),
-                 content_type="video/mp4", metadata={}, retain_until=None, label="E-1",
-                 encrypt=(kek, "SM4-GCM"))
+    r = put_file(
+        store,
+        "originals/2020/11/05/E-1.mp4",
+        video,
+        hash_file(video),
+        content_type="video/mp4",
+        metadata={},
+        retain_until=None,
+        label="E-1",
+        encrypt=(kek, "SM4-GCM"),
+    )
     assert b"".join(store.read(r.key)) != data
     assert plain_size(store, r.key, r.version, True) == len(data)
     assert b"".join(read_plain(store, r.key, r.version, encrypted=True, kek=kek)) == data
     for start, length in [(0, 10), (MIB - 5, 10), (2 * MIB + 7, 300_000), (len(data) - 1, 1)]:
-        got = b"".join(read_plain(store, r.key, r.version, encrypted=True, kek=kek,
-                                  start=start, length=length))
-        assert got == data[start:start + length]
+        got = b"".join(
+            read_plain(store, r.key, r.version, encrypted=True, kek=kek, start=start, length=length)
+        )
+        assert got == data[start : start + length]
     with pytest.raises(encryption.EncryptionKeyError):
         b"".join(read_plain(store, r.key, r.version, encrypted=True, kek=encryption.generate_kek()))
 
 
 def test_protected_records_get_no_url_and_urls_are_short(store, video) -> None:
-    r = put_file(store, "derivatives/E-2/proxy-aaaaaaaaaaaa.mp4", video, hash_file(video),
-                 content_type="video/mp4", metadata={}, retain_until=None, label="E-2")
+    r = put_file(
+        store,
+        "derivatives/E-2/proxy-aaaaaaaaaaaa.mp4",
+        video,
+        hash_file(video),
+        content_type="video/mp4",
+        metadata={},
+        retain_until=None,
+        label="E-2",
+    )
     assert playback_url(store, r.key, r.version, encrypted=False)
     with pytest.raises(Refused, match="never handed out"):
         playback_url(store, r.key, r.version, encrypted=True)
     with pytest.raises(Refused, match="15 minutes"):
         playback_url(store, r.key, r.version, encrypted=False, expires=timedelta(hours=1))
-    assert b"".join(read_plain(store, r.key, r.version, encrypted=False, kek=None,
-                               start=5, length=5)) == video.read_bytes()[5:10]
+    assert (
+        b"".join(read_plain(store, r.key, r.version, encrypted=False, kek=None, start=5, length=5))
+        == video.read_bytes()[5:10]
+    )
 
 
 # --- hash_stored: what fixity, replay and export see ----------------------------------------
+
 
 def _sm3(data: bytes) -> str:
     h = SM3Hash()
@@ -60,8 +80,17 @@ def _sm3(data: bytes) -> str:
 
 
 def _put(store, key, path, kek=None):
-    return put_file(store, key, path, hash_file(path), content_type="video/mp4", metadata={},
-                    retain_until=None, label=key, encrypt=(kek, "AES-256-GCM") if kek else None)
+    return put_file(
+        store,
+        key,
+        path,
+        hash_file(path),
+        content_type="video/mp4",
+        metadata={},
+        retain_until=None,
+        label=key,
+        encrypt=(kek, "AES-256-GCM") if kek else None,
+    )
 
 
 @pytest.mark.parametrize("protected", [False, True])
@@ -84,8 +113,9 @@ def test_a_small_object_and_an_empty_one(local_store, tmp_path) -> None:
         path.write_bytes(data)
         r = _put(local_store, f"documents/2020/11/05/{name}.bin", path)
         seen: list[bytes] = []
-        got = hash_stored(local_store, r.key, r.version, encrypted=False, kek=None, sm3=True,
-                          sink=seen.append)
+        got = hash_stored(
+            local_store, r.key, r.version, encrypted=False, kek=None, sm3=True, sink=seen.append
+        )
         assert (got.size, got.sha256, got.sm3) == (len(data), hashlib.sha256(data).hexdigest(), _sm3(data))
         assert b"".join(seen) == data
 

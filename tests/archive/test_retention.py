@@ -22,8 +22,9 @@ def test_periods() -> None:
 
 def test_lock_until_never_in_the_past_and_permanent_is_far_ahead() -> None:
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    assert lock_until(datetime(2026, 11, 1, tzinfo=UTC), (6, "months"), now=now) == \
-        datetime(2027, 5, 1, tzinfo=UTC)
+    assert lock_until(datetime(2026, 11, 1, tzinfo=UTC), (6, "months"), now=now) == datetime(
+        2027, 5, 1, tzinfo=UTC
+    )
     assert lock_until(datetime(2020, 1, 1, tzinfo=UTC), (6, "months"), now=now) == now + timedelta(days=1)
     assert lock_until(datetime(2020, 1, 1, tzinfo=UTC), None, now=now).year == 2026 + PERMANENT_LOCK_YEARS
 
@@ -69,11 +70,14 @@ def test_a_restored_recording_is_kept_another_routine_period() -> None:
 
 def test_a_recorder_clock_in_2001_counts_from_the_archiving() -> None:
     archived = datetime(2026, 3, 1, 9, tzinfo=UTC)
-    wrong_clock = Facts(datetime(2001, 1, 1, tzinfo=UTC), flags=frozenset({"clock_suspect"}),
-                        archived=archived)
+    wrong_clock = Facts(
+        datetime(2001, 1, 1, tzinfo=UTC), flags=frozenset({"clock_suspect"}), archived=archived
+    )
     assert decide(wrong_clock, RULES).due_at == datetime(2026, 9, 1, 9, tzinfo=UTC)
-    assert decide(Facts(datetime(2001, 1, 1, tzinfo=UTC), important=True, archived=archived),
-                  Rules(important=(1, "years"))).due_at == datetime(2027, 3, 1, 9, tzinfo=UTC)
+    assert decide(
+        Facts(datetime(2001, 1, 1, tzinfo=UTC), important=True, archived=archived),
+        Rules(important=(1, "years")),
+    ).due_at == datetime(2027, 3, 1, 9, tzinfo=UTC)
     # A recorder clock ahead of the archive's counts from the recording time (the later one).
     ahead = Facts(datetime(2026, 4, 1, tzinfo=UTC), archived=archived)
     assert decide(ahead, RULES).due_at == datetime(2026, 10, 1, tzinfo=UTC)

@@ -54,8 +54,12 @@ def test_across_the_years_only_what_may_go_goes(env) -> None:
     time.sleep(3.5)  # the storage locks (a few seconds here) run out on the real clock
     later = cron(env, DUE + 0.05)
     assert [e.subject for e in later.purged] == [routine.archive_no] and later.refused == []
-    assert statuses(env) == {routine.archive_no: "purged", linked.archive_no: "archived",
-                             held.archive_no: "archived", important.archive_no: "archived"}
+    assert statuses(env) == {
+        routine.archive_no: "purged",
+        linked.archive_no: "archived",
+        held.archive_no: "archived",
+        important.archive_no: "archived",
+    }
     # Ten years on, nothing more goes while the case is open; after it closes, its class counts.
     assert cron(env, 10).due == []
     close_case(env.as_("r"), case.number, closed_on=env.now().date())
@@ -123,10 +127,20 @@ def test_a_recording_dated_2001_is_kept_and_locked_the_routine_period_after_arch
     now = env.now()
     number = reserve_archive_number(env.engine, FORMATS, ZONE, unit="KZCG", station="ST01", now=now)
     station = env.as_("station:ST01", now=now, policy=ArchivePolicy(zone=ZONE, routine=(6, "months")))
-    rec = store_original(station, path, hash_file(path), OriginalFacts(
-        station="ST01", unit="KZCG", kind="video", original_name=path.name,
-        start_time=datetime(2001, 1, 1, tzinfo=UTC),
-        flags={"clock_suspect": "file name and container times differ"}), archive_no=number)
+    rec = store_original(
+        station,
+        path,
+        hash_file(path),
+        OriginalFacts(
+            station="ST01",
+            unit="KZCG",
+            kind="video",
+            original_name=path.name,
+            start_time=datetime(2001, 1, 1, tzinfo=UTC),
+            flags={"clock_suspect": "file name and container times differ"},
+        ),
+        archive_no=number,
+    )
     routine_end = add_months(now, 6)
     # The storage lock runs to six months after the archiving, object and manifest alike.
     for key, version in ((rec.storage_key, rec.storage_version), (rec.manifest_key, None)):

@@ -47,7 +47,6 @@ def test_an_absent_server_is_unavailable_not_a_crash() -> None:
     from archive.s3_store import S3Store
     from tests.servers.rgw import free_port
 
-    store = S3Store(f"127.0.0.1:{free_port()}", "evidence", "ak", "sk", secure=False,
-                    lock_mode="COMPLIANCE")
+    store = S3Store(f"127.0.0.1:{free_port()}", "evidence", "ak", "sk", secure=False, lock_mode="COMPLIANCE")
     with pytest.raises(StoreUnavailable, match="cannot reach"):
         store.ensure_ready()

@@ -20,8 +20,11 @@ def roles(rgw):
     bucket = f"p-{uuid.uuid4().hex[:12]}"
     admin = s3_store_for(rgw, "admin", bucket)
     admin.ensure_ready()
-    apply_bucket_policy(admin.client, bucket, bucket_policy(
-        bucket, {"station": "station", "curator": "curator", "reader": "reader"}))
+    apply_bucket_policy(
+        admin.client,
+        bucket,
+        bucket_policy(bucket, {"station": "station", "curator": "curator", "reader": "reader"}),
+    )
     return {role: s3_store_for(rgw, role, bucket) for role in ("station", "curator", "reader")}
 
 
@@ -31,13 +34,16 @@ def soon(seconds: float) -> datetime:
 
 def test_station_puts_with_locks_but_cannot_read_list_or_delete(roles) -> None:
     station, reader = roles["station"], roles["reader"]
-    small = station.put("originals/2020/11/05/S-1.mp4", io.BytesIO(b"small"),
-                        retain_until=soon(3600))
+    small = station.put("originals/2020/11/05/S-1.mp4", io.BytesIO(b"small"), retain_until=soon(3600))
     big_data = b"b" * (11 * MIB)
-    big = station.put("originals/2020/11/05/S-2.mp4", io.BytesIO(big_data),
-                      retain_until=soon(3600), legal_hold=True)
-    for attempt in (lambda: station.stat(small.key), lambda: b"".join(station.read(small.key)),
-                    lambda: list(station.list("originals/"))):
+    big = station.put(
+        "originals/2020/11/05/S-2.mp4", io.BytesIO(big_data), retain_until=soon(3600), legal_hold=True
+    )
+    for attempt in (
+        lambda: station.stat(small.key),
+        lambda: b"".join(station.read(small.key)),
+        lambda: list(station.list("originals/")),
+    ):
         with pytest.raises(StoreError):
             attempt()
     for version in (small, big):
@@ -67,8 +73,7 @@ def test_reader_reads_but_cannot_write_or_delete(roles) -> None:
 
 def test_curator_extends_holds_and_deletes_only_what_expired(roles) -> None:
     station, curator = roles["station"], roles["curator"]
-    put = station.put("originals/2020/11/05/S-4.mp4", io.BytesIO(b"evidence"),
-                      retain_until=soon(2))
+    put = station.put("originals/2020/11/05/S-4.mp4", io.BytesIO(b"evidence"), retain_until=soon(2))
     until = curator.extend_retention(put.key, put.version, soon(4)).until
     with pytest.raises(ObjectLocked):
         curator.extend_retention(put.key, put.version, until - timedelta(seconds=1))

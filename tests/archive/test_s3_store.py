@@ -8,9 +8,15 @@ from archive.errors import StoreError
 from archive.s3_store import S3Store, parse_s3_time, s3_time
 
 
-@pytest.mark.parametrize("text", ["2026-11-28T03:42:08.000000000Z",  # RGW: nine digits
-                                  "2026-11-28T03:42:08.000Z", "2026-11-28T03:42:08Z",
-                                  "2026-11-28T03:42:08+00:00"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-28T03:42:08.000000000Z",  # RGW: nine digits
+        "2026-11-28T03:42:08.000Z",
+        "2026-11-28T03:42:08Z",
+        "2026-11-28T03:42:08+00:00",
+    ],
+)
 def test_retain_until_dates_in_every_spelling(text: str) -> None:
     assert parse_s3_time(text) == datetime(2026, 11, 28, 3, 42, 8, tzinfo=UTC)
 
@@ -21,8 +27,9 @@ def test_fractions_are_cut_not_rounded_and_dates_written_in_milliseconds() -> No
 
 
 def test_url_parsing_and_checks() -> None:
-    store = S3Store.from_url("s3://127.0.0.1:7480/evidence?secure=false&region=cn-north-1", "a", "b",
-                             lock_mode="GOVERNANCE")
+    store = S3Store.from_url(
+        "s3://127.0.0.1:7480/evidence?secure=false&region=cn-north-1", "a", "b", lock_mode="GOVERNANCE"
+    )
     assert store.bucket == "evidence" and store.url == "s3://127.0.0.1:7480/evidence"
     assert not store.client._base_url.is_https
     with pytest.raises(StoreError, match="EVIDENCE_S3_ACCESS_KEY"):

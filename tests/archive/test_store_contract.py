@@ -34,8 +34,14 @@ def put(store, key: str, data: bytes, **kw):
 @pytest.mark.parametrize("size", [0, 1000, 5 * MIB, 12 * MIB + 17])
 def test_put_read_stat_round_trip(store, size: int) -> None:
     data = payload(size)
-    result = put(store, "originals/2020/11/05/A-1.mp4", data, content_type="video/mp4",
-                 metadata={"sha256": hashlib.sha256(data).hexdigest()}, sm3=True)
+    result = put(
+        store,
+        "originals/2020/11/05/A-1.mp4",
+        data,
+        content_type="video/mp4",
+        metadata={"sha256": hashlib.sha256(data).hexdigest()},
+        sm3=True,
+    )
     assert result.digests.size == size
     assert result.digests.sha256 == hashlib.sha256(data).hexdigest()
     assert result.digests.sm3 and len(result.digests.sm3) == 64
@@ -51,9 +57,10 @@ def test_byte_ranges(store) -> None:
     data = payload(6 * MIB + 3)
     r = put(store, "derivatives/A-1/proxy-000000000000.mp4", data)
     for start, length in [(0, 1), (5, 100), (5 * MIB - 2, 10), (6 * MIB, 3), (6 * MIB + 2, 1)]:
-        assert b"".join(store.read(r.key, r.version, start=start, length=length)) == \
-            data[start:start + length]
-    assert b"".join(store.read(r.key, r.version, start=6 * MIB)) == data[6 * MIB:]
+        assert (
+            b"".join(store.read(r.key, r.version, start=start, length=length)) == data[start : start + length]
+        )
+    assert b"".join(store.read(r.key, r.version, start=6 * MIB)) == data[6 * MIB :]
 
 
 def test_a_source_that_changed_since_hashing_is_not_stored(store) -> None:
@@ -64,8 +71,9 @@ def test_a_source_that_changed_since_hashing_is_not_stored(store) -> None:
         put(store, "originals/2020/11/05/A-2.mp4", changed, check=expect(expected, "A-2"))
     with pytest.raises(ObjectMissing):
         store.stat("originals/2020/11/05/A-2.mp4")
-    assert put(store, "originals/2020/11/05/A-2.mp4", data, check=expect(expected, "A-2")).digests == \
-        Digests(len(data), expected.sha256, None, put_etag(store, data))
+    assert put(store, "originals/2020/11/05/A-2.mp4", data, check=expect(expected, "A-2")).digests == Digests(
+        len(data), expected.sha256, None, put_etag(store, data)
+    )
 
 
 def put_etag(store, data: bytes) -> str | None:
@@ -87,18 +95,22 @@ def test_missing_objects(store) -> None:
 
 
 def test_list_by_prefix(store) -> None:
-    for key in ["cases/K-1/events/000001.json", "cases/K-1/events/000002.json",
-                "cases/K-2/events/000001.json"]:
+    for key in [
+        "cases/K-1/events/000001.json",
+        "cases/K-1/events/000002.json",
+        "cases/K-2/events/000001.json",
+    ]:
         put(store, key, key.encode())
     assert [o.key for o in store.list("cases/K-1/")] == [
-        "cases/K-1/events/000001.json", "cases/K-1/events/000002.json"]
+        "cases/K-1/events/000001.json",
+        "cases/K-1/events/000002.json",
+    ]
     assert len(list(store.list("cases/"))) == 3
 
 
 def test_retention_refuses_delete_and_shortening_then_expires(store) -> None:
     until = now() + timedelta(seconds=4)
-    r = put(store, "originals/2020/11/05/A-3.mp4", b"locked",
-            retain_until=until)
+    r = put(store, "originals/2020/11/05/A-3.mp4", b"locked", retain_until=until)
     info = store.stat(r.key, r.version)
     assert info.retention.mode == "COMPLIANCE"
     assert abs((info.retention.until - until).total_seconds()) < 1
@@ -153,8 +165,13 @@ def test_read_url_is_version_pinned_and_short_lived(store) -> None:
 
 
 def test_large_objects_carry_their_lock_and_hold(store) -> None:
-    r = put(store, "originals/2020/11/05/A-6.mp4", payload(11 * MIB),
-            retain_until=now() + timedelta(hours=1), legal_hold=True)
+    r = put(
+        store,
+        "originals/2020/11/05/A-6.mp4",
+        payload(11 * MIB),
+        retain_until=now() + timedelta(hours=1),
+        legal_hold=True,
+    )
     info = store.stat(r.key, r.version)
     assert info.retention and info.retention.mode == "COMPLIANCE" and info.legal_hold
     with pytest.raises(ObjectLocked):

@@ -15,9 +15,10 @@ def test_a_file_url_opens_the_local_store_in_the_configured_mode(tmp_path) -> No
 
 
 def test_an_s3_url_opens_the_s3_store_in_the_configured_mode() -> None:
-    store = open_store("s3://127.0.0.1:9/evidence?secure=false",
-                       StoreOptions(lock_mode="GOVERNANCE", access_key="a", secret_key="b",
-                                    part_size=8 << 20))
+    store = open_store(
+        "s3://127.0.0.1:9/evidence?secure=false",
+        StoreOptions(lock_mode="GOVERNANCE", access_key="a", secret_key="b", part_size=8 << 20),
+    )
     assert isinstance(store, S3Store) and store.lock_mode == "GOVERNANCE"
     assert store.part_size == 8 << 20 and store.bucket == "evidence"
     assert store.capabilities.presigned_urls and store.capabilities.server_receipt

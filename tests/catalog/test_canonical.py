@@ -8,8 +8,10 @@ from catalog.errors import InvalidInput
 
 def test_keys_sorted_no_whitespace_utf8_verbatim() -> None:
     value = {"b": 1, "a": [True, None, "开城管罚立〔2020〕42号"], "c": {"z": 0, "y": -1.5}}
-    assert canonical_bytes(value) == \
-        '{"a":[true,null,"开城管罚立〔2020〕42号"],"b":1,"c":{"y":-1.5,"z":0}}'.encode()
+    assert (
+        canonical_bytes(value)
+        == '{"a":[true,null,"开城管罚立〔2020〕42号"],"b":1,"c":{"y":-1.5,"z":0}}'.encode()
+    )
 
 
 def test_same_value_same_bytes_whatever_the_insertion_order() -> None:

@@ -12,14 +12,21 @@ F = NumberingFormats()
 
 
 def open_(engine, number: str, *, unit: str = "KZCG", year: int = 2020):
-    return cases.open_case(engine, session_factory(engine), F,
-                           cases.NewCase(number=number, unit=unit, opened_on=date(year, 3, 1),
-                                         title="占道经营"), actor="clerk", now=NOW)
+    return cases.open_case(
+        engine,
+        session_factory(engine),
+        F,
+        cases.NewCase(number=number, unit=unit, opened_on=date(year, 3, 1), title="占道经营"),
+        actor="clerk",
+        now=NOW,
+    )
 
 
 def test_cases_get_keys_in_order_per_unit_and_year(engine) -> None:
-    keys = [open_(engine, n).case_key for n in
-            ["开城管罚立〔2020〕42号", "案〔2020〕1234号", "玉抚管罚决字〔2020〕4006号"]]
+    keys = [
+        open_(engine, n).case_key
+        for n in ["开城管罚立〔2020〕42号", "案〔2020〕1234号", "玉抚管罚决字〔2020〕4006号"]
+    ]
     assert keys == ["KZCG-2020-0001", "KZCG-2020-0002", "KZCG-2020-0003"]
     assert open_(engine, "X 2021 1", year=2021).case_key == "KZCG-2021-0001"
     assert open_(engine, "Y 1", unit="LHCG").case_key == "LHCG-2020-0001"
@@ -66,9 +73,14 @@ def test_a_key_equal_to_an_existing_bureau_number_is_skipped_not_shared(engine) 
 def test_a_refused_duplicate_leaves_a_gap_never_a_reuse(engine) -> None:
     open_(engine, "a")
     with pytest.raises(CatalogConflict):
-        cases.open_case(engine, session_factory(engine), F,
-                        cases.NewCase(number="KZCG-2020-0001", unit="KZCG",
-                                      opened_on=date(2020, 3, 1)), actor="c", now=NOW)
+        cases.open_case(
+            engine,
+            session_factory(engine),
+            F,
+            cases.NewCase(number="KZCG-2020-0001", unit="KZCG", opened_on=date(2020, 3, 1)),
+            actor="c",
+            now=NOW,
+        )
     assert open_(engine, "b").case_key == "KZCG-2020-0002"
 
 

@@ -18,11 +18,20 @@ def build(n: int) -> list[CustodyEvent]:
 
 
 def test_hash_is_sha256_of_the_documented_serialization() -> None:
-    ev = seal(1, T0, "station:ST01", "ingested", "KZCG-20201105-ST01-0001",
-              {"sha256": "ab", "note": "现场"}, GENESIS_HASH)
-    text = ('{"action":"ingested","actor":"station:ST01","details":{"note":"现场","sha256":"ab"},'
-            '"prev":"' + "0" * 64 + '","seq":1,"subject":"KZCG-20201105-ST01-0001",'
-            '"time":"2026-01-01T00:00:00.000000Z","v":1}')
+    ev = seal(
+        1,
+        T0,
+        "station:ST01",
+        "ingested",
+        "KZCG-20201105-ST01-0001",
+        {"sha256": "ab", "note": "现场"},
+        GENESIS_HASH,
+    )
+    text = (
+        '{"action":"ingested","actor":"station:ST01","details":{"note":"现场","sha256":"ab"},'
+        '"prev":"' + "0" * 64 + '","seq":1,"subject":"KZCG-20201105-ST01-0001",'
+        '"time":"2026-01-01T00:00:00.000000Z","v":1}'
+    )
     assert ev.hash == hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -18,8 +18,7 @@ def test_signed_checkpoint_verifies_with_its_key_and_round_trips() -> None:
 def test_any_changed_field_breaks_the_signature() -> None:
     key = Ed25519PrivateKey.generate()
     cp = sign_checkpoint(key, n=1, seq=10, head="cd" * 32, time=T)
-    for change in [{"seq": 11}, {"head": "ce" * 32}, {"n": 2},
-                   {"time": T.replace(second=1)}]:
+    for change in [{"seq": 11}, {"head": "ce" * 32}, {"n": 2}, {"time": T.replace(second=1)}]:
         assert not dataclasses.replace(cp, **change).signature_valid(key.public_key()), change
 
 

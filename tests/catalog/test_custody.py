@@ -14,8 +14,13 @@ from catalog.db import make_engine, session_factory
 def fill(engine, n: int) -> None:
     with session_factory(engine).begin() as s:
         for i in range(1, n + 1):
-            custody.append(s, actor="alice", action="viewed", subject=f"KZCG-20201105-ST01-{i:04d}",
-                           details={"i": i, "note": "现场"})
+            custody.append(
+                s,
+                actor="alice",
+                action="viewed",
+                subject=f"KZCG-20201105-ST01-{i:04d}",
+                details={"i": i, "note": "现场"},
+            )
 
 
 def report(engine, key=None):
@@ -49,8 +54,13 @@ def test_an_event_rolls_back_with_its_transaction(engine) -> None:
 
 def test_stored_details_are_exactly_what_was_hashed(engine) -> None:
     with session_factory(engine).begin() as s:
-        ev = custody.append(s, actor="a", action="viewed", subject=None,
-                            details={"b": 1.5, "a": ("t", "u"), "c": {"开": None}})
+        ev = custody.append(
+            s,
+            actor="a",
+            action="viewed",
+            subject=None,
+            details={"b": 1.5, "a": ("t", "u"), "c": {"开": None}},
+        )
     with session_factory(engine)() as s:
         (back,) = custody.events(s)
     assert back == ev and back.details == {"a": ["t", "u"], "b": 1.5, "c": {"开": None}}
@@ -73,6 +83,7 @@ def test_checkpoints_sign_the_head_and_are_checked(engine) -> None:
 
 # --- tampering with raw SQL -------------------------------------------------
 
+
 def sql(engine, statement: str, **params) -> None:
     with engine.begin() as conn:
         conn.execute(text(statement), params)
@@ -94,9 +105,13 @@ def test_edited_details_are_found(engine) -> None:
 
 def test_edited_time_is_found(engine) -> None:
     fill(engine, 10)
-    sql(engine, "update custody_events set time = :t where seq = 2",
-        t=datetime(2020, 1, 1, tzinfo=UTC) if engine.dialect.name == "postgresql"
-        else "2020-01-01 00:00:00.000000")
+    sql(
+        engine,
+        "update custody_events set time = :t where seq = 2",
+        t=datetime(2020, 1, 1, tzinfo=UTC)
+        if engine.dialect.name == "postgresql"
+        else "2020-01-01 00:00:00.000000",
+    )
     assert report(engine).first_bad_event == 2
 
 
@@ -123,8 +138,11 @@ def test_reordered_events_are_found(engine) -> None:
     sql(engine, "update custody_events set hash = 'x6' where seq = 6")
     for target, source in [(3, 6), (6, 3)]:
         for col in cols.split(", "):
-            sql(engine, f"update custody_events set {col} = (select {col} from tmp_swap "
-                        f"where seq = {source}) where seq = {target}")
+            sql(
+                engine,
+                f"update custody_events set {col} = (select {col} from tmp_swap "
+                f"where seq = {source}) where seq = {target}",
+            )
     r = report(engine)
     assert not r.ok and r.first_bad_event == 3
 
@@ -151,13 +169,22 @@ def test_a_rewritten_tail_is_caught_by_the_checkpoint(engine) -> None:
     sql(engine, "delete from custody_events where seq >= 6")
     for old in events[5:]:
         forged = seal(old.seq, old.time, old.actor, old.action, old.subject, {"forged": True}, prev)
-        sql(engine, "insert into custody_events (seq, time, actor, action, subject, details, "
-                    "prev_hash, hash) values (:seq, :time, :actor, :action, :subject, :details, "
-                    ":prev, :hash)",
-            seq=forged.seq, time=old.time if engine.dialect.name == "postgresql"
-            else old.time.strftime("%Y-%m-%d %H:%M:%S.%f"), actor=forged.actor,
-            action=forged.action, subject=forged.subject, details='{"forged":true}',
-            prev=prev, hash=forged.hash)
+        sql(
+            engine,
+            "insert into custody_events (seq, time, actor, action, subject, details, "
+            "prev_hash, hash) values (:seq, :time, :actor, :action, :subject, :details, "
+            ":prev, :hash)",
+            seq=forged.seq,
+            time=old.time
+            if engine.dialect.name == "postgresql"
+            else old.time.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            actor=forged.actor,
+            action=forged.action,
+            subject=forged.subject,
+            details='{"forged":true}',
+            prev=prev,
+            hash=forged.hash,
+        )
         prev = forged.hash
     sql(engine, "update custody_head set seq = :s, hash = :h", s=events[-1].seq, h=prev)
     r = report(engine, key)
@@ -177,6 +204,7 @@ def test_an_edited_checkpoint_fails_its_signature(engine) -> None:
 
 
 # --- concurrent appenders -------------------------------------------------
+
 
 def _append_many(url: str, worker: int, count: int) -> None:
     engine = make_engine(url)

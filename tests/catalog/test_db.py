@@ -21,8 +21,7 @@ def test_naive_times_are_refused(engine) -> None:
     with pytest.raises(Exception) as exc, session_factory(engine).begin() as s:
         s.add(Station(id="ST02", unit="KZCG", created_at=datetime(2020, 1, 1)))
         s.flush()
-    assert isinstance(exc.value.__cause__ or exc.value, InvalidInput) or \
-        "time zone" in str(exc.value)
+    assert isinstance(exc.value.__cause__ or exc.value, InvalidInput) or "time zone" in str(exc.value)
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:

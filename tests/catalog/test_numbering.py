@@ -13,42 +13,58 @@ def test_default_formats_match_the_design() -> None:
     f = NumberingFormats()
     assert f.format_archive_number("KZCG", date(2020, 11, 5), "ST01", 7) == "KZCG-20201105-ST01-0007"
     assert f.format_case_key("KZCG", 2020, 42) == "KZCG-2020-0042"
-    assert [f.format_item_number("KZCG-2020-0042", i, k) for i, k in
-            [(1, "document"), (2, "video"), (3, "document"), (4, "audio"), (5, "photo")]] == [
-        "KZCG-2020-0042-001D", "KZCG-2020-0042-002V", "KZCG-2020-0042-003D",
-        "KZCG-2020-0042-004A", "KZCG-2020-0042-005P"]
+    assert [
+        f.format_item_number("KZCG-2020-0042", i, k)
+        for i, k in [(1, "document"), (2, "video"), (3, "document"), (4, "audio"), (5, "photo")]
+    ] == [
+        "KZCG-2020-0042-001D",
+        "KZCG-2020-0042-002V",
+        "KZCG-2020-0042-003D",
+        "KZCG-2020-0042-004A",
+        "KZCG-2020-0042-005P",
+    ]
 
 
 def test_sequence_wider_than_padding_still_formats() -> None:
-    assert NumberingFormats().format_archive_number("U", date(2020, 1, 2), "S", 12345) == \
-        "U-20200102-S-12345"
+    assert NumberingFormats().format_archive_number("U", date(2020, 1, 2), "S", 12345) == "U-20200102-S-12345"
 
 
 def test_scopes_separate_units_stations_days_and_cases() -> None:
     f = NumberingFormats()
-    scopes = {f.archive_scope("A", date(2020, 1, 1), "S1"), f.archive_scope("A", date(2020, 1, 2), "S1"),
-              f.archive_scope("A", date(2020, 1, 1), "S2"), f.archive_scope("B", date(2020, 1, 1), "S1"),
-              f.case_key_scope("A", 2020), f.case_key_scope("A", 2021), f.item_scope("A-2020-0001")}
+    scopes = {
+        f.archive_scope("A", date(2020, 1, 1), "S1"),
+        f.archive_scope("A", date(2020, 1, 2), "S1"),
+        f.archive_scope("A", date(2020, 1, 1), "S2"),
+        f.archive_scope("B", date(2020, 1, 1), "S1"),
+        f.case_key_scope("A", 2020),
+        f.case_key_scope("A", 2021),
+        f.item_scope("A-2020-0001"),
+    }
     assert len(scopes) == 7
 
 
 def test_custom_formats() -> None:
-    f = NumberingFormats(archive_number="{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}",
-                         item_number="{case_key}/{kind}{seq:04d}".replace("/", "_"),
-                         case_key="{yyyy}-{unit}-{seq}")
+    f = NumberingFormats(
+        archive_number="{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}",
+        item_number="{case_key}/{kind}{seq:04d}".replace("/", "_"),
+        case_key="{yyyy}-{unit}-{seq}",
+    )
     assert f.format_archive_number("U", date(2021, 3, 4), "S9", 5) == "S9.20210304.U.000005"
     assert f.format_item_number("K", 3, "photo") == "K_P0003"
     assert f.format_case_key("U", 2021, 9) == "2021-U-9"
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"archive_number": "{unit}-{seq}"}, "lacks station, yyyymmdd"),
-    ({"archive_number": "{unit}-{yyyy}{mm}-{station}-{seq}"}, "yyyymmdd (or yyyy, mm and dd)"),
-    ({"case_key": "{unit}-{seq}"}, "lacks yyyy"),
-    ({"item_number": "{case_key}{kind}"}, "lacks seq"),
-    ({"item_number": "{case_key}-{seq}-{officer}"}, "unknown field(s) officer"),
-    ({"case_key": "{unit}-{yyyy}-{seq"}, "malformed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"archive_number": "{unit}-{seq}"}, "lacks station, yyyymmdd"),
+        ({"archive_number": "{unit}-{yyyy}{mm}-{station}-{seq}"}, "yyyymmdd (or yyyy, mm and dd)"),
+        ({"case_key": "{unit}-{seq}"}, "lacks yyyy"),
+        ({"item_number": "{case_key}{kind}"}, "lacks seq"),
+        ({"item_number": "{case_key}-{seq}-{officer}"}, "unknown field(s) officer"),
+        ({"case_key": "{unit}-{yyyy}-{seq"}, "malformed"),
+    ],
+)
 def test_bad_formats_are_refused_with_the_reason(kwargs: dict, words: str) -> None:
     with pytest.raises(InvalidInput) as exc:
         NumberingFormats(**kwargs)
@@ -91,9 +107,16 @@ def test_numbers_read_back_into_their_fields() -> None:
 
     f = NumberingFormats()
     assert parse_number(f.archive_number, "KZCG-20201105-ST01-0007") == {
-        "unit": "KZCG", "yyyymmdd": "20201105", "station": "ST01", "seq": "0007"}
+        "unit": "KZCG",
+        "yyyymmdd": "20201105",
+        "station": "ST01",
+        "seq": "0007",
+    }
     assert parse_number(f.item_number, "KZCG-2020-0042-012V") == {
-        "case_key": "KZCG-2020-0042", "seq": "012", "kind": "V"}
+        "case_key": "KZCG-2020-0042",
+        "seq": "012",
+        "kind": "V",
+    }
     assert parse_number(f.case_key, "KZCG-2020-0042") == {"unit": "KZCG", "yyyy": "2020", "seq": "0042"}
     assert parse_number(f.case_key, "开城管罚立〔2020〕42号") is None
     parsed = parse_number("{station}.{yyyy}{mm}{dd}.{unit}.{seq:06d}", "S9.20210304.U.000005")

@@ -29,8 +29,10 @@ def _rows(sessions, name: str) -> tuple[str, int, int]:
 
 def _counts(engine) -> dict[str, int]:
     with session_factory(engine)() as session:
-        return {model.__tablename__: session.scalar(select(func.count()).select_from(model))
-                for model in (Station, Device, Officer, DeviceAssignment, IngestJob)}
+        return {
+            model.__tablename__: session.scalar(select(func.count()).select_from(model))
+            for model in (Station, Device, Officer, DeviceAssignment, IngestJob)
+        }
 
 
 def test_many_threads_create_the_same_rows_at_once(engine) -> None:
@@ -42,8 +44,13 @@ def test_many_threads_create_the_same_rows_at_once(engine) -> None:
         found = at_once(12, lambda _i, n=n: jobs.job_for(sessions, "ST01", f"f{n}.mp4", 10, 20, NOW).id)
         assert raised(found) == [] and len(set(found)) == 1
     counts = _counts(engine)
-    assert counts == {"stations": ROUNDS, "devices": ROUNDS, "officers": ROUNDS,
-                      "device_assignments": ROUNDS * 12, "ingest_jobs": ROUNDS}
+    assert counts == {
+        "stations": ROUNDS,
+        "devices": ROUNDS,
+        "officers": ROUNDS,
+        "device_assignments": ROUNDS * 12,
+        "ingest_jobs": ROUNDS,
+    }
 
 
 def _in_a_process(url: str, barrier, queue) -> None:
@@ -74,8 +81,9 @@ def test_processes_create_the_same_rows_at_once(engine, db_url: str) -> None:
         p.join(timeout=60)
         assert p.exitcode == 0
     for n in range(ROUNDS):
-        assert len({tuple(r[n]) if isinstance(r[n], tuple) else r[n] for r in results}) == 1, \
-            [r[n] for r in results]
+        assert len({tuple(r[n]) if isinstance(r[n], tuple) else r[n] for r in results}) == 1, [
+            r[n] for r in results
+        ]
     counts = _counts(engine)
     assert counts["stations"] == counts["devices"] == counts["officers"] == ROUNDS
 

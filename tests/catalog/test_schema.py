@@ -22,8 +22,7 @@ def test_upgrade_creates_every_table_and_is_idempotent(db_url: str) -> None:
 
 def test_migrations_match_the_models(engine) -> None:
     with engine.connect() as conn:
-        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
-                                 Base.metadata)
+        diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diffs == []
 
 
@@ -63,15 +62,27 @@ def test_a_catalog_with_rows_upgrades_from_the_first_revision(db_url: str) -> No
     with pytest.raises(SchemaOutdated, match="run `evidence init` to upgrade"):
         schema.require_current(engine)
     with engine.begin() as conn:
-        conn.execute(text("insert into cases (case_key, number, unit, major, status, opened_on, "
-                          "created_at, created_by) values ('K-2020-0001', 'N1', 'K', false, 'open', "
-                          "'2020-01-01', '2020-01-01 00:00:00+00', 'c')"))
-        conn.execute(text("insert into documents (case_id, doc_type, sha256, size, original_name, "
-                          "storage_key, created_at) select id, '询问笔录', :h, 1, 'a.pdf', 'k', "
-                          "'2020-01-01 00:00:00+00' from cases"), {"h": "0" * 64})
+        conn.execute(
+            text(
+                "insert into cases (case_key, number, unit, major, status, opened_on, "
+                "created_at, created_by) values ('K-2020-0001', 'N1', 'K', false, 'open', "
+                "'2020-01-01', '2020-01-01 00:00:00+00', 'c')"
+            )
+        )
+        conn.execute(
+            text(
+                "insert into documents (case_id, doc_type, sha256, size, original_name, "
+                "storage_key, created_at) select id, '询问笔录', :h, 1, 'a.pdf', 'k', "
+                "'2020-01-01 00:00:00+00' from cases"
+            ),
+            {"h": "0" * 64},
+        )
     assert schema.upgrade(engine) == ("0001", schema.head_revision())
     schema.require_current(engine)
     with engine.connect() as conn:
-        assert conn.execute(text("select protected, encrypted, created_by from documents")).one() \
-            == (False, False, "")
+        assert conn.execute(text("select protected, encrypted, created_by from documents")).one() == (
+            False,
+            False,
+            "",
+        )
     engine.dispose()

@@ -17,8 +17,9 @@ def test_numbers_start_at_one_and_scopes_are_independent(engine) -> None:
 def test_a_rolled_back_transaction_never_gives_its_number_back(engine) -> None:
     first = sequences.allocate(engine, "s")
     with pytest.raises(RuntimeError), engine.begin() as conn:
-        conn.execute(text("insert into stations (id, unit, created_at) "
-                          "values ('ST01', 'U', CURRENT_TIMESTAMP)"))
+        conn.execute(
+            text("insert into stations (id, unit, created_at) values ('ST01', 'U', CURRENT_TIMESTAMP)")
+        )
         raise RuntimeError("the work using the number failed")
     assert sequences.allocate(engine, "s") == first + 1
 
@@ -40,12 +41,10 @@ def _allocate_many(url: str, scope: str, count: int, queue) -> None:
 
 
 @pytest.mark.parametrize("workers, each", [(6, 25)])
-def test_concurrent_processes_never_get_the_same_number(engine, db_url: str, workers: int,
-                                                        each: int) -> None:
+def test_concurrent_processes_never_get_the_same_number(engine, db_url: str, workers: int, each: int) -> None:
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_allocate_many, args=(db_url, "shared", each, queue))
-             for _ in range(workers)]
+    procs = [ctx.Process(target=_allocate_many, args=(db_url, "shared", each, queue)) for _ in range(workers)]
     for p in procs:
         p.start()
     results = [queue.get(timeout=120) for _ in procs]

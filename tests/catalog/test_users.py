@@ -34,8 +34,11 @@ def test_accounts(engine) -> None:
         add_user(s, "wang.li", "legal", "审核员的登录密码是123", protected=True, now=now)
         with pytest.raises(CatalogConflict):
             add_user(s, "wang.li", "auditor", "another password", protected=False, now=now)
-        for bad in [("x y", "auditor", "long enough pw"), ("ok", "boss", "long enough pw"),
-                    ("ok", "auditor", "short")]:
+        for bad in [
+            ("x y", "auditor", "long enough pw"),
+            ("ok", "boss", "long enough pw"),
+            ("ok", "auditor", "short"),
+        ]:
             with pytest.raises(InvalidInput):
                 add_user(s, *bad, protected=False, now=now)
     with session_factory(engine).begin() as s:
@@ -56,8 +59,9 @@ def test_an_account_added_twice_at_once_is_a_conflict_not_a_crash(engine) -> Non
 
     def add(_i: int) -> str:
         with sessions.begin() as s:
-            return add_user(s, "zhao.min", "auditor", "a long enough password", protected=False,
-                            now=datetime.now(UTC)).name
+            return add_user(
+                s, "zhao.min", "auditor", "a long enough password", protected=False, now=datetime.now(UTC)
+            ).name
 
     results = at_once(6, add)
     assert results.count("zhao.min") == 1

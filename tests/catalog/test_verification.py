@@ -1,4 +1,4 @@
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy.orm import Session
@@ -7,20 +7,44 @@ from catalog.errors import InvalidInput
 from catalog.models import Case, Derivative, Document, Recording
 from catalog.verification import BATCH, mark_verified
 
-T0 = datetime(2020, 11, 5, 8, 50, tzinfo=timezone.utc)
+T0 = datetime(2020, 11, 5, 8, 50, tzinfo=UTC)
 
 
 def _rows(session: Session, recordings: int = 2) -> tuple[list[Recording], list[Document], Derivative]:
-    recs = [Recording(archive_no=f"KZCG-20201105-ST01-{n:04d}", kind="video", sha256=f"{n:064x}",
-                      size=n, original_name=f"{n}.mp4", ingested_at=T0,
-                      storage_key=f"originals/2020/11/05/{n}.mp4") for n in range(recordings)]
-    case = Case(case_key="c-1", number="开城管罚立〔2020〕42号", unit="KZCG", opened_on=date(2020, 11, 5),
-                created_at=T0, created_by="clerk")
+    recs = [
+        Recording(
+            archive_no=f"KZCG-20201105-ST01-{n:04d}",
+            kind="video",
+            sha256=f"{n:064x}",
+            size=n,
+            original_name=f"{n}.mp4",
+            ingested_at=T0,
+            storage_key=f"originals/2020/11/05/{n}.mp4",
+        )
+        for n in range(recordings)
+    ]
+    case = Case(
+        case_key="c-1",
+        number="开城管罚立〔2020〕42号",
+        unit="KZCG",
+        opened_on=date(2020, 11, 5),
+        created_at=T0,
+        created_by="clerk",
+    )
     session.add_all([*recs, case])
     session.flush()
-    docs = [Document(case_id=case.id, doc_type="询问笔录", sha256=f"{n:064x}", size=n,
-                     original_name=f"{n}.pdf", storage_key=f"documents/c-1/{n}.pdf", created_at=T0)
-            for n in range(2)]
+    docs = [
+        Document(
+            case_id=case.id,
+            doc_type="询问笔录",
+            sha256=f"{n:064x}",
+            size=n,
+            original_name=f"{n}.pdf",
+            storage_key=f"documents/c-1/{n}.pdf",
+            created_at=T0,
+        )
+        for n in range(2)
+    ]
     derivative = Derivative(recording_id=recs[0].id, kind="proxy", status="ok", created_at=T0)
     session.add_all([*docs, derivative])
     session.flush()
@@ -39,8 +63,10 @@ def test_each_way_of_naming_a_row_sets_only_that_row(engine) -> None:
         assert mark_verified(s, at=T0, archive_nos=[r0.archive_no], document_keys=[d0.storage_key]) == 2
         assert _verified(s, r0, r1, d0, d1, v) == [T0, None, T0, None, None]
         later = T0 + timedelta(hours=1)
-        assert mark_verified(s, at=later, recording_ids=[r1.id], document_ids=[d1.id],
-                             derivative_ids=[v.id]) == 3
+        assert (
+            mark_verified(s, at=later, recording_ids=[r1.id], document_ids=[d1.id], derivative_ids=[v.id])
+            == 3
+        )
         assert _verified(s, r0, r1, d0, d1, v) == [T0, later, T0, later, later]
 
 

@@ -17,8 +17,11 @@ CASE_NO = "开城管罚立〔2020〕42号"
 
 @pytest.fixture
 def env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    return {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL": db_url,
-            "EVIDENCE_UNIT": "KZCG"}
+    return {
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": db_url,
+        "EVIDENCE_UNIT": "KZCG",
+    }
 
 
 @pytest.fixture
@@ -56,7 +59,11 @@ def test_case_open_show_by_either_name(ready: dict[str, str]) -> None:
     for name in (CASE_NO, "KZCG-2020-0001"):
         shown = ok_json("case", "show", name, env=ready)
         assert {k: shown["case"][k] for k in ("number", "case_key", "title", "status")} == {
-            "number": CASE_NO, "case_key": "KZCG-2020-0001", "title": "占道经营", "status": "open"}
+            "number": CASE_NO,
+            "case_key": "KZCG-2020-0001",
+            "title": "占道经营",
+            "status": "open",
+        }
         assert shown["items"] == []
     listed = ok_json("case", "list", env=ready)
     assert [c["case_key"] for c in listed] == ["KZCG-2020-0001"]
@@ -87,7 +94,12 @@ def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
     (only,) = ok_json("audit", "log", "--subject", key, env=ready)
     assert only["seq"] == 1 and only["details"]["number"] == CASE_NO
     assert ok_json("audit", "verify", env=ready) == {
-        "events": 3, "ok": True, "first_bad_event": None, "checkpoints": 1, "problems": []}
+        "events": 3,
+        "ok": True,
+        "first_bad_event": None,
+        "checkpoints": 1,
+        "problems": [],
+    }
 
 
 def test_actor_is_recorded(ready: dict[str, str]) -> None:
@@ -113,8 +125,11 @@ def test_tampering_makes_audit_verify_exit_1(ready: dict[str, str]) -> None:
 
 
 def test_config_show_masks_secrets(tmp_path: Path) -> None:
-    env = {"EVIDENCE_DATA_DIR": str(tmp_path), "EVIDENCE_S3_SECRET_KEY": "very-secret",
-           "EVIDENCE_DATABASE_URL": "postgresql+psycopg://ev:pw123@db:5432/e"}
+    env = {
+        "EVIDENCE_DATA_DIR": str(tmp_path),
+        "EVIDENCE_S3_SECRET_KEY": "very-secret",
+        "EVIDENCE_DATABASE_URL": "postgresql+psycopg://ev:pw123@db:5432/e",
+    }
     for args in (["config", "show", "--json"], ["config", "show"]):
         result = run_evidence(*args, env=env)
         assert result.returncode == 0, result.stderr
@@ -127,15 +142,17 @@ def test_config_show_masks_secrets(tmp_path: Path) -> None:
 def test_bad_settings_file_exits_2_naming_key_and_file(tmp_path: Path) -> None:
     config = tmp_path / "evidence.toml"
     config.write_text('[storage]\nlockmode = "GOVERNANCE"\n')
-    result = run_evidence("--config", str(config), "config", "show", "--json",
-                          env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    result = run_evidence(
+        "--config", str(config), "config", "show", "--json", env={"EVIDENCE_DATA_DIR": str(tmp_path)}
+    )
     assert result.returncode == 2 and result.stdout == ""
     assert "storage.lockmode" in result.stderr and str(config) in result.stderr
 
 
 def test_unknown_environment_variable_warns_on_stderr_only(tmp_path: Path) -> None:
-    result = run_evidence("config", "show", "--json",
-                          env={"EVIDENCE_DATA_DIR": str(tmp_path), "EVIDENCE_DATABSE_URL": "x"})
+    result = run_evidence(
+        "config", "show", "--json", env={"EVIDENCE_DATA_DIR": str(tmp_path), "EVIDENCE_DATABSE_URL": "x"}
+    )
     assert result.returncode == 0
     assert "EVIDENCE_DATABSE_URL" in result.stderr
     json.loads(result.stdout)  # stdout stays one JSON document
@@ -147,8 +164,10 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_unreachable_database_is_a_clear_error(tmp_path: Path) -> None:
-    env = {"EVIDENCE_DATA_DIR": str(tmp_path),
-           "EVIDENCE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/none"}
+    env = {
+        "EVIDENCE_DATA_DIR": str(tmp_path),
+        "EVIDENCE_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/none",
+    }
     result = run_evidence("case", "list", env=env)
     assert result.returncode == 2 and "cannot reach the catalog database" in result.stderr
     assert "Traceback" not in result.stderr
@@ -161,17 +180,24 @@ def test_init_and_records_on_a_real_s3_store(rgw, tmp_path: Path, sqlite_url: st
 
     bucket = f"cli-{uuid.uuid4().hex[:10]}"
     access, secret = rgw.users["admin"]
-    env = {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL": sqlite_url,
-           "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{bucket}?secure=false",
-           "EVIDENCE_S3_ACCESS_KEY": access, "EVIDENCE_S3_SECRET_KEY": secret}
+    env = {
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": sqlite_url,
+        "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{bucket}?secure=false",
+        "EVIDENCE_S3_ACCESS_KEY": access,
+        "EVIDENCE_S3_SECRET_KEY": secret,
+    }
     assert ok_json("init", env=env)["storage"] == f"s3://{rgw.endpoint}/{bucket}"
     ok_json("init", env=env)  # idempotent with an existing bucket
     key = ok_json("case", "open", CASE_NO, env=env)["case_key"]
     ok_json("audit", "checkpoint", env=env)
     store = s3_store_for(rgw, bucket=bucket)
     keys = sorted(o.key for o in store.list())
-    assert keys == [f"cases/{key}/events/000001.json", "custody/checkpoints/00000001.json",
-                    "custody/segments/000000000001-000000000001.jsonl"]
+    assert keys == [
+        f"cases/{key}/events/000001.json",
+        "custody/checkpoints/00000001.json",
+        "custody/segments/000000000001-000000000001.jsonl",
+    ]
     assert store.stat(keys[0]).retention.mode == "COMPLIANCE"
     shown = run_evidence("config", "show", "--json", env=env)
     assert secret not in shown.stdout and access not in shown.stdout
@@ -207,10 +233,18 @@ def _ingest_one(env: dict[str, str], tmp_path: Path) -> str:
     path = tmp_path / "A123456@202011050850560000.mp4"
     path.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"v" * 5000)
     now = datetime.now(UTC)
-    number = reserve_archive_number(app.engine, settings.formats, settings.zone, unit="KZCG",
-                                    station="ST01", now=now)
-    store_original(app.services.at(now), path, hash_file(path), OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=path.name,
-                                 start_time=now, duration_s=2.0), archive_no=number)
+    number = reserve_archive_number(
+        app.engine, settings.formats, settings.zone, unit="KZCG", station="ST01", now=now
+    )
+    store_original(
+        app.services.at(now),
+        path,
+        hash_file(path),
+        OriginalFacts(
+            station="ST01", unit="KZCG", kind="video", original_name=path.name, start_time=now, duration_s=2.0
+        ),
+        archive_no=number,
+    )
     app.close()
     return number
 
@@ -219,16 +253,31 @@ def test_add_doc_link_and_hold_keep_the_contract(ready: dict[str, str], tmp_path
     ok_json("case", "open", CASE_NO, "--opened", "2020-11-05", env=ready)
     scan = tmp_path / "立案审批表.pdf"
     scan.write_bytes(b"%PDF-1.4 scan")
-    doc = ok_json("case", "add-doc", CASE_NO, str(scan), "--type", "立案审批表", "--date",
-                  "2020-11-05", "--number", "开城管立〔2020〕42号", env=ready)
-    assert doc == {"item_no": "KZCG-2020-0001-001D",
-                   "sha256": hashlib.sha256(b"%PDF-1.4 scan").hexdigest(), "size": 13}
+    doc = ok_json(
+        "case",
+        "add-doc",
+        CASE_NO,
+        str(scan),
+        "--type",
+        "立案审批表",
+        "--date",
+        "2020-11-05",
+        "--number",
+        "开城管立〔2020〕42号",
+        env=ready,
+    )
+    assert doc == {
+        "item_no": "KZCG-2020-0001-001D",
+        "sha256": hashlib.sha256(b"%PDF-1.4 scan").hexdigest(),
+        "size": 13,
+    }
     number = _ingest_one(ready, tmp_path)
     linked = ok_json("case", "link", "KZCG-2020-0001", number, env=ready)
     assert linked == {"linked": [{"archive_no": number, "item_no": "KZCG-2020-0001-002V"}]}
     assert ok_json("hold", "set", CASE_NO, "--reason", "复议", env=ready) == {"subjects": ["KZCG-2020-0001"]}
     assert ok_json("hold", "release", "KZCG-2020-0001", "--reason", "结案", env=ready) == {
-        "subjects": ["KZCG-2020-0001"]}
+        "subjects": ["KZCG-2020-0001"]
+    }
     bad = run_evidence("case", "add-doc", CASE_NO, str(scan), "--type", "便条", env=ready)
     assert bad.returncode == 2 and "not a known document type" in bad.stderr
     missing = run_evidence("hold", "release", number, "--reason", "x", env=ready)
@@ -236,9 +285,24 @@ def test_add_doc_link_and_hold_keep_the_contract(ready: dict[str, str], tmp_path
     assert ok_json("audit", "verify", env=ready)["ok"] is True
 
 
-RECORDING_FIELDS = {"archive_no", "kind", "sha256", "size", "original_name", "station", "device",
-                    "officer", "start_time", "duration_s", "status", "proxy_status", "damaged",
-                    "important", "protected", "cases"}
+RECORDING_FIELDS = {
+    "archive_no",
+    "kind",
+    "sha256",
+    "size",
+    "original_name",
+    "station",
+    "device",
+    "officer",
+    "start_time",
+    "duration_s",
+    "status",
+    "proxy_status",
+    "damaged",
+    "important",
+    "protected",
+    "cases",
+}
 
 
 def test_replay_recordings_and_close_keep_the_contract(ready: dict[str, str], tmp_path: Path) -> None:
@@ -252,7 +316,9 @@ def test_replay_recordings_and_close_keep_the_contract(ready: dict[str, str], tm
     assert ok_json("recordings", "list", "--unlinked", env=ready) == []
     shown = ok_json("recordings", "show", number, env=ready)
     assert RECORDING_FIELDS | {"derivatives", "sources", "custody"} <= set(shown)
-    assert shown["cases"] == [{"case": CASE_NO, "case_key": "KZCG-2020-0001", "item_no": "KZCG-2020-0001-001V"}]
+    assert shown["cases"] == [
+        {"case": CASE_NO, "case_key": "KZCG-2020-0001", "item_no": "KZCG-2020-0001-001V"}
+    ]
     assert [e["action"] for e in shown["custody"]] == ["ingested", "stored", "linked"]
     replayed = ok_json("replay", CASE_NO, "--verify", env=ready)
     assert replayed["case"]["case_key"] == "KZCG-2020-0001"
@@ -273,15 +339,27 @@ def test_gaps_coverage_and_the_annual_report(ready: dict[str, str], tmp_path: Pa
     number = _ingest_one(ready, tmp_path)  # recorded now, by no known officer
     scan = tmp_path / "笔录.pdf"
     scan.write_bytes(b"%PDF-1.4")
-    ok_json("case", "add-doc", CASE_NO, str(scan), "--type", "询问笔录", "--date",
-            "2020-11-05T09:00:00", "--officer", "JX0227", env=ready)
+    ok_json(
+        "case",
+        "add-doc",
+        CASE_NO,
+        str(scan),
+        "--type",
+        "询问笔录",
+        "--date",
+        "2020-11-05T09:00:00",
+        "--officer",
+        "JX0227",
+        env=ready,
+    )
     ok_json("case", "link", CASE_NO, number, env=ready)
     gaps = run_evidence("case", "gaps", CASE_NO, "--json", env=ready)
     assert gaps.returncode == 1
     found = {g["item_no"]: g["missing"] for g in json.loads(gaps.stdout)["gaps"]}
     assert found == {"KZCG-2020-0001-001D": "recording", "KZCG-2020-0001-002V": "document"}
-    coverage = run_evidence("report", "coverage", "--from", "2020-01-01", "--to", "2020-12-31",
-                            "--json", env=ready)
+    coverage = run_evidence(
+        "report", "coverage", "--from", "2020-01-01", "--to", "2020-12-31", "--json", env=ready
+    )
     assert coverage.returncode == 1 and json.loads(coverage.stdout)["with_gaps"] == 1
     year = datetime.now().year
     chart = tmp_path / "chart.png"
@@ -305,8 +383,12 @@ def test_verify_command_keeps_the_contract(ready: dict[str, str], tmp_path: Path
     bad = run_evidence("verify", "--json", env=ready)
     assert bad.returncode == 1
     (problem,) = json.loads(bad.stdout)["problems"]
-    assert problem == {"subject": "originals/stray.mp4", "problem": "orphan", "expected": "no object",
-                       "found": "1 bytes (not in the catalog)"}
+    assert problem == {
+        "subject": "originals/stray.mp4",
+        "problem": "orphan",
+        "expected": "no object",
+        "found": "1 bytes (not in the catalog)",
+    }
     assert run_evidence("verify", "--all", "--sample", "2", env=ready).returncode == 2
     assert number
 

@@ -14,18 +14,53 @@ from config.cli import main
 from tests.conftest import run_evidence
 
 EXPECTED = {
-    "init", "config", "config show",
-    "case", "case open", "case show", "case add-doc", "case link", "case unlink", "case close",
-    "case gaps", "case list",
-    "replay", "recordings", "recordings list", "recordings show",
-    "verify", "export", "verify-package", "catalog", "catalog rebuild",
-    "retention", "retention plan", "retention run", "retention restore",
-    "hold", "hold set", "hold release",
-    "audit", "audit log", "audit verify", "audit checkpoint",
-    "ingest", "ingest scan", "ingest watch", "devices", "devices assign", "stations", "stations status",
-    "serve", "user", "user add", "user passwd",
-    "storage", "storage policy",
-    "report", "report coverage",
+    "init",
+    "config",
+    "config show",
+    "case",
+    "case open",
+    "case show",
+    "case add-doc",
+    "case link",
+    "case unlink",
+    "case close",
+    "case gaps",
+    "case list",
+    "replay",
+    "recordings",
+    "recordings list",
+    "recordings show",
+    "verify",
+    "export",
+    "verify-package",
+    "catalog",
+    "catalog rebuild",
+    "retention",
+    "retention plan",
+    "retention run",
+    "retention restore",
+    "hold",
+    "hold set",
+    "hold release",
+    "audit",
+    "audit log",
+    "audit verify",
+    "audit checkpoint",
+    "ingest",
+    "ingest scan",
+    "ingest watch",
+    "devices",
+    "devices assign",
+    "stations",
+    "stations status",
+    "serve",
+    "user",
+    "user add",
+    "user passwd",
+    "storage",
+    "storage policy",
+    "report",
+    "report coverage",
 }
 GROUPS = sorted({path.split()[0] for path in EXPECTED if " " in path})
 
@@ -39,8 +74,11 @@ def walk(group: click.Group, prefix: str = "") -> Iterator[tuple[str, click.Comm
 
 
 def command_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(config.commands.__path__, "config.commands.")
-                  if m.name != "config.commands.base")
+    return sorted(
+        m.name
+        for m in pkgutil.iter_modules(config.commands.__path__, "config.commands.")
+        if m.name != "config.commands.base"
+    )
 
 
 def test_every_expected_command_is_on_the_main_group() -> None:
@@ -50,8 +88,9 @@ def test_every_expected_command_is_on_the_main_group() -> None:
 @pytest.mark.parametrize("name", command_modules())
 def test_each_module_registers_every_command_it_defines(name: str) -> None:
     module = importlib.import_module(name)
-    defined = [c for c in vars(module).values()
-               if isinstance(c, click.Command) and c.callback.__module__ == name]
+    defined = [
+        c for c in vars(module).values() if isinstance(c, click.Command) and c.callback.__module__ == name
+    ]
     on_main = {id(c) for _, c in walk(main)}
     assert defined, f"{name} defines no commands"
     # A subcommand is on the main group once its group is registered.

@@ -22,9 +22,15 @@ def test_bucket_policy_names_each_user_and_bucket() -> None:
     assert principals == {"arn:aws:iam:::user/st01", "arn:aws:iam:::user/st02", "arn:aws:iam:::user/rd"}
     text = json.dumps(policy)
     assert "BUCKET" not in text and "arn:aws:s3:::evidence/*" in text
-    station_denies = [st for st in policy["Statement"]
-                      if st["Effect"] == "Deny" and st["Principal"]["AWS"] == ["arn:aws:iam:::user/st01"]]
-    assert "s3:GetObject" in station_denies[0]["Action"] and "s3:DeleteObjectVersion" in station_denies[0]["Action"]
+    station_denies = [
+        st
+        for st in policy["Statement"]
+        if st["Effect"] == "Deny" and st["Principal"]["AWS"] == ["arn:aws:iam:::user/st01"]
+    ]
+    assert (
+        "s3:GetObject" in station_denies[0]["Action"]
+        and "s3:DeleteObjectVersion" in station_denies[0]["Action"]
+    )
 
 
 def test_bad_user_names_are_refused() -> None:
@@ -33,16 +39,35 @@ def test_bad_user_names_are_refused() -> None:
 
 
 def test_the_command_prints_the_policy(tmp_path) -> None:
-    result = run_evidence("storage", "policy", "--bucket", "evidence", "--station", "st01",
-                          "--curator", "cur", env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    result = run_evidence(
+        "storage",
+        "policy",
+        "--bucket",
+        "evidence",
+        "--station",
+        "st01",
+        "--curator",
+        "cur",
+        env={"EVIDENCE_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 0, result.stderr
     assert {st["Principal"]["AWS"][0] for st in json.loads(result.stdout)["Statement"]} == {
-        "arn:aws:iam:::user/st01", "arn:aws:iam:::user/cur"}
+        "arn:aws:iam:::user/st01",
+        "arn:aws:iam:::user/cur",
+    }
 
 
 def test_apply_needs_a_store_that_takes_bucket_policies(tmp_path) -> None:
-    result = run_evidence("storage", "policy", "--bucket", "evidence", "--station", "st01", "--apply",
-                          env={"EVIDENCE_DATA_DIR": str(tmp_path)})
+    result = run_evidence(
+        "storage",
+        "policy",
+        "--bucket",
+        "evidence",
+        "--station",
+        "st01",
+        "--apply",
+        env={"EVIDENCE_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode == 2 and "--apply needs an s3:// storage URL" in result.stderr
     assert result.stdout == ""
 
@@ -54,10 +79,14 @@ def test_the_command_applies_the_policy_on_rgw(rgw, tmp_path) -> None:
     store = s3_store_for(rgw)
     store.ensure_ready()
     access, secret = rgw.users["admin"]
-    env = {"EVIDENCE_DATA_DIR": str(tmp_path),
-           "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{store.bucket}?secure=false",
-           "EVIDENCE_S3_ACCESS_KEY": access, "EVIDENCE_S3_SECRET_KEY": secret}
-    result = run_evidence("storage", "policy", "--bucket", store.bucket, "--station", "st01",
-                          "--apply", env=env)
+    env = {
+        "EVIDENCE_DATA_DIR": str(tmp_path),
+        "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{store.bucket}?secure=false",
+        "EVIDENCE_S3_ACCESS_KEY": access,
+        "EVIDENCE_S3_SECRET_KEY": secret,
+    }
+    result = run_evidence(
+        "storage", "policy", "--bucket", store.bucket, "--station", "st01", "--apply", env=env
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(store.client.get_bucket_policy(store.bucket)) == json.loads(result.stdout)

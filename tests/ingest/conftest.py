@@ -14,18 +14,30 @@ def station(tmp_path: Path, sqlite_url: str) -> dict:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = tmp_path / "evidence.toml"
-    config.write_text('unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nretry_seconds = 0.5\n',
-                      encoding="utf-8")
-    env = {"EVIDENCE_CONFIG": str(config), "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
-           "EVIDENCE_DATABASE_URL": sqlite_url}
+    config.write_text(
+        'unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nretry_seconds = 0.5\n', encoding="utf-8"
+    )
+    env = {
+        "EVIDENCE_CONFIG": str(config),
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": sqlite_url,
+    }
     result = run_evidence("init", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return {"inbox": inbox, "env": env, "tmp": tmp_path, "config": config}
 
 
 def scan(station: dict, *extra: str, env: dict | None = None, expect: int | None = None):
-    result = run_evidence("ingest", "scan", "--station", "ST01", str(station["inbox"]), "--json",
-                          *extra, env=env or station["env"])
+    result = run_evidence(
+        "ingest",
+        "scan",
+        "--station",
+        "ST01",
+        str(station["inbox"]),
+        "--json",
+        *extra,
+        env=env or station["env"],
+    )
     if expect is not None:
         assert result.returncode == expect, result.stderr
     return result, (json.loads(result.stdout) if result.stdout.strip() else None)
@@ -44,11 +56,20 @@ def recordings(station: dict) -> list[dict]:
 
 def stored_originals(station: dict) -> list[str]:
     root = station["tmp"] / "data" / "store" / "objects" / "originals"
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
-                  and not p.name.endswith(".manifest.json")) if root.exists() else []
+    return (
+        sorted(
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(".manifest.json")
+        )
+        if root.exists()
+        else []
+    )
 
 
 def files_in(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.is_file() or p.is_symlink()) if folder.exists() else []
-
+    return (
+        sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        if folder.exists()
+        else []
+    )

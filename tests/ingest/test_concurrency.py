@@ -50,8 +50,13 @@ def photo(path: Path, n: int) -> Path:
 
 def pipeline(engine, store, station: str, hook=None, lease: float | None = None) -> Pipeline:
     ctx = ServiceContext(engine, session_factory(engine), store, FORMATS, POLICY, f"station:{station}")
-    setup = StationSetup(station=station, unit="KZCG", zone=ZONE,
-                         patterns=compile_patterns(DEFAULT_FILENAME_PATTERNS), stable_seconds=0.0)
+    setup = StationSetup(
+        station=station,
+        unit="KZCG",
+        zone=ZONE,
+        patterns=compile_patterns(DEFAULT_FILENAME_PATTERNS),
+        stable_seconds=0.0,
+    )
     made = Pipeline(ctx, setup, fault_hook=hook)
     if lease is not None:
         made.content_lease = timedelta(seconds=lease)
@@ -95,12 +100,12 @@ def test_the_same_content_at_two_stations_at_once_is_stored_once(engine, store, 
 
 # --- a station that dies or stalls while it holds the content ------------------------------
 
+
 def _store_spec(store, request) -> tuple:
     if isinstance(store, LocalStore):
         return ("local", str(store.root), store.lock_mode)
     access, secret = request.getfixturevalue("rgw").users["admin"]
-    return ("s3", request.getfixturevalue("rgw").endpoint, store.bucket, access, secret,
-            store.lock_mode)
+    return ("s3", request.getfixturevalue("rgw").endpoint, store.bucket, access, secret, store.lock_mode)
 
 
 def _open_store(spec: tuple):
@@ -112,8 +117,9 @@ def _open_store(spec: tuple):
     return S3Store(endpoint, bucket, access, secret, secure=False, lock_mode=mode, part_size=5 << 20)
 
 
-def _station_child(url: str, spec: tuple, work: list[tuple[str, str]], step: str, lease: float,
-                   ready, go, results) -> None:
+def _station_child(
+    url: str, spec: tuple, work: list[tuple[str, str]], step: str, lease: float, ready, go, results
+) -> None:
     """ST01 in its own process: archives ``work`` (inbox, file) in threads, each held at
     ``step`` until the test lets it go (or kills or freezes the process meanwhile)."""
     engine = make_engine(url)
@@ -125,19 +131,29 @@ def _station_child(url: str, spec: tuple, work: list[tuple[str, str]], step: str
             go.wait(120)
 
     station = pipeline(engine, _open_store(spec), "ST01", hold, lease)
-    outcomes = at_once(len(work), lambda i: station.process(Path(work[i][0]), Path(work[i][1]),
-                                                            wait=False))
-    results.put([(o.kind, o.reason) if not isinstance(o, BaseException) else ("raised", repr(o))
-                 for o in outcomes])
+    outcomes = at_once(len(work), lambda i: station.process(Path(work[i][0]), Path(work[i][1]), wait=False))
+    results.put(
+        [(o.kind, o.reason) if not isinstance(o, BaseException) else ("raised", repr(o)) for o in outcomes]
+    )
     engine.dispose()
 
 
 def _start_child(db_url, store, request, work, step: str, lease: float):
     ctx = multiprocessing.get_context("spawn")
     ready, go, results = ctx.Event(), ctx.Event(), ctx.Queue()
-    child = ctx.Process(target=_station_child, args=(db_url, _store_spec(store, request),
-                                                     [(str(i), str(f)) for i, f in work],
-                                                     step, lease, ready, go, results))
+    child = ctx.Process(
+        target=_station_child,
+        args=(
+            db_url,
+            _store_spec(store, request),
+            [(str(i), str(f)) for i, f in work],
+            step,
+            lease,
+            ready,
+            go,
+            results,
+        ),
+    )
     child.start()
     assert ready.wait(90), "the child never reached its step"
     return child, go, results
@@ -152,7 +168,8 @@ def _until_not_waiting(station: Pipeline, inbox: Path, path: Path, within: float
 
 
 def test_a_killed_stations_reservation_lapses_and_the_next_pass_archives(
-        engine, db_url, store, request, tmp_path) -> None:
+    engine, db_url, store, request, tmp_path
+) -> None:
     here, there = tmp_path / "ST01", tmp_path / "ST02"
     work = [(here, photo(here / NAME.format(n=n), n)) for n in (1, 2)]
     twins = [photo(there / NAME.format(n=n), n) for n in (1, 2)]
@@ -161,8 +178,12 @@ def test_a_killed_stations_reservation_lapses_and_the_next_pass_archives(
     child.join(30)
     assert count(engine, "digest_reservations") == 2
     with engine.begin() as conn:  # pretend the second ran on another host: only its lease frees it
-        conn.execute(text("update digest_reservations set host = 'another-host' where sha256 = "
-                          "(select max(sha256) from digest_reservations)"))
+        conn.execute(
+            text(
+                "update digest_reservations set host = 'another-host' where sha256 = "
+                "(select max(sha256) from digest_reservations)"
+            )
+        )
         moved = conn.execute(text("select max(sha256) from digest_reservations")).scalar_one()
     st02 = pipeline(engine, store, "ST02")
     first, second = sorted(twins, key=lambda p: hashlib.sha256(p.read_bytes()).hexdigest() == moved)
@@ -185,9 +206,12 @@ def _frozen_outside_a_transaction(child: multiprocessing.Process, engine) -> Non
         os.kill(child.pid, signal.SIGSTOP)
         if engine.dialect.name == "postgresql":
             with engine.connect() as conn:
-                busy = conn.execute(text(
-                    "select count(*) from pg_stat_activity where datname = current_database() "
-                    "and pid <> pg_backend_pid() and state <> 'idle'")).scalar_one()
+                busy = conn.execute(
+                    text(
+                        "select count(*) from pg_stat_activity where datname = current_database() "
+                        "and pid <> pg_backend_pid() and state <> 'idle'"
+                    )
+                ).scalar_one()
         else:
             raw = engine.raw_connection()
             try:
@@ -207,8 +231,7 @@ def _frozen_outside_a_transaction(child: multiprocessing.Process, engine) -> Non
     pytest.fail("the child never stopped outside a transaction")
 
 
-def test_a_stalled_station_finds_out_and_stores_nothing(engine, db_url, store, request,
-                                                        tmp_path) -> None:
+def test_a_stalled_station_finds_out_and_stores_nothing(engine, db_url, store, request, tmp_path) -> None:
     here, there = tmp_path / "ST01", tmp_path / "ST02"
     mine, twin = photo(here / NAME.format(n=3), 3), photo(there / NAME.format(n=3), 3)
     # ST01 drew its number and is about to store when it freezes (a paused VM, a swap storm).
@@ -246,21 +269,40 @@ def test_four_stations_first_scans_at_once(pg_url: str, tmp_path: Path) -> None:
     db_url = pg_url
     config = tmp_path / "evidence.toml"
     config.write_text('unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nworkers = 2\n', encoding="utf-8")
-    env = {"EVIDENCE_CONFIG": str(config), "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
-           "EVIDENCE_DATABASE_URL": db_url}
+    env = {
+        "EVIDENCE_CONFIG": str(config),
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": db_url,
+    }
     assert run_evidence("init", "--json", env=env).returncode == 0
     stations = [f"ST0{s}" for s in range(1, 5)]
     for s, station in enumerate(stations):
         for n in range(25):
             shared = n < 3  # the same bytes at every station
-            name = (f"{DEVICES[n % 3]}_{OFFICERS[n % 2]}_2020110509{n // 60:02d}{n % 60:02d}_"
-                    f"{n}.JPG")
+            name = f"{DEVICES[n % 3]}_{OFFICERS[n % 2]}_2020110509{n // 60:02d}{n % 60:02d}_{n}.JPG"
             photo(tmp_path / station / name, n if shared else 1000 + s * 100 + n)
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")} | env
-    procs = [subprocess.Popen([sys.executable, "-m", "config.cli", "ingest", "scan", "--station",
-                               station, str(tmp_path / station), "--json"], cwd=ROOT, env=full_env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for station in stations]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "config.cli",
+                "ingest",
+                "scan",
+                "--station",
+                station,
+                str(tmp_path / station),
+                "--json",
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for station in stations
+    ]
     reports = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
@@ -276,8 +318,9 @@ def test_four_stations_first_scans_at_once(pg_url: str, tmp_path: Path) -> None:
         assert count(engine, "stations") == 4 and count(engine, "devices") == 3
         assert count(engine, "officers") == 2 and count(engine, "digest_reservations") == 0
         with engine.connect() as conn:
-            assert conn.execute(text("select count(distinct sha256) from recordings")).scalar_one() \
-                == len(archived)
+            assert conn.execute(text("select count(distinct sha256) from recordings")).scalar_one() == len(
+                archived
+            )
     finally:
         engine.dispose()
     root = tmp_path / "data" / "store" / "objects" / "originals"

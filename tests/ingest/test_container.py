@@ -12,10 +12,11 @@ import pytest
 from ingest.container import Integrity, check_fd, check_file
 from tests.synthetic import make_audio, make_photo, make_video, truncate
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 # --- hand-made containers ------------------------------------------------------------------------
+
 
 def box(kind: bytes, payload: bytes = b"") -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
@@ -30,13 +31,20 @@ def hdlr(handler: bytes) -> bytes:
 
 
 def moov(*handlers: bytes) -> bytes:
-    traks = b"".join(box(b"trak", box(b"tkhd", b"\0" * 84) + box(b"mdia", box(b"mdhd", b"\0" * 24)
-                                                                   + hdlr(h))) for h in handlers)
+    traks = b"".join(
+        box(b"trak", box(b"tkhd", b"\0" * 84) + box(b"mdia", box(b"mdhd", b"\0" * 24) + hdlr(h)))
+        for h in handlers
+    )
     return box(b"moov", box(b"mvhd", b"\0" * 100) + traks)
 
 
-def riff_wav(data: bytes = b"\0\1" * 800, *, data_size: int | None = None,
-             riff_size: int | None = None, with_fmt: bool = True) -> bytes:
+def riff_wav(
+    data: bytes = b"\0\1" * 800,
+    *,
+    data_size: int | None = None,
+    riff_size: int | None = None,
+    with_fmt: bool = True,
+) -> bytes:
     fmt = (b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 16000, 32000, 2, 16)) if with_fmt else b""
     chunk = b"data" + struct.pack("<I", len(data) if data_size is None else data_size) + data
     body = b"WAVE" + fmt + chunk
@@ -179,19 +187,23 @@ def test_jpeg_end_marker_and_zero_padding(tmp_path: Path) -> None:
 def test_png_needs_iend(tmp_path: Path) -> None:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + b"\0\0\0\0"
+
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", b"\0" * 13) + chunk(b"IDAT", b"\1" * 50)
     assert check_file(write(tmp_path, "a.png", png + chunk(b"IEND", b""))) == Integrity("ok", "photo", "png")
     assert check_file(write(tmp_path, "b.png", png)).status == "damaged"
     assert check_file(write(tmp_path, "c.png", png[:-20])).status == "damaged"
 
 
-@pytest.mark.parametrize("data, container", [
-    (b"ID3\x04\0\0\0\0\0\x0a" + b"\0" * 10 + b"\xff\xfb\x90\x64" + b"\0" * 400, "mp3"),
-    (b"\xff\xfb\x90\x64" + b"\0" * 400, "mp3"),
-    (b"\xff\xf1\x50\x80\x02\x1f\xfc" + b"\0" * 400, "aac"),
-    (b"#!AMR\n" + b"\x3c" * 100, "amr"),
-    (b"#!AMR-WB\n" + b"\x3c" * 100, "amr"),
-])
+@pytest.mark.parametrize(
+    "data, container",
+    [
+        (b"ID3\x04\0\0\0\0\0\x0a" + b"\0" * 10 + b"\xff\xfb\x90\x64" + b"\0" * 400, "mp3"),
+        (b"\xff\xfb\x90\x64" + b"\0" * 400, "mp3"),
+        (b"\xff\xf1\x50\x80\x02\x1f\xfc" + b"\0" * 400, "aac"),
+        (b"#!AMR\n" + b"\x3c" * 100, "amr"),
+        (b"#!AMR-WB\n" + b"\x3c" * 100, "amr"),
+    ],
+)
 def test_audio_streams_recognised_but_not_checked(tmp_path: Path, data: bytes, container: str) -> None:
     result = check_file(write(tmp_path, "a.bin", data))
     assert (result.status, result.kind, result.container) == ("ok", "audio", container)
@@ -239,8 +251,10 @@ def test_unreadable_file_raises_oserror() -> None:
         folder.chmod(0o755)
         path = write(folder, "a.mp4", ftyp())
         path.chmod(0o600)
-        code = ("import sys; from pathlib import Path; from ingest.container import check_file\n"
-                "try:\n    check_file(Path(sys.argv[1]))\nexcept PermissionError:\n    sys.exit(7)\n")
+        code = (
+            "import sys; from pathlib import Path; from ingest.container import check_file\n"
+            "try:\n    check_file(Path(sys.argv[1]))\nexcept PermissionError:\n    sys.exit(7)\n"
+        )
         # The unprivileged user may not be able to read the checkout: give it the module.
         package = folder / "lib" / "ingest"
         package.mkdir(parents=True)
@@ -248,26 +262,47 @@ def test_unreadable_file_raises_oserror() -> None:
         shutil.copy(Path(__file__).resolve().parents[2] / "ingest" / "container.py", package)
         for item in (folder / "lib", package, *package.iterdir()):
             item.chmod(0o755)
-        result = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                                 sys.executable, "-c", code, str(path)],
-                                cwd=folder, capture_output=True, text=True,
-                                env={"PYTHONPATH": str(folder / "lib")})
+        result = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                sys.executable,
+                "-c",
+                code,
+                str(path),
+            ],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(folder / "lib")},
+        )
         assert result.returncode == 7, result.stderr
     finally:
         shutil.rmtree(folder)
 
 
-@pytest.mark.parametrize("content", [
-    b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n",  # a key: not media
-    b"ID3\x04\x00\x00\xff\xfe\xfd\xfc secret",  # an ID3 tag with impossible size bytes
-    b"RIFF\x10\x00\x00\x00AVI LIST" + b"\0" * 8 + b"SECRETSECRET" * 4,  # an AVI gone wrong
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n",  # a key: not media
+        b"ID3\x04\x00\x00\xff\xfe\xfd\xfc secret",  # an ID3 tag with impossible size bytes
+        b"RIFF\x10\x00\x00\x00AVI LIST" + b"\0" * 8 + b"SECRETSECRET" * 4,  # an AVI gone wrong
+    ],
+)
 def test_a_reason_never_quotes_the_content(tmp_path: Path, content: bytes) -> None:
     result = check_file(write(tmp_path, "kek.key", content))
     assert result.status != "ok"
     reason = result.reason or ""
-    for quoted in (content[:8].hex(" "), content[:8].hex(), content[8:16].hex(" "), "SECRET",
-                   "PRIVATE", "secret"):
+    for quoted in (
+        content[:8].hex(" "),
+        content[:8].hex(),
+        content[8:16].hex(" "),
+        "SECRET",
+        "PRIVATE",
+        "secret",
+    ):
         assert quoted not in reason, reason
 
 
@@ -305,6 +340,7 @@ def test_sparse_4_gib_mp4_is_checked_in_milliseconds(tmp_path: Path) -> None:
 
 # --- real files made by ffmpeg ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("media")
@@ -317,21 +353,25 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
-@pytest.mark.parametrize("key, expected", [
-    ("faststart", Integrity("ok", "video", "mp4")),
-    ("moov_at_end", Integrity("ok", "video", "mp4")),
-    ("mov", Integrity("ok", "video", "mov")),
-    ("wav", Integrity("ok", "audio", "wav")),
-    ("jpeg", Integrity("ok", "photo", "jpeg")),
-])
+@pytest.mark.parametrize(
+    "key, expected",
+    [
+        ("faststart", Integrity("ok", "video", "mp4")),
+        ("moov_at_end", Integrity("ok", "video", "mp4")),
+        ("mov", Integrity("ok", "video", "mov")),
+        ("wav", Integrity("ok", "audio", "wav")),
+        ("jpeg", Integrity("ok", "photo", "jpeg")),
+    ],
+)
 def test_real_files_are_ok(media: dict[str, Path], key: str, expected: Integrity) -> None:
     assert check_file(media[key]) == expected
 
 
 @pytest.mark.parametrize("key", ["faststart", "moov_at_end", "mov", "wav", "jpeg"])
 @pytest.mark.parametrize("keep", [0.05, 0.6, 0.98])
-def test_truncated_real_files_are_damaged(media: dict[str, Path], tmp_path: Path, key: str,
-                                          keep: float) -> None:
+def test_truncated_real_files_are_damaged(
+    media: dict[str, Path], tmp_path: Path, key: str, keep: float
+) -> None:
     cut = truncate(media[key], keep, dest=tmp_path / media[key].name)
     result = check_file(cut)
     assert result.status == "damaged", result

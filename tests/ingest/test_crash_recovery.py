@@ -20,9 +20,23 @@ STEPS = ["hashed", "reserved", "stored", "committed", "derived", "moved"]
 def kill_at(station: dict, step: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env.update(station["env"], EVIDENCE_TEST_STOP_AT=step)
-    proc = subprocess.Popen([sys.executable, "-m", "config.cli", "ingest", "scan", "--station",
-                             "ST01", str(station["inbox"]), "--json"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "config.cli",
+            "ingest",
+            "scan",
+            "--station",
+            "ST01",
+            str(station["inbox"]),
+            "--json",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     deadline, seen = time.monotonic() + 60, b""
     try:
         while f"STOPPED AT {step}".encode() not in seen:

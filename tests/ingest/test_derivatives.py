@@ -7,7 +7,7 @@ import struct
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,20 +26,42 @@ from ingest.derivatives import (
 from ingest.probe import MediaInfo, probe
 from tests import synthetic
 
-WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
 
 
 # --- command lines (no ffmpeg needed) ------------------------------------------------------
 
 # What ffprobe says of a 12 s 1080p H.264 + AAC recording in MP4.
-H264 = MediaInfo(kind="video", format_name="mov,mp4,m4a,3gp,3g2,mj2", duration_s=12.0,
-                 video_codec="h264", audio_codec="aac", width=1920, height=1080, fps=30.0,
-                 creation_time=None, gps=None, rotation=None, bit_rate=None,
-                 video_profile="High", pix_fmt="yuv420p")
+H264 = MediaInfo(
+    kind="video",
+    format_name="mov,mp4,m4a,3gp,3g2,mj2",
+    duration_s=12.0,
+    video_codec="h264",
+    audio_codec="aac",
+    width=1920,
+    height=1080,
+    fps=30.0,
+    creation_time=None,
+    gps=None,
+    rotation=None,
+    bit_rate=None,
+    video_profile="High",
+    pix_fmt="yuv420p",
+)
 HEVC = replace(H264, video_codec="hevc", video_profile="Main")
 PCM_MOV = replace(H264, audio_codec="pcm_s16le")
-WAV = replace(H264, kind="audio", format_name="wav", video_codec=None, audio_codec="pcm_s16le",
-              width=None, height=None, fps=None, video_profile=None, pix_fmt=None)
+WAV = replace(
+    H264,
+    kind="audio",
+    format_name="wav",
+    video_codec=None,
+    audio_codec="pcm_s16le",
+    width=None,
+    height=None,
+    fps=None,
+    video_profile=None,
+    pix_fmt=None,
+)
 
 
 class FakeRunner:
@@ -66,7 +88,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> FakeRunner:
 
 def has(args: list[str], *seq: str) -> bool:
     """``seq`` appears in ``args`` as consecutive items."""
-    return any(args[i:i + len(seq)] == list(seq) for i in range(len(args) - len(seq) + 1))
+    return any(args[i : i + len(seq)] == list(seq) for i in range(len(args) - len(seq) + 1))
 
 
 def value(args: list[str], option: str) -> str:
@@ -82,7 +104,7 @@ def split(cmd: list[str], source: Path, out_dir: Path) -> tuple[list[str], list[
     assert cmd.count("-i") == 1 and value(cmd, "-i") == str(source)
     i = cmd.index("-i")
     [o] = [n for n, arg in enumerate(cmd) if arg.startswith(str(out_dir))]
-    return cmd[1:i], cmd[i + 2:o], cmd[o]
+    return cmd[1:i], cmd[i + 2 : o], cmd[o]
 
 
 def test_proxy_command_lines(runner: FakeRunner, tmp_path: Path) -> None:
@@ -127,8 +149,7 @@ def test_poster_command_lines(runner: FakeRunner, tmp_path: Path) -> None:
     with pytest.raises(DerivativeFailed, match="not run"):
         make_poster(source, H264, out)
     # the keyframe at 10% of 12 s, then the first frame when that fails
-    (seek_in, seek_out, _), (first_in, first_out, dest) = (split(c, source, out)
-                                                           for c in runner.cmds)
+    (seek_in, seek_out, _), (first_in, first_out, dest) = (split(c, source, out) for c in runner.cmds)
     assert has(seek_in, "-ss", "1.2") and has(seek_in, "-skip_frame", "nokey")
     assert has(first_in, "-ss", "0") and "-skip_frame" not in first_in
     for inputs, opts in ((seek_in, seek_out), (first_in, first_out)):
@@ -145,7 +166,8 @@ def test_contact_sheet_command_lines(runner: FakeRunner, tmp_path: Path) -> None
     with pytest.raises(DerivativeFailed, match="not run"):
         make_contact_sheet(source, H264, out)
     (key_in, key_out, key_dest), (first_in, first_out, first_dest) = (
-        split(c, source, out) for c in runner.cmds)
+        split(c, source, out) for c in runner.cmds
+    )
     assert has(key_in, "-skip_frame", "nokey") and "-skip_frame" not in first_in
     # one keyframe per 1.2 s (12 s / 10 tiles), each scaled to fit 320 px
     vf = value(key_out, "-vf")
@@ -187,20 +209,26 @@ def src(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("sources")
     return {
         # moov at the end, as recorders write it: the proxy must come out faststart
-        "h264": synthetic.make_video(d / "A123456@202011050850560000.mp4", size="1920x1080",
-                                     faststart=False, creation_time=WHEN, text="A123456",
-                                     burn_in=True),
-        "hevc": synthetic.make_video(d / "TA00716_JX0227_20201105085056.MOV", size="1920x1080",
-                                     codec="hevc", creation_time=WHEN),
+        "h264": synthetic.make_video(
+            d / "A123456@202011050850560000.mp4",
+            size="1920x1080",
+            faststart=False,
+            creation_time=WHEN,
+            text="A123456",
+            burn_in=True,
+        ),
+        "hevc": synthetic.make_video(
+            d / "TA00716_JX0227_20201105085056.MOV", size="1920x1080", codec="hevc", creation_time=WHEN
+        ),
         "pcm_mov": synthetic.make_video(d / "pcm.MOV", audio_codec="pcm"),
         "rotated_h264": synthetic.make_video(d / "rot.mp4", seconds=1, rotate=90),
-        "rotated_hevc": synthetic.make_video(d / "roth.mp4", seconds=1, size="1280x720",
-                                             codec="hevc", rotate=90),
+        "rotated_hevc": synthetic.make_video(
+            d / "roth.mp4", seconds=1, size="1280x720", codec="hevc", rotate=90
+        ),
         "keyframes": synthetic.make_video(d / "gop.mp4", seconds=4, keyint=15, audio=False),
         "silent": synthetic.make_video(d / "silent.mp4", seconds=1, audio=False),
         "wav": synthetic.make_audio(d / "note.WAV"),
-        "photo": synthetic.make_photo(d / "photo.JPG", size=(2000, 1500), exif=True,
-                                      orientation=6),
+        "photo": synthetic.make_photo(d / "photo.JPG", size=(2000, 1500), exif=True, orientation=6),
     }
 
 
@@ -228,11 +256,13 @@ def top_level_boxes(path: Path) -> list[str]:
     return boxes
 
 
-def test_browser_playable_video_is_remuxed_faststart(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                                     tmp_path: Path) -> None:
+def test_browser_playable_video_is_remuxed_faststart(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     made = make_proxy(src["h264"], infos["h264"], tmp_path)
-    assert made == Derived(kind="proxy", path=tmp_path / "proxy.mp4", content_type="video/mp4",
-                           ext="mp4", method="remux")
+    assert made == Derived(
+        kind="proxy", path=tmp_path / "proxy.mp4", content_type="video/mp4", ext="mp4", method="remux"
+    )
     out = probe(made.path)
     source = infos["h264"]
     assert (out.video_codec, out.audio_codec, out.width, out.height) == ("h264", "aac", 1920, 1080)
@@ -244,8 +274,9 @@ def test_browser_playable_video_is_remuxed_faststart(src: dict[str, Path], infos
     assert leftovers(tmp_path) == []
 
 
-def test_hevc_is_transcoded_to_720p_h264(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                         tmp_path: Path) -> None:
+def test_hevc_is_transcoded_to_720p_h264(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     made = make_proxy(src["hevc"], infos["hevc"], tmp_path)
     assert (made.method, made.path.name) == ("transcode", "proxy.mp4")
     out = probe(made.path)
@@ -257,9 +288,9 @@ def test_hevc_is_transcoded_to_720p_h264(src: dict[str, Path], infos: dict[str, 
     assert leftovers(tmp_path) == []
 
 
-def test_pcm_audio_is_encoded_while_the_picture_is_copied(src: dict[str, Path],
-                                                          infos: dict[str, MediaInfo],
-                                                          tmp_path: Path) -> None:
+def test_pcm_audio_is_encoded_while_the_picture_is_copied(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     made = make_proxy(src["pcm_mov"], infos["pcm_mov"], tmp_path)
     out = probe(made.path)
     assert made.method == "remux"
@@ -267,8 +298,9 @@ def test_pcm_audio_is_encoded_while_the_picture_is_copied(src: dict[str, Path],
     assert out.video_profile == infos["pcm_mov"].video_profile
 
 
-def test_portrait_keeps_its_orientation(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                        tmp_path: Path) -> None:
+def test_portrait_keeps_its_orientation(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     remuxed = make_proxy(src["rotated_h264"], infos["rotated_h264"], tmp_path / "remux")
     out = probe(remuxed.path)
     assert remuxed.method == "remux"
@@ -284,8 +316,9 @@ def test_portrait_keeps_its_orientation(src: dict[str, Path], infos: dict[str, M
         assert img.size == (360, 640)
 
 
-def test_audio_gets_m4a_proxy_and_waveform(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                           tmp_path: Path) -> None:
+def test_audio_gets_m4a_proxy_and_waveform(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     made, failures = derivatives_for(src["wav"], infos["wav"], tmp_path)
     assert failures == []
     by_kind = {d.kind: d for d in made}
@@ -296,20 +329,21 @@ def test_audio_gets_m4a_proxy_and_waveform(src: dict[str, Path], infos: dict[str
     assert (out.kind, out.audio_codec, out.video_codec) == ("audio", "aac", None)
     assert out.duration_s == pytest.approx(2.0, abs=0.1)
     wave = by_kind["waveform"]
-    assert (wave.path.name, wave.content_type, wave.method) == ("waveform.png", "image/png",
-                                                                "showwavespic")
+    assert (wave.path.name, wave.content_type, wave.method) == ("waveform.png", "image/png", "showwavespic")
     with Image.open(wave.path) as img:
         assert (img.format, img.size) == ("PNG", (1280, 240))
     assert leftovers(tmp_path) == []
 
 
-def test_photo_gets_upright_preview_and_poster(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                               tmp_path: Path) -> None:
+def test_photo_gets_upright_preview_and_poster(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     made, failures = derivatives_for(src["photo"], infos["photo"], tmp_path)
     assert failures == []
     by_kind = {d.kind: d for d in made}
-    assert by_kind["proxy"] == Derived(kind="proxy", path=tmp_path / "proxy.jpg",
-                                       content_type="image/jpeg", ext="jpg", method="resize")
+    assert by_kind["proxy"] == Derived(
+        kind="proxy", path=tmp_path / "proxy.jpg", content_type="image/jpeg", ext="jpg", method="resize"
+    )
     with Image.open(by_kind["proxy"].path) as img:
         # 2000x1500 stored, EXIF Orientation 6: shown as portrait, fit in 1280
         assert (img.format, img.size) == ("JPEG", (960, 1280))
@@ -318,8 +352,9 @@ def test_photo_gets_upright_preview_and_poster(src: dict[str, Path], infos: dict
         assert img.size == (480, 640)
 
 
-def test_video_poster_and_sheet_are_jpegs(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                          tmp_path: Path) -> None:
+def test_video_poster_and_sheet_are_jpegs(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     poster = make_poster(src["h264"], infos["h264"], tmp_path)
     sheet = make_contact_sheet(src["h264"], infos["h264"], tmp_path)
     assert (poster.path.name, poster.method) == ("poster.jpg", "frame")
@@ -332,9 +367,9 @@ def test_video_poster_and_sheet_are_jpegs(src: dict[str, Path], infos: dict[str,
     assert leftovers(tmp_path) == []
 
 
-def test_sheet_spreads_keyframes_and_sizes_the_grid(src: dict[str, Path],
-                                                    infos: dict[str, MediaInfo],
-                                                    tmp_path: Path) -> None:
+def test_sheet_spreads_keyframes_and_sizes_the_grid(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     # 4 s at 15 fps with a keyframe every second: 4 keyframes, 320x240 tiles, 2 px gaps
     sheet = make_contact_sheet(src["keyframes"], infos["keyframes"], tmp_path / "all")
     with Image.open(sheet.path) as img:
@@ -345,9 +380,9 @@ def test_sheet_spreads_keyframes_and_sizes_the_grid(src: dict[str, Path],
     assert leftovers(tmp_path / "all") == [] and leftovers(tmp_path / "two") == []
 
 
-def test_waveform_of_a_video_without_audio_fails_cleanly(src: dict[str, Path],
-                                                         infos: dict[str, MediaInfo],
-                                                         tmp_path: Path) -> None:
+def test_waveform_of_a_video_without_audio_fails_cleanly(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     with pytest.raises(DerivativeFailed, match="no audio stream"):
         make_waveform(src["silent"], infos["silent"], tmp_path)
     with pytest.raises(DerivativeFailed, match="has no picture"):
@@ -370,7 +405,8 @@ def test_one_failure_does_not_stop_the_others(src: dict[str, Path], tmp_path: Pa
 
 
 def test_every_derivative_failing_is_reported_and_leaves_nothing(
-        infos: dict[str, MediaInfo], tmp_path: Path) -> None:
+    infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     garbage = tmp_path / "note.WAV"
     garbage.write_text("not audio\n")
     out_dir = tmp_path / "out"
@@ -381,8 +417,9 @@ def test_every_derivative_failing_is_reported_and_leaves_nothing(
     assert list(out_dir.iterdir()) == []
 
 
-def test_only_transcodes_take_a_slot(src: dict[str, Path], infos: dict[str, MediaInfo],
-                                     tmp_path: Path) -> None:
+def test_only_transcodes_take_a_slot(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path
+) -> None:
     slots = threading.BoundedSemaphore(1)
     slots.acquire()  # the only slot is busy with another file
     try:
@@ -393,8 +430,11 @@ def test_only_transcodes_take_a_slot(src: dict[str, Path], infos: dict[str, Medi
         # a transcode waits for one, but the cheap pictures are made meanwhile
         result: dict[str, tuple[list[Derived], list[tuple[str, str]]]] = {}
         out_dir = tmp_path / "hevc"
-        worker = threading.Thread(target=lambda: result.setdefault(
-            "hevc", derivatives_for(src["hevc"], infos["hevc"], out_dir, transcode_slots=slots)))
+        worker = threading.Thread(
+            target=lambda: result.setdefault(
+                "hevc", derivatives_for(src["hevc"], infos["hevc"], out_dir, transcode_slots=slots)
+            )
+        )
         worker.start()
         deadline = time.monotonic() + 30
         while not ((out_dir / "poster.jpg").exists() and (out_dir / "sheet.jpg").exists()):
@@ -409,8 +449,11 @@ def test_only_transcodes_take_a_slot(src: dict[str, Path], infos: dict[str, Medi
     assert not worker.is_alive()
     made, failures = result["hevc"]
     assert failures == []
-    assert [(d.kind, d.method) for d in made] == [("poster", "frame"), ("sheet", "keyframes"),
-                                                  ("proxy", "transcode")]
+    assert [(d.kind, d.method) for d in made] == [
+        ("poster", "frame"),
+        ("sheet", "keyframes"),
+        ("proxy", "transcode"),
+    ]
     assert leftovers(out_dir) == []
     slots.acquire(blocking=False)  # the slot was given back
     slots.release()

@@ -15,8 +15,12 @@ from tests.ingest.conftest import files_in, recordings, scan
 @pytest.mark.s3
 def test_a_dead_object_store_leaves_files_in_place_until_it_is_back(station, rgw) -> None:
     access, secret = rgw.users["admin"]
-    env = dict(station["env"], EVIDENCE_STORAGE_URL=f"s3://{rgw.endpoint}/i-{uuid.uuid4().hex[:10]}?secure=false",
-               EVIDENCE_S3_ACCESS_KEY=access, EVIDENCE_S3_SECRET_KEY=secret)
+    env = dict(
+        station["env"],
+        EVIDENCE_STORAGE_URL=f"s3://{rgw.endpoint}/i-{uuid.uuid4().hex[:10]}?secure=false",
+        EVIDENCE_S3_ACCESS_KEY=access,
+        EVIDENCE_S3_SECRET_KEY=secret,
+    )
     assert run_evidence("init", env=env).returncode == 0
     video = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
     rgw.kill_gateway()
@@ -39,8 +43,9 @@ def test_a_full_disk_fails_cleanly_and_keeps_the_file(station, tmp_path: Path) -
     try:
         env = dict(station["env"], EVIDENCE_STORAGE_URL=f"file://{small}/store")
         assert run_evidence("init", env=env).returncode == 0
-        big = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4",
-                                   seconds=6, size="1280x720")
+        big = synthetic.make_video(
+            station["inbox"] / "A123456@202011050850560000.mp4", seconds=6, size="1280x720"
+        )
         filler = small / "filler"
         filler.write_bytes(b"\0" * (3 * 1024 * 1024 - big.stat().st_size // 2))
         _, report = scan(station, env=env, expect=1)
@@ -66,8 +71,9 @@ def test_a_file_that_vanishes_is_failed_not_a_crash(station) -> None:
 
 def test_scan_json_is_the_contract(station) -> None:
     synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
-    result = run_evidence("ingest", "scan", "--station", "ST01", str(station["inbox"]), "--json",
-                          env=station["env"])
+    result = run_evidence(
+        "ingest", "scan", "--station", "ST01", str(station["inbox"]), "--json", env=station["env"]
+    )
     report = json.loads(result.stdout)
     assert set(report) >= {"archived", "duplicates", "quarantined", "failed"}
     assert files_in(station["inbox"]) == [".archived/A123456@202011050850560000.mp4"]
@@ -84,8 +90,12 @@ def test_the_catalog_database_going_away_mid_file_leaves_it_for_a_retry(station,
 
     url = make_url(pg_url)
     proxy = TcpProxy((url.host, url.port or 5432))
-    env = dict(station["env"], EVIDENCE_DATABASE_URL=url.set(
-        host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False))
+    env = dict(
+        station["env"],
+        EVIDENCE_DATABASE_URL=url.set(host="127.0.0.1", port=proxy.port).render_as_string(
+            hide_password=False
+        ),
+    )
     assert run_evidence("init", env=env).returncode == 0
     video = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
     settings, _ = load_settings(None, env)

@@ -38,18 +38,21 @@ def station(tmp_path: Path, db_url: str) -> dict:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = tmp_path / "evidence.toml"
-    config.write_text('unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nretry_seconds = 0.5\n',
-                      encoding="utf-8")
-    env = {"EVIDENCE_CONFIG": str(config), "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
-           "EVIDENCE_DATABASE_URL": db_url}
+    config.write_text(
+        'unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nretry_seconds = 0.5\n', encoding="utf-8"
+    )
+    env = {
+        "EVIDENCE_CONFIG": str(config),
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": db_url,
+    }
     result = run_evidence("init", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return {"inbox": inbox, "env": env, "tmp": tmp_path, "config": config}
 
 
 @contextmanager
-def pipeline(station: dict, *, fault_hook: Callable[[str], None] | None = None,
-             **setup: object) -> Iterator:
+def pipeline(station: dict, *, fault_hook: Callable[[str], None] | None = None, **setup: object) -> Iterator:
     from config.app import App
     from config.settings import load_settings
 
@@ -94,17 +97,26 @@ class Attacker:
         assert self.error is None, self.error
 
 
-def park_in(monkeypatch: pytest.MonkeyPatch, owner: object, attribute: str, attacker: Attacker,
-            *, method: bool = False) -> None:
+def park_in(
+    monkeypatch: pytest.MonkeyPatch,
+    owner: object,
+    attribute: str,
+    attacker: Attacker,
+    *,
+    method: bool = False,
+) -> None:
     real = getattr(owner, attribute)
     if method:
+
         def parked(self, *args, **kwargs):
             attacker.park()
             return real(self, *args, **kwargs)
     else:
+
         def parked(*args, **kwargs):
             attacker.park()
             return real(*args, **kwargs)
+
     monkeypatch.setattr(owner, attribute, parked)
 
 
@@ -133,8 +145,10 @@ def stored_path(station: dict, recording: dict) -> Path:
 
 # --- 1. a file swapped for a link after the checks ---------------------------------------------
 
+
 def test_a_file_swapped_for_a_link_during_ffprobe_is_not_what_gets_archived(
-        station: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    station: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ingest.pipeline
 
     inbox, tmp = station["inbox"], station["tmp"]
@@ -167,15 +181,18 @@ def fake_ffprobe(tmp_path: Path) -> tuple[Path, Path]:
     park.mkdir()
     bin_dir.mkdir()
     fake = bin_dir / "ffprobe"
-    fake.write_text(f'#!/bin/sh\nif mkdir "{park}/entered" 2>/dev/null; then\n'
-                    f'  while [ ! -e "{park}/go" ]; do sleep 0.05; done\nfi\n'
-                    f'exec {shutil.which("ffprobe")} "$@"\n')
+    fake.write_text(
+        f'#!/bin/sh\nif mkdir "{park}/entered" 2>/dev/null; then\n'
+        f'  while [ ! -e "{park}/go" ]; do sleep 0.05; done\nfi\n'
+        f'exec {shutil.which("ffprobe")} "$@"\n'
+    )
     fake.chmod(0o755)
     return park, bin_dir
 
 
 def test_a_folder_swapped_while_the_real_ffprobe_runs_gets_no_foreign_file_archived(
-        station: dict, tmp_path: Path) -> None:
+    station: dict, tmp_path: Path
+) -> None:
     """The whole command: ffprobe (a separate process) and the digest read the file held open,
     not what the path leads to after its folder was swapped for a link."""
     inbox = station["inbox"]
@@ -186,9 +203,14 @@ def test_a_folder_swapped_while_the_real_ffprobe_runs_gets_no_foreign_file_archi
     park, bin_dir = fake_ffprobe(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     env.update(station["env"], PATH=f"{bin_dir}:{os.environ['PATH']}")
-    proc = subprocess.Popen([sys.executable, "-m", "config.cli", "ingest", "scan", "--station", "ST01",
-                             str(inbox), "--json"], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "config.cli", "ingest", "scan", "--station", "ST01", str(inbox), "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while not (park / "entered").exists():
@@ -212,8 +234,10 @@ def test_a_folder_swapped_while_the_real_ffprobe_runs_gets_no_foreign_file_archi
 
 # --- 2. a folder swapped for a link ---------------------------------------------------------------
 
+
 def test_a_folder_swapped_for_a_link_to_the_keys_moves_no_key(
-        station: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    station: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from ingest.pipeline import Pipeline
 
     inbox = station["inbox"]
@@ -245,7 +269,8 @@ def test_a_folder_swapped_for_a_link_to_the_keys_moves_no_key(
 
 
 def test_a_folder_swapped_for_a_link_into_the_store_moves_no_stored_original(
-        station: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    station: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ingest.pipeline
 
     inbox = station["inbox"]
@@ -277,10 +302,13 @@ def test_a_folder_swapped_for_a_link_into_the_store_moves_no_stored_original(
 def test_a_station_folder_holding_or_inside_the_archive_is_refused(station: dict) -> None:
     data = station["tmp"] / "data"
     keys = {p: p.read_bytes() for p in (data / "keys").iterdir()}
-    for folder, says in [(data / "keys", "lies inside the data folder"),
-                         (station["tmp"], "contains the data folder")]:
-        result = run_evidence("ingest", "scan", "--station", "ST01", str(folder), "--json",
-                              env=station["env"])
+    for folder, says in [
+        (data / "keys", "lies inside the data folder"),
+        (station["tmp"], "contains the data folder"),
+    ]:
+        result = run_evidence(
+            "ingest", "scan", "--station", "ST01", str(folder), "--json", env=station["env"]
+        )
         assert result.returncode == 2 and says in result.stderr, (result.stdout, result.stderr)
     assert {p: p.read_bytes() for p in keys} == keys
     from ingest.station_files import StationFolderRefused
@@ -295,6 +323,7 @@ def test_a_station_folder_holding_or_inside_the_archive_is_refused(station: dict
 
 
 # --- 3. a file that grows after it was read -------------------------------------------------------
+
 
 def free_box(size: int) -> bytes:
     return struct.pack(">I", size) + b"free" + b"\0" * (size - 8)
@@ -344,6 +373,7 @@ def test_pruning_deletes_only_copies_that_are_still_as_archived(station: dict) -
 
 # --- 4. rewritten in place with the same name, size and mtime -------------------------------------
 
+
 def test_a_file_rewritten_in_place_with_the_same_name_size_and_mtime_is_archived(station: dict) -> None:
     config = station["config"]
     config.write_text(config.read_text() + 'after_archive = "keep"\n')
@@ -354,13 +384,16 @@ def test_a_file_rewritten_in_place_with_the_same_name_size_and_mtime_is_archived
     before = video.stat()
     data = bytearray(video.read_bytes())
     at = data.index(b"mdat") + 64
-    data[at:at + 64] = bytes(255 - b for b in data[at:at + 64])
+    data[at : at + 64] = bytes(255 - b for b in data[at : at + 64])
     with open(video, "r+b") as f:  # in place: the same inode
         f.write(data)
     os.utime(video, ns=(before.st_atime_ns, before.st_mtime_ns))
     after = video.stat()
-    assert (after.st_ino, after.st_size, after.st_mtime_ns) == \
-        (before.st_ino, before.st_size, before.st_mtime_ns)
+    assert (after.st_ino, after.st_size, after.st_mtime_ns) == (
+        before.st_ino,
+        before.st_size,
+        before.st_mtime_ns,
+    )
     _, second = scan(station, expect=0)
     assert len(second["archived"]) == 1 and second["archived"] != first["archived"]
     assert {r["sha256"] for r in recordings(station)} == {first_sha, sha256(bytes(data))}
@@ -383,6 +416,7 @@ def test_a_file_only_touched_in_place_is_not_seen_again(station: dict) -> None:
 
 # --- 7. names at the length limit -----------------------------------------------------------------
 
+
 @pytest.mark.parametrize("stem", ["A" * 251, "录" * 83], ids=["ascii", "cjk"])
 def test_a_name_near_the_length_limit_is_archived(station: dict, stem: str) -> None:
     inbox = station["inbox"]
@@ -400,6 +434,7 @@ def test_a_name_near_the_length_limit_is_archived(station: dict, stem: str) -> N
 
 
 # --- 8. a folder that refuses moves ---------------------------------------------------------------
+
 
 @contextmanager
 def read_only(folder: Path) -> Iterator[None]:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,7 @@ def parse(relpath: str, sn_officer: str | None = None) -> NameFacts:
 
 # --- patterns ---------------------------------------------------------------------------------
 
+
 def test_compile_patterns_keeps_order() -> None:
     compiled = compile_patterns(DEFAULT_FILENAME_PATTERNS)
     assert [p.pattern for p in compiled] == DEFAULT_FILENAME_PATTERNS
@@ -50,11 +51,12 @@ def test_compile_patterns_refuses_unknown_groups() -> None:
 
 # --- file names -------------------------------------------------------------------------------
 
+
 def test_at_form_gives_device_start_and_sequence() -> None:
     facts = parse("1111111@201506250850560000.mp4")
     assert facts.device == "1111111"
     assert facts.start == datetime(2015, 6, 25, 8, 50, 56, tzinfo=SHANGHAI)
-    assert facts.start.astimezone(timezone.utc) == datetime(2015, 6, 25, 0, 50, 56, tzinfo=timezone.utc)
+    assert facts.start.astimezone(UTC) == datetime(2015, 6, 25, 0, 50, 56, tzinfo=UTC)
     assert facts.seq == "0000" and facts.officer is None and facts.marker is None
     assert facts.kind == "video" and not facts.important
     assert facts.sources == {"device": "filename", "start": "filename", "seq": "filename"}
@@ -79,14 +81,17 @@ def test_underscore_form_with_sequence_and_important_marker() -> None:
     assert (facts.seq, facts.marker, facts.important) == ("3", "IMP", True)
 
 
-@pytest.mark.parametrize("name, kind", [
-    ("TA00716_JX0227_20170623093621.WAV", "audio"),
-    ("TA00716_JX0227_20170623093621.amr", "audio"),
-    ("TA00716_JX0227_20170623093621.JPG", "photo"),
-    ("TA00716_JX0227_20170623093621.jpeg", "photo"),
-    ("TA00716_JX0227_20170623093621.ts", "video"),
-    ("TA00716_JX0227_20170623093621.txt", None),
-])
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("TA00716_JX0227_20170623093621.WAV", "audio"),
+        ("TA00716_JX0227_20170623093621.amr", "audio"),
+        ("TA00716_JX0227_20170623093621.JPG", "photo"),
+        ("TA00716_JX0227_20170623093621.jpeg", "photo"),
+        ("TA00716_JX0227_20170623093621.ts", "video"),
+        ("TA00716_JX0227_20170623093621.txt", None),
+    ],
+)
 def test_kind_comes_from_the_extension(name: str, kind: str | None) -> None:
     assert parse(name).kind == kind
 
@@ -99,8 +104,9 @@ def test_impossible_date_gives_no_start_and_a_note() -> None:
 
 
 def test_time_that_does_not_exist_in_the_zone_is_kept_with_a_note() -> None:
-    facts = parse_path(PurePosixPath("TA00716_JX0227_20210314023000.mp4"), PATTERNS,
-                       ZoneInfo("America/New_York"))
+    facts = parse_path(
+        PurePosixPath("TA00716_JX0227_20210314023000.mp4"), PATTERNS, ZoneInfo("America/New_York")
+    )
     assert facts.start is not None and any("clock change" in n for n in facts.notes)
 
 
@@ -123,8 +129,9 @@ def test_non_ascii_digits_never_give_a_start() -> None:
 
 
 def test_custom_pattern_first_match_wins() -> None:
-    patterns = compile_patterns([r"^(?P<officer>\d{6})-(?P<start>\d{14})\.(?P<ext>\w+)$",
-                                 *DEFAULT_FILENAME_PATTERNS])
+    patterns = compile_patterns(
+        [r"^(?P<officer>\d{6})-(?P<start>\d{14})\.(?P<ext>\w+)$", *DEFAULT_FILENAME_PATTERNS]
+    )
     facts = parse_path(PurePosixPath("012345-20201105085056.mp4"), patterns, SHANGHAI)
     assert (facts.officer, facts.device) == ("012345", None)
     assert facts.start == datetime(2020, 11, 5, 8, 50, 56, tzinfo=SHANGHAI)
@@ -135,6 +142,7 @@ def test_name_with_trailing_newline_does_not_match() -> None:
 
 
 # --- folders and sn.txt -------------------------------------------------------------------------
+
 
 def test_station_storage_folder_gives_the_device() -> None:
     facts = parse("1111111/20150625/mp4/clip.mp4")
@@ -162,14 +170,17 @@ def test_inbox_subfolder_is_the_device() -> None:
     assert parse("Inbox/CAM0042/sub/clip.mp4").device == "CAM0042"
 
 
-@pytest.mark.parametrize("relpath", [
-    "Record/20201105/clip.mp4",      # no digit: a generic folder name, not a serial
-    "A1/20201105/clip.mp4",           # too short
-    "A123456/20201345/clip.mp4",      # not a calendar date below it
-    "A123456/clips/clip.mp4",         # nothing marks it as a device folder
-    "20201104/20201105/clip.mp4",     # a date folder is not a serial
-    "clip.mp4",
-])
+@pytest.mark.parametrize(
+    "relpath",
+    [
+        "Record/20201105/clip.mp4",  # no digit: a generic folder name, not a serial
+        "A1/20201105/clip.mp4",  # too short
+        "A123456/20201345/clip.mp4",  # not a calendar date below it
+        "A123456/clips/clip.mp4",  # nothing marks it as a device folder
+        "20201104/20201105/clip.mp4",  # a date folder is not a serial
+        "clip.mp4",
+    ],
+)
 def test_folders_that_are_not_device_folders(relpath: str) -> None:
     assert parse(relpath).device is None
 
@@ -220,19 +231,22 @@ def test_find_sn_txt_ignores_symlinks_and_folders(tmp_path: Path) -> None:
         target.unlink()
 
 
-@pytest.mark.parametrize("content, officer", [
-    (b"012345\n", "012345"),
-    (b"\n\n  JX0227  \r\nsecond\n", "JX0227"),
-    (b"\xef\xbb\xbf012345", "012345"),
-    (b"", None),
-    (b"   \n", None),
-    (b"officer 012345\n", None),
-    (b"\xff\xfe0\x001\x00", None),
-    ("吴晓".encode(), None),
-    (b"A" * 33, None),
-    (b"A" * 32, "A" * 32),
-    (b"\x00\x01\x02", None),
-])
+@pytest.mark.parametrize(
+    "content, officer",
+    [
+        (b"012345\n", "012345"),
+        (b"\n\n  JX0227  \r\nsecond\n", "JX0227"),
+        (b"\xef\xbb\xbf012345", "012345"),
+        (b"", None),
+        (b"   \n", None),
+        (b"officer 012345\n", None),
+        (b"\xff\xfe0\x001\x00", None),
+        ("吴晓".encode(), None),
+        (b"A" * 33, None),
+        (b"A" * 32, "A" * 32),
+        (b"\x00\x01\x02", None),
+    ],
+)
 def test_read_sn_txt(tmp_path: Path, content: bytes, officer: str | None) -> None:
     path = tmp_path / "sn.txt"
     path.write_bytes(content)
@@ -241,17 +255,44 @@ def test_read_sn_txt(tmp_path: Path, content: bytes, officer: str | None) -> Non
 
 # --- companions --------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [
-    "clip.mp4.md5", "clip.MP4.SHA256", "clip.mp4.evidence.json", "clip.json", "clip.vtt",
-    "clip.SRT", "sn.txt", "SN.TXT", "log-20201105.txt", "LOG-1", "recorder.log", "clip.mp4.part",
-    "clip.tmp", "clip.mp4.crdownload", ".DS_Store", ".clip.mp4.swp",
-])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clip.mp4.md5",
+        "clip.MP4.SHA256",
+        "clip.mp4.evidence.json",
+        "clip.json",
+        "clip.vtt",
+        "clip.SRT",
+        "sn.txt",
+        "SN.TXT",
+        "log-20201105.txt",
+        "LOG-1",
+        "recorder.log",
+        "clip.mp4.part",
+        "clip.tmp",
+        "clip.mp4.crdownload",
+        ".DS_Store",
+        ".clip.mp4.swp",
+    ],
+)
 def test_companions(name: str) -> None:
     assert is_companion(name)
 
 
-@pytest.mark.parametrize("name", ["clip.mp4", "clip.MOV", "clip.wav", "clip.jpg", "catalog.txt",
-                                  "logo.png", "1111111@201506250850560000.mp4"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "clip.mp4",
+        "clip.MOV",
+        "clip.wav",
+        "clip.jpg",
+        "catalog.txt",
+        "logo.png",
+        "1111111@201506250850560000.mp4",
+    ],
+)
 def test_not_companions(name: str) -> None:
     assert not is_companion(name)
 
@@ -260,16 +301,31 @@ def test_companions_of_lists_name_and_stem_sidecars(tmp_path: Path) -> None:
     clip = tmp_path / "TA00716_JX0227_20170623093621.MOV"
     clip.write_bytes(b"x")
     stem = clip.stem
-    for name in [f"{clip.name}.md5", f"{clip.name}.SHA256", f"{clip.name}.evidence.json",
-                 f"{stem}.json", f"{stem}.vtt", f"{stem}.srt",
-                 f"{stem}.md5",                 # md5 goes with the full name, not the stem
-                 f"{stem}.evidence.json",       # so does the evidence sidecar
-                 f"{stem}.WAV", "other.json", f"{stem}x.json"]:
+    for name in [
+        f"{clip.name}.md5",
+        f"{clip.name}.SHA256",
+        f"{clip.name}.evidence.json",
+        f"{stem}.json",
+        f"{stem}.vtt",
+        f"{stem}.srt",
+        f"{stem}.md5",  # md5 goes with the full name, not the stem
+        f"{stem}.evidence.json",  # so does the evidence sidecar
+        f"{stem}.WAV",
+        "other.json",
+        f"{stem}x.json",
+    ]:
         (tmp_path / name).write_text("x")
     (tmp_path / f"{clip.name}.sha256").mkdir()  # a folder is never a companion
-    assert [p.name for p in companions_of(clip)] == sorted([
-        f"{clip.name}.md5", f"{clip.name}.SHA256", f"{clip.name}.evidence.json",
-        f"{stem}.json", f"{stem}.vtt", f"{stem}.srt"])
+    assert [p.name for p in companions_of(clip)] == sorted(
+        [
+            f"{clip.name}.md5",
+            f"{clip.name}.SHA256",
+            f"{clip.name}.evidence.json",
+            f"{stem}.json",
+            f"{stem}.vtt",
+            f"{stem}.srt",
+        ]
+    )
 
 
 def test_companions_of_skips_symlinks(tmp_path: Path) -> None:
@@ -324,6 +380,7 @@ def test_sidecars_are_found_in_the_folder_held_not_the_path(tmp_path: Path) -> N
 
 
 # --- safe display --------------------------------------------------------------------------------
+
 
 def test_safe_display_escapes_what_could_break_a_log_line() -> None:
     raw = os.fsdecode(b"clip\xff\n\x1b[31m\\x.mp4")

@@ -44,8 +44,9 @@ def test_the_same_content_is_stored_once(station) -> None:
     _, second = scan(station, expect=0)
     assert second["archived"] == [] and second["duplicates"][0]["archive_no"] == report["archived"][0]
     assert len(recordings(station)) == 1 and len(stored_originals(station)) == 1
-    log = json.loads(run_evidence("audit", "log", "--subject", report["archived"][0], "--json",
-                                  env=station["env"]).stdout)
+    log = json.loads(
+        run_evidence("audit", "log", "--subject", report["archived"][0], "--json", env=station["env"]).stdout
+    )
     assert [e["action"] for e in log].count("seen_again") == 2
 
 
@@ -90,23 +91,29 @@ def test_a_vendor_checksum_mismatch_flags_damage_in_transfer(station) -> None:
     assert "damaged in transfer" in bad["damage_reason"] and bad["original_name"] == video.name
     # The sidecars travel with their recordings.
     assert sorted(files_in(station["inbox"] / ".archived")) == sorted(
-        [video.name, f"{video.name}.md5", good.name, f"{good.name}.md5"])
+        [video.name, f"{video.name}.md5", good.name, f"{good.name}.md5"]
+    )
 
 
 def test_an_evidence_sidecar_links_flags_and_protects(station) -> None:
     opened = run_evidence("case", "open", "开城管罚立〔2020〕42号", "--json", env=station["env"])
     case_key = json.loads(opened.stdout)["case_key"]
     video = synthetic.make_video(station["inbox"] / "TA00716_JX0227_20201105093621.MOV")
-    Path(f"{video}.evidence.json").write_text(json.dumps(
-        {"case": "开城管罚立〔2020〕42号", "important": True, "protected": True, "note": "阻碍执法"},
-        ensure_ascii=False), encoding="utf-8")
+    Path(f"{video}.evidence.json").write_text(
+        json.dumps(
+            {"case": "开城管罚立〔2020〕42号", "important": True, "protected": True, "note": "阻碍执法"},
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
     _, report = scan(station, expect=0)
     (rec,) = recordings(station)
     assert rec["important"] and rec["protected"] and rec["encrypted"]
     shown = json.loads(run_evidence("case", "show", case_key, "--json", env=station["env"]).stdout)
     assert shown["case"]["case_key"] == case_key
-    log = json.loads(run_evidence("audit", "log", "--subject", rec["archive_no"], "--json",
-                                  env=station["env"]).stdout)
+    log = json.loads(
+        run_evidence("audit", "log", "--subject", rec["archive_no"], "--json", env=station["env"]).stdout
+    )
     assert "linked" in [e["action"] for e in log]
 
 
@@ -124,8 +131,9 @@ def test_after_archive_delete_and_keep(station, tmp_path) -> None:
 
 
 def test_officer_from_the_device_assignment_when_the_name_has_none(station) -> None:
-    assigned = run_evidence("devices", "assign", "A123456", "JX0999", "--from", "2020-01-01",
-                            "--json", env=station["env"])
+    assigned = run_evidence(
+        "devices", "assign", "A123456", "JX0999", "--from", "2020-01-01", "--json", env=station["env"]
+    )
     assert assigned.returncode == 0, assigned.stderr
     synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
     scan(station, expect=0)
@@ -135,8 +143,10 @@ def test_officer_from_the_device_assignment_when_the_name_has_none(station) -> N
 
     engine = create_engine(station["env"]["EVIDENCE_DATABASE_URL"])
     with engine.connect() as conn:
-        assert conn.execute(text("select number from officers where id = :i"),
-                            {"i": rec["officer_id"]}).scalar() == "JX0999"
+        assert (
+            conn.execute(text("select number from officers where id = :i"), {"i": rec["officer_id"]}).scalar()
+            == "JX0999"
+        )
     engine.dispose()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from ingest.probe import (
 )
 from tests import synthetic
 
-WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)  # 08:50:56 in Shanghai
+WHEN = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)  # 08:50:56 in Shanghai
 SHANGHAI = (31.2304, 121.4737)
 
 
@@ -30,16 +30,23 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     synthetic.require_ffmpeg()
     d = tmp_path_factory.mktemp("probe-media")
     return {
-        "h264": synthetic.make_video(d / "A123456@202011050850560000.mp4", size="1920x1080",
-                                     creation_time=WHEN, text="A123456", burn_in=True),
-        "hevc": synthetic.make_video(d / "TA00716_JX0227_20201105085056.MOV", codec="hevc",
-                                     faststart=False, creation_time=WHEN),
+        "h264": synthetic.make_video(
+            d / "A123456@202011050850560000.mp4",
+            size="1920x1080",
+            creation_time=WHEN,
+            text="A123456",
+            burn_in=True,
+        ),
+        "hevc": synthetic.make_video(
+            d / "TA00716_JX0227_20201105085056.MOV", codec="hevc", faststart=False, creation_time=WHEN
+        ),
         "wav": synthetic.make_audio(d / "note.WAV"),
         "exif": synthetic.make_photo(d / "exif.JPG", exif=True, taken=WHEN, orientation=6),
         "exif_offset": synthetic.make_photo(d / "offset.JPG", exif=True, taken=WHEN, offset=True),
         "plain_jpg": synthetic.make_photo(d / "plain.JPG"),
-        "located": synthetic.make_video(d / "located.mp4", seconds=1, audio=False,
-                                        location="+31.2304+121.4737/"),
+        "located": synthetic.make_video(
+            d / "located.mp4", seconds=1, audio=False, location="+31.2304+121.4737/"
+        ),
         "rotated": synthetic.make_video(d / "rotated.mp4", seconds=1, rotate=90),
         "moov_at_end": synthetic.make_video(d / "moov_at_end.mp4", faststart=False),
     }
@@ -124,8 +131,9 @@ def test_summary_is_json_for_manifests(media: dict[str, Path]) -> None:
     assert set(photo) == set(summary)
 
 
-def test_probe_reads_the_file_held_open_whatever_its_path_now_is(media: dict[str, Path],
-                                                                  tmp_path: Path) -> None:
+def test_probe_reads_the_file_held_open_whatever_its_path_now_is(
+    media: dict[str, Path], tmp_path: Path
+) -> None:
     """Through /proc/self/fd/N: seekable, so an index at the end is found; the path only
     names the file in messages (it may be gone, or be something else by now)."""
     path = tmp_path / "A123456@202011050850560000.mp4"
@@ -202,10 +210,22 @@ def test_parse_iso6709(text: str, expected: tuple[float, float] | None) -> None:
 
 
 def _video(**changes: object) -> MediaInfo:
-    base = MediaInfo(kind="video", format_name="mov,mp4,m4a,3gp,3g2,mj2", duration_s=10.0,
-                     video_codec="h264", audio_codec="aac", width=1920, height=1080, fps=30.0,
-                     creation_time=None, gps=None, rotation=0, bit_rate=6_000_000,
-                     video_profile="High", pix_fmt="yuv420p")
+    base = MediaInfo(
+        kind="video",
+        format_name="mov,mp4,m4a,3gp,3g2,mj2",
+        duration_s=10.0,
+        video_codec="h264",
+        audio_codec="aac",
+        width=1920,
+        height=1080,
+        fps=30.0,
+        creation_time=None,
+        gps=None,
+        rotation=0,
+        bit_rate=6_000_000,
+        video_profile="High",
+        pix_fmt="yuv420p",
+    )
     return replace(base, **changes)  # type: ignore[arg-type]
 
 

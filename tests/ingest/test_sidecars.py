@@ -39,22 +39,26 @@ def side(clip: Path, suffix: str, text: str | bytes) -> Path:
 
 # --- vendor checksums ---------------------------------------------------------------------------
 
+
 def test_no_sidecar_gives_none(clip: Path) -> None:
     assert vendor_checksum(clip) is None
     assert check_vendor_checksum(clip, {"sha256": SHA256}) is None
 
 
-@pytest.mark.parametrize("text", [
-    f"{MD5}\n",
-    f"{MD5.upper()}",
-    f"{MD5}  {NAME}\n",
-    f"{MD5} *{NAME}\r\n",
-    f"{MD5} {NAME}\n",
-    f"\ufeff# made by the recorder\n\n{MD5}  ./DCIM/{NAME}\n",
-    f"{MD5}  D:\\DCIM\\{NAME}\r\n",
-    f"MD5 ({NAME}) = {MD5}\n",
-    f"{'0' * 32}  other.MOV\n{MD5}  {NAME}\n{'1' * 32}  third.MOV\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"{MD5}\n",
+        f"{MD5.upper()}",
+        f"{MD5}  {NAME}\n",
+        f"{MD5} *{NAME}\r\n",
+        f"{MD5} {NAME}\n",
+        f"\ufeff# made by the recorder\n\n{MD5}  ./DCIM/{NAME}\n",
+        f"{MD5}  D:\\DCIM\\{NAME}\r\n",
+        f"MD5 ({NAME}) = {MD5}\n",
+        f"{'0' * 32}  other.MOV\n{MD5}  {NAME}\n{'1' * 32}  third.MOV\n",
+    ],
+)
 def test_md5_sidecar_forms(clip: Path, text: str) -> None:
     side(clip, ".md5", text)
     assert vendor_checksum(clip) == ("md5", MD5)
@@ -87,17 +91,20 @@ def test_undecodable_name_matches(tmp_path: Path) -> None:
     assert vendor_checksum(clip) == ("md5", MD5)
 
 
-@pytest.mark.parametrize("text, why", [
-    ("", "no checksum"),
-    ("# only a comment\n", "no checksum"),
-    ("not a digest\n", "line 1 is not a checksum line"),
-    (f"{MD5[:-1]}\n", "31 hex digits"),
-    (f"{SHA256}\n", "64 hex digits"),
-    (f"{MD5}  other.MOV\n", "no line names"),
-    (f"{MD5}\n{MD5}  {NAME}\n", "without a file name"),
-    (f"{MD5}  {NAME}\n{'0' * 32}  {NAME}\n", "different digests"),
-    (f"SHA256 ({NAME}) = {SHA256}\n", "SHA256 line in a md5 file"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("", "no checksum"),
+        ("# only a comment\n", "no checksum"),
+        ("not a digest\n", "line 1 is not a checksum line"),
+        (f"{MD5[:-1]}\n", "31 hex digits"),
+        (f"{SHA256}\n", "64 hex digits"),
+        (f"{MD5}  other.MOV\n", "no line names"),
+        (f"{MD5}\n{MD5}  {NAME}\n", "without a file name"),
+        (f"{MD5}  {NAME}\n{'0' * 32}  {NAME}\n", "different digests"),
+        (f"SHA256 ({NAME}) = {SHA256}\n", "SHA256 line in a md5 file"),
+    ],
+)
 def test_malformed_md5_sidecar(clip: Path, text: str, why: str) -> None:
     sidecar = side(clip, ".md5", text)
     with pytest.raises(InvalidInput) as err:
@@ -138,6 +145,7 @@ def test_streaming_digests(clip: Path) -> None:
 
 # --- evidence sidecar -----------------------------------------------------------------------------
 
+
 def evidence(clip: Path, doc: object) -> Path:
     return side(clip, ".evidence.json", json.dumps(doc, ensure_ascii=False))
 
@@ -147,12 +155,24 @@ def test_no_evidence_sidecar(clip: Path) -> None:
 
 
 def test_full_evidence_sidecar(clip: Path) -> None:
-    path = evidence(clip, {"case": "开城管罚立〔2020〕42号", "important": True, "protected": False,
-                           "note": "现场执法，当事人拒绝签字\n第二行",
-                           "flags": {"obstruction": True, "emergency": False}})
+    path = evidence(
+        clip,
+        {
+            "case": "开城管罚立〔2020〕42号",
+            "important": True,
+            "protected": False,
+            "note": "现场执法，当事人拒绝签字\n第二行",
+            "flags": {"obstruction": True, "emergency": False},
+        },
+    )
     assert read_evidence_sidecar(clip) == EvidenceSidecar(
-        path=path, case="开城管罚立〔2020〕42号", important=True, protected=False,
-        note="现场执法，当事人拒绝签字\n第二行", flags={"obstruction": True, "emergency": False})
+        path=path,
+        case="开城管罚立〔2020〕42号",
+        important=True,
+        protected=False,
+        note="现场执法，当事人拒绝签字\n第二行",
+        flags={"obstruction": True, "emergency": False},
+    )
 
 
 def test_every_key_is_optional(clip: Path) -> None:
@@ -176,21 +196,24 @@ def test_case_is_stripped(clip: Path) -> None:
     assert got is not None and got.case == "案〔2020〕1234号"
 
 
-@pytest.mark.parametrize("doc, key, why", [
-    ({"importnat": True}, "importnat", "not a known key"),
-    ({"important": "yes"}, "important", "true or false"),
-    ({"important": 1}, "important", "true or false"),
-    ({"protected": None}, "protected", "not null"),
-    ({"case": 42}, "case", "must be a string"),
-    ({"case": "   "}, "case", "is empty"),
-    ({"case": "a\u0000b"}, "case", "control characters"),
-    ({"case": "x" * 201}, "case", "at most 200"),
-    ({"note": "x" * 2001}, "note", "at most 2000"),
-    ({"note": ["a"]}, "note", "not an array"),
-    ({"flags": True}, "flags", "must be an object"),
-    ({"flags": {"obstruction": "true"}}, "flags.obstruction", "true or false"),
-    ({"flags": {"fire": True}}, "flags.fire", "not a known flag"),
-])
+@pytest.mark.parametrize(
+    "doc, key, why",
+    [
+        ({"importnat": True}, "importnat", "not a known key"),
+        ({"important": "yes"}, "important", "true or false"),
+        ({"important": 1}, "important", "true or false"),
+        ({"protected": None}, "protected", "not null"),
+        ({"case": 42}, "case", "must be a string"),
+        ({"case": "   "}, "case", "is empty"),
+        ({"case": "a\u0000b"}, "case", "control characters"),
+        ({"case": "x" * 201}, "case", "at most 200"),
+        ({"note": "x" * 2001}, "note", "at most 2000"),
+        ({"note": ["a"]}, "note", "not an array"),
+        ({"flags": True}, "flags", "must be an object"),
+        ({"flags": {"obstruction": "true"}}, "flags.obstruction", "true or false"),
+        ({"flags": {"fire": True}}, "flags.fire", "not a known flag"),
+    ],
+)
 def test_bad_values_name_key_and_file(clip: Path, doc: object, key: str, why: str) -> None:
     path = evidence(clip, doc)
     with pytest.raises(InvalidInput) as err:
@@ -201,14 +224,17 @@ def test_bad_values_name_key_and_file(clip: Path, doc: object, key: str, why: st
     assert err.value.hint
 
 
-@pytest.mark.parametrize("raw, why", [
-    (b'{"important": true,}', "not valid JSON"),
-    (b'{"note": "\xc0\xaf"}', "not UTF-8"),
-    (b'{"important": true, "important": false}', "appears twice"),
-    (b'["important"]', "JSON object"),
-    (b'{"note": "\\ud800"}', "invalid Unicode"),
-    (b" " * (64 * 1024 + 1), "larger than"),
-])
+@pytest.mark.parametrize(
+    "raw, why",
+    [
+        (b'{"important": true,}', "not valid JSON"),
+        (b'{"note": "\xc0\xaf"}', "not UTF-8"),
+        (b'{"important": true, "important": false}', "appears twice"),
+        (b'["important"]', "JSON object"),
+        (b'{"note": "\\ud800"}', "invalid Unicode"),
+        (b" " * (64 * 1024 + 1), "larger than"),
+    ],
+)
 def test_unreadable_sidecars(clip: Path, raw: bytes, why: str) -> None:
     path = side(clip, ".evidence.json", raw)
     with pytest.raises(InvalidInput) as err:

@@ -32,10 +32,28 @@ def test_the_daemon_archives_arrivals_and_stops_cleanly(station, tmp_path: Path)
     env.update(station["env"])
     log = tmp_path / "watch.log"
     with open(log, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "config.cli", "--log-format", "json",
-                                 "--log-level", "info", "ingest", "watch", "--station", "ST01",
-                                 str(station["inbox"]), "--metrics-port", str(port)],
-                                cwd=ROOT, env=env, stdout=sink, stderr=sink)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "config.cli",
+                "--log-format",
+                "json",
+                "--log-level",
+                "info",
+                "ingest",
+                "watch",
+                "--station",
+                "ST01",
+                str(station["inbox"]),
+                "--metrics-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=sink,
+        )
     try:
         wait_for(lambda: "station watcher started" in log.read_text(), what="the daemon to start")
         # Written elsewhere and renamed in (only a "created" event), and copied in place.
@@ -43,12 +61,18 @@ def test_the_daemon_archives_arrivals_and_stops_cleanly(station, tmp_path: Path)
         os.rename(staged, station["inbox"] / staged.name)
         sub = station["inbox"] / "DCIM"
         sub.mkdir()
-        shutil.copy(synthetic.make_audio(tmp_path / "TA00716_JX0227_20201105093621.WAV"),
-                    sub / "TA00716_JX0227_20201105093621.WAV")
+        shutil.copy(
+            synthetic.make_audio(tmp_path / "TA00716_JX0227_20201105093621.WAV"),
+            sub / "TA00716_JX0227_20201105093621.WAV",
+        )
         wait_for(lambda: len(recordings(station)) == 2, what="both files archived")
-        wait_for(lambda: files_in(station["inbox"] / ".archived") == [
-            "A123456@202011050850560000.mp4", "DCIM/TA00716_JX0227_20201105093621.WAV"],
-            what="station copies moved")
+        wait_for(
+            lambda: (
+                files_in(station["inbox"] / ".archived")
+                == ["A123456@202011050850560000.mp4", "DCIM/TA00716_JX0227_20201105093621.WAV"]
+            ),
+            what="station copies moved",
+        )
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
         assert 'evidence_ingest_files_total{station="ST01",outcome="archived"} 2' in metrics
         assert "evidence_ingest_last_success_timestamp_seconds" in metrics
@@ -82,8 +106,9 @@ def test_a_dead_observer_thread_is_restarted(station) -> None:
 def test_stations_status_reports_backlog_and_staleness(station) -> None:
     synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
     os.mkfifo(station["inbox"] / "A123456@202011050900000000.mp4")
-    run_evidence("ingest", "scan", "--station", "ST01", str(station["inbox"]), "--no-wait",
-                 env=station["env"])
+    run_evidence(
+        "ingest", "scan", "--station", "ST01", str(station["inbox"]), "--no-wait", env=station["env"]
+    )
     result = run_evidence("stations", "status", "--json", env=station["env"])
     status = json.loads(result.stdout)
     (st01,) = status["stations"]

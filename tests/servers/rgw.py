@@ -43,10 +43,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-__all__ = ["RGWServer", "start_rgw", "rgw_available", "missing_binaries", "free_port", "BINARIES",
-           "DEFAULT_USERS"]
+__all__ = [
+    "RGWServer",
+    "start_rgw",
+    "rgw_available",
+    "missing_binaries",
+    "free_port",
+    "BINARIES",
+    "DEFAULT_USERS",
+]
 
-GiB = 1024 ** 3
+GiB = 1024**3
 
 #: The programs a cluster needs, and the package that brings each.
 BINARIES: dict[str, str] = {
@@ -100,7 +107,8 @@ def _require_binaries() -> None:
         packages = sorted({BINARIES[name] for name in missing})
         raise RuntimeError(
             f"Ceph RADOS Gateway programs not found on PATH: {', '.join(missing)} "
-            f"(Debian packages: {' '.join(packages)}); run `bash .ci/system-deps.sh --test`")
+            f"(Debian packages: {' '.join(packages)}); run `bash .ci/system-deps.sh --test`"
+        )
 
 
 def free_port() -> int:
@@ -201,26 +209,38 @@ class RGWServer:
     def _spawn(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         out = (self.log_dir / f"{name}.out").open("ab")
         try:
-            return subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    close_fds=True)
+            return subprocess.Popen(
+                list(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
         finally:
             out.close()
 
     def _ceph(self, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
         """Run the ``ceph`` command line against this cluster."""
-        return subprocess.run(["ceph", "--conf", str(self.conf), "--connect-timeout", "10", *args],
-                              capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            ["ceph", "--conf", str(self.conf), "--connect-timeout", "10", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
 
     def _radosgw_admin(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(["radosgw-admin", "--conf", str(self.conf), *args],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(
+            ["radosgw-admin", "--conf", str(self.conf), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
 
     def _start_gateway(self) -> None:
-        self._rgw = self._spawn(_RGW_NAME, ["radosgw", "--conf", str(self.conf), "-n", _RGW_NAME,
-                                            "-f"])
+        self._rgw = self._spawn(_RGW_NAME, ["radosgw", "--conf", str(self.conf), "-n", _RGW_NAME, "-f"])
 
     def _gateway_answers(self) -> bool:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
@@ -251,8 +271,9 @@ class RGWServer:
         while time.monotonic() < deadline:
             self._check_alive("mon", "osd")
             try:
-                done = self._ceph("osd", "dump", "--format", "json",
-                                  timeout=max(1.0, deadline - time.monotonic()))
+                done = self._ceph(
+                    "osd", "dump", "--format", "json", timeout=max(1.0, deadline - time.monotonic())
+                )
             except subprocess.TimeoutExpired:
                 break
             if done.returncode == 0:
@@ -300,14 +321,17 @@ class RGWServer:
         hard leaves its watches behind until the OSD times them out (30 s), and until then
         each such change in the restarted gateway waits for the dead one's answer.
         """
-        done = subprocess.run(["rados", "--conf", str(self.conf), "-p", _RGW_CONTROL_POOL,
-                               "listwatchers", "notify.0"], capture_output=True, text=True,
-                              timeout=30, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            ["rados", "--conf", str(self.conf), "-p", _RGW_CONTROL_POOL, "listwatchers", "notify.0"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
         for line in done.stdout.splitlines():
             for word in line.split():
                 if word.startswith("watcher="):
-                    self._ceph("osd", "blocklist", "add", word.removeprefix("watcher="),
-                               "3600")
+                    self._ceph("osd", "blocklist", "add", word.removeprefix("watcher="), "3600")
 
     def restart_gateway(self, timeout: float = 60.0) -> None:
         """Start radosgw again on the same port (killing it first if it runs); wait for it."""
@@ -340,13 +364,23 @@ class RGWServer:
     def __enter__(self) -> RGWServer:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
-def _ceph_conf(*, fsid: str, base: Path, socket_dir: Path, mon_port: int, rgw_port: int,
-               objectstore: Objectstore, memstore_bytes: int, bluestore_bytes: int) -> str:
+def _ceph_conf(
+    *,
+    fsid: str,
+    base: Path,
+    socket_dir: Path,
+    mon_port: int,
+    rgw_port: int,
+    objectstore: Objectstore,
+    memstore_bytes: int,
+    bluestore_bytes: int,
+) -> str:
     mon_addr = f"[v2:127.0.0.1:{mon_port}]"
     lines = [
         "[global]",
@@ -430,9 +464,16 @@ def _ceph_conf(*, fsid: str, base: Path, socket_dir: Path, mon_port: int, rgw_po
     return "\n".join(lines)
 
 
-def start_rgw(base: Path, *, port: int | None = None, objectstore: Objectstore = "memstore",
-              memstore_bytes: int = 2 * GiB, bluestore_bytes: int = 20 * GiB,
-              users: Sequence[str] = DEFAULT_USERS, timeout: float = 60.0) -> RGWServer:
+def start_rgw(
+    base: Path,
+    *,
+    port: int | None = None,
+    objectstore: Objectstore = "memstore",
+    memstore_bytes: int = 2 * GiB,
+    bluestore_bytes: int = 20 * GiB,
+    users: Sequence[str] = DEFAULT_USERS,
+    timeout: float = 60.0,
+) -> RGWServer:
     """Build and start a single-node cluster with its gateway under ``base``; wait for it.
 
     ``port`` is the gateway's loopback port (a free one when None). ``objectstore`` is
@@ -460,19 +501,47 @@ def start_rgw(base: Path, *, port: int | None = None, objectstore: Objectstore =
     while rgw_port == mon_port:
         rgw_port = free_port()
     conf = base / "ceph.conf"
-    conf.write_text(_ceph_conf(fsid=fsid, base=base, socket_dir=socket_dir, mon_port=mon_port,
-                               rgw_port=rgw_port, objectstore=objectstore,
-                               memstore_bytes=memstore_bytes, bluestore_bytes=bluestore_bytes))
-    server = RGWServer(base=base, port=rgw_port, endpoint=f"127.0.0.1:{rgw_port}", users={},
-                       conf=conf, mon_port=mon_port, _socket_dir=own_socket_dir)
+    conf.write_text(
+        _ceph_conf(
+            fsid=fsid,
+            base=base,
+            socket_dir=socket_dir,
+            mon_port=mon_port,
+            rgw_port=rgw_port,
+            objectstore=objectstore,
+            memstore_bytes=memstore_bytes,
+            bluestore_bytes=bluestore_bytes,
+        )
+    )
+    server = RGWServer(
+        base=base,
+        port=rgw_port,
+        endpoint=f"127.0.0.1:{rgw_port}",
+        users={},
+        conf=conf,
+        mon_port=mon_port,
+        _socket_dir=own_socket_dir,
+    )
     deadline = time.monotonic() + timeout
     c = ["--conf", str(conf)]
     step = "mon"
     try:
         monmap = base / "monmap"
-        _run(["monmaptool", "--create", "--fsid", fsid, "--addv", _MON_ID,
-              f"[v2:127.0.0.1:{mon_port}]", "--enable-all-features", "--clobber", str(monmap)],
-             deadline)
+        _run(
+            [
+                "monmaptool",
+                "--create",
+                "--fsid",
+                fsid,
+                "--addv",
+                _MON_ID,
+                f"[v2:127.0.0.1:{mon_port}]",
+                "--enable-all-features",
+                "--clobber",
+                str(monmap),
+            ],
+            deadline,
+        )
         (base / "mon" / f"ceph-{_MON_ID}").mkdir(parents=True, exist_ok=True)
         _run(["ceph-mon", *c, "--mkfs", "-i", _MON_ID, "--monmap", str(monmap)], deadline)
         server._mon = server._spawn(f"mon.{_MON_ID}", ["ceph-mon", *c, "-i", _MON_ID, "-f"])
@@ -502,8 +571,9 @@ def start_rgw(base: Path, *, port: int | None = None, objectstore: Objectstore =
         server.stop()
         if isinstance(exc, subprocess.TimeoutExpired):
             exc = RuntimeError(f"{exc.cmd[0]} timed out")
-        raise RuntimeError(f"RGW cluster under {base} did not start "
-                           f"({_STEP_NAMES[step]}): {exc}\n{report}") from None
+        raise RuntimeError(
+            f"RGW cluster under {base} did not start ({_STEP_NAMES[step]}): {exc}\n{report}"
+        ) from None
     except BaseException:
         server.stop()
         raise
@@ -519,8 +589,9 @@ def _remaining(deadline: float) -> float:
 
 def _run(argv: list[str], deadline: float) -> str:
     """Run a setup command; raise RuntimeError with its output when it fails."""
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=_remaining(deadline),
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=_remaining(deadline), stdin=subprocess.DEVNULL
+    )
     if done.returncode != 0:
         output = "\n".join((done.stdout + done.stderr).splitlines()[-30:])
         raise RuntimeError(f"`{' '.join(argv)}` failed with status {done.returncode}:\n{output}")
@@ -545,13 +616,18 @@ def _wait_ceph(server: RGWServer, args: list[str], deadline: float) -> str:
         time.sleep(0.05)
 
 
-def _create_users(server: RGWServer, names: Sequence[str],
-                  deadline: float) -> dict[str, tuple[str, str]]:
+def _create_users(server: RGWServer, names: Sequence[str], deadline: float) -> dict[str, tuple[str, str]]:
     """Create the gateway users (in parallel: each radosgw-admin call takes ~0.5 s)."""
     users = {name: _new_keys() for name in names}
     procs = {
-        name: server._radosgw_admin("user", "create", f"--uid={name}", f"--display-name={name}",
-                                    f"--access-key={access}", f"--secret-key={secret}")
+        name: server._radosgw_admin(
+            "user",
+            "create",
+            f"--uid={name}",
+            f"--display-name={name}",
+            f"--access-key={access}",
+            f"--secret-key={secret}",
+        )
         for name, (access, secret) in users.items()
     }
     errors = []
@@ -572,10 +648,12 @@ def _create_users(server: RGWServer, names: Sequence[str],
 
 # -- command line ---------------------------------------------------------------------------
 
+
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.servers.rgw",
-        description="Run a throw-away Ceph RADOS Gateway (S3 with Object Lock) on 127.0.0.1.")
+        description="Run a throw-away Ceph RADOS Gateway (S3 with Object Lock) on 127.0.0.1.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     start = sub.add_parser("start", help="start a cluster under BASE and run until SIGTERM/SIGINT")
     start.add_argument("base", type=Path, help="an empty folder for the cluster's files")
@@ -593,24 +671,28 @@ def _main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     try:
-        server = start_rgw(args.base, port=args.port, objectstore=args.objectstore,
-                           timeout=args.timeout)
+        server = start_rgw(args.base, port=args.port, objectstore=args.objectstore, timeout=args.timeout)
     except RuntimeError as exc:
         print(str(exc), file=sys.stderr)
         return 1
     with server:
-        print(json.dumps({
-            "endpoint": server.endpoint,
-            "base": str(server.base),
-            "objectstore": args.objectstore,
-            "start_seconds": round(time.monotonic() - began, 2),
-            "users": {name: {"access_key": a, "secret_key": s}
-                      for name, (a, s) in server.users.items()},
-        }), flush=True)
+        print(
+            json.dumps(
+                {
+                    "endpoint": server.endpoint,
+                    "base": str(server.base),
+                    "objectstore": args.objectstore,
+                    "start_seconds": round(time.monotonic() - began, 2),
+                    "users": {
+                        name: {"access_key": a, "secret_key": s} for name, (a, s) in server.users.items()
+                    },
+                }
+            ),
+            flush=True,
+        )
         while not stop.wait(1.0):
             if not server.running:
-                print("a cluster daemon exited; stopping\n" + server.failure_report(),
-                      file=sys.stderr)
+                print("a cluster daemon exited; stopping\n" + server.failure_report(), file=sys.stderr)
                 return 1
     return 0
 

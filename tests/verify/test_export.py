@@ -10,7 +10,7 @@ import sys
 import tracemalloc
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import bagit
@@ -34,7 +34,7 @@ from verify.export import ExportResult, export_case
 from verify.package import verify_package
 
 TYPES = ["立案审批表", "询问笔录", "现场检查（勘验）笔录"]
-T0 = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+T0 = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
 BAGIT_CLI = Path(sys.executable).parent / "bagit.py"
 
 
@@ -51,8 +51,9 @@ class Built:
     protected_item: str
 
 
-def store_recording(env, n: int, *, protected: bool = False, start: datetime, kek: bytes,
-                    size: int | None = None, policy=None) -> tuple[Recording, Path]:
+def store_recording(
+    env, n: int, *, protected: bool = False, start: datetime, kek: bytes, size: int | None = None, policy=None
+) -> tuple[Recording, Path]:
     """A synthetic original stored like the ingest pipeline does (encrypted when protected)."""
     path = env.tmp / f"A123456@{start:%Y%m%d%H%M%S}{n:04d}.mp4"
     with open(path, "wb") as f:
@@ -64,35 +65,57 @@ def store_recording(env, n: int, *, protected: bool = False, start: datetime, ke
             left -= len(block)
     policy = policy or env.policy
     number = reserve_archive_number(env.engine, FORMATS, ZONE, unit="KZCG", station="ST01", now=env.now())
-    facts = OriginalFacts(station="ST01", unit="KZCG", kind="video", original_name=f"现场视频{n}.MP4",
-                          content_type="video/mp4", start_time=start, device="A123456",
-                          officer="JX0227", protected=protected, duration_s=12.5)
-    rec = store_original(env.as_("station:ST01", kek=kek, policy=policy), path,
-                         hash_file(path, sm3=policy.sm3), facts, archive_no=number)
+    facts = OriginalFacts(
+        station="ST01",
+        unit="KZCG",
+        kind="video",
+        original_name=f"现场视频{n}.MP4",
+        content_type="video/mp4",
+        start_time=start,
+        device="A123456",
+        officer="JX0227",
+        protected=protected,
+        duration_s=12.5,
+    )
+    rec = store_original(
+        env.as_("station:ST01", kek=kek, policy=policy),
+        path,
+        hash_file(path, sm3=policy.sm3),
+        facts,
+        archive_no=number,
+    )
     return rec, path
 
 
 def store_doc(env, case_number: str, name: str, doc_type: str, when: datetime, *, policy=None):
     path = env.tmp / name
     path.write_bytes(f"%PDF-1.4 {name} ".encode() * 50)
-    return store_document(env.as_("clerk", policy=policy),
-                          NewDocument(case_number, path, doc_type, doc_date=when, officer="JX0227",
-                                      doc_number="开城管检〔2020〕7号"), doc_types=TYPES)
+    return store_document(
+        env.as_("clerk", policy=policy),
+        NewDocument(
+            case_number, path, doc_type, doc_date=when, officer="JX0227", doc_number="开城管检〔2020〕7号"
+        ),
+        doc_types=TYPES,
+    )
 
 
 def build_case(env, *, proxies: bool = False, policy=None) -> Built:
     """Two recordings, one protected (stored encrypted) recording and two documents."""
     kek = generate_kek()
     case = env.case()
-    stored = [store_recording(env, 1, start=T0 + timedelta(minutes=10), kek=kek, policy=policy),
-              store_recording(env, 2, start=T0 + timedelta(minutes=30), kek=kek, policy=policy),
-              store_recording(env, 3, protected=True, start=T0 + timedelta(minutes=20), kek=kek,
-                              policy=policy)]
+    stored = [
+        store_recording(env, 1, start=T0 + timedelta(minutes=10), kek=kek, policy=policy),
+        store_recording(env, 2, start=T0 + timedelta(minutes=30), kek=kek, policy=policy),
+        store_recording(env, 3, protected=True, start=T0 + timedelta(minutes=20), kek=kek, policy=policy),
+    ]
     recs = [rec for rec, _ in stored]
     assert recs[2].encrypted and not recs[0].encrypted
     pairs = dict(link_recordings(env.as_("reviewer"), case.number, [r.archive_no for r in recs]))
     items = dict(pairs)
-    for name, doc_type, when in [("立案.pdf", "立案审批表", T0), ("询问.pdf", "询问笔录", T0 + timedelta(hours=1))]:
+    for name, doc_type, when in [
+        ("立案.pdf", "立案审批表", T0),
+        ("询问.pdf", "询问笔录", T0 + timedelta(hours=1)),
+    ]:
         item, _ = store_doc(env, case.number, name, doc_type, when, policy=policy)
         items[doc_type] = item.item_no
     plain = {pairs[rec.archive_no]: path.read_bytes() for rec, path in stored}
@@ -100,32 +123,64 @@ def build_case(env, *, proxies: bool = False, policy=None) -> Built:
         for n, rec in enumerate(recs, 1):
             proxy = env.tmp / f"proxy{n}.mp4"
             proxy.write_bytes(b"\x00\x00\x00\x18ftypisom proxy " + bytes([n]) * 4000)
-            store_derivative(env.as_("station:ST01", kek=kek), rec, kind="proxy", path=proxy,
-                             ext="mp4", content_type="video/mp4", method="remux")
+            store_derivative(
+                env.as_("station:ST01", kek=kek),
+                rec,
+                kind="proxy",
+                path=proxy,
+                ext="mp4",
+                content_type="video/mp4",
+                method="remux",
+            )
             poster = env.tmp / f"poster{n}.jpg"
             poster.write_bytes(b"\xff\xd8\xff\xe0 poster " + bytes([n]) * 500)
-            store_derivative(env.as_("station:ST01", kek=kek), rec, kind="poster", path=poster,
-                             ext="jpg", content_type="image/jpeg", method="frame")
-    return Built(case.case_key, case.number, kek, Ed25519PrivateKey.generate(), plain, items,
-                 protected_item=pairs[recs[2].archive_no])
+            store_derivative(
+                env.as_("station:ST01", kek=kek),
+                rec,
+                kind="poster",
+                path=poster,
+                ext="jpg",
+                content_type="image/jpeg",
+                method="frame",
+            )
+    return Built(
+        case.case_key,
+        case.number,
+        kek,
+        Ed25519PrivateKey.generate(),
+        plain,
+        items,
+        protected_item=pairs[recs[2].archive_no],
+    )
 
 
 def export(env, built: Built, outdir: Path, **kwargs) -> ExportResult:
-    return export_case(env.as_("auditor:zhang", kek=built.kek, now=kwargs.pop("now", None)),
-                       built.number, outdir, signing_key=built.key,
-                       reason=kwargs.pop("reason", "法院调取 court request 2021-3"), **kwargs)
+    return export_case(
+        env.as_("auditor:zhang", kek=built.kek, now=kwargs.pop("now", None)),
+        built.number,
+        outdir,
+        signing_key=built.key,
+        reason=kwargs.pop("reason", "法院调取 court request 2021-3"),
+        **kwargs,
+    )
 
 
 def bagit_cli(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(BAGIT_CLI), "--validate", str(path)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(BAGIT_CLI), "--validate", str(path)], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
     built = build_case(env, proxies=True)
     seen: dict[str, tuple[int, int]] = {}
-    result = export(env, built, env.tmp / "out", with_proxies=True,
-                    progress=lambda rel, done, total: seen.__setitem__(rel, (done, total)))
+    result = export(
+        env,
+        built,
+        env.tmp / "out",
+        with_proxies=True,
+        progress=lambda rel, done, total: seen.__setitem__(rel, (done, total)),
+    )
     bag_dir = env.tmp / "out" / built.case_key
     assert result.path == bag_dir and result.items == 5
     assert result.bytes == sum(p.stat().st_size for p in bag_dir.rglob("*") if p.is_file())
@@ -154,13 +209,19 @@ def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
     assert protected["officer"] == "JX0227" and protected["device"] == "A123456"
     assert {d["kind"] for d in protected["derivatives"]} == {"proxy", "poster"}
     assert by_no[built.items["询问笔录"]]["doc_type"] == "询问笔录"
-    assert (bag_dir / "data" / "proxies" / f"{built.protected_item}-proxy.mp4").read_bytes().startswith(
-        b"\x00\x00\x00\x18ftypisom proxy")
+    assert (
+        (bag_dir / "data" / "proxies" / f"{built.protected_item}-proxy.mp4")
+        .read_bytes()
+        .startswith(b"\x00\x00\x00\x18ftypisom proxy")
+    )
 
     page = (bag_dir / "data" / "index.html").read_text(encoding="utf-8")
     assert f'<video controls preload="none" src="proxies/{built.protected_item}-proxy.mp4"' in page
-    assert "时间线 Timeline" in page and protected["sha256"] in page and "http" not in page.replace(
-        "http-equiv", "")
+    assert (
+        "时间线 Timeline" in page
+        and protected["sha256"] in page
+        and "http" not in page.replace("http-equiv", "")
+    )
 
     info = bagit.Bag(str(bag_dir)).info
     assert info["External-Identifier"] == built.number and info["Case-Key"] == built.case_key
@@ -189,8 +250,10 @@ def test_the_zip_variant_is_valid_and_leaves_no_folder(env) -> None:
     with zipfile.ZipFile(result.path) as zf:
         names = zf.namelist()
         assert all(n.startswith(f"{built.case_key}/") for n in names)
-        assert zf.read(f"{built.case_key}/data/originals/{built.protected_item}.mp4") == \
-            built.plain[built.protected_item]
+        assert (
+            zf.read(f"{built.case_key}/data/originals/{built.protected_item}.mp4")
+            == built.plain[built.protected_item]
+        )
         zf.extractall(env.tmp / "unzipped")
     unzipped = env.tmp / "unzipped" / built.case_key
     bagit.Bag(str(unzipped)).validate()
@@ -233,7 +296,9 @@ def test_sm3_digests_go_in_a_tag_file_that_bagit_tolerates(env) -> None:
     result = export(env, built, env.tmp / "out")
     lines = (result.path / "sm3-digests.txt").read_text(encoding="utf-8").splitlines()
     manifest = (result.path / "manifest-sha256.txt").read_text(encoding="utf-8").splitlines()
-    assert sorted(line.split("  ", 1)[1] for line in lines) == sorted(line.split("  ", 1)[1] for line in manifest)
+    assert sorted(line.split("  ", 1)[1] for line in lines) == sorted(
+        line.split("  ", 1)[1] for line in manifest
+    )
     assert "sm3-digests.txt" in (result.path / "tagmanifest-sha256.txt").read_text(encoding="utf-8")
     assert not (result.path / "manifest-sm3.txt").exists()
     bagit.Bag(str(result.path)).validate()
@@ -272,7 +337,13 @@ def test_a_large_original_is_exported_in_flat_memory(env) -> None:
     path.unlink()
     tracemalloc.start()
     try:
-        result = export_case(env.as_("auditor", kek=kek), case.case_key, env.tmp / "out", signing_key=Ed25519PrivateKey.generate(), reason="size")
+        result = export_case(
+            env.as_("auditor", kek=kek),
+            case.case_key,
+            env.tmp / "out",
+            signing_key=Ed25519PrivateKey.generate(),
+            reason="size",
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

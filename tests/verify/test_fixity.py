@@ -36,15 +36,22 @@ def test_damage_loss_catalog_edits_and_orphans_are_named(env) -> None:
         (env.store.root / "objects" / lost.storage_key).unlink()
     else:  # locked versions cannot go: the catalog names a version the store does not have
         with env.sessions.begin() as s:
-            s.execute(update(Recording).where(Recording.id == lost.id)
-                      .values(storage_version="3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"))
+            s.execute(
+                update(Recording)
+                .where(Recording.id == lost.id)
+                .values(storage_version="3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+            )
     with env.sessions.begin() as s:
         s.execute(update(Recording).where(Recording.id == edited.id).values(sha256="0" * 64))
     env.store.put("originals/2020/11/05/STRAY-0001.mp4", io.BytesIO(b"who put this here"))
     report = run(env)
     problems = {(p["subject"], p["problem"]) for p in report.problems}
-    assert problems == {(flipped.archive_no, "mismatch"), (lost.archive_no, "missing"),
-                        (edited.archive_no, "mismatch"), ("originals/2020/11/05/STRAY-0001.mp4", "orphan")}
+    assert problems == {
+        (flipped.archive_no, "mismatch"),
+        (lost.archive_no, "missing"),
+        (edited.archive_no, "mismatch"),
+        ("originals/2020/11/05/STRAY-0001.mp4", "orphan"),
+    }
     edited_problem = next(p for p in report.problems if p["subject"] == edited.archive_no)
     assert edited_problem["expected"].startswith("0" * 64) and edited.sha256 in edited_problem["found"]
     with env.sessions() as s:

@@ -53,8 +53,13 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     schema.upgrade(engine)
     store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
     store.ensure_ready()
-    env = Env(engine, session_factory(engine), store, tmp,
-              ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)))
+    env = Env(
+        engine,
+        session_factory(engine),
+        store,
+        tmp,
+        ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)),
+    )
     built = build_case(env, proxies=True)
     store_recording(env, 7, start=T0, kek=built.kek)  # another case's events fall in between
     result = export(env, built, tmp / "out", with_proxies=True)
@@ -82,16 +87,24 @@ def reseal(bag: Path) -> None:
     payload = sorted(p for p in (bag / "data").rglob("*") if p.is_file())
     rel = [p.relative_to(bag).as_posix() for p in payload]
     (bag / "manifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {r}\n" for p, r in zip(payload, rel)),
-        encoding="utf-8")
+        "".join(
+            f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {r}\n" for p, r in zip(payload, rel, strict=True)
+        ),
+        encoding="utf-8",
+    )
     info = (bag / "bag-info.txt").read_text(encoding="utf-8").splitlines()
     oxum = f"{sum(p.stat().st_size for p in payload)}.{len(payload)}"
-    (bag / "bag-info.txt").write_text("".join(
-        (f"Payload-Oxum: {oxum}" if line.startswith("Payload-Oxum:") else line) + "\n" for line in info),
-        encoding="utf-8")
+    (bag / "bag-info.txt").write_text(
+        "".join(
+            (f"Payload-Oxum: {oxum}" if line.startswith("Payload-Oxum:") else line) + "\n" for line in info
+        ),
+        encoding="utf-8",
+    )
     tags = sorted(p.name for p in bag.iterdir() if p.is_file() and not p.name.startswith("tagmanifest-"))
     (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256((bag / t).read_bytes()).hexdigest()}  {t}\n" for t in tags), encoding="utf-8")
+        "".join(f"{hashlib.sha256((bag / t).read_bytes()).hexdigest()}  {t}\n" for t in tags),
+        encoding="utf-8",
+    )
 
 
 def excerpt_of(bag: Path) -> dict:
@@ -100,8 +113,9 @@ def excerpt_of(bag: Path) -> dict:
 
 def write_excerpt(bag: Path, excerpt: dict) -> None:
     # Any JSON layout: a forger need not keep the one-link-a-line form.
-    (bag / "data" / "custody" / "excerpt.json").write_text(json.dumps(excerpt, ensure_ascii=False),
-                                                           encoding="utf-8")
+    (bag / "data" / "custody" / "excerpt.json").write_text(
+        json.dumps(excerpt, ensure_ascii=False), encoding="utf-8"
+    )
 
 
 def problems(path: Path) -> list[tuple[str, str]]:
@@ -120,18 +134,23 @@ def check_both_forms(bag: Path, expected: set[tuple[str, str]], *, bagit_ok: boo
     assert expected <= set(found), found
     assert set(problems(zipped(bag))) == set(found)
     assert bagit_valid(bag) == bagit_ok
-    cli = subprocess.run([sys.executable, str(BAGIT_CLI), "--validate", str(bag)],
-                         capture_output=True, text=True, timeout=120)
+    cli = subprocess.run(
+        [sys.executable, str(BAGIT_CLI), "--validate", str(bag)], capture_output=True, text=True, timeout=120
+    )
     assert (cli.returncode == 0) == bagit_ok, cli.stderr
 
 
 def original(built: Built, which: str = "plain") -> str:
-    item = built.protected_item if which == "protected" else \
-        next(i for i in built.plain if i != built.protected_item)
+    item = (
+        built.protected_item
+        if which == "protected"
+        else next(i for i in built.plain if i != built.protected_item)
+    )
     return f"data/originals/{item}.mp4"
 
 
 # --- the untouched package --------------------------------------------------------------------
+
 
 def test_the_untouched_package_verifies_as_a_folder_and_as_a_zip(bag: Path, pristine: Pristine) -> None:
     report = verify_package(bag)
@@ -165,21 +184,30 @@ def test_a_missing_path_is_an_error_and_a_damaged_zip_a_problem(tmp_path: Path) 
 
 # --- bag-level tampering: bagit sees it too -----------------------------------------------------
 
+
 def test_a_flipped_payload_byte(bag: Path, pristine: Pristine) -> None:
     path = bag / original(pristine.built, "protected")
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0x01
     path.write_bytes(bytes(data))
-    check_both_forms(bag, {(original(pristine.built, "protected"), "sha256 mismatch"),
-                           ("data/case.json", f"item {pristine.built.protected_item} digest mismatch")},
-                     bagit_ok=False)
+    check_both_forms(
+        bag,
+        {
+            (original(pristine.built, "protected"), "sha256 mismatch"),
+            ("data/case.json", f"item {pristine.built.protected_item} digest mismatch"),
+        },
+        bagit_ok=False,
+    )
 
 
 def test_a_deleted_payload_file(bag: Path, pristine: Pristine) -> None:
     (bag / original(pristine.built)).unlink()
     item = Path(original(pristine.built)).stem
-    check_both_forms(bag, {(original(pristine.built), "missing"),
-                           ("data/case.json", f"item {item} file missing")}, bagit_ok=False)
+    check_both_forms(
+        bag,
+        {(original(pristine.built), "missing"), ("data/case.json", f"item {item} file missing")},
+        bagit_ok=False,
+    )
     assert any(p == "bag-info.txt" and m.startswith("Payload-Oxum") for p, m in problems(bag))
 
 
@@ -201,8 +229,9 @@ def test_an_edited_manifest_line(bag: Path, pristine: Pristine) -> None:
     target = original(pristine.built)
     lines = [("0" * 64 + "  " + target) if line.endswith(target) else line for line in lines]
     manifest.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    check_both_forms(bag, {(target, "sha256 mismatch"), ("manifest-sha256.txt", "sha256 mismatch")},
-                     bagit_ok=False)
+    check_both_forms(
+        bag, {(target, "sha256 mismatch"), ("manifest-sha256.txt", "sha256 mismatch")}, bagit_ok=False
+    )
 
 
 def test_an_edited_tag_manifest(bag: Path) -> None:
@@ -216,8 +245,10 @@ def test_an_edited_tag_manifest(bag: Path) -> None:
 def test_an_edited_payload_oxum(bag: Path) -> None:
     info = bag / "bag-info.txt"
     lines = info.read_text(encoding="utf-8").splitlines()
-    info.write_text("".join(("Payload-Oxum: 1.1" if line.startswith("Payload-Oxum") else line) + "\n"
-                            for line in lines), encoding="utf-8")
+    info.write_text(
+        "".join(("Payload-Oxum: 1.1" if line.startswith("Payload-Oxum") else line) + "\n" for line in lines),
+        encoding="utf-8",
+    )
     reseal_tags_only(bag)
     found = problems(bag)
     assert [p for p in found if p[0] == "bag-info.txt"][0][1].startswith("Payload-Oxum 1.1, payload is ")
@@ -227,10 +258,13 @@ def test_an_edited_payload_oxum(bag: Path) -> None:
 def reseal_tags_only(bag: Path) -> None:
     tags = sorted(p.name for p in bag.iterdir() if p.is_file() and not p.name.startswith("tagmanifest-"))
     (bag / "tagmanifest-sha256.txt").write_text(
-        "".join(f"{hashlib.sha256((bag / t).read_bytes()).hexdigest()}  {t}\n" for t in tags), encoding="utf-8")
+        "".join(f"{hashlib.sha256((bag / t).read_bytes()).hexdigest()}  {t}\n" for t in tags),
+        encoding="utf-8",
+    )
 
 
 # --- evidence-level tampering, resealed: only verify_package sees it -----------------------------
+
 
 def test_an_edited_custody_event(bag: Path) -> None:
     excerpt = excerpt_of(bag)
@@ -245,7 +279,9 @@ def test_a_forged_event_with_a_recomputed_hash_does_not_match_its_link(bag: Path
     excerpt = excerpt_of(bag)
     event = next(e for e in excerpt["events"] if e["action"] == "linked")
     event["details"]["item_no"] = "KZCG-2020-0001-099V"
-    event["hash"] = hashlib.sha256(canonical_bytes({k: v for k, v in event.items() if k != "hash"})).hexdigest()
+    event["hash"] = hashlib.sha256(
+        canonical_bytes({k: v for k, v in event.items() if k != "hash"})
+    ).hexdigest()
     write_excerpt(bag, excerpt)
     reseal(bag)
     found = problems(bag)
@@ -279,14 +315,18 @@ def test_a_removed_event_record_leaves_the_link_and_breaks_nothing_else(bag: Pat
 def test_an_event_the_checkpoint_does_not_cover(bag: Path) -> None:
     excerpt = excerpt_of(bag)
     last = excerpt["events"][-1]
-    later = {k: v for k, v in last.items() if k != "hash"} | {"seq": last["seq"] + 1, "prev": last["hash"],
-                                                             "action": "released"}
+    later = {k: v for k, v in last.items() if k != "hash"} | {
+        "seq": last["seq"] + 1,
+        "prev": last["hash"],
+        "action": "released",
+    }
     later["hash"] = hashlib.sha256(canonical_bytes(later)).hexdigest()
     excerpt["events"].append(later)
     write_excerpt(bag, excerpt)
     reseal(bag)
-    check_both_forms(bag, {("data/custody/excerpt.json", f"checkpoint does not cover event {later['seq']}")},
-                     bagit_ok=True)
+    check_both_forms(
+        bag, {("data/custody/excerpt.json", f"checkpoint does not cover event {later['seq']}")}, bagit_ok=True
+    )
 
 
 def test_an_altered_checkpoint_signature(bag: Path) -> None:
@@ -308,13 +348,16 @@ def test_a_checkpoint_moved_to_another_head(bag: Path) -> None:
     reseal(bag)
     found = problems(bag)
     assert ("data/custody/checkpoint.json", "checkpoint signature invalid") in found
-    assert any(p == "data/custody/excerpt.json" and m.endswith("is not the checkpoint head") for p, m in found)
+    assert any(
+        p == "data/custody/excerpt.json" and m.endswith("is not the checkpoint head") for p, m in found
+    )
 
 
 def test_a_public_key_replaced_by_another(bag: Path) -> None:
     other = Ed25519PrivateKey.generate().public_key()
-    (bag / "data" / "custody" / "public-key.pem").write_bytes(other.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    (bag / "data" / "custody" / "public-key.pem").write_bytes(
+        other.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     reseal(bag)
     check_both_forms(bag, {("data/custody/checkpoint.json", "checkpoint signature invalid")}, bagit_ok=True)
 
@@ -344,16 +387,24 @@ def test_a_damaged_zip_member_is_named(bag: Path, pristine: Pristine) -> None:
     data[at] ^= 0x01
     archive.write_bytes(bytes(data))
     found = problems(archive)
-    assert any(p == original(pristine.built, "protected") and m.startswith(("unreadable", "sha256 mismatch"))
-               for p, m in found), found
+    assert any(
+        p == original(pristine.built, "protected") and m.startswith(("unreadable", "sha256 mismatch"))
+        for p, m in found
+    ), found
 
 
 # --- layout and size ----------------------------------------------------------------------
 
+
 def test_any_json_layout_of_the_excerpt_is_read(bag: Path) -> None:
     excerpt = excerpt_of(bag)
-    reordered = {"links": excerpt["links"], "events": excerpt["events"], "checkpoint": excerpt["checkpoint"],
-                 "subjects": excerpt["subjects"], "v": 1}  # links before the records they check
+    reordered = {
+        "links": excerpt["links"],
+        "events": excerpt["events"],
+        "checkpoint": excerpt["checkpoint"],
+        "subjects": excerpt["subjects"],
+        "v": 1,
+    }  # links before the records they check
     (bag / "data" / "custody" / "excerpt.json").write_text(json.dumps(reordered, indent=3), encoding="utf-8")
     reseal(bag)
     assert verify_package(bag).ok
@@ -368,7 +419,7 @@ def test_a_long_chain_of_links_is_checked_in_small_memory(bag: Path, pristine: P
     path = bag / "data" / "custody" / "excerpt.json"
     text = path.read_text(encoding="utf-8")
     with open(path, "w", encoding="utf-8") as out:
-        out.write(text[:text.rindex("\n]}")])
+        out.write(text[: text.rindex("\n]}")])
         prev = last_hash
         for seq in range(last_seq + 1, last_seq + count + 1):
             digest = hashlib.sha256(str(seq).encode()).hexdigest()
@@ -376,8 +427,13 @@ def test_a_long_chain_of_links_is_checked_in_small_memory(bag: Path, pristine: P
             prev = digest
         out.write("\n]}\n")
     # Signed again over the new head with the custody key, as a later checkpoint would be.
-    moved = sign_checkpoint(pristine.built.key, n=checkpoint["n"], seq=last_seq + count, head=prev,
-                            time=parse_instant(checkpoint["time"]))
+    moved = sign_checkpoint(
+        pristine.built.key,
+        n=checkpoint["n"],
+        seq=last_seq + count,
+        head=prev,
+        time=parse_instant(checkpoint["time"]),
+    )
     (bag / "data" / "custody" / "checkpoint.json").write_bytes(canonical_bytes(moved.to_record()))
     reseal(bag)
     assert path.stat().st_size > 40 << 20

@@ -27,7 +27,11 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     unlink_item(env.as_("r"), case.number, pairs[1][1], reason="误关联")
     scan = tmp_path / "立案.pdf"
     scan.write_bytes(b"%PDF-1.4")
-    store_document(env.as_("clerk"), NewDocument(case.case_key, scan, "立案审批表", officer="JX0227"), doc_types=["立案审批表"])
+    store_document(
+        env.as_("clerk"),
+        NewDocument(case.case_key, scan, "立案审批表", officer="JX0227"),
+        doc_types=["立案审批表"],
+    )
     set_hold(env.as_("legal"), case.number, reason="复议")
     time.sleep(3.5)  # the routine lock of a few seconds runs out
     purge_recording(env.as_("cron"), purged.archive_no, reason="routine period over", due_at=None)
@@ -41,8 +45,9 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     with env.sessions() as live, session_factory(target)() as rebuilt:
         differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
         assert differences == []
-        assert [r for (r,) in rebuilt.execute(select(Recording.archive_no).order_by(Recording.archive_no))] \
-            == sorted([kept.archive_no, unlinked.archive_no])
+        assert [
+            r for (r,) in rebuilt.execute(select(Recording.archive_no).order_by(Recording.archive_no))
+        ] == sorted([kept.archive_no, unlinked.archive_no])
     # Only the event recording the checkpoint itself comes after it.
     assert len(notes) == 1 and notes[0].startswith("1 custody event(s) after the last checkpoint")
     # The purged recording's number (the day's highest) is never handed out again.

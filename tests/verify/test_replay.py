@@ -2,7 +2,7 @@
 
 import io
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import update
@@ -15,27 +15,36 @@ from catalog.models import Document, Recording
 from verify.replay import replay
 
 TYPES = ["立案审批表", "询问笔录", "现场检查（勘验）笔录"]
-T0 = datetime(2020, 11, 5, 0, 50, 56, tzinfo=timezone.utc)
+T0 = datetime(2020, 11, 5, 0, 50, 56, tzinfo=UTC)
 
 
 def doc(env, case, name: str, doc_type: str, when: datetime):
     path = env.tmp / name
     path.write_bytes(f"%PDF-1.4 {name}".encode())
-    return store_document(env.as_("clerk"), NewDocument(case.case_key, path, doc_type, doc_date=when), doc_types=TYPES)
+    return store_document(
+        env.as_("clerk"), NewDocument(case.case_key, path, doc_type, doc_date=when), doc_types=TYPES
+    )
 
 
 def test_items_interleave_in_time_order_with_ties_by_number(env) -> None:
     case = env.case("开城管罚立〔2020〕42号")
-    doc(env, case, "立案.pdf", "立案审批表", T0 + timedelta(hours=2))        # 001D, latest
-    early, tie_a, tie_b = (env.recording(n, start_time=t) for n, t in
-                           [(1, T0), (2, T0 + timedelta(hours=1)), (3, T0 + timedelta(hours=1))])
+    doc(env, case, "立案.pdf", "立案审批表", T0 + timedelta(hours=2))  # 001D, latest
+    early, tie_a, tie_b = (
+        env.recording(n, start_time=t)
+        for n, t in [(1, T0), (2, T0 + timedelta(hours=1)), (3, T0 + timedelta(hours=1))]
+    )
     link_recordings(env.as_("r"), case.number, [tie_b.archive_no, early.archive_no, tie_a.archive_no])
-    doc(env, case, "询问.pdf", "询问笔录", T0 + timedelta(hours=1))         # 005D, tie as well
+    doc(env, case, "询问.pdf", "询问笔录", T0 + timedelta(hours=1))  # 005D, tie as well
     header, items = replay(env.as_("auditor"), case.number, verify=False)
     assert header["number"] == "开城管罚立〔2020〕42号"
     key = case.case_key
-    assert [i.item_no for i in items] == [f"{key}-003V", f"{key}-002V", f"{key}-004V", f"{key}-005D",
-                                          f"{key}-001D"]
+    assert [i.item_no for i in items] == [
+        f"{key}-003V",
+        f"{key}-002V",
+        f"{key}-004V",
+        f"{key}-005D",
+        f"{key}-001D",
+    ]
     assert items[0].archive_no == early.archive_no and items[3].doc_type == "询问笔录"
     with env.sessions() as s:
         (event,) = [e for e in custody.events(s, subject=key) if e.action == "replayed"]
@@ -70,8 +79,7 @@ def _flip_a_byte(env, rec: Recording) -> None:
         data[len(data) // 2] ^= 0x01
         put = env.store.put(rec.storage_key, io.BytesIO(bytes(data)))
         with env.sessions.begin() as s:
-            s.execute(update(Recording).where(Recording.id == rec.id)
-                      .values(storage_version=put.version))
+            s.execute(update(Recording).where(Recording.id == rec.id).values(storage_version=put.version))
 
 
 def _remove(env, document) -> None:
@@ -81,8 +89,11 @@ def _remove(env, document) -> None:
     else:
         # A locked S3 version cannot be deleted: the catalog names a version the store lacks.
         with env.sessions.begin() as s:
-            s.execute(update(Document).where(Document.id == document.id)
-                      .values(storage_version="3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"))
+            s.execute(
+                update(Document)
+                .where(Document.id == document.id)
+                .values(storage_version="3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY")
+            )
 
 
 def test_verify_finds_a_flipped_byte_and_a_missing_object(env) -> None:

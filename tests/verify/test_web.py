@@ -59,6 +59,7 @@ class WatchedStore:
             self._watch.check(f"store.{name}")
             result = attr(*args, **kwargs)
             return self._chunks(result) if name == "read" else result
+
         return call
 
     def _chunks(self, chunks):
@@ -73,8 +74,12 @@ def exporter(services, watch: LoopWatch):
 
     def export(case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
         watch.check("export")
-        return Path(export_case(services.acting_as(actor), case_key, folder, signing_key=key,
-                                reason=reason, zip_it=True).path)
+        return Path(
+            export_case(
+                services.acting_as(actor), case_key, folder, signing_key=key, reason=reason, zip_it=True
+            ).path
+        )
+
     return export
 
 
@@ -82,8 +87,11 @@ def exporter(services, watch: LoopWatch):
 def site(env):
     now = datetime.now(UTC)
     with env.sessions.begin() as s:
-        for name, role, protected in [("aud", "auditor", False), ("leg", "legal", True),
-                                      ("adm", "admin", True)]:
+        for name, role, protected in [
+            ("aud", "auditor", False),
+            ("leg", "legal", True),
+            ("adm", "admin", True),
+        ]:
             add_user(s, name, role, PASSWORD, protected=protected, now=now)
     case = env.case("开城管罚立〔2020〕42号")
     rec = env.recording(1)
@@ -92,25 +100,44 @@ def site(env):
     (pair_a, pair_b) = link_recordings(env.as_("r"), case.number, [rec.archive_no, secret.archive_no])
     proxy = env.tmp / "proxy.mp4"
     proxy.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 400)
-    store_derivative(env.as_("station:ST01"), rec, kind="proxy", path=proxy, ext="mp4",
-                     content_type="video/mp4", method="remux")
+    store_derivative(
+        env.as_("station:ST01"),
+        rec,
+        kind="proxy",
+        path=proxy,
+        ext="mp4",
+        content_type="video/mp4",
+        method="remux",
+    )
     watch = LoopWatch()
     event.listen(env.engine, "before_cursor_execute", lambda *_: watch.check("sql"))
     services = dataclasses.replace(env.as_("web", kek=kek), store=WatchedStore(env.store, watch))
-    ctx = WebContext(services=services, zone=env.policy.zone, secret=b"k" * 32, language="zh",
-                     export=exporter(services, watch))
+    ctx = WebContext(
+        services=services,
+        zone=env.policy.zone,
+        secret=b"k" * 32,
+        language="zh",
+        export=exporter(services, watch),
+    )
     app = create_app(ctx)
     server = LiveServer(app)
-    yield {"server": server, "case": case, "item": pair_a[1], "secret_item": pair_b[1], "env": env,
-           "app": app, "ctx": ctx, "on_loop": watch.calls}
+    yield {
+        "server": server,
+        "case": case,
+        "item": pair_a[1],
+        "secret_item": pair_b[1],
+        "env": env,
+        "app": app,
+        "ctx": ctx,
+        "on_loop": watch.calls,
+    }
     server.stop()
 
 
 def sample_path(route: Route | Mount, site, token: str) -> str:
     if isinstance(route, Mount):
         return route.path + "/style.css"
-    values = {"key": site["case"].case_key, "item_no": site["item"], "subject": site["item"],
-              "token": token}
+    values = {"key": site["case"].case_key, "item_no": site["item"], "subject": site["item"], "token": token}
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)
     return path + "?reason=matrix" if route.name == "item_download" else path
 
@@ -165,8 +192,9 @@ def test_access_matrix(site, who) -> None:
 
 
 def test_a_route_without_a_rule_answers_403_to_everybody(site) -> None:
-    site["app"].router.routes.insert(0, Route("/unruled", lambda _request: PlainTextResponse("x"),
-                                              name="unruled"))
+    site["app"].router.routes.insert(
+        0, Route("/unruled", lambda _request: PlainTextResponse("x"), name="unruled")
+    )
     admin, anonymous = Browser(site["server"].base), Browser(site["server"].base)
     admin.login("adm", PASSWORD)
     assert admin.request("GET", "/unruled")[0] == 403
@@ -188,9 +216,15 @@ def test_pages_answer_while_an_export_runs(site) -> None:
     exporting.login("aud", PASSWORD)
     reader.login("aud", PASSWORD)
     answers: list[int] = []
-    worker = threading.Thread(target=lambda: answers.append(exporting.request(
-        "POST", f"/cases/{quote(site['case'].case_key)}/export",
-        {"csrf": exporting.csrf, "reason": "court"})[0]))
+    worker = threading.Thread(
+        target=lambda: answers.append(
+            exporting.request(
+                "POST",
+                f"/cases/{quote(site['case'].case_key)}/export",
+                {"csrf": exporting.csrf, "reason": "court"},
+            )[0]
+        )
+    )
     worker.start()
     try:
         assert entered.wait(20)
@@ -212,11 +246,13 @@ def test_forms_without_the_csrf_token_are_refused(site) -> None:
     for wrong in [{"csrf": "tökén"}, {"csrf": browser.csrf[:-1] + "é"}]:
         status, _, _ = browser.request("POST", f"/holds/{site['item']}/set", {"reason": "x", **wrong})
         assert status == 403
-    status, _, _ = browser.request("POST", f"/holds/{site['item']}/set", {"reason": "x"},
-                                   headers={"X-CSRF-Token": "é" * 32})
+    status, _, _ = browser.request(
+        "POST", f"/holds/{site['item']}/set", {"reason": "x"}, headers={"X-CSRF-Token": "é" * 32}
+    )
     assert status == 403
-    status, _, _ = browser.request("POST", f"/holds/{site['item']}/set",
-                                   {"reason": "with token", "csrf": browser.csrf, "back": "/"})
+    status, _, _ = browser.request(
+        "POST", f"/holds/{site['item']}/set", {"reason": "with token", "csrf": browser.csrf, "back": "/"}
+    )
     assert status == 303
 
 
@@ -284,13 +320,16 @@ def test_media_links_are_pinned_signed_and_personal(site) -> None:
 
 def test_redirects_never_leave_the_site(site) -> None:
     browser = Browser(site["server"].base)
-    status, headers, _ = browser.request("POST", "/login", {"name": "leg", "password": PASSWORD,
-                                                            "next": "//evil.example/x"})
+    status, headers, _ = browser.request(
+        "POST", "/login", {"name": "leg", "password": PASSWORD, "next": "//evil.example/x"}
+    )
     assert status == 303 and headers["location"] == "/"
     browser.login("leg", PASSWORD)
-    status, headers, _ = browser.request("POST", f"/holds/{site['item']}/set",
-                                         {"reason": "r", "csrf": browser.csrf,
-                                          "back": "https://evil.example"})
+    status, headers, _ = browser.request(
+        "POST",
+        f"/holds/{site['item']}/set",
+        {"reason": "r", "csrf": browser.csrf, "back": "https://evil.example"},
+    )
     assert status == 303 and headers["location"] == "/"
 
 
@@ -300,11 +339,15 @@ def test_a_legal_reviewer_holds_releases_and_unlinks_from_the_item_page(site) ->
     _, _, page = leg.request("GET", f"/items/{site['item']}")
     assert b'action="/holds/' in page and b"/unlink" in page
     for action, reason in [("set", "复议"), ("release", "结案")]:
-        status, headers, _ = leg.request("POST", f"/holds/{site['item']}/{action}",
-                                         {"reason": reason, "csrf": leg.csrf,
-                                          "back": f"/items/{site['item']}"})
+        status, headers, _ = leg.request(
+            "POST",
+            f"/holds/{site['item']}/{action}",
+            {"reason": reason, "csrf": leg.csrf, "back": f"/items/{site['item']}"},
+        )
         assert status == 303 and headers["location"] == f"/items/{site['item']}"
-    status, _, _ = leg.request("POST", f"/items/{site['item']}/unlink", {"reason": "误关联", "csrf": leg.csrf})
+    status, _, _ = leg.request(
+        "POST", f"/items/{site['item']}/unlink", {"reason": "误关联", "csrf": leg.csrf}
+    )
     assert status == 303
     with site["env"].sessions() as s:
         actions = [e.action for e in custody.events(s, subject=site["item"])]

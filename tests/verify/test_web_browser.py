@@ -15,9 +15,16 @@ from tests.verify.web_server import LiveServer
 
 PASSWORD = "a long enough password"
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
 
 
 @pytest.fixture
@@ -28,8 +35,11 @@ def web(tmp_path: Path, sqlite_url: str):
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     synthetic.make_video(inbox / "A123456@202011050850560000.mp4", seconds=6)
-    env = {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL": sqlite_url,
-           "EVIDENCE_UNIT": "KZCG"}
+    env = {
+        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
+        "EVIDENCE_DATABASE_URL": sqlite_url,
+        "EVIDENCE_UNIT": "KZCG",
+    }
     settings, _ = load_settings(None, env)
     app = App(settings, actor="station:ST01")
     app.init()
@@ -37,8 +47,15 @@ def web(tmp_path: Path, sqlite_url: str):
     from archive.cases import open_case
     from catalog.cases import NewCase
 
-    case = open_case(app.services.acting_as("clerk"), NewCase(number="开城管罚立〔2020〕42号", unit="KZCG",
-                             opened_on=datetime(2020, 11, 5).date(), title="占道经营"))
+    case = open_case(
+        app.services.acting_as("clerk"),
+        NewCase(
+            number="开城管罚立〔2020〕42号",
+            unit="KZCG",
+            opened_on=datetime(2020, 11, 5).date(),
+            title="占道经营",
+        ),
+    )
     ((_, item_no),) = link_recordings(app.services.acting_as("clerk"), case.number, [archived])
     with app.sessions.begin() as s:
         add_user(s, "auditor1", "auditor", PASSWORD, protected=False, now=datetime.now(UTC))
@@ -104,7 +121,8 @@ def test_media_without_a_session_and_a_hold_by_the_wrong_role_are_refused(web, c
         """async ([url, csrf]) => (await fetch(url, {method: 'POST', headers:
                {'Content-Type': 'application/x-www-form-urlencoded'},
                body: 'reason=x&csrf=' + encodeURIComponent(csrf)})).status""",
-        [f"/holds/{web['item']}/set", csrf])
+        [f"/holds/{web['item']}/set", csrf],
+    )
     assert status == 403
     with web["app"].sessions() as s:
         refused = [e for e in custody.events(s) if e.action == "refused"]

@@ -19,8 +19,9 @@ class LiveServer:
     def __init__(self, app) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                     log_level="warning", access_log=False))
+        self._server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        )
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 20
@@ -48,8 +49,9 @@ class Browser:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar), NoRedirect)
         self.csrf = ""
 
-    def request(self, method: str, path: str, data: dict | None = None, *, json_body=None,
-                headers: dict | None = None):
+    def request(
+        self, method: str, path: str, data: dict | None = None, *, json_body=None, headers: dict | None = None
+    ):
         body = None
         hdrs = dict(headers or {})
         if json_body is not None:
@@ -71,5 +73,5 @@ class Browser:
             _, _, page = self.request("GET", "/")
             marker = b'name="csrf" value="'
             start = page.index(marker) + len(marker)
-            self.csrf = page[start:page.index(b'"', start)].decode()
+            self.csrf = page[start : page.index(b'"', start)].decode()
         return status

@@ -20,7 +20,11 @@ def users(request: Request) -> Response:
 
 def users_add(request: Request) -> Response:
     form = posted(request)
-    add_account(site(request).web.acting(request.state.user), str(form.get("name", "")),
-                str(form.get("role", "")), str(form.get("password", "")),
-                protected=form.get("protected") == "on")
+    add_account(
+        site(request).web.acting(request.state.user),
+        str(form.get("name", "")),
+        str(form.get("role", "")),
+        str(form.get("password", "")),
+        protected=form.get("protected") == "on",
+    )
     return RedirectResponse("/admin/users", 303)

@@ -60,8 +60,7 @@ def routes() -> list[BaseRoute]:
         Route("/items/{item_no}/download", items.item_download, methods=["GET"], name="item_download"),
         Route("/items/{item_no}/unlink", items.item_unlink, methods=["POST"], name="item_unlink"),
         Route("/holds/{subject:path}/set", items.hold_set, methods=["POST"], name="hold_set"),
-        Route("/holds/{subject:path}/release", items.hold_release, methods=["POST"],
-              name="hold_release"),
+        Route("/holds/{subject:path}/release", items.hold_release, methods=["POST"], name="hold_release"),
         Route("/media/{token}", media.media, methods=["GET"], name="media"),
         Route("/admin/users", admin.users, methods=["GET"], name="users"),
         Route("/admin/users", admin.users_add, methods=["POST"], name="users_add"),
@@ -81,10 +80,15 @@ async def lifespan(app: Starlette):
 def create_app(ctx: WebContext) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     t = translator(ctx.language)
-    templates.env.globals.update(t=t, lang=ctx.language,
-                                 iso=lambda moment: local_iso(moment, ctx.zone) or "")
-    here = Site(web=ctx, templates=templates, signer=Signer(ctx.secret), throttle=LoginThrottle(),
-                refusals=RefusalCounter(), t=t)
+    templates.env.globals.update(t=t, lang=ctx.language, iso=lambda moment: local_iso(moment, ctx.zone) or "")
+    here = Site(
+        web=ctx,
+        templates=templates,
+        signer=Signer(ctx.secret),
+        throttle=LoginThrottle(),
+        refusals=RefusalCounter(),
+        t=t,
+    )
     app = Starlette(routes=routes(), middleware=[Middleware(AccessGate)], lifespan=lifespan)
     app.state.site = here
     app.state.refusals = here.refusals

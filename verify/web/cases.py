@@ -27,13 +27,24 @@ def search(request: Request) -> Response:
     found: list[Case] = []
     if q:
         with site(request).web.reading() as session:
-            query = select(Case).outerjoin(CaseItem, CaseItem.case_id == Case.id).outerjoin(
-                Recording, Recording.id == CaseItem.recording_id).outerjoin(
-                Officer, Officer.id == Recording.officer_id).where(or_(
-                    Case.number.contains(q), Case.case_key.contains(q), Case.title.contains(q),
-                    Officer.number == q, Case.opened_on == _maybe_date(q)))
-            found = list(session.execute(query.distinct().order_by(Case.opened_on.desc())
-                                         .limit(200)).scalars())
+            query = (
+                select(Case)
+                .outerjoin(CaseItem, CaseItem.case_id == Case.id)
+                .outerjoin(Recording, Recording.id == CaseItem.recording_id)
+                .outerjoin(Officer, Officer.id == Recording.officer_id)
+                .where(
+                    or_(
+                        Case.number.contains(q),
+                        Case.case_key.contains(q),
+                        Case.title.contains(q),
+                        Officer.number == q,
+                        Case.opened_on == _maybe_date(q),
+                    )
+                )
+            )
+            found = list(
+                session.execute(query.distinct().order_by(Case.opened_on.desc()).limit(200)).scalars()
+            )
     return render(request, "search.html", q=q, cases=found)
 
 
@@ -50,8 +61,9 @@ def case_gaps(request: Request) -> Response:
     web = site(request).web
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
-        gaps = find_gaps(case_items(session, found), on_site_types=web.on_site_types,
-                         window=web.coverage_window)
+        gaps = find_gaps(
+            case_items(session, found), on_site_types=web.on_site_types, window=web.coverage_window
+        )
     return render(request, "gaps.html", case=found, gaps=gaps)
 
 
@@ -67,8 +79,12 @@ def case_export(request: Request) -> Response:
     folder = Path(tempfile.mkdtemp(prefix="evidence-export-"))
     # Holds this worker thread for as long as the export takes; other pages use other threads.
     path = web.export(found.case_key, folder, reason=reason, actor=f"web:{request.state.user.name}")
-    return FileResponse(path, filename=path.name, media_type="application/zip",
-                        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True))
+    return FileResponse(
+        path,
+        filename=path.name,
+        media_type="application/zip",
+        background=BackgroundTask(shutil.rmtree, folder, ignore_errors=True),
+    )
 
 
 def case_link(request: Request) -> Response:

@@ -60,18 +60,29 @@ def source(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def event(web: WebContext, user: User | None, action: Action, subject: str | None,
-          **details: Any) -> None:
+def event(web: WebContext, user: User | None, action: Action, subject: str | None, **details: Any) -> None:
     """Append one custody event naming the account (database work: call it off the event loop)."""
     with web.sessions.begin() as session:
-        custody.append(session, actor=f"web:{user.name}" if user else "web:anonymous",
-                       action=action, subject=subject, details=details)
+        custody.append(
+            session,
+            actor=f"web:{user.name}" if user else "web:anonymous",
+            action=action,
+            subject=subject,
+            details=details,
+        )
 
 
 def record_refusal_counts(web: WebContext, finished: list[tuple[str, int, int]]) -> None:
     for src, minute, count in finished:
-        event(web, None, Action.REFUSED_ANONYMOUS, None, source=src,
-              minute=datetime.fromtimestamp(minute * 60, UTC).isoformat(), count=count)
+        event(
+            web,
+            None,
+            Action.REFUSED_ANONYMOUS,
+            None,
+            source=src,
+            minute=datetime.fromtimestamp(minute * 60, UTC).isoformat(),
+            count=count,
+        )
 
 
 def flush_refusals(here: Site, *, everything: bool = False) -> None:
@@ -82,29 +93,36 @@ def flush_refusals(here: Site, *, everything: bool = False) -> None:
 def render(request: Request, name: str, *, status: int = 200, **context: Any) -> Response:
     data = request.state.session or {}
     return site(request).templates.TemplateResponse(
-        request, name, {"user": request.state.user, "csrf": data.get("csrf", ""), **context},
-        status_code=status)
+        request,
+        name,
+        {"user": request.state.user, "csrf": data.get("csrf", ""), **context},
+        status_code=status,
+    )
 
 
 def error_page(request: Request, status: int, why: str) -> Response:
     if "application/json" in request.headers.get("accept", ""):
         return JSONResponse({"error": why}, status_code=status)
     return site(request).templates.TemplateResponse(
-        request, "error.html", {"status": status, "why": why, "user": request.state.user},
-        status_code=status)
+        request, "error.html", {"status": status, "why": why, "user": request.state.user}, status_code=status
+    )
 
 
 def posted(request: Request) -> FormData:
     """The posted form, read on the event loop for a handler running in a worker thread."""
+
     async def read() -> FormData:
         return await request.form()
+
     return anyio.from_thread.run(read)
 
 
 def posted_json(request: Request) -> Any:
     """The posted JSON body (``ValueError`` when it is not JSON), read as ``posted`` reads."""
+
     async def read() -> Any:
         return await request.json()
+
     return anyio.from_thread.run(read)
 
 

@@ -70,8 +70,11 @@ class AccessGate:
         finished = here.refusals.take_finished()
         if finished:
             await run_in_threadpool(record_refusal_counts, here.web, finished)
-        user, data = (await run_in_threadpool(signed_in, here, request.cookies[COOKIE])
-                      if COOKIE in request.cookies else (None, None))
+        user, data = (
+            await run_in_threadpool(signed_in, here, request.cookies[COOKIE])
+            if COOKIE in request.cookies
+            else (None, None)
+        )
         request.state.user, request.state.session = user, data
         started = False
 
@@ -90,8 +93,16 @@ class AccessGate:
             if started:
                 raise
             if user is not None:
-                await run_in_threadpool(event, here.web, user, Action.REFUSED, request.url.path,
-                                        route=name, role=user.role, why=refused.why)
+                await run_in_threadpool(
+                    event,
+                    here.web,
+                    user,
+                    Action.REFUSED,
+                    request.url.path,
+                    route=name,
+                    role=user.role,
+                    why=refused.why,
+                )
             response = error_page(request, refused.status, refused.why)
         except NotFound as exc:
             if started:
@@ -129,8 +140,9 @@ def signed_in(here: Site, token: str) -> tuple[User | None, dict[str, Any] | Non
     return user, data
 
 
-async def _admit(request: Request, name: str, user: User | None,
-                 data: dict[str, Any] | None) -> tuple[Response | None, Receive]:
+async def _admit(
+    request: Request, name: str, user: User | None, data: dict[str, Any] | None
+) -> tuple[Response | None, Receive]:
     """(None, the receive to hand on) to let the request through, or (the answer, …) to stop it;
     refusals are raised."""
     rule = RULES.get(name)
@@ -175,4 +187,5 @@ def _replay(body: bytes, receive: Receive) -> Receive:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
         return await receive()
+
     return replayed

@@ -44,8 +44,7 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
     case_row = session.get(Case, link.case_id)
     if case_row is None:  # a foreign key: cannot happen, but say so rather than crash
         raise NotFound(f"the case of item {item_no} is missing")
-    item = next(i for i in case_items(session, case_row, include_unlinked=True)
-                 if i.item_no == item_no)
+    item = next(i for i in case_items(session, case_row, include_unlinked=True) if i.item_no == item_no)
     return case_row, link, item
 
 
@@ -54,9 +53,15 @@ def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bo
     if item.archive_no is None:
         return item.storage_key, item.storage_version, item.encrypted
     rec = session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar_one()
-    proxy = session.execute(select(Derivative).where(
-        Derivative.recording_id == rec.id, Derivative.kind == "proxy",
-        Derivative.status == "ok").order_by(Derivative.id.desc())).scalars().first()
+    proxy = (
+        session.execute(
+            select(Derivative)
+            .where(Derivative.recording_id == rec.id, Derivative.kind == "proxy", Derivative.status == "ok")
+            .order_by(Derivative.id.desc())
+        )
+        .scalars()
+        .first()
+    )
     if proxy is None:
         return None, None, False
     return proxy.storage_key, proxy.storage_version, proxy.encrypted
@@ -67,10 +72,18 @@ def _media_url(request: Request, user: User, item: ItemView, session: Session) -
     key, version, encrypted = _shown(item, session)
     if not key:
         return None
-    return "/media/" + site(request).signer.sign("media", {
-        "k": key, "v": version, "e": encrypted, "u": user.id,
-        "t": mimetypes.guess_type(key)[0] or "application/octet-stream",
-        "i": item.item_no}, LINK_SECONDS)
+    return "/media/" + site(request).signer.sign(
+        "media",
+        {
+            "k": key,
+            "v": version,
+            "e": encrypted,
+            "u": user.id,
+            "t": mimetypes.guess_type(key)[0] or "application/octet-stream",
+            "i": item.item_no,
+        },
+        LINK_SECONDS,
+    )
 
 
 def item_page(request: Request) -> Response:
@@ -80,17 +93,30 @@ def item_page(request: Request) -> Response:
         shown = visible(user, item)
         media_url = _media_url(request, user, item, session) if shown else None
         if item.archive_no:
-            last = session.execute(select(Recording.last_verified_at).where(
-                Recording.archive_no == item.archive_no)).scalar()
+            last = session.execute(
+                select(Recording.last_verified_at).where(Recording.archive_no == item.archive_no)
+            ).scalar()
         else:
-            last = session.execute(select(Document.last_verified_at).where(
-                Document.storage_key == item.storage_key)).scalar()
-        log_rows = [e for subject in filter(None, [item.item_no, item.archive_no])
-                    for e in custody.events(session, subject=subject)]
+            last = session.execute(
+                select(Document.last_verified_at).where(Document.storage_key == item.storage_key)
+            ).scalar()
+        log_rows = [
+            e
+            for subject in filter(None, [item.item_no, item.archive_no])
+            for e in custody.events(session, subject=subject)
+        ]
     event(web, user, Action.VIEWED, item.item_no, page="item", protected_shown=shown)
-    return render(request, "item.html", case=case_row, item=item, visible=shown,
-                  media_url=media_url, last_verified=local_iso(last, web.zone) or "",
-                  log=sorted(log_rows, key=lambda e: e.seq), verdict=request.query_params.get("v"))
+    return render(
+        request,
+        "item.html",
+        case=case_row,
+        item=item,
+        visible=shown,
+        media_url=media_url,
+        last_verified=local_iso(last, web.zone) or "",
+        log=sorted(log_rows, key=lambda e: e.seq),
+        verdict=request.query_params.get("v"),
+    )
 
 
 def item_verify(request: Request) -> Response:
@@ -104,8 +130,13 @@ def item_verify(request: Request) -> Response:
             mark_verified(session, at=web.now(), archive_nos=[item.archive_no])
         elif verdict == "ok" and item.storage_key:
             mark_verified(session, at=web.now(), document_keys=[item.storage_key])
-        custody.append(session, actor=f"web:{user.name}", action=Action.VERIFIED,
-                       subject=item.item_no, details={"result": verdict})
+        custody.append(
+            session,
+            actor=f"web:{user.name}",
+            action=Action.VERIFIED,
+            subject=item.item_no,
+            details={"result": verdict},
+        )
     return RedirectResponse(f"/items/{item.item_no}?v={verdict}", 303)
 
 
@@ -113,20 +144,27 @@ def item_play(request: Request) -> Response:
     """The page reports a play (start position, watched seconds) when the player pauses or ends."""
     web, user = site(request).web, request.state.user
     if "application/json" not in request.headers.get("content-type", ""):
-        raise Refusal(400, "send the play as JSON: {\"start\": seconds, \"watched\": seconds}")
+        raise Refusal(400, 'send the play as JSON: {"start": seconds, "watched": seconds}')
     try:
         body = posted_json(request)
         start, watched = float(body.get("start", 0)), float(body.get("watched", 0))
     except (TypeError, ValueError, AttributeError):
         raise Refusal(400, "start and watched must be numbers") from None
-    if not (0 <= start < 10 ** 6 and 0 <= watched < 10 ** 6):
+    if not (0 <= start < 10**6 and 0 <= watched < 10**6):
         raise Refusal(400, "start and watched out of range")
     with web.reading() as session:
         _case, _link, item = find_item(session, request.path_params["item_no"])
     if not visible(user, item):
         raise Refusal(403, "protected record")
-    event(web, user, Action.PLAYED, item.item_no, start_s=round(start, 1),
-          watched_s=round(watched, 1), archive_no=item.archive_no)
+    event(
+        web,
+        user,
+        Action.PLAYED,
+        item.item_no,
+        start_s=round(start, 1),
+        watched_s=round(watched, 1),
+        archive_no=item.archive_no,
+    )
     return JSONResponse({"ok": True})
 
 
@@ -146,11 +184,16 @@ def item_download(request: Request) -> Response:
     name = f"{item.item_no}{Path(item.storage_key).suffix}"
     # A plain (sync) iterator: StreamingResponse reads each chunk in the thread pool.
     return StreamingResponse(
-        read_plain(web.store, item.storage_key, item.storage_version, encrypted=item.encrypted,
-                   kek=web.services.kek_for(item.encrypted)),
+        read_plain(
+            web.store,
+            item.storage_key,
+            item.storage_version,
+            encrypted=item.encrypted,
+            kek=web.services.kek_for(item.encrypted),
+        ),
         media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"',
-                 "Content-Length": str(size)})
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(size)},
+    )
 
 
 def item_unlink(request: Request) -> Response:
@@ -164,8 +207,11 @@ def item_unlink(request: Request) -> Response:
 
 def _hold(request: Request, change: Callable[..., object]) -> Response:
     form = posted(request)
-    change(site(request).web.acting(request.state.user), request.path_params["subject"],
-           reason=str(form.get("reason", "")))
+    change(
+        site(request).web.acting(request.state.user),
+        request.path_params["subject"],
+        reason=str(form.get("reason", "")),
+    )
     return RedirectResponse(local(str(form.get("back") or "/")), 303)
 
 

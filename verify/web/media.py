@@ -31,8 +31,9 @@ def media(request: Request) -> Response:
         raise Refusal(403, "the media link belongs to another account")
     store, key, version, encrypted = here.web.store, link["k"], link["v"], link["e"]
     if not encrypted and store.capabilities.presigned_urls:
-        return RedirectResponse(playback_url(store, key, version, encrypted=False,
-                                             expires=timedelta(seconds=LINK_SECONDS)), 302)
+        return RedirectResponse(
+            playback_url(store, key, version, encrypted=False, expires=timedelta(seconds=LINK_SECONDS)), 302
+        )
     size = plain_size(store, key, version, encrypted)
     span = _range(request.headers.get("range", ""), size)
     if span is None:
@@ -42,8 +43,15 @@ def media(request: Request) -> Response:
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     # A plain (sync) iterator: StreamingResponse reads each chunk in the thread pool.
-    body = read_plain(store, key, version, encrypted=encrypted,
-                      kek=here.web.services.kek_for(encrypted), start=start, length=end - start + 1)
+    body = read_plain(
+        store,
+        key,
+        version,
+        encrypted=encrypted,
+        kek=here.web.services.kek_for(encrypted),
+        start=start,
+        length=end - start + 1,
+    )
     return StreamingResponse(body, status_code=status, media_type=link["t"], headers=headers)
 
 

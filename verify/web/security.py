@@ -79,8 +79,10 @@ class LoginThrottle:
 
     def blocked(self, source: str, name: str) -> bool:
         with self._lock:
-            return len(self._recent((source, name))) >= self.limit or \
-                len(self._recent((source, "*"))) >= self.limit * 4
+            return (
+                len(self._recent((source, name))) >= self.limit
+                or len(self._recent((source, "*"))) >= self.limit * 4
+            )
 
     def failed(self, source: str, name: str) -> None:
         with self._lock:

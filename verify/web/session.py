@@ -21,22 +21,29 @@ def login_post(request: Request) -> Response:
     name, password = str(form.get("name", "")), str(form.get("password", ""))
     nxt = local(str(form.get("next") or "/"))
     if here.throttle.blocked(source(request), name):
-        return render(request, "login.html", status=429, user=None, next=nxt,
-                      failed=here.t("throttled"))
+        return render(request, "login.html", status=429, user=None, next=nxt, failed=here.t("throttled"))
     with here.web.reading() as session:
         user = authenticate(session, name, password)
     if user is None:
         here.throttle.failed(source(request), name)
         event(here.web, None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
-        return render(request, "login.html", status=401, user=None, next=nxt,
-                      failed=here.t("bad_login"))
+        return render(request, "login.html", status=401, user=None, next=nxt, failed=here.t("bad_login"))
     event(here.web, user, Action.LOGIN, f"user:{user.name}", source=source(request))
-    token = here.signer.sign("session", {"uid": user.id, "csrf": new_csrf(),
-                                         "pw": int(user.password_changed_at.timestamp())},
-                             SESSION_SECONDS)
+    token = here.signer.sign(
+        "session",
+        {"uid": user.id, "csrf": new_csrf(), "pw": int(user.password_changed_at.timestamp())},
+        SESSION_SECONDS,
+    )
     response = RedirectResponse(nxt, 303)
-    response.set_cookie(COOKIE, token, max_age=SESSION_SECONDS, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https", path="/")
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
     return response
 
 
