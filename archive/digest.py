@@ -10,17 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import mmap
 import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 
 from .errors import ContentChanged
+
+if TYPE_CHECKING:
+    from .store import BinaryStream
 
 READ_SIZE = 1 << 20
 _CHUNK = 8 << 20  # reads of large files: few system calls, each hashed while the next is read
@@ -113,14 +117,14 @@ def s3_etag(part_md5s: list[bytes]) -> str:
 class HashingReader(io.RawIOBase):
     """A read-only stream that hashes every byte read through it."""
 
-    def __init__(self, source: BinaryIO, hasher: Hasher) -> None:
+    def __init__(self, source: BinaryStream, hasher: Hasher) -> None:
         self._source = source
         self.hasher = hasher
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         n = self._source.readinto(buffer) if hasattr(self._source, "readinto") else None
         if n is None:
             data = self._source.read(len(buffer))
@@ -179,7 +183,10 @@ def hash_file(path: Path, *, sm3: bool = False, part_size: int | None = None) ->
     return hasher.digests()
 
 
-class HashThread:
+_Buffer = TypeVar("_Buffer", bytes, bytearray, mmap.mmap)
+
+
+class HashThread(Generic[_Buffer]):
     """Feeds a ``Hasher``, in a thread of its own, with the buffers given to ``feed``.
 
     Buffers are hashed in the order given; each goes back to ``pool`` once hashed, where
@@ -188,10 +195,10 @@ class HashThread:
     ``take`` or ``finish``.
     """
 
-    def __init__(self, hasher: Hasher, pool: queue.SimpleQueue) -> None:
+    def __init__(self, hasher: Hasher, pool: queue.SimpleQueue[_Buffer]) -> None:
         self._hasher = hasher
-        self._pool = pool
-        self._work: queue.SimpleQueue = queue.SimpleQueue()
+        self._pool: queue.SimpleQueue[_Buffer] = pool
+        self._work: queue.SimpleQueue[tuple[_Buffer, int] | None] = queue.SimpleQueue()
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = threading.Thread(target=self._run, name="hash", daemon=True)
         self._thread.start()
@@ -211,14 +218,14 @@ class HashThread:
         if self._error is not None:
             raise self._error
 
-    def feed(self, buffer, n: int) -> None:
+    def feed(self, buffer: _Buffer, n: int) -> None:
         """Hash ``buffer[:n]``; the buffer must not change until it is back in the pool."""
         self._raise()
         self._work.put((buffer, n))
 
-    def take(self):
+    def take(self) -> _Buffer:
         """The next buffer back from hashing (waits for one)."""
-        buffer = self._pool.get()
+        buffer: _Buffer = self._pool.get()
         self._raise()
         return buffer
 

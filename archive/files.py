@@ -12,26 +12,27 @@ path by then.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from . import encryption
 from .digest import Digests, Hasher, HashingReader, expect
-from .store import ObjectStore, PutResult
+from .store import BinaryStream, ObjectStore, PutResult
 
-Source = Path | BinaryIO | Callable[[], BinaryIO]
+Source = Path | BinaryIO | Callable[[], BinaryIO | io.RawIOBase]
 """What :func:`put_file` reads: a path, an open binary file, or a callable opening one."""
 
 
-def _opened(source: Source) -> AbstractContextManager[BinaryIO]:
+def _opened(source: Source) -> AbstractContextManager[BinaryIO | io.RawIOBase]:
     if isinstance(source, (str, os.PathLike)):
         return open(source, "rb")
     if callable(source):
-        return source()  # type: ignore[return-value]
+        return source()  # a new reader, closed when done
     return nullcontext(source)  # the caller's file: left open
 
 
@@ -51,7 +52,8 @@ def put_file(
     """``path`` is a :data:`Source`; ``encrypt`` is (key-encryption key, algorithm) for a
     protected record, else None."""
     check = expect(digests, label)
-    with _opened(path) as source:
+    with _opened(path) as opened:
+        source = cast(BinaryStream, opened)  # files opened in binary mode have readinto
         if encrypt is None:
             return store.put(
                 key,

@@ -151,7 +151,7 @@ class _ReadBack:
         self._done = 0  # bytes read back so far
         self._asked = 0  # bytes handed to the thread
         self._reader: io.FileIO | None = None
-        self._hashing: HashThread | None = None
+        self._hashing: HashThread[mmap.mmap] | None = None
         self._pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
         self._buffers = 0
         self._direct = False
@@ -399,7 +399,7 @@ class LocalStore:
         back = _ReadBack(fd, tmp, sm3=sm3, evict=self._reread_from_disk)
         direct = _set_direct(fd, True)
         pool: queue.SimpleQueue[mmap.mmap] = queue.SimpleQueue()
-        hashing: HashThread | None = None
+        hashing: HashThread[mmap.mmap] | None = None
         buffers, written, ok = 0, 0, False
         try:
             while True:

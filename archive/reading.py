@@ -14,7 +14,7 @@ import queue
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from catalog.errors import EvidenceError, Refused
 
@@ -37,7 +37,7 @@ class StoreStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         while not self._pending:
             self._pending = next(self._chunks, b"")
             if not self._pending:

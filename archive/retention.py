@@ -132,5 +132,5 @@ def decide(facts: Facts, rules: Rules) -> Decision:
     forever = [why for end, why in candidates if end is None]
     if forever:
         return Decision(None, f"kept permanently: {forever[0]}")
-    end, why = max(candidates, key=lambda c: c[0])  # type: ignore[arg-type, return-value]
+    end, why = max(candidates, key=lambda c: c[0])  # type: ignore[arg-type, return-value]  # None-free by the filter above
     return Decision(end, why)

@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             "sweep, local store, warm",
             [("sweep local warm", lambda: warm_pages(objects), {"op": "sweep", **local_spec})],
         )
-        drop = lambda: drop_pages(objects)  # noqa: E731
+        drop = lambda: drop_pages(objects)
         bench.group(
             "local store, cold",
             [

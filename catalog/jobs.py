@@ -9,11 +9,13 @@ Side exits: ``duplicate``, ``quarantined``, ``failed`` (retried after
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from .errors import NotFound
 from .models import IngestJob
 
 MAX_BACKOFF = timedelta(hours=1)
@@ -76,7 +78,7 @@ def job_for(
         except IntegrityError:  # another worker created it at the same moment
             session.rollback()
             with sessions() as again:
-                return find(again)  # type: ignore[return-value]
+                return find(again)  # type: ignore[return-value]  # the row that won the race
         return job
 
 
@@ -148,9 +150,11 @@ def archived_copy(
         )
 
 
-def update(sessions: sessionmaker[Session], job: IngestJob, now: datetime, **values) -> IngestJob:
+def update(sessions: sessionmaker[Session], job: IngestJob, now: datetime, **values: Any) -> IngestJob:
     with sessions.begin() as session:
         row = session.get(IngestJob, job.id)
+        if row is None:  # jobs are never deleted while a pipeline holds them
+            raise NotFound(f"ingest job {job.id} is gone")
         for name, value in values.items():
             setattr(row, name, value)
         row.updated_at = now

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from .db import changed_rows
 from .errors import InvalidInput
 from .models import Derivative, Document, Recording
 
@@ -51,5 +52,5 @@ def mark_verified(
             result = session.execute(
                 update(model).where(column.in_(names[start : start + BATCH])).values(last_verified_at=at)
             )
-            updated += result.rowcount
+            updated += changed_rows(result)
     return updated

@@ -306,7 +306,7 @@ def _coerce(tp: Any, value: Any, where: str, source: str) -> Any:
         if not isinstance(value, dict):
             raise wrong()
         return {str(k): _coerce(item_tp, v, f"{where}.{k}", source) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise wrong()
         return _build(tp, value, f"{where}.", source)
@@ -474,7 +474,8 @@ def validate(s: Settings, source: str) -> None:
             parse_period(value)
         except InvalidInput as exc:
             fail(key, exc.message, exc.hint)
-    if parse_period(r.routine) and _months(parse_period(r.routine)) < 6:
+    routine = parse_period(r.routine)
+    if routine and _months(routine) < 6:
         fail(
             "retention.routine",
             "is shorter than six months",

@@ -548,12 +548,12 @@ def _tile(tiles: list[Path], out: Path, *, what: str, gap: int = 2) -> None:
     """Lay the tiles out in rows of SHEET_COLUMNS on black, each centred in its cell."""
     from PIL import Image
 
-    images = []
+    images: list[Image.Image] = []
     try:
         for path in tiles:
-            with Image.open(path) as img:
-                images.append(img.convert("RGB"))
-    except Exception as exc:  # noqa: BLE001
+            with Image.open(path) as opened:
+                images.append(opened.convert("RGB"))
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds for a bad frame
         raise DerivativeFailed(f"{what}: a frame is unreadable ({exc})") from None
     cell_w = max(img.width for img in images)
     cell_h = max(img.height for img in images)

@@ -43,7 +43,7 @@ from dataclasses import astuple, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
 from re import Pattern
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -159,9 +159,9 @@ class ScanReport:
             self.add_left(outcome.path, outcome.archive_no, outcome.left)
         with self._lock:
             if outcome.kind == "archived":
-                self.archived.append(outcome.archive_no)  # type: ignore[arg-type]
+                self.archived.append(outcome.archive_no)  # type: ignore[arg-type]  # set when archived
                 if outcome.damaged:
-                    self.damaged.append(outcome.archive_no)  # type: ignore[arg-type]
+                    self.damaged.append(outcome.archive_no)  # type: ignore[arg-type]  # set when archived
             elif outcome.kind == "duplicate":
                 self.duplicates.append({"path": outcome.path, "archive_no": outcome.archive_no or ""})
             elif outcome.kind == "quarantined":
@@ -341,7 +341,7 @@ class Pipeline:
             )
             jobs.update(self.sessions, job, now, state="quarantined", outcome=reason)
             return self._quarantine(folder, path.name, shown, reason, identity)
-        damage = [integrity.reason] if integrity.status == "damaged" else []
+        damage = [integrity.reason or "damaged"] if integrity.status == "damaged" else []
 
         info = self._probe(path, integrity.kind, damage)
         names = parse_path(rel, self.setup.patterns, self.setup.zone, sn_officer=self._sn_officer(folder))
@@ -400,6 +400,7 @@ class Pipeline:
                 facts = self._facts(
                     path, st, shown, integrity.kind, info, names, sidecar, sidecar_note, damage, now
                 )
+                assert job.archive_no is not None, "drawn above, or by the run this one resumes"
                 if twin is not None and not stored_already(self.ctx.at(now), facts, job.archive_no):
                     # Resumed after its number was drawn, and another station archived the same
                     # content meanwhile: nothing of ours is stored, so this is a duplicate (the
@@ -412,7 +413,7 @@ class Pipeline:
                         path,
                         digests,
                         facts,
-                        archive_no=job.archive_no,  # type: ignore[arg-type]
+                        archive_no=job.archive_no,
                         after_put=lambda: self._fault("stored"),
                         claim=lease.confirm,
                     )
@@ -443,13 +444,13 @@ class Pipeline:
         self._fault("committed")
         if sidecar is not None and sidecar.case:
             self._link_from_sidecar(recording, sidecar.case, now)
-        finish = lambda: self._finish(folder.root, rel, shown, recording, info, job)  # noqa: E731
+        finish = lambda: self._finish(folder.root, rel, shown, recording, info, job)
         left = None
         if self._later is not None:
             # A whole pass: originals first, derivatives on their own workers, so that a
             # queue of transcodes never holds up archiving. The job stays "stored" until
             # they are done; a crash resumes from there.
-            self._later.append((shown, recording.archive_no, self._derivative_pool.submit(finish)))  # type: ignore[union-attr]
+            self._later.append((shown, recording.archive_no, self._derivative_pool.submit(finish)))  # type: ignore[union-attr]  # set with _later
         else:
             left = finish()
         return Outcome(
@@ -610,7 +611,7 @@ class Pipeline:
             for k, v in names.sources.items()
             if k not in ("seq", "marker")
         }
-        start, flags = names.start, {}
+        start, flags = names.start, cast(dict[str, Any], {})
         container_time = _container_time(info, self.setup.zone)
         if start is None and container_time is not None:
             start, sources["start_time"] = container_time, "container"
@@ -647,7 +648,7 @@ class Pipeline:
         return OriginalFacts(
             station=self.setup.station,
             unit=self.setup.unit,
-            kind=resolved_kind,  # type: ignore[arg-type]
+            kind=resolved_kind,  # type: ignore[arg-type]  # one of the three kinds
             original_name=safe_display(path.name),
             content_type=CONTENT_TYPES.get(ext, "application/octet-stream"),
             start_time=start,

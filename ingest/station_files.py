@@ -29,6 +29,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from catalog.errors import EvidenceError
 
@@ -246,7 +247,7 @@ class FdReader(io.RawIOBase):
             self._pos = (end if self._limit is None else min(end, self._limit)) + offset
         return self._pos
 
-    def readinto(self, buffer) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
         want = len(view) if self._limit is None else min(len(view), self._limit - self._pos)
         if want <= 0:

@@ -51,7 +51,7 @@ def pg_admin() -> Iterator[Engine]:
     try:
         with engine.connect() as conn:
             conn.execute(text("select 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same way
         pytest.fail(
             f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}. "
             "Run `make test` (it starts it) or set EVIDENCE_TEST_PG_URL.",

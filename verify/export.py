@@ -327,7 +327,7 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
     entries = []
     for view in items:
         row: Recording | Document | None = (
-            recs.get(view.archive_no) if view.archive_no else docs.get(view.storage_key)
+            recs.get(view.archive_no) if view.archive_no else docs.get(view.storage_key or "")
         )
         folder = "documents" if view.kind == "document" else "originals"
         ext = extension(view.storage_key or "")

@@ -161,8 +161,8 @@ def _known_keys(session: Session) -> set[str]:
         select(Recording.storage_key, Recording.manifest_key).where(Recording.status != "purged")
     ):
         keys.update(k for k in (a, b) if k)
-    for a, b in session.execute(select(Document.storage_key, Document.manifest_key)):
-        keys.update(k for k in (a, b) if k)
+    for c, d in session.execute(select(Document.storage_key, Document.manifest_key)):
+        keys.update(k for k in (c, d) if k)
     keys.update(
         k
         for (k,) in session.execute(
@@ -170,6 +170,7 @@ def _known_keys(session: Session) -> set[str]:
                 Derivative.storage_key.is_not(None), Derivative.status == "ok"
             )
         )
+        if k
     )
     return keys
 
@@ -238,7 +239,7 @@ def sweep(
         )
         if problem is None:
             report.ok += 1
-            if target.table is not None:
+            if target.table is not None and target.row_id is not None:
                 verified.setdefault(target.table, []).append(target.row_id)
         else:
             report.problems.append(
@@ -271,13 +272,13 @@ def sweep(
             document_ids=verified.get(Document, ()),
             derivative_ids=verified.get(Derivative, ()),
         )
-        for problem in report.problems:
+        for found_problem in report.problems:
             custody.append(
                 session,
                 actor=actor,
                 action=Action.FIXITY_PROBLEM,
-                subject=problem["subject"],
-                details={k: problem[k] for k in ("problem", "expected", "found")},
+                subject=found_problem["subject"],
+                details={k: found_problem[k] for k in ("problem", "expected", "found")},
             )
         custody.append(
             session,

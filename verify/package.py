@@ -150,7 +150,7 @@ class _Zip:
         return {rel: info.file_size for rel, info in self._members.items()}
 
     def open(self, rel: str) -> BinaryIO:
-        return self.zf.open(self._members[rel])  # type: ignore[return-value]
+        return self.zf.open(self._members[rel])  # type: ignore[return-value]  # ZipExtFile is a binary file
 
     def close(self) -> None:
         self.zf.close()
@@ -615,7 +615,7 @@ class _JsonObjectReader:
     _WS = re.compile(r"[ \t\n\r]*")
 
     def __init__(self, stream: BinaryIO) -> None:
-        self._text = io.TextIOWrapper(stream, encoding="utf-8")  # type: ignore[arg-type]
+        self._text = io.TextIOWrapper(stream, encoding="utf-8")
         self._buf, self._pos, self._eof = "", 0, False
         self._decoder = json.JSONDecoder()
 

@@ -1,6 +1,15 @@
 from datetime import UTC, datetime, timedelta
 
-from archive.retention import PERMANENT_LOCK_YEARS, add_months, add_period, lock_until
+from archive.retention import (
+    PERMANENT_LOCK_YEARS,
+    CaseLink,
+    Facts,
+    Rules,
+    add_months,
+    add_period,
+    decide,
+    lock_until,
+)
 
 UTC = UTC
 
@@ -31,7 +40,6 @@ def test_lock_until_never_in_the_past_and_permanent_is_far_ahead() -> None:
 
 # --- the policy ---------------------------------------------------------------------------
 
-from archive.retention import CaseLink, Facts, Rules, decide  # noqa: E402
 
 REC = datetime(2020, 11, 5, 8, tzinfo=UTC)
 RULES = Rules(case_types={"简易程序": (2, "years")})

@@ -101,7 +101,7 @@ def test_the_catalog_database_going_away_mid_file_leaves_it_for_a_retry(station,
     settings, _ = load_settings(None, env)
     app = App(settings, actor="station:ST01")
     try:
-        cut = lambda step: proxy.cut() if step == "hashed" else None  # noqa: E731
+        cut = lambda step: proxy.cut() if step == "hashed" else None
         outcome = app.pipeline("ST01", fault_hook=cut).process(station["inbox"], video)
         assert outcome.kind == "failed" and "catalog database" in outcome.reason
         assert video.exists()

@@ -83,7 +83,7 @@ class AccessGate:
             started = True
             await send(message)
 
-        name = route.name  # type: ignore[attr-defined]
+        name = route.name  # type: ignore[attr-defined]  # every route has a name
         try:
             response, receive = await _admit(request, name, user, data)
             if response is None:
