@@ -94,7 +94,8 @@ def ingest_scan(
         out.print(
             f"archived {len(report.archived)} ({len(report.damaged)} damaged), "
             f"duplicates {len(report.duplicates)}, quarantined {len(report.quarantined)}, "
-            f"failed {len(report.failed)}, waiting {len(report.waiting)}",
+            f"failed {len(report.failed)}, waiting {len(report.waiting)}, "
+            f"left in place {len(report.left_in_place)}",
             highlight=False,
         )
         for number in report.archived:
@@ -108,6 +109,12 @@ def ingest_scan(
             out.print(f"  quarantined {q['path']}: {q['reason']}", highlight=False, markup=False)
         for f in report.failed:
             out.print(f"  failed      {f['path']}: {f['reason']}", highlight=False, markup=False)
+        for left in report.left_in_place:
+            out.print(
+                f"  left        {left['path']} ({left['archive_no'] or 'no number'}): {left['reason']}",
+                highlight=False,
+                markup=False,
+            )
 
     emit(as_json, report.to_json(), human)
     if not report.ok:

@@ -41,7 +41,9 @@ def test_many_threads_create_the_same_rows_at_once(engine) -> None:
         results = at_once(12, lambda _i, n=n: _rows(sessions, f"{n:02d}"))
         assert raised(results) == []
         assert len(set(results)) == 1  # every worker got the same rows
-        found = at_once(12, lambda _i, n=n: jobs.job_for(sessions, "ST01", f"f{n}.mp4", 10, 20, NOW).id)
+        found = at_once(
+            12, lambda _i, n=n: jobs.job_for(sessions, "ST01", f"f{n}.mp4", (1, 2, 10, 20, 30), NOW).id
+        )
         assert raised(found) == [] and len(set(found)) == 1
     counts = _counts(engine)
     assert counts == {
