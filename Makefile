@@ -2,7 +2,7 @@
 
 PYTHON      ?= python3
 VENV        ?= .venv
-PYTEST_ARGS ?= -q -ra
+PYTEST_ARGS ?= -q -ra -n 2 --durations=15
 
 STAMP := $(VENV)/.installed
 
