@@ -51,12 +51,12 @@ test: test-deps venv
 
 LINTED := archive catalog config ingest verify tests bench
 
-lint: venv
+lint: deps venv
 	"$(VENV)/bin/ruff" check $(LINTED)
 	"$(VENV)/bin/ruff" format --check $(LINTED)
 	"$(VENV)/bin/mypy"
 
-format: venv
+format: deps venv
 	"$(VENV)/bin/ruff" check --select I --fix $(LINTED)
 	"$(VENV)/bin/ruff" format $(LINTED)
 

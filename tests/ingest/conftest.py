@@ -8,9 +8,8 @@ import pytest
 from tests.conftest import run_evidence
 
 
-@pytest.fixture
-def station(tmp_path: Path, sqlite_url: str) -> dict:
-    """A data folder, a settings file (no stability wait) and an empty inbox."""
+def make_station(tmp_path: Path, db_url: str) -> dict:
+    """A data folder, a settings file (no stability wait) and an empty inbox, on ``db_url``."""
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     config = tmp_path / "evidence.toml"
@@ -20,11 +19,16 @@ def station(tmp_path: Path, sqlite_url: str) -> dict:
     env = {
         "EVIDENCE_CONFIG": str(config),
         "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
-        "EVIDENCE_DATABASE_URL": sqlite_url,
+        "EVIDENCE_DATABASE_URL": db_url,
     }
     result = run_evidence("init", "--json", env=env)
     assert result.returncode == 0, result.stderr
     return {"inbox": inbox, "env": env, "tmp": tmp_path, "config": config}
+
+
+@pytest.fixture
+def station(tmp_path: Path, sqlite_url: str) -> dict:
+    return make_station(tmp_path, sqlite_url)
 
 
 def scan(station: dict, *extra: str, env: dict | None = None, expect: int | None = None):

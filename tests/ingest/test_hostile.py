@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, text
 
 from tests import synthetic
 from tests.conftest import ROOT, run_evidence
-from tests.ingest.conftest import files_in, recordings, scan
+from tests.ingest.conftest import files_in, make_station, recordings, scan
 
 NAME = "A123456@202011050850560000.mp4"
 
@@ -35,20 +35,7 @@ NAME = "A123456@202011050850560000.mp4"
 @pytest.fixture
 def station(tmp_path: Path, db_url: str) -> dict:
     """The ingest fixture's station, on each catalog backend in turn."""
-    inbox = tmp_path / "inbox"
-    inbox.mkdir()
-    config = tmp_path / "evidence.toml"
-    config.write_text(
-        'unit = "KZCG"\n[ingest]\nstable_seconds = 0.0\nretry_seconds = 0.5\n', encoding="utf-8"
-    )
-    env = {
-        "EVIDENCE_CONFIG": str(config),
-        "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
-        "EVIDENCE_DATABASE_URL": db_url,
-    }
-    result = run_evidence("init", "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    return {"inbox": inbox, "env": env, "tmp": tmp_path, "config": config}
+    return make_station(tmp_path, db_url)
 
 
 @contextmanager
