@@ -216,7 +216,9 @@ class App:
             readers=self.reader_sessions,
         )
 
-    def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
+    def export_for_web(
+        self, case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool
+    ) -> Path:
         from verify.export import export_case
 
         result = export_case(
@@ -227,6 +229,7 @@ class App:
             reason=reason,
             with_proxies=True,
             zip_it=True,
+            include_protected=include_protected,
         )
         return Path(result.path)
 

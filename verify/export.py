@@ -20,6 +20,13 @@ that folder zipped as ``OUTDIR/{case_key}.zip`` (one top-level folder, ZIP64)::
     data/custody/checkpoint.json   the signed checkpoint the excerpt ends at
     data/custody/public-key.pem    the Ed25519 key that signed it (SubjectPublicKeyInfo PEM)
 
+An export for someone without the protected grant (``include_protected=False``) withholds
+protected items: no file of theirs, and in ``case.json``, ``index.html`` and ``bag-info.txt``
+(``Withheld-Items``) only their item numbers, marked ``withheld: protected``. Their custody
+events, and any other event that names one of their identifiers, stay in the excerpt only as
+hash-only links (as events of other subjects do), so the package still verifies; the
+``exported`` event lists the withheld item numbers.
+
 Every payload file is streamed from storage (bounded memory) and hashed while it is written;
 an original or document whose bytes do not give the catalog's SHA-256 (or SM3) aborts the
 export with ``CheckFailed`` naming the item: a package never carries altered evidence. The
@@ -71,7 +78,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -182,11 +189,13 @@ def export_case(
     zip_it: bool = False,
     source_organization: str | None = None,
     progress: Progress | None = None,
+    include_protected: bool = True,
 ) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
     The context's clock dates the export event, the checkpoint and Bagging-Date (its own
     offset's day).
+    ``include_protected=False`` withholds protected items (see the module docstring).
     Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
     ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
     """
@@ -200,6 +209,14 @@ def export_case(
         every_item = case_items(session, case, include_unlinked=True)
         entries = _entries(session, [i for i in every_item if not i.unlinked], with_proxies)
     case_key = header["case_key"]
+    withheld: list[str] = []
+    hidden: set[str] = set()  # identifiers no record of the excerpt may name
+    if not include_protected:
+        withheld = sorted(e.view.item_no for e in entries if e.view.protected)
+        hidden = _identifiers([e for e in entries if e.view.protected])
+        hidden |= {x for i in every_item if i.protected for x in (i.archive_no, i.sha256, i.storage_key) if x}
+        entries = [e for e in entries if not e.view.protected]
+        every_item = [i for i in every_item if not i.protected]
     subjects = _subjects(case_key, every_item)
 
     outdir = Path(outdir)
@@ -227,12 +244,13 @@ def export_case(
                     "item_nos": [e.view.item_no for e in entries],
                     "destination": target.name,
                     "with_proxies": with_proxies,
-                },
+                }
+                | ({"withheld": withheld, "withheld_why": "protected"} if withheld else {}),
                 now=now,
             )
         checkpoint = make_and_publish(ctx.at(now), signing_key)
 
-        payload += _write_custody(sessions, bag, subjects, checkpoint)
+        payload += _write_custody(sessions, bag, subjects, checkpoint, hidden)
         export_facts = {
             "at": format_instant(now),
             "by": actor,
@@ -243,12 +261,10 @@ def export_case(
             "key_id": checkpoint.key_id,
             "with_proxies": with_proxies,
         }
-        payload.append(
-            _write_small(bag, "data/case.json", _json_bytes(_case_document(header, entries, export_facts)))
-        )
-        payload.append(
-            _write_small(bag, "data/index.html", _index_html(header, entries, export_facts).encode("utf-8"))
-        )
+        document = _case_document(header, entries, export_facts, withheld)
+        payload.append(_write_small(bag, "data/case.json", _json_bytes(document)))
+        page = _index_html(header, entries, export_facts, withheld)
+        payload.append(_write_small(bag, "data/index.html", page.encode("utf-8")))
         _write_tags(
             bag,
             payload,
@@ -258,6 +274,7 @@ def export_case(
             len(entries),
             source_organization,
             sm3=any(e.sm3 for e in entries),
+            withheld=withheld,
         )
 
         if zip_it:
@@ -294,6 +311,22 @@ def _subjects(case_key: str, items: list[ItemView]) -> list[str]:
     found = [case_key] + [i.item_no for i in items]
     found += [i.archive_no for i in items if i.archive_no and not i.unlinked]
     return list(dict.fromkeys(found))
+
+
+def _identifiers(entries: list[_Entry]) -> set[str]:
+    """What would identify a withheld item in a custody record: numbers, digests, names, keys."""
+    found: set[str] = set()
+    for e in entries:
+        v = e.view
+        found |= {x for x in (v.archive_no, v.sha256, v.storage_key, e.sm3, e.original_name) if x}
+        found |= {x for d in e.derivatives for x in (d.key, d.sha256) if x}
+    return found
+
+
+def _names_any(record: bytes, hidden: Collection[str]) -> bool:
+    text = record.decode("utf-8")
+    # A name with quotes or backslashes appears escaped in the canonical JSON.
+    return any(h in text or json.dumps(h, ensure_ascii=False)[1:-1] in text for h in hidden)
 
 
 def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> list[_Entry]:
@@ -501,11 +534,15 @@ def _json_bytes(value: Any) -> bytes:
 
 
 def _write_custody(
-    sessions: sessionmaker[Session], bag: Path, subjects: list[str], checkpoint: Checkpoint
+    sessions: sessionmaker[Session],
+    bag: Path,
+    subjects: list[str],
+    checkpoint: Checkpoint,
+    hidden: Collection[str] = (),
 ) -> list[_PayloadFile]:
     folder = bag / "data" / "custody"
     folder.mkdir(parents=True, exist_ok=True)
-    files = [_write_excerpt(sessions, bag, "data/custody/excerpt.json", subjects, checkpoint)]
+    files = [_write_excerpt(sessions, bag, "data/custody/excerpt.json", subjects, checkpoint, hidden)]
     files.append(
         _write_small(bag, "data/custody/checkpoint.json", canonical_bytes(checkpoint.to_record()) + b"\n")
     )
@@ -525,9 +562,18 @@ def _excerpt_events(session: Session, subjects: list[str], last_seq: int) -> lis
 
 
 def _write_excerpt(
-    sessions: sessionmaker[Session], bag: Path, rel: str, subjects: list[str], checkpoint: Checkpoint
+    sessions: sessionmaker[Session],
+    bag: Path,
+    rel: str,
+    subjects: list[str],
+    checkpoint: Checkpoint,
+    hidden: Collection[str] = (),
 ) -> _PayloadFile:
-    """Stream the excerpt: one record or link a line, so a million links stay small in memory."""
+    """Stream the excerpt: one record or link a line, so a million links stay small in memory.
+
+    A record naming one of ``hidden`` (a withheld item's identifiers) is left out; its link
+    stays, so the chain still checks without showing what the record said.
+    """
     hasher = Hasher(sm3=True)
 
     def emit(out: BinaryIO, data: bytes) -> None:
@@ -535,7 +581,11 @@ def _write_excerpt(
         out.write(data)
 
     with sessions() as session, open(bag / rel, "xb", buffering=WRITE_BUFFER) as out:
-        records = _excerpt_events(session, subjects, checkpoint.seq)
+        records = [
+            e
+            for e in _excerpt_events(session, subjects, checkpoint.seq)
+            if not (hidden and _names_any(canonical_bytes(e.to_record()), hidden))
+        ]
         emit(out, b'{"v":%d,"checkpoint":%d,"subjects":' % (EXCERPT_VERSION, checkpoint.n))
         emit(out, canonical_bytes(subjects))
         emit(out, b',\n"events":[')
@@ -605,7 +655,13 @@ def _item_record(entry: _Entry) -> dict[str, Any]:
     return record
 
 
-def _case_document(header: dict[str, Any], entries: list[_Entry], export: dict[str, Any]) -> dict[str, Any]:
+def _withheld_record(item_no: str) -> dict[str, Any]:
+    return {"item_no": item_no, "withheld": "protected"}
+
+
+def _case_document(
+    header: dict[str, Any], entries: list[_Entry], export: dict[str, Any], withheld: list[str]
+) -> dict[str, Any]:
     return {
         "v": 1,
         "type": "evidence-package",
@@ -616,7 +672,8 @@ def _case_document(header: dict[str, Any], entries: list[_Entry], export: dict[s
             "checkpoint": "custody/checkpoint.json",
             "public_key": "custody/public-key.pem",
         },
-        "items": [_item_record(e) for e in entries],
+        # Withheld items last, by number: their place in the timeline would tell their time.
+        "items": [_item_record(e) for e in entries] + [_withheld_record(n) for n in withheld],
     }
 
 
@@ -654,7 +711,9 @@ def _media(entry: _Entry) -> str:
     return "无代理文件 / no proxy in this package"
 
 
-def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str, Any]) -> str:
+def _index_html(
+    header: dict[str, Any], entries: list[_Entry], export: dict[str, Any], withheld: list[str]
+) -> str:
     e = html.escape
     rows = []
     for entry in entries:
@@ -672,6 +731,11 @@ def _index_html(header: dict[str, Any], entries: list[_Entry], export: dict[str,
             f"<td><code>{e(v.sha256)}</code>"
             f"{'<br><code>SM3 ' + e(entry.sm3) + '</code>' if entry.sm3 else ''}"
             f"<br>{v.size:,} B</td><td>{_media(entry)}</td></tr>"
+        )
+    for item_no in withheld:
+        rows.append(
+            f'<tr class="withheld"><td>{e(item_no)}</td>'
+            '<td colspan="8">未提供：受保护记录 withheld: protected</td></tr>'
         )
     title = f"{header['number']} ({header['case_key']})"
     return f"""<!DOCTYPE html>
@@ -749,6 +813,7 @@ def _write_tags(
     items: int,
     organization: str | None,
     sm3: bool,
+    withheld: Sequence[str] = (),
 ) -> None:
     payload = sorted(payload, key=lambda p: p.rel)
     total = sum(p.size for p in payload)
@@ -777,6 +842,8 @@ def _write_tags(
         ("Custody-Checkpoint", str(export["checkpoint"])),
         ("Custody-Key-Id", export["key_id"]),
     ]
+    if withheld:
+        info.append(("Withheld-Items", f"{' '.join(withheld)} (withheld: protected)"))
     tags.append(("bag-info.txt", "".join(f"{k}: {_bag_info_value(v)}\n" for k, v in info).encode()))
     tags.append(("manifest-sha256.txt", "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
     if sm3:

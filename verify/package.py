@@ -11,7 +11,7 @@ the bureau. ``verify_package`` reports every problem it finds as ``{"path", "pro
 - ``tagmanifest-ALG.txt``: each tag file's digest, and no tag file left uncovered;
 - ``sm3-digests.txt`` when present (``sm3 mismatch``);
 - ``data/case.json``: every item's and derivative's digest equals its file's, and every
-  evidence file belongs to an item;
+  evidence file belongs to an item (an item marked ``withheld`` has no file to check);
 - the custody excerpt (format in ``verify.export``): each record's own hash (``event N
   altered``), the links unbroken (``chain broken at N``), each record equal to its link, the
   link at the checkpoint's seq equal to the signed head, every record covered by the checkpoint
@@ -392,6 +392,8 @@ def _check_case(
             report.add(CASE, "item malformed")
             continue
         number = item.get("item_no", "?")
+        if item.get("withheld") and not item.get("file"):
+            continue  # listed by number only; the package carries nothing of it
         wanted = [(item.get("file"), item.get("sha256"), item.get("sm3"), "")]
         wanted += [
             (d.get("file"), d.get("sha256"), None, f" {d.get('kind')}")

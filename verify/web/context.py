@@ -25,7 +25,8 @@ class WebContext:
     language: str = "zh"
     on_site_types: set[str] = field(default_factory=set)
     coverage_window: timedelta = timedelta(hours=1)
-    export: Callable[..., Path] | None = None  # (case, reason, user) -> zip path
+    # (case_key, folder, *, reason, actor, include_protected) -> zip path
+    export: Callable[..., Path] | None = None
     # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
     # queue behind writers for the write lock. None: the services' sessions.
     readers: sessionmaker[Session] | None = None

@@ -1,0 +1,100 @@
+"""An export for someone without the protected grant withholds protected items entirely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import bagit
+from sqlalchemy import select
+
+from catalog import custody
+from catalog.models import Recording
+from tests.verify.test_export import Built, build_case, export
+from verify.package import verify_package
+
+
+def _secrets(env, built: Built) -> dict[str, str]:
+    """What would identify the protected recording: name, digests, numbers, keys."""
+    item = built.protected_item
+    with env.sessions() as s:
+        rec = s.execute(
+            select(Recording).where(
+                Recording.archive_no.in_([a for a, i in built.items.items() if i == item])
+            )
+        ).scalar_one()
+    return {
+        "original name": rec.original_name,
+        "sha256": hashlib.sha256(built.plain[item]).hexdigest(),
+        "archive number": rec.archive_no,
+        "storage key": rec.storage_key,
+    }
+
+
+def _package_bytes(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_without_the_grant_protected_items_are_withheld_and_the_package_verifies(env) -> None:
+    built = build_case(env, proxies=True)
+    secrets = _secrets(env, built)
+    result = export(env, built, env.tmp / "out", with_proxies=True, include_protected=False)
+    files = _package_bytes(result.path)
+
+    protected = built.plain[built.protected_item]
+    for rel, data in files.items():
+        assert protected[:4096] not in data and protected[-4096:] not in data, f"plaintext in {rel}"
+        text = data.decode("utf-8", errors="replace")
+        for what, value in secrets.items():
+            assert value not in text, f"the {what} of the protected item is in {rel}"
+    assert not [rel for rel in files if built.protected_item in rel.rsplit("/", 1)[-1]]  # no file of it
+
+    report = verify_package(result.path)
+    assert report.ok, report.problems
+    bagit.Bag(str(result.path)).validate()
+    assert result.items == 4
+
+    case = json.loads(files["data/case.json"])
+    by_no = {i["item_no"]: i for i in case["items"]}
+    assert by_no[built.protected_item] == {"item_no": built.protected_item, "withheld": "protected"}
+    assert not any(i.get("protected") for i in case["items"])
+    page = files["data/index.html"].decode("utf-8")
+    assert built.protected_item in page and "withheld: protected" in page
+    info = bagit.Bag(str(result.path)).info
+    assert info["Withheld-Items"] == f"{built.protected_item} (withheld: protected)"
+
+    excerpt = json.loads(files["data/custody/excerpt.json"])
+    assert built.protected_item not in excerpt["subjects"]
+    kept = {e["seq"] for e in excerpt["events"]}
+    with env.sessions() as s:
+        about = [
+            e for e in custody.events(s) if e.subject in (built.protected_item, secrets["archive number"])
+        ]
+        (exported,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+    assert about and not kept & {e.seq for e in about}
+    # The protected item's events are still in the chain, as hash-only links.
+    links = {link[0]: link[2] for link in excerpt["links"]}
+    assert all(links[e.seq] == e.hash for e in about if e.seq in links)
+    assert exported.details["withheld"] == [built.protected_item]
+    assert exported.details["withheld_why"] == "protected"
+    assert built.protected_item not in exported.details["item_nos"] and exported.details["items"] == 4
+
+
+def test_with_the_grant_everything_is_included(env) -> None:
+    built = build_case(env, proxies=True)
+    secrets = _secrets(env, built)
+    result = export(env, built, env.tmp / "out", with_proxies=True, include_protected=True)
+    bag = result.path
+    assert (bag / "data" / "originals" / f"{built.protected_item}.mp4").read_bytes() == built.plain[
+        built.protected_item
+    ]
+    assert (bag / "data" / "proxies" / f"{built.protected_item}-proxy.mp4").exists()
+    case = json.loads((bag / "data" / "case.json").read_text(encoding="utf-8"))
+    protected = {i["item_no"]: i for i in case["items"]}[built.protected_item]
+    assert protected["original_name"] == secrets["original name"] and protected["sha256"] == secrets["sha256"]
+    assert "Withheld-Items" not in bagit.Bag(str(bag)).info
+    assert verify_package(bag).ok
+    with env.sessions() as s:
+        (exported,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+    assert "withheld" not in exported.details and exported.details["items"] == 5

@@ -1,0 +1,147 @@
+"""Protected records on a real server, for an account with the grant and one without: a web
+export withholds protected items from the one without."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from archive.derivatives import store_derivative
+from archive.encryption import generate_kek
+from archive.links import link_recordings
+from catalog.users import add_user
+from tests.verify.web_server import Browser, LiveServer
+from verify.export import export_case
+from verify.package import verify_package
+from verify.web import WebContext, create_app
+
+PASSWORD = "a long enough password"
+SECRET_NAME = "秘密询问录像.MP4"
+SECRET_OFFICER = "JX9931"
+SECRET_DEVICE = "B7766554"
+
+
+@pytest.fixture
+def protected_site(env):
+    now = datetime.now(UTC)
+    with env.sessions.begin() as s:
+        add_user(s, "aud", "auditor", PASSWORD, protected=False, now=now)
+        add_user(s, "leg", "legal", PASSWORD, protected=True, now=now)
+    case = env.case("开城管罚立〔2020〕42号")
+    kek = generate_kek()
+    plain = env.recording(1)
+    secret = env.recording(
+        2,
+        protected=True,
+        kek=kek,
+        original_name=SECRET_NAME,
+        officer=SECRET_OFFICER,
+        device=SECRET_DEVICE,
+    )
+    (pair_a, pair_b) = link_recordings(env.as_("r"), case.number, [plain.archive_no, secret.archive_no])
+    proxy = env.tmp / "secret-proxy.mp4"
+    proxy_bytes = b"\x00\x00\x00\x18ftypmp42 secret proxy " + bytes(range(256)) * 40
+    proxy.write_bytes(proxy_bytes)
+    store_derivative(
+        env.as_("station:ST01", kek=kek),
+        secret,
+        kind="proxy",
+        path=proxy,
+        ext="mp4",
+        content_type="video/mp4",
+        method="remux",
+    )
+    services = env.as_("web", kek=kek)
+    key = Ed25519PrivateKey.generate()
+
+    def exporter(case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool) -> Path:
+        # As ``config.app.App.export_for_web`` does.
+        return Path(
+            export_case(
+                services.acting_as(actor),
+                case_key,
+                folder,
+                signing_key=key,
+                reason=reason,
+                with_proxies=True,
+                zip_it=True,
+                include_protected=include_protected,
+            ).path
+        )
+
+    ctx = WebContext(
+        services=services,
+        zone=env.policy.zone,
+        secret=b"k" * 32,
+        language="zh",
+        on_site_types={"询问笔录"},
+        export=exporter,
+    )
+    server = LiveServer(create_app(ctx))
+    yield {
+        "server": server,
+        "case": case,
+        "item": pair_a[1],
+        "secret_item": pair_b[1],
+        "secrets": {
+            "original name": SECRET_NAME,
+            "digest": secret.sha256,
+            "officer": SECRET_OFFICER,
+            "device": SECRET_DEVICE,
+            "storage key": secret.storage_key,
+            "archive number": secret.archive_no,
+        },
+        "proxy": proxy_bytes,
+        # A run of the protected recording's bytes (``tests.conftest.Env.recording``).
+        "original": hashlib.sha256(b"2").digest() * 8,
+        "tmp": env.tmp,
+    }
+    server.stop()
+
+
+def _export(browser: Browser, site, into: Path) -> Path:
+    status, _, body = browser.request(
+        "POST", f"/cases/{quote(site['case'].case_key)}/export", {"csrf": browser.csrf, "reason": "court"}
+    )
+    assert status == 200
+    into.write_bytes(body)
+    return into
+
+
+def test_a_web_export_without_the_grant_withholds_the_protected_item(protected_site) -> None:
+    site = protected_site
+    aud, leg = Browser(site["server"].base), Browser(site["server"].base)
+    aud.login("aud", PASSWORD)
+    leg.login("leg", PASSWORD)
+    secret = site["secret_item"]
+
+    withheld = _export(aud, site, site["tmp"] / "aud.zip")
+    assert verify_package(withheld).ok
+    with zipfile.ZipFile(withheld) as zf:
+        names = zf.namelist()
+        contents = {n: zf.read(n) for n in names}
+    assert not [n for n in names if Path(n).name.startswith(secret)], names
+    for name, data in contents.items():
+        assert site["proxy"][:64] not in data, f"the protected proxy is in {name}"
+        assert site["original"] not in data, f"the protected recording is in {name}"
+        text = data.decode("utf-8", errors="replace")
+        for what, value in site["secrets"].items():
+            assert value not in text, f"the {what} is in {name}"
+    case_json = next(v for n, v in contents.items() if n.endswith("data/case.json")).decode()
+    assert f'"item_no": "{secret}"' in case_json and '"withheld": "protected"' in case_json
+
+    full = _export(leg, site, site["tmp"] / "leg.zip")
+    assert verify_package(full).ok
+    with zipfile.ZipFile(full) as zf:
+        names = zf.namelist()
+        proxy = next(n for n in names if n.endswith(f"proxies/{secret}-proxy.mp4"))
+        assert zf.read(proxy) == site["proxy"]
+        original = zf.read(next(n for n in names if n.endswith(f"originals/{secret}.mp4")))
+        assert site["original"] in original
+        assert SECRET_NAME in zf.read(next(n for n in names if n.endswith("data/case.json"))).decode()
