@@ -133,6 +133,8 @@ class S3Store:
         if not 5 * MIB <= part_size <= 5 * 1024 * MIB:
             raise StoreError("S3 part size must be between 5 MiB and 5 GiB")
         self.url = f"s3://{endpoint}/{bucket}"
+        # Where presigned URLs point: the pages' Content-Security-Policy allows media from here.
+        self.origin = f"{'https' if secure else 'http'}://{endpoint}"
         self.lock_mode: LockMode = lock_mode
         self.bucket = bucket
         self.part_size = part_size

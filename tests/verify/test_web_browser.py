@@ -27,6 +27,15 @@ ARGS = [
 ]
 
 
+def _wait(page, condition: str, timeout: float = 20.0) -> None:
+    """Polls a condition with ``evaluate``: ``wait_for_function`` evaluates a string, which the
+    pages' Content-Security-Policy (no 'unsafe-eval') refuses."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(condition):
+        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+        time.sleep(0.1)
+
+
 @pytest.fixture
 def web(tmp_path: Path, sqlite_url: str):
     from config.app import App
@@ -90,9 +99,9 @@ def test_an_auditor_finds_a_case_plays_a_recording_and_the_play_is_on_the_record
     assert page.inner_text("#case-number") == web["case"].number
     page.click(f"text={web['item']}")
     assert page.inner_text("#item-no") == web["item"]
-    page.wait_for_function("document.getElementById('player').readyState >= 2", timeout=20000)
+    _wait(page, "document.getElementById('player').readyState >= 2")
     page.evaluate("document.getElementById('player').play()")
-    page.wait_for_function("document.getElementById('player').currentTime > 2.0", timeout=20000)
+    _wait(page, "document.getElementById('player').currentTime > 2.0")
     page.evaluate("document.getElementById('player').pause()")
     time.sleep(1.0)  # the page reports the play on pause
     with web["app"].sessions() as s:

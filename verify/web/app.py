@@ -31,6 +31,7 @@ from . import admin, cases, items, media, session
 from .common import Site, flush_refusals
 from .context import WebContext
 from .gate import AccessGate
+from .headers import SecurityHeaders
 from .i18n import translator
 from .security import LoginThrottle, RefusalCounter, Signer
 
@@ -89,7 +90,11 @@ def create_app(ctx: WebContext) -> Starlette:
         refusals=RefusalCounter(),
         t=t,
     )
-    app = Starlette(routes=routes(), middleware=[Middleware(AccessGate)], lifespan=lifespan)
+    app = Starlette(
+        routes=routes(),
+        middleware=[Middleware(SecurityHeaders, store=ctx.store), Middleware(AccessGate)],
+        lifespan=lifespan,
+    )
     app.state.site = here
     app.state.refusals = here.refusals
     app.state.flush_refusals = functools.partial(flush_refusals, here)

@@ -34,6 +34,7 @@ from catalog.views import case_items
 
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
+from .media import served
 from .security import LINK_SECONDS
 
 
@@ -181,7 +182,7 @@ def item_download(request: Request) -> Response:
         raise Refusal(404, "nothing is stored for this item")
     size = plain_size(web.store, item.storage_key, item.storage_version, item.encrypted)
     event(web, user, Action.DOWNLOADED, item.item_no, reason=reason, sha256=item.sha256, size=size)
-    name = f"{item.item_no}{Path(item.storage_key).suffix}"
+    media_type, headers = served("", f"{item.item_no}{Path(item.storage_key).suffix}", download=True)
     # A plain (sync) iterator: StreamingResponse reads each chunk in the thread pool.
     return StreamingResponse(
         read_plain(
@@ -191,8 +192,8 @@ def item_download(request: Request) -> Response:
             encrypted=item.encrypted,
             kek=web.services.kek_for(item.encrypted),
         ),
-        media_type="application/octet-stream",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Content-Length": str(size)},
+        media_type=media_type,
+        headers={**headers, "Content-Length": str(size)},
     )
 
 
