@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 from catalog import custody
 from catalog.actions import Action
+from catalog.errors import Refused
 from catalog.models import User
 from catalog.recordings import assign_device as record_assignment
 from catalog.times import local_iso
@@ -15,8 +16,20 @@ from catalog.users import add_user, set_password
 from .context import ServiceContext
 
 
-def add_account(ctx: ServiceContext, name: str, role: str, password: str, *, protected: bool) -> User:
-    """Add a web account; the custody event names its role and grant (never the password)."""
+def add_account(
+    ctx: ServiceContext, name: str, role: str, password: str, *, protected: bool, by: User | None
+) -> User:
+    """Add a web account; the custody event names its role and grant (never the password).
+
+    ``by`` is the account acting (a web administrator), or None for the machine's administrator
+    at the command line. Only a holder of the protected grant may give it: otherwise an
+    administrator without it could make an account to read protected records through.
+    """
+    if protected and by is not None and not by.protected_access:
+        raise Refused(
+            f"{by.name} may not give the protected grant without holding it",
+            hint="add the account without it, or ask an administrator who holds the grant",
+        )
     with ctx.sessions.begin() as session:
         user = add_user(session, name, role, password, protected=protected, now=ctx.now())
         custody.append(

@@ -10,6 +10,7 @@ through a night's ingest. ``config/evidence.example.toml`` documents them all.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import tomllib
@@ -36,6 +37,10 @@ class SettingsError(EvidenceError):
 
 MASK = "********"
 PERIOD = re.compile(r"^\s*(permanent|(\d+)\s*(day|days|month|months|year|years))\s*$")
+# Longer periods overflow date arithmetic; "permanent" is the way to keep longer.
+PERIOD_LIMITS = {"days": 36600, "months": 1200, "years": 100}
+# S3 bucket names: 3 to 63 lowercase letters, digits, dots and hyphens, letter or digit at the ends.
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 PATTERN_GROUPS = {"device", "officer", "start", "seq", "marker", "ext"}
 
 DEFAULT_FILENAME_PATTERNS = [
@@ -78,7 +83,14 @@ def parse_period(text: str) -> tuple[int, str] | None:
     if match.group(1) == "permanent":
         return None
     unit = match.group(3)
-    return int(match.group(2)), unit if unit.endswith("s") else unit + "s"
+    unit = unit if unit.endswith("s") else unit + "s"
+    count = int(match.group(2))
+    if count > PERIOD_LIMITS[unit]:
+        raise InvalidInput(
+            f"{text!r} is longer than {PERIOD_LIMITS[unit]} {unit}",
+            hint="write 'permanent' to keep records with no end",
+        )
+    return count, unit
 
 
 # --- the model -----------------------------------------------------------
@@ -321,6 +333,8 @@ def _coerce(tp: Any, value: Any, where: str, source: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise wrong()
+        if not math.isfinite(value):  # TOML allows nan and inf; no duration or count is either
+            raise SettingsError(f"setting {where} in {source} must be a finite number, not {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -481,13 +495,28 @@ def validate(s: Settings, source: str) -> None:
             "is shorter than six months",
             "enforcement recordings must be kept at least six months",
         )
-    if r.grace_days < 0:
-        fail("retention.grace_days", "cannot be negative")
     if r.max_purges_per_run < 1:
         fail("retention.max_purges_per_run", "must be at least 1")
     ing = s.ingest
-    if ing.stable_seconds < 0 or ing.rescan_seconds <= 0:
-        fail("ingest", "needs stable_seconds >= 0 and rescan_seconds > 0")
+    # Bounds keep every value inside what timers and date arithmetic can hold.
+    day, year = 86400.0, 366 * 86400.0
+    bounds: list[tuple[str, float, float, float]] = [
+        ("ingest.stable_seconds", ing.stable_seconds, 0.0, day),
+        ("ingest.rescan_seconds", ing.rescan_seconds, 0.001, day),
+        ("ingest.archived_keep_days", ing.archived_keep_days, 0, 36600),
+        ("ingest.clock_tolerance_seconds", ing.clock_tolerance_seconds, 0.0, year),
+        ("ingest.retry_seconds", ing.retry_seconds, 0.001, day),
+        ("ingest.stale_after_hours", ing.stale_after_hours, 0.001, 24 * 366.0),
+        ("ingest.device_absent_hours", ing.device_absent_hours, 0.001, 24 * 3660.0),
+        ("ingest.workers", ing.workers, 1, 256),
+        ("ingest.transcode_workers", ing.transcode_workers, 1, 256),
+        ("ingest.metrics_port", ing.metrics_port, 0, 65535),
+        ("retention.grace_days", r.grace_days, 0, 36600),
+        ("coverage.window_minutes", s.coverage.window_minutes, 0.001, 60 * 24 * 31.0),
+    ]
+    for key, number, low, high in bounds:
+        if not low <= number <= high:
+            fail(key, f"is {number}, outside {low} to {high}")
     for i, pattern in enumerate(ing.filename_patterns):
         try:
             groups = set(re.compile(pattern).groupindex)
@@ -521,8 +550,6 @@ def validate(s: Settings, source: str) -> None:
             "coverage.on_site_types",
             f"names types missing from documents.types: {', '.join(sorted(unknown_types))}",
         )
-    if s.coverage.window_minutes <= 0:
-        fail("coverage.window_minutes", "must be positive")
 
 
 def _months(period: tuple[int, str]) -> float:
@@ -564,6 +591,13 @@ def _check_storage_url(url: str, fail: typing.Callable[..., typing.NoReturn]) ->
                 "storage.url",
                 f"has unknown parameter(s) {', '.join(sorted(unknown))}",
                 "known: secure=true|false, region=NAME",
+            )
+        bucket = parts.path.strip("/")
+        if not BUCKET.match(bucket) or ".." in bucket:
+            fail(
+                "storage.url",
+                f"names the bucket {bucket!r}, which S3 refuses",
+                "use 3 to 63 lowercase letters, digits, dots or hyphens; a letter or digit at each end",
             )
     else:
         fail("storage.url", f"{url!r} is neither file:// nor s3://")

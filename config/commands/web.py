@@ -61,7 +61,9 @@ def user_add(
     from archive.accounts import add_account
 
     app = get_app(ctx).require_catalog()
-    add_account(app.services, name, role, _read_password(password_stdin), protected=protected)
+    # The operating-system user is an administrator of the machine (it can read the key files
+    # anyway), so it may give the grant.
+    add_account(app.services, name, role, _read_password(password_stdin), protected=protected, by=None)
     emit(
         as_json,
         {"name": name, "role": role, "protected": protected},

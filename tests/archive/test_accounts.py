@@ -16,11 +16,11 @@ ZONE = ZoneInfo("Asia/Shanghai")
 
 def test_an_account_and_its_password_change_are_on_the_record(env) -> None:
     admin = env.as_("admin1")
-    add_account(admin, "zhang", "legal", "a long enough password", protected=True)
+    add_account(admin, "zhang", "legal", "a long enough password", protected=True, by=None)
     with pytest.raises(CatalogConflict):
-        add_account(admin, "zhang", "auditor", "another long password", protected=False)
+        add_account(admin, "zhang", "auditor", "another long password", protected=False, by=None)
     with pytest.raises(InvalidInput):
-        add_account(admin, "li", "auditor", "short", protected=False)
+        add_account(admin, "li", "auditor", "short", protected=False, by=None)
     change_password(admin, "zhang", "a new long password")
     with env.sessions() as s:
         assert authenticate(s, "zhang", "a new long password") is not None

@@ -67,7 +67,7 @@ def test_every_written_object_carries_the_configured_mode(engine, kind, mode, tm
     store_document(clerk, NewDocument(case.number, scan, "立案审批表"), doc_types=["立案审批表"])
     link_recordings(clerk, case.number, [kept.archive_no])
     set_hold(clerk, case.number, reason="诉讼保全")
-    add_account(clerk, "zhang", "auditor", "a long enough password", protected=False)
+    add_account(clerk, "zhang", "auditor", "a long enough password", protected=False, by=None)
     # Checkpoint and its segment; a fixity sweep's results; a purge's tombstone.
     make_and_publish(clerk, Ed25519PrivateKey.generate())
     sweep(env.as_("cron"), reconcile_storage=False)

@@ -26,5 +26,6 @@ def users_add(request: Request) -> Response:
         str(form.get("role", "")),
         str(form.get("password", "")),
         protected=form.get("protected") == "on",
+        by=request.state.user,
     )
     return RedirectResponse("/admin/users", 303)

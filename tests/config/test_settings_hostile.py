@@ -1,0 +1,40 @@
+"""Settings that used to crash later, or do harm, are refused at start naming the key."""
+
+import pytest
+
+from tests.conftest import run_evidence
+
+
+@pytest.mark.parametrize(
+    ("table", "line", "key"),
+    [
+        ("ingest", "stable_seconds = nan", "ingest.stable_seconds"),
+        ("ingest", "stable_seconds = inf", "ingest.stable_seconds"),
+        ("ingest", "rescan_seconds = -inf", "ingest.rescan_seconds"),
+        ("ingest", "stable_seconds = 1e300", "ingest.stable_seconds"),
+        ("ingest", "archived_keep_days = -1", "ingest.archived_keep_days"),
+        ("ingest", "archived_keep_days = 99999999999", "ingest.archived_keep_days"),
+        ("retention", 'routine = "99999999999 years"', "retention.routine"),
+        ("retention", 'case_default = "5000000 days"', "retention.case_default"),
+        ("storage", 'url = "s3://127.0.0.1:9000/b"', "storage.url"),
+        ("storage", 'url = "s3://127.0.0.1:9000/Evidence_Bucket"', "storage.url"),
+    ],
+)
+def test_a_bad_setting_exits_2_naming_the_key(tmp_path, table, line, key) -> None:
+    settings = tmp_path / "evidence.toml"
+    settings.write_text(f'data_dir = "{tmp_path / "data"}"\n[{table}]\n{line}\n', encoding="utf-8")
+    result = run_evidence("--config", str(settings), "init")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert key in result.stderr
+    assert "internal error" not in result.stderr.lower() and "Traceback" not in result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+def test_sound_bounds_are_accepted(tmp_path) -> None:
+    settings = tmp_path / "evidence.toml"
+    settings.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n[ingest]\narchived_keep_days = 0\nstable_seconds = 0\n'
+        '[retention]\ncase_default = "30 years"\n',
+        encoding="utf-8",
+    )
+    assert run_evidence("--config", str(settings), "config", "show").returncode == 0
