@@ -9,9 +9,10 @@ from pathlib import Path
 import bagit
 from sqlalchemy import select
 
+from archive.documents import NewDocument, store_document
 from catalog import custody
 from catalog.models import Recording
-from tests.verify.test_export import Built, build_case, export
+from tests.verify.test_export import T0, TYPES, Built, build_case, export
 from verify.package import verify_package
 
 
@@ -98,3 +99,26 @@ def test_with_the_grant_everything_is_included(env) -> None:
     with env.sessions() as s:
         (exported,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
     assert "withheld" not in exported.details and exported.details["items"] == 5
+
+
+def test_a_protected_document_is_withheld_too(env) -> None:
+    built = build_case(env)
+    path = env.tmp / "秘密笔录.pdf"
+    plain = b"%PDF-1.4 protected statement " * 64
+    path.write_bytes(plain)
+    item, doc = store_document(
+        env.as_("clerk", kek=built.kek),
+        NewDocument(built.number, path, "询问笔录", doc_date=T0, officer="JX0227", protected=True),
+        doc_types=TYPES,
+    )
+    result = export(env, built, env.tmp / "out", include_protected=False)
+    files = _package_bytes(result.path)
+    for rel, data in files.items():
+        assert plain[:256] not in data, f"the protected document is in {rel}"
+        text = data.decode("utf-8", errors="replace")
+        for value in (doc.sha256, doc.original_name, doc.storage_key):
+            assert value not in text, f"{value} is in {rel}"
+    case = json.loads(files["data/case.json"])
+    withheld = [i["item_no"] for i in case["items"] if i.get("withheld") == "protected"]
+    assert withheld == sorted([built.protected_item, item.item_no])
+    assert verify_package(result.path).ok

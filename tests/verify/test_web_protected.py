@@ -1,5 +1,5 @@
-"""Protected records on a real server, for an account with the grant and one without: a web
-export withholds protected items from the one without."""
+"""Protected records on a real server, for an account with the grant and one without: pages
+and web exports show a protected item's number and "protected" only to the one without."""
 
 from __future__ import annotations
 
@@ -103,6 +103,54 @@ def protected_site(env):
         "tmp": env.tmp,
     }
     server.stop()
+
+
+def _pages(browser: Browser, site) -> dict[str, str]:
+    key = quote(site["case"].case_key)
+    paths = {
+        "case": f"/cases/{key}",
+        "item": f"/items/{site['secret_item']}",
+        "other item": f"/items/{site['item']}",
+        "gaps": f"/cases/{key}/gaps",
+        "search": "/?q=" + quote(site["case"].number),
+    }
+    pages = {}
+    for name, path in paths.items():
+        status, _, body = browser.request("GET", path)
+        assert status == 200, (name, status)
+        pages[name] = body.decode("utf-8")
+    return pages
+
+
+def test_a_protected_item_shows_its_number_and_protected_only_without_the_grant(protected_site) -> None:
+    site = protected_site
+    aud, leg = Browser(site["server"].base), Browser(site["server"].base)
+    assert aud.login("aud", PASSWORD) == 303 and leg.login("leg", PASSWORD) == 303
+
+    refused = _pages(aud, site)
+    for name, page in refused.items():
+        for what, value in site["secrets"].items():
+            assert value not in page, f"the {what} of the protected item is on the {name} page"
+        assert "受保护记录" in page or name in ("search", "other item")
+    assert site["secret_item"] in refused["case"] and site["secret_item"] in refused["item"]
+
+    granted = _pages(leg, site)
+    for what, value in site["secrets"].items():
+        assert any(value in page for page in granted.values()), f"the {what} is missing for the grant"
+    assert site["secrets"]["officer"] in granted["case"] and site["secrets"]["officer"] in granted["gaps"]
+    assert site["secrets"]["original name"] in granted["item"]
+    # The item page lists none of its custody rows.
+    assert 'class="action"' not in refused["item"] and 'class="action"' in granted["item"]
+
+
+def test_search_by_officer_does_not_lead_to_cases_through_protected_recordings(protected_site) -> None:
+    site = protected_site
+    aud, leg = Browser(site["server"].base), Browser(site["server"].base)
+    aud.login("aud", PASSWORD)
+    leg.login("leg", PASSWORD)
+    link = f'href="/cases/{site["case"].case_key}"'
+    assert link in leg.request("GET", f"/?q={SECRET_OFFICER}")[2].decode()
+    assert link not in aud.request("GET", f"/?q={SECRET_OFFICER}")[2].decode()
 
 
 def _export(browser: Browser, site, into: Path) -> Path:

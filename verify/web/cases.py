@@ -28,11 +28,15 @@ def search(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
     found: list[Case] = []
     if q:
+        # Without the grant an officer's protected recordings must not lead to their cases.
+        shown = Recording.id == CaseItem.recording_id
+        if not request.state.user.protected_access:
+            shown &= Recording.protected.is_(False)
         with site(request).web.reading() as session:
             query = (
                 select(Case)
                 .outerjoin(CaseItem, CaseItem.case_id == Case.id)
-                .outerjoin(Recording, Recording.id == CaseItem.recording_id)
+                .outerjoin(Recording, shown)
                 .outerjoin(Officer, Officer.id == Recording.officer_id)
                 .where(
                     or_(
@@ -55,18 +59,23 @@ def case(request: Request) -> Response:
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
         items = case_items(session, found)
+    # Hidden items go last: their place in the timeline would tell their time.
+    items.sort(key=lambda i: not visible(user, i))
     event(web, user, Action.VIEWED, found.case_key, page="case")
     return render(request, "case.html", case=found, items=items, visible=lambda i: visible(user, i))
 
 
 def case_gaps(request: Request) -> Response:
-    web = site(request).web
+    web, user = site(request).web, request.state.user
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
-        gaps = find_gaps(
-            case_items(session, found), on_site_types=web.on_site_types, window=web.coverage_window
-        )
-    return render(request, "gaps.html", case=found, gaps=gaps)
+        items = case_items(session, found)
+    gaps = find_gaps(items, on_site_types=web.on_site_types, window=web.coverage_window)
+    # Gaps are found over every item (a protected recording still covers its documents); a
+    # protected item's own gap shows only its number.
+    hidden = {i.item_no for i in items if not visible(user, i)}
+    gaps.sort(key=lambda g: g.item_no in hidden)
+    return render(request, "gaps.html", case=found, gaps=gaps, hidden=hidden)
 
 
 def case_export(request: Request) -> Response:

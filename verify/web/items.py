@@ -93,19 +93,23 @@ def item_page(request: Request) -> Response:
         case_row, _link, item = find_item(session, request.path_params["item_no"])
         shown = visible(user, item)
         media_url = _media_url(request, user, item, session) if shown else None
-        if item.archive_no:
-            last = session.execute(
-                select(Recording.last_verified_at).where(Recording.archive_no == item.archive_no)
-            ).scalar()
-        else:
-            last = session.execute(
-                select(Document.last_verified_at).where(Document.storage_key == item.storage_key)
-            ).scalar()
-        log_rows = [
-            e
-            for subject in filter(None, [item.item_no, item.archive_no])
-            for e in custody.events(session, subject=subject)
-        ]
+        row: Recording | Document | None = (
+            session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar()
+            if item.archive_no
+            else session.execute(select(Document).where(Document.storage_key == item.storage_key)).scalar()
+        )
+        last = row.last_verified_at if row else None
+        facts = {"original_name": getattr(row, "original_name", None)} if shown else {}
+        # Its custody rows would tell its archive number, times, digests and who handled it.
+        log_rows = (
+            [
+                e
+                for subject in filter(None, [item.item_no, item.archive_no])
+                for e in custody.events(session, subject=subject)
+            ]
+            if shown
+            else []
+        )
     event(web, user, Action.VIEWED, item.item_no, page="item", protected_shown=shown)
     return render(
         request,
@@ -114,7 +118,8 @@ def item_page(request: Request) -> Response:
         item=item,
         visible=shown,
         media_url=media_url,
-        last_verified=local_iso(last, web.zone) or "",
+        facts=facts,
+        last_verified=(local_iso(last, web.zone) or "") if shown else "",
         log=sorted(log_rows, key=lambda e: e.seq),
         verdict=request.query_params.get("v"),
     )
