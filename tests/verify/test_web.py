@@ -72,11 +72,17 @@ def exporter(services, watch: LoopWatch):
     """What ``config`` hands the pages as ``export``: the real export, zipped."""
     key = Ed25519PrivateKey.generate()
 
-    def export(case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
+    def export(case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool) -> Path:
         watch.check("export")
         return Path(
             export_case(
-                services.acting_as(actor), case_key, folder, signing_key=key, reason=reason, zip_it=True
+                services.acting_as(actor),
+                case_key,
+                folder,
+                signing_key=key,
+                reason=reason,
+                zip_it=True,
+                include_protected=include_protected,
             ).path
         )
 
@@ -205,7 +211,7 @@ def test_a_route_without_a_rule_answers_403_to_everybody(site) -> None:
 def test_pages_answer_while_an_export_runs(site) -> None:
     entered, release = threading.Event(), threading.Event()
 
-    def slow_export(case_key: str, folder: Path, *, reason: str, actor: str) -> Path:
+    def slow_export(case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool) -> Path:
         entered.set()
         release.wait(30)
         (folder / "x.zip").write_bytes(b"PK\x05\x06" + bytes(18))

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import inspect
 import shutil
 import tempfile
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -90,9 +88,14 @@ def case_export(request: Request) -> Response:
         found = cases.get_case(session, request.path_params["key"])
     folder = Path(tempfile.mkdtemp(prefix="evidence-export-"))
     # Without the grant the package withholds protected items (``verify.export``).
-    grant = {"include_protected": user.protected_access} if _takes_grant(web.export) else {}
     # Holds this worker thread for as long as the export takes; other pages use other threads.
-    path = web.export(found.case_key, folder, reason=reason, actor=f"web:{user.name}", **grant)
+    path = web.export(
+        found.case_key,
+        folder,
+        reason=reason,
+        actor=f"web:{user.name}",
+        include_protected=user.protected_access,
+    )
     return FileResponse(
         path,
         filename=path.name,
@@ -106,13 +109,6 @@ def case_link(request: Request) -> Response:
     key = request.path_params["key"]
     link_recordings(site(request).web.acting(request.state.user), key, numbers)
     return RedirectResponse(f"/cases/{key}", 303)
-
-
-def _takes_grant(export: Callable[..., Path]) -> bool:
-    """Whether the exporter takes ``include_protected`` (the configured one does; an exporter
-    that cannot withhold is only ever a stand-in)."""
-    params = inspect.signature(export).parameters.values()
-    return any(p.name == "include_protected" or p.kind is p.VAR_KEYWORD for p in params)
 
 
 def _maybe_date(text: str) -> date | None:
