@@ -399,6 +399,18 @@ class User(Base):
     password_changed_at: Mapped[datetime]
 
 
+class WebSession(Base):
+    """A signed-in session of the web pages, so it can be ended on the server: the cookie
+    names it, and a session that is ended, idle too long or too old no longer admits."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+
 class RunLock(Base):
     """A lease on a job that must not run twice at once (the retention run)."""
 

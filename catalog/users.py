@@ -12,14 +12,14 @@ import hashlib
 import hmac
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .errors import CatalogConflict, InvalidInput, NotFound
-from .models import User
+from .models import User, WebSession
 
 ROLES = ("auditor", "legal", "admin")
 RANK = {role: n for n, role in enumerate(ROLES)}
@@ -115,3 +115,35 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
 
 
 _DUMMY = hash_password("not-a-real-password")
+
+
+def open_session(session: Session, user: User, now: datetime) -> str:
+    """A new web session of ``user``; its id goes into the (signed) cookie."""
+    sid = secrets.token_urlsafe(32)
+    session.add(WebSession(id=sid, user_id=user.id, created_at=now, last_seen_at=now))
+    return sid
+
+
+def live_session(
+    session: Session, sid: str, user_id: int, now: datetime, *, idle: timedelta, lifetime: timedelta
+) -> bool:
+    """Whether the session still admits (not ended, not idle too long, not too old); its last
+    activity is moved to now (at most once a minute, or per tenth of the idle time, to spare
+    writes)."""
+    row = session.get(WebSession, sid)
+    if row is None or row.user_id != user_id or row.ended_at is not None:
+        return False
+    if now - row.last_seen_at > idle or now - row.created_at > lifetime:
+        row.ended_at = now
+        return False
+    if now - row.last_seen_at > min(timedelta(minutes=1), idle / 10):
+        row.last_seen_at = now
+    return True
+
+
+def end_sessions(session: Session, user_id: int, now: datetime, *, sid: str | None = None) -> int:
+    """End one session (``sid``) or every open session of the account; how many were ended."""
+    query = update(WebSession).where(WebSession.user_id == user_id, WebSession.ended_at.is_(None))
+    if sid is not None:
+        query = query.where(WebSession.id == sid)
+    return int(session.execute(query.values(ended_at=now)).rowcount)  # type: ignore[attr-defined]

@@ -214,6 +214,8 @@ class App:
             coverage_window=timedelta(minutes=cov.window_minutes),
             export=self.export_for_web,
             readers=self.reader_sessions,
+            session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
+            session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
         )
 
     def export_for_web(

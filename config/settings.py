@@ -197,6 +197,12 @@ class CoverageSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    session_idle_minutes: float = 30.0
+    session_max_hours: float = 12.0
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
@@ -212,6 +218,7 @@ class Settings:
     ingest: IngestSettings = field(default_factory=IngestSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     stations: list[StationSettings] = field(default_factory=list)
     source: str = field(default="defaults", compare=False)  # where the file came from
 

@@ -86,6 +86,29 @@ def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
     out.print(f"password of {name} changed", highlight=False)
 
 
+@user_group.command("logout")
+@click.argument("name")
+@click.pass_context
+def user_logout(ctx: click.Context, name: str) -> None:
+    """End every open web session of an account."""
+    from catalog import custody
+    from catalog.actions import Action
+    from catalog.users import end_sessions, get_user
+
+    app = get_app(ctx).require_catalog()
+    services = app.services
+    with services.sessions.begin() as session:
+        ended = end_sessions(session, get_user(session, name).id, services.now())
+        custody.append(
+            session,
+            actor=services.actor,
+            action=Action.LOGOUT,
+            subject=f"user:{name}",
+            details={"sessions_ended": ended},
+        )
+    out.print(f"{ended} session(s) of {name} ended", highlight=False)
+
+
 def register(main: click.Group) -> None:
     main.add_command(serve)
     main.add_command(user_group)

@@ -57,6 +57,7 @@ EXPECTED = {
     "user",
     "user add",
     "user passwd",
+    "user logout",
     "storage",
     "storage policy",
     "report",

@@ -143,7 +143,13 @@ def site(env):
 def sample_path(route: Route | Mount, site, token: str) -> str:
     if isinstance(route, Mount):
         return route.path + "/style.css"
-    values = {"key": site["case"].case_key, "item_no": site["item"], "subject": site["item"], "token": token}
+    values = {
+        "key": site["case"].case_key,
+        "item_no": site["item"],
+        "subject": site["item"],
+        "token": token,
+        "name": "aud",
+    }
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)
     return path + "?reason=matrix" if route.name == "item_download" else path
 

@@ -30,6 +30,7 @@ RULES: dict[str, str] = {
     "hold_release": "legal",
     "users": "admin",
     "users_add": "admin",
+    "users_logout": "admin",
 }
 
 # Routes that serve content (media, downloads, and later posters, sheets and waveforms):

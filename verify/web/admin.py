@@ -7,9 +7,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from archive.accounts import add_account
+from catalog.actions import Action
 from catalog.models import User
+from catalog.users import end_sessions, get_user
 
-from .common import posted, render, site
+from .common import event, posted, render, site
 
 
 def users(request: Request) -> Response:
@@ -28,4 +30,13 @@ def users_add(request: Request) -> Response:
         protected=form.get("protected") == "on",
         by=request.state.user,
     )
+    return RedirectResponse("/admin/users", 303)
+
+
+def users_logout(request: Request) -> Response:
+    """End every open session of an account (a lost laptop, a colleague who left)."""
+    web, name = site(request).web, request.path_params["name"]
+    with web.sessions.begin() as session:
+        ended = end_sessions(session, get_user(session, name).id, web.now())
+    event(web, request.state.user, Action.LOGOUT, f"user:{name}", sessions_ended=ended)
     return RedirectResponse("/admin/users", 303)

@@ -65,6 +65,7 @@ def routes() -> list[BaseRoute]:
         Route("/media/{token}", media.media, methods=["GET"], name="media"),
         Route("/admin/users", admin.users, methods=["GET"], name="users"),
         Route("/admin/users", admin.users_add, methods=["POST"], name="users_add"),
+        Route("/admin/users/{name}/logout", admin.users_logout, methods=["POST"], name="users_logout"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 

@@ -30,6 +30,9 @@ class WebContext:
     # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
     # queue behind writers for the write lock. None: the services' sessions.
     readers: sessionmaker[Session] | None = None
+    # A session ends after this long without a request, and this long after signing in.
+    session_idle: timedelta = timedelta(minutes=30)
+    session_lifetime: timedelta = timedelta(hours=12)
 
     @property
     def sessions(self) -> sessionmaker[Session]:

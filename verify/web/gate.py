@@ -12,7 +12,8 @@ For a matched route, in this order:
 
 - the refusals without a session of the minutes that are over are recorded
   (``Action.REFUSED_ANONYMOUS``, one event per source and minute);
-- the session cookie is checked and its account loaded (enabled, password unchanged);
+- the session cookie is checked, its server-side session (``WebSession``: not ended, idle or
+  too old) and its account loaded (enabled, password unchanged);
 - a route without a rule answers 403; a public route goes through;
 - without a session: a page's GET is redirected to ``/login?next=…``, anything else
   (content routes in ``access.CONTENT``, every POST) answers 401, and the refusal is
@@ -41,7 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import User
-from catalog.users import role_allows
+from catalog.users import live_session, role_allows
 
 from .access import CONTENT, PUBLIC, RULES
 from .common import (
@@ -129,14 +130,21 @@ def _route(scope: Scope) -> BaseRoute | None:
 
 
 def signed_in(here: Site, token: str) -> tuple[User | None, dict[str, Any] | None]:
-    """The session's account and data; (None, None) for a forged, expired or stale session."""
+    """The session's account and data; (None, None) for a forged, expired, ended or stale
+    session. Every admitted request (pages, play reports, media fetches) counts as activity."""
     data = here.signer.unsign("session", token)
-    if data is None:
+    if data is None or not isinstance(data.get("sid"), str):
         return None, None
-    with here.web.reading() as session:
+    web = here.web
+    with web.sessions.begin() as session:
         user = session.get(User, data["uid"])
-    if user is None or user.disabled or data.get("pw") != int(user.password_changed_at.timestamp()):
-        return None, None
+        if user is None or user.disabled or data.get("pw") != int(user.password_changed_at.timestamp()):
+            return None, None
+        if not live_session(
+            session, data["sid"], user.id, web.now(), idle=web.session_idle, lifetime=web.session_lifetime
+        ):
+            return None, None
+        session.expunge(user)
     return user, data
 
 

@@ -46,6 +46,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "users": {"zh": "账号管理", "en": "Accounts"},
     "role": {"zh": "角色", "en": "Role"},
     "add": {"zh": "添加", "en": "Add"},
+    "end_sessions": {"zh": "结束其会话", "en": "End sessions"},
     "forbidden": {"zh": "无权访问", "en": "Not allowed"},
     "not_found": {"zh": "未找到", "en": "Not found"},
     "ok": {"zh": "完好", "en": "intact"},

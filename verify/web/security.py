@@ -1,9 +1,9 @@
 """Sessions, signed links, CSRF, login throttling and refusal counting for the web pages.
 
 Everything signed here uses HMAC-SHA256 with the server's secret (a file in the
-data folder, made by ``evidence init``); nothing is kept server-side but the
-throttling counters. A session cookie carries the account id, its expiry and
-its CSRF token; a media link carries the object key and version, the account
+data folder, made by ``evidence init``). A session cookie carries the account id,
+the id of its server-side session (``WebSession``, so it can be ended), its expiry
+and its CSRF token; a media link carries the object key and version, the account
 and an expiry of a few minutes.
 """
 
@@ -20,7 +20,6 @@ from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
 
-SESSION_SECONDS = 8 * 3600
 LINK_SECONDS = 300
 
 

@@ -6,10 +6,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog.actions import Action
-from catalog.users import authenticate
+from catalog.users import authenticate, end_sessions, open_session
 
 from .common import COOKIE, event, local, posted, render, site, source
-from .security import SESSION_SECONDS, new_csrf
+from .security import new_csrf
 
 
 def login(request: Request) -> Response:
@@ -28,17 +28,20 @@ def login_post(request: Request) -> Response:
         here.throttle.failed(source(request), name)
         event(here.web, None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
         return render(request, "login.html", status=401, user=None, next=nxt, failed=here.t("bad_login"))
+    with here.web.sessions.begin() as session:
+        sid = open_session(session, user, here.web.now())
     event(here.web, user, Action.LOGIN, f"user:{user.name}", source=source(request))
+    lifetime = int(here.web.session_lifetime.total_seconds())
     token = here.signer.sign(
         "session",
-        {"uid": user.id, "csrf": new_csrf(), "pw": int(user.password_changed_at.timestamp())},
-        SESSION_SECONDS,
+        {"uid": user.id, "sid": sid, "csrf": new_csrf(), "pw": int(user.password_changed_at.timestamp())},
+        lifetime,
     )
     response = RedirectResponse(nxt, 303)
     response.set_cookie(
         COOKIE,
         token,
-        max_age=SESSION_SECONDS,
+        max_age=lifetime,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
@@ -48,8 +51,10 @@ def login_post(request: Request) -> Response:
 
 
 def logout(request: Request) -> Response:
-    user = request.state.user
-    event(site(request).web, user, Action.LOGOUT, f"user:{user.name}")
+    here, user = site(request), request.state.user
+    with here.web.sessions.begin() as session:
+        end_sessions(session, user.id, here.web.now(), sid=request.state.session["sid"])
+    event(here.web, user, Action.LOGOUT, f"user:{user.name}")
     response = RedirectResponse("/login", 303)
     response.delete_cookie(COOKIE, path="/")
     return response

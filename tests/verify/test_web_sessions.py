@@ -1,0 +1,94 @@
+"""Sessions of the web pages end on the server: logout, an administrator, idle time, age."""
+
+import re
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from catalog.models import WebSession
+from tests.verify.test_web import PASSWORD, site  # noqa: F401  (the fixture)
+from tests.verify.web_server import Browser
+
+
+def _stolen(browser: Browser, base: str) -> Browser:
+    """Another client holding a copy of the browser's cookie (and CSRF token)."""
+    thief = Browser(base)
+    for cookie in browser.jar:
+        thief.jar.set_cookie(cookie)
+    thief.csrf = browser.csrf
+    return thief
+
+
+def test_logout_ends_the_session_on_the_server(site) -> None:  # noqa: F811
+    base = site["server"].base
+    leg = Browser(base)
+    leg.login("leg", PASSWORD)
+    kept = _stolen(leg, base)
+    case_page = f"/cases/{site['case'].case_key}"
+    assert kept.request("GET", case_page)[0] == 200
+    assert leg.request("POST", "/logout", {"csrf": leg.csrf})[0] == 303
+    # The old cookie opens nothing and sets no hold.
+    status, headers, _ = kept.request("GET", case_page)
+    assert status == 303 and headers["location"].startswith("/login")
+    hold = kept.request("POST", f"/holds/{site['item']}/set", {"csrf": kept.csrf, "reason": "x"})
+    assert hold[0] == 401
+    # Another session of the same account goes on.
+    other = Browser(base)
+    other.login("leg", PASSWORD)
+    assert other.request("GET", case_page)[0] == 200
+
+
+def test_an_administrator_ends_an_accounts_sessions(site) -> None:  # noqa: F811
+    base = site["server"].base
+    aud_a, aud_b, adm, leg = (Browser(base) for _ in range(4))
+    for browser, name in [(aud_a, "aud"), (aud_b, "aud"), (adm, "adm"), (leg, "leg")]:
+        assert browser.login(name, PASSWORD) == 303
+    assert leg.request("POST", "/admin/users/aud/logout", {"csrf": leg.csrf})[0] == 403
+    assert adm.request("POST", "/admin/users/aud/logout", {"csrf": adm.csrf})[0] == 303
+    for browser in (aud_a, aud_b):
+        assert browser.request("GET", "/")[0] == 303
+    assert adm.request("GET", "/")[0] == 200 and leg.request("GET", "/")[0] == 200
+    assert aud_a.login("aud", PASSWORD) == 303  # signing in again works
+    assert aud_a.request("GET", "/")[0] == 200
+
+
+def _age(site, **change) -> None:  # noqa: F811
+    with site["env"].sessions.begin() as s:
+        s.execute(update(WebSession).values(**change))
+
+
+def test_sessions_expire_after_idle_time_and_a_lifetime(site) -> None:  # noqa: F811
+    base = site["server"].base
+    aud = Browser(base)
+    aud.login("aud", PASSWORD)
+    now = site["env"].now()
+    _age(site, last_seen_at=now - timedelta(minutes=29))
+    assert aud.request("GET", "/")[0] == 200  # activity within the idle time keeps it open
+    _age(site, last_seen_at=now - timedelta(minutes=31))
+    assert aud.request("GET", "/")[0] == 303
+    aud.login("aud", PASSWORD)
+    _age(site, created_at=now - timedelta(hours=12, minutes=1))
+    assert aud.request("GET", "/")[0] == 303  # active, but older than the lifetime
+
+
+def test_plays_and_media_fetches_count_as_activity(site) -> None:  # noqa: F811
+    base = site["server"].base
+    aud = Browser(base)
+    aud.login("aud", PASSWORD)
+    now = site["env"].now()
+    _, _, page = aud.request("GET", f"/items/{site['item']}")
+    url = re.search(rb'src="(/media/[^"]+)"', page).group(1).decode()
+    for fetch in (
+        lambda: aud.request("GET", url, headers={"Range": "bytes=0-9"})[0],
+        lambda: aud.request(
+            "POST",
+            f"/items/{site['item']}/play",
+            json_body={"start": 0, "watched": 5},
+            headers={"X-CSRF-Token": aud.csrf},
+        )[0],
+    ):
+        _age(site, last_seen_at=now - timedelta(minutes=25))
+        assert fetch() in (200, 206, 302)
+        with site["env"].sessions() as s:
+            (row,) = s.query(WebSession).filter(WebSession.ended_at.is_(None)).all()
+            assert now - row.last_seen_at < timedelta(minutes=1)
