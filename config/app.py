@@ -214,6 +214,7 @@ class App:
             coverage_window=timedelta(minutes=cov.window_minutes),
             export=self.export_for_web,
             readers=self.reader_sessions,
+            trusted_proxies=tuple(self.settings.web.trusted_proxies),
         )
 
     def export_for_web(self, case_key: str, folder: Path, *, reason: str, actor: str) -> Path:

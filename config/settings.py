@@ -10,6 +10,7 @@ through a night's ingest. ``config/evidence.example.toml`` documents them all.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -197,6 +198,13 @@ class CoverageSettings:
 
 
 @dataclass(frozen=True)
+class WebSettings:
+    # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
+    # believed; from anyone else it is ignored, so a client cannot pick its own source address.
+    trusted_proxies: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
@@ -213,6 +221,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     stations: list[StationSettings] = field(default_factory=list)
+    web: WebSettings = field(default_factory=WebSettings)
     source: str = field(default="defaults", compare=False)  # where the file came from
 
     # derived values ------------------------------------------------------
@@ -542,6 +551,11 @@ def validate(s: Settings, source: str) -> None:
                 check_station_folders(s, [Path(folder).expanduser()])
             except SettingsError as exc:
                 fail(f"stations[{i}].folders[{j}]", f"is refused: {exc.message}", exc.hint)
+    for i, proxy in enumerate(s.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            fail(f"web.trusted_proxies[{i}]", f"is not an address or network: {proxy!r}", "e.g. '10.0.0.5'")
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)

@@ -29,6 +29,8 @@ class WebContext:
     # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
     # queue behind writers for the write lock. None: the services' sessions.
     readers: sessionmaker[Session] | None = None
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def sessions(self) -> sessionmaker[Session]:
