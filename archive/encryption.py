@@ -83,9 +83,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import secrets
-import stat
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -102,7 +100,7 @@ from cryptography.hazmat.primitives.keywrap import (
 )
 
 from catalog.errors import CheckFailed, EvidenceError, InvalidInput
-from catalog.keys import write_new_private_file
+from catalog.keys import read_key_file, write_new_private_file
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -159,8 +157,8 @@ def kek_id(kek: bytes) -> str:
 
 
 def _parse_kek_file(data: bytes, path: Path) -> bytes:
-    if len(data) == KEK_SIZE:
-        return data
+    if len(data) == KEK_SIZE and not all(c in b"0123456789abcdefABCDEF" for c in data):
+        return data  # raw key bytes; 32 hex digits instead are half a hex key, refused below
     try:
         key = bytes.fromhex(data.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError):
@@ -180,23 +178,9 @@ def load_kek(path: Path) -> bytes:
     could not open anything encrypted under the old one.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        data = read_key_file(path, "key file", EncryptionKeyError)
     except FileNotFoundError:
         raise EncryptionKeyError(f"key file {path} does not exist", hint=_RESTORE_HINT) from None
-    except OSError as exc:
-        raise EncryptionKeyError(f"key file {path} cannot be opened: {exc.strerror}") from exc
-    try:
-        info = os.fstat(fd)  # checked on the open file, so the check and the read see the same file
-        if not stat.S_ISREG(info.st_mode):
-            raise EncryptionKeyError(f"key file {path} is not a regular file")
-        if info.st_mode & 0o077:
-            raise EncryptionKeyError(
-                f"key file {path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o})",
-                hint=f"run `chmod 600 {path}` and consider the key exposed",
-            )
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
     return _parse_kek_file(data, path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import stat
 from datetime import datetime
 from pathlib import Path
 
@@ -13,13 +14,58 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .db import insert_missing
-from .errors import InvalidInput, SchemaOutdated
+from .errors import EvidenceError, InvalidInput, SchemaOutdated
 from .models import CatalogKey
+
+
+class KeyFileError(InvalidInput):
+    """A key file is not the service account's own, is open to others, or is malformed."""
+
+
+def read_key_file(path: Path, what: str, error: type[EvidenceError] | None = None) -> bytes:
+    """The bytes of a key file, once it is checked: a regular file, owned by this account, with
+    no access for group or others (a key others can read is a key others have).
+
+    Checked on the open file, so the check and the read see the same file. Raises ``error``
+    (default ``KeyFileError``) naming the file and what to do; FileNotFoundError passes through.
+    """
+    fail = error or KeyFileError
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # a symbolic link (O_NOFOLLOW), no permission, ...
+        raise fail(
+            f"{what} {path} cannot be opened: {exc.strerror}",
+            hint="make it a regular file owned by the service account, mode 0600",
+        ) from exc
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise fail(f"{what} {path} is not a regular file", hint="restore the key file from its backup")
+        if info.st_uid != os.geteuid():
+            raise fail(
+                f"{what} {path} belongs to uid {info.st_uid}, not to this account (uid {os.geteuid()})",
+                hint=f"run the service as the file's owner, or `chown` it to the service account: {path}",
+            )
+        if info.st_mode & 0o077:
+            raise fail(
+                f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o})",
+                hint=f"run `chmod 600 {path}` and consider the key exposed",
+            )
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > 65536:
+                raise fail(f"{what} {path} is far too large for a key", hint="restore it from its backup")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
-        data = path.read_bytes()
+        data = read_key_file(path, "signing key")
     except FileNotFoundError:
         raise SchemaOutdated(
             f"signing key {path} does not exist", hint="run `evidence init` to create it"
@@ -27,9 +73,11 @@ def load_signing_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except ValueError as exc:
-        raise InvalidInput(f"signing key {path} cannot be read: {exc}") from exc
+        raise KeyFileError(
+            f"signing key {path} cannot be read: {exc}", hint="restore it from its backup"
+        ) from exc
     if not isinstance(key, Ed25519PrivateKey):
-        raise InvalidInput(f"signing key {path} is not an Ed25519 key")
+        raise KeyFileError(f"signing key {path} is not an Ed25519 key", hint="restore it from its backup")
     return key
 
 

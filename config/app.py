@@ -33,6 +33,7 @@ from ingest.pipeline import Pipeline, StationSetup
 from .settings import Settings, parse_period
 
 SIGNING, KEK = "custody-signing", "key-encryption"
+WEB_SECRET_SIZE = 32  # bytes of the HMAC key that signs session cookies and media links
 
 
 class KeyMismatch(EvidenceError):
@@ -203,12 +204,18 @@ class App:
 
         path = self.web_secret_path
         if not path.exists():
-            keys.write_new_private_file(path, secrets.token_bytes(32))
+            keys.write_new_private_file(path, secrets.token_bytes(WEB_SECRET_SIZE))
+        secret = keys.read_key_file(path, "web session secret")
+        if len(secret) != WEB_SECRET_SIZE:  # a short secret (empty: none) makes cookies forgeable
+            raise keys.KeyFileError(
+                f"web session secret {path} holds {len(secret)} bytes, not {WEB_SECRET_SIZE}",
+                hint=f"delete {path} and start again: a new secret is made (everyone signs in again)",
+            )
         cov = self.settings.coverage
         return WebContext(
             services=self.services,
             zone=self.settings.zone,
-            secret=path.read_bytes(),
+            secret=secret,
             language=self.settings.language,
             on_site_types=set(cov.on_site_types),
             coverage_window=timedelta(minutes=cov.window_minutes),
@@ -216,6 +223,7 @@ class App:
             readers=self.reader_sessions,
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
+            trusted_proxies=tuple(self.settings.web.trusted_proxies),
         )
 
     def export_for_web(

@@ -10,6 +10,7 @@ through a night's ingest. ``config/evidence.example.toml`` documents them all.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -200,6 +201,9 @@ class CoverageSettings:
 class WebSettings:
     session_idle_minutes: float = 30.0
     session_max_hours: float = 12.0
+    # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
+    # believed; from anyone else it is ignored, so a client cannot pick its own source address.
+    trusted_proxies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -549,6 +553,11 @@ def validate(s: Settings, source: str) -> None:
                 check_station_folders(s, [Path(folder).expanduser()])
             except SettingsError as exc:
                 fail(f"stations[{i}].folders[{j}]", f"is refused: {exc.message}", exc.hint)
+    for i, proxy in enumerate(s.web.trusted_proxies):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            fail(f"web.trusted_proxies[{i}]", f"is not an address or network: {proxy!r}", "e.g. '10.0.0.5'")
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +29,22 @@ err = Console(stderr=True, soft_wrap=True)
 
 class EvidenceGroup(click.Group):
     """Turns the project's typed errors into one line on stderr and the contract's exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # Python hands bytes that are not UTF-8 over as lone surrogates, which fail later deep in
+        # a database driver or a custody event; refuse them here, naming the argument.
+        for arg in args:
+            try:
+                arg.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(arg).decode("utf-8", "backslashreplace")
+                click.echo(
+                    f"evidence: the argument '{shown}' is not valid UTF-8 "
+                    "(rename the file or folder to UTF-8, or give the name in UTF-8)",
+                    err=True,
+                )
+                ctx.exit(2)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

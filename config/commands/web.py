@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import click
 
 from .base import emit, get_app, json_option, out
+
+# uvicorn believes X-Forwarded-For from loopback by default; the pages decide whom to believe
+# (``[web] trusted_proxies``), from the socket peer, so uvicorn must leave the client alone.
+SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
 
 
 @click.command()
@@ -28,6 +33,7 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
         port=port,
         log_level=logging.getLevelName(logging.getLogger().level).lower(),
         access_log=False,
+        **SERVER_OPTIONS,
     )
 
 

@@ -18,6 +18,7 @@ from tests.conftest import run_evidence
         ("retention", 'case_default = "5000000 days"', "retention.case_default"),
         ("storage", 'url = "s3://127.0.0.1:9000/b"', "storage.url"),
         ("storage", 'url = "s3://127.0.0.1:9000/Evidence_Bucket"', "storage.url"),
+        ("web", 'trusted_proxies = ["a proxy"]', "web.trusted_proxies[0]"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_key(tmp_path, table, line, key) -> None:

@@ -21,9 +21,15 @@ from catalog.views import case_items
 
 from .common import Refusal, event, posted, render, site, visible
 
+# Case numbers, titles and officer numbers are far shorter; a long pattern only costs the
+# database (SQLite refuses LIKE patterns over 50,000 bytes).
+SEARCH_MAX = 200
+
 
 def search(request: Request) -> Response:
     q = request.query_params.get("q", "").strip()
+    if len(q) > SEARCH_MAX:
+        raise Refusal(400, f"a search is at most {SEARCH_MAX} characters; shorten it")
     found: list[Case] = []
     if q:
         # Without the grant an officer's protected recordings must not lead to their cases.

@@ -11,6 +11,7 @@ into the error page.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -57,7 +58,33 @@ def site(request: Request) -> Site:
 
 
 def source(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the socket peer, or, when the peer is a trusted proxy, the last
+    address in X-Forwarded-For that is not one (a client can prepend anything it likes)."""
+    peer = request.client.host if request.client else "unknown"
+    proxies = site(request).web.trusted_proxies
+    if not proxies or not _within(peer, proxies):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _within(hop, proxies):
+            return hop if _is_address(hop) else peer  # garbage from the client: not a source
+    return peer
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _within(address: str, networks: tuple[str, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 def event(web: WebContext, user: User | None, action: Action, subject: str | None, **details: Any) -> None:

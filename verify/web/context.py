@@ -33,6 +33,8 @@ class WebContext:
     # A session ends after this long without a request, and this long after signing in.
     session_idle: timedelta = timedelta(minutes=30)
     session_lifetime: timedelta = timedelta(hours=12)
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def sessions(self) -> sessionmaker[Session]:

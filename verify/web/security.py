@@ -43,17 +43,17 @@ class Signer:
 
     def unsign(self, purpose: str, token: str | None) -> dict[str, Any] | None:
         """The payload, or None when forged, for another purpose, or expired."""
-        if not token or "." not in token:
-            return None
+        if not token or "." not in token or not token.isascii():
+            return None  # compare_digest raises on non-ASCII str; a real token is ASCII
         data, mac = token.rsplit(".", 1)
         good = _b64(hmac.new(self._secret, data.encode(), hashlib.sha256).digest())
-        if not hmac.compare_digest(good, mac):
+        if not hmac.compare_digest(good.encode(), mac.encode()):
             return None
         try:
             body = json.loads(_unb64(data))
         except ValueError:
             return None
-        if body.get("p") != purpose or body.get("exp", 0) < time.time():
+        if not isinstance(body, dict) or body.get("p") != purpose or body.get("exp", 0) < time.time():
             return None
         return body
 
