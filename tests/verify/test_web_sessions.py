@@ -5,7 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from catalog.models import WebSession
+from archive.documents import NewDocument, store_document
+from catalog.models import User, WebSession
 from tests.verify.test_web import PASSWORD, site  # noqa: F401  (the fixture)
 from tests.verify.web_server import Browser
 
@@ -92,3 +93,26 @@ def test_plays_and_media_fetches_count_as_activity(site) -> None:  # noqa: F811
         with site["env"].sessions() as s:
             (row,) = s.query(WebSession).filter(WebSession.ended_at.is_(None)).all()
             assert now - row.last_seen_at < timedelta(minutes=1)
+
+
+def test_a_media_link_stops_working_when_the_grant_is_revoked(site) -> None:  # noqa: F811
+    env = site["env"]
+    path = env.tmp / "secret.pdf"
+    path.write_bytes(b"%PDF-1.4 protected")
+    link, _doc = store_document(
+        site["ctx"].services.acting_as("clerk"),
+        NewDocument(site["case"].case_key, path, "询问笔录", protected=True),
+        doc_types=["询问笔录"],
+    )
+    leg = Browser(site["server"].base)
+    leg.login("leg", PASSWORD)
+    _, _, page = leg.request("GET", f"/items/{link.item_no}")
+    url = re.search(rb'href="(/media/[^"]+)"', page).group(1).decode()
+    assert leg.request("GET", url)[0] == 200
+    with env.sessions.begin() as s:
+        s.execute(update(User).where(User.name == "leg").values(protected_access=False))
+    status, _, body = leg.request("GET", url)
+    assert status == 403 and b"%PDF" not in body
+    with env.sessions.begin() as s:
+        s.execute(update(User).where(User.name == "leg").values(disabled=True))
+    assert leg.request("GET", url)[0] == 401
