@@ -188,6 +188,7 @@ class CoverageSettings:
 class WebSettings:
     session_idle_minutes: float = 30.0
     session_max_hours: float = 12.0
+    password_cost_log2: int = 17
 
 
 @dataclass(frozen=True)
