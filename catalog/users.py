@@ -25,8 +25,16 @@ ROLES = ("auditor", "legal", "admin")
 RANK = {role: n for n, role in enumerate(ROLES)}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MIN_PASSWORD = 10
-# scrypt at N=2^15, r=8, p=1: ~32 MiB and a few tens of milliseconds per try.
-SCRYPT = {"n": 2**15, "r": 8, "p": 1, "maxmem": 64 * 1024 * 1024}
+# scrypt at N=2^17, r=8, p=1: 128 MiB and about 0.4 s per try. The cost is a setting
+# (``[web] password_cost_log2``, applied by ``set_cost``) so that tests can run cheaper.
+COST_LOG2 = 17
+MAXMEM = 512 * 1024 * 1024
+_dummies: dict[int, str] = {}
+
+
+def set_cost(log2: int) -> None:
+    global COST_LOG2
+    COST_LOG2 = log2
 
 
 def role_allows(role: str, needed: str) -> bool:
@@ -35,8 +43,15 @@ def role_allows(role: str, needed: str) -> bool:
 
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, **SCRYPT)
-    return "scrypt$15$8$1$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    digest = hashlib.scrypt(password.encode(), salt=salt, dklen=32, n=2**COST_LOG2, r=8, p=1, maxmem=MAXMEM)
+    return (
+        f"scrypt${COST_LOG2}$8$1$" + base64.b64encode(salt).decode() + "$" + base64.b64encode(digest).decode()
+    )
+
+
+def needs_rehash(stored: str) -> bool:
+    """Whether a hash was made at another cost than today's (upgraded at the next login)."""
+    return not stored.startswith(f"scrypt${COST_LOG2}$8$1$")
 
 
 def check_password(password: str, stored: str) -> bool:
@@ -51,7 +66,7 @@ def check_password(password: str, stored: str) -> bool:
             n=2 ** int(log_n),
             r=int(r),
             p=int(p),
-            maxmem=SCRYPT["maxmem"],
+            maxmem=MAXMEM,
         )
     except (ValueError, TypeError):
         return False
@@ -105,16 +120,19 @@ def set_password(session: Session, name: str, password: str, now: datetime) -> U
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:
+    """The account if the password is right and it is enabled. A hash is always computed, at
+    today's cost, so a missing or disabled account takes as long as any other."""
     user = session.execute(select(User).where(User.name == name)).scalar()
+    if user is None or needs_rehash(user.password_hash):
+        if COST_LOG2 not in _dummies:
+            _dummies[COST_LOG2] = hash_password("not-a-real-password")
+        check_password(password, _dummies[COST_LOG2])
     if user is None:
-        check_password(password, _DUMMY)  # same time whether or not the account exists
         return None
-    if user.disabled or not check_password(password, user.password_hash):
+    good = check_password(password, user.password_hash)
+    if user.disabled or not good:
         return None
     return user
-
-
-_DUMMY = hash_password("not-a-real-password")
 
 
 def open_session(session: Session, user: User, now: datetime) -> str:

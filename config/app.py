@@ -22,7 +22,7 @@ from archive.policy import ArchivePolicy
 from archive.retention import Rules
 from archive.store import ObjectStore
 from archive.stores import StoreOptions, open_store
-from catalog import keys, schema
+from catalog import keys, schema, users
 from catalog.checkpoint import key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
@@ -52,6 +52,7 @@ class App:
 
     def __init__(self, settings: Settings, *, actor: str | None = None) -> None:
         self.settings = settings
+        users.set_cost(settings.web.password_cost_log2)
         self.actor = actor or default_actor()
         self._checked = False
 

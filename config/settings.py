@@ -201,6 +201,7 @@ class CoverageSettings:
 class WebSettings:
     session_idle_minutes: float = 30.0
     session_max_hours: float = 12.0
+    password_cost_log2: int = 17
     # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
     # believed; from anyone else it is ignored, so a client cannot pick its own source address.
     trusted_proxies: list[str] = field(default_factory=list)

@@ -30,12 +30,15 @@ from archive.digest import hash_file
 from archive.originals import OriginalFacts, store_original
 from archive.policy import ArchivePolicy
 from archive.store import ObjectStore
-from catalog import schema
+from catalog import schema, users
 from catalog.cases import NewCase
 from catalog.db import make_engine, session_factory
 from catalog.models import Recording
 from catalog.numbering import NumberingFormats
 from catalog.recordings import reserve_archive_number
+
+# Cheaper password hashes in tests; the real cost (2^17) is tested where it matters.
+users.set_cost(12)
 
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent

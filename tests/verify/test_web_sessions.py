@@ -1,11 +1,15 @@
 """Sessions of the web pages end on the server: logout, an administrator, idle time, age."""
 
+import hashlib
 import re
 from datetime import timedelta
 
 from sqlalchemy import update
 
-from catalog.models import WebSession
+from archive.documents import NewDocument, store_document
+from catalog import users
+from catalog.models import User, WebSession
+from catalog.users import check_password, hash_password
 from tests.verify.test_web import PASSWORD, site  # noqa: F401  (the fixture)
 from tests.verify.web_server import Browser
 
@@ -92,3 +96,57 @@ def test_plays_and_media_fetches_count_as_activity(site) -> None:  # noqa: F811
         with site["env"].sessions() as s:
             (row,) = s.query(WebSession).filter(WebSession.ended_at.is_(None)).all()
             assert now - row.last_seen_at < timedelta(minutes=1)
+
+
+def test_a_media_link_stops_working_when_the_grant_is_revoked(site) -> None:  # noqa: F811
+    env = site["env"]
+    path = env.tmp / "secret.pdf"
+    path.write_bytes(b"%PDF-1.4 protected")
+    link, _doc = store_document(
+        site["ctx"].services.acting_as("clerk"),
+        NewDocument(site["case"].case_key, path, "询问笔录", protected=True),
+        doc_types=["询问笔录"],
+    )
+    leg = Browser(site["server"].base)
+    leg.login("leg", PASSWORD)
+    _, _, page = leg.request("GET", f"/items/{link.item_no}")
+    url = re.search(rb'href="(/media/[^"]+)"', page).group(1).decode()
+    assert leg.request("GET", url)[0] == 200
+    with env.sessions.begin() as s:
+        s.execute(update(User).where(User.name == "leg").values(protected_access=False))
+    status, _, body = leg.request("GET", url)
+    assert status == 403 and b"%PDF" not in body
+    with env.sessions.begin() as s:
+        s.execute(update(User).where(User.name == "leg").values(disabled=True))
+    assert leg.request("GET", url)[0] == 401
+
+
+def test_passwords_cost_2_17_are_always_hashed_and_upgraded_at_login(site, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setattr(users, "COST_LOG2", 17)
+    assert hash_password("x" * 12).startswith("scrypt$17$8$1$")
+    env = site["env"]
+    with env.sessions() as s:
+        old = s.query(User).filter(User.name == "aud").one().password_hash
+    assert old.startswith("scrypt$12$")  # made at the tests' cheaper cost
+    calls: list[int] = []
+    real = hashlib.scrypt
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["n"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(hashlib, "scrypt", counted)
+    with env.sessions.begin() as s:
+        s.query(User).filter(User.name == "leg").update({"disabled": True})
+    browser = Browser(site["server"].base)
+    for name in ("leg", "nobody-here"):  # disabled, missing: a full-cost hash all the same
+        calls.clear()
+        assert browser.login(name, PASSWORD) == 401
+        assert 2**17 in calls, name
+    calls.clear()
+    assert browser.login("aud", PASSWORD) == 303
+    assert 2**17 in calls
+    with env.sessions() as s:
+        new = s.query(User).filter(User.name == "aud").one().password_hash
+    assert new.startswith("scrypt$17$") and check_password(PASSWORD, new)
+    assert browser.request("GET", "/")[0] == 200  # the upgrade does not end the session

@@ -19,7 +19,7 @@ from starlette.responses import (
 
 from archive.reading import plain_size, playback_url, read_plain
 
-from .common import Refusal, site
+from .common import Refusal, site, visible
 from .security import LINK_SECONDS
 
 # Types a browser may show inline on the site's own origin: none of them runs script. The
@@ -67,6 +67,14 @@ def media(request: Request) -> Response:
         raise Refusal(403, "the media link is forged or has expired; reload the page")
     if link["u"] != user.id:
         raise Refusal(403, "the media link belongs to another account")
+    # The gate has re-checked the session and role; the grant is re-checked here, at every
+    # fetch, so a link stops working when the grant it was issued under is revoked.
+    from .items import find_item  # items imports this module
+
+    with here.web.reading() as session:
+        _case, _item_link, item = find_item(session, link["i"])
+    if not visible(user, item):
+        raise Refusal(403, "protected record")
     store, key, version, encrypted = here.web.store, link["k"], link["v"], link["e"]
     media_type, file_headers = served(link["t"], f"{link.get('i', 'item')}{PurePosixPath(key).suffix}")
     # The store would serve a presigned object with its stored type: only inline-safe ones go

@@ -6,7 +6,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from catalog.actions import Action
-from catalog.users import authenticate, end_sessions, open_session
+from catalog.models import User
+from catalog.users import authenticate, end_sessions, hash_password, needs_rehash, open_session
 
 from .common import COOKIE, event, local, posted, render, site, source
 from .security import new_csrf
@@ -29,6 +30,10 @@ def login_post(request: Request) -> Response:
         event(here.web, None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
         return render(request, "login.html", status=401, user=None, next=nxt, failed=here.t("bad_login"))
     with here.web.sessions.begin() as session:
+        if needs_rehash(user.password_hash):  # an older, cheaper hash: upgraded now
+            row = session.get(User, user.id)
+            if row is not None:
+                row.password_hash = hash_password(password)
         sid = open_session(session, user, here.web.now())
     event(here.web, user, Action.LOGIN, f"user:{user.name}", source=source(request))
     lifetime = int(here.web.session_lifetime.total_seconds())
