@@ -30,7 +30,7 @@ from catalog.numbering import check_code
 from ingest.names import compile_patterns
 from ingest.pipeline import Pipeline, StationSetup
 
-from .settings import Settings, parse_period
+from .settings import Settings, _sqlite_file, parse_period
 
 SIGNING, KEK = "custody-signing", "key-encryption"
 WEB_SECRET_SIZE = 32  # bytes of the HMAC key that signs session cookies and media links
@@ -251,10 +251,11 @@ class App:
         Keys are created only for a catalog that has never recorded one: a
         key file that disappeared later is an error, never silently replaced.
         """
-        self.settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         before, after = schema.upgrade(self.engine)
         self._checked = True
         self.store.ensure_ready()
+        self._tighten()
         signing_created = self._ensure_key(
             SIGNING,
             self.settings.signing_key_path,
@@ -279,6 +280,20 @@ class App:
             "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),
         }
+
+    def _tighten(self) -> None:
+        """Data folder, catalog and local store readable by the service account only: the
+        catalog holds password hashes and protected metadata. Existing ones are tightened too."""
+        paths = [self.settings.data_path]
+        catalog = _sqlite_file(self.settings.database_url)
+        if catalog is not None:
+            paths += [catalog, *(catalog.with_name(catalog.name + s) for s in ("-wal", "-shm", "-journal"))]
+        root = getattr(self.store, "root", None)  # a local store's folder (S3 has none here)
+        if isinstance(root, Path):
+            paths.append(root)
+        for path in paths:
+            if path.exists():
+                path.chmod(path.stat().st_mode & 0o700)
 
     def _ensure_key(
         self, purpose: str, path: Path, *, create: Callable[[Path], object], ident: Callable[[Path], str]
