@@ -38,7 +38,16 @@ from catalog.numbering import NumberingFormats
 from catalog.recordings import reserve_archive_number
 
 # Cheaper password hashes in tests; the real cost (2^17) is tested where it matters.
-users.set_cost(12)
+TEST_PASSWORD_COST = 12
+users.set_cost(TEST_PASSWORD_COST)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes() -> None:
+    """Each test starts at the cheap cost: building a web context applies the settings' cost
+    (2^17) to the process, which would leak into the tests that run after it."""
+    users.set_cost(TEST_PASSWORD_COST)
+
 
 PG_ADMIN_URL = os.environ.get("EVIDENCE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent
