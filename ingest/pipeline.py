@@ -109,10 +109,6 @@ CONTENT_TYPES = {
 }
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass(frozen=True)
 class StationSetup:
     """What a station's pipeline needs from the settings, as values."""
