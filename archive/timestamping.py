@@ -37,7 +37,7 @@ def request_token(url: str, statement: bytes, *, timeout: float = 10.0) -> bytes
     where = f"the time-stamp authority at {url}"
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:  # noqa: S310 (a configured URL)
-            token = answer.read(MAX_REPLY + 1)
+            token: bytes = answer.read(MAX_REPLY + 1)
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise TimestampUnavailable(f"{where} cannot be reached: {exc}", hint=hint) from exc
     if len(token) > MAX_REPLY:
