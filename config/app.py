@@ -23,13 +23,15 @@ from archive.retention import Rules
 from archive.store import ObjectStore
 from archive.stores import StoreOptions, open_store
 from catalog import keys, schema, users
-from catalog.checkpoint import key_id
+from catalog.attestation import attest_pre_v2
+from catalog.checkpoint import Anchors, fingerprint, key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
 from catalog.numbering import check_code
 from ingest.names import compile_patterns
 from ingest.pipeline import Pipeline, StationSetup
 
+from . import pinning
 from .settings import Settings, _sqlite_file, parse_period
 
 SIGNING, KEK = "custody-signing", "key-encryption"
@@ -159,6 +161,24 @@ class App:
             grace=timedelta(days=r.grace_days),
         )
 
+    # --- trust ------------------------------------------------------------
+    @property
+    def settings_file(self) -> Path | None:
+        path = Path(self.settings.source)
+        return path if self.settings.source not in ("defaults", "the defaults") and path.is_file() else None
+
+    def pinned(self) -> list[str]:
+        """The fingerprints this installation trusts (settings, or the data folder's pin file
+        when no settings file is in use)."""
+        found = list(self.settings.custody.trusted_keys)
+        if self.settings_file is None:
+            found += pinning.pinned_in_file(self.settings.trusted_keys_path)
+        return found
+
+    def anchors(self, extra: tuple[str, ...] | list[str] = ()) -> Anchors:
+        """Trust: the pinned fingerprints plus ``--trusted-key`` values. Never the private key."""
+        return Anchors.parse([*self.pinned(), *extra])
+
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:
         with self.sessions() as session:
@@ -262,6 +282,12 @@ class App:
             create=keys.ensure_signing_key,
             ident=lambda p: key_id(keys.load_signing_key(p).public_key()),
         )
+        signing_fingerprint = fingerprint(self.signing_key.public_key())
+        pinned_at, pinned_now = pinning.pin(
+            self.settings_file, self.settings.trusted_keys_path, signing_fingerprint
+        )
+        with self.sessions.begin() as session:
+            attested = attest_pre_v2(session, actor=self.actor, now=self.now())
         kek_created = self._ensure_key(
             KEK,
             self.settings.encryption_key_path,
@@ -276,6 +302,10 @@ class App:
             "signing_key": str(self.settings.signing_key_path),
             "signing_key_created": signing_created,
             "key_id": key_id(self.signing_key.public_key()),
+            "fingerprint": signing_fingerprint,
+            "pinned_in": str(pinned_at),
+            "pinned_now": pinned_now,
+            "attested": attested,
             "kek": str(self.settings.encryption_key_path),
             "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),

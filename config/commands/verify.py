@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .audit import trusted_key_option
 from .base import emit, err, get_app, json_option, out
 
 
@@ -173,9 +174,12 @@ def catalog_group() -> None:
     metavar="URL",
     help="An empty catalog to rebuild into (SQLAlchemy URL).",
 )
+@trusted_key_option
 @json_option
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_json: bool) -> None:
+def catalog_rebuild(
+    ctx: click.Context, from_storage: bool, database: str, trusted_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Disaster-recovery drill: rebuild a catalog from storage alone into DATABASE, with every
     number sequence past every number ever issued, then compare it with the live catalog.
     Exit 1 when they differ."""
@@ -185,7 +189,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
     app = get_app(ctx).require_catalog()
     target = make_engine(database)
     try:
-        report = rebuild(app.store, target, formats=app.settings.formats)
+        report = rebuild(app.store, target, formats=app.settings.formats, anchors=app.anchors(trusted_keys))
         with app.reader_sessions() as live, session_factory(target)() as rebuilt:
             differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
     finally:
@@ -196,6 +200,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
         "problems": report.problems,
         "differences": differences,
         "notes": notes,
+        "signers": sorted(report.signers),
     }
 
     def human() -> None:
@@ -204,6 +209,8 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
             out.print(f"  {line}", highlight=False, markup=False)
         for line in notes:
             out.print(f"  note: {line}", highlight=False, markup=False)
+        for fp in sorted(report.signers):
+            out.print(f"  checkpoint signer {fp}", highlight=False)
         out.print(
             "the rebuilt catalog matches the live one"
             if not differences and not report.problems
