@@ -175,7 +175,9 @@ def stored_checkpoints(store: ObjectStore) -> tuple[list[Checkpoint], list[str]]
     return found, problems
 
 
-def make_and_publish(ctx: ServiceContext, key: Ed25519PrivateKey, *, skip_if_idle: bool = False) -> Checkpoint | None:
+def make_and_publish(
+    ctx: ServiceContext, key: Ed25519PrivateKey, *, skip_if_idle: bool = False
+) -> Checkpoint | None:
     """Sign the head, then copy it (and any earlier unpublished ones) to storage.
 
     With ``skip_if_idle`` nothing is signed when nothing happened since the last checkpoint

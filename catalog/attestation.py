@@ -41,7 +41,9 @@ def attest_pre_v2(session: Session, *, actor: str, now: datetime) -> int:
         if archive_no in bound:
             continue
         details = {"archive_no": archive_no, "sha256": sha256, "size": size} | ({"sm3": sm3} if sm3 else {})
-        custody.append(session, actor=actor, action=Action.ATTESTED, subject=archive_no, details=details, now=now)
+        custody.append(
+            session, actor=actor, action=Action.ATTESTED, subject=archive_no, details=details, now=now
+        )
         added += 1
     documents = session.execute(
         select(CaseItem.item_no, Document.sha256, Document.sm3, Document.size)
@@ -52,6 +54,8 @@ def attest_pre_v2(session: Session, *, actor: str, now: datetime) -> int:
         if item_no in bound:
             continue
         details = {"item_no": item_no, "sha256": sha256, "size": size} | ({"sm3": sm3} if sm3 else {})
-        custody.append(session, actor=actor, action=Action.ATTESTED, subject=item_no, details=details, now=now)
+        custody.append(
+            session, actor=actor, action=Action.ATTESTED, subject=item_no, details=details, now=now
+        )
         added += 1
     return added

@@ -79,7 +79,12 @@ class CustodyEvent:
         the v1 events in packages). For v2 it is the body's fields with ``prev``,
         ``body_hash`` and ``hash``: a convenience, the proof being the body's own bytes."""
         if self.body is not None:
-            return {**parse_body(self.body), "prev": self.prev_hash, "body_hash": self.body_hash, "hash": self.hash}
+            return {
+                **parse_body(self.body),
+                "prev": self.prev_hash,
+                "body_hash": self.body_hash,
+                "hash": self.hash,
+            }
         return {**self.payload(), "hash": self.hash}
 
     @classmethod
@@ -165,7 +170,10 @@ def parse_body(body: bytes) -> dict[str, Any]:
         name
         for name, ok in (
             ("v", value["v"] == 2),
-            ("seq", isinstance(value["seq"], int) and not isinstance(value["seq"], bool) and value["seq"] > 0),
+            (
+                "seq",
+                isinstance(value["seq"], int) and not isinstance(value["seq"], bool) and value["seq"] > 0,
+            ),
             ("time", isinstance(value["time"], str) and _canonical_time(value["time"])),
             ("actor", isinstance(value["actor"], str)),
             ("action", isinstance(value["action"], str)),
@@ -307,7 +315,9 @@ def check_chain(
     """
     report = ChainReport(last_seq=start_seq - 1, last_hash=start_prev)
     expected_seq, expected_prev = start_seq, start_prev
-    heads: dict[str, str] | None = subject_heads if subject_heads is not None else ({} if start_seq == 1 else None)
+    heads: dict[str, str] | None = (
+        subject_heads if subject_heads is not None else ({} if start_seq == 1 else None)
+    )
     for event in events:
         report.events += 1
         if event.seq < expected_seq:
@@ -361,7 +371,10 @@ def _check_v2(event: CustodyEvent, heads: dict[str, str] | None) -> tuple[str, s
         return "altered", f"event {seq} is version 2 but has no body"
     body_hash = hashlib.sha256(event.body).hexdigest()
     if event.body_hash is not None and event.body_hash != body_hash:
-        return "altered", f"event {seq}'s body hashes to {body_hash[:16]}…, it records {event.body_hash[:16]}…"
+        return (
+            "altered",
+            f"event {seq}'s body hashes to {body_hash[:16]}…, it records {event.body_hash[:16]}…",
+        )
     try:
         fields = parse_body(event.body)
     except jcs.NotCanonical as exc:

@@ -213,9 +213,7 @@ def sign_checkpoint_v2(
     raw = raw_public_key(private_key.public_key())
     fp = fingerprint(raw)
     statement = statement_v2(n, seq, head, time, fp, prev)
-    return from_statement(
-        statement, private_key.sign(statement), public_key=base64.b64encode(raw).decode()
-    )
+    return from_statement(statement, private_key.sign(statement), public_key=base64.b64encode(raw).decode())
 
 
 def parse_statement(data: bytes) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .actions import Action
@@ -61,6 +61,11 @@ def _to_event(row: Any) -> CustodyEvent:
         body=body.encode("utf-8") if body is not None else None,
         body_hash=body_hash,
     )
+
+
+def lock_head(session: Session) -> CustodyHead:
+    """Lock the chain's head row until the transaction ends: appenders wait."""
+    return _lock_head(session)
 
 
 def _lock_head(session: Session) -> CustodyHead:
@@ -129,6 +134,16 @@ def events(
         query = query.limit(limit)
     for row in session.execute(query.execution_options(yield_per=READ_BATCH)):
         yield _to_event(row)
+
+
+def events_at(session: Session, seqs: Iterable[int]) -> Iterator[CustodyEvent]:
+    """The events with these numbers, in chain order (a few hundred at a time)."""
+    wanted = sorted(set(seqs))
+    for start in range(0, len(wanted), 500):
+        batch = wanted[start : start + 500]
+        query = select(*_EVENT_COLUMNS).where(CustodyEventRow.seq.in_(batch)).order_by(CustodyEventRow.seq)
+        for row in session.execute(query):
+            yield _to_event(row)
 
 
 def head(session: Session) -> tuple[int, str]:
@@ -206,7 +221,9 @@ def make_checkpoint(
     last = session.execute(select(CheckpointRow).order_by(CheckpointRow.n.desc()).limit(1)).scalar()
     n = (last.n if last else 0) + 1
     prev = checkpoint_from_row(last).digest() if last else None
-    checkpoint = sign_checkpoint_v2(key, n=n, seq=locked.seq, head=locked.hash, time=now or utcnow(), prev=prev)
+    checkpoint = sign_checkpoint_v2(
+        key, n=n, seq=locked.seq, head=locked.hash, time=now or utcnow(), prev=prev
+    )
     session.add(checkpoint_row(checkpoint))
     session.flush()
     append(
@@ -246,9 +263,7 @@ class AuditReport:
         }
 
 
-def verify(
-    session: Session, anchors: Anchors, stored: Iterable[Checkpoint] | None = None
-) -> AuditReport:
+def verify(session: Session, anchors: Anchors, stored: Iterable[Checkpoint] | None = None) -> AuditReport:
     """Walk the whole chain, its head and every checkpoint; report every break.
 
     Each checkpoint must be signed by a pinned key (``anchors``), chain to the one before
@@ -284,7 +299,9 @@ def verify(
 
         verdict = anchors.judge(cp, _carried(cp))
         if verdict is not None:
-            problem("untrusted" if "not trusted" in verdict else "bad_signature", f"checkpoint {cp.n}: {verdict}")
+            problem(
+                "untrusted" if "not trusted" in verdict else "bad_signature", f"checkpoint {cp.n}: {verdict}"
+            )
         expected_n = previous.n + 1 if previous else 1
         if cp.n != expected_n:
             problem("checkpoint_gap", f"checkpoints {expected_n} to {cp.n - 1} are missing from the catalog")
@@ -346,4 +363,6 @@ def _compare_stored(report: AuditReport, rows: dict[int, CheckpointRow], stored:
         numbers = sorted(by_n)
         gaps = [n for n in range(1, numbers[-1] + 1) if n not in by_n and n not in rows]
         if gaps:
-            problem(gaps[0], "checkpoint_gap", f"checkpoint(s) {gaps} are neither in storage nor in the catalog")
+            problem(
+                gaps[0], "checkpoint_gap", f"checkpoint(s) {gaps} are neither in storage nor in the catalog"
+            )

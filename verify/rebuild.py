@@ -135,7 +135,9 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
             report.problems.append(f"checkpoint {cp.n}: {verdict}")
         report.signers.add(cp.fingerprint or "?")
         session.add(
-            checkpoint_row(cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n))
+            checkpoint_row(
+                cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
+            )
         )
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
     report.counts["custody_events"] = len(events)

@@ -106,9 +106,7 @@ def audit_verify(ctx: click.Context, trusted_keys: tuple[str, ...], no_storage: 
 
 
 @audit_group.command("checkpoint")
-@click.option(
-    "--always", is_flag=True, help="Sign even when nothing happened since the last checkpoint."
-)
+@click.option("--always", is_flag=True, help="Sign even when nothing happened since the last checkpoint.")
 @json_option
 @click.pass_context
 def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
@@ -131,7 +129,9 @@ def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
     emit(
         as_json,
         data,
-        lambda: out.print(f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (signer {cp.key})", highlight=False),
+        lambda: out.print(
+            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (signer {cp.key})", highlight=False
+        ),
     )
 
 
