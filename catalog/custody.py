@@ -21,7 +21,8 @@ from sqlalchemy.orm import Session
 
 from .actions import Action
 from .chain import GENESIS_HASH, CustodyEvent, check_chain, seal_v2
-from .checkpoint import Anchors, Checkpoint, sign_checkpoint_v2
+from . import jcs
+from .checkpoint import Anchors, Checkpoint, from_statement, sign_checkpoint_v2
 from .models import CheckpointRow, CustodyEventRow, CustodyHead
 
 READ_BATCH = 1000
@@ -152,29 +153,37 @@ def head(session: Session) -> tuple[int, str]:
 
 
 def checkpoint_from_row(r: CheckpointRow) -> Checkpoint:
+    """The checkpoint a row holds: for v2, read from the signed statement bytes themselves
+    (``row_disagrees`` says whether the row's other columns agree with them)."""
     if r.v == 2 and r.statement is not None:
-        return Checkpoint(
-            r.n,
-            r.seq,
-            r.head,
-            r.time,
-            r.key_id,
-            r.public_key,
-            r.signature,
-            v=2,
-            statement_bytes=r.statement.encode("utf-8"),
-            key=r.key,
-            prev=_statement_prev(r.statement),
-        )
+        try:
+            signature = base64.b64decode(r.signature, validate=True)
+        except ValueError:
+            signature = b""
+        try:
+            return from_statement(r.statement.encode("utf-8"), signature, public_key=r.public_key)
+        except jcs.NotCanonical:
+            pass  # reported by ``verify``; read as the columns say so that the walk goes on
+        return Checkpoint(r.n, r.seq, r.head, r.time, r.key_id, r.public_key, r.signature, v=2, key=r.key)
     return Checkpoint(r.n, r.seq, r.head, r.time, r.key_id, r.public_key, r.signature)
 
 
-def _statement_prev(statement: str) -> str | None:
-    try:
-        prev = json.loads(statement).get("prev")
-    except (ValueError, AttributeError):
-        return None
-    return prev if isinstance(prev, str) else None
+def row_disagrees(r: CheckpointRow, cp: Checkpoint) -> list[str]:
+    """Columns of a v2 checkpoint row that differ from its statement (or ["statement"])."""
+    if r.v != 2:
+        return []
+    if cp.statement_bytes is None:
+        return ["statement"]
+    return [
+        name
+        for name, column, signed in (
+            ("n", r.n, cp.n),
+            ("seq", r.seq, cp.seq),
+            ("head", r.head, cp.head),
+            ("key", r.key, cp.key),
+        )
+        if column != signed
+    ]
 
 
 def checkpoints(session: Session) -> list[Checkpoint]:
@@ -291,11 +300,18 @@ def verify(session: Session, anchors: Anchors, stored: Iterable[Checkpoint] | No
     cps = [checkpoint_from_row(rows[n]) for n in sorted(rows)]
     report.signers = sorted({cp.fingerprint or "?" for cp in cps})
     previous: Checkpoint | None = None
-    for cp in cps:
+    for row_n, cp in zip(sorted(rows), cps, strict=True):
         report.checkpoints += 1
 
         def problem(kind: str, detail: str, seq: int | None = None, n: int = cp.n) -> None:
             report.problems.append({"seq": seq, "checkpoint": n, "problem": kind, "detail": detail})
+
+        differs = row_disagrees(rows[row_n], cp)
+        if differs:
+            problem(
+                "bad_signature",
+                f"checkpoint row {row_n}: {', '.join(differs)} differ from the signed statement",
+            )
 
         verdict = anchors.judge(cp, _carried(cp))
         if verdict is not None:
