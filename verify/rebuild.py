@@ -13,6 +13,7 @@ as such, not as differences.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -134,6 +135,8 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
         if verdict is not None:
             report.problems.append(f"checkpoint {cp.n}: {verdict}")
         report.signers.add(cp.fingerprint or "?")
+        if not cp.public_key and cp.key in anchors.keys:  # from the key history beside it
+            cp = dataclasses.replace(cp, public_key=base64.b64encode(anchors.keys[cp.key]).decode())
         session.add(
             checkpoint_row(
                 cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
