@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -33,6 +34,9 @@ from ingest.pipeline import Pipeline, StationSetup
 
 from . import pinning
 from .settings import Settings, _sqlite_file, parse_period
+
+if TYPE_CHECKING:
+    from verify.export import ExportResult
 
 SIGNING, KEK = "custody-signing", "key-encryption"
 WEB_SECRET_SIZE = 32  # bytes of the HMAC key that signs session cookies and media links
@@ -241,6 +245,7 @@ class App:
             on_site_types=set(cov.on_site_types),
             coverage_window=timedelta(minutes=cov.window_minutes),
             export=self.export_for_web,
+            exports=self.settings.data_path / "exports",
             readers=self.reader_sessions,
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
@@ -249,20 +254,21 @@ class App:
 
     def export_for_web(
         self, case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool
-    ) -> Path:
+    ) -> ExportResult:
+        """The web server holds no signing key: its packages stay pending until the next
+        timer checkpoint covers their export event (``verify.export.finish_pending``)."""
         from verify.export import export_case
 
-        result = export_case(
+        return export_case(
             self.services.acting_as(actor),
             case_key,
             folder,
-            signing_key=self.signing_key,
+            signing_key=None,
             reason=reason,
             with_proxies=True,
             zip_it=True,
             include_protected=include_protected,
         )
-        return Path(result.path)
 
     # --- init -------------------------------------------------------------
     def init(self) -> dict[str, object]:

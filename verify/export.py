@@ -318,9 +318,17 @@ class _Pending:
     withheld_events: list[int]
 
 
-def pending_exports(outdir: Path) -> list[Path]:
-    """Prepared packages in ``outdir`` still waiting for a checkpoint."""
-    return sorted(p.parent for p in Path(outdir).glob(".*.partial/" + PENDING))
+def find_pending(root: Path, event: int, actor: str) -> Path | None:
+    """The prepared package of export event ``event`` made by ``actor``, in a folder under
+    ``root`` (one level down, as the web makes them); None when there is none."""
+    for found in sorted(Path(root).glob("*/.*.partial/" + PENDING)):
+        try:
+            facts = json.loads(found.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if facts.get("seq") == event and facts.get("export", {}).get("by") == actor:
+            return found.parent
+    return None
 
 
 def finish_pending(sessions: sessionmaker[Session], work: Path) -> ExportResult:

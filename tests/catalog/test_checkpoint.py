@@ -84,7 +84,7 @@ def test_a_v2_statement_is_jcs_names_the_full_fingerprint_and_chains() -> None:
         lambda b: b.replace(b'{"head"', b'{"n":7,"head"'),
         lambda b: b.replace(b'"seq":5', b'"seq":5.0'),
         lambda b: b.replace(b'"seq":5', b'"seq": 5'),
-        lambda b: b.replace(b'.000000Z', b'Z'),
+        lambda b: b.replace(b".000000Z", b"Z"),
     ],
     ids=["extra key", "duplicate key", "non-canonical number", "whitespace", "other time spelling"],
 )
@@ -119,7 +119,9 @@ def test_trusted_keys_are_read_from_fingerprints_and_pem_files(tmp_path) -> None
     key = Ed25519PrivateKey.generate()
     pem = tmp_path / "custody.pub.pem"
     pem.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     fp = fingerprint(key.public_key())
     assert Anchors.parse([fp.upper()]).trusted == {fp}
