@@ -29,7 +29,6 @@ import json
 import tempfile
 from collections.abc import Iterator
 from datetime import datetime
-from typing import BinaryIO
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select, update
@@ -46,7 +45,7 @@ from .errors import ObjectExists, ObjectMissing
 from .layout import checkpoint_folder, checkpoint_key, key_history_key, segment_key
 from .records import put_json
 from .retention import lock_until
-from .store import ObjectStore
+from .store import BinaryStream, ObjectStore
 
 SPOOL_BYTES = 8 << 20
 STATEMENT, SIGNATURE, EVENTS, LINKS = "checkpoint.json", "checkpoint.sig", "events.jsonl", "links.tsv"
@@ -122,7 +121,7 @@ def _sha(data: bytes) -> str:
 
 
 def _put_once(
-    store: ObjectStore, key: str, data: BinaryIO, sha256: str, until: datetime, content_type: str
+    store: ObjectStore, key: str, data: BinaryStream, sha256: str, until: datetime, content_type: str
 ) -> None:
     try:
         store.put(key, data, content_type=content_type, retain_until=until, metadata={"sha256": sha256})

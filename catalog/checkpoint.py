@@ -290,7 +290,7 @@ class Anchors:
             if not path.is_file():
                 raise InvalidInput(
                     f"trusted key {value!r} is neither a 64-hex-digit fingerprint nor a key file",
-                    hint="give the full SHA-256 fingerprint, or the PEM file `evidence audit key --export` wrote",
+                    hint="give the full SHA-256 fingerprint, or the file `evidence audit key --export` wrote",
                 )
             raw = raw_from_pem(path.read_bytes()[:65536])
             anchors.trusted.add(anchors.add_key(raw))

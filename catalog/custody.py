@@ -19,9 +19,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from . import jcs
 from .actions import Action
 from .chain import GENESIS_HASH, CustodyEvent, check_chain, seal_v2
-from . import jcs
 from .checkpoint import Anchors, Checkpoint, from_statement, sign_checkpoint_v2
 from .models import CheckpointRow, CustodyEventRow, CustodyHead
 

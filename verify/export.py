@@ -869,10 +869,12 @@ see <code>custody/checkpoint.json</code> (<code>bag-info.txt</code>: Custody-Che
 decrypted and byte-for-byte what was archived. <code>manifest-sha256.txt</code> lists every file's
 SHA-256 (check with <code>sha256sum -c</code> from the bag folder); <code>tagmanifest-sha256.txt</code>
 covers the manifests; the package is a BagIt 1.0 bag (RFC 8493).</p>
-<p>监管链 Custody (<code>custody/</code>, 格式 format 2): <code>events.jsonl</code> 每行一个已披露事件的
-RFC 8785 规范字节；<code>links.tsv</code> 每行 <code>seq prev body_hash hash</code>，hash = SHA-256(prev ‖ body_hash)；
+<p>监管链 Custody (<code>custody/</code>, 格式 format 2): <code>events.jsonl</code>
+每行一个已披露事件的 RFC 8785 规范字节；<code>links.tsv</code> 每行
+<code>seq prev body_hash hash</code>，hash = SHA-256(prev ‖ body_hash)；
 <code>checkpoint.json</code> 为签名声明的原始字节，<code>checkpoint.sig</code> 为 64 字节 Ed25519 签名；
-签名者指纹（公钥 SHA-256）须与档案馆另行公布的指纹一致。导出事件承诺本包 data/ 下除 custody/ 外每个文件的 SHA-256。
+签名者指纹（公钥 SHA-256）须与档案馆另行公布的指纹一致。
+导出事件承诺本包 data/ 下除 custody/ 外每个文件的 SHA-256。
 <code>events.jsonl</code> holds each disclosed event's RFC 8785 bytes, one a line; <code>links.tsv</code>
 holds <code>seq prev body_hash hash</code> with hash = SHA-256(prev ‖ body_hash); <code>checkpoint.json</code>
 is the signed statement's exact bytes and <code>checkpoint.sig</code> its raw 64-byte Ed25519 signature.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -57,7 +59,7 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     emit(as_json, data, human)
 
 
-def trusted_key_option(f):  # type: ignore[no-untyped-def]
+def trusted_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--trusted-key",
         "trusted_keys",

@@ -138,7 +138,9 @@ def export_command(
 @trusted_key_option
 @json_option
 @click.pass_context
-def verify_package_command(ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], as_json: bool) -> None:
+def verify_package_command(
+    ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Check an exported package offline (no catalog, no storage, no private key): every
     digest against the manifests and the signed commitment, every custody link, that no
     event was left out, and that the checkpoints are signed by a trusted key (pinned here,

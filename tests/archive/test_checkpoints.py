@@ -90,7 +90,8 @@ def test_a_gap_and_a_disagreeing_head_are_found(env) -> None:
     forged = sign_checkpoint_v2(mallory, n=3, seq=cp3.seq, head="ab" * 32, time=cp3.time, prev=cp3.prev)
     sql(
         env,
-        "update checkpoints set statement = :t, signature = :sig, public_key = :pk, key = :k, head = :h where n = 3",
+        "update checkpoints set statement = :t, signature = :sig, public_key = :pk, key = :k, head = :h "
+        "where n = 3",
         t=forged.signed_bytes().decode(),
         sig=forged.signature,
         pk=forged.public_key,

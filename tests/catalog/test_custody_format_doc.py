@@ -60,9 +60,21 @@ def test_the_documented_openssl_recipe_checks_the_signature(tmp_path: Path) -> N
     (tmp_path / "checkpoint.json").write_bytes(cp.signed_bytes())
     (tmp_path / "checkpoint.sig").write_bytes(cp.signature_bytes())
     (tmp_path / "key.pem").write_bytes(public_key_pem(raw_public_key(key.public_key())))
-    verify = [openssl, "pkeyutl", "-verify", "-pubin", "-inkey", "key.pem", "-rawin", "-in", "checkpoint.json"]
+    verify = [
+        openssl,
+        "pkeyutl",
+        "-verify",
+        "-pubin",
+        "-inkey",
+        "key.pem",
+        "-rawin",
+        "-in",
+        "checkpoint.json",
+    ]
     ok = subprocess.run([*verify, "-sigfile", "checkpoint.sig"], cwd=tmp_path, capture_output=True, text=True)
     assert ok.returncode == 0 and "Signature Verified Successfully" in ok.stdout
     (tmp_path / "checkpoint.json").write_bytes(cp.signed_bytes().replace(b'"seq":42', b'"seq":43'))
-    bad = subprocess.run([*verify, "-sigfile", "checkpoint.sig"], cwd=tmp_path, capture_output=True, text=True)
+    bad = subprocess.run(
+        [*verify, "-sigfile", "checkpoint.sig"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert bad.returncode != 0

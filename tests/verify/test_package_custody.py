@@ -25,7 +25,7 @@ from catalog.actions import Action
 from catalog.attestation import attest_pre_v2
 from catalog.canonical import canonical_bytes
 from catalog.chain import seal
-from catalog.checkpoint import Anchors, sign_checkpoint
+from catalog.checkpoint import sign_checkpoint
 from catalog.db import make_engine, session_factory
 from catalog.models import CheckpointRow, CustodyEventRow
 from tests.conftest import ZONE, Env
