@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from archive.digest import new_hash
 from catalog.chain import hash_payload
 from catalog.checkpoint import Anchors, Checkpoint, raw_public_key
-from catalog.errors import EvidenceError, NotFound
+from catalog.errors import CheckFailed, EvidenceError, NotFound
 
 from . import package_custody
 
@@ -150,8 +150,8 @@ MAX_CENTRAL_DIRECTORY = 32 << 20  # bytes of member names and headers
 MAX_RATIO = 200  # a deflated member declaring more than 200 times its compressed size is a bomb
 
 
-class ZipRefused(EvidenceError):
-    """A zip whose directory passes the fixed bounds: refused before anything is read."""
+class ZipRefused(CheckFailed):
+    """A zip whose directory passes the fixed bounds: refused before anything is read (exit 1)."""
 
 
 def _zip_bounds(path: Path) -> None:
