@@ -128,6 +128,8 @@ class CustodySettings:
     tsa_policy: str = ""  # an OID the tokens must carry, e.g. "1.2.3.4.1"; empty: any
     tsa_late_hours: float = 24.0
     tsa_timeout_seconds: float = 10.0
+    # Full SHA-256 fingerprints of the keys whose checkpoints this installation trusts.
+    trusted_keys: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,11 @@ class Settings:
     @property
     def tsa_ca_path(self) -> Path | None:
         return self._in_data(self.custody.tsa_ca_file) if self.custody.tsa_ca_file else None
+
+    @property
+    def trusted_keys_path(self) -> Path:
+        """Where ``evidence init`` pins the key when no settings file is in use."""
+        return self.data_path / "keys" / "trusted-keys.txt"
 
     @property
     def encryption_key_path(self) -> Path:

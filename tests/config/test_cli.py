@@ -98,6 +98,7 @@ def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
         "ok": True,
         "first_bad_event": None,
         "checkpoints": 1,
+        "signers": [cp["key"]],
         "problems": [],
     }
 
@@ -193,11 +194,16 @@ def test_init_and_records_on_a_real_s3_store(rgw, tmp_path: Path, sqlite_url: st
     ok_json("audit", "checkpoint", env=env)
     store = s3_store_for(rgw, bucket=bucket)
     keys = sorted(o.key for o in store.list())
+    fp = ok_json("audit", "key", env=env)["fingerprint"]
     assert keys == [
         f"cases/{key}/events/000001.json",
-        "custody/checkpoints/00000001.json",
-        "custody/segments/000000000001-000000000001.jsonl",
+        "custody/checkpoints/00000001/checkpoint.json",
+        "custody/checkpoints/00000001/checkpoint.sig",
+        "custody/checkpoints/00000001/events.jsonl",
+        "custody/checkpoints/00000001/links.tsv",
+        f"custody/keys/{fp}.pem",
     ]
+    assert ok_json("audit", "verify", env=env)["ok"] is True  # compared with the bucket's checkpoints
     assert store.stat(keys[0]).retention.mode == "COMPLIANCE"
     shown = run_evidence("config", "show", "--json", env=env)
     assert secret not in shown.stdout and access not in shown.stdout

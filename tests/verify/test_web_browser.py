@@ -107,7 +107,7 @@ def test_an_auditor_finds_a_case_plays_a_recording_and_the_play_is_on_the_record
     with web["app"].sessions() as s:
         plays = [e for e in custody.events(s, subject=web["item"]) if e.action == "played"]
     assert len(plays) == 1 and plays[0].actor == "web:auditor1"
-    assert plays[0].details["start_s"] == 0.0 and 1.5 <= plays[0].details["watched_s"] <= 6.5
+    assert plays[0].details["start_ms"] == 0 and 1500 <= plays[0].details["watched_ms"] <= 6500
     page.reload()
     assert "played" in page.inner_text("#custody-log")
     page.screenshot(path=str(Path(web["app"].settings.data_path) / "item-page.png"))

@@ -19,6 +19,7 @@ RULES: dict[str, str] = {
     "case": "auditor",
     "case_gaps": "auditor",
     "case_export": "auditor",
+    "export_fetch": "auditor",
     "item": "auditor",
     "item_verify": "auditor",
     "item_play": "auditor",
