@@ -46,6 +46,7 @@ EXPECTED = {
     "audit log",
     "audit verify",
     "audit checkpoint",
+    "audit key",
     "ingest",
     "ingest scan",
     "ingest watch",
