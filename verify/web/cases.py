@@ -114,7 +114,9 @@ def export_fetch(request: Request) -> Response:
     covers its export event, else still pending."""
     web, user = site(request).web, request.state.user
     event = int(request.path_params["event"])
-    work = find_pending(Path(web.exports or tempfile.gettempdir()), event, f"web:{user.name}")
+    # Only the server's own exports folder is searched: never a shared temporary folder, where
+    # anyone could plant a "pending" package under another account's name.
+    work = find_pending(web.exports, event, f"web:{user.name}") if web.exports is not None else None
     if work is None:
         raise Refusal(404, "no export of yours waits under this number")
     return _package_or_pending(request, finish_pending(web.sessions, work), work.parent)
