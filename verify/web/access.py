@@ -19,6 +19,7 @@ RULES: dict[str, str] = {
     "case": "auditor",
     "case_gaps": "auditor",
     "case_export": "auditor",
+    "case_file_pdf": "auditor",
     "item": "auditor",
     "item_verify": "auditor",
     "item_play": "auditor",
@@ -31,9 +32,12 @@ RULES: dict[str, str] = {
     "users": "admin",
     "users_add": "admin",
     "users_logout": "admin",
+    "audit": "admin",
+    "audit_csv": "admin",
+    "audit_verify": "admin",
 }
 
 # Routes that serve content (media, downloads, and later posters, sheets and waveforms):
 # without a session they answer 401 instead of redirecting a GET to the login page, whose
 # HTML a player or a download would otherwise receive as the content.
-CONTENT: frozenset[str] = frozenset({"media", "item_download"})
+CONTENT: frozenset[str] = frozenset({"media", "item_download", "case_file_pdf", "audit_csv"})

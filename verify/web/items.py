@@ -32,6 +32,7 @@ from catalog.times import local_iso
 from catalog.verification import mark_verified
 from catalog.views import case_items
 
+from .. import custody_text
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
 from .media import served
@@ -120,7 +121,7 @@ def item_page(request: Request) -> Response:
         media_url=media_url,
         facts=facts,
         last_verified=(local_iso(last, web.zone) or "") if shown else "",
-        log=sorted(log_rows, key=lambda e: e.seq),
+        log=custody_text.describe_all(sorted(log_rows, key=lambda e: e.seq), web.language, web.zone),
         verdict=request.query_params.get("v"),
     )
 
