@@ -12,8 +12,8 @@ PDF (or from paper, by hand) can be compared with ``sha256sum`` of the file.
 
 from __future__ import annotations
 
+import hashlib
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -221,8 +221,6 @@ HEADINGS = {
     },
 }
 
-FONT = "CaseFileCJK"
-
 
 def find_font(candidates: tuple[Path, ...] = DEFAULT_FONTS) -> Path:
     for path in candidates:
@@ -234,13 +232,22 @@ def find_font(candidates: tuple[Path, ...] = DEFAULT_FONTS) -> Path:
     )
 
 
-def _register_font(path: Path) -> None:
+def _register_font(path: Path) -> str:
+    """The font's name in reportlab, registered once per file."""
     from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        # A .ttc holds several faces; the first of wqy-zenhei is the proportional one.
-        pdfmetrics.registerFont(TTFont(FONT, str(path), subfontIndex=0))
+    name = "CJK-" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    if name not in pdfmetrics.getRegisteredFontNames():
+        try:
+            # A .ttc holds several faces; the first of wqy-zenhei is the proportional one.
+            pdfmetrics.registerFont(TTFont(name, str(path), subfontIndex=0))
+        except TTFError as exc:
+            raise PdfUnavailable(
+                f"{path} cannot be embedded in a PDF: {exc}",
+                hint="name a TrueType font (.ttf/.ttc) such as fonts-wqy-zenhei's, not a CFF one",
+            ) from None
+    return name
 
 
 def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> bytes:
@@ -256,7 +263,7 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
             "the case file PDF needs reportlab, which is not installed",
             hint="pip install 'evidence-archive[pdf]'",
         ) from None
-    _register_font(font or find_font())
+    FONT = _register_font(find_font((font,) if font else DEFAULT_FONTS))
     h = HEADINGS["en" if lang == "en" else "zh"]
     text = ParagraphStyle("t", fontName=FONT, fontSize=8.5, leading=11, wordWrap="CJK")
     title = ParagraphStyle("h", fontName=FONT, fontSize=16, leading=20, spaceAfter=6)
@@ -279,7 +286,7 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
     ]
     story: list = [
         Paragraph(f"{h['title']}  {cf.number}", title),
-        Table(header, colWidths=[28 * mm, 100 * mm, 28 * mm, 100 * mm], style=_grid(colors)),
+        Table(header, colWidths=[28 * mm, 100 * mm, 28 * mm, 100 * mm], style=_grid(colors, FONT)),
         Paragraph(f"{h['items'].format(n=len(cf.lines))}", sub),
     ]
     rows: list[list] = [
@@ -316,11 +323,13 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
         spans.append(("SPAN", (0, len(rows) - 2), (0, len(rows) - 1)))
         spans.append(("FONT", (1, len(rows) - 1), (1, len(rows) - 1), "Courier", 8.5))
     widths = [42 * mm, 16 * mm, 36 * mm, 28 * mm, 22 * mm, 80 * mm, 36 * mm]
-    story.append(Table(rows, colWidths=widths, repeatRows=1, style=_grid(colors, spans)))
+    story.append(Table(rows, colWidths=widths, repeatRows=1, style=_grid(colors, FONT, spans)))
     story.append(Paragraph(h["gaps"], sub))
     if cf.gaps:
         gap_rows = [[p(g.item_no), p(g.what), p(g.time), p(h[g.missing])] for g in cf.gaps]
-        story.append(Table(gap_rows, colWidths=[42 * mm, 60 * mm, 40 * mm, 50 * mm], style=_grid(colors)))
+        story.append(
+            Table(gap_rows, colWidths=[42 * mm, 60 * mm, 40 * mm, 50 * mm], style=_grid(colors, FONT))
+        )
     else:
         story.append(p(h["no_gaps"]))
     story.append(Spacer(1, 4 * mm))
@@ -351,14 +360,14 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
     return out.getvalue()
 
 
-def _grid(colors, extra: list | None = None) -> Callable | object:
+def _grid(colors, font: str, extra: list | None = None) -> object:
     from reportlab.platypus import TableStyle
 
     return TableStyle(
         [
             ("GRID", (0, 0), (-1, -1), 0.4, colors.grey),
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
-            ("FONT", (0, 0), (-1, -1), FONT, 8.5),
+            ("FONT", (0, 0), (-1, -1), font, 8.5),
             *(extra or []),
         ]
     )

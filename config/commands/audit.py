@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from datetime import datetime
 
 import click
 
@@ -21,7 +21,9 @@ def audit_group() -> None:
 
 @audit_group.command("log")
 @click.option(
-    "--subject", metavar="X", help="Only events about this archive number, item number or case key."
+    "--subject",
+    metavar="X",
+    help="Only events about this archive number (档案号), item number (共同编号) or case key (案件代码).",
 )
 @click.option("--limit", type=int, help="At most this many events.")
 @json_option
@@ -44,10 +46,16 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
         ]
 
     def human() -> None:
+        # As the pages show them: action names and labelled fields in the settings' language.
+        from verify import custody_text as ct
+
+        lang = app.settings.language
         for e in data:
             out.print(
-                f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['action']}  {e['subject'] or '-'}  "
-                f"{json.dumps(e['details'], ensure_ascii=False)}",
+                f"{e['seq']:>6}  {ct.local_time(datetime.fromisoformat(e['time']), zone)}  "
+                f"{ct.actor_text(e['actor'], lang)}  {ct.action_name(e['action'], lang)}  "
+                f"{e['subject'] or '-'}  "
+                f"{ct.SEP[lang].join(f'{f.label}: {f.text}' for f in ct.fields(e['details'], lang, zone))}",
                 highlight=False,
                 markup=False,
             )

@@ -127,7 +127,7 @@ def report_coverage(ctx: click.Context, since: str, until: str, as_json: bool) -
     }
 
     def human() -> None:
-        table = Table("case key", "number", "records without recording", "recordings without record")
+        table = Table("case key", "case number", "records without recording", "recordings without record")
         for r in rows:
             table.add_row(r["case_key"], r["case"], str(r["missing_recordings"]), str(r["missing_documents"]))
         out.print(table)
