@@ -192,6 +192,8 @@ HEADINGS = {
         "printed_at": "打印时间",
         "page": "第 {n} 页",
         "items": "共 {n} 项",
+        "status_open": "办理中",
+        "status_closed": "已结案",
     },
     "en": {
         "title": "Case file index",
@@ -218,6 +220,8 @@ HEADINGS = {
         "printed_at": "Printed at",
         "page": "page {n}",
         "items": "{n} items",
+        "status_open": "open",
+        "status_closed": "closed",
     },
 }
 
@@ -286,7 +290,9 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
     ]
     story: list = [
         Paragraph(f"{h['title']}  {cf.number}", title),
-        Table(header, colWidths=[28 * mm, 100 * mm, 28 * mm, 100 * mm], style=_grid(colors, FONT)),
+        Table(
+            header, colWidths=[28 * mm, 100 * mm, 28 * mm, 100 * mm], style=_grid(colors, FONT), hAlign="LEFT"
+        ),
         Paragraph(f"{h['items'].format(n=len(cf.lines))}", sub),
     ]
     rows: list[list] = [
@@ -323,12 +329,17 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
         spans.append(("SPAN", (0, len(rows) - 2), (0, len(rows) - 1)))
         spans.append(("FONT", (1, len(rows) - 1), (1, len(rows) - 1), "Courier", 8.5))
     widths = [42 * mm, 16 * mm, 36 * mm, 28 * mm, 22 * mm, 80 * mm, 36 * mm]
-    story.append(Table(rows, colWidths=widths, repeatRows=1, style=_grid(colors, FONT, spans)))
+    story.append(Table(rows, colWidths=widths, repeatRows=1, style=_grid(colors, FONT, spans), hAlign="LEFT"))
     story.append(Paragraph(h["gaps"], sub))
     if cf.gaps:
         gap_rows = [[p(g.item_no), p(g.what), p(g.time), p(h[g.missing])] for g in cf.gaps]
         story.append(
-            Table(gap_rows, colWidths=[42 * mm, 60 * mm, 40 * mm, 50 * mm], style=_grid(colors, FONT))
+            Table(
+                gap_rows,
+                colWidths=[42 * mm, 60 * mm, 40 * mm, 50 * mm],
+                style=_grid(colors, FONT),
+                hAlign="LEFT",
+            )
         )
     else:
         story.append(p(h["no_gaps"]))

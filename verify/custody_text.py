@@ -72,6 +72,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "device": ("执法记录仪", "device"),
     "officer": ("执法人员", "officer"),
     "start_time": ("开始时间", "start time"),
+    "start": ("开始时间", "start time"),
     "kind": ("类别", "kind"),
     "important": ("重要", "important"),
     "protected": ("受保护", "protected"),
@@ -138,7 +139,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "minute": ("分钟", "minute"),
     "count": ("次数", "count"),
     "page": ("页面", "page"),
-    "protected_shown": ("显示受保护内容", "protected content shown"),
+    "protected_shown": ("内容已显示", "content shown"),
     "route": ("访问路径", "route"),
     "why": ("原因", "why"),
     "start_s": ("开始位置", "start position"),
@@ -178,7 +179,24 @@ WORDS: dict[str, tuple[str, str]] = {
     "protected": ("受保护", "protected"),
     "compliance": ("合规（不可删除）", "compliance"),
     "governance": ("治理", "governance"),
+    "remux": ("重新封装", "remux"),
+    "transcode": ("转码", "transcode"),
+    "frame": ("截取画面", "frame"),
+    "keyframes": ("关键帧拼图", "keyframes"),
 }
+# Where an ingested value came from (``sources``).
+SOURCE_WORDS: dict[str, tuple[str, str]] = {
+    "filename": ("文件名", "file name"),
+    "folder": ("文件夹名", "folder name"),
+    "sn.txt": ("sn.txt", "sn.txt"),
+    "container": ("媒体文件内时间", "container"),
+    "file_time": ("文件修改时间", "file time"),
+    "assignment": ("执法记录仪配发记录", "device assignment"),
+    "sidecar": ("伴随文件", "sidecar"),
+    "ffprobe": ("媒体元数据", "ffprobe"),
+    "exif": ("照片 EXIF", "EXIF"),
+}
+_WORD_KEYS = frozenset({"result", "kind", "role", "lock_mode", "problem", "withheld_why", "method"})
 # ``page=case`` is the case page; the word "case" elsewhere is a case key's label.
 PAGES: dict[str, tuple[str, str]] = {
     "case": ("案件页", "case page"),
@@ -193,6 +211,8 @@ ACTOR_KINDS: dict[str, tuple[str, str]] = {
     "user": ("账号", "account"),
     "checkpoint": ("检查点", "checkpoint"),
 }
+
+_ORDER = {key: n for n, key in enumerate(LABELS)}
 
 YES_NO = {True: ("是", "yes"), False: ("否", "no")}
 SEP = {"zh": "；", "en": "; "}
@@ -279,6 +299,11 @@ def value_text(key: str, value: Any, lang: str, zone: ZoneInfo) -> str:
         return _size(value, lang)
     if isinstance(value, list):
         return LIST_SEP[lang].join(value_text(key, v, lang, zone) for v in value) or "—"
+    if isinstance(value, Mapping) and key == "sources":
+        return SEP[lang].join(
+            f"{label(str(k), lang)}: {_pick(SOURCE_WORDS[v], lang) if v in SOURCE_WORDS else v}"
+            for k, v in value.items()
+        )
     if isinstance(value, Mapping):
         return SEP[lang].join(
             f"{label(str(k), lang)}: {value_text(str(k), v, lang, zone)}" for k, v in value.items()
@@ -291,8 +316,8 @@ def value_text(key: str, value: Any, lang: str, zone: ZoneInfo) -> str:
             return text
     if key == "page" and text in PAGES:
         return _pick(PAGES[text], lang)
-    if text in WORDS and key in ("result", "kind", "role", "lock_mode", "problem", "withheld_why"):
-        return _pick(WORDS[text], lang)
+    if key in _WORD_KEYS and text.lower() in WORDS:
+        return _pick(WORDS[text.lower()], lang)
     return text
 
 
@@ -326,10 +351,12 @@ REDACTED = ("（受保护记录）", "(protected record)")
 def fields(
     details: Mapping[str, Any], lang: str, zone: ZoneInfo, *, hidden: Collection[str] = ()
 ) -> tuple[Field, ...]:
-    """Labelled fields in the writer's order; a value naming a ``hidden`` record is redacted."""
+    """Labelled fields in the order of ``LABELS`` (the chain stores keys sorted by name, which
+    reads at random), unknown keys last; a value naming a ``hidden`` record is redacted."""
+    ordered = sorted(details.items(), key=lambda kv: (_ORDER.get(kv[0], len(_ORDER)), kv[0]))
     return tuple(
         Field(key, label(key, lang), value_text(key, _redact(value, hidden, lang), lang, zone))
-        for key, value in details.items()
+        for key, value in ordered
     )
 
 
