@@ -130,7 +130,9 @@ def test_an_items_custody_table_reads_in_chinese_with_labelled_fields(record, ch
     for bad in ("{", "}", "\\u", '":'):
         assert bad not in table, f"{bad!r} in the custody table"
     labels = page.eval_on_selector_all("#custody-log dt", "cells => cells.map(c => c.textContent)")
-    assert {"SHA-256", "原始文件名", "采集站", "执法人员", "共同编号", "案件代码", "保留至"} <= set(labels), labels
+    assert {"SHA-256", "原始文件名", "采集站", "执法人员", "共同编号", "案件代码", "保留至"} <= set(labels), (
+        labels
+    )
     assert video.sha256 in table and "A123456@202011050850560000.mp4" in table
     times = page.eval_on_selector_all("#custody-log td.when", "cells => cells.map(c => c.textContent)")
     assert times and all(LOCAL_SECOND.fullmatch(t) for t in times), times
@@ -148,7 +150,9 @@ def test_the_audit_page_filters_by_actor_and_its_csv_holds_the_filtered_events(r
     assert "#1" in page.inner_text("#last-checkpoint")
     page.fill("#audit-filter input[name=actor]", "aud")
     page.click("#audit-filter button")
-    actors = page.eval_on_selector_all("#audit-log tbody tr td:nth-child(3)", "c => c.map(x => x.textContent)")
+    actors = page.eval_on_selector_all(
+        "#audit-log tbody tr td:nth-child(3)", "c => c.map(x => x.textContent)"
+    )
     with record["app"].sessions() as s:
         by_aud = [e.seq for e in custody.events(s) if e.actor == "web:aud"]
     assert actors and set(actors) == {"网页账号 aud"}
@@ -171,7 +175,9 @@ def test_the_audit_page_filters_by_actor_and_its_csv_holds_the_filtered_events(r
 
 
 def _pdf_text(path: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout
 
 
 def _assert_lists_every_item(text: str, record) -> None:
