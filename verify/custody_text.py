@@ -55,6 +55,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     Action.LOGIN_FAILED: ("登录失败", "sign-in failed"),
     Action.LOGOUT: ("退出登录", "signed out"),
     Action.VIEWED: ("查看", "viewed"),
+    Action.DOCUMENT_VIEWED: ("查阅文书内容", "written record opened"),
     Action.PLAYED: ("播放", "played"),
     Action.DOWNLOADED: ("下载", "downloaded"),
     Action.REFUSED: ("拒绝访问", "refused"),
@@ -157,6 +158,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "period_to": ("截止日期", "to"),
     "printed": ("打印内容", "printed"),
     "format": ("格式", "format"),
+    "content_type": ("内容类型", "content type"),
 }
 
 # Values that are words, not data: translated where they stand alone.

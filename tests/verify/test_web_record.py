@@ -90,8 +90,8 @@ def record(tmp_path_factory):
     shots = Path(os.environ.get("RECORD_SHOTS") or tmp / "shots")
     shots.mkdir(parents=True, exist_ok=True)
     with app.sessions() as s:
-        from catalog.views import case_items
         from catalog.cases import get_case
+        from catalog.views import case_items
 
         items = sorted(case_items(s, get_case(s, case.case_key)), key=lambda i: i.seq)
     yield {"base": server.base, "app": app, "case": case, "items": items, "shots": shots}
