@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, or_, select, union
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from .chain import CustodyEvent
 from .models import CaseItem, CustodyEventRow, Document, Recording
 
 PAGE = 100
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 READ_BATCH = 1000
 
 _COLUMNS = (
@@ -82,7 +83,7 @@ def protected_numbers(session: Session, among: list[str] | None = None) -> set[s
     return found & set(among) if among is not None else found
 
 
-def _where(query: Select[Any], f: AuditFilter) -> Select[Any]:
+def _where(query: S, f: AuditFilter) -> S:
     if f.actor:
         query = query.where(
             or_(
@@ -111,7 +112,7 @@ def _event(row: Any) -> CustodyEvent:
 
 
 def count(session: Session, f: AuditFilter) -> int:
-    return session.execute(_where(select(func.count()).select_from(CustodyEventRow), f)).scalar_one()
+    return int(session.execute(_where(select(func.count()).select_from(CustodyEventRow), f)).scalar_one())
 
 
 def page(

@@ -17,6 +17,7 @@ import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -306,7 +307,7 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
             p(h["verified"]),
         ]
     ]
-    spans = []
+    spans: list[tuple[Any, ...]] = []
     for line in cf.lines:
         if line.withheld:
             rows.append([p(line.item_no), p(h["withheld"]), "", "", "", "", ""])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from archive import checkpoints
@@ -33,29 +31,28 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     app = get_app(ctx).require_catalog()
     zone = app.settings.zone
     with app.reader_sessions() as session:
-        data = [
-            {
-                "seq": e.seq,
-                "time": local_iso(e.time, zone),
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "details": e.details,
-            }
-            for e in custody.events(session, subject=subject, limit=limit)
-        ]
+        events = list(custody.events(session, subject=subject, limit=limit))
+    data = [
+        {
+            "seq": e.seq,
+            "time": local_iso(e.time, zone),
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "details": e.details,
+        }
+        for e in events
+    ]
 
     def human() -> None:
         # As the pages show them: action names and labelled fields in the settings' language.
         from verify import custody_text as ct
 
         lang = app.settings.language
-        for e in data:
+        for event in events:
+            e = ct.describe(event, lang, zone)
             out.print(
-                f"{e['seq']:>6}  {ct.local_time(datetime.fromisoformat(e['time']), zone)}  "
-                f"{ct.actor_text(e['actor'], lang)}  {ct.action_name(e['action'], lang)}  "
-                f"{e['subject'] or '-'}  "
-                f"{ct.SEP[lang].join(f'{f.label}: {f.text}' for f in ct.fields(e['details'], lang, zone))}",
+                f"{e.seq:>6}  {e.time}  {e.actor}  {e.action}  {e.subject or '-'}  {e.details_text(lang)}",
                 highlight=False,
                 markup=False,
             )
