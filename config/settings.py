@@ -215,6 +215,8 @@ class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
     unit: str = "UNIT"
+    # The bureau's name as printed on reports (e.g. 开封市城市管理局); empty: the unit code.
+    unit_name: str = ""
     language: Literal["zh", "en"] = "zh"
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
