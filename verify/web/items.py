@@ -28,7 +28,6 @@ from catalog.actions import Action
 from catalog.errors import NotFound
 from catalog.models import Case, CaseItem, Derivative, Document, Recording, User
 from catalog.timeline import ItemView
-from catalog.times import local_iso
 from catalog.verification import mark_verified
 from catalog.views import case_items
 
@@ -126,7 +125,7 @@ def item_page(request: Request) -> Response:
         media_url=media_url,
         document_inline=bool(item.storage_key) and _content_type(item.storage_key or "") in INLINE,
         facts=facts,
-        last_verified=(local_iso(last, web.zone) or "") if shown else "",
+        last_verified=custody_text.local_time(last, web.zone) if shown else "",
         log=custody_text.describe_all(sorted(log_rows, key=lambda e: e.seq), web.language, web.zone),
         verdict=request.query_params.get("v"),
     )
