@@ -286,7 +286,9 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
             p(h["unit"]),
             p(cf.unit),
             p(h["opened"]),
-            p(f"{cf.opened_on}{' — ' + str(cf.closed_on) if cf.closed_on else ''}"),
+            p(
+                f"{cf.opened_on}{' — ' + str(cf.closed_on) if cf.closed_on else ''} · {h['status_' + cf.status]}"
+            ),
         ],
     ]
     story: list = [

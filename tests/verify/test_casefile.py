@@ -66,7 +66,7 @@ def test_the_pdf_holds_every_item_and_its_digest_as_text_with_the_chinese_readab
         if not line.withheld:
             assert line.sha256 in text
     assert "卷宗目录" in text and "开城管罚立〔2020〕42号" in text and "缺少文书记录" in text
-    assert "受保护记录" in text
+    assert "受保护记录" in text and "2020-11-05 · 办理中" in text
     for page in reader.pages:
         assert "打印人 审计员甲" in page.extract_text() and "共同编号" in page.extract_text()
     assert embedded_truetype(reader), "the CJK font is referred to, not embedded"
@@ -134,3 +134,12 @@ def test_the_index_is_in_item_number_order_and_a_protected_item_shows_its_number
     )
     pdf = text_of(render_pdf(without))
     assert secret.sha256 not in pdf and secret.archive_no not in pdf and numbers[1] in pdf
+
+
+def test_without_reportlab_the_pdf_is_refused_with_what_to_install(monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "reportlab.platypus", None)  # an import of it fails
+    with pytest.raises(PdfUnavailable) as refused:
+        render_pdf(sample(1))
+    assert "evidence-archive[pdf]" in str(refused.value)
