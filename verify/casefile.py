@@ -279,6 +279,7 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
 
         return Paragraph(escape(value), text)
 
+    status = h["status_" + cf.status]
     header = [
         [p(h["number"]), p(cf.number), p(h["case_key"]), p(cf.case_key)],
         [p(h["case_title"]), p(cf.title), p(h["case_type"]), p(cf.case_type)],
@@ -286,9 +287,7 @@ def render_pdf(cf: CaseFile, lang: str = "zh", *, font: Path | None = None) -> b
             p(h["unit"]),
             p(cf.unit),
             p(h["opened"]),
-            p(
-                f"{cf.opened_on}{' — ' + str(cf.closed_on) if cf.closed_on else ''} · {h['status_' + cf.status]}"
-            ),
+            p(f"{cf.opened_on}{' — ' + str(cf.closed_on) if cf.closed_on else ''} · {status}"),
         ],
     ]
     story: list = [

@@ -68,6 +68,15 @@ def check(request: Request, *, full: bool = False) -> tuple[ChainState, dict[str
             state.problems += [
                 {"seq": p.seq, "problem": p.problem, "detail": p.detail} for p in more.problems
             ]
+            head_seq, _ = custody.head(session)
+            if head_seq < more.last_seq:  # events checked before are gone: a restore, a deletion
+                state.problems.append(
+                    {
+                        "seq": head_seq + 1,
+                        "problem": "truncated",
+                        "detail": f"the chain ends at event {head_seq}; event {more.last_seq} was checked",
+                    }
+                )
             state.seq, state.head = more.last_seq, more.last_hash
         points = custody.checkpoints(session)
         last = points[-1] if points else None
