@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from archive.encryption import generate_kek
 from archive.links import link_recordings
 from catalog import audit, custody
@@ -11,6 +13,12 @@ from catalog.audit import AuditFilter
 from catalog.db import session_factory
 
 T0 = datetime(2020, 11, 5, 0, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(local_store):
+    """The local store only: what is read here is the catalog; storage is tested elsewhere."""
+    return local_store
 
 
 def fill(engine) -> None:

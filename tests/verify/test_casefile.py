@@ -20,6 +20,12 @@ ZONE = ZoneInfo("Asia/Shanghai")
 NOTO = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 
 
+@pytest.fixture
+def store(local_store):
+    """The local store only: what is read here is the catalog; storage is tested elsewhere."""
+    return local_store
+
+
 def sample(lines: int = 3) -> CaseFile:
     return CaseFile(
         number="开城管罚立〔2020〕42号",

@@ -8,6 +8,7 @@ import io
 from datetime import UTC, datetime
 from urllib.parse import quote
 
+import pytest
 from sqlalchemy import text
 
 from catalog import custody
@@ -16,6 +17,12 @@ from tests.verify.test_web import PASSWORD, site  # noqa: F401  # the live serve
 from tests.verify.web_server import Browser
 
 AUDIT_ROUTES = [("GET", "/audit"), ("GET", "/audit/events.csv?reason=x"), ("POST", "/audit/verify")]
+
+
+@pytest.fixture
+def store(local_store):
+    """The local store only: what is read here is the catalog; storage is tested elsewhere."""
+    return local_store
 
 
 def _as(site, name: str) -> Browser:  # noqa: F811
