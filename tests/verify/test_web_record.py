@@ -244,6 +244,12 @@ def test_one_name_per_number_on_the_pages_and_in_a_package(record, chromium) -> 
     assert "共同编号" in headings and "档案号 / 文书类型" in headings
     page.goto(f"{record['base']}/items/{video.item_no}")
     assert f"档案号 {video.archive_no}" in page.inner_text("main")
+    page.goto(f"{record['base']}/?q=" + "42号")
+    assert page.eval_on_selector_all("main th", "c => c.map(x => x.textContent)")[:2] == ["案号", "案件代码"]
+    page.screenshot(path=str(record["shots"] / "search.png"), full_page=True)
+    page.goto(f"{record['base']}/cases/{case.case_key}/gaps")
+    assert f"案号 {case.number} · 案件代码 {case.case_key}" in page.inner_text("main")
+    page.screenshot(path=str(record["shots"] / "gaps.png"), full_page=True)
     page.goto(f"{record['base']}/cases/{case.case_key}")
     page.fill("form[action$='/export'] input[name=reason]", "术语核对")
     with page.expect_download() as download:
