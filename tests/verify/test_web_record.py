@@ -116,6 +116,8 @@ def signed_in(chromium, record, name: str):
     page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
+    # The session cookie is set by the answer to the form: wait for it before going on.
+    page.wait_for_url(lambda url: "/login" not in url)
     return page
 
 
