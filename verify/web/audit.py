@@ -1,7 +1,7 @@
 """The audit page (administrators): the whole custody chain by filter, its CSV, its state.
 
 Filters by actor, action, subject and period, newest first, a page at a time (keyset paging
-on the event number, so a page is as quick at event 5 as at event 5,000,000). The CSV holds
+on the event number: a later page starts from an event number, it does not skip rows). The CSV holds
 every event the filter finds; making it is itself a custody event, with its reason and the
 filter. Events about protected records are left out (and values naming them redacted) for an
 account without the grant, in the query, so neither the rows nor the counts reveal them.
