@@ -81,6 +81,15 @@ def record(tmp_path_factory):
         doc_types=list(settings.documents.types),
     )
     link_recordings(clerk, case.number, sorted(archived))
+    # Enough written records for the printed index to run over more than one page.
+    for n in range(30):
+        more = tmp / f"record-{n:02d}.pdf"
+        more.write_bytes(b"%PDF-1.4\n% record " + str(n).encode() + b"\n")
+        store_document(
+            clerk,
+            NewDocument(case=case.case_key, path=more, doc_type=doc_type, doc_number=f"开城管〔2020〕{n}号"),
+            doc_types=list(settings.documents.types),
+        )
     now = datetime.now(UTC)
     with app.sessions.begin() as s:
         add_user(s, "aud", "auditor", PASSWORD, protected=False, now=now)
@@ -204,6 +213,8 @@ def test_the_case_page_prints_as_its_case_file_index(record, chromium) -> None:
     page.pdf(path=str(pdf), format="A4", landscape=True, print_background=True)
     text = _pdf_text(pdf)
     _assert_lists_every_item(text, record)
+    pages = text.split("\f")[:-1]
+    assert len(pages) >= 2 and all("打印人 aud" in p for p in pages), "the footer is not on every page"
     assert "卷宗目录" in text and "占道经营" in text and "市容管理" in text and "KZCG" in text
     assert "打印人 aud" in text and "打印时间" in text
     # No navigation, no forms: neither the menu nor a button's words are on paper.
