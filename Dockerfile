@@ -1,4 +1,5 @@
-# The deployable image of evidence-archive: the `evidence` command with ffmpeg.
+# The deployable image of evidence-archive: the `evidence` command with ffmpeg, and reportlab
+# with Debian's fonts-wqy-zenhei (a TrueType CJK font it can embed) for the case file PDF.
 #   docker build -t evidence-archive .
 #   docker run --rm -v evidence-data:/data evidence-archive init
 # One-shot jobs (from a host cron or a scheduler) run the same image:
@@ -14,7 +15,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ffmpeg fonts-wqy-zenhei \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 
@@ -31,7 +32,7 @@ COPY archive ./archive
 COPY catalog ./catalog
 COPY verify ./verify
 COPY config ./config
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir '.[pdf]' \
     && rm -rf build *.egg-info
 
 VOLUME /data

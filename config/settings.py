@@ -205,6 +205,9 @@ class WebSettings:
     # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
     # believed; from anyone else it is ignored, so a client cannot pick its own source address.
     trusted_proxies: list[str] = field(default_factory=list)
+    # The TrueType font (.ttf/.ttc) with CJK glyphs the case file PDF embeds; empty: Debian's
+    # fonts-wqy-zenhei. Not an OpenType/CFF font such as Noto CJK: reportlab cannot embed those.
+    pdf_font: str = ""
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,8 @@ class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
     unit: str = "UNIT"
+    # The bureau's name as printed on reports (e.g. 开封市城市管理局); empty: the unit code.
+    unit_name: str = ""
     language: Literal["zh", "en"] = "zh"
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)

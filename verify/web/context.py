@@ -35,6 +35,8 @@ class WebContext:
     session_lifetime: timedelta = timedelta(hours=12)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[str, ...] = ()
+    # The TrueType CJK font of the case file PDF; None: Debian's fonts-wqy-zenhei.
+    pdf_font: Path | None = None
 
     @property
     def sessions(self) -> sessionmaker[Session]:
