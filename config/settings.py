@@ -609,10 +609,10 @@ def validate(s: Settings, source: str) -> None:
     d = s.doctor
     for key, number, low, high in [
         ("doctor.min_free_gib", d.min_free_gib, 0.0, 1e6),
-        ("doctor.ingest_hours", d.ingest_hours, 0.001, 24 * 366.0),
-        ("doctor.fixity_days", d.fixity_days, 0.001, 3660.0),
-        ("doctor.checkpoint_days", d.checkpoint_days, 0.001, 3660.0),
-        ("doctor.retention_days", d.retention_days, 0.001, 3660.0),
+        ("doctor.ingest_hours", d.ingest_hours, 1e-6, 24 * 366.0),
+        ("doctor.fixity_days", d.fixity_days, 1e-6, 3660.0),
+        ("doctor.checkpoint_days", d.checkpoint_days, 1e-6, 3660.0),
+        ("doctor.retention_days", d.retention_days, 1e-6, 3660.0),
         ("doctor.max_clock_skew_seconds", d.max_clock_skew_seconds, 0.001, 86400.0),
     ]:
         if not low <= number <= high:
