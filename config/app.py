@@ -225,6 +225,7 @@ class App:
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
             trusted_proxies=tuple(self.settings.web.trusted_proxies),
+            public_url=self.settings.public_url,
         )
 
     def export_for_web(

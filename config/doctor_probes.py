@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from archive import encryption
@@ -88,7 +89,7 @@ def check_catalog(app: App) -> list[Finding]:
     if not catalog_exists(app.settings):
         return [problem("catalog", f"no catalog at {app.settings.database_url}", "run `evidence init`")]
     current = schema.current_revision(app.engine)
-    known = [r.revision for r in schema.ScriptDirectory(str(schema.MIGRATIONS)).walk_revisions()]
+    known = [r.revision for r in ScriptDirectory(str(schema.MIGRATIONS)).walk_revisions()]
     return [doctor.judge_schema(current, schema.head_revision(), known)]
 
 
@@ -346,11 +347,13 @@ def last_checkpoint(app: App) -> datetime | None:
 def last_ingests(app: App, stations: Iterable[str] | None) -> dict[str, datetime | None]:
     """Each station's last successful ingest; ``stations`` None: every station the catalog knows."""
     with app.reader_sessions() as session:
-        seen = dict(
-            session.execute(
+        seen: dict[str, datetime | None] = {
+            station: last
+            for station, last in session.execute(
                 select(Recording.station_id, func.max(Recording.ingested_at)).group_by(Recording.station_id)
             ).all()
-        )
+            if station is not None
+        }
         names = (
             set(stations)
             if stations is not None

@@ -75,7 +75,8 @@ def test_a_fresh_embedded_installation_is_healthy_with_warnings(embedded: dict[s
     code, report = doctor(env=embedded)
     checks = by_check(report)
     assert code == 0 and report["ok"] is True and report["role"] == "curator"
-    for name in ("settings", "catalog", "keys.signing", "keys.kek", "storage", "space (data folder)", "ffmpeg"):
+    healthy = ("settings", "catalog", "keys.signing", "keys.kek", "storage", "space (data folder)", "ffmpeg")
+    for name in healthy:
         assert checks[name]["status"] == "ok", checks[name]
     assert checks["ffmpeg"]["message"].startswith("ffmpeg version")
     assert checks["clock"]["status"] == "skipped" and "sqlite" in checks["clock"]["message"]
@@ -177,7 +178,9 @@ def central(rgw, pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
     owner.ensure_ready()
     owner.client.set_object_lock_config(bucket, ObjectLockConfig(COMPLIANCE, 1, DAYS))
     apply_bucket_policy(
-        owner.client, bucket, bucket_policy(bucket, {"station": "station", "curator": "curator", "reader": "reader"})
+        owner.client,
+        bucket,
+        bucket_policy(bucket, {"station": "station", "curator": "curator", "reader": "reader"}),
     )
     base = tmp_path_factory.mktemp("doctor-central")
 
@@ -284,7 +287,10 @@ def test_a_stale_station_is_a_problem(central, tmp_path: Path) -> None:
     try:
         with engine.begin() as conn:
             conn.execute(
-                text("update recordings set ingested_at = ingested_at - interval '30 hours' where station_id = 'ST07'")
+                text(
+                    "update recordings set ingested_at = ingested_at - interval '30 hours' "
+                    "where station_id = 'ST07'"
+                )
             )
     finally:
         engine.dispose()
