@@ -86,7 +86,9 @@ def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
         "EVIDENCE_DATABASE_URL": url.set(port=forwarder.port).render_as_string(hide_password=False),
     }
     assert run_evidence("init", env=env).returncode == 0
-    added = run_evidence("user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD)
+    added = run_evidence(
+        "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
+    )
     assert added.returncode == 0, added.stderr
     proc, line = start_serve(env)
     try:
