@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from tests.conftest import ROOT, run_evidence
 from tests.servers.rgw import free_port
 from tests.servers.tcp_proxy import TcpProxy
+from tests.test_packaging import healthcheck_command
 
 PASSWORD = "a long enough password"
 
@@ -147,5 +148,11 @@ def test_without_a_public_url_the_log_names_the_listening_address(tmp_path: Path
         assert said["public_url"] == f"http://127.0.0.1:{port}/"
         assert said["secure_cookies"] is False
         assert wait_http(port)[0] == 200
+        # The Dockerfile's HEALTHCHECK, as the container runs it (port aside).
+        check = [part.replace(":8080/", f":{port}/") for part in healthcheck_command()]
+        assert check[0] == "python"
+        assert subprocess.run([sys.executable, *check[1:]], timeout=30).returncode == 0
     finally:
         stop(proc)
+    check_dead = subprocess.run([sys.executable, *check[1:]], capture_output=True, timeout=30)
+    assert check_dead.returncode != 0
