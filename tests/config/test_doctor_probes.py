@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from sqlalchemy.engine import make_url
 from config.app import App
 from config.doctor_probes import examine
 from config.settings import load_settings
-from tests.conftest import PG_ADMIN_URL, run_evidence
+from tests.conftest import PG_ADMIN_URL, ROOT, run_evidence
 from tests.synthetic import make_video
 
 
@@ -310,3 +313,53 @@ def test_a_wrong_mode_key_file_on_the_central_machine(central) -> None:
         os.chmod(kek, 0o600)
     assert code == 1
     assert by_check(report)["keys.kek"]["status"] == "problem"
+
+
+# --- the upgrade path, as the README gives it --------------------------------------------------
+
+
+def readme_line(prefix: str) -> str:
+    lines = [
+        ln.strip() for ln in (ROOT / "README.md").read_text().splitlines() if ln.strip().startswith(prefix)
+    ]
+    assert len(lines) == 1, f"the README should give one command starting {prefix!r}"
+    return lines[0]
+
+
+def test_the_readme_upgrade_path_from_the_first_schema(tmp_path: Path) -> None:
+    """An installation left at the first schema: doctor says to back up and run init; the
+    README's online backup makes a usable copy; init migrates; doctor is then green."""
+    from alembic import command
+
+    from catalog import schema
+    from catalog.db import make_engine
+
+    data = tmp_path / "data"
+    data.mkdir()
+    catalog = data / "catalog.sqlite3"
+    engine = make_engine(f"sqlite:///{catalog}")
+    command.upgrade(schema.alembic_config(engine), "0001")
+    engine.dispose()
+    env = {"EVIDENCE_DATA_DIR": str(data)}
+    code, report = doctor("--quick", env=env)
+    found = by_check(report)["catalog"]
+    assert code == 1 and "revision 0001" in found["message"]
+    assert "back up the catalog" in found["hint"] and "evidence init" in found["hint"]
+
+    backup = tmp_path / "catalog-backup.sqlite3"
+    line = readme_line('python3 -c "import sqlite3')
+    argv = shlex.split(
+        line.replace("/var/lib/evidence/catalog.sqlite3", str(catalog)).replace(
+            "/var/backups/evidence/catalog.sqlite3", str(backup)
+        )
+    )
+    assert subprocess.run([sys.executable, *argv[1:]], timeout=60).returncode == 0
+    copy = make_engine(f"sqlite:///{backup}")
+    assert schema.current_revision(copy) == "0001"
+    copy.dispose()
+
+    init = run_evidence("init", "--json", env=env)
+    assert init.returncode == 0, init.stderr
+    assert json.loads(init.stdout)["schema_before"] == "0001"
+    code, report = doctor("--quick", env=env)
+    assert code == 0, report
