@@ -4,9 +4,12 @@ behind a TLS-terminating proxy (an https public URL) sets Secure session cookies
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
+import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -72,6 +75,76 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
+NGINX_EXAMPLE = ROOT / "config" / "nginx.example.conf"
+
+
+@contextlib.contextmanager
+def nginx_in_front(upstream: int, tmp: Path) -> Iterator[tuple[int, int]]:
+    """Debian's nginx running config/nginx.example.conf on loopback ports, with a self-signed
+    certificate; yields (https port, http port)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    assert Path(nginx).exists(), "nginx missing: .ci/system-deps.sh --test installs it"
+    base = tmp / "nginx"
+    base.mkdir()
+    cert, key = base / "cert.pem", base / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+         "/CN=evidence.example.org", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    https_port, http_port = free_port(), free_port()
+    site = NGINX_EXAMPLE.read_text()
+    for old, new in [
+        ("    listen [::]:80;\n", ""),
+        ("    listen [::]:443 ssl http2;\n", ""),
+        ("listen 80;", f"listen 127.0.0.1:{http_port};"),
+        ("listen 443 ssl http2;", f"listen 127.0.0.1:{https_port} ssl http2;"),
+        ("/etc/ssl/certs/evidence.example.org.pem", str(cert)),
+        ("/etc/ssl/private/evidence.example.org.key", str(key)),
+        ("127.0.0.1:8080", f"127.0.0.1:{upstream}"),
+    ]:
+        assert old in site, old
+        site = site.replace(old, new)
+    (base / "evidence.conf").write_text(site)
+    temps = "\n".join(
+        f"  {kind}_temp_path {base}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (base / "nginx.conf").write_text(
+        f"pid {base}/nginx.pid;\nerror_log {base}/error.log;\nworker_processes 1;\n"
+        f"events {{ worker_connections 64; }}\n"
+        f"http {{\n  access_log {base}/access.log;\n{temps}\n  include {base}/evidence.conf;\n}}\n"
+    )
+    checked = subprocess.run([nginx, "-t", "-c", str(base / "nginx.conf")], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    proc = subprocess.Popen([nginx, "-c", str(base / "nginx.conf"), "-g", "daemon off;"])
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                request_tls(https_port, "GET", "/healthz")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, (base / "error.log").read_text()
+                time.sleep(0.1)
+        yield https_port, http_port
+    finally:
+        stop(proc)
+
+
+def request_tls(
+    port: int, method: str, path: str, body: str | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # the test's own certificate
+    conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=context)
+    try:
+        conn.request(method, path, body=body, headers={"Host": "evidence.example.org", **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
 @pytest.fixture
 def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
     """An installation on PostgreSQL reached through a TCP forwarder the test can cut, served
@@ -93,7 +166,7 @@ def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
     assert added.returncode == 0, added.stderr
     proc, line = start_serve(env)
     try:
-        yield {"proc": proc, "line": line, "port": port, "forwarder": forwarder}
+        yield {"proc": proc, "line": line, "port": port, "forwarder": forwarder, "tmp": tmp_path}
     finally:
         stop(proc)
         forwarder.close()
@@ -125,6 +198,22 @@ def test_serve_says_where_it_is_answers_probes_and_sets_secure_cookies(behind_pr
     cookie = headers["set-cookie"]
     assert cookie.startswith("evidence_session=")
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+
+    # The shipped nginx example in front, terminating TLS, as the README installs it.
+    with nginx_in_front(port, behind_proxy["tmp"]) as (https_port, http_port):
+        status, headers, body = request_tls(https_port, "GET", "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        assert headers["strict-transport-security"] == "max-age=31536000"
+        status, headers, _ = request_tls(
+            https_port,
+            "POST",
+            "/login",
+            body=f"name=aud&password={PASSWORD.replace(' ', '+')}&next=/",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert status == 303 and headers["location"] == "/" and "Secure" in headers["set-cookie"]
+        status, headers, _ = request(http_port, "GET", "/cases/x", headers={"Host": "evidence.example.org"})
+        assert status == 301 and headers["location"] == "https://evidence.example.org/cases/x"
 
     # The catalog goes away: probes see it; it comes back: so do they.
     behind_proxy["forwarder"].cut()
