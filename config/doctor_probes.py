@@ -30,7 +30,7 @@ from catalog.models import CheckpointRow, CustodyEventRow, Recording, Station
 
 from . import doctor
 from .app import KEK, SIGNING, App
-from .doctor import Finding, ok, problem, skipped, warning
+from .doctor import Finding, ok, problem, skipped
 from .settings import Settings, _sqlite_file, load_settings
 
 # Which roles must hold which key: the curator signs checkpoints, the reader's pages sign
@@ -436,6 +436,3 @@ def examine(app: App, *, quick: bool = False, now: datetime | None = None) -> li
     else:
         found.append(skipped("schedules", "the catalog is not usable, so the schedules cannot be read"))
     return found
-
-
-__all__ = ["examine", "load", "Finding", "warning"]

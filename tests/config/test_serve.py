@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import ROOT, run_evidence
@@ -145,6 +146,15 @@ def request_tls(
         conn.close()
 
 
+def custody_events(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("select count(*) from custody_events")).scalar_one()
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
     """An installation on PostgreSQL reached through a TCP forwarder the test can cut, served
@@ -166,7 +176,14 @@ def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
     assert added.returncode == 0, added.stderr
     proc, line = start_serve(env)
     try:
-        yield {"proc": proc, "line": line, "port": port, "forwarder": forwarder, "tmp": tmp_path}
+        yield {
+            "proc": proc,
+            "line": line,
+            "port": port,
+            "forwarder": forwarder,
+            "tmp": tmp_path,
+            "events": lambda: custody_events(pg_url),
+        }
     finally:
         stop(proc)
         forwarder.close()
@@ -185,6 +202,16 @@ def test_serve_says_where_it_is_answers_probes_and_sets_secure_cookies(behind_pr
     assert (status, json.loads(body)) == (200, {"status": "ok"})
     assert headers["cache-control"] == "no-store"
     assert request(port, "POST", "/healthz")[0] == 405
+    # Probes are not accesses to evidence: no custody event, whatever they send along.
+    events = behind_proxy["events"]()
+    for path, extra in [
+        ("/healthz?case=<script>", {}),
+        ("/healthz", {"Cookie": "evidence_session=forged.token"}),
+        ("/healthz", {"X-Forwarded-For": "10.9.9.9"}),
+    ]:
+        status, _, body = request(port, "GET", path, headers=extra)
+        assert (status, body) == (200, b'{"status":"ok"}'), path
+    assert behind_proxy["events"]() == events
 
     # The proxy speaks plain HTTP to the server; the cookie is Secure all the same.
     status, headers, _ = request(
