@@ -19,14 +19,15 @@ from sqlalchemy.engine import make_url
 from config.app import App
 from config.doctor_probes import examine
 from config.settings import load_settings
-from tests.conftest import PG_ADMIN_URL, ROOT, run_evidence
+from tests.conftest import PG_ADMIN_URL, ROOT, invoke_evidence, run_evidence
 from tests.synthetic import make_video
 
 
 def doctor(*args: str, env: dict[str, str], config: Path | None = None) -> tuple[int, dict]:
-    done = run_evidence(*(["--config", str(config)] if config else []), "doctor", "--json", *args, env=env)
-    assert "Traceback" not in done.stderr, done.stderr
-    return done.returncode, json.loads(done.stdout)
+    """`evidence doctor --json` in this process (one test below runs the real command)."""
+    done = invoke_evidence(*(["--config", str(config)] if config else []), "doctor", "--json", *args, env=env)
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    return done.exit_code, json.loads(done.stdout)
 
 
 def by_check(report: dict) -> dict[str, dict]:
@@ -58,7 +59,7 @@ def tree(folder: Path) -> dict[str, tuple[int, int]]:
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     base = tmp_path_factory.mktemp("doctor-embedded")
     env = {"EVIDENCE_DATA_DIR": str(base / "data")}
-    assert run_evidence("init", env=env).returncode == 0
+    assert invoke_evidence("init", env=env).exit_code == 0
     return env
 
 
@@ -90,7 +91,7 @@ def test_a_fresh_embedded_installation_is_healthy_with_warnings(embedded: dict[s
 
 def test_the_nightly_jobs_once_run_are_on_time(embedded: dict[str, str]) -> None:
     for job in (("audit", "checkpoint"), ("retention", "run"), ("verify", "--all")):
-        assert run_evidence(*job, "--json", env=embedded).returncode == 0
+        assert invoke_evidence(*job, "--json", env=embedded).exit_code == 0
     code, report = doctor(env=embedded)
     checks = by_check(report)
     assert code == 0
@@ -199,8 +200,8 @@ def central(rgw, pg_database: str, tmp_path_factory: pytest.TempPathFactory) -> 
             **extra,
         }
 
-    done = run_evidence("init", env=env("curator"))
-    assert done.returncode == 0, done.stderr
+    done = invoke_evidence("init", env=env("curator"))
+    assert done.exit_code == 0, done.stderr
     return {"env": env, "bucket": bucket, "base": base, "rgw": rgw, "db": pg_database}
 
 
@@ -283,8 +284,8 @@ def test_a_stale_station_is_a_problem(central, tmp_path: Path) -> None:
     inbox.mkdir()
     make_video(inbox / "A123456@202011050850560001.mp4", seconds=1, size="160x120", audio=False)
     env = central["env"]("curator")
-    scan = run_evidence("ingest", "scan", "--station", "ST07", str(inbox), "--json", env=env)
-    assert scan.returncode == 0, scan.stderr
+    scan = invoke_evidence("ingest", "scan", "--station", "ST07", str(inbox), "--json", env=env)
+    assert scan.exit_code == 0, scan.stderr
     assert findings(env)["station ST07"]["status"] == "ok"
     engine = create_engine(central["db"])
     try:
@@ -358,8 +359,8 @@ def test_the_readme_upgrade_path_from_the_first_schema(tmp_path: Path) -> None:
     assert schema.current_revision(copy) == "0001"
     copy.dispose()
 
-    init = run_evidence("init", "--json", env=env)
-    assert init.returncode == 0, init.stderr
+    init = invoke_evidence("init", "--json", env=env)
+    assert init.exit_code == 0, init.stderr
     assert json.loads(init.stdout)["schema_before"] == "0001"
     code, report = doctor("--quick", env=env)
     assert code == 0, report

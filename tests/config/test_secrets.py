@@ -11,7 +11,7 @@ import pytest
 
 from config.secrets import read_secret_file
 from config.settings import SettingsError, load_settings
-from tests.conftest import run_evidence
+from tests.conftest import invoke_evidence
 
 
 def secret(path: Path, text: str, mode: int = 0o600) -> Path:
@@ -104,11 +104,11 @@ def test_the_database_url_from_a_file_reaches_the_catalog_and_is_never_shown(
 ) -> None:
     url_file = secret(tmp_path / "database-url", pg_url + "\n")
     env = {"EVIDENCE_DATA_DIR": str(tmp_path / "data"), "EVIDENCE_DATABASE_URL_FILE": str(url_file)}
-    done = run_evidence("init", "--json", env=env)
-    assert done.returncode == 0, done.stderr
+    done = invoke_evidence("init", "--json", env=env)
+    assert done.exit_code == 0, done.stderr
     assert json.loads(done.stdout)["catalog"].startswith("postgresql+psycopg://")
-    shown = json.loads(run_evidence("config", "show", "--json", env=env).stdout)
+    shown = json.loads(invoke_evidence("config", "show", "--json", env=env).stdout)
     assert shown["catalog"]["database_url_file"] == str(url_file)
     url_file.chmod(0o644)
-    refused = run_evidence("init", env=env)
-    assert refused.returncode == 2 and f"chmod 600 {url_file}" in refused.stderr
+    refused = invoke_evidence("init", env=env)
+    assert refused.exit_code == 2 and f"chmod 600 {url_file}" in refused.stderr

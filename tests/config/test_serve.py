@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import ROOT, run_evidence
+from tests.conftest import ROOT, invoke_evidence
 from tests.servers.rgw import free_port
 from tests.servers.tcp_proxy import TcpProxy
 from tests.test_packaging import healthcheck_command
@@ -169,11 +169,11 @@ def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
         "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
         "EVIDENCE_DATABASE_URL": url.set(port=forwarder.port).render_as_string(hide_password=False),
     }
-    assert run_evidence("init", env=env).returncode == 0
-    added = run_evidence(
+    assert invoke_evidence("init", env=env).exit_code == 0
+    added = invoke_evidence(
         "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
     )
-    assert added.returncode == 0, added.stderr
+    assert added.exit_code == 0, added.stderr
     proc, line = start_serve(env)
     try:
         yield {
@@ -255,7 +255,7 @@ def test_serve_says_where_it_is_answers_probes_and_sets_secure_cookies(behind_pr
 
 def test_without_a_public_url_the_log_names_the_listening_address(tmp_path: Path) -> None:
     env = {"EVIDENCE_DATA_DIR": str(tmp_path / "data")}
-    assert run_evidence("init", env=env).returncode == 0
+    assert invoke_evidence("init", env=env).exit_code == 0
     port = free_port()
     proc, line = start_serve(env, "--port", str(port))
     try:
