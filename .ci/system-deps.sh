@@ -7,7 +7,9 @@
 #                               poppler-utils (pdftotext reads the printed case file back), a
 #                               PostgreSQL server for the integration tests and
 #                               Ceph's RADOS Gateway (radosgw, ceph-mon, ceph-osd, ceph-common):
-#                               the S3 server with Object Lock the tests start (tests/servers/rgw.py)
+#                               the S3 server with Object Lock the tests start (tests/servers/rgw.py);
+#                               Chromium; and the tools the deployment files are checked with:
+#                               systemd (systemd-analyze verify), logrotate, nginx, openssl
 #
 # Idempotent: a machine that already has everything is left untouched (no apt-get update).
 set -euo pipefail
@@ -119,6 +121,17 @@ if [ "$want_test" -eq 1 ]; then
   fi
 fi
 
+# Deployment files (tests only): the units are checked by Debian's `systemd-analyze verify`
+# (it reads unit files and needs no running systemd), the logrotate snippet by logrotate, the
+# nginx example by running it in front of the server with a test certificate made by openssl.
+if [ "$want_test" -eq 1 ]; then
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+  command -v logrotate >/dev/null 2>&1 || packages+=(logrotate)
+  { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || packages+=(nginx-light)
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  say "deployment-file checkers: ${packages[*]:-present}"
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
   say "nothing to install"
   exit 0
@@ -160,6 +173,12 @@ for pkg in "${packages[@]}"; do
       [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || die "fonts-wqy-zenhei installed but wqy-zenhei.ttc not found" ;;
     poppler-utils)
       command -v pdftotext >/dev/null 2>&1 || die "poppler-utils installed but pdftotext not on PATH" ;;
+    systemd)
+      command -v systemd-analyze >/dev/null 2>&1 || die "systemd installed but systemd-analyze not on PATH" ;;
+    logrotate|openssl)
+      command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || die "$pkg installed but not found" ;;
+    nginx-light)
+      [ -x /usr/sbin/nginx ] || die "nginx-light installed but /usr/sbin/nginx missing" ;;
     ceph-common)
       command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 \
         && command -v monmaptool >/dev/null 2>&1 \

@@ -11,6 +11,7 @@ PUBLIC = "public"
 
 # route name -> the least role that may use it ("public": no session needed)
 RULES: dict[str, str] = {
+    "healthz": PUBLIC,  # probes; answers only whether the catalog is reachable
     "login": PUBLIC,
     "login_post": PUBLIC,
     "static": PUBLIC,

@@ -28,7 +28,7 @@ from starlette.templating import Jinja2Templates
 from catalog.times import local_iso
 
 from .. import custody_text
-from . import admin, audit, casefile, cases, items, media, session
+from . import admin, audit, casefile, cases, health, items, media, session
 from .common import Site, flush_refusals
 from .context import WebContext
 from .gate import AccessGate
@@ -48,6 +48,7 @@ THREADS = 100
 def routes() -> list[BaseRoute]:
     """The route table; every route needs a rule in ``access.RULES`` (else it answers 403)."""
     return [
+        Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
         Route("/login", session.login, methods=["GET"], name="login"),
         Route("/login", session.login_post, methods=["POST"], name="login_post"),
         Route("/logout", session.logout, methods=["POST"], name="logout"),
