@@ -240,7 +240,7 @@ def make_checkpoint(
         actor=actor,
         action=Action.CHECKPOINT,
         subject=f"checkpoint:{n}",
-        details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head, "key": checkpoint.key},
+        details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head, "signer": checkpoint.key},
         now=now,
     )
     return checkpoint
