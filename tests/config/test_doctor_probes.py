@@ -4,11 +4,11 @@ PostgreSQL with Ceph RGW under the role policies shipped in config/policies."""
 from __future__ import annotations
 
 import json
-import time
 import os
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
