@@ -240,7 +240,7 @@ def make_checkpoint(
         actor=actor,
         action=Action.CHECKPOINT,
         subject=f"checkpoint:{n}",
-        details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head, "key": checkpoint.key},
+        details={"n": n, "seq": checkpoint.seq, "head": checkpoint.head, "signer": checkpoint.key},
         now=now,
     )
     return checkpoint
@@ -272,7 +272,9 @@ class AuditReport:
         }
 
 
-def verify(session: Session, anchors: Anchors, stored: Iterable[Checkpoint] | None = None) -> AuditReport:
+def verify(
+    session: Session, anchors: Anchors | None = None, stored: Iterable[Checkpoint] | None = None
+) -> AuditReport:
     """Walk the whole chain, its head and every checkpoint; report every break.
 
     Each checkpoint must be signed by a pinned key (``anchors``), chain to the one before
@@ -281,6 +283,7 @@ def verify(session: Session, anchors: Anchors, stored: Iterable[Checkpoint] | No
     (a catalog row that is missing, or differs, is reported); a catalog checkpoint that was
     published (``storage_key`` set) must be in storage.
     """
+    anchors = anchors if anchors is not None else Anchors()  # nothing pinned: nothing trusted
     chain = check_chain(events(session))
     report = AuditReport(events=chain.events)
     report.problems += [{"seq": p.seq, "problem": p.problem, "detail": p.detail} for p in chain.problems]

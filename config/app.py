@@ -246,10 +246,13 @@ class App:
             coverage_window=timedelta(minutes=cov.window_minutes),
             export=self.export_for_web,
             exports=self.settings.data_path / "exports",
+            anchors=self.anchors(),
             readers=self.reader_sessions,
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
             trusted_proxies=tuple(self.settings.web.trusted_proxies),
+            pdf_font=Path(self.settings.web.pdf_font) if self.settings.web.pdf_font else None,
+            public_url=self.settings.public_url,
         )
 
     def export_for_web(

@@ -48,7 +48,14 @@ def _with_pin(text: str, fingerprint: str) -> str:
     entry = f'"{fingerprint}"'
     header = _HEADER.search(text)
     if header is None:
-        updated = text.rstrip("\n") + f"\n\n[custody]\ntrusted_keys = [{entry}]\n"
+        # A new table goes before the first one (after the top-level keys), so that the file's
+        # last table stays the last: lines appended later still land where they did.
+        first = _NEXT_TABLE.search(text)
+        section = f"[custody]\ntrusted_keys = [{entry}]\n\n"
+        if first is None:
+            updated = text.rstrip("\n") + f"\n\n{section}"
+        else:
+            updated = text[: first.start()] + section + text[first.start() :]
     else:
         nxt = _NEXT_TABLE.search(text, header.end())
         end = nxt.start() if nxt else len(text)

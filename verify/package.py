@@ -12,14 +12,18 @@ the bureau. ``verify_package`` reports every problem it finds as ``{"path", "pro
 - ``sm3-digests.txt`` when present (``sm3 mismatch``);
 - ``data/case.json``: every item's and derivative's digest equals its file's, and every
   evidence file belongs to an item (an item marked ``withheld`` has no file to check);
-- the custody excerpt (format in ``verify.export``): each record's own hash (``event N
-  altered``), the links unbroken (``chain broken at N``), each record equal to its link, the
-  link at the checkpoint's seq equal to the signed head, every record covered by the checkpoint
-  (``checkpoint does not cover event N``), and the checkpoint's Ed25519 signature under the
-  included public key (``checkpoint signature invalid``).
+- the custody proof, format 2 (``verify.package_custody``, docs/CUSTODY-FORMAT.md): exact event
+  bytes, every link, the chained checkpoints and their signers' trust, the payload against the
+  exported event's signed commitment, no event left out; a package of format 1 (an
+  ``excerpt.json`` from before custody v2) is still read by the older check below.
 
-A zip is read member by member (never extracted), and the excerpt is parsed as a stream, so
-memory stays small whatever the package size or the length of its chain links.
+Trust comes only from ``anchors`` (pinned fingerprints, ``--trusted-key``), never from a key the
+package carries. Hostile input: a path neither a folder nor a regular file is refused unopened
+(``NotAPackage``), a zip past fixed bounds in its end-of-central-directory record is refused
+before its directory is read (``ZipRefused``), members with absolute or climbing names are
+reported as zip-slip, a member declaring an implausible inflation as a zip bomb. A zip is read
+member by member (never extracted) and links are streamed, so memory stays small whatever the
+package size or the length of its chain links.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -124,6 +125,8 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
     assert head is not None, "the first schema migration creates the custody head row"
     head.seq, head.hash = chain.last_seq, chain.last_hash
     for info in store.list("custody/keys/"):
+        if not re.fullmatch(r"custody/keys/[0-9a-f]{64}\.pem", info.key):
+            continue  # key-change statements and the like, for later versions
         try:
             anchors.add_key(raw_from_pem(b"".join(store.read(info.key))))
         except InvalidInput as exc:

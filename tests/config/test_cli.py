@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import stat
 import uuid
 from datetime import UTC, datetime
@@ -93,6 +94,10 @@ def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
     assert log[0]["time"].endswith("+08:00")  # printed in the settings' zone, with offset
     (only,) = ok_json("audit", "log", "--subject", key, env=ready)
     assert only["seq"] == 1 and only["details"]["number"] == CASE_NO
+    # Without --json, as the pages show it: names, labelled fields, local time to the second.
+    text = run_evidence("audit", "log", "--subject", key, env=ready).stdout
+    assert "立案登记" in text and f"案号: {CASE_NO}" in text and "{" not in text
+    assert re.search(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\b", text)
     assert ok_json("audit", "verify", env=ready) == {
         "events": 3,
         "ok": True,
@@ -435,7 +440,8 @@ def test_export_and_verify_package_keep_the_contract(ready: dict[str, str], tmp_
     ok_json("case", "link", CASE_NO, _ingest_one(ready, tmp_path), env=ready)
     out_dir = tmp_path / "exports"
     exported = ok_json("export", CASE_NO, str(out_dir), "--zip", "--reason", "法院调取", env=ready)
-    assert set(exported) == {"path", "items", "bytes"} and exported["items"] == 1
+    assert set(exported) >= {"path", "items", "bytes"} and exported["items"] == 1
+    assert exported["pending"] is False and exported["checkpoint"] >= 1
     assert exported["path"].endswith(".zip")
     checked = ok_json("verify-package", exported["path"], env=ready)
     assert checked["ok"] is True and checked["problems"] == []

@@ -15,6 +15,7 @@ from tests.conftest import run_evidence
 
 EXPECTED = {
     "init",
+    "doctor",
     "config",
     "config show",
     "case",
@@ -46,6 +47,7 @@ EXPECTED = {
     "audit log",
     "audit verify",
     "audit checkpoint",
+    "audit key",
     "ingest",
     "ingest scan",
     "ingest watch",

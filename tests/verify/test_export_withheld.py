@@ -123,3 +123,28 @@ def test_a_protected_document_is_withheld_too(env) -> None:
     withheld = [i["item_no"] for i in case["items"] if i.get("withheld") == "protected"]
     assert withheld == sorted([built.protected_item, item.item_no])
     assert verify_package(result.path, anchors=trust(built)).ok
+
+
+def test_an_earlier_full_export_is_withheld_and_the_case_walk_goes_past_it(env) -> None:
+    """The first export (with the grant) commits to the protected original's digest; a later
+    export without the grant must not disclose that event, and still proves the case's events
+    complete: the walk steps over it with the subject_prev the later export commits to."""
+    built = build_case(env)
+    export(env, built, env.tmp / "full", include_protected=True)
+    result = export(env, built, env.tmp / "restricted", include_protected=False)
+    with env.sessions() as s:
+        first, second = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+    assert second.details["withheld_events"] == {str(first.seq): first.subject_prev}
+    lines = (result.path / "data" / "custody" / "events.jsonl").read_bytes().splitlines()
+    assert first.seq not in {json.loads(x)["seq"] for x in lines}
+    assert first.hash in (result.path / "data" / "custody" / "links.tsv").read_text()  # a hash-only link
+    report = verify_package(result.path, anchors=trust(built))
+    assert report.ok, report.problems
+    # Dropping the withheld link makes the walk stop short: the case's earlier events are unproven.
+    links = (result.path / "data" / "custody" / "links.tsv").read_text().splitlines()
+    kept = [line for line in links if not line.startswith(f"{first.seq}\t")]
+    (result.path / "data" / "custody" / "links.tsv").write_text("".join(x + "\n" for x in kept))
+    found = {p["problem"] for p in verify_package(result.path, anchors=trust(built)).problems}
+    assert any("left out" in p for p in found) and any(
+        p.startswith("chain broken at") or "stop before" in p for p in found
+    ), found

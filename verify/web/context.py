@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.context import ServiceContext
 from archive.store import ObjectStore
+from catalog.checkpoint import Anchors
 from catalog.models import User
 
 
@@ -31,6 +32,8 @@ class WebContext:
     export: Callable[..., Any] | None = None
     # Where exports are prepared and wait for their checkpoint (None: the system's temp folder).
     exports: Path | None = None
+    # The installation's trust anchor (pinned fingerprints): whose checkpoints the audit page trusts.
+    anchors: Anchors = field(default_factory=Anchors)
     # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
     # queue behind writers for the write lock. None: the services' sessions.
     readers: sessionmaker[Session] | None = None
@@ -39,6 +42,15 @@ class WebContext:
     session_lifetime: timedelta = timedelta(hours=12)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[str, ...] = ()
+    # The TrueType CJK font of the case file PDF; None: Debian's fonts-wqy-zenhei.
+    pdf_font: Path | None = None
+    # Where users reach the pages; an https address (a TLS-terminating proxy in front) makes
+    # the session cookie Secure even though the proxy speaks plain HTTP to this server.
+    public_url: str = ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def sessions(self) -> sessionmaker[Session]:
