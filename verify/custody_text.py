@@ -41,6 +41,7 @@ ACTIONS: dict[str, tuple[str, str]] = {
     Action.VERIFIED: ("完整性校验", "verified"),
     Action.REPLAYED: ("案件回放", "case replayed"),
     Action.FIXITY_RUN: ("定期完整性巡检", "fixity sweep"),
+    Action.RETENTION_RUN: ("保管期限处理", "retention run"),
     Action.FIXITY_PROBLEM: ("巡检发现问题", "fixity problem"),
     Action.EXPORTED: ("导出证据包", "evidence package exported"),
     Action.EXPORT_FAILED: ("导出失败", "export failed"),
