@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 
 from catalog import timestamp
 from catalog.errors import EvidenceError
@@ -45,3 +46,14 @@ def request_token(url: str, statement: bytes, *, timeout: float = 10.0) -> bytes
     if not timestamp.imprint_matches(token, statement):
         raise TimestampUnavailable(f"{where} answered no token for the checkpoint's bytes", hint=hint)
     return token
+
+
+@dataclass(frozen=True)
+class TimestampAuthority:
+    """Where the installation asks for tokens (``[custody] tsa_url``)."""
+
+    url: str
+    timeout: float = 10.0
+
+    def request(self, statement: bytes) -> bytes:
+        return request_token(self.url, statement, timeout=self.timeout)

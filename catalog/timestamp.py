@@ -13,7 +13,7 @@ Plain functions over bytes and certificates: requesting a token is ``archive.tim
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -45,6 +45,16 @@ class TokenCheck:
         return self.problem is None
 
 
+@dataclass(frozen=True)
+class TimeTrust:
+    """What tokens are checked against: the CA certificates trusted for time, the policy the
+    tokens must carry (None: any), and when a token counts as late."""
+
+    roots: tuple[x509.Certificate, ...]
+    policy: str | None = None
+    late_after: timedelta = timedelta(hours=24)
+
+
 def request_for(statement: bytes) -> bytes:
     """A DER time-stamp query over SHA-256 of ``statement``, with a nonce, asking for the
     TSA's certificate in the answer (so a verifier needs only the CA)."""
@@ -59,7 +69,7 @@ def request_for(statement: bytes) -> bytes:
     )
 
 
-def load_roots(pem: bytes, source: str) -> list[x509.Certificate]:
+def load_roots(pem: bytes, source: str) -> tuple[x509.Certificate, ...]:
     """The CA certificates in a PEM file (the TSA's CA, and any other root trusted for time)."""
     try:
         roots = x509.load_pem_x509_certificates(pem)
@@ -70,7 +80,7 @@ def load_roots(pem: bytes, source: str) -> list[x509.Certificate]:
             f"{source} holds no PEM certificate",
             hint="give the TSA's CA certificate, as the TSA publishes it ([custody] tsa_ca_file)",
         )
-    return roots
+    return tuple(roots)
 
 
 def imprint_matches(token: bytes, statement: bytes) -> bool:
@@ -83,16 +93,9 @@ def imprint_matches(token: bytes, statement: bytes) -> bool:
     return imprint.hash_algorithm == SHA256_OID and imprint.message == hashlib.sha256(statement).digest()
 
 
-def check_token(
-    token: bytes,
-    statement: bytes,
-    *,
-    statement_time: datetime,
-    roots: list[x509.Certificate],
-    late_after: timedelta,
-    policy: str | None = None,
-) -> TokenCheck:
+def check_token(token: bytes, statement: bytes, *, statement_time: datetime, trust: TimeTrust) -> TokenCheck:
     """Check ``token`` as proof that ``statement`` existed at the token's time."""
+    roots, policy, late_after = trust.roots, trust.policy, trust.late_after
     try:
         response = decode_timestamp_response(token)
         status = PKIStatus(response.status)
@@ -123,3 +126,54 @@ def check_token(
     if when + slack < statement_time:
         return TokenCheck(when, f"the token's time {when.isoformat()} is before the checkpoint's", tsa=tsa)
     return TokenCheck(when, late=when - statement_time > late_after, tsa=tsa)
+
+
+@dataclass
+class TimestampReview:
+    """The tokens of a run of checkpoints, as ``audit verify`` and ``verify-package`` report them."""
+
+    stamped: list[int] = field(default_factory=list)  # good proof
+    late: list[int] = field(default_factory=list)  # good proof, issued long after the checkpoint
+    missing: list[int] = field(default_factory=list)  # no token (yet)
+    unchecked: list[int] = field(default_factory=list)  # imprint right, no CA to check the signature
+    bad: list[dict[str, object]] = field(default_factory=list)  # {"n", "problem"}
+
+    @property
+    def ok(self) -> bool:
+        return not self.bad
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "stamped": self.stamped,
+            "late": self.late,
+            "missing": self.missing,
+            "unchecked": self.unchecked,
+            "bad": self.bad,
+        }
+
+
+def review(
+    checkpoints: list[tuple[int, bytes, datetime, bytes | None]], trust: TimeTrust | None
+) -> TimestampReview:
+    """Check each ``(n, statement bytes, statement time, token or None)``. Without ``trust`` a
+    token's imprint is still checked (a token for other bytes is bad), its signature is not."""
+    out = TimestampReview()
+    for n, statement, when, token in checkpoints:
+        if token is None:
+            out.missing.append(n)
+        elif trust is None:
+            if imprint_matches(token, statement):
+                out.unchecked.append(n)
+            else:
+                out.bad.append(
+                    {"n": n, "problem": "the token is for other bytes than the checkpoint statement"}
+                )
+        else:
+            result = check_token(token, statement, statement_time=when, trust=trust)
+            if not result.ok:
+                out.bad.append({"n": n, "problem": result.problem})
+            else:
+                out.stamped.append(n)
+                if result.late:
+                    out.late.append(n)
+    return out

@@ -20,7 +20,7 @@ def verifier_source() -> bytes:
 def verify_text(*, case_number: str, case_key: str, signer: str, checkpoint: int, token: bool) -> str:
     """The text of ``VERIFY.txt`` for one package."""
     tsa = (
-        f"""
+        """
 4. The time-stamp (RFC 3161) of the checkpoint, with the TSA's CA certificate (obtained from
    the TSA, not from this package):
 

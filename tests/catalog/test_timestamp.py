@@ -26,7 +26,8 @@ def authorities(tmp_path_factory):
 def _check(token: bytes, tsa: TSA, *, statement: bytes = STATEMENT, at: datetime | None = None, **kw):
     roots = timestamp.load_roots(tsa.ca_file.read_bytes(), "ca.pem")
     when = at or datetime.now(UTC) - timedelta(seconds=2)
-    return timestamp.check_token(token, statement, statement_time=when, roots=roots, late_after=DAY, **kw)
+    trust = timestamp.TimeTrust(roots, late_after=DAY, **kw)
+    return timestamp.check_token(token, statement, statement_time=when, trust=trust)
 
 
 def test_a_token_over_the_statement_from_the_trusted_ca_is_proof(authorities) -> None:
