@@ -32,6 +32,8 @@ class Action(StrEnum):
     EXPORTED = "exported"
     EXPORT_FAILED = "export_failed"
     CHECKPOINT = "checkpoint"
+    # the custody v2 upgrade: binds a recording or document from before it to v2 links
+    ATTESTED = "attested"
     # retention
     PENDING_DELETION = "pending_deletion"
     RESTORED = "restored"

@@ -288,6 +288,9 @@ class CustodyEventRow(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as hashed
     prev_hash: Mapped[str] = mapped_column(SHA256)
     hash: Mapped[str] = mapped_column(SHA256, unique=True)
+    v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    body: Mapped[str | None] = mapped_column(Text)  # v2: the exact JCS body that was hashed
+    body_hash: Mapped[str | None] = mapped_column(SHA256)
 
 
 class CustodyHead(Base):
@@ -312,6 +315,9 @@ class CheckpointRow(Base):
     public_key: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
     storage_key: Mapped[str | None] = mapped_column(String(1024))
+    v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    statement: Mapped[str | None] = mapped_column(Text)  # v2: the exact signed bytes
+    key: Mapped[str | None] = mapped_column(SHA256)  # v2: the signer's full fingerprint
 
 
 # --- pipeline bookkeeping -------------------------------------------------

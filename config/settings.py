@@ -128,6 +128,8 @@ class NumberingSettings:
 @dataclass(frozen=True)
 class CustodySettings:
     signing_key: str = "keys/custody-ed25519.pem"  # relative to the data folder
+    # Full SHA-256 fingerprints of the keys whose checkpoints this installation trusts.
+    trusted_keys: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,11 @@ class Settings:
     @property
     def signing_key_path(self) -> Path:
         return self._in_data(self.custody.signing_key)
+
+    @property
+    def trusted_keys_path(self) -> Path:
+        """Where ``evidence init`` pins the key when no settings file is in use."""
+        return self.data_path / "keys" / "trusted-keys.txt"
 
     @property
     def encryption_key_path(self) -> Path:

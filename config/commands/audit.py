@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
 from archive import checkpoints
 from catalog import custody
+from catalog.checkpoint import fingerprint, public_key_pem, raw_public_key
 from catalog.errors import CheckFailed
 from catalog.times import local_iso
 
@@ -60,15 +65,30 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     emit(as_json, data, human)
 
 
+def trusted_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--trusted-key",
+        "trusted_keys",
+        multiple=True,
+        metavar="FILE|FINGERPRINT",
+        help="Also trust this signer: a full SHA-256 fingerprint or a public key PEM file (repeatable).",
+    )(f)
+
+
 @audit_group.command("verify")
+@trusted_key_option
+@click.option("--no-storage", is_flag=True, help="Skip comparing the catalog's checkpoints with storage.")
 @json_option
 @click.pass_context
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the whole chain and every checkpoint; exit 1 at the first broken event."""
+def audit_verify(ctx: click.Context, trusted_keys: tuple[str, ...], no_storage: bool, as_json: bool) -> None:
+    """Walk the whole chain and every checkpoint, and compare the checkpoints with those in
+    storage; exit 1 on any break, gap, disagreement or signer not trusted. Needs no private key."""
     app = get_app(ctx).require_catalog()
-    trusted = app.signing_key.public_key() if app.settings.signing_key_path.exists() else None
+    anchors = app.anchors(trusted_keys)
+    stored, unreadable = (None, []) if no_storage else checkpoints.stored_checkpoints(app.store)
     with app.reader_sessions() as session:
-        report = custody.verify(session, trusted)
+        report = custody.verify(session, anchors, stored)
+    report.problems += [{"seq": None, "problem": "checkpoint_unreadable", "detail": u} for u in unreadable]
     data = report.to_json()
 
     def human() -> None:
@@ -81,8 +101,12 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
             )
             for p in report.problems:
                 err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
-        if trusted is None:
-            err.print("note: no signing key here; checkpoints were checked against the keys they carry")
+        for fp in report.signers:
+            out.print(
+                f"signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+            )
+        if not anchors.trusted:
+            err.print("note: no key is pinned; pin one with `evidence init` or give --trusted-key")
 
     emit(as_json, data, human)
     if not report.ok:
@@ -90,26 +114,65 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 
 
 @audit_group.command("checkpoint")
+@click.option("--always", is_flag=True, help="Sign even when nothing happened since the last checkpoint.")
 @json_option
 @click.pass_context
-def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
-    """Sign the chain's current head with the custody key."""
+def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
+    """Sign the chain's current head with the custody key and copy it to storage; skipped when
+    nothing happened since the last checkpoint (its own event aside)."""
     app = get_app(ctx).require_catalog()
-    cp = checkpoints.make_and_publish(app.services, app.signing_key)
+    cp = checkpoints.make_and_publish(app.services, app.signing_key, skip_if_idle=not always)
+    if cp is None:
+        emit(as_json, {"skipped": True}, lambda: out.print("nothing new since the last checkpoint; skipped"))
+        return
     data = {
         "n": cp.n,
         "seq": cp.seq,
         "head": cp.head,
+        "key": cp.key,
         "key_id": cp.key_id,
         "time": local_iso(cp.time, app.settings.zone),
+        "skipped": False,
     }
     emit(
         as_json,
         data,
         lambda: out.print(
-            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (key {cp.key_id})", highlight=False
+            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (signer {cp.key})", highlight=False
         ),
     )
+
+
+@audit_group.command("key")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the public key (PEM) to this new file, for people who check packages.",
+)
+@json_option
+@click.pass_context
+def audit_key(ctx: click.Context, export_path: Path | None, as_json: bool) -> None:
+    """Print the custody signing key's full fingerprint (and export its public key)."""
+    app = get_app(ctx).require_catalog()
+    raw = raw_public_key(app.signing_key.public_key())
+    fp = fingerprint(raw)
+    if export_path is not None:
+        with open(export_path, "xb") as f:  # never replaces a file
+            f.write(public_key_pem(raw))
+    data = {
+        "fingerprint": fp,
+        "pinned": fp in app.pinned(),
+        "exported": str(export_path) if export_path else None,
+    }
+
+    def human() -> None:
+        out.print(f"fingerprint {fp}", highlight=False)
+        out.print("pinned in this installation" if data["pinned"] else "NOT pinned here: run `evidence init`")
+        if export_path:
+            out.print(f"public key written to {export_path}", highlight=False)
+
+    emit(as_json, data, human)
 
 
 def register(main: click.Group) -> None:

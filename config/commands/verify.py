@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from .audit import trusted_key_option
 from .base import emit, err, get_app, json_option, out
 
 
@@ -120,26 +121,35 @@ def export_command(
         with_proxies=with_proxies,
         zip_it=zip_it,
     )
-    data = {"path": str(result.path), "items": result.items, "bytes": result.bytes}
+    data = result.to_json()
     emit(
         as_json,
         data,
         lambda: out.print(
-            f"exported {result.items} item(s), {result.bytes} bytes: {result.path}", highlight=False
+            f"exported {result.items} item(s), {result.bytes} bytes: {result.path} "
+            f"(event {result.event}, checkpoint {result.checkpoint})",
+            highlight=False,
         ),
     )
 
 
 @click.command("verify-package")
 @click.argument("path", type=click.Path(path_type=Path))
+@trusted_key_option
 @json_option
 @click.pass_context
-def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> None:
-    """Check an exported package offline (no catalog, no storage): completeness, every digest,
-    the custody excerpt's links and the checkpoint's signature. Exit 1 on any problem."""
+def verify_package_command(
+    ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], as_json: bool
+) -> None:
+    """Check an exported package offline (no catalog, no storage, no private key): every
+    digest against the manifests and the signed commitment, every custody link, that no
+    event was left out, and that the checkpoints are signed by a trusted key (pinned here,
+    or --trusted-key). Exit 1 on any problem, 2 when PATH is not a folder or regular file."""
     from verify.package import verify_package
 
-    report = verify_package(path)
+    app = get_app(ctx)
+    anchors = app.anchors(trusted_keys)
+    report = verify_package(path, anchors=anchors)
     data = report.to_json()
 
     def human() -> None:
@@ -147,6 +157,12 @@ def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> Non
             out.print(f"{path}: the package is complete and intact", highlight=False)
         for p in report.problems:
             out.print(f"  {p['path']}: {p['problem']}", highlight=False, markup=False)
+        for fp in report.signers:
+            out.print(
+                f"  signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+            )
+        for note in report.notes:
+            out.print(f"  note: {note}", highlight=False, markup=False)
 
     emit(as_json, data, human)
     if not report.ok:
@@ -173,9 +189,12 @@ def catalog_group() -> None:
     metavar="URL",
     help="An empty catalog to rebuild into (SQLAlchemy URL).",
 )
+@trusted_key_option
 @json_option
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_json: bool) -> None:
+def catalog_rebuild(
+    ctx: click.Context, from_storage: bool, database: str, trusted_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Disaster-recovery drill: rebuild a catalog from storage alone into DATABASE, with every
     number sequence past every number ever issued, then compare it with the live catalog.
     Exit 1 when they differ."""
@@ -185,7 +204,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
     app = get_app(ctx).require_catalog()
     target = make_engine(database)
     try:
-        report = rebuild(app.store, target, formats=app.settings.formats)
+        report = rebuild(app.store, target, formats=app.settings.formats, anchors=app.anchors(trusted_keys))
         with app.reader_sessions() as live, session_factory(target)() as rebuilt:
             differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
     finally:
@@ -196,6 +215,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
         "problems": report.problems,
         "differences": differences,
         "notes": notes,
+        "signers": sorted(report.signers),
     }
 
     def human() -> None:
@@ -204,6 +224,8 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
             out.print(f"  {line}", highlight=False, markup=False)
         for line in notes:
             out.print(f"  note: {line}", highlight=False, markup=False)
+        for fp in sorted(report.signers):
+            out.print(f"  checkpoint signer {fp}", highlight=False)
         out.print(
             "the rebuilt catalog matches the live one"
             if not differences and not report.problems

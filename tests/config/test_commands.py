@@ -47,6 +47,7 @@ EXPECTED = {
     "audit log",
     "audit verify",
     "audit checkpoint",
+    "audit key",
     "ingest",
     "ingest scan",
     "ingest watch",

@@ -149,6 +149,7 @@ def sample_path(route: Route | Mount, site, token: str) -> str:
         "subject": site["item"],
         "token": token,
         "name": "aud",
+        "event": "1",
     }
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)
     return path + "?reason=matrix" if route.name in ("item_download", "case_file_pdf", "audit_csv") else path
