@@ -131,7 +131,9 @@ def recipes(bag: Path, made: Made) -> dict[str, bool]:
             command = line.strip().replace("TSA-CA.pem", str(made.ours.ca_file))
             if command.startswith("node ") or command.startswith("evidence "):
                 continue  # the chain walk: the other two verifiers
-            run = subprocess.run(["bash", "-c", command], cwd=bag, capture_output=True, text=True, timeout=120)
+            run = subprocess.run(
+                ["bash", "-c", command], cwd=bag, capture_output=True, text=True, timeout=120
+            )
             if command.startswith("sha256sum"):
                 outcome["sha256sum"] = outcome.get("sha256sum", True) and run.returncode == 0
             elif "pkeyutl" in command:
@@ -231,7 +233,9 @@ def test_the_untouched_package_passes_all_three(bag: Path, made: Made) -> None:
 
 
 def test_without_a_trusted_key_the_javascript_verifier_trusts_nobody(bag: Path, made: Made) -> None:
-    result = subprocess.run(["node", str(bag / "verify-package.mjs"), str(bag)], capture_output=True, text=True)
+    result = subprocess.run(
+        ["node", str(bag / "verify-package.mjs"), str(bag)], capture_output=True, text=True
+    )
     assert result.returncode == 1
     assert f"signature valid, signer not trusted: fingerprint {made.fingerprint}" in result.stdout
 
