@@ -26,8 +26,10 @@ import base64
 import hashlib
 import io
 import json
+import logging
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -46,9 +48,13 @@ from .layout import checkpoint_folder, checkpoint_key, key_history_key, segment_
 from .records import put_json
 from .retention import lock_until
 from .store import BinaryStream, ObjectStore
+from .timestamping import TimestampAuthority, TimestampUnavailable
+
+log = logging.getLogger(__name__)
 
 SPOOL_BYTES = 8 << 20
 STATEMENT, SIGNATURE, EVENTS, LINKS = "checkpoint.json", "checkpoint.sig", "events.jsonl", "links.tsv"
+TOKEN = "checkpoint.tsr"  # the RFC 3161 time-stamp token over checkpoint.json
 
 
 def link_line(event: CustodyEvent) -> bytes:
@@ -175,12 +181,19 @@ def stored_checkpoints(store: ObjectStore) -> tuple[list[Checkpoint], list[str]]
 
 
 def make_and_publish(
-    ctx: ServiceContext, key: Ed25519PrivateKey, *, skip_if_idle: bool = False
+    ctx: ServiceContext,
+    key: Ed25519PrivateKey,
+    *,
+    skip_if_idle: bool = False,
+    tsa: TimestampAuthority | None = None,
 ) -> Checkpoint | None:
-    """Sign the head, then copy it (and any earlier unpublished ones) to storage.
+    """Sign the head, then copy it (and any earlier unpublished ones) to storage; with a
+    ``tsa``, ask it for the tokens still missing (``stamp``: a TSA that is down never stops
+    a checkpoint).
 
     With ``skip_if_idle`` nothing is signed when nothing happened since the last checkpoint
-    but its own event (returns None); unpublished ones are still copied.
+    but its own event (returns None); unpublished ones are still copied, missing tokens
+    still asked for.
     """
     now = ctx.now()
     with ctx.sessions.begin() as session:
@@ -189,7 +202,85 @@ def make_and_publish(
         else:
             cp = custody.make_checkpoint(session, key, actor=ctx.actor, now=now)
     publish(ctx.sessions, ctx.store, now=now)
+    if tsa is not None:
+        stamp(ctx, tsa)
     return cp
+
+
+@dataclass
+class StampReport:
+    stamped: list[int] = field(default_factory=list)  # checkpoints that got their token now
+    missing: list[int] = field(default_factory=list)  # still without one (the TSA was down)
+    error: str | None = None
+
+
+def stamp(ctx: ServiceContext, tsa: TimestampAuthority) -> StampReport:
+    """Ask the TSA for a token over each v2 checkpoint statement that has none, keep it in the
+    catalog, and copy it beside the checkpoint in storage (``TOKEN``, locked like it).
+
+    Each token is committed as soon as it comes, so a run killed half-way keeps what it got;
+    the storage copy of a token already in the catalog is written by the next run if this
+    one cannot. The first unreachable answer stops the round: the rest wait for the next run.
+    """
+    report = StampReport()
+    with ctx.sessions() as session:
+        wanted = [
+            (row.n, custody.checkpoint_from_row(row).signed_bytes())
+            for row in session.execute(
+                select(CheckpointRow)
+                .where(CheckpointRow.v == 2, CheckpointRow.tsa_token.is_(None))
+                .order_by(CheckpointRow.n)
+            ).scalars()
+        ]
+    for n, statement in wanted:
+        try:
+            token = tsa.request(statement)
+        except TimestampUnavailable as exc:
+            report.error = exc.message
+            log.warning("timestamp_unavailable", extra={"checkpoint": n, "error": exc.message})
+            break
+        with ctx.sessions.begin() as session:
+            session.execute(update(CheckpointRow).where(CheckpointRow.n == n).values(tsa_token=token))
+        report.stamped.append(n)
+    until = lock_until(ctx.now(), None, now=ctx.now())
+    with ctx.sessions() as session:
+        unstored = session.execute(
+            select(CheckpointRow.n, CheckpointRow.tsa_token)
+            .where(CheckpointRow.tsa_token.is_not(None), CheckpointRow.tsa_stored.is_(False))
+            .order_by(CheckpointRow.n)
+        ).all()
+        report.missing = list(
+            session.execute(
+                select(CheckpointRow.n)
+                .where(CheckpointRow.v == 2, CheckpointRow.tsa_token.is_(None))
+                .order_by(CheckpointRow.n)
+            ).scalars()
+        )
+    for n, blob in unstored:
+        assert blob is not None  # selected for having one
+        _put_once(
+            ctx.store,
+            f"{checkpoint_folder(n)}/{TOKEN}",
+            io.BytesIO(blob),
+            _sha(blob),
+            until,
+            "application/timestamp-reply",
+        )
+        with ctx.sessions.begin() as session:
+            session.execute(update(CheckpointRow).where(CheckpointRow.n == n).values(tsa_stored=True))
+    return report
+
+
+def stamped(session: Session) -> list[tuple[int, bytes, datetime, bytes | None]]:
+    """Each v2 checkpoint as ``catalog.timestamp.review`` takes it: (n, statement, time, token)."""
+    rows = session.execute(
+        select(CheckpointRow).where(CheckpointRow.v == 2).order_by(CheckpointRow.n)
+    ).scalars()
+    out = []
+    for row in rows:
+        cp = custody.checkpoint_from_row(row)
+        out.append((cp.n, cp.signed_bytes(), cp.time, row.tsa_token))
+    return out
 
 
 def require_covered(session: Session, seq: int) -> Checkpoint:

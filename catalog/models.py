@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -318,6 +319,9 @@ class CheckpointRow(Base):
     v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     statement: Mapped[str | None] = mapped_column(Text)  # v2: the exact signed bytes
     key: Mapped[str | None] = mapped_column(SHA256)  # v2: the signer's full fingerprint
+    # Trusted time (RFC 3161): the TSA's token over ``statement``, and whether storage has it.
+    tsa_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    tsa_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 # --- pipeline bookkeeping -------------------------------------------------

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,12 +24,14 @@ from archive.policy import ArchivePolicy
 from archive.retention import Rules
 from archive.store import ObjectStore
 from archive.stores import StoreOptions, open_store
-from catalog import keys, schema, users
+from archive.timestamping import TimestampAuthority
+from catalog import keys, schema, timestamp, users
 from catalog.attestation import attest_pre_v2
 from catalog.checkpoint import Anchors, fingerprint, key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
 from catalog.numbering import check_code
+from catalog.timestamp import TimeTrust
 from ingest.names import compile_patterns
 from ingest.pipeline import Pipeline, StationSetup
 
@@ -182,6 +185,31 @@ class App:
     def anchors(self, extra: tuple[str, ...] | list[str] = ()) -> Anchors:
         """Trust: the pinned fingerprints plus ``--trusted-key`` values. Never the private key."""
         return Anchors.parse([*self.pinned(), *extra])
+
+    # --- trusted time (RFC 3161) -------------------------------------------
+    @cached_property
+    def tsa(self) -> TimestampAuthority | None:
+        """Where checkpoints ask for time-stamp tokens; None when no TSA is configured."""
+        c = self.settings.custody
+        return TimestampAuthority(c.tsa_url, c.tsa_timeout_seconds) if c.tsa_url else None
+
+    def time_trust(self, ca_files: tuple[Path, ...] = ()) -> TimeTrust | None:
+        """What tokens are checked against: ``ca_files`` (given by whoever checks) or else the
+        configured ``[custody] tsa_ca_file``; None when there is neither."""
+        c = self.settings.custody
+        files = list(ca_files) or ([self.settings.tsa_ca_path] if self.settings.tsa_ca_path else [])
+        if not files:
+            return None
+        roots: list[x509.Certificate] = []
+        for file in files:
+            try:
+                roots += timestamp.load_roots(file.read_bytes(), str(file))
+            except OSError as exc:
+                raise EvidenceError(
+                    f"the TSA's CA certificate {file} cannot be read: {exc.strerror}",
+                    hint="[custody] tsa_ca_file, or --tsa-ca: the PEM certificate the TSA publishes",
+                ) from exc
+        return TimeTrust(tuple(roots), c.tsa_policy or None, timedelta(hours=c.tsa_late_hours))
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:

@@ -90,6 +90,7 @@ from archive.digest import Hasher
 from archive.layout import extension
 from archive.reading import hash_stored
 from archive.store import ObjectStore
+from archive.timestamping import TimestampAuthority
 from catalog import cases, custody
 from catalog.actions import Action
 from catalog.canonical import format_instant, parse_instant
@@ -100,7 +101,7 @@ from catalog.models import CheckpointRow, Derivative, Document, Recording
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
-from . import custody_text
+from . import custody_text, recipes
 
 BAGIT_VERSION = "1.0"
 SOFTWARE = "evidence-archive"
@@ -194,6 +195,7 @@ def export_case(
     source_organization: str | None = None,
     progress: Progress | None = None,
     include_protected: bool = True,
+    tsa: TimestampAuthority | None = None,
 ) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
@@ -290,7 +292,7 @@ def export_case(
         )
         _write_file(work / PENDING, _json_bytes(pending.__dict__))
         if signing_key is not None:
-            make_and_publish(ctx.at(now), signing_key)
+            make_and_publish(ctx.at(now), signing_key, tsa=tsa)
         result = finish_pending(sessions, work)
     except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
@@ -654,12 +656,14 @@ def _write_proof(
     (folder / "keys").mkdir(exist_ok=True)
     files: list[_PayloadFile] = []
     with sessions() as session:
-        v2 = [
-            custody.checkpoint_from_row(r)
-            for r in session.execute(
-                select(CheckpointRow).where(CheckpointRow.v == 2).order_by(CheckpointRow.n)
-            ).scalars()
-        ]
+        rows = session.execute(
+            select(CheckpointRow).where(CheckpointRow.v == 2).order_by(CheckpointRow.n)
+        ).scalars()
+        v2, tokens = [], {}
+        for row in rows:
+            v2.append(custody.checkpoint_from_row(row))
+            if row.tsa_token:
+                tokens[row.n] = row.tsa_token
         seqs = [cp.seq for cp in v2]
 
         def covering(seq: int) -> Checkpoint:
@@ -695,6 +699,8 @@ def _write_proof(
         stem = "data/custody/checkpoint" if cp.n == final.n else f"data/custody/checkpoints/{cp.n:08d}"
         files.append(_write_small(bag, f"{stem}.json", cp.signed_bytes()))
         files.append(_write_small(bag, f"{stem}.sig", cp.signature_bytes()))
+        if cp.n in tokens:  # the TSA's token over the statement, when it has come
+            files.append(_write_small(bag, f"{stem}.tsr", tokens[cp.n]))
     for fp, raw in sorted({cp.key: base64.b64decode(cp.public_key) for cp in included if cp.key}.items()):
         if raw and fingerprint(raw) == fp:
             files.append(_write_small(bag, f"data/custody/keys/{fp}.pem", public_key_pem(raw)))
@@ -964,6 +970,16 @@ def _write_tags(
         info.append(("Withheld-Items", f"{' '.join(withheld)} (withheld: protected)"))
     tags.append(("bag-info.txt", "".join(f"{k}: {_bag_info_value(v)}\n" for k, v in info).encode()))
     tags.append(("manifest-sha256.txt", "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
+    # How to check the package without this project, and a second verifier that needs only Node.js.
+    recipe = recipes.verify_text(
+        case_number=header["number"],
+        case_key=header["case_key"],
+        signer=str(export["key"]),
+        checkpoint=int(export["checkpoint"]),
+        token=any(p.rel == "data/custody/checkpoint.tsr" for p in payload),
+    )
+    tags.append((recipes.RECIPES_NAME, recipe.encode("utf-8")))
+    tags.append((recipes.VERIFIER_NAME, recipes.verifier_source()))
     if sm3:
         tags.append(
             ("sm3-digests.txt", "".join(_manifest_line(p.sm3 or "", p.rel) for p in payload).encode())

@@ -49,6 +49,7 @@ from archive.digest import new_hash
 from catalog.chain import hash_payload
 from catalog.checkpoint import Anchors, Checkpoint, raw_public_key
 from catalog.errors import CheckFailed, EvidenceError, NotFound
+from catalog.timestamp import TimeTrust
 
 from . import package_custody
 
@@ -343,14 +344,17 @@ class NotAPackage(EvidenceError):
     """The path is neither a folder nor a regular file (a FIFO, a device, a socket)."""
 
 
-def verify_package(path: Path, *, anchors: Anchors | None = None) -> PackageReport:
+def verify_package(
+    path: Path, *, anchors: Anchors | None = None, time_trust: TimeTrust | None = None
+) -> PackageReport:
     """Check a package folder or zip offline; every problem found is in the report.
 
     ``anchors`` are the trusted signers (pinned fingerprints, ``--trusted-key``); a checkpoint
     signed by anyone else is reported "signature valid, signer not trusted: fingerprint …",
-    whatever key the package carries. Raises ``NotFound`` for a missing path, ``NotAPackage``
-    for one that is neither a folder nor a regular file (never opened), ``ZipRefused`` for a
-    zip past the fixed bounds.
+    whatever key the package carries. ``time_trust`` (the TSA's CA) checks the signatures of
+    time-stamp tokens; without it only their imprints are checked, and a note says so.
+    Raises ``NotFound`` for a missing path, ``NotAPackage`` for one that is neither a folder
+    nor a regular file (never opened), ``ZipRefused`` for a zip past the fixed bounds.
     """
     path = Path(path)
     try:
@@ -370,13 +374,13 @@ def verify_package(path: Path, *, anchors: Anchors | None = None) -> PackageRepo
         report.add(path.name, f"not a readable zip ({exc})")
         return report
     try:
-        _verify(source, report, anchors)
+        _verify(source, report, anchors, time_trust)
     finally:
         source.close()
     return report
 
 
-def _verify(source: _Source, report: PackageReport, anchors: Anchors) -> None:
+def _verify(source: _Source, report: PackageReport, anchors: Anchors, time_trust: TimeTrust | None) -> None:
     files = source.files()
     report.files = len(files)
     _check_bagit_txt(source, files, report)
@@ -435,7 +439,9 @@ def _verify(source: _Source, report: PackageReport, anchors: Anchors) -> None:
     _check_oxum(source, payload, report)
     items = _check_case(source, files, computed, report)
     if package_custody.EVENTS in files or EXCERPT not in files:
-        outcome = package_custody.check(source, computed, report.add, anchors, report.case_key, items)
+        outcome = package_custody.check(
+            source, computed, report.add, anchors, report.case_key, items, time_trust
+        )
         report.checkpoint, report.signers, report.notes = outcome.checkpoint, outcome.signers, outcome.notes
         report.key_id = outcome.signers[-1] if len(outcome.signers) == 1 else None
     else:

@@ -28,13 +28,15 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, BinaryIO
 
-from catalog import jcs
+from catalog import jcs, timestamp
 from catalog.canonical import canonical_bytes
 from catalog.chain import GENESIS_HASH, hash_payload, link_hash, parse_body
 from catalog.checkpoint import Anchors, Checkpoint, from_statement, raw_from_pem
 from catalog.errors import InvalidInput
+from catalog.timestamp import TimeTrust
 
 FOLDER = "data/custody/"
 EVENTS = "data/custody/events.jsonl"
@@ -46,11 +48,10 @@ BINDING = {"ingested", "document_added", "attested"}
 _LINK = re.compile(rb"^(0|[1-9][0-9]{0,17})\t([0-9a-f]{64})\t([0-9a-f]{64}|-)\t([0-9a-f]{64})\n$")
 _EARLIER = re.compile(r"^data/custody/checkpoints/([0-9]{8})\.json$")
 _KEY = re.compile(r"^data/custody/keys/([0-9a-f]{64})\.pem$")
-# Reserved beside checkpoints and keys for later additions (RFC 3161 time-stamp tokens,
-# key-change statements): carried and covered by the manifests, not yet checked here.
-_RESERVED = re.compile(
-    r"^data/custody/(checkpoint\.tsr|checkpoints/[0-9]{8}\.tsr|keys/changes/[0-9A-Za-z._-]+)$"
-)
+# Reserved beside keys for a later addition (key-change statements): carried and covered by
+# the manifests, not yet checked here.
+_RESERVED = re.compile(r"^data/custody/keys/changes/[0-9A-Za-z._-]+$")
+_TOKEN = re.compile(r"^data/custody/(checkpoint|checkpoints/[0-9]{8})\.tsr$")
 
 
 class Source:
@@ -84,10 +85,11 @@ def check(
     anchors: Anchors,
     case_key: str | None,
     items: list[dict[str, Any]],
+    time_trust: TimeTrust | None = None,
 ) -> Outcome:
     files: dict[str, int] = source.files()
     outcome = Outcome()
-    heads = _checkpoints(source, files, add, anchors, outcome)
+    heads = _checkpoints(source, files, add, anchors, outcome, time_trust)
     events = _events(source, files, add)
     exported = _exported(events, add, case_key)
     points: dict[int, tuple[str, str]] = {}  # seq -> (prev, hash) of each disclosed or withheld event
@@ -115,7 +117,12 @@ def _read(source: Any, rel: str, limit: int = MAX_LINE) -> bytes:
 
 
 def _checkpoints(
-    source: Any, files: dict[str, int], add: Callable[[str, str], None], anchors: Anchors, outcome: Outcome
+    source: Any,
+    files: dict[str, int],
+    add: Callable[[str, str], None],
+    anchors: Anchors,
+    outcome: Outcome,
+    time_trust: TimeTrust | None = None,
 ) -> dict[int, str]:
     """{seq: head} of every checkpoint that reads, is chained and is trusted."""
     keys = Anchors(set(anchors.trusted), dict(anchors.keys))
@@ -144,6 +151,7 @@ def _checkpoints(
         if rel.startswith(FOLDER + "checkpoints/")
         and not _EARLIER.match(rel)
         and not rel.endswith(".sig")
+        and not _TOKEN.match(rel)
         and not _RESERVED.match(rel)
     }
     for rel in sorted(stray):
@@ -179,6 +187,7 @@ def _checkpoints(
         if verdict is None or "not trusted" in verdict:  # an untrusted signer is reported once, above
             heads[cp.seq] = cp.head
         previous = cp
+    _tokens(source, files, add, found, time_trust, outcome)
     if found:
         own = next((cp for rel, cp in found if rel == STATEMENT), None)
         if own is not None and own.n != found[-1][1].n:
@@ -186,6 +195,44 @@ def _checkpoints(
         outcome.checkpoint = own.n if own else None
     outcome.signers = sorted(set(outcome.signers))
     return heads
+
+
+def _tokens(
+    source: Any,
+    files: dict[str, int],
+    add: Callable[[str, str], None],
+    found: list[tuple[str, Checkpoint]],
+    trust: TimeTrust | None,
+    outcome: Outcome,
+) -> None:
+    """RFC 3161 tokens beside checkpoint statements (``….tsr``): each over its statement's
+    exact bytes; signature and time against ``trust`` when given (the TSA's CA)."""
+    by_stem = {rel[:-5]: cp for rel, cp in found}
+    stamped: list[tuple[int, bytes, datetime, bytes | None]] = []
+    for rel in sorted(r for r in files if _TOKEN.match(r)):
+        cp = by_stem.get(rel[:-4])
+        if cp is None:
+            add(rel, "a time-stamp token beside no checkpoint statement")
+            continue
+        try:
+            token = _read(source, rel, 1 << 20)
+        except ValueError as exc:
+            add(rel, f"unreadable ({exc})")
+            continue
+        stamped.append((cp.n, cp.signed_bytes(), cp.time, token))
+    review = timestamp.review(stamped, trust)
+    where = {cp.n: rel[:-5] + ".tsr" for rel, cp in found}
+    for bad in review.bad:
+        add(where[int(str(bad["n"]))], f"time-stamp token: {bad['problem']}")
+    if review.unchecked:
+        outcome.notes.append(
+            f"time-stamp tokens of checkpoint(s) {review.unchecked} are over their statements; their "
+            "signatures were not checked (give the TSA's CA certificate: --tsa-ca FILE)"
+        )
+    if review.stamped:
+        outcome.notes.append(f"checkpoint(s) {review.stamped} time-stamped by a TSA the checker trusts")
+    if review.late:
+        outcome.notes.append(f"time-stamps of checkpoint(s) {review.late} were issued late")
 
 
 # --- 2. events -------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from .audit import trusted_key_option
+from .audit import trusted_key_option, tsa_ca_option
 from .base import emit, err, get_app, json_option, out
 
 
@@ -120,6 +120,7 @@ def export_command(
         reason=reason,
         with_proxies=with_proxies,
         zip_it=zip_it,
+        tsa=app.tsa,
     )
     data = result.to_json()
     emit(
@@ -136,20 +137,22 @@ def export_command(
 @click.command("verify-package")
 @click.argument("path", type=click.Path(path_type=Path))
 @trusted_key_option
+@tsa_ca_option
 @json_option
 @click.pass_context
 def verify_package_command(
-    ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], as_json: bool
+    ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], tsa_ca: tuple[Path, ...], as_json: bool
 ) -> None:
     """Check an exported package offline (no catalog, no storage, no private key): every
     digest against the manifests and the signed commitment, every custody link, that no
     event was left out, and that the checkpoints are signed by a trusted key (pinned here,
-    or --trusted-key). Exit 1 on any problem, 2 when PATH is not a folder or regular file."""
+    or --trusted-key), and each time-stamp token against the TSA's CA (configured, or --tsa-ca).
+    Exit 1 on any problem, 2 when PATH is not a folder or regular file."""
     from verify.package import verify_package
 
     app = get_app(ctx)
     anchors = app.anchors(trusted_keys)
-    report = verify_package(path, anchors=anchors)
+    report = verify_package(path, anchors=anchors, time_trust=app.time_trust(tsa_ca))
     data = report.to_json()
 
     def human() -> None:

@@ -684,12 +684,20 @@ def test_a_damaged_zip_member_is_named(bag: Path, pristine: Pristine) -> None:
 
 
 def test_files_reserved_for_later_additions_are_carried_not_refused(bag: Path, pristine: Pristine) -> None:
-    """A time-stamp token beside a checkpoint, a key-change statement in the key history:
-    later versions add them without a new format; this one names them as not checked."""
-    (bag / "data" / "custody" / "checkpoint.tsr").write_bytes(b"0\x82 token")
+    """A key-change statement in the key history: a later version adds it without a new
+    format; this one names it as not checked. A time-stamp token is checked (not carried):
+    junk beside the checkpoint is a problem."""
     (bag / "data" / "custody" / "keys" / "changes").mkdir()
     (bag / "data" / "custody" / "keys" / "changes" / "00000001.json").write_bytes(b"{}")
     reseal(bag)
     report = verify_package(bag, anchors=pristine.trust)
     assert report.ok, report.problems
-    assert "data/custody/checkpoint.tsr is not checked by this version" in report.notes
+    assert "data/custody/keys/changes/00000001.json is not checked by this version" in report.notes
+    (bag / "data" / "custody" / "checkpoint.tsr").write_bytes(b"0\x82 token")
+    reseal(bag)
+    assert problems(bag, pristine.trust) == [
+        (
+            "data/custody/checkpoint.tsr",
+            "time-stamp token: the token is for other bytes than the checkpoint statement",
+        )
+    ]
