@@ -42,6 +42,7 @@ from typing import Literal
 
 import ffmpeg
 
+from catalog import playback
 from catalog.errors import EvidenceError
 
 from .probe import (
@@ -609,11 +610,14 @@ def derivatives_for(
     out_dir: Path,
     *,
     transcode_slots: threading.Semaphore | None = None,
+    damaged: bool = False,
 ) -> tuple[list[Derived], list[tuple[str, str]]]:
     """Make every derivative that applies to the recording's kind, one after the other.
 
     - video: poster, sheet, proxy
     - audio: waveform, proxy
+    - no proxy for a video or audio file browsers play as it is
+      (:func:`catalog.playback.plays_as_is`; a damaged file always gets one: its repair pass)
     - photo: proxy (the 1280 px preview), poster (640 px, so listings treat photos and videos
       alike)
 
@@ -624,14 +628,14 @@ def derivatives_for(
     source, out_dir = Path(source), Path(out_dir)
     plan: list[tuple[str, Callable[[], Derived]]]
     proxy = ("proxy", lambda: make_proxy(source, info, out_dir, transcode_slots=transcode_slots))
+    needs_proxy = not playback.plays_as_is(info.kind, info.summary(), damaged=damaged)
     if info.kind == "video":
         plan = [
             ("poster", lambda: make_poster(source, info, out_dir)),
             ("sheet", lambda: make_contact_sheet(source, info, out_dir)),
-            proxy,
-        ]
+        ] + ([proxy] if needs_proxy else [])
     elif info.kind == "audio":
-        plan = [("waveform", lambda: make_waveform(source, info, out_dir)), proxy]
+        plan = [("waveform", lambda: make_waveform(source, info, out_dir))] + ([proxy] if needs_proxy else [])
     else:
         plan = [proxy, ("poster", lambda: make_poster(source, info, out_dir))]
 

@@ -749,7 +749,9 @@ class Pipeline:
             link = Path(work) / "source" / source.name
             link.parent.mkdir()
             link.symlink_to(source.proc_path())
-            made, failures = derivatives_for(link, info, Path(work), transcode_slots=self.transcodes)
+            made, failures = derivatives_for(
+                link, info, Path(work), transcode_slots=self.transcodes, damaged=recording.damaged
+            )
             for derived in made:
                 try:
                     store_derivative(
