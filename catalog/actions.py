@@ -15,6 +15,7 @@ class Action(StrEnum):
     STORED = "stored"
     SEEN_AGAIN = "seen_again"
     DERIVATIVE_STORED = "derivative_stored"
+    DERIVATIVE_PRUNED = "derivative_pruned"
     LINK_FAILED = "link_failed"
     # cases and their items
     CASE_OPENED = "case_opened"
