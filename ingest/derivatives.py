@@ -467,24 +467,30 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     return _derived("poster", out_dir, "jpg", "frame")
 
 
-def _sheet_frames_cmd(source: Path, pattern: str, *, step: float, frames: int) -> list[str]:
-    src = ffmpeg.input(str(source), threads="1", skip_frame="nokey")
-    return _compile(
-        ffmpeg.output(
-            src["V:0"],
-            pattern,
-            an=None,
-            sn=None,
-            dn=None,
-            vf=f"select='gte(t,selected_n*{step:.6f})',{_FIT.format(n=SHEET_TILE)}",
-            # passthrough: image2 output is constant-rate by default and would repeat the
-            # selected frames to fill the gaps
-            fps_mode="passthrough",
-            **{"frames:v": str(frames), "c:v": "png"},
-            threads="1",
-            f="image2",
+def _sheet_frames_cmd(source: Path, work: Path, times: list[float]) -> list[str]:
+    """One ffmpeg run, one input per tile: each seeks (in the file's index, without reading
+    what lies before) to the keyframe at or before its time and decodes that frame alone."""
+    outputs = []
+    for n, at in enumerate(times):
+        src = ffmpeg.input(str(source), threads="1", ss=f"{at:.3f}", skip_frame="nokey", noaccurate_seek=None)
+        outputs.append(
+            ffmpeg.output(
+                src["V:0"],
+                str(work / f"{n:04d}.png"),
+                an=None,
+                sn=None,
+                dn=None,
+                vf=_FIT.format(n=SHEET_TILE),
+                # passthrough: the frame found lies before the seek point, and the default
+                # constant-rate output would drop it for its negative timestamp
+                fps_mode="passthrough",
+                **{"frames:v": "1", "c:v": "png"},
+                threads="1",
+                f="image2",
+                update="1",
+            )
         )
-    )
+    return _compile(ffmpeg.merge_outputs(*outputs))
 
 
 def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
@@ -514,12 +520,13 @@ def make_contact_sheet(
 ) -> Derived:
     """``sheet.jpg``: up to ``frames`` keyframes spread over the video, in rows of 5.
 
-    Only keyframes are decoded (``-skip_frame nokey``: about 4x cheaper than decoding every
-    frame). A keyframe is taken when it is at or past the next of ``frames`` evenly spaced
-    times, so sparse keyframes give fewer tiles rather than clustered ones, and a 2-second clip
-    with a single keyframe gives a one-tile sheet. The grid is sized to what was found (never
-    empty tiles); if no keyframe comes out at all, the first frame is used.
-    Raises :class:`DerivativeFailed`.
+    Tile ``n`` is the keyframe at or before ``(n + 0.5) / frames`` of the duration, found by an
+    input seek and decoded alone, all in one ffmpeg run: at most ``frames`` frames are
+    decoded and the rest of the file is never read, so a 2-hour recording costs about what a
+    4-minute one does. A keyframe found by two tiles (keyframes sparser than the tiles) is
+    shown once, so a 2-second clip with a single keyframe gives a one-tile sheet. The grid is
+    sized to what was found (never empty tiles); if no keyframe comes out at all (a damaged
+    index), the first frame is used. Raises :class:`DerivativeFailed`.
     """
     source, out_dir = Path(source), Path(out_dir)
     if info.kind != "video":
@@ -527,15 +534,19 @@ def make_contact_sheet(
     if frames < 1:
         raise ValueError("frames must be >= 1")
     what = f"sheet of {source.name} (keyframes)"
-    step = (info.duration_s or 0.0) / frames
-    budget = timeout or _budget("keyframes", info)
+    duration = info.duration_s or 0.0
+    times = sorted({round((n + 0.5) * duration / frames, 3) for n in range(frames)})
+    # Bounded per tile, not per second of media: the whole point is not to read it all.
+    budget = timeout or _BUDGET["keyframes"][0] + 2.0 * len(times)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".sheet-frames-") as work:
-        pattern = str(Path(work) / "%04d.png")
-        _run_ffmpeg(_sheet_frames_cmd(source, pattern, step=step, frames=frames), timeout=budget, what=what)
-        tiles = sorted(Path(work).glob("*.png"))
+        try:
+            _run_ffmpeg(_sheet_frames_cmd(source, Path(work), times), timeout=budget, what=what)
+        except DerivativeFailed:
+            pass  # a seek into a damaged file can fail where the start decodes: next
+        tiles = _distinct(sorted(p for p in Path(work).glob("*.png") if p.stat().st_size > 0))
         if not tiles:
-            _run_ffmpeg(_first_frame_cmd(source, pattern), timeout=budget, what=what)
+            _run_ffmpeg(_first_frame_cmd(source, str(Path(work) / "%04d.png")), timeout=budget, what=what)
             tiles = sorted(Path(work).glob("*.png"))
         if not tiles:
             raise DerivativeFailed(f"{what}: ffmpeg produced no frame")
@@ -543,6 +554,19 @@ def make_contact_sheet(
             _tile(tiles, tmp, what=what)
             _check_picture(tmp, what=what)
     return _derived("sheet", out_dir, "jpg", "keyframes")
+
+
+def _distinct(tiles: list[Path]) -> list[Path]:
+    """The tiles without repeats of the one before (two seeks that found the same keyframe
+    decode it to the same bytes)."""
+    kept: list[Path] = []
+    last = b""
+    for path in tiles:
+        data = path.read_bytes()
+        if data != last:
+            kept.append(path)
+        last = data
+    return kept
 
 
 def _tile(tiles: list[Path], out: Path, *, what: str, gap: int = 2) -> None:

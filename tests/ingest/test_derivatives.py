@@ -165,20 +165,29 @@ def test_contact_sheet_command_lines(runner: FakeRunner, tmp_path: Path) -> None
     runner.fail_from = 2  # the keyframe run "succeeds" with no frame: the fallback runs
     with pytest.raises(DerivativeFailed, match="not run"):
         make_contact_sheet(source, H264, out)
-    (key_in, key_out, key_dest), (first_in, first_out, first_dest) = (
-        split(c, source, out) for c in runner.cmds
+    tiles, first = runner.cmds
+    # One run, one input per tile: a seek to 0.6 s, 1.8 s ... 11.4 s (12 s / 10 tiles, each in
+    # the middle of its tenth), keyframes only, one frame decoded and written per input.
+    assert tiles.count("-i") == 10 and all(
+        tiles[i + 1] == str(source) for i, a in enumerate(tiles) if a == "-i"
     )
-    assert has(key_in, "-skip_frame", "nokey") and "-skip_frame" not in first_in
-    # one keyframe per 1.2 s (12 s / 10 tiles), each scaled to fit 320 px
-    vf = value(key_out, "-vf")
-    assert vf.startswith("select=") and "selected_n*1.200000" in vf and "320" in vf
-    assert has(key_out, "-fps_mode", "passthrough") and has(key_out, "-frames:v", "10")
+    seeks = [tiles[i + 1] for i, a in enumerate(tiles) if a == "-ss"]
+    assert seeks == [f"{0.6 + 1.2 * n:.3f}" for n in range(10)]
+    assert tiles.count("-skip_frame") == 10 and tiles.count("-noaccurate_seek") == 10
+    assert tiles.count("-frames:v") == 10 and tiles.count("-update") == 10
+    assert tiles.count("-fps_mode") == 10
+    assert [tiles[i + 1] for i, a in enumerate(tiles) if a == "-map"] == [f"{n}:V:0" for n in range(10)]
+    pngs = [a for a in tiles if a.endswith(".png")]
+    assert len(pngs) == 10 and len(set(pngs)) == 10
+    assert all(
+        tiles[i + 1].startswith("scale=") and "320" in tiles[i + 1] for i, a in enumerate(tiles) if a == "-vf"
+    )
+    first_in, first_out, first_dest = split(first, source, out)
+    assert "-skip_frame" not in first_in and "-ss" not in first_in
     assert value(first_out, "-vf").startswith("scale=") and has(first_out, "-frames:v", "1")
-    for inputs, opts in ((key_in, key_out), (first_in, first_out)):
-        assert has(inputs, "-threads", "1") and has(opts, "-threads", "1")
-        assert has(opts, "-map", "0:V:0")
-        assert has(opts, "-f", "image2") and has(opts, "-c:v", "png")
-    assert key_dest == first_dest and key_dest.endswith("%04d.png")
+    assert has(first_in, "-threads", "1") and has(first_out, "-threads", "1")
+    assert has(first_out, "-map", "0:V:0") and has(first_out, "-c:v", "png")
+    assert first_dest.endswith("%04d.png")
     assert list(out.iterdir()) == []
 
 
