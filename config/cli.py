@@ -32,7 +32,20 @@ from .commands import (
 from .commands.base import EvidenceGroup
 from .logs import setup_logging
 
-COMMAND_MODULES = (init, cases, recordings, verify, ingest, holds, retention, web, storage, audit, report, derivatives)
+COMMAND_MODULES = (
+    init,
+    cases,
+    recordings,
+    verify,
+    ingest,
+    holds,
+    retention,
+    web,
+    storage,
+    audit,
+    report,
+    derivatives,
+)
 
 
 @click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -31,7 +31,13 @@ def _with_proxy(env, n: int, media: dict, **facts):
     proxy = env.tmp / f"proxy-{n}.mp4"
     proxy.write_bytes(b"\x00\x00\x00\x18ftypmp42 proxy %d " % n + bytes(range(256)) * 20)
     row = store_derivative(
-        env.as_("station:ST01"), rec, kind="proxy", path=proxy, ext="mp4", content_type="video/mp4", method="remux"
+        env.as_("station:ST01"),
+        rec,
+        kind="proxy",
+        path=proxy,
+        ext="mp4",
+        content_type="video/mp4",
+        method="remux",
     )
     return rec, row
 

@@ -60,14 +60,27 @@ def site(tmp_path_factory: pytest.TempPathFactory):
             for r in s.execute(select(Recording).where(Recording.archive_no.in_(archived))).scalars()
         }
     clerk = app.services.acting_as("clerk")
-    case = open_case(clerk, NewCase(number="开城管罚立〔2020〕42号", unit="KZCG", opened_on=date(2020, 11, 5)))
+    case = open_case(
+        clerk, NewCase(number="开城管罚立〔2020〕42号", unit="KZCG", opened_on=date(2020, 11, 5))
+    )
     order = [by_name[NAMES[k]] for k in ("tail", "secret", "hevc")]
-    items = dict(zip(("tail", "secret", "hevc"), (i for _, i in link_recordings(clerk, case.number, order))))
+    items = dict(
+        zip(
+            ("tail", "secret", "hevc"),
+            (i for _, i in link_recordings(clerk, case.number, order)),
+            strict=True,
+        )
+    )
     with app.sessions.begin() as s:
         add_user(s, "auditor1", "auditor", PASSWORD, protected=False, now=datetime.now(UTC))
         add_user(s, "legal1", "legal", PASSWORD, protected=True, now=datetime.now(UTC))
     server = LiveServer(create_app(app.web_context()))
-    yield {"base": server.base, "app": app, "items": items, "archive": {k: by_name[v] for k, v in NAMES.items()}}
+    yield {
+        "base": server.base,
+        "app": app,
+        "items": items,
+        "archive": {k: by_name[v] for k, v in NAMES.items()},
+    }
     server.stop()
     app.close()
 
