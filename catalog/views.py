@@ -24,6 +24,7 @@ from .models import (
     Officer,
     Recording,
 )
+from . import derive_jobs
 from .playback import plays_as_is
 from .timeline import ItemView, in_time_order
 
@@ -57,6 +58,10 @@ def _proxy_statuses(session: Session, recordings: list[Recording]) -> dict[int, 
         rid: next((s for s in ("ok", "failed", "pending") if s in statuses), "none")
         for rid, statuses in found.items()
     }
+    # A proxy left to a worker: pending while queued or running, failed once it gave up.
+    for rid, state in derive_jobs.states_for(session, ids, "proxy").items():
+        if statuses.get(rid, "none") in ("none", "pending", "failed") and state != "done":
+            statuses[rid] = "failed" if state == "failed" else "pending"
     for r in recordings:
         if plays_as_is(r.kind, json.loads(r.media_info or "{}"), damaged=r.damaged):
             statuses[r.id] = "original"

@@ -19,6 +19,7 @@ from .commands import (
     audit,
     cases,
     derivatives,
+    derive,
     holds,
     ingest,
     init,
@@ -45,6 +46,7 @@ COMMAND_MODULES = (
     audit,
     report,
     derivatives,
+    derive,
 )
 
 

@@ -164,6 +164,9 @@ class IngestSettings:
     stale_after_hours: float = 24.0  # warn when the last successful ingest is older
     device_absent_hours: float = 72.0  # devices not docked for longer are reported
     metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:PORT; 0 is off
+    # Transcoded proxies: "local" (made by the station) or "queue" (left to `evidence derive
+    # work` on any machine); posters, sheets and waveforms are always made by the station.
+    derivatives: Literal["local", "queue"] = "local"
     filename_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FILENAME_PATTERNS))
 
 

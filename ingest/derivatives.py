@@ -63,6 +63,7 @@ __all__ = [
     "make_poster",
     "make_proxy",
     "make_waveform",
+    "needs_transcode",
 ]
 
 log = logging.getLogger(__name__)
@@ -625,6 +626,14 @@ def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: floa
     return _derived("waveform", out_dir, "png", "showwavespic")
 
 
+def needs_transcode(info: MediaInfo, *, damaged: bool = False) -> bool:
+    """The recording's proxy is a video transcode (the expensive kind a worker can take):
+    a video that browsers do not play as it is and whose picture cannot merely be copied."""
+    if info.kind != "video" or playback.plays_as_is("video", info.summary(), damaged=damaged):
+        return False
+    return not (h264_browser_safe(info) and mp4_family(info.format_name))
+
+
 # --- all of them ---------------------------------------------------------------------------
 
 
@@ -635,6 +644,7 @@ def derivatives_for(
     *,
     transcode_slots: threading.Semaphore | None = None,
     damaged: bool = False,
+    transcode: bool = True,
 ) -> tuple[list[Derived], list[tuple[str, str]]]:
     """Make every derivative that applies to the recording's kind, one after the other.
 
@@ -642,6 +652,8 @@ def derivatives_for(
     - audio: waveform, proxy
     - no proxy for a video or audio file browsers play as it is
       (:func:`catalog.playback.plays_as_is`; a damaged file always gets one: its repair pass)
+    - with ``transcode=False``, no proxy that needs a transcode (:func:`needs_transcode`):
+      the caller queues it for a worker
     - photo: proxy (the 1280 px preview), poster (640 px, so listings treat photos and videos
       alike)
 
@@ -653,6 +665,8 @@ def derivatives_for(
     plan: list[tuple[str, Callable[[], Derived]]]
     proxy = ("proxy", lambda: make_proxy(source, info, out_dir, transcode_slots=transcode_slots))
     needs_proxy = not playback.plays_as_is(info.kind, info.summary(), damaged=damaged)
+    if not transcode and needs_transcode(info, damaged=damaged):
+        needs_proxy = False
     if info.kind == "video":
         plan = [
             ("poster", lambda: make_poster(source, info, out_dir)),

@@ -55,14 +55,14 @@ from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
 from archive.originals import OriginalFacts, store_original, stored_already
-from catalog import custody, jobs, reservations
+from catalog import custody, derive_jobs, jobs, reservations
 from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
 from catalog.recordings import find_by_sha256, reserve_archive_number
 
 from .container import check_fd
-from .derivatives import derivatives_for
+from .derivatives import derivatives_for, needs_transcode
 from .names import (
     companions_of,
     find_sn_txt_at,
@@ -129,6 +129,8 @@ class StationSetup:
     # (what, path) a station folder must neither contain nor lie inside: the data folder,
     # the store, the keys' folders (``check_station_folder``).
     protected: tuple[tuple[str, Path], ...] = ()
+    # "queue": transcoded proxies are left to derive workers (``ingest.worker``).
+    derivatives: Literal["local", "queue"] = "local"
 
 
 @dataclass
@@ -749,9 +751,18 @@ class Pipeline:
             link = Path(work) / "source" / source.name
             link.parent.mkdir()
             link.symlink_to(source.proc_path())
+            queue = self.setup.derivatives == "queue"
             made, failures = derivatives_for(
-                link, info, Path(work), transcode_slots=self.transcodes, damaged=recording.damaged
+                link,
+                info,
+                Path(work),
+                transcode_slots=self.transcodes,
+                damaged=recording.damaged,
+                transcode=not queue,
             )
+            if queue and needs_transcode(info, damaged=recording.damaged):
+                with self.sessions.begin() as session:
+                    derive_jobs.enqueue(session, recording.id, "proxy", self.clock())
             for derived in made:
                 try:
                     store_derivative(

@@ -253,9 +253,18 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
             out.print(f"device {d['device']} not docked since {d['last_docked']}", highlight=False)
         for r in status["late"]:
             out.print(f"late: {r['archive_no']} archived {r['hours']} h after it ended", highlight=False)
+        if status["derive_jobs"]:
+            jobs = ", ".join(f"{state} {n}" for state, n in sorted(status["derive_jobs"].items()))
+            out.print(f"derive jobs: {jobs}", highlight=False)
+        for j in status["derive_failed"]:
+            out.print(
+                f"derive failed: {j['archive_no']} {j['kind']} after {j['failures']} tries: {j['reason']}",
+                highlight=False,
+                markup=False,
+            )
 
     emit(as_json, status, human)
-    if any(s["stale"] or s["failing"] for s in status["stations"]):
+    if any(s["stale"] or s["failing"] for s in status["stations"]) or status["derive_failed"]:
         ctx.exit(1)
 
 
