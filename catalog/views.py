@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from . import derive_jobs
 from .models import (
     Case,
     CaseItem,
@@ -24,7 +25,6 @@ from .models import (
     Officer,
     Recording,
 )
-from . import derive_jobs
 from .playback import plays_as_is
 from .timeline import ItemView, in_time_order
 
