@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import stat
@@ -48,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from archive.context import ServiceContext
 from archive.derivatives import record_failure, store_derivative
@@ -55,7 +57,7 @@ from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
 from archive.originals import OriginalFacts, store_original, stored_already
-from catalog import custody, derive_jobs, jobs, reservations
+from catalog import custody, derive_jobs, jobs, metadata_fill, reservations
 from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
@@ -64,6 +66,7 @@ from catalog.recordings import find_by_sha256, reserve_archive_number
 from .container import check_fd
 from .derivatives import derivatives_for, needs_transcode
 from .names import (
+    NameFacts,
     companions_of,
     find_sn_txt_at,
     is_companion,
@@ -377,7 +380,7 @@ class Pipeline:
                 twin = find_by_sha256(session, digests.sha256)
             if job.archive_no is None:
                 if twin is not None:
-                    return self._duplicate(folder, path, shown, job, twin, now)
+                    return self._duplicate(folder, path, shown, job, twin, now, names)
                 number = reserve_archive_number(
                     self.engine,
                     self.formats,
@@ -403,7 +406,7 @@ class Pipeline:
                     # Resumed after its number was drawn, and another station archived the same
                     # content meanwhile: nothing of ours is stored, so this is a duplicate (the
                     # number stays a gap). Bytes already stored are recorded, never left behind.
-                    return self._duplicate(folder, path, shown, job, twin, now)
+                    return self._duplicate(folder, path, shown, job, twin, now, names)
                 try:
                     lease.check()
                     recording = store_original(
@@ -688,6 +691,7 @@ class Pipeline:
         job: IngestJob,
         twin: Recording,
         now: datetime,
+        names: NameFacts,
     ) -> Outcome:
         if jobs.seen_here(self.sessions, job, twin.sha256):
             # The file archived from this very path before, with only its ctime changed (a
@@ -705,12 +709,41 @@ class Pipeline:
                 subject=twin.archive_no,
                 details={"station": self.setup.station, "path": shown},
             )
+            self._fill_from_name(session, twin, shown, names)
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256, outcome=twin.archive_no)
         left = self._station_copy(folder, path.name, shown, job)
         log.info(
             "seen again", extra={"station": self.setup.station, "path": shown, "archive_no": twin.archive_no}
         )
         return Outcome("duplicate", shown, archive_no=twin.archive_no, left=left)
+
+    def _fill_from_name(self, session: Session, twin: Recording, shown: str, names: NameFacts) -> None:
+        """What the archived recording lacks and this duplicate's recorder-style name says:
+        filled in as a custody event (manifests are written once; a rebuild replays it)."""
+        recording = session.execute(
+            select(Recording).where(Recording.id == twin.id).with_for_update()
+        ).scalar_one()
+        fill = metadata_fill.plan(
+            has_device=recording.device_id is not None,
+            has_officer=recording.officer_id is not None,
+            sources=json.loads(recording.sources or "{}"),
+            name_values={"device": names.device, "officer": names.officer, "start": names.start},
+            name_sources=names.sources,
+        )
+        if not fill or recording.status == "purged":
+            return
+        details = {**fill, "from_name": shown, "station": self.setup.station, "source": metadata_fill.SOURCE}
+        custody.append(
+            session,
+            actor=self.actor,
+            action=Action.METADATA_FILLED,
+            subject=recording.archive_no,
+            details=details,
+        )
+        metadata_fill.apply(session, recording, details)
+        log.info(
+            "metadata filled from a duplicate's name", extra={"archive_no": recording.archive_no, **fill}
+        )
 
     def _link_from_sidecar(self, recording: Recording, case: str, now: datetime) -> None:
         try:

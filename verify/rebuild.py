@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.errors import ObjectMissing
 from archive.records import get_json
 from archive.store import ObjectStore
-from catalog import schema, sequences
+from catalog import metadata_fill, schema, sequences
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.chain import CustodyEvent, check_chain
@@ -70,6 +70,7 @@ def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) ->
         _custody(store, session, report)
         cases, links = _cases(store, session, report, formats)
         by_number = _originals(store, session, report)
+        _fills(session, by_number, report)
         _documents(store, session, cases, report)
         _links(session, cases, by_number, links, report)
         _derivatives(store, session, by_number, report)
@@ -220,6 +221,25 @@ def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> d
     session.flush()
     report.counts["recordings"] = len(found)
     return found
+
+
+def _fills(session: Session, recordings: dict[str, Recording], report: RebuildReport) -> None:
+    """Metadata filled after archiving (from a duplicate's name) lives in custody events
+    only: replayed in chain order over what the manifests say."""
+    count = 0
+    for row in session.execute(
+        select(CustodyEventRow)
+        .where(CustodyEventRow.action == Action.METADATA_FILLED)
+        .order_by(CustodyEventRow.seq)
+    ).scalars():
+        rec = recordings.get(row.subject or "")
+        if rec is None:
+            report.problems.append(f"custody event {row.seq}: metadata filled for an unknown {row.subject}")
+            continue
+        metadata_fill.apply(session, rec, json.loads(row.details))
+        count += 1
+    session.flush()
+    report.counts["metadata_filled"] = count
 
 
 def _documents(store: ObjectStore, session: Session, cases: dict[str, Case], report: RebuildReport) -> None:
