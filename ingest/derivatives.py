@@ -34,6 +34,7 @@ import os
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -645,6 +646,7 @@ def derivatives_for(
     transcode_slots: threading.Semaphore | None = None,
     damaged: bool = False,
     transcode: bool = True,
+    timed: Callable[[str, float], None] | None = None,
 ) -> tuple[list[Derived], list[tuple[str, str]]]:
     """Make every derivative that applies to the recording's kind, one after the other.
 
@@ -658,6 +660,7 @@ def derivatives_for(
       alike)
 
     Cheap pictures come first, so they exist even while the proxy waits for a transcode slot.
+    ``timed(kind, seconds)`` is told how long each one took (made or failed).
     Returns ``(made, failures)``; a failure is ``(kind, message)`` and never stops the others
     (a recording is archived whether or not it can be previewed).
     """
@@ -680,6 +683,7 @@ def derivatives_for(
     made: list[Derived] = []
     failures: list[tuple[str, str]] = []
     for kind, make in plan:
+        started = time.monotonic()
         try:
             made.append(make())
         except EvidenceError as exc:  # expected (a damaged source...): the caller records it
@@ -687,4 +691,6 @@ def derivatives_for(
         except Exception as exc:  # noqa: BLE001 - one derivative must not stop the others
             log.exception("%s of %s failed unexpectedly", kind, source)
             failures.append((kind, f"{type(exc).__name__}: {exc}"))
+        if timed is not None:
+            timed(kind, time.monotonic() - started)
     return made, failures

@@ -211,6 +211,8 @@ class Pipeline:
         self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
         self.formats, self.policy, self.actor, self.clock = ctx.formats, ctx.policy, ctx.actor, ctx.clock
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
+        # Told the seconds each derivative took (the daemon's metrics); None: nobody asks.
+        self.on_derivative: Callable[[str, float], None] | None = None
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
         # Set during a scan: deferred derivatives and station copies (path, archive number).
@@ -792,6 +794,7 @@ class Pipeline:
                 transcode_slots=self.transcodes,
                 damaged=recording.damaged,
                 transcode=not queue,
+                timed=self.on_derivative,
             )
             if queue and needs_transcode(info, damaged=recording.damaged):
                 with self.sessions.begin() as session:

@@ -130,10 +130,20 @@ def ingest_scan(
     default=None,
     help="Poll instead of inotify (network mounts, where inotify sees nothing).",
 )
-@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on PORT ([ingest] metrics_port).")
+@click.option(
+    "--metrics-address",
+    metavar="ADDRESS",
+    help="Address the metrics listen on ([ingest] metrics_address, default 127.0.0.1).",
+)
 @click.pass_context
 def ingest_watch(
-    ctx: click.Context, station: str, dirs: tuple[Path, ...], polling: bool | None, metrics_port: int | None
+    ctx: click.Context,
+    station: str,
+    dirs: tuple[Path, ...],
+    polling: bool | None,
+    metrics_port: int | None,
+    metrics_address: str | None,
 ) -> None:
     """The station daemon: archives files as they arrive, rescans periodically, logs JSON
     lines with --log-format json. Stops cleanly on SIGTERM or Ctrl-C."""
@@ -150,7 +160,7 @@ def ingest_watch(
     metrics = Metrics(station)
     port = metrics_port if metrics_port is not None else ing.metrics_port
     if port:
-        metrics.serve(port)
+        metrics.serve(port, metrics_address or ing.metrics_address)
     if polling is None:
         polling = bool(configured and configured.polling)
     watcher = StationWatcher(
