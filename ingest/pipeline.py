@@ -213,6 +213,8 @@ class Pipeline:
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         # Told the seconds each derivative took (the daemon's metrics); None: nobody asks.
         self.on_derivative: Callable[[str, float], None] | None = None
+        # Told every chunk read while hashing (a scan's progress moves within a large file).
+        self.on_bytes: Callable[[int], None] | None = None
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
         # Set during a scan: deferred derivatives and station copies (path, archive number).
@@ -593,6 +595,8 @@ class Pipeline:
                 hasher.update(view[:n])
                 if md5 is not None:
                     md5.update(view[:n])
+                if self.on_bytes is not None:
+                    self.on_bytes(n)
         return hasher.digests(), md5.hexdigest() if md5 else None
 
     def _facts(

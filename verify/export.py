@@ -190,12 +190,15 @@ def export_case(
     source_organization: str | None = None,
     progress: Progress | None = None,
     include_protected: bool = True,
+    planned: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
     The context's clock dates the export event, the checkpoint and Bagging-Date (its own
     offset's day).
     ``include_protected=False`` withholds protected items (see the module docstring).
+    ``planned(files, bytes)`` is told what the payload will hold before it is written;
+    ``progress`` follows every chunk.
     Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
     ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
     """
@@ -230,6 +233,11 @@ def export_case(
     exported: CustodyEvent | None = None
     try:
         bag = work / case_key
+        if planned is not None:
+            planned(
+                sum(1 + len(e.derivatives) for e in entries),
+                sum(e.view.size + sum(d.size or 0 for d in e.derivatives) for e in entries),
+            )
         payload = _write_evidence(store, bag, entries, kek, progress)
 
         with sessions.begin() as session:

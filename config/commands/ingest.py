@@ -13,6 +13,7 @@ from rich.table import Table
 from catalog.times import local_iso, parse_user_time
 
 from ..app import App
+from ..progress import Transfer, transfer
 from .base import emit, err, get_app, json_option, out
 
 
@@ -45,6 +46,13 @@ def _fault_hook():
     return hook
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
 @click.group("ingest")
 def ingest_group() -> None:
     """Archive recorder files from docking-station folders."""
@@ -66,29 +74,12 @@ def ingest_scan(
     app = get_app(ctx).require_catalog()
     folders = _folders(app, station, dirs)
     pipeline = app.pipeline(station, fault_hook=_fault_hook())
-    if as_json or not err.is_terminal:
-        report = pipeline.scan(folders, wait=not no_wait)
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        work = [p for f in folders for p in pipeline.candidates(f)]
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task(f"station {station}", total=len(work))
-            report = pipeline.scan(folders, wait=not no_wait, progress=lambda o: bar.update(task, advance=1))
+    with transfer(err, f"station {station}", quiet=as_json) as shown:
+        if isinstance(shown, Transfer):
+            work = [p for f in folders for p in pipeline.candidates(f)]
+            shown.plan(len(work), sum(_size(p) for p in work))
+            pipeline.on_bytes = shown.read
+        report = pipeline.scan(folders, wait=not no_wait, progress=lambda _o: shown.file_done())
 
     def human() -> None:
         out.print(
