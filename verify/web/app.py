@@ -59,6 +59,7 @@ def routes() -> list[BaseRoute]:
         Route("/items/{item_no}/verify", items.item_verify, methods=["POST"], name="item_verify"),
         Route("/items/{item_no}/play", items.item_play, methods=["POST"], name="item_play"),
         Route("/items/{item_no}/download", items.item_download, methods=["GET"], name="item_download"),
+        Route("/items/{item_no}/document", items.item_document, methods=["GET"], name="item_document"),
         Route("/items/{item_no}/unlink", items.item_unlink, methods=["POST"], name="item_unlink"),
         Route("/holds/{subject:path}/set", items.hold_set, methods=["POST"], name="hold_set"),
         Route("/holds/{subject:path}/release", items.hold_release, methods=["POST"], name="hold_release"),

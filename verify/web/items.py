@@ -36,7 +36,7 @@ from catalog.views import case_items
 
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
-from .media import served
+from .media import INLINE, served
 from .security import LINK_SECONDS
 
 
@@ -74,6 +74,10 @@ def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bo
     return proxy.storage_key, proxy.storage_version, proxy.encrypted, None
 
 
+def _content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
+
+
 def _media_url(request: Request, user: User, item: ItemView, session: Session) -> str | None:
     """A signed, personal, short-lived link to what the page plays (``media.media``)."""
     key, version, encrypted, media_type = _shown(item, session)
@@ -86,7 +90,7 @@ def _media_url(request: Request, user: User, item: ItemView, session: Session) -
             "v": version,
             "e": encrypted,
             "u": user.id,
-            "t": media_type or mimetypes.guess_type(key)[0] or "application/octet-stream",
+            "t": media_type or _content_type(key),
             "i": item.item_no,
         },
         LINK_SECONDS,
@@ -98,7 +102,8 @@ def item_page(request: Request) -> Response:
     with web.reading() as session:
         case_row, _link, item = find_item(session, request.path_params["item_no"])
         shown = visible(user, item)
-        media_url = _media_url(request, user, item, session) if shown else None
+        # A written record's content is opened through ``item_document``, which records it.
+        media_url = _media_url(request, user, item, session) if shown and item.archive_no else None
         row: Recording | Document | None = (
             session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar()
             if item.archive_no
@@ -124,6 +129,7 @@ def item_page(request: Request) -> Response:
         item=item,
         visible=shown,
         media_url=media_url,
+        document_inline=bool(item.storage_key) and _content_type(item.storage_key or "") in INLINE,
         facts=facts,
         last_verified=(local_iso(last, web.zone) or "") if shown else "",
         log=sorted(log_rows, key=lambda e: e.seq),
@@ -178,6 +184,25 @@ def item_play(request: Request) -> Response:
         archive_no=item.archive_no,
     )
     return JSONResponse({"ok": True})
+
+
+def item_document(request: Request) -> Response:
+    """Open a written record in the browser: a custody event of its own (``document_viewed``),
+    distinct from the page view and from a download; then a short-lived link to its content.
+    Types a browser could run script from are never shown, only downloaded with a reason."""
+    web, user = site(request).web, request.state.user
+    with web.reading() as session:
+        _case, _link, item = find_item(session, request.path_params["item_no"])
+        if item.archive_no is not None or item.storage_key is None:
+            raise Refusal(404, "only a written record is opened here; a recording plays on its page")
+        if not visible(user, item):
+            raise Refusal(403, "protected record")
+        content_type = _content_type(item.storage_key)
+        if content_type not in INLINE:
+            raise Refusal(415, f"{content_type} is not shown in the browser: download it with a reason")
+        url = _media_url(request, user, item, session)
+    event(web, user, Action.DOCUMENT_VIEWED, item.item_no, sha256=item.sha256, content_type=content_type)
+    return RedirectResponse(url or "/", 303)
 
 
 def item_download(request: Request) -> Response:
