@@ -105,6 +105,7 @@ from catalog.chain import CustodyEvent
 from catalog.checkpoint import Checkpoint
 from catalog.errors import CheckFailed, InvalidInput
 from catalog.models import Derivative, Document, Recording
+from catalog.playback import plays_as_is
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
@@ -173,6 +174,7 @@ class _Entry:
     original_name: str | None = None
     content_type: str | None = None
     derivatives: list[_Derived] = field(default_factory=list)
+    plays_as_is: bool = False  # browsers play the original: the page plays it, not a proxy
 
 
 # --- the export ---------------------------------------------------------------------------
@@ -380,6 +382,7 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
             content_type=getattr(row, "content_type", None),
         )
         if isinstance(row, Recording):
+            entry.plays_as_is = plays_as_is(row.kind, json.loads(row.media_info or "{}"), damaged=row.damaged)
             latest: dict[str, Derivative] = {}
             for d in derivatives.get(row.id, []):
                 latest[d.kind] = d  # the newest of each kind
@@ -701,9 +704,11 @@ video,img{max-width:360px;max-height:240px}dt{font-weight:bold}section{margin-to
 
 
 def _media(entry: _Entry) -> str:
-    """A player for the proxy inside the package (never anything outside it)."""
+    """A player for the original or its proxy inside the package (never anything outside it)."""
     files = {d.kind: d.file for d in entry.derivatives}
-    proxy, poster = files.get("proxy"), files.get("poster")
+    poster = files.get("poster")
+    # The original itself where browsers play it (its file sits beside this page in data/).
+    proxy = entry.file if entry.plays_as_is and entry.view.kind in ("video", "audio") else files.get("proxy")
     e = html.escape
     if proxy and entry.view.kind == "video":
         poster_attr = f' poster="{e(poster)}"' if poster else ""

@@ -173,3 +173,24 @@ def test_hevc_plays_its_transcoded_proxy(site, chromium) -> None:
     _, derived = _recording(site["app"], site["archive"]["hevc"])
     (proxy,) = [d for d in derived if d.kind == "proxy"]
     assert hashlib.sha256(served).hexdigest() == proxy.sha256
+
+
+def test_the_offline_package_plays_the_original_too(site, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from verify.export import export_case
+
+    app, items = site["app"], site["items"]
+    made = export_case(
+        app.services.acting_as("clerk"),
+        "开城管罚立〔2020〕42号",
+        tmp_path,
+        signing_key=Ed25519PrivateKey.generate(),
+        reason="court",
+        with_proxies=True,
+    )
+    page = (made.path / "data" / "index.html").read_text(encoding="utf-8")
+    for which in ("tail", "secret"):
+        assert f'src="originals/{items[which]}.mp4"' in page
+    assert f'src="proxies/{items["hevc"]}-proxy.mp4"' in page
+    assert (made.path / "data" / "originals" / f"{items['tail']}.mp4").is_file()
