@@ -225,7 +225,9 @@ def one_run(
         recordings = conn.execute(text("SELECT count(*), count(DISTINCT sha256) FROM recordings")).one()
         failed_jobs = conn.execute(text("SELECT count(*) FROM derive_jobs WHERE state = 'failed'")).scalar()
     engine.dispose()
-    store = S3Store.from_url(f"s3://{rgw.endpoint}/{bucket}?secure=false", *admin_keys)
+    store = S3Store.from_url(
+        f"s3://{rgw.endpoint}/{bucket}?secure=false", *admin_keys, lock_mode="COMPLIANCE"
+    )
     stored = sum(1 for o in store.list("originals/") if not o.key.endswith(".manifest.json"))
     failed = sum(len(r.get("failed", [])) + len(r.get("quarantined", [])) for r in reports) + (
         failed_jobs or 0

@@ -35,7 +35,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -414,24 +414,30 @@ def _resized_photo(source: Path, out_dir: Path, kind: DerivedKind, max_side: int
 _FIT = "scale=w='min({n},iw)':h='min({n},ih)':force_original_aspect_ratio=decrease"
 
 
-def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
+def _poster_output(source: Path, start: float, dest: Path) -> ffmpeg.nodes.OutputStream:
     # -ss as an input option seeks in the file rather than decoding up to that point.
     keyframes = {"skip_frame": "nokey"} if start > 0 else {}
     src = ffmpeg.input(str(source), threads="1", ss=f"{start:g}", **keyframes)
-    return _compile(
-        ffmpeg.output(
-            src["V:0"],
-            str(dest),
-            an=None,
-            sn=None,
-            dn=None,
-            **{"frames:v": "1", "q:v": "3"},
-            vf=_FIT.format(n=POSTER_MAX),
-            threads="1",
-            f="image2",
-            update="1",
-        )
+    return ffmpeg.output(
+        src["V:0"],
+        str(dest),
+        an=None,
+        sn=None,
+        dn=None,
+        **{"frames:v": "1", "q:v": "3"},
+        vf=_FIT.format(n=POSTER_MAX),
+        threads="1",
+        f="image2",
+        update="1",
     )
+
+
+def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
+    return _compile(_poster_output(source, start, dest))
+
+
+def _poster_at(info: MediaInfo) -> float:
+    return round(0.1 * info.duration_s, 3) if info.duration_s else 0.0
 
 
 def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
@@ -451,7 +457,7 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     if info.kind != "video":
         raise DerivativeFailed(f"poster of {source.name}: {info.kind} has no picture")
     what = f"poster of {source.name} (frame)"
-    at = round(0.1 * info.duration_s, 3) if info.duration_s else 0.0
+    at = _poster_at(info)
     with _staged(out_dir, "poster", "jpg") as tmp:
         for start in [at, 0.0] if at > 0 else [0.0]:
             tmp.write_bytes(b"")
@@ -469,10 +475,13 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     return _derived("poster", out_dir, "jpg", "frame")
 
 
-def _sheet_frames_cmd(source: Path, work: Path, times: list[float]) -> list[str]:
+def _sheet_frames_cmd(
+    source: Path, work: Path, times: list[float], *, poster: tuple[float, Path] | None = None
+) -> list[str]:
     """One ffmpeg run, one input per tile: each seeks (in the file's index, without reading
-    what lies before) to the keyframe at or before its time and decodes that frame alone."""
-    outputs = []
+    what lies before) to the keyframe at or before its time and decodes that frame alone.
+    With ``poster`` (time, path), the poster is one more output of the same run."""
+    outputs = [] if poster is None else [_poster_output(source, poster[0], poster[1])]
     for n, at in enumerate(times):
         src = ffmpeg.input(str(source), threads="1", ss=f"{at:.3f}", skip_frame="nokey", noaccurate_seek=None)
         outputs.append(
@@ -512,6 +521,35 @@ def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
     )
 
 
+def make_poster_and_sheet(
+    source: Path, info: MediaInfo, out_dir: Path, *, frames: int = 10
+) -> tuple[list[Derived], list[tuple[str, str]]]:
+    """Poster and contact sheet of a video from one ffmpeg run: one process, and the file's
+    index read once per seek. A poster that run did not give is made on its own
+    (:func:`make_poster`, with its fallback to the first frame). Returns ``(made, failures)``
+    as :func:`derivatives_for` does."""
+    source, out_dir = Path(source), Path(out_dir)
+    made: list[Derived] = []
+    failures: list[tuple[str, str]] = []
+    poster: Derived | None = None
+    try:
+        with _staged(out_dir, "poster", "jpg") as poster_tmp:
+            try:
+                made.append(
+                    _sheet(source, info, out_dir, frames=frames, timeout=None, poster_dest=poster_tmp)
+                )
+            except DerivativeFailed as exc:
+                failures.append(("sheet", str(exc)))
+            _check_picture(poster_tmp, what=f"poster of {source.name} (frame)", max_side=POSTER_MAX)
+        poster = _derived("poster", out_dir, "jpg", "frame")
+    except DerivativeFailed:
+        try:  # not from the shared run: on its own
+            poster = make_poster(source, info, out_dir)
+        except DerivativeFailed as exc:
+            failures.append(("poster", str(exc)))
+    return ([poster] if poster else []) + made, failures
+
+
 def make_contact_sheet(
     source: Path,
     info: MediaInfo,
@@ -530,6 +568,18 @@ def make_contact_sheet(
     sized to what was found (never empty tiles); if no keyframe comes out at all (a damaged
     index), the first frame is used. Raises :class:`DerivativeFailed`.
     """
+    return _sheet(Path(source), info, Path(out_dir), frames=frames, timeout=timeout, poster_dest=None)
+
+
+def _sheet(
+    source: Path,
+    info: MediaInfo,
+    out_dir: Path,
+    *,
+    frames: int,
+    timeout: float | None,
+    poster_dest: Path | None,
+) -> Derived:
     source, out_dir = Path(source), Path(out_dir)
     if info.kind != "video":
         raise DerivativeFailed(f"sheet of {source.name}: {info.kind} has no video")
@@ -542,8 +592,11 @@ def make_contact_sheet(
     budget = timeout or _BUDGET["keyframes"][0] + 2.0 * len(times)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".sheet-frames-") as work:
+        poster = (_poster_at(info), poster_dest) if poster_dest is not None else None
         try:
-            _run_ffmpeg(_sheet_frames_cmd(source, Path(work), times), timeout=budget, what=what)
+            _run_ffmpeg(
+                _sheet_frames_cmd(source, Path(work), times, poster=poster), timeout=budget, what=what
+            )
         except DerivativeFailed:
             pass  # a seek into a damaged file can fail where the start decodes: next
         tiles = _distinct(sorted(p for p in Path(work).glob("*.png") if p.stat().st_size > 0))
@@ -650,7 +703,7 @@ def derivatives_for(
 ) -> tuple[list[Derived], list[tuple[str, str]]]:
     """Make every derivative that applies to the recording's kind, one after the other.
 
-    - video: poster, sheet, proxy
+    - video: poster and sheet (one ffmpeg run, :func:`make_poster_and_sheet`), proxy
     - audio: waveform, proxy
     - no proxy for a video or audio file browsers play as it is
       (:func:`catalog.playback.plays_as_is`; a damaged file always gets one: its repair pass)
@@ -660,20 +713,20 @@ def derivatives_for(
       alike)
 
     Cheap pictures come first, so they exist even while the proxy waits for a transcode slot.
-    ``timed(kind, seconds)`` is told how long each one took (made or failed).
+    ``timed(kind, seconds)`` is told how long each one took (made or failed); the shared run
+    of a video's poster and sheet counts as ``sheet``.
     Returns ``(made, failures)``; a failure is ``(kind, message)`` and never stops the others
     (a recording is archived whether or not it can be previewed).
     """
     source, out_dir = Path(source), Path(out_dir)
-    plan: list[tuple[str, Callable[[], Derived]]]
+    plan: Sequence[tuple[str, Callable[[], Derived | tuple[list[Derived], list[tuple[str, str]]]]]]
     proxy = ("proxy", lambda: make_proxy(source, info, out_dir, transcode_slots=transcode_slots))
     needs_proxy = not playback.plays_as_is(info.kind, info.summary(), damaged=damaged)
     if not transcode and needs_transcode(info, damaged=damaged):
         needs_proxy = False
     if info.kind == "video":
         plan = [
-            ("poster", lambda: make_poster(source, info, out_dir)),
-            ("sheet", lambda: make_contact_sheet(source, info, out_dir)),
+            ("sheet", lambda: make_poster_and_sheet(source, info, out_dir)),
         ] + ([proxy] if needs_proxy else [])
     elif info.kind == "audio":
         plan = [("waveform", lambda: make_waveform(source, info, out_dir))] + ([proxy] if needs_proxy else [])
@@ -685,7 +738,12 @@ def derivatives_for(
     for kind, make in plan:
         started = time.monotonic()
         try:
-            made.append(make())
+            result = make()
+            if isinstance(result, tuple):
+                made += result[0]
+                failures += result[1]
+            else:
+                made.append(result)
         except EvidenceError as exc:  # expected (a damaged source...): the caller records it
             failures.append((kind, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one derivative must not stop the others

@@ -467,3 +467,25 @@ def test_only_transcodes_take_a_slot(
     assert leftovers(out_dir) == []
     slots.acquire(blocking=False)  # the slot was given back
     slots.release()
+
+
+def test_poster_and_sheet_come_from_one_ffmpeg_run(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[list[str]] = []
+    real = derivatives._run_ffmpeg
+
+    def counted(cmd: list[str], *, timeout: float, what: str) -> None:
+        runs.append(cmd)
+        real(cmd, timeout=timeout, what=what)
+
+    monkeypatch.setattr(derivatives, "_run_ffmpeg", counted)
+    made, failures = derivatives_for(src["keyframes"], infos["keyframes"], tmp_path)
+    assert failures == [] and sorted(d.kind for d in made) == ["poster", "sheet"]
+    (run,) = runs  # one process made both (and no proxy: the original plays)
+    assert run.count("-i") == 1 + 10 and any(a.endswith(".jpg") for a in run)
+    with Image.open(tmp_path / "poster.jpg") as img:
+        assert img.format == "JPEG" and max(img.size) <= 640
+    with Image.open(tmp_path / "sheet.jpg") as img:
+        assert img.size == (4 * 320 + 5 * 2, 240 + 2 * 2)  # the four keyframes
+    assert leftovers(tmp_path) == []

@@ -85,7 +85,7 @@ def test_the_daemon_archives_arrivals_and_stops_cleanly(station, tmp_path: Path)
         assert samples[("evidence_ingest_files_total", (("outcome", "archived"), st))] == 2
         assert samples[("evidence_ingest_files_total", (("outcome", "quarantined"), st))] == 0
         assert samples[("evidence_ingest_seconds_count", (st,))] >= 2
-        assert samples[("evidence_derivative_seconds_count", (("kind", "poster"), st))] == 1
+        assert samples[("evidence_derivative_seconds_count", (("kind", "sheet"), st))] == 1
         assert samples[("evidence_derivative_seconds_count", (("kind", "waveform"), st))] == 1
         assert samples[("evidence_ingest_last_success_timestamp_seconds", (st,))] > 0
         assert samples[("process_resident_memory_bytes", ())] > 0
