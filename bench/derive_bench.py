@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -134,31 +135,38 @@ def ours(src: Path, work: Path) -> tuple[float, int, int]:
     return took, rec["size"], derived
 
 
-def pictures(src: Path, work: Path) -> float:
-    from ingest.derivatives import make_contact_sheet, make_poster
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pictures(src: Path, work: Path) -> tuple[float, float]:
+    """(wall, CPU seconds of the ffprobe and ffmpeg children): probe, then poster and sheet
+    as the ingest makes them (one ffmpeg run)."""
+    from ingest.derivatives import make_poster_and_sheet
     from ingest.probe import probe
 
     out = work / "pictures"
-    started = time.monotonic()
+    cpu, started = _children_cpu(), time.monotonic()
     info = probe(src)
-    make_poster(src, info, out)
-    make_contact_sheet(src, info, out)
+    made, failures = make_poster_and_sheet(src, info, out)
     took = time.monotonic() - started
+    assert not failures and len(made) == 2, failures
     shutil.rmtree(out)
-    return took
+    return took, _children_cpu() - cpu
 
 
-def sheet(src: Path, work: Path) -> float:
+def sheet(src: Path, work: Path) -> tuple[float, float]:
     from ingest.derivatives import make_contact_sheet
     from ingest.probe import probe
 
     info = probe(src)
     out = work / "sheet"
-    started = time.monotonic()
+    cpu, started = _children_cpu(), time.monotonic()
     make_contact_sheet(src, info, out)
     took = time.monotonic() - started
     shutil.rmtree(out)
-    return took
+    return took, _children_cpu() - cpu
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,18 +206,25 @@ def main(argv: list[str] | None = None) -> int:
                     took, original, derived = ours(src["long"], work)
                     times["ours"].append(took)
                     shares.append(derived / original)
-            _drop_caches()
-            times["pictures"].append(pictures(src["long"], work))
-            times["sheet_4min"].append(sheet(src["short_small"], work))
-            times["sheet_2h"].append(sheet(src["long_small"], work))
+            for key, run, source in (
+                ("pictures", pictures, src["long"]),
+                ("sheet_4min", sheet, src["short_small"]),
+                ("sheet_2h", sheet, src["long_small"]),
+            ):
+                _drop_caches()
+                wall, used = run(source, work)
+                times[key].append(wall)
+                cpu[key].append(used)
             log(f"  repeat {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()))
     med = {k: statistics.median(v) for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
     result = {
         "source_bytes": long_size,
         "load_before": load,
         "load_after": os.getloadavg()[0],
         "cache": "dropped" if dropping else "warm",
         "medians_s": med,
+        "medians_cpu_s": med_cpu,
         "ours_vs_naive": med["ours"] / med["naive"],
         "derivative_share": statistics.median(shares),
         "sheet_2h_vs_4min": med["sheet_2h"] / med["sheet_4min"],
