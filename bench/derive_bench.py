@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "sheet_4min": [],
         "sheet_2h": [],
     }
+    cpu: dict[str, list[float]] = {"pictures": [], "sheet_4min": [], "sheet_2h": []}
     shares: list[float] = []
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="run-") as tmp:
         work = Path(tmp)
