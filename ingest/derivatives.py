@@ -21,8 +21,9 @@ Rules every function here follows:
   .compile()``) and run by :func:`_run_ffmpeg`, not by the library's ``run``, which has no
   timeout. ffprobe is run by :mod:`ingest.probe`.
 
-Kinds: ``proxy`` is the playable or viewable copy of every recording (MP4 for video, M4A for
-audio, a JPEG preview at most 1280 px for photos); ``poster`` a JPEG at most 640 px (videos and
+Kinds: ``proxy`` is the playable or viewable copy of a recording browsers cannot play as it
+is (MP4 for video, M4A for audio; :mod:`catalog.playback` decides), and the JPEG preview at most
+1280 px of every photo; ``poster`` a JPEG at most 640 px (videos and
 photos); ``sheet`` a JPEG grid of keyframes (videos); ``waveform`` a PNG of the sound (audio).
 """
 
