@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from archive.links import link_recordings
-from catalog import cases
+from catalog import audit, cases
 from catalog.actions import Action
 from catalog.coverage import find_gaps
 from catalog.models import Case, CaseItem, Officer, Recording
 from catalog.views import case_items
 
+from .. import custody_text
+from . import casefile
 from .common import Refusal, event, posted, render, site, visible
 
 # Case numbers, titles and officer numbers are far shorter; a long pattern only costs the
@@ -58,15 +60,39 @@ def search(request: Request) -> Response:
     return render(request, "search.html", q=q, cases=found)
 
 
+# The case page shows the latest events of the case and its items; the audit page has all.
+CASE_LOG = 200
+
+
 def case(request: Request) -> Response:
     web, user = site(request).web, request.state.user
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
         items = case_items(session, found)
+        index = casefile.build(request, session, found)
+        # The case's own events and those of the items this account may see (a protected
+        # item's events would tell its times and who handled it); values naming one redacted.
+        shown = [i for i in items if visible(user, i)]
+        subjects = (
+            [found.case_key] + [i.item_no for i in shown] + [i.archive_no for i in shown if i.archive_no]
+        )
+        hidden = {n for i in items if not visible(user, i) for n in (i.item_no, i.archive_no) if n}
+        log = custody_text.describe_all(
+            audit.about(session, subjects, limit=CASE_LOG), web.language, web.zone, hidden=hidden
+        )
     # Hidden items go last: their place in the timeline would tell their time.
     items.sort(key=lambda i: not visible(user, i))
     event(web, user, Action.VIEWED, found.case_key, page="case")
-    return render(request, "case.html", case=found, items=items, visible=lambda i: visible(user, i))
+    return render(
+        request,
+        "case.html",
+        case=found,
+        items=items,
+        visible=lambda i: visible(user, i),
+        index=index,
+        log=log,
+        log_limit=CASE_LOG,
+    )
 
 
 def case_gaps(request: Request) -> Response:

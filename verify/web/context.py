@@ -35,6 +35,15 @@ class WebContext:
     session_lifetime: timedelta = timedelta(hours=12)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[str, ...] = ()
+    # The TrueType CJK font of the case file PDF; None: Debian's fonts-wqy-zenhei.
+    pdf_font: Path | None = None
+    # Where users reach the pages; an https address (a TLS-terminating proxy in front) makes
+    # the session cookie Secure even though the proxy speaks plain HTTP to this server.
+    public_url: str = ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def sessions(self) -> sessionmaker[Session]:

@@ -30,10 +30,10 @@ from catalog.errors import NotFound
 from catalog.models import Case, CaseItem, Derivative, Document, Recording, User
 from catalog.playback import play_type, plays_as_is
 from catalog.timeline import ItemView
-from catalog.times import local_iso
 from catalog.verification import mark_verified
 from catalog.views import case_items
 
+from .. import custody_text
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
 from .media import INLINE, served
@@ -131,8 +131,8 @@ def item_page(request: Request) -> Response:
         media_url=media_url,
         document_inline=bool(item.storage_key) and _content_type(item.storage_key or "") in INLINE,
         facts=facts,
-        last_verified=(local_iso(last, web.zone) or "") if shown else "",
-        log=sorted(log_rows, key=lambda e: e.seq),
+        last_verified=custody_text.local_time(last, web.zone) if shown else "",
+        log=custody_text.describe_all(sorted(log_rows, key=lambda e: e.seq), web.language, web.zone),
         verdict=request.query_params.get("v"),
     )
 
