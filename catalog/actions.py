@@ -14,7 +14,9 @@ class Action(StrEnum):
     INGESTED = "ingested"
     STORED = "stored"
     SEEN_AGAIN = "seen_again"
+    METADATA_FILLED = "metadata_filled"
     DERIVATIVE_STORED = "derivative_stored"
+    DERIVATIVE_PRUNED = "derivative_pruned"
     LINK_FAILED = "link_failed"
     # cases and their items
     CASE_OPENED = "case_opened"

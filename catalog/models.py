@@ -430,6 +430,34 @@ class RunLock(Base):
     expires_at: Mapped[datetime]
 
 
+class DeriveJob(Base):
+    """A derivative to be made by a worker (``evidence derive work``), claimed under a lease.
+
+    ``state``: ``queued`` → ``running`` (claimed: ``owner`` renews ``lease_until`` while it
+    works) → ``done``; back to ``queued`` after a failure (``not_before`` delays the retry),
+    ``failed`` after :data:`catalog.derive_jobs.MAX_FAILURES`. A running job whose lease
+    lapsed (its worker died) is claimed again by the next worker and counts as a failure.
+    """
+
+    __tablename__ = "derive_jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
+        UniqueConstraint("recording_id", "kind", name="uq_derive_jobs_recording_kind"),
+        Index("ix_derive_jobs_state", "state", "kind"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class DigestReservation(Base):
     """Content being archived right now, by digest: one station at a time stores it.
 

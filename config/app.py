@@ -152,6 +152,7 @@ class App:
             retry_seconds=ing.retry_seconds,
             archived_keep_days=ing.archived_keep_days,
             protected=tuple(s.protected_paths),
+            derivatives=ing.derivatives,
         )
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:

@@ -177,7 +177,11 @@ class IngestSettings:
     retry_seconds: float = 60.0  # first retry of a failed file; doubles up to an hour
     stale_after_hours: float = 24.0  # warn when the last successful ingest is older
     device_absent_hours: float = 72.0  # devices not docked for longer are reported
-    metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:PORT; 0 is off
+    metrics_port: int = 0  # Prometheus metrics on ADDRESS:PORT; 0 is off
+    metrics_address: str = "127.0.0.1"  # where metrics listen ("0.0.0.0": every interface)
+    # Transcoded proxies: "local" (made by the station) or "queue" (left to `evidence derive
+    # work` on any machine); posters, sheets and waveforms are always made by the station.
+    derivatives: Literal["local", "queue"] = "local"
     filename_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FILENAME_PATTERNS))
 
 

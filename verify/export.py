@@ -98,6 +98,7 @@ from catalog.chain import CustodyEvent
 from catalog.checkpoint import Checkpoint, fingerprint, public_key_pem
 from catalog.errors import CheckFailed, InvalidInput
 from catalog.models import CheckpointRow, Derivative, Document, Recording
+from catalog.playback import plays_as_is
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
@@ -178,6 +179,7 @@ class _Entry:
     original_name: str | None = None
     content_type: str | None = None
     derivatives: list[_Derived] = field(default_factory=list)
+    plays_as_is: bool = False  # browsers play the original: the page plays it, not a proxy
 
 
 # --- the export ---------------------------------------------------------------------------
@@ -196,6 +198,7 @@ def export_case(
     progress: Progress | None = None,
     include_protected: bool = True,
     tsa: TimestampAuthority | None = None,
+    planned: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
@@ -205,6 +208,8 @@ def export_case(
     in ``outdir`` until a checkpoint covers its ``exported`` event: ``finish_pending`` then
     finishes it, and the result says ``pending`` until then.
     ``include_protected=False`` withholds protected items (see the module docstring).
+    ``planned(files, bytes)`` is told what the payload will hold before it is written;
+    ``progress`` follows every chunk.
     Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
     ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
     """
@@ -239,6 +244,11 @@ def export_case(
     exported: CustodyEvent | None = None
     try:
         bag = work / case_key
+        if planned is not None:
+            planned(
+                sum(1 + len(e.derivatives) for e in entries),
+                sum(e.view.size + sum(d.size or 0 for d in e.derivatives) for e in entries),
+            )
         payload = _write_evidence(store, bag, entries, kek, progress)
         # Nothing under data/ outside data/custody/ names the checkpoint, so the exported
         # event can commit to every one of those files.
@@ -460,6 +470,7 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
             content_type=getattr(row, "content_type", None),
         )
         if isinstance(row, Recording):
+            entry.plays_as_is = plays_as_is(row.kind, json.loads(row.media_info or "{}"), damaged=row.damaged)
             latest: dict[str, Derivative] = {}
             for d in derivatives.get(row.id, []):
                 latest[d.kind] = d  # the newest of each kind
@@ -803,9 +814,11 @@ video,img{max-width:360px;max-height:240px}dt{font-weight:bold}section{margin-to
 
 
 def _media(entry: _Entry) -> str:
-    """A player for the proxy inside the package (never anything outside it)."""
+    """A player for the original or its proxy inside the package (never anything outside it)."""
     files = {d.kind: d.file for d in entry.derivatives}
-    proxy, poster = files.get("proxy"), files.get("poster")
+    poster = files.get("poster")
+    # The original itself where browsers play it (its file sits beside this page in data/).
+    proxy = entry.file if entry.plays_as_is and entry.view.kind in ("video", "audio") else files.get("proxy")
     e = html.escape
     if proxy and entry.view.kind == "video":
         poster_attr = f' poster="{e(poster)}"' if poster else ""

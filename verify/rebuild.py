@@ -28,7 +28,7 @@ from archive.errors import ObjectMissing
 from archive.layout import checkpoint_folder, checkpoint_key
 from archive.records import get_json
 from archive.store import ObjectStore
-from catalog import jcs, schema, sequences
+from catalog import jcs, metadata_fill, schema, sequences
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.chain import CustodyEvent, check_chain, event_from_body
@@ -80,6 +80,7 @@ def rebuild(
         _custody(store, session, report, anchors if anchors is not None else Anchors())
         cases, links = _cases(store, session, report, formats)
         by_number = _originals(store, session, report)
+        _fills(session, by_number, report)
         _documents(store, session, cases, report)
         _links(session, cases, by_number, links, report)
         _derivatives(store, session, by_number, report)
@@ -271,6 +272,25 @@ def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> d
     session.flush()
     report.counts["recordings"] = len(found)
     return found
+
+
+def _fills(session: Session, recordings: dict[str, Recording], report: RebuildReport) -> None:
+    """Metadata filled after archiving (from a duplicate's name) lives in custody events
+    only: replayed in chain order over what the manifests say."""
+    count = 0
+    for row in session.execute(
+        select(CustodyEventRow)
+        .where(CustodyEventRow.action == Action.METADATA_FILLED)
+        .order_by(CustodyEventRow.seq)
+    ).scalars():
+        rec = recordings.get(row.subject or "")
+        if rec is None:
+            report.problems.append(f"custody event {row.seq}: metadata filled for an unknown {row.subject}")
+            continue
+        metadata_fill.apply(session, rec, json.loads(row.details))
+        count += 1
+    session.flush()
+    report.counts["metadata_filled"] = count
 
 
 def _documents(store: ObjectStore, session: Session, cases: dict[str, Case], report: RebuildReport) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from ..progress import transfer
 from .audit import trusted_key_option, tsa_ca_option
 from .base import emit, err, get_app, json_option, out
 
@@ -54,20 +55,8 @@ def verify_command(
         budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
         budget_seconds=budget_minutes * 60 if budget_minutes else None,
     )
-    if as_json or not err.is_terminal:
-        report = run()
-    else:
-        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
-
-        with Progress(
-            TextColumn("fixity"),
-            BarColumn(),
-            TextColumn("{task.completed} items"),
-            TransferSpeedColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task("fixity", total=None)
-            report = run(progress=lambda _t, n: bar.update(task, advance=1))
+    with transfer(err, "fixity", quiet=as_json) as shown:
+        report = run(progress=lambda _t, _n: shown.file_done(), planned=shown.plan, on_bytes=shown.read)
     data = {
         "checked": report.checked,
         "ok": report.ok,
@@ -112,16 +101,29 @@ def export_command(
 
     app = get_app(ctx).require_catalog()
     outdir.mkdir(parents=True, exist_ok=True)
-    result = export_case(
-        app.services,
-        case,
-        outdir,
-        signing_key=app.signing_key,
-        reason=reason,
-        with_proxies=with_proxies,
-        zip_it=zip_it,
-        tsa=app.tsa,
-    )
+    with transfer(err, "export", quiet=as_json) as shown:
+        seen: dict[str, int] = {}
+        finished: set[str] = set()
+
+        def progress(rel: str, written: int, total: int) -> None:
+            shown.read(written - seen.get(rel, 0))
+            seen[rel] = written
+            if written >= total and rel not in finished:
+                finished.add(rel)
+                shown.file_done()
+
+        result = export_case(
+            app.services,
+            case,
+            outdir,
+            signing_key=app.signing_key,
+            reason=reason,
+            with_proxies=with_proxies,
+            zip_it=zip_it,
+            progress=progress,
+            planned=shown.plan,
+            tsa=app.tsa,
+        )
     data = result.to_json()
     emit(
         as_json,

@@ -64,6 +64,10 @@ EXPECTED = {
     "storage policy",
     "report",
     "report coverage",
+    "derivatives",
+    "derivatives prune-redundant",
+    "derive",
+    "derive work",
 }
 GROUPS = sorted({path.split()[0] for path in EXPECTED if " " in path})
 

@@ -6,6 +6,7 @@ the reason asked for. Protected records show only their numbers without the gran
 
 from __future__ import annotations
 
+import json
 import mimetypes
 from collections.abc import Callable
 from pathlib import Path
@@ -27,6 +28,7 @@ from catalog import custody
 from catalog.actions import Action
 from catalog.errors import NotFound
 from catalog.models import Case, CaseItem, Derivative, Document, Recording, User
+from catalog.playback import play_type, plays_as_is
 from catalog.timeline import ItemView
 from catalog.verification import mark_verified
 from catalog.views import case_items
@@ -49,11 +51,15 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
     return case_row, link, item
 
 
-def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bool]:
-    """(key, version, encrypted) of what the page plays or shows: the proxy if any."""
+def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bool, str | None]:
+    """(key, version, encrypted, media type) of what the page plays or shows: the original
+    when browsers play it as it is (:mod:`catalog.playback`), else its proxy if any."""
     if item.archive_no is None:
-        return item.storage_key, item.storage_version, item.encrypted
+        return item.storage_key, item.storage_version, item.encrypted, None
     rec = session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar_one()
+    media = json.loads(rec.media_info or "{}")
+    if plays_as_is(rec.kind, media, damaged=rec.damaged):
+        return rec.storage_key, rec.storage_version, rec.encrypted, play_type(rec.kind, media)
     proxy = (
         session.execute(
             select(Derivative)
@@ -64,8 +70,8 @@ def _shown(item: ItemView, session: Session) -> tuple[str | None, str | None, bo
         .first()
     )
     if proxy is None:
-        return None, None, False
-    return proxy.storage_key, proxy.storage_version, proxy.encrypted
+        return None, None, False, None
+    return proxy.storage_key, proxy.storage_version, proxy.encrypted, None
 
 
 def _content_type(key: str) -> str:
@@ -74,7 +80,7 @@ def _content_type(key: str) -> str:
 
 def _media_url(request: Request, user: User, item: ItemView, session: Session) -> str | None:
     """A signed, personal, short-lived link to what the page plays (``media.media``)."""
-    key, version, encrypted = _shown(item, session)
+    key, version, encrypted, media_type = _shown(item, session)
     if not key:
         return None
     return "/media/" + site(request).signer.sign(
@@ -84,7 +90,7 @@ def _media_url(request: Request, user: User, item: ItemView, session: Session) -
             "v": version,
             "e": encrypted,
             "u": user.id,
-            "t": _content_type(key),
+            "t": media_type or _content_type(key),
             "i": item.item_no,
         },
         LINK_SECONDS,
