@@ -1,13 +1,13 @@
 """Trusted time: each checkpoint's RFC 3161 time-stamp token, once a TSA has given it.
 
-Revision ID: 0016
+Revision ID: 0013
 Revises: 0012
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
+revision = "0013"
 down_revision = "0012"
 branch_labels = None
 depends_on = None
