@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from archive import checkpoints
 from catalog.times import local_iso, parse_user_time
 
 from ..app import App
@@ -227,6 +228,10 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
             stale_after=timedelta(hours=ing.stale_after_hours),
             device_absent=timedelta(hours=ing.device_absent_hours),
         )
+        # Trusted time: checkpoints still waiting for their token (a TSA that was down).
+        status["unstamped_checkpoints"] = (
+            [n for n, _, _, token in checkpoints.stamped(session) if token is None] if app.tsa else []
+        )
 
     def iso(value):
         return local_iso(value, zone) if value else None
@@ -257,6 +262,12 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
         if status["derive_jobs"]:
             jobs = ", ".join(f"{state} {n}" for state, n in sorted(status["derive_jobs"].items()))
             out.print(f"derive jobs: {jobs}", highlight=False)
+        if status["unstamped_checkpoints"]:
+            out.print(
+                f"checkpoints without a time-stamp yet (asked for again at each checkpoint run): "
+                f"{status['unstamped_checkpoints']}",
+                highlight=False,
+            )
         for j in status["derive_failed"]:
             out.print(
                 f"derive failed: {j['archive_no']} {j['kind']} after {j['failures']} tries: {j['reason']}",

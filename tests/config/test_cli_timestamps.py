@@ -72,6 +72,8 @@ def test_checkpoints_are_time_stamped_and_a_tsa_that_is_down_is_caught_up(tmp_pa
     assert made["timestamps"]["missing"] == [made["n"]] and "cannot be reached" in made["timestamps"]["error"]
     verdict = _json(invoke_evidence("audit", "verify", "--json", env=down))
     assert verdict["ok"] and verdict["timestamps"]["missing"] == [made["n"]]
+    status = _json(invoke_evidence("stations", "status", "--json", env=down))
+    assert status["unstamped_checkpoints"] == [made["n"]]
 
     # Back up: the next run (even one with nothing new to sign) fetches the missing token.
     _point(up, ours.url)
