@@ -42,6 +42,8 @@ ACTIONS: dict[str, tuple[str, str]] = {
     Action.REPLAYED: ("案件回放", "case replayed"),
     Action.FIXITY_RUN: ("定期完整性巡检", "fixity sweep"),
     Action.RETENTION_RUN: ("保管期限处理", "retention run"),
+    Action.METADATA_FILLED: ("补记元数据", "metadata filled in"),
+    Action.DERIVATIVE_PRUNED: ("删除多余派生文件", "redundant derivative removed"),
     Action.FIXITY_PROBLEM: ("巡检发现问题", "fixity problem"),
     Action.EXPORTED: ("导出证据包", "evidence package exported"),
     Action.EXPORT_FAILED: ("导出失败", "export failed"),

@@ -115,7 +115,11 @@ def audit_verify(
         {"seq": None, "problem": "timestamp_bad", "detail": f"checkpoint {b['n']}: {b['problem']}"}
         for b in times.bad
     ]
-    data = report.to_json() | {"ok": report.ok and times.ok, "timestamps": times.to_json()}
+    # Without a TSA configured and no token anywhere, there is nothing to say about time-stamps.
+    told = app.tsa is not None or times.stamped or times.unchecked or times.bad
+    data = (
+        report.to_json() | {"ok": report.ok and times.ok} | ({"timestamps": times.to_json()} if told else {})
+    )
 
     def human() -> None:
         if report.ok:
@@ -170,7 +174,7 @@ def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
     if cp is None:
         emit(
             as_json,
-            {"skipped": True, "timestamps": times},
+            {"skipped": True} | ({"timestamps": times} if times else {}),
             lambda: out.print("nothing new since the last checkpoint; skipped"),
         )
         return
@@ -182,8 +186,7 @@ def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
         "key_id": cp.key_id,
         "time": local_iso(cp.time, app.settings.zone),
         "skipped": False,
-        "timestamps": times,
-    }
+    } | ({"timestamps": times} if times else {})
     emit(
         as_json,
         data,

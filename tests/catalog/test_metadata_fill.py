@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from archive.checkpoints import make_and_publish
 from catalog import custody
+from catalog.checkpoint import Anchors, fingerprint
 from catalog.db import make_engine, session_factory
 from catalog.metadata_fill import plan
 from catalog.models import Device, Recording
@@ -101,9 +102,12 @@ def test_a_duplicate_under_a_recorder_name_fills_in_and_a_rebuild_replays_it(tmp
             "source": "duplicate_name",
         }
 
-    make_and_publish(app.services.acting_as("cron"), Ed25519PrivateKey.generate())
+    key = Ed25519PrivateKey.generate()
+    make_and_publish(app.services.acting_as("cron"), key)
     target = make_engine(f"sqlite:///{tmp_path / 'rebuilt.db'}")
-    report = rebuild(app.store, target, formats=settings.formats)
+    report = rebuild(
+        app.store, target, formats=settings.formats, anchors=Anchors({fingerprint(key.public_key())})
+    )
     assert report.problems == [] and report.counts["metadata_filled"] == 1
     with app.sessions() as live, session_factory(target)() as rebuilt:
         differences, _ = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)

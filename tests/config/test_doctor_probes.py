@@ -103,6 +103,7 @@ def test_the_nightly_jobs_once_run_are_on_time(embedded: dict[str, str]) -> None
     overdue = dict(embedded)
     config = Path(embedded["EVIDENCE_DATA_DIR"]).parent / "late.toml"
     config.write_text("[doctor]\ncheckpoint_days = 0.00001\nretention_days = 0.00001\n")
+    time.sleep(1.0)  # past those cadences (0.864 s) for certain, however fast the jobs ran
     code, report = doctor(env=overdue, config=config)
     checks = by_check(report)
     assert code == 1

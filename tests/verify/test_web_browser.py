@@ -151,7 +151,7 @@ def test_a_web_export_waits_for_the_curators_checkpoint_then_verifies(web, chrom
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.goto(web["base"] + f"/cases/{web['case'].case_key}")
-    page.fill("input[name=reason]", "法院调取")
+    page.fill("form[action$='/export'] input[name=reason]", "法院调取")
     page.click("form[action$='/export'] button")
     assert "等待下一个签名检查点" in page.inner_text("#export-pending")
     page.screenshot(path=str(tmp_path / "export-pending.png"))
