@@ -70,7 +70,8 @@ def archive_protected(env: dict[str, str], source: Path) -> tuple[str, str]:
 def test_the_documented_backup_restores_a_lost_data_folder(tmp_path: Path) -> None:
     old = tmp_path / "old" / "data"
     env = {"EVIDENCE_DATA_DIR": str(old)}
-    evidence("init", env=env)
+    first = evidence("init", env=env)
+    kek_id, signing_id = first["kek_id"], first["key_id"]  # written on the backup's label
     source = tmp_path / "A123456@20201105085000.mp4"
     source.write_bytes(b"\x00\x00\x00\x18ftypmp42" + hashlib.sha256(b"protected").digest() * 4000)
     number, sha256 = archive_protected(env, source)
@@ -108,7 +109,15 @@ def test_the_documented_backup_restores_a_lost_data_folder(tmp_path: Path) -> No
     )
     assert rebuilt["restored"] is True and rebuilt["problems"] == [] and rebuilt["differences"] == []
     assert rebuilt["counts"]["recordings"] == 1 and len(rebuilt["signers"]) == 1
+    # Before init: the key files' ids as found, to compare with the backup's label.
+    done = invoke_evidence("doctor", "--quick", "--json", env=env)
+    checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    assert done.exit_code == 0, checks
+    assert checks["keys.kek"]["status"] == "warning" and checks["keys.kek"]["data"]["key_id"] == kek_id
+    assert checks["keys.signing"]["data"]["key_id"] == signing_id
+    assert checks["keys.history"]["status"] == "ok"  # the restored key signed the newest checkpoint
     init = evidence("init", env=env)
+    assert (init["kek_id"], init["key_id"]) == (kek_id, signing_id)
     assert init["signing_key_created"] is False and init["kek_created"] is False
     assert init["pinned_now"] is False  # the restored pin file already names the key
     assert evidence("audit", "verify", env=env)["ok"] is True
