@@ -10,10 +10,15 @@ import hashlib
 import json
 import shutil
 import stat
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 
 from archive.digest import hash_file
 from archive.originals import OriginalFacts, store_original
@@ -67,9 +72,59 @@ def archive_protected(env: dict[str, str], source: Path) -> tuple[str, str]:
         app.close()
 
 
-def test_the_documented_backup_restores_a_lost_data_folder(tmp_path: Path) -> None:
+@dataclass
+class Installation:
+    """Where one installation keeps its catalog and its evidence storage. ``lose_catalog`` is
+    the disaster's effect on a catalog outside the data folder; a store inside the data folder
+    (the embedded default) is moved out before the folder goes, and back into the fresh one."""
+
+    env: Callable[[Path], dict[str, str]]
+    database: Callable[[Path], str]
+    lose_catalog: Callable[[], None]
+    store_in_data_folder: bool
+
+
+@pytest.fixture(
+    params=["embedded", pytest.param("postgres+rgw", marks=[pytest.mark.postgres, pytest.mark.s3])]
+)
+def installation(request: pytest.FixtureRequest) -> Installation:
+    if request.param == "embedded":
+        return Installation(
+            env=lambda data: {"EVIDENCE_DATA_DIR": str(data)},
+            database=lambda data: f"sqlite:///{data / 'catalog.sqlite3'}",
+            lose_catalog=lambda: None,  # the SQLite file goes with the data folder
+            store_in_data_folder=True,
+        )
+    pg_admin, rgw = request.getfixturevalue("pg_admin"), request.getfixturevalue("rgw")
+    url = request.getfixturevalue("pg_url")
+    name = make_url(url).database
+    bucket = f"r-{uuid.uuid4().hex[:12]}"
+    access, secret = rgw.users["admin"]
+
+    def lose_catalog() -> None:  # dropped, then an empty one made again (createdb)
+        with pg_admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+
+    return Installation(
+        env=lambda data: {
+            "EVIDENCE_DATA_DIR": str(data),
+            "EVIDENCE_DATABASE_URL": url,
+            "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/{bucket}?secure=false",
+            "EVIDENCE_S3_ACCESS_KEY": access,
+            "EVIDENCE_S3_SECRET_KEY": secret,
+        },
+        database=lambda data: url,
+        lose_catalog=lose_catalog,
+        store_in_data_folder=False,
+    )
+
+
+def test_the_documented_backup_restores_a_lost_data_folder(
+    tmp_path: Path, installation: Installation
+) -> None:
     old = tmp_path / "old" / "data"
-    env = {"EVIDENCE_DATA_DIR": str(old)}
+    env = installation.env(old)
     first = evidence("init", env=env)
     kek_id, signing_id = first["kek_id"], first["key_id"]  # written on the backup's label
     source = tmp_path / "A123456@20201105085000.mp4"
@@ -84,19 +139,22 @@ def test_the_documented_backup_restores_a_lost_data_folder(tmp_path: Path) -> No
         assert mode(old / name) == 0o600, name
         shutil.copy2(old / name, backup / Path(name).name)
 
-    # The disaster: the data folder is gone; the store (the evidence, kept on storage of its
-    # own) survives and is mounted again where the fresh data folder expects it.
+    # The disaster: the data folder and the catalog are gone; the store (the evidence, kept on
+    # storage of its own) survives and is mounted again where the fresh data folder expects it.
     survived = tmp_path / "store-disk"
-    shutil.move(old / "store", survived)
+    if installation.store_in_data_folder:
+        shutil.move(old / "store", survived)
     shutil.rmtree(old.parent)
+    installation.lose_catalog()
 
     new = tmp_path / "new" / "data"
     new.mkdir(parents=True, mode=0o700)
     (new / "keys").mkdir(mode=0o700)
-    shutil.move(survived, new / "store")
+    if installation.store_in_data_folder:
+        shutil.move(survived, new / "store")
     for name in BACKED_UP:
         shutil.copy2(backup / Path(name).name, new / name)
-    env = {"EVIDENCE_DATA_DIR": str(new)}
+    env = installation.env(new)
 
     # A key restored readable by others is refused by name, before anything is written.
     (new / "keys" / "kek.key").chmod(0o644)
@@ -105,7 +163,7 @@ def test_the_documented_backup_restores_a_lost_data_folder(tmp_path: Path) -> No
     (new / "keys" / "kek.key").chmod(0o600)
 
     rebuilt = evidence(
-        "catalog", "rebuild", "--from-storage", "--database", f"sqlite:///{new / 'catalog.sqlite3'}", env=env
+        "catalog", "rebuild", "--from-storage", "--database", installation.database(new), env=env
     )
     assert rebuilt["restored"] is True and rebuilt["problems"] == [] and rebuilt["differences"] == []
     assert rebuilt["counts"]["recordings"] == 1 and len(rebuilt["signers"]) == 1
