@@ -169,3 +169,29 @@ def test_the_command_refuses_a_missing_configured_algorithm_with_exit_2(
     for name in ("Ed25519", "AES key wrap", "SM3"):
         assert checks[f"crypto {name}"]["status"] == "ok", checks[f"crypto {name}"]
     assert "crypto AES-256-GCM" not in checks  # not configured, so not asked for
+
+
+def test_checkpoints_are_neither_signed_nor_judged_without_a_working_ed25519(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from catalog.checkpoint import raw_public_key, sign_checkpoint_v2
+
+    key = Ed25519PrivateKey.generate()
+    signed = sign_checkpoint_v2(key, n=1, seq=1, head="0" * 64, time=datetime.now(UTC), prev=None)
+    selftest.forget()
+
+    class NoEd25519:
+        @staticmethod
+        def from_private_bytes(data: bytes):
+            raise UnsupportedAlgorithm("ed25519 is not supported by this backend")
+
+    monkeypatch.setattr(selftest, "Ed25519PrivateKey", NoEd25519)
+    with pytest.raises(selftest.AlgorithmUnavailable, match="Ed25519"):
+        sign_checkpoint_v2(key, n=2, seq=2, head="0" * 64, time=datetime.now(UTC), prev=None)
+    # Refused, not reported as a bad signature: a broken library is not a tampered chain.
+    with pytest.raises(selftest.AlgorithmUnavailable, match="Ed25519"):
+        signed.signed_by(raw_public_key(key.public_key()))
