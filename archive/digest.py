@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from cryptography.hazmat.primitives import hashes
 
+from catalog import selftest
+
 from .errors import ContentChanged
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ class SM3Hash:
     digest_size = 32
 
     def __init__(self) -> None:
+        selftest.require(selftest.SM3)  # once per process: refuses a build without SM3
         self._h = hashes.Hash(hashes.SM3())
 
     def update(self, data: bytes | bytearray | memoryview) -> None:

@@ -99,6 +99,7 @@ from cryptography.hazmat.primitives.keywrap import (
     aes_key_wrap,
 )
 
+from catalog import selftest
 from catalog.errors import CheckFailed, EvidenceError, InvalidInput
 from catalog.keys import read_key_file, write_new_private_file
 
@@ -331,6 +332,7 @@ class _ChunkCipher:
     """Seals and opens the chunks of one object under its data key."""
 
     def __init__(self, header: EnvelopeHeader, data_key: bytes, object_id: bytes) -> None:
+        selftest.require(header.algorithm)  # once per process: refuses a missing or broken build
         self._header = header.raw
         self._prefix = header.nonce_prefix
         self._object_id = object_id
@@ -379,6 +381,7 @@ def _object_id_bytes(object_id: str) -> bytes:
 
 def _open_envelope(header: EnvelopeHeader, kek: bytes, object_id: str) -> _ChunkCipher:
     _check_kek(kek)
+    selftest.require(selftest.AES_KW)
     oid = _object_id_bytes(object_id)
     mine = kek_id(kek)
     if header.kek_id != mine:
@@ -447,6 +450,7 @@ class EncryptingReader(io.RawIOBase):
         _check_algorithm(algorithm)
         _check_chunk_size(chunk_size)
         _check_kek(kek)
+        selftest.require(selftest.AES_KW, algorithm)
         oid = _object_id_bytes(object_id)
         data_key = secrets.token_bytes(_DATA_KEY_SIZES[algorithm])
         raw = (

@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from . import jcs
+from . import jcs, selftest
 from .canonical import canonical_bytes, format_instant, parse_instant
 from .errors import InvalidInput
 
@@ -126,6 +126,7 @@ class Checkpoint:
         fp = self.fingerprint
         if fp is None or fingerprint(raw) != fp or (self.v == 1 and fp[:16] != self.key_id):
             return False
+        selftest.require(selftest.ED25519)  # a broken build must not pass or fail signatures
         try:
             Ed25519PublicKey.from_public_bytes(raw).verify(self.signature_bytes(), self.signed_bytes())
         except (InvalidSignature, ValueError):
@@ -174,6 +175,7 @@ def checkpoint_statement(n: int, seq: int, head: str, time: datetime, kid: str) 
 def sign_checkpoint(
     private_key: Ed25519PrivateKey, *, n: int, seq: int, head: str, time: datetime
 ) -> Checkpoint:
+    selftest.require(selftest.ED25519)
     public = private_key.public_key()
     kid = key_id(public)
     statement = checkpoint_statement(n, seq, head, time, kid)
@@ -210,6 +212,7 @@ def statement_v2(n: int, seq: int, head: str, time: datetime, key: str, prev: st
 def sign_checkpoint_v2(
     private_key: Ed25519PrivateKey, *, n: int, seq: int, head: str, time: datetime, prev: str | None
 ) -> Checkpoint:
+    selftest.require(selftest.ED25519)
     raw = raw_public_key(private_key.public_key())
     fp = fingerprint(raw)
     statement = statement_v2(n, seq, head, time, fp, prev)

@@ -25,7 +25,7 @@ from archive.retention import Rules
 from archive.store import ObjectStore
 from archive.stores import StoreOptions, open_store
 from archive.timestamping import TimestampAuthority
-from catalog import keys, schema, timestamp, users
+from catalog import keys, schema, selftest, timestamp, users
 from catalog.attestation import attest_pre_v2
 from catalog.checkpoint import Anchors, fingerprint, key_id
 from catalog.db import make_engine, session_factory
@@ -108,9 +108,18 @@ class App:
             ),
         )
 
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """The algorithms these settings use (each is self-tested before its first use)."""
+        s = self.settings
+        return selftest.needed(
+            encryption_mode=s.encryption.mode, algorithm=s.encryption.algorithm, sm3=s.digests.sm3
+        )
+
     @cached_property
     def policy(self) -> ArchivePolicy:
         s = self.settings
+        selftest.require(*self.algorithms)  # refuse before anything is stored with a missing one
         return ArchivePolicy(
             zone=s.zone,
             routine=parse_period(s.retention.routine),
@@ -237,6 +246,7 @@ class App:
     def signing_key(self) -> Ed25519PrivateKey:
         path = self.settings.signing_key_path
         self._require_key_file(SIGNING, path)
+        selftest.require(selftest.ED25519)
         key = keys.load_signing_key(path)
         self._check_key_id(SIGNING, key_id(key.public_key()), path)
         return key
@@ -309,6 +319,7 @@ class App:
         Keys are created only for a catalog that has never recorded one: a
         key file that disappeared later is an error, never silently replaced.
         """
+        selftest.require(*self.algorithms)  # before any key or record is made with them
         self.settings.data_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         before, after = schema.upgrade(self.engine)
         self._checked = True

@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from archive import encryption
-from catalog import custody, keys, schema
+from catalog import custody, keys, schema, selftest
 from catalog.actions import Action
 from catalog.checkpoint import key_id, raw_public_key
 from catalog.errors import EvidenceError
@@ -166,6 +166,17 @@ def check_web_secret(app: App) -> list[Finding]:
         return []  # made by the first `evidence serve`
     keys.read_key_file(path, "web session secret")
     return [ok("keys.web", f"web session secret {path}: owner and mode right")]
+
+
+def check_algorithms(app: App) -> list[Finding]:
+    """Each algorithm the settings use, run on its published test vector now."""
+    found = []
+    for name, refusal in selftest.results(app.algorithms):
+        if refusal is None:
+            found.append(ok(f"crypto {name}", "passes its known-answer test", algorithm=name))
+        else:
+            found.append(problem(f"crypto {name}", refusal.message, refusal.hint or "", algorithm=name))
+    return found
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -428,6 +439,7 @@ def examine(app: App, *, quick: bool = False, now: datetime | None = None) -> li
     found += guarded("keys.signing", lambda: check_signing_key(app, catalog_ok))
     found += guarded("keys.kek", lambda: check_kek(app, catalog_ok))
     found += guarded("keys.web", lambda: check_web_secret(app))
+    found += guarded("crypto", lambda: check_algorithms(app))
     if quick:
         return found
     found += guarded("storage", lambda: check_store(app))

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..progress import transfer
+from ..settings import _sqlite_file
 from .audit import trusted_key_option, tsa_ca_option
 from .base import emit, err, get_app, json_option, out
 
@@ -202,20 +203,33 @@ def catalog_rebuild(
 ) -> None:
     """Disaster-recovery drill: rebuild a catalog from storage alone into DATABASE, with every
     number sequence past every number ever issued, then compare it with the live catalog.
-    Exit 1 when they differ."""
+    Exit 1 when they differ.
+
+    Restore: when DATABASE is this installation's own catalog (the settings' URL) and that
+    catalog is lost, the rebuilt catalog becomes the catalog and there is nothing to compare
+    with; run `evidence init` and `evidence audit verify` next (see the README)."""
     from catalog.db import make_engine, session_factory
     from verify.rebuild import compare, rebuild
 
-    app = get_app(ctx).require_catalog()
+    app = get_app(ctx)
+    restoring = same_database(database, app.settings.database_url)
+    if not restoring:
+        app.require_catalog()
     target = make_engine(database)
+    differences: list[str] = []
+    notes: list[str] = []
     try:
         report = rebuild(app.store, target, formats=app.settings.formats, anchors=app.anchors(trusted_keys))
-        with app.reader_sessions() as live, session_factory(target)() as rebuilt:
-            differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
+        if restoring:
+            notes = ["restored into this installation's catalog: nothing to compare with"]
+        else:
+            with app.reader_sessions() as live, session_factory(target)() as rebuilt:
+                differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
     finally:
         target.dispose()
     data = {
         "database": make_engine(database).url.render_as_string(hide_password=True),
+        "restored": restoring,
         "counts": report.counts,
         "problems": report.problems,
         "differences": differences,
@@ -232,7 +246,7 @@ def catalog_rebuild(
         for fp in sorted(report.signers):
             out.print(f"  checkpoint signer {fp}", highlight=False)
         out.print(
-            "the rebuilt catalog matches the live one"
+            ("the catalog is restored" if restoring else "the rebuilt catalog matches the live one")
             if not differences and not report.problems
             else f"{len(differences)} difference(s), {len(report.problems)} problem(s)",
             highlight=False,
@@ -241,6 +255,21 @@ def catalog_rebuild(
     emit(as_json, data, human)
     if differences or report.problems:
         ctx.exit(1)
+
+
+def same_database(url: str, configured: str) -> bool:
+    """Whether ``url`` names the settings' own catalog (one SQLite file, or one server database)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        a, b = make_url(url), make_url(configured)
+    except Exception:  # noqa: BLE001 - a malformed URL is refused when the engine is made
+        return False
+    if a.get_backend_name() == "sqlite" or b.get_backend_name() == "sqlite":
+        files = [_sqlite_file(u) for u in (url, configured)]
+        return None not in files and Path(str(files[0])).resolve() == Path(str(files[1])).resolve()
+    same = ("host", "port", "database", "username")
+    return a.get_backend_name() == b.get_backend_name() and all(getattr(a, k) == getattr(b, k) for k in same)
 
 
 def register(main: click.Group) -> None:
