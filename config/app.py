@@ -225,6 +225,7 @@ class App:
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
             trusted_proxies=tuple(self.settings.web.trusted_proxies),
+            link_seconds=self.settings.web.media_link_seconds,
         )
 
     def export_for_web(

@@ -205,6 +205,9 @@ class WebSettings:
     # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
     # believed; from anyone else it is ignored, so a client cannot pick its own source address.
     trusted_proxies: list[str] = field(default_factory=list)
+    # How long a media link handed to a page lives. The page renews its links as they expire,
+    # so a review plays on; a link copied out of the page stops working after this long.
+    media_link_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -559,6 +562,8 @@ def validate(s: Settings, source: str) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             fail(f"web.trusted_proxies[{i}]", f"is not an address or network: {proxy!r}", "e.g. '10.0.0.5'")
+    if not 1 <= s.web.media_link_seconds <= 900:
+        fail("web.media_link_seconds", f"must be 1 to 900 seconds, not {s.web.media_link_seconds}")
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)

@@ -59,6 +59,9 @@ def routes() -> list[BaseRoute]:
         Route("/items/{item_no}/verify", items.item_verify, methods=["POST"], name="item_verify"),
         Route("/items/{item_no}/play", items.item_play, methods=["POST"], name="item_play"),
         Route("/items/{item_no}/download", items.item_download, methods=["GET"], name="item_download"),
+        Route("/items/{item_no}/link", items.item_link, methods=["GET"], name="item_link"),
+        Route("/items/{item_no}/pictures/{kind}", items.item_picture, methods=["GET"], name="item_picture"),
+        Route("/items/{item_no}/pages/{page}", items.document_page, methods=["GET"], name="document_page"),
         Route("/items/{item_no}/unlink", items.item_unlink, methods=["POST"], name="item_unlink"),
         Route("/holds/{subject:path}/set", items.hold_set, methods=["POST"], name="hold_set"),
         Route("/holds/{subject:path}/release", items.hold_release, methods=["POST"], name="hold_release"),
@@ -82,7 +85,9 @@ async def lifespan(app: Starlette):
 def create_app(ctx: WebContext) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     t = translator(ctx.language)
-    templates.env.globals.update(t=t, lang=ctx.language, iso=lambda moment: local_iso(moment, ctx.zone) or "")
+    templates.env.globals.update(
+        t=t, lang=ctx.language, iso=lambda moment: local_iso(moment, ctx.zone) or "", zone_name=ctx.zone.key
+    )
     here = Site(
         web=ctx,
         templates=templates,
