@@ -10,7 +10,7 @@ are given here: a protected item's place in time would tell its time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -23,6 +23,8 @@ TICK_STEPS = [
     for s in (10, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800)
 ]
 LEFT, WIDTH, ROW, TOP = 170, 1100, 30, 22
+LANE = 22  # items of one row that would overlap are drawn in lanes one under the other
+MARK_HALF = 9
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class Bar:
     label: str
     clock_suspect: bool = False
     gap: bool = False
+    lane: int = 0
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,7 @@ class Mark:
     time: datetime
     label: str
     gap: bool = False
+    lane: int = 0
 
 
 @dataclass
@@ -53,6 +57,39 @@ class Row:
     y: float
     bars: list[Bar] = field(default_factory=list)
     marks: list[Mark] = field(default_factory=list)
+    lanes: int = 1
+
+    @property
+    def height(self) -> float:
+        return ROW + (self.lanes - 1) * LANE
+
+    def lane_y(self, lane: int) -> float:
+        return self.y + lane * LANE
+
+
+def _lanes(row: Row) -> Row:
+    """Puts each bar and mark in the first lane where it overlaps nothing drawn before it."""
+    ends: list[float] = []
+
+    def lane_for(x0: float, x1: float) -> int:
+        for n, end in enumerate(ends):
+            if x0 > end + 1:
+                ends[n] = x1
+                return n
+        ends.append(x1)
+        return len(ends) - 1
+
+    spans = [(b.x, b.x + b.w, "b", n) for n, b in enumerate(row.bars)]
+    spans += [(m.x - MARK_HALF, m.x + MARK_HALF, "m", n) for n, m in enumerate(row.marks)]
+    bars, marks = list(row.bars), list(row.marks)
+    for x0, x1, what, n in sorted(spans):
+        lane = lane_for(x0, x1)
+        if what == "b":
+            bars[n] = replace(bars[n], lane=lane)
+        else:
+            marks[n] = replace(marks[n], lane=lane)
+    row.bars, row.marks, row.lanes = bars, marks, max(len(ends), 1)
+    return row
 
 
 @dataclass(frozen=True)
@@ -194,10 +231,12 @@ def layout(
                     item.item_no in gap_items,
                 )
             )
-    ordered = [documents] + [rows[k] for k in sorted(rows)]
-    for n, row in enumerate(ordered):
-        row.y = TOP + n * ROW
-    covered_y = TOP + len(ordered) * ROW
+    ordered = [_lanes(r) for r in [documents] + [rows[k] for k in sorted(rows)]]
+    y = float(TOP)
+    for row in ordered:
+        row.y = y
+        y += row.height
+    covered_y = y
     # Stretches where some recording runs (merged), clipped to the view.
     spans = sorted((i.time, _end(i)) for i in items if i.kind != "document" and i.time is not None)
     merged: list[list[datetime]] = []

@@ -95,8 +95,13 @@
         var rect = sheet.getBoundingClientRect();
         var aspect = (Number(sheet.dataset.width) || 16) / (Number(sheet.dataset.height) || 9);
         var w = sheet.naturalWidth, h = sheet.naturalHeight;
-        var cols = Math.max(1, Math.min(5, Math.round(w / (h * aspect))));
-        var rows = cols < 5 ? 1 : Math.max(1, Math.round(h / (w / 5 / aspect)));
+        // Rows of five tiles when the picture's height fits whole rows of that width;
+        // otherwise a single row of fewer tiles.
+        var cols = 5, rows = Math.max(1, Math.round(h / (w / 5 / aspect)));
+        if (Math.abs(rows * (w / 5 / aspect) - h) > 0.1 * h) {
+          cols = Math.max(1, Math.min(5, Math.round(w / (h * aspect))));
+          rows = 1;
+        }
         var col = Math.min(cols - 1, Math.floor((ev.clientX - rect.left) / rect.width * cols));
         var row = Math.min(rows - 1, Math.floor((ev.clientY - rect.top) / rect.height * rows));
         var tiles = cols * rows, duration = Number(sheet.dataset.duration) || player.duration || 0;

@@ -1,0 +1,390 @@
+"""An auditor replays a whole case in a real headless Chromium (Debian's, driven by Playwright).
+
+The case: two officers' recordings made by real ffmpeg, overlapping in time, ingested by the
+real pipeline (posters, contact sheets, proxies); written records as PDFs with Chinese text
+(one on-site record with no recording near it: the planted gap); a protected record. The
+server is the real app on uvicorn with media links that live three seconds, so that renewal
+happens while the tests watch. Screenshots go to the test run's output folder
+(``EVIDENCE_SCREENSHOTS``, else the run's temporary folder), which the README's pictures come from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import select
+
+from archive.documents import NewDocument, store_document
+from archive.links import link_recordings
+from catalog import custody
+from catalog.models import Derivative, DocumentPage, Recording
+from catalog.users import add_user
+from tests import synthetic
+from tests.verify.web_server import Browser, LiveServer
+
+PASSWORD = "a long enough password"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+ZONE = ZoneInfo("Asia/Shanghai")
+START = datetime(2020, 11, 5, 9, 30, 0, tzinfo=ZONE)
+CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
+LINK_SECONDS = 3
+
+
+def _wait(page, condition: str, timeout: float = 20.0) -> None:
+    """Polls with ``evaluate`` (``wait_for_function`` evaluates a string, which the pages'
+    Content-Security-Policy without 'unsafe-eval' refuses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(condition):
+        assert time.monotonic() < deadline, f"timed out waiting for {condition}"
+        time.sleep(0.1)
+
+
+def make_pdf(path: Path, title: str, lines: list[str], pages: int = 2) -> Path:
+    """A written record as a scanned one looks: pages of Chinese text as images in a PDF."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, big = ImageFont.truetype(CJK_FONT, 22), ImageFont.truetype(CJK_FONT, 34)
+    images = []
+    for n in range(pages):
+        image = Image.new("RGB", (794, 1123), "white")
+        draw = ImageDraw.Draw(image)
+        draw.text((397, 80), title, font=big, fill="black", anchor="mm")
+        for row, text in enumerate(lines):
+            draw.text((70, 160 + row * 40), text, font=font, fill="black")
+        draw.text((397, 1080), f"第 {n + 1} 页 共 {pages} 页", font=font, fill="black", anchor="mm")
+        images.append(image)
+    images[0].save(path, save_all=True, append_images=images[1:], resolution=96)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    folder = Path(os.environ.get("EVIDENCE_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def review(tmp_path_factory):
+    from archive.cases import open_case
+    from catalog.cases import NewCase
+    from config.app import App
+    from config.settings import load_settings
+    from verify.web import create_app
+
+    tmp = tmp_path_factory.mktemp("review")
+    inbox = tmp / "inbox"
+    inbox.mkdir()
+    # Officer JX0227's camera from 09:30:00 for 12 s; officer JX0310's from 09:30:04 for 12 s.
+    a = synthetic.make_video(
+        inbox / "TA00716_JX0227_20201105093000.mp4", seconds=12, bitrate="3M", keyint=15, tone=440
+    )
+    b = synthetic.make_video(
+        inbox / "TB00817_JX0310_20201105093004.mp4", seconds=12, size="320x180", keyint=15, tone=660
+    )
+    settings, _ = load_settings(
+        None,
+        {
+            "EVIDENCE_DATA_DIR": str(tmp / "data"),
+            "EVIDENCE_DATABASE_URL": f"sqlite:///{tmp / 'catalog.sqlite3'}",
+            "EVIDENCE_UNIT": "KZCG",
+        },
+    )
+    app = App(settings, actor="station:ST01")
+    app.init()
+    archived = app.pipeline("ST01").scan([inbox]).archived
+    assert len(archived) == 2, archived
+    clerk = app.services.acting_as("clerk")
+    case = open_case(
+        clerk,
+        NewCase(number="开城管罚立〔2020〕42号", unit="KZCG", opened_on=START.date(), title="占道经营"),
+    )
+    pairs = dict(link_recordings(clerk, case.number, sorted(archived)))
+    types = list(settings.documents.types)
+    documents = {}
+    for name, doc_type, moment, officer, protected in [
+        ("inspection", "现场检查（勘验）笔录", START + timedelta(seconds=5), "JX0227", False),
+        # Two hours later and no recording near it: the planted gap.
+        ("inquiry", "询问笔录", START + timedelta(hours=2), "JX0310", False),
+        ("secret", "调查笔录", START + timedelta(minutes=1), "JX0227", True),
+    ]:
+        pdf = make_pdf(
+            tmp / f"{name}.pdf",
+            doc_type,
+            [
+                f"案号：{case.number}",
+                f"时间：{moment:%Y年%m月%d日 %H时%M分}",
+                f"执法人员：{officer}",
+                "当事人：张某",
+            ],
+        )
+        item, _doc = store_document(
+            clerk,
+            NewDocument(
+                case=case.number,
+                path=pdf,
+                doc_type=doc_type,
+                doc_date=moment,
+                officer=officer,
+                protected=protected,
+            ),
+            doc_types=types,
+        )
+        documents[name] = item.item_no
+    now = datetime.now(UTC)
+    with app.sessions.begin() as s:
+        add_user(s, "auditor1", "auditor", PASSWORD, protected=True, now=now)
+        add_user(s, "auditor2", "auditor", PASSWORD, protected=False, now=now)
+    web = dataclasses.replace(app.web_context(), link_seconds=LINK_SECONDS, media_chunk_bytes=128 * 1024)
+    server = LiveServer(create_app(web))
+    with app.sessions() as s:
+        recordings = {r.archive_no: r for r in s.execute(select(Recording)).scalars()}
+        proxies = {
+            d.recording_id: d.sha256
+            for d in s.execute(
+                select(Derivative).where(Derivative.kind == "proxy", Derivative.status == "ok")
+            ).scalars()
+        }
+    officer_a = {r.original_name: n for n, r in recordings.items()}
+    yield {
+        "base": server.base,
+        "app": app,
+        "case": case,
+        "documents": documents,
+        "video_a": pairs[officer_a[a.name]],
+        "video_b": pairs[officer_a[b.name]],
+        "archive_a": officer_a[a.name],
+        "proxy_a": proxies[recordings[officer_a[a.name]].id],
+    }
+    server.stop()
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+def signed_in(chromium, review, name: str = "auditor1"):
+    page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(review["base"] + "/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    return page
+
+
+def no_tofu(page) -> None:
+    """Every Chinese character on the page is drawn by a font that has it (no missing-glyph
+    boxes): the rendered text's width equals its width in the CJK font the page asks for."""
+    missing = page.evaluate(
+        """() => {
+          const c = document.createElement('canvas').getContext('2d');
+          const text = document.body.innerText.replace(/[^\\u3000-\\u9fff\\uff00-\\uffef]/g, '');
+          const chars = Array.from(new Set(text));
+          c.font = '16px "Noto Sans CJK SC"';
+          return [chars.length, chars.filter(ch => !document.fonts.check('16px "Noto Sans CJK SC"', ch))];
+        }"""
+    )
+    assert missing[0] > 10 and missing[1] == [], missing
+
+
+def test_the_start_page_lists_the_case_and_an_archive_number_opens_its_item(review, chromium, shots) -> None:
+    page = signed_in(chromium, review)
+    assert page.url.rstrip("/") == review["base"]
+    assert review["case"].number in page.inner_text("#case-list")
+    no_tofu(page)
+    page.screenshot(path=str(shots / "start-page.png"), full_page=True)
+    page.fill("input[name=q]", review["archive_a"])
+    page.click("#search-form button")
+    assert page.inner_text("#item-no") == review["video_a"]
+    # What plays is named, with the digest of that very object.
+    assert page.inner_text("#plays-source") in ("转码副本", "原始文件")
+    assert page.inner_text("#plays-digest") == review["proxy_a"]
+    assert page.inner_text("#duration") == "0:00:12"
+    _wait(page, "document.getElementById('player').readyState >= 1")
+    assert page.inner_text("#wall-clock").startswith("2020-11-05 09:30:00")
+    page.select_option("#speed", "2")
+    assert page.evaluate("document.getElementById('player').playbackRate") == 2
+    page.click("#frame-forward")
+    page.click("#frame-forward")
+    _wait(page, "Math.abs(document.getElementById('player').currentTime - 2/15) < 0.01")
+    # The contact sheet's last tile jumps near the end, its first to the start.
+    _wait(
+        page, "document.getElementById('sheet').complete && document.getElementById('sheet').naturalWidth > 0"
+    )
+    box = page.locator("#sheet").bounding_box()
+    page.mouse.click(box["x"] + box["width"] - 5, box["y"] + box["height"] - 5)
+    assert page.evaluate("document.getElementById('player').currentTime") > 8
+    # The wall clock follows the playhead (09:30:00 plus the position).
+    _wait(page, "document.getElementById('wall-clock').textContent >= '2020-11-05 09:30:08'")
+    assert page.inner_text("#wall-clock") < "2020-11-05 09:30:13"
+    no_tofu(page)
+    page.screenshot(path=str(shots / "item-page.png"), full_page=True)
+    page.close()
+
+
+def test_the_time_axis_shows_every_item_and_the_planted_gap(review, chromium, shots) -> None:
+    page = signed_in(chromium, review)
+    page.goto(f"{review['base']}/cases/{review['case'].case_key}")
+    drawn = set(page.eval_on_selector_all("#axis a.axis-item", "els => els.map(e => e.dataset.item)"))
+    docs = review["documents"]
+    assert drawn == {
+        review["video_a"],
+        review["video_b"],
+        docs["inspection"],
+        docs["inquiry"],
+        docs["secret"],
+    }
+    shaded = page.eval_on_selector_all("#axis g.gap", "els => els.map(e => e.dataset.item)")
+    assert shaded == [docs["inquiry"]]
+    explained = page.inner_text("#gap-list")
+    assert docs["inquiry"] in explained and "询问笔录" in explained and "JX0310" in explained
+    # Times are local (Asia/Shanghai): the ticks of the whole case run through the morning.
+    ticks = page.eval_on_selector_all("#axis .tick-label", "els => els.map(e => e.textContent)")
+    assert (
+        ticks and all(re.fullmatch(r"\d\d:\d\d(:\d\d)?", t) for t in ticks) and "09:30" <= ticks[0] <= "11:30"
+    )
+    no_tofu(page)
+    page.screenshot(path=str(shots / "case-page.png"), full_page=True)
+    # Zoomed in to minutes around the recordings, the gap is out of view and the bars are wide.
+    page.goto(f"{review['base']}/cases/{review['case'].case_key}?at=2020-11-05T09:30:08&span=60")
+    assert page.eval_on_selector_all("#axis g.gap", "els => els.length") == 0
+    width = page.evaluate(
+        f"document.querySelector('#axis a[data-item=\"{review['video_a']}\"] rect').getAttribute('width')"
+    )
+    assert float(width) > 150
+    page.click("#zoom-out")
+    assert "span=240" in page.url
+    page.screenshot(path=str(shots / "case-axis-zoomed.png"), full_page=False)
+    page.close()
+
+
+def _positions(page) -> list[float]:
+    """Each playing stream's wall-clock time at its playhead, in ms."""
+    return page.eval_on_selector_all(
+        "#sync figure.stream:not(.idle)",
+        "figs => figs.map(f => Number(f.dataset.startMs) + f.querySelector('.sync-player').currentTime * 1000)",
+    )
+
+
+def test_two_cameras_play_on_one_clock_within_a_fifth_of_a_second_after_a_seek(
+    review, chromium, shots
+) -> None:
+    page = signed_in(chromium, review)
+    page.goto(f"{review['base']}/cases/{review['case'].case_key}")
+    assert page.eval_on_selector_all("#sync figure.stream", "els => els.length") == 2
+    _wait(page, "Array.from(document.querySelectorAll('.sync-player')).every(v => v.readyState >= 1)")
+    start_ms = int(START.timestamp() * 1000)
+    for seek_to in (5.0, 9.5, 6.0):
+        page.evaluate(f"window.evidenceSync.seek({start_ms + seek_to * 1000})")
+        page.evaluate("window.evidenceSync.play()")
+        time.sleep(1.2)
+        positions = _positions(page)
+        clock = page.evaluate("window.evidenceSync.now()")
+        assert len(positions) == 2, positions
+        assert max(positions) - min(positions) < 200, (seek_to, positions)
+        assert all(abs(p - clock) < 200 for p in positions), (seek_to, positions, clock)
+        assert clock > start_ms + seek_to * 1000 + 500  # the clock runs
+    page.screenshot(path=str(shots / "case-sync.png"), full_page=False)
+    page.evaluate("window.evidenceSync.pause()")
+    time.sleep(1.0)  # each stream reports its play on pause
+    with review["app"].sessions() as s:
+        plays = {
+            e.subject
+            for e in custody.events(s)
+            if e.action == "played" and e.actor == "web:auditor1" and e.details.get("watched_s", 0) > 0
+        }
+    assert {review["video_a"], review["video_b"]} <= plays
+    page.close()
+
+
+def test_a_document_page_shows_beside_the_video(review, chromium, shots) -> None:
+    page = signed_in(chromium, review)
+    page.goto(f"{review['base']}/cases/{review['case'].case_key}")
+    page.click(f'#axis a[data-item="{review["video_a"]}"]')
+    _wait(
+        page,
+        "!document.getElementById('viewer').hidden && document.getElementById('viewer-video').readyState >= 1",
+    )
+    page.click(f'#axis a[data-item="{review["documents"]["inspection"]}"]')
+    _wait(page, "document.querySelectorAll('#doc-pages img.doc-page').length == 2")
+    _wait(
+        page,
+        "Array.from(document.querySelectorAll('#doc-pages img')).every(i => i.complete && i.naturalWidth > 500)",
+    )
+    assert page.url.endswith(review["case"].case_key)  # opened on the same page
+    video, panel = page.locator("#viewer-video").bounding_box(), page.locator("#doc-panel").bounding_box()
+    assert panel["x"] >= video["x"] + video["width"] - 1, (video, panel)  # beside, not below
+    page.evaluate("document.getElementById('viewer-video').currentTime = 3")
+    page.locator("#review").screenshot(path=str(shots / "case-document-beside-video.png"))
+    with review["app"].sessions() as s:
+        pages = s.execute(select(DocumentPage)).scalars().all()
+        assert {p.page for p in pages} >= {1, 2} and all(p.storage_key.endswith(".png") for p in pages)
+        viewed = [
+            e for e in custody.events(s, subject=review["documents"]["inspection"]) if e.action == "viewed"
+        ]
+    assert viewed and viewed[-1].details["page"] == "viewer"
+    page.close()
+
+
+def test_an_expired_link_is_renewed_at_the_same_position(review, chromium) -> None:
+    page = signed_in(chromium, review)
+    page.goto(f"{review['base']}/items/{review['video_a']}")
+    url = page.get_attribute("#player", "src")
+    _wait(page, "document.getElementById('player').readyState >= 2")
+    page.evaluate("document.getElementById('player').play()")
+    _wait(page, "document.getElementById('player').currentTime > 1")
+    time.sleep(LINK_SECONDS + 0.5)  # the page's link has expired
+    # A part not yet fetched: the player must ask again, with the expired link, and fails.
+    page.evaluate("document.getElementById('player').currentTime = 10.5")
+    _wait(page, "Number(document.getElementById('player').dataset.renewals || 0) >= 1", timeout=15)
+    _wait(
+        page,
+        "document.getElementById('player').currentTime > 10.6 && !document.getElementById('player').paused",
+    )
+    assert page.evaluate("document.getElementById('player').error") is None
+    assert page.get_attribute("#player", "src") != url
+    # The expired link copied out of the page stays dead.
+    browser = Browser(review["base"])
+    browser.login("auditor1", PASSWORD)
+    assert browser.request("GET", url, headers={"Range": "bytes=0-99"})[0] == 403
+    page.close()
+
+
+def test_an_auditor_without_the_grant_sees_no_protected_metadata(review, chromium, shots) -> None:
+    page = signed_in(chromium, review, "auditor2")
+    secret = review["documents"]["secret"]
+    page.goto(f"{review['base']}/cases/{review['case'].case_key}")
+    drawn = page.eval_on_selector_all("#axis a.axis-item", "els => els.map(e => e.dataset.item)")
+    assert secret not in drawn
+    text = page.inner_text("main")
+    assert secret in text and "受保护记录" in text and "调查笔录" not in text
+    page.screenshot(path=str(shots / "case-page-without-grant.png"), full_page=True)
+    for path in (f"/items/{secret}/link", f"/items/{secret}/pages/1"):
+        assert page.request.get(review["base"] + path).status == 403, path
+    page.goto(f"{review['base']}/items/{secret}")
+    assert "调查笔录" not in page.inner_text("main") and "doc-page" not in page.content()
+    page.close()
