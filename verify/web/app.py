@@ -86,7 +86,12 @@ def create_app(ctx: WebContext) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     t = translator(ctx.language)
     templates.env.globals.update(
-        t=t, lang=ctx.language, iso=lambda moment: local_iso(moment, ctx.zone) or "", zone_name=ctx.zone.key
+        t=t,
+        lang=ctx.language,
+        iso=lambda moment: local_iso(moment, ctx.zone) or "",
+        # A moment as people read it: local date and time to the second, without the offset.
+        when=lambda moment: moment.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M:%S") if moment else "",
+        zone_name=ctx.zone.key,
     )
     here = Site(
         web=ctx,

@@ -160,7 +160,8 @@
       viewer.hidden = false;
       document.getElementById("viewer-title").textContent = link.item;
       var info = document.getElementById("viewer-info");
-      info.textContent = (link.source ? link.source + " · " : "") + (link.sha256 || "") +
+      var said = link.source ? (viewer.dataset["label" + link.source.charAt(0).toUpperCase() + link.source.slice(1)] || link.source) : "";
+      info.textContent = (said ? said + " · SHA-256 " : "") + (link.sha256 || "") +
         (link.clock_suspect ? " · ⚠ " + link.clock_suspect : "");
       Object.keys(players).forEach(function (kind) {
         var el = players[kind];
