@@ -154,7 +154,7 @@ def _make(ctx: ServiceContext, document_id: int) -> list[Page]:
                 ctx.store, doc.storage_key, doc.storage_version, encrypted=doc.encrypted, kek=kek
             ):
                 out.write(chunk)
-        files = draw_pages(source, Path(work))
+        files = draw_pages(source, Path(work), dpi=DPI, max_pages=MAX_PAGES)
         source.unlink()
         for number, path in enumerate(files, start=1):
             digests = hash_file(path)

@@ -43,7 +43,6 @@ ARGS = [
 ]
 ZONE = ZoneInfo("Asia/Shanghai")
 START = datetime(2020, 11, 5, 9, 30, 0, tzinfo=ZONE)
-CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"
 LINK_SECONDS = 3
 
 
@@ -54,24 +53,6 @@ def _wait(page, condition: str, timeout: float = 20.0) -> None:
     while not page.evaluate(condition):
         assert time.monotonic() < deadline, f"timed out waiting for {condition}"
         time.sleep(0.1)
-
-
-def make_pdf(path: Path, title: str, lines: list[str], pages: int = 2) -> Path:
-    """A written record as a scanned one looks: pages of Chinese text as images in a PDF."""
-    from PIL import Image, ImageDraw, ImageFont
-
-    font, big = ImageFont.truetype(CJK_FONT, 22), ImageFont.truetype(CJK_FONT, 34)
-    images = []
-    for n in range(pages):
-        image = Image.new("RGB", (794, 1123), "white")
-        draw = ImageDraw.Draw(image)
-        draw.text((397, 80), title, font=big, fill="black", anchor="mm")
-        for row, text in enumerate(lines):
-            draw.text((70, 160 + row * 40), text, font=font, fill="black")
-        draw.text((397, 1080), f"第 {n + 1} 页 共 {pages} 页", font=font, fill="black", anchor="mm")
-        images.append(image)
-    images[0].save(path, save_all=True, append_images=images[1:], resolution=96)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +106,7 @@ def review(tmp_path_factory):
         ("inquiry", "询问笔录", START + timedelta(hours=2), "JX0310", False),
         ("secret", "调查笔录", START + timedelta(minutes=1), "JX0227", True),
     ]:
-        pdf = make_pdf(
+        pdf = synthetic.make_pdf(
             tmp / f"{name}.pdf",
             doc_type,
             [

@@ -12,7 +12,9 @@ T0 = datetime(2020, 11, 5, 9, 30, tzinfo=ZONE)
 WINDOW = timedelta(minutes=60)
 
 
-def video(n: int, minutes: float, seconds: float, officer: str | None = "JX0227", device: str | None = None) -> ItemView:
+def video(
+    n: int, minutes: float, seconds: float, officer: str | None = "JX0227", device: str | None = None
+) -> ItemView:
     return ItemView(
         item_no=f"K-{n:03d}V",
         seq=n,
