@@ -9,8 +9,8 @@ the search cannot tell which cases they are in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from datetime import date
+from typing import Any
 
 from sqlalchemy import ColumnElement, CompoundSelect, Select, exists, func, or_, select
 from sqlalchemy.orm import Session

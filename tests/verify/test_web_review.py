@@ -267,7 +267,8 @@ def _positions(page) -> list[float]:
     """Each playing stream's wall-clock time at its playhead, in ms."""
     return page.eval_on_selector_all(
         "#sync figure.stream:not(.idle)",
-        "figs => figs.map(f => Number(f.dataset.startMs) + f.querySelector('.sync-player').currentTime * 1000)",
+        "figs => figs.map(f => Number(f.dataset.startMs)"
+        " + f.querySelector('.sync-player').currentTime * 1000)",
     )
 
 
@@ -308,13 +309,15 @@ def test_a_document_page_shows_beside_the_video(review, chromium, shots) -> None
     page.click(f'#axis a[data-item="{review["video_a"]}"]')
     _wait(
         page,
-        "!document.getElementById('viewer').hidden && document.getElementById('viewer-video').readyState >= 1",
+        "!document.getElementById('viewer').hidden"
+        " && document.getElementById('viewer-video').readyState >= 1",
     )
     page.click(f'#axis a[data-item="{review["documents"]["inspection"]}"]')
     _wait(page, "document.querySelectorAll('#doc-pages img.doc-page').length == 2")
     _wait(
         page,
-        "Array.from(document.querySelectorAll('#doc-pages img')).every(i => i.complete && i.naturalWidth > 500)",
+        "Array.from(document.querySelectorAll('#doc-pages img'))"
+        ".every(i => i.complete && i.naturalWidth > 500)",
     )
     assert page.url.endswith(review["case"].case_key)  # opened on the same page
     video, panel = page.locator("#viewer-video").bounding_box(), page.locator("#doc-panel").bounding_box()
