@@ -44,9 +44,10 @@ class Action(StrEnum):
     LOGIN = "login"
     LOGIN_FAILED = "login_failed"
     LOGOUT = "logout"
-    VIEWED = "viewed"
+    VIEWED = "viewed"  # a page about an item
+    DOCUMENT_VIEWED = "document_viewed"  # a written record's content, shown in the browser
     PLAYED = "played"
-    DOWNLOADED = "downloaded"
+    DOWNLOADED = "downloaded"  # a copy taken away, with its reason
     REFUSED = "refused"
     REFUSED_ANONYMOUS = "refused_anonymous"
 

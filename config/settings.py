@@ -528,6 +528,11 @@ def validate(s: Settings, source: str) -> None:
         ("ingest.metrics_port", ing.metrics_port, 0, 65535),
         ("retention.grace_days", r.grace_days, 0, 36600),
         ("coverage.window_minutes", s.coverage.window_minutes, 0.001, 60 * 24 * 31.0),
+        # An idle limit past the absolute one, or a lifetime of years, is a mistake, not a choice.
+        ("web.session_idle_minutes", s.web.session_idle_minutes, 1.0, 60 * 24.0),
+        ("web.session_max_hours", s.web.session_max_hours, 0.1, 24 * 31.0),
+        # Below 2^14 scrypt is cheap to guess; past 2^20 one login takes seconds and 1 GiB.
+        ("web.password_cost_log2", s.web.password_cost_log2, 14, 20),
     ]
     for key, number, low, high in bounds:
         if not low <= number <= high:

@@ -19,6 +19,11 @@ from tests.conftest import run_evidence
         ("storage", 'url = "s3://127.0.0.1:9000/b"', "storage.url"),
         ("storage", 'url = "s3://127.0.0.1:9000/Evidence_Bucket"', "storage.url"),
         ("web", 'trusted_proxies = ["a proxy"]', "web.trusted_proxies[0]"),
+        ("web", "session_idle_minutes = 0", "web.session_idle_minutes"),
+        ("web", "session_idle_minutes = nan", "web.session_idle_minutes"),
+        ("web", "session_max_hours = 1e9", "web.session_max_hours"),
+        ("web", "password_cost_log2 = 4", "web.password_cost_log2"),
+        ("web", "password_cost_log2 = 40", "web.password_cost_log2"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_key(tmp_path, table, line, key) -> None:

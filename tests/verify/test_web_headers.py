@@ -75,22 +75,16 @@ def test_documents_that_could_run_script_are_served_as_attachments(site) -> None
     aud = Browser(site["server"].base)
     aud.login("aud", PASSWORD)
     for item, content in [(html_item, script), (svg_item, svg)]:
-        _, _, page = aud.request("GET", f"/items/{item}")
-        url = re.search(rb'href="(/media/[^"]+)"', page).group(1).decode()
-        status, headers, body = aud.request("GET", url)
-        assert status == 200 and body == content
-        assert headers["Content-Type"] == "application/octet-stream"
-        assert headers["Content-Disposition"].startswith("attachment;")
-        assert headers["X-Content-Type-Options"] == "nosniff"
-        assert headers["Content-Security-Policy"].startswith("sandbox;")
+        # Never opened in the browser: only downloaded, with a reason, as an attachment.
+        assert aud.request("GET", f"/items/{item}/document")[0] == 415
         status, headers, body = aud.request("GET", f"/items/{item}/download?reason=review")
         assert status == 200 and body == content
         assert headers["Content-Disposition"].startswith("attachment;")
         assert headers["Content-Security-Policy"].startswith("sandbox;")
         assert headers["X-Content-Type-Options"] == "nosniff"
-    _, _, page = aud.request("GET", f"/items/{pdf_item}")
-    url = re.search(rb'href="(/media/[^"]+)"', page).group(1).decode()
-    status, headers, _ = aud.request("GET", url)
+    status, headers, _ = aud.request("GET", f"/items/{pdf_item}/document")
+    assert status == 303
+    status, headers, _ = aud.request("GET", headers["Location"])
     if status != 302:  # S3 redirects a PDF to a presigned URL
         assert status == 200 and headers["Content-Type"] == "application/pdf"
         assert headers["Content-Disposition"] == "inline"

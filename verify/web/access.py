@@ -26,6 +26,7 @@ RULES: dict[str, str] = {
     "item_link": "auditor",
     "item_picture": "auditor",
     "document_page": "auditor",
+    "item_document": "auditor",
     "media": "auditor",
     "case_link": "legal",
     "item_unlink": "legal",
@@ -39,4 +40,6 @@ RULES: dict[str, str] = {
 # Routes that serve content (media, downloads, and later posters, sheets and waveforms):
 # without a session they answer 401 instead of redirecting a GET to the login page, whose
 # HTML a player or a download would otherwise receive as the content.
-CONTENT: frozenset[str] = frozenset({"media", "item_download", "item_link", "item_picture", "document_page"})
+CONTENT: frozenset[str] = frozenset(
+    {"media", "item_download", "item_document", "item_link", "item_picture", "document_page"}
+)

@@ -62,6 +62,7 @@ def routes() -> list[BaseRoute]:
         Route("/items/{item_no}/link", items.item_link, methods=["GET"], name="item_link"),
         Route("/items/{item_no}/pictures/{kind}", items.item_picture, methods=["GET"], name="item_picture"),
         Route("/items/{item_no}/pages/{page}", items.document_page, methods=["GET"], name="document_page"),
+        Route("/items/{item_no}/document", items.item_document, methods=["GET"], name="item_document"),
         Route("/items/{item_no}/unlink", items.item_unlink, methods=["POST"], name="item_unlink"),
         Route("/holds/{subject:path}/set", items.hold_set, methods=["POST"], name="hold_set"),
         Route("/holds/{subject:path}/release", items.hold_release, methods=["POST"], name="hold_release"),

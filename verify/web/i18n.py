@@ -34,6 +34,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "no_gaps": {"zh": "无缺口", "en": "No gaps"},
     "export": {"zh": "导出证据包", "en": "Export package"},
     "download": {"zh": "下载", "en": "Download"},
+    "open_document": {"zh": "查看文书", "en": "Open the record"},
+    "download_only": {
+        "zh": "此类文件不在浏览器中显示，请填写事由后下载",
+        "en": "This kind of file is not shown in the browser: download it, giving a reason",
+    },
     "reason": {"zh": "事由", "en": "Reason"},
     "protected": {
         "zh": "受保护记录（涉密/隐私），无权查看内容",

@@ -36,7 +36,7 @@ from catalog.views import case_items
 
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
-from .media import served
+from .media import INLINE, served
 
 
 def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]:
@@ -52,6 +52,10 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
 
 def _facts(session: Session, case_row: Case, item: ItemView) -> ItemFacts:
     return review_facts(session, [item], case_row.case_key)[item.item_no]
+
+
+def _content_type(key: str) -> str:
+    return mimetypes.guess_type(key)[0] or "application/octet-stream"
 
 
 def media_link(request: Request, user: User, item_no: str, stored: Stored) -> str:
@@ -85,8 +89,11 @@ def item_page(request: Request) -> Response:
         case_row, _link, item = find_item(session, request.path_params["item_no"])
         shown = visible(user, item)
         facts = _facts(session, case_row, item) if shown else None
+        # A written record's content is opened through ``item_document``, which records it.
         media_url = (
-            media_link(request, user, item.item_no, facts.playable) if facts and facts.playable else None
+            media_link(request, user, item.item_no, facts.playable)
+            if facts and facts.playable and item.archive_no
+            else None
         )
         row: Recording | Document | None = (
             session.execute(select(Recording).where(Recording.archive_no == item.archive_no)).scalar()
@@ -120,6 +127,7 @@ def item_page(request: Request) -> Response:
         pictures=sorted(facts.pictures) if facts else [],
         duration=hms(item.duration_s),
         start_ms=int(item.time.timestamp() * 1000) if item.time else None,
+        document_inline=bool(item.storage_key) and _content_type(item.storage_key or "") in INLINE,
         last_verified=(local_iso(last, web.zone) or "") if shown else "",
         log=sorted(log_rows, key=lambda e: e.seq),
         verdict=request.query_params.get("v"),
@@ -141,13 +149,18 @@ def item_link(request: Request) -> Response:
     event(web, user, Action.VIEWED, item.item_no, page=purpose, protected_shown=True)
     stored = facts.playable
     pages: list[str] = []
-    if item.kind == "document" and facts.content_type == "application/pdf":
-        pages = [f"/items/{item.item_no}/pages/{n}" for n in range(1, _page_count(web, facts) + 1)]
+    url = media_link(request, user, item.item_no, stored) if stored else None
+    if item.kind == "document":
+        # A written record's content goes through the routes that record its opening.
+        inline = stored is not None and stored.content_type in INLINE
+        url = f"/items/{item.item_no}/document" if inline else None
+        if facts.content_type == "application/pdf":
+            pages = [f"/items/{item.item_no}/pages/{n}" for n in range(1, _page_count(web, facts) + 1)]
     return JSONResponse(
         {
             "item": item.item_no,
             "kind": item.kind,
-            "url": media_link(request, user, item.item_no, stored) if stored else None,
+            "url": url,
             "source": stored.source if stored else None,
             "sha256": stored.sha256 if stored else None,
             "content_type": stored.content_type if stored else None,
@@ -221,6 +234,16 @@ def document_page(request: Request) -> Response:
     if number not in found:
         raise Refusal(404, f"{item.item_no} has {len(found)} page(s)")
     page = found[number]
+    event(
+        web,
+        user,
+        Action.DOCUMENT_VIEWED,
+        item.item_no,
+        sha256=item.sha256,
+        content_type="image/png",
+        page=number,
+        page_sha256=page.sha256,
+    )
     return _stream(
         web,
         page.storage_key,
@@ -278,6 +301,28 @@ def item_play(request: Request) -> Response:
         archive_no=item.archive_no,
     )
     return JSONResponse({"ok": True})
+
+
+def item_document(request: Request) -> Response:
+    """Open a written record in the browser: a custody event of its own (``document_viewed``),
+    distinct from the page view and from a download; then a short-lived link to its content.
+    Types a browser could run script from are never shown, only downloaded with a reason."""
+    web, user = site(request).web, request.state.user
+    with web.reading() as session:
+        _case, _link, item = find_item(session, request.path_params["item_no"])
+        if item.archive_no is not None or item.storage_key is None:
+            raise Refusal(404, "only a written record is opened here; a recording plays on its page")
+        if not visible(user, item):
+            raise Refusal(403, "protected record")
+        content_type = _content_type(item.storage_key)
+        if content_type not in INLINE:
+            raise Refusal(415, f"{content_type} is not shown in the browser: download it with a reason")
+        stored = Stored(
+            "original", item.storage_key, item.storage_version, item.encrypted, content_type, item.sha256
+        )
+        url = media_link(request, user, item.item_no, stored)
+    event(web, user, Action.DOCUMENT_VIEWED, item.item_no, sha256=item.sha256, content_type=content_type)
+    return RedirectResponse(url, 303)
 
 
 def item_download(request: Request) -> Response:
