@@ -97,7 +97,7 @@ def test_an_auditor_finds_a_case_plays_a_recording_and_the_play_is_on_the_record
     page.click("#search-form button")
     page.click(f"text={web['case'].number}")
     assert page.inner_text("#case-number") == web["case"].number
-    page.click(f"text={web['item']}")
+    page.click(f"#timeline >> text={web['item']}")
     assert page.inner_text("#item-no") == web["item"]
     _wait(page, "document.getElementById('player').readyState >= 2")
     page.evaluate("document.getElementById('player').play()")

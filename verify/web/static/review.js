@@ -37,9 +37,11 @@
     var position = 0, playing = false, tries = [];
     el.addEventListener("timeupdate", function () {
       if (!el.seeking) { position = el.currentTime; }
-      playing = !el.paused;
     });
-    el.addEventListener("playing", function () { playing = true; });
+    el.addEventListener("seeking", function () { position = el.currentTime; });
+    // Whether the auditor wants it playing: a failed fetch pauses the element too.
+    el.addEventListener("play", function () { playing = true; });
+    el.addEventListener("pause", function () { if (!el.error) { playing = false; } });
     el.addEventListener("error", function () {
       var item = itemOf();
       if (!item || !el.getAttribute("src")) return;
@@ -47,7 +49,7 @@
       tries = tries.filter(function (t) { return now - t < 60000; });
       if (tries.length >= 3) { el.dataset.renewal = "failed"; return; }
       tries.push(now);
-      var at = Math.max(position, 0), resume = playing || el.dataset.wantPlay === "1";
+      var at = Math.max(position, 0), resume = playing || !el.paused || el.dataset.wantPlay === "1";
       linkFor(item, "renew").then(function (link) {
         if (!link.url) return;
         el.addEventListener("loadedmetadata", function once() {
