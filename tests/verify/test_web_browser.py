@@ -1,5 +1,6 @@
 """The web pages in a real headless Chromium (Debian's), driven by Playwright."""
 
+import os
 import re
 import time
 from datetime import UTC, datetime
@@ -43,7 +44,8 @@ def web(tmp_path: Path, sqlite_url: str):
 
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    synthetic.make_video(inbox / "A123456@202011050850560000.mp4", seconds=6)
+    made = synthetic.make_video(inbox / "A123456@202011050850560000.mp4", seconds=6)
+    os.utime(made, (time.time() - 60, time.time() - 60))  # stable: the scan need not wait
     env = {
         "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
         "EVIDENCE_DATABASE_URL": sqlite_url,

@@ -23,10 +23,11 @@ from sqlalchemy import select
 
 from archive.documents import NewDocument, store_document
 from archive.links import link_recordings
-from catalog import custody
+from catalog import custody, users
 from catalog.models import Derivative, DocumentPage, Recording
 from catalog.users import add_user
 from tests import synthetic
+from tests.conftest import TEST_PASSWORD_COST
 from tests.verify.web_server import Browser, LiveServer
 
 PASSWORD = "a long enough password"
@@ -80,6 +81,8 @@ def review(tmp_path_factory):
     b = synthetic.make_video(
         inbox / "TB00817_JX0310_20201105093004.mp4", seconds=12, size="320x180", keyint=15, tone=660
     )
+    for made in (a, b):  # written a minute ago: stable, so the scan does not wait for them
+        os.utime(made, (time.time() - 60, time.time() - 60))
     settings, _ = load_settings(
         None,
         {
@@ -129,11 +132,13 @@ def review(tmp_path_factory):
             doc_types=types,
         )
         documents[name] = item.item_no
+    users.set_cost(TEST_PASSWORD_COST)  # App() set the settings' cost; accounts here are cheap
     now = datetime.now(UTC)
     with app.sessions.begin() as s:
         add_user(s, "auditor1", "auditor", PASSWORD, protected=True, now=now)
         add_user(s, "auditor2", "auditor", PASSWORD, protected=False, now=now)
     web = dataclasses.replace(app.web_context(), link_seconds=LINK_SECONDS, media_chunk_bytes=128 * 1024)
+    users.set_cost(TEST_PASSWORD_COST)  # the web context set the settings' cost (2^17) again
     server = LiveServer(create_app(web))
     with app.sessions() as s:
         recordings = {r.archive_no: r for r in s.execute(select(Recording)).scalars()}
