@@ -533,6 +533,8 @@ def validate(s: Settings, source: str) -> None:
         ("web.session_max_hours", s.web.session_max_hours, 0.1, 24 * 31.0),
         # Below 2^14 scrypt is cheap to guess; past 2^20 one login takes seconds and 1 GiB.
         ("web.password_cost_log2", s.web.password_cost_log2, 14, 20),
+        # A media link copied out of a page must stop working within minutes (15 at most).
+        ("web.media_link_seconds", s.web.media_link_seconds, 1.0, 900.0),
     ]
     for key, number, low, high in bounds:
         if not low <= number <= high:
@@ -567,8 +569,6 @@ def validate(s: Settings, source: str) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             fail(f"web.trusted_proxies[{i}]", f"is not an address or network: {proxy!r}", "e.g. '10.0.0.5'")
-    if not 1 <= s.web.media_link_seconds <= 900:
-        fail("web.media_link_seconds", f"must be 1 to 900 seconds, not {s.web.media_link_seconds}")
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)
