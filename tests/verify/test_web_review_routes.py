@@ -3,13 +3,35 @@ links of another account, odd arguments; and the start page's number search."""
 
 import json
 import re
+from datetime import timedelta
 from urllib.parse import quote
 
-from catalog import custody
+import pytest
+
+from archive.policy import ArchivePolicy
+from catalog import custody, schema
+from catalog.db import make_engine, session_factory
+from tests.conftest import ZONE, Env
 from tests.verify.test_web import PASSWORD, site  # noqa: F401 - the shared fixture
 from tests.verify.web_server import Browser
 
 NEW_ROUTES = ["link", "pictures/poster", "pages/1"]
+
+
+@pytest.fixture
+def env(sqlite_url, local_store, tmp_path):
+    """One catalog and store: the routes' rules do not depend on them (the access matrix in
+    test_web.py walks every route on both catalogs and both stores)."""
+    engine = make_engine(sqlite_url)
+    schema.upgrade(engine)
+    yield Env(
+        engine,
+        session_factory(engine),
+        local_store,
+        tmp_path,
+        ArchivePolicy(zone=ZONE, routine=(0, "days"), min_lock=timedelta(seconds=3)),
+    )
+    engine.dispose()
 
 
 def signed_in(site, name: str) -> Browser:  # noqa: F811
