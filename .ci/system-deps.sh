@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the system packages evidence-archive needs, and only those that are missing.
 #
-#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), python3-venv when venvs can't be made
-#   .ci/system-deps.sh --test   the same, plus a PostgreSQL server for the integration tests and
+#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), poppler-utils (pdftoppm draws document
+#                               pages for the web pages), python3-venv when venvs can't be made
+#   .ci/system-deps.sh --test   the same, plus fonts-noto-cjk (Chinese text in the browser tests'
+#                               screenshots), a PostgreSQL server for the integration tests and
 #                               Ceph's RADOS Gateway (radosgw, ceph-mon, ceph-osd, ceph-common):
 #                               the S3 server with Object Lock the tests start (tests/servers/rgw.py)
 #
@@ -32,6 +34,14 @@ if command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1; then
 else
   say "ffmpeg/ffprobe missing: will install ffmpeg"
   packages+=(ffmpeg)
+fi
+
+# poppler-utils: pdftoppm draws a written record's PDF pages as images, in a child process.
+if command -v pdftoppm >/dev/null 2>&1; then
+  say "pdftoppm present ($(command -v pdftoppm))"
+else
+  say "pdftoppm missing: will install poppler-utils"
+  packages+=(poppler-utils)
 fi
 
 # python3-venv: needed when `python3 -m venv` can't make a venv with pip (Debian splits
@@ -91,6 +101,17 @@ if [ "$want_test" -eq 1 ]; then
   fi
 fi
 
+# CJK fonts (tests only): pages in Chinese are screenshotted in Chromium and must show every
+# character (no missing-glyph boxes); the tests' PDFs are drawn with them too.
+if [ "$want_test" -eq 1 ]; then
+  if fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
+    say "Noto CJK fonts present"
+  else
+    say "Noto CJK fonts missing: will install fonts-noto-cjk"
+    packages+=(fonts-noto-cjk)
+  fi
+fi
+
 if [ "${#packages[@]}" -eq 0 ]; then
   say "nothing to install"
   exit 0
@@ -128,6 +149,10 @@ for pkg in "${packages[@]}"; do
       command -v "$pkg" >/dev/null 2>&1 || die "$pkg installed but '$pkg' not on PATH" ;;
     chromium)
       command -v chromium >/dev/null 2>&1 || die "chromium installed but not on PATH" ;;
+    poppler-utils)
+      command -v pdftoppm >/dev/null 2>&1 || die "poppler-utils installed but pdftoppm not on PATH" ;;
+    fonts-noto-cjk)
+      fc-list 2>/dev/null | grep -q "Noto Sans CJK" || die "fonts-noto-cjk installed but fontconfig does not list it" ;;
     ceph-common)
       command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 \
         && command -v monmaptool >/dev/null 2>&1 \

@@ -74,6 +74,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "unit": {"zh": "单位", "en": "Unit"},
     "any": {"zh": "全部", "en": "any"},
     "held": {"zh": "保全中", "en": "held"},
+    "hold_state": {"zh": "保全", "en": "Hold"},
     "opened_between": {"zh": "立案日期", "en": "Opened between"},
     "filter": {"zh": "筛选", "en": "Filter"},
     "previous": {"zh": "上一页", "en": "Previous"},

@@ -224,7 +224,7 @@
       if (!inside(s, at)) {
         if (!s.el.paused) { s.el.pause(); }
         s.fig.classList.add("idle");
-        state_.textContent = at < s.startMs ? "（未开始）" : "（已结束）";
+        state_.textContent = "(" + (at < s.startMs ? sync.dataset.labelNotYet : sync.dataset.labelEnded) + ")";
         return;
       }
       s.fig.classList.remove("idle");
