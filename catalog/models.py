@@ -233,6 +233,7 @@ class DocumentPage(Base):
     storage_version: Mapped[str | None] = mapped_column(String(256))
     encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime]
+    last_verified_at: Mapped[datetime | None]
 
 
 class CaseItem(Base):

@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("storage_version", sa.String(length=256), nullable=True),
         sa.Column("encrypted", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_verified_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["document_id"], ["documents.id"], name=op.f("fk_document_pages_document_id_documents")
         ),
