@@ -173,6 +173,11 @@ def _make(ctx: ServiceContext, document_id: int) -> list[Page]:
                 ).version
             except ObjectExists:
                 version = ctx.store.stat(key).version  # the same drawing, stored before
+            except EvidenceError as exc:  # e.g. a web server whose credential may only read
+                raise PagesFailed(
+                    f"the pages of {item_no} could not be stored: {exc}",
+                    hint=f"run `evidence case pages CASE` where storage may be written ({item_no})",
+                ) from exc
             made.append(Page(number, len(files), digests.sha256, digests.size, key, version, doc.encrypted))
     with ctx.sessions.begin() as session:
         for page in made:

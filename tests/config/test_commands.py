@@ -25,6 +25,7 @@ EXPECTED = {
     "case unlink",
     "case close",
     "case gaps",
+    "case pages",
     "case list",
     "replay",
     "recordings",
