@@ -22,10 +22,12 @@ import pytest
 from sqlalchemy import select
 
 from archive.documents import NewDocument, store_document
+from archive.holds import set_hold
 from archive.links import link_recordings
 from catalog import custody, users
 from catalog.models import Derivative, DocumentPage, Recording
 from catalog.users import add_user
+from catalog.verification import mark_verified
 from tests import synthetic
 from tests.conftest import TEST_PASSWORD_COST
 from tests.verify.web_server import Browser, LiveServer
@@ -133,6 +135,10 @@ def review(tmp_path_factory):
         )
         documents[name] = item.item_no
     users.set_cost(TEST_PASSWORD_COST)  # App() set the settings' cost; accounts here are cheap
+    # A hold and a verification, as the table shows them.
+    set_hold(app.services.acting_as("legal"), documents["inquiry"], reason="行政复议")
+    with app.sessions.begin() as s:
+        mark_verified(s, at=datetime.now(UTC), archive_nos=[a_archive := sorted(archived)[0]])
     now = datetime.now(UTC)
     with app.sessions.begin() as s:
         add_user(s, "auditor1", "auditor", PASSWORD, protected=True, now=now)
@@ -158,6 +164,7 @@ def review(tmp_path_factory):
         "video_b": pairs[officer_a[b.name]],
         "archive_a": officer_a[a.name],
         "proxy_a": proxies[recordings[officer_a[a.name]].id],
+        "verified": pairs[a_archive],
     }
     server.stop()
     app.close()
@@ -238,7 +245,8 @@ def test_the_start_page_lists_the_case_and_an_archive_number_opens_its_item(revi
     _wait(page, "document.getElementById('wall-clock').textContent >= '2020-11-05 09:30:08'")
     assert page.inner_text("#wall-clock") < "2020-11-05 09:30:13"
     no_tofu(page)
-    page.screenshot(path=str(shots / "item-page.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(shots / "item-page.png"))
     page.close()
 
 
@@ -256,6 +264,12 @@ def test_the_time_axis_shows_every_item_and_the_planted_gap(review, chromium, sh
     }
     shaded = page.eval_on_selector_all("#axis g.gap", "els => els.map(e => e.dataset.item)")
     assert shaded == [docs["inquiry"]]
+    # Each row: hold with its reason, verification with its date, duration as h:mm:ss.
+    held = page.inner_text(f"#row-{docs['inquiry']}")
+    assert "保全中: 行政复议" in held
+    verified = page.inner_text(f"#row-{review['verified']}")
+    assert "完好" in verified and re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", verified)
+    assert "0:00:12" in verified
     explained = page.inner_text("#gap-list")
     assert docs["inquiry"] in explained and "询问笔录" in explained and "JX0310" in explained
     # Times are local (Asia/Shanghai): the ticks of the whole case run through the morning.
