@@ -15,7 +15,8 @@ STAMP := $(VENV)/.installed
 
 help:
 	@echo "evidence-archive tasks:"
-	@echo "  make venv       virtualenv in $(VENV) with the package installed editable, with test extras"
+	@echo "  make venv       virtualenv in $(VENV) with the package installed editable, with test extras,"
+	@echo "                  every dependency at the version pinned in constraints.txt"
 	@echo "  make deps       system packages the pipeline needs (ffmpeg, python3-venv)"
 	@echo "  make test-deps  deps + PostgreSQL, started and reachable on 127.0.0.1 without password"
 	@echo "  make test       run the test suite (PYTEST_ARGS='$(PYTEST_ARGS)')"
@@ -29,14 +30,14 @@ venv: $(STAMP)
 
 # Rebuilt when the packaging files change; a venv without pip (made while python3-venv
 # was missing) is thrown away and made again.
-$(STAMP): $(wildcard setup.cfg pyproject.toml)
+$(STAMP): $(wildcard setup.cfg pyproject.toml constraints.txt)
 	@if [ ! -x "$(VENV)/bin/python" ] || [ ! -x "$(VENV)/bin/pip" ]; then \
 		echo "creating virtualenv $(VENV)"; \
 		rm -rf "$(VENV)"; \
 		$(PYTHON) -m venv "$(VENV)"; \
 	fi
 	"$(VENV)/bin/python" -m pip install --quiet --upgrade pip
-	"$(VENV)/bin/pip" install -e '.[test,lint]'
+	"$(VENV)/bin/pip" install -c constraints.txt -e '.[test,lint]'
 	@touch "$@"
 
 deps:

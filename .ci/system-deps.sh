@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Install the system packages evidence-archive needs, and only those that are missing.
 #
-#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), poppler-utils (pdftoppm draws document
-#                               pages for the web pages), python3-venv when venvs can't be made
-#   .ci/system-deps.sh --test   the same, plus fonts-noto-cjk (Chinese text in the browser tests'
-#                               screenshots), a PostgreSQL server for the integration tests and
+#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), poppler-utils (pdftoppm draws written
+#                               records' pages for the web pages), python3-venv when venvs can't
+#                               be made, fonts-wqy-zenhei (the TrueType CJK font the case file
+#                               PDF embeds)
+#   .ci/system-deps.sh --test   the same, plus fonts-noto-cjk (pages in Chromium show CJK text),
+#                               a PostgreSQL server for the integration tests and
 #                               Ceph's RADOS Gateway (radosgw, ceph-mon, ceph-osd, ceph-common):
-#                               the S3 server with Object Lock the tests start (tests/servers/rgw.py)
+#                               the S3 server with Object Lock the tests start (tests/servers/rgw.py);
+#                               Chromium; and the tools the deployment files are checked with:
+#                               systemd (systemd-analyze verify), logrotate, nginx, openssl
 #
 # Idempotent: a machine that already has everything is left untouched (no apt-get update).
 set -euo pipefail
@@ -36,12 +40,33 @@ else
   packages+=(ffmpeg)
 fi
 
-# poppler-utils: pdftoppm draws a written record's PDF pages as images, in a child process.
-if command -v pdftoppm >/dev/null 2>&1; then
-  say "pdftoppm present ($(command -v pdftoppm))"
+# poppler-utils: pdftoppm draws a written record's PDF pages as images, in a child process
+# (the tests also read the printed case file back with pdftotext).
+if command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then
+  say "poppler-utils present ($(command -v pdftoppm))"
 else
-  say "pdftoppm missing: will install poppler-utils"
+  say "poppler-utils missing: will install poppler-utils"
   packages+=(poppler-utils)
+fi
+
+# fonts-wqy-zenhei: the case file PDF embeds a TrueType CJK font; reportlab refuses CFF fonts
+# such as Noto CJK, so this one is needed on any server that makes the PDF.
+if [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
+  say "fonts-wqy-zenhei present"
+else
+  say "fonts-wqy-zenhei missing: will install fonts-wqy-zenhei"
+  packages+=(fonts-wqy-zenhei)
+fi
+
+# Tests only: CJK glyphs for the pages in Chromium (screenshots with no missing-glyph boxes,
+# printed PDFs, the tests' own PDFs).
+if [ "$want_test" -eq 1 ]; then
+  if compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc' >/dev/null; then
+    say "fonts-noto-cjk present"
+  else
+    say "fonts-noto-cjk missing: will install fonts-noto-cjk"
+    packages+=(fonts-noto-cjk)
+  fi
 fi
 
 # python3-venv: needed when `python3 -m venv` can't make a venv with pip (Debian splits
@@ -101,15 +126,15 @@ if [ "$want_test" -eq 1 ]; then
   fi
 fi
 
-# CJK fonts (tests only): pages in Chinese are screenshotted in Chromium and must show every
-# character (no missing-glyph boxes); the tests' PDFs are drawn with them too.
+# Deployment files (tests only): the units are checked by Debian's `systemd-analyze verify`
+# (it reads unit files and needs no running systemd), the logrotate snippet by logrotate, the
+# nginx example by running it in front of the server with a test certificate made by openssl.
 if [ "$want_test" -eq 1 ]; then
-  if fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then
-    say "Noto CJK fonts present"
-  else
-    say "Noto CJK fonts missing: will install fonts-noto-cjk"
-    packages+=(fonts-noto-cjk)
-  fi
+  command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
+  command -v logrotate >/dev/null 2>&1 || packages+=(logrotate)
+  { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || packages+=(nginx-light)
+  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+  say "deployment-file checkers: ${packages[*]:-present}"
 fi
 
 if [ "${#packages[@]}" -eq 0 ]; then
@@ -149,10 +174,19 @@ for pkg in "${packages[@]}"; do
       command -v "$pkg" >/dev/null 2>&1 || die "$pkg installed but '$pkg' not on PATH" ;;
     chromium)
       command -v chromium >/dev/null 2>&1 || die "chromium installed but not on PATH" ;;
-    poppler-utils)
-      command -v pdftoppm >/dev/null 2>&1 || die "poppler-utils installed but pdftoppm not on PATH" ;;
+    fonts-wqy-zenhei)
+      [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || die "fonts-wqy-zenhei installed but wqy-zenhei.ttc not found" ;;
     fonts-noto-cjk)
-      fc-list 2>/dev/null | grep -q "Noto Sans CJK" || die "fonts-noto-cjk installed but fontconfig does not list it" ;;
+      compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc' >/dev/null || die "fonts-noto-cjk installed but its fonts not found" ;;
+    poppler-utils)
+      command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 \
+        || die "poppler-utils installed but pdftoppm/pdftotext not on PATH" ;;
+    systemd)
+      command -v systemd-analyze >/dev/null 2>&1 || die "systemd installed but systemd-analyze not on PATH" ;;
+    logrotate|openssl)
+      command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || die "$pkg installed but not found" ;;
+    nginx-light)
+      [ -x /usr/sbin/nginx ] || die "nginx-light installed but /usr/sbin/nginx missing" ;;
     ceph-common)
       command -v ceph >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1 \
         && command -v monmaptool >/dev/null 2>&1 \

@@ -134,7 +134,25 @@ def run(
     if dry_run:
         return _run(ctx, rules, policy_now, True, confirm, max_purges)
     with locks.held(ctx.sessions, LOCK, f"{ctx.actor}@{socket.gethostname()}:{os.getpid()}"):
-        return _run(ctx, rules, policy_now, False, confirm, max_purges)
+        result = _run(ctx, rules, policy_now, False, confirm, max_purges)
+        # The run itself is on the record, so `evidence doctor` can tell a retention cron
+        # that stopped running from one that found nothing to do.
+        with ctx.sessions.begin() as session:
+            custody.append(
+                session,
+                actor=ctx.actor,
+                action=Action.RETENTION_RUN,
+                subject=None,
+                details={
+                    "now": policy_now.isoformat(),
+                    "kept": result.kept,
+                    **{
+                        name: len(getattr(result, name))
+                        for name in ("due", "pending", "purged", "refused", "restored")
+                    },
+                },
+            )
+        return result
 
 
 def _run(

@@ -36,6 +36,7 @@ class Action(StrEnum):
     PENDING_DELETION = "pending_deletion"
     RESTORED = "restored"
     PURGED = "purged"
+    RETENTION_RUN = "retention_run"
     # devices and accounts
     DEVICE_ASSIGNED = "device_assigned"
     USER_ADDED = "user_added"

@@ -22,13 +22,23 @@ class KeyFileError(InvalidInput):
     """A key file is not the service account's own, is open to others, or is malformed."""
 
 
-def read_key_file(path: Path, what: str, error: type[EvidenceError] | None = None) -> bytes:
+def read_key_file(
+    path: Path,
+    what: str,
+    error: type[EvidenceError] | None = None,
+    *,
+    owners: tuple[int, ...] | None = None,
+    forbidden_mode: int = 0o077,
+) -> bytes:
     """The bytes of a key file, once it is checked: a regular file, owned by this account, with
     no access for group or others (a key others can read is a key others have).
 
     Checked on the open file, so the check and the read see the same file. Raises ``error``
     (default ``KeyFileError``) naming the file and what to do; FileNotFoundError passes through.
+    ``owners`` and ``forbidden_mode`` widen the check for files another trusted party makes
+    (systemd's credentials: owned by root, opened to the service through an ACL).
     """
+    owners = owners if owners is not None else (os.geteuid(),)
     fail = error or KeyFileError
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
@@ -43,12 +53,12 @@ def read_key_file(path: Path, what: str, error: type[EvidenceError] | None = Non
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise fail(f"{what} {path} is not a regular file", hint="restore the key file from its backup")
-        if info.st_uid != os.geteuid():
+        if info.st_uid not in owners:
             raise fail(
                 f"{what} {path} belongs to uid {info.st_uid}, not to this account (uid {os.geteuid()})",
                 hint=f"run the service as the file's owner, or `chown` it to the service account: {path}",
             )
-        if info.st_mode & 0o077:
+        if info.st_mode & forbidden_mode:
             raise fail(
                 f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(info.st_mode):04o})",
                 hint=f"run `chmod 600 {path}` and consider the key exposed",

@@ -18,6 +18,7 @@ import click
 from .commands import (
     audit,
     cases,
+    doctor,
     holds,
     ingest,
     init,
@@ -31,7 +32,20 @@ from .commands import (
 from .commands.base import EvidenceGroup
 from .logs import setup_logging
 
-COMMAND_MODULES = (init, cases, recordings, verify, ingest, holds, retention, web, storage, audit, report)
+COMMAND_MODULES = (
+    init,
+    cases,
+    recordings,
+    verify,
+    ingest,
+    holds,
+    retention,
+    web,
+    storage,
+    audit,
+    report,
+    doctor,
+)
 
 
 @click.group(cls=EvidenceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,6 +81,11 @@ def main(
 ) -> None:
     """Archive body-worn-camera recordings and written case records under one numbering
     scheme, with a tamper-evident custody chain.
+
+    The four numbers (README, "Glossary"): the case number (案号), the bureau's own, e.g.
+    开城管罚立〔2020〕42号; the case key (案件代码), ASCII, e.g. KZCG-2020-0042; the item
+    number (共同编号) a record gets in its case, e.g. KZCG-2020-0042-002V; the archive
+    number (档案号) a recording gets at ingest, e.g. KZCG-20201105-ST01-0007.
 
     Settings come from a TOML file (--config, $EVIDENCE_CONFIG or ./evidence.toml) and
     EVIDENCE_* environment variables; with none, everything lives in ./evidence-data.

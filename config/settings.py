@@ -100,6 +100,7 @@ def parse_period(text: str) -> tuple[int, str] | None:
 @dataclass(frozen=True)
 class CatalogSettings:
     database_url: str = ""  # empty: SQLite file catalog.sqlite3 in the data folder
+    database_url_file: str = ""  # or read it from this file (see config.secrets)
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,11 @@ class StorageSettings:
     url: str = ""  # empty: file:// the data folder's store/
     access_key: str = ""
     secret_key: str = ""
+    access_key_file: str = ""  # or read them from these files (see config.secrets)
+    secret_key_file: str = ""
+    # Which credential this machine holds (config/policies/ROLE.json): `evidence doctor`
+    # checks what that role can and must see.
+    role: Literal["station", "curator", "reader", "worker"] = "curator"
     lock_mode: Literal["COMPLIANCE", "GOVERNANCE"] = "COMPLIANCE"
     part_size_mib: int = 16
     read_back: bool = False  # re-read every original after a put (needs a reading credential)
@@ -208,6 +214,26 @@ class WebSettings:
     # How long a media link handed to a page lives. The page renews its links as they expire,
     # so a review plays on; a link copied out of the page stops working after this long.
     media_link_seconds: float = 300.0
+    # The TrueType font (.ttf/.ttc) with CJK glyphs the case file PDF embeds; empty: Debian's
+    # fonts-wqy-zenhei. Not an OpenType/CFF font such as Noto CJK: reportlab cannot embed those.
+    pdf_font: str = ""
+    host: str = "127.0.0.1"  # where `evidence serve` listens (0.0.0.0: every interface)
+    port: int = 8080
+    # The address users reach the pages at, e.g. "https://evidence.example.org/" behind a
+    # TLS-terminating proxy; an https URL makes session cookies Secure. Empty: http://host:port/.
+    public_url: str = ""
+
+
+@dataclass(frozen=True)
+class DoctorSettings:
+    """What `evidence doctor` calls late, low or off."""
+
+    min_free_gib: float = 10.0  # free space of the data folder and station folders
+    ingest_hours: float = 24.0  # a station's last successful ingest
+    fixity_days: float = 8.0  # the last fixity sweep
+    checkpoint_days: float = 1.0  # the last signed checkpoint
+    retention_days: float = 2.0  # the last retention run
+    max_clock_skew_seconds: float = 60.0  # this machine's clock against the database server's
 
 
 @dataclass(frozen=True)
@@ -215,6 +241,8 @@ class Settings:
     data_dir: str = "./evidence-data"
     timezone: str = "Asia/Shanghai"
     unit: str = "UNIT"
+    # The bureau's name as printed on reports (e.g. 开封市城市管理局); empty: the unit code.
+    unit_name: str = ""
     language: Literal["zh", "en"] = "zh"
     catalog: CatalogSettings = field(default_factory=CatalogSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
@@ -227,6 +255,7 @@ class Settings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     coverage: CoverageSettings = field(default_factory=CoverageSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    doctor: DoctorSettings = field(default_factory=DoctorSettings)
     stations: list[StationSettings] = field(default_factory=list)
     source: str = field(default="defaults", compare=False)  # where the file came from
 
@@ -254,6 +283,16 @@ class Settings:
     @property
     def encryption_key_path(self) -> Path:
         return self._in_data(self.encryption.key_file)
+
+    @property
+    def public_url(self) -> str:
+        """Where users reach the pages (``[web] public_url``, else the listening address)."""
+        if self.web.public_url:
+            return self.web.public_url.rstrip("/") + "/"
+        host = self.web.host
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        shown = f"[{shown}]" if ":" in shown else shown
+        return f"http://{shown}:{self.web.port}/"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -297,9 +336,18 @@ ENVIRONMENT = {
     "EVIDENCE_TIMEZONE": ("timezone",),
     "EVIDENCE_UNIT": ("unit",),
     "EVIDENCE_LANGUAGE": ("language",),
+    "EVIDENCE_WEB_HOST": ("web", "host"),
+    "EVIDENCE_WEB_PUBLIC_URL": ("web", "public_url"),
+    "EVIDENCE_STORAGE_ROLE": ("storage", "role"),
+    # secrets given as files (config.secrets)
+    "EVIDENCE_DATABASE_URL_FILE": ("catalog", "database_url_file"),
+    "EVIDENCE_S3_ACCESS_KEY_FILE": ("storage", "access_key_file"),
+    "EVIDENCE_S3_SECRET_KEY_FILE": ("storage", "secret_key_file"),
 }
 # Read elsewhere, not settings: which file to load, and test-suite switches.
 ENVIRONMENT_OTHER = {"EVIDENCE_CONFIG"}
+# systemd's LoadCredential= hands secrets over in this folder (config.secrets).
+CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 ENVIRONMENT_IGNORED_PREFIX = "EVIDENCE_TEST_"
 
 
@@ -429,9 +477,12 @@ def load_settings(
                 f"unknown environment variable {name} is ignored "
                 f"(known: {', '.join(sorted(ENVIRONMENT) + sorted(ENVIRONMENT_OTHER))})"
             )
-    if overrides:
-        merged = _merge(data, overrides)
-        settings = _build(Settings, merged, "", f"{source} and the environment")
+    from .secrets import resolve_secrets
+
+    merged = resolve_secrets(data, overrides, environ, source)
+    if overrides or merged is not data:
+        where = f"{source} and the environment" if overrides else source
+        settings = _build(Settings, merged, "", where)
     settings = dataclasses.replace(settings, source=str(file) if file else "defaults")
     validate(settings, f"{source}{' and the environment' if overrides else ''}")
     return settings, warnings
@@ -569,6 +620,18 @@ def validate(s: Settings, source: str) -> None:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError:
             fail(f"web.trusted_proxies[{i}]", f"is not an address or network: {proxy!r}", "e.g. '10.0.0.5'")
+    _check_web_address(s.web, fail)
+    d = s.doctor
+    for key, number, low, high in [
+        ("doctor.min_free_gib", d.min_free_gib, 0.0, 1e6),
+        ("doctor.ingest_hours", d.ingest_hours, 1e-6, 24 * 366.0),
+        ("doctor.fixity_days", d.fixity_days, 1e-6, 3660.0),
+        ("doctor.checkpoint_days", d.checkpoint_days, 1e-6, 3660.0),
+        ("doctor.retention_days", d.retention_days, 1e-6, 3660.0),
+        ("doctor.max_clock_skew_seconds", d.max_clock_skew_seconds, 0.001, 86400.0),
+    ]:
+        if not low <= number <= high:
+            fail(key, f"is {number}, outside {low} to {high}")
     if not s.documents.types:
         fail("documents.types", "cannot be empty")
     unknown_types = set(s.coverage.on_site_types) - set(s.documents.types)
@@ -577,6 +640,32 @@ def validate(s: Settings, source: str) -> None:
             "coverage.on_site_types",
             f"names types missing from documents.types: {', '.join(sorted(unknown_types))}",
         )
+
+
+def _check_web_address(web: WebSettings, fail: typing.Callable[..., typing.NoReturn]) -> None:
+    if not 1 <= web.port <= 65535:
+        fail("web.port", f"is {web.port}, outside 1 to 65535")
+    try:
+        ipaddress.ip_address(web.host)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?", web.host):
+            fail("web.host", f"is not an address or host name: {web.host!r}", "e.g. '127.0.0.1' or '0.0.0.0'")
+    if web.public_url:
+        parts = urlsplit(web.public_url)
+        # The pages link and redirect to absolute paths ("/cases/…"), so they must be served
+        # at the root of their address; a path prefix would need the proxy to rewrite them.
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            fail(
+                "web.public_url",
+                f"is not an http or https URL: {web.public_url!r}",
+                "e.g. 'https://evidence.example.org/'",
+            )
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            fail(
+                "web.public_url",
+                f"must be the site's root, not {web.public_url!r}",
+                "serve the pages at the root of a host name, e.g. 'https://evidence.example.org/'",
+            )
 
 
 def _months(period: tuple[int, str]) -> float:

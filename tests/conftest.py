@@ -121,6 +121,25 @@ def run_evidence(
     )
 
 
+def invoke_evidence(*args: str, env: dict[str, str] | None = None, input: str | None = None):
+    """The `evidence` command in this process (click's runner): the same parser and code as
+    `run_evidence` without a new interpreter, for tests that run many commands. The settings
+    come from ``env`` alone; the logging the command sets up is put back afterwards."""
+    import logging
+
+    from click.testing import CliRunner
+
+    from config.cli import main
+
+    cleared: dict[str, str | None] = {k: None for k in os.environ if k.startswith("EVIDENCE_")}
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return CliRunner().invoke(main, list(args), env=cleared | dict(env or {}), input=input)
+    finally:
+        root.handlers[:], root.level = handlers, level
+
+
 # --- object stores ---------------------------------------------------------
 
 

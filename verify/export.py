@@ -12,7 +12,8 @@ that folder zipped as ``OUTDIR/{case_key}.zip`` (one top-level folder, ZIP64)::
     tagmanifest-sha256.txt         SHA-256 of each tag file above
     data/case.json                 the case and its items in time order, with every number,
                                    time (UTC, ``...Z``), officer, device, digest and file name
-    data/index.html                a self-contained page: timeline, players, digests (中文/English)
+    data/index.html                a self-contained page: timeline, players, digests (中文/English),
+                                   times in the settings' zone with their offset shown
     data/originals/{item_no}.{ext} each recording, decrypted: the package is for a court
     data/documents/{item_no}.{ext} each written record, decrypted
     data/proxies/{item_no}-{kind}.{ext}   proxies, posters, sheets, waveforms (``with_proxies``)
@@ -83,6 +84,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
+from zoneinfo import ZoneInfo
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -100,13 +102,15 @@ from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
 from catalog.actions import Action
-from catalog.canonical import canonical_bytes, format_instant
+from catalog.canonical import canonical_bytes, format_instant, parse_instant
 from catalog.chain import CustodyEvent
 from catalog.checkpoint import Checkpoint
 from catalog.errors import CheckFailed, InvalidInput
 from catalog.models import Derivative, Document, Recording
 from catalog.timeline import ItemView
 from catalog.views import case_items
+
+from . import custody_text
 
 EXCERPT_VERSION = 1
 BAGIT_VERSION = "1.0"
@@ -263,7 +267,7 @@ def export_case(
         }
         document = _case_document(header, entries, export_facts, withheld)
         payload.append(_write_small(bag, "data/case.json", _json_bytes(document)))
-        page = _index_html(header, entries, export_facts, withheld)
+        page = _index_html(header, entries, export_facts, withheld, zone=ctx.policy.zone)
         payload.append(_write_small(bag, "data/index.html", page.encode("utf-8")))
         _write_tags(
             bag,
@@ -712,9 +716,20 @@ def _media(entry: _Entry) -> str:
 
 
 def _index_html(
-    header: dict[str, Any], entries: list[_Entry], export: dict[str, Any], withheld: list[str]
+    header: dict[str, Any],
+    entries: list[_Entry],
+    export: dict[str, Any],
+    withheld: list[str],
+    *,
+    zone: ZoneInfo,
 ) -> str:
+    """The package's page. Its names for the four numbers are the pages' (the README's
+    glossary); its times are in the settings' zone with the offset on each, like the pages'."""
     e = html.escape
+
+    def local(moment: datetime | None) -> str:
+        return custody_text.local_time(moment, zone, offset=True)
+
     rows = []
     for entry in entries:
         v = entry.view
@@ -722,7 +737,7 @@ def _index_html(
         extra = [f'<a href="{e(d.file)}">{e(d.kind)}</a>' for d in entry.derivatives]
         rows.append(
             "<tr>"
-            f"<td>{e(v.item_no)}</td><td>{e(_instant(v.time) or '')}</td>"
+            f"<td>{e(v.item_no)}</td><td>{e(local(v.time))}</td>"
             f"<td>{e(_KIND_LABELS.get(v.kind, v.kind))}</td><td>{e(number)}"
             f"{'<br>' + e(v.doc_number) if v.doc_number else ''}</td>"
             f"<td>{e(v.officer or '')}</td><td>{e(v.device or '')}</td>"
@@ -744,18 +759,18 @@ def _index_html(
 <title>证据包 Evidence package {e(title)}</title><style>{_STYLE}</style></head><body>
 <h1>证据包 Evidence package</h1>
 <dl>
-<dt>案件编号 Case number</dt><dd>{e(header["number"])}</dd>
-<dt>案件键 Case key</dt><dd>{e(header["case_key"])}</dd>
+<dt>案号 Case number</dt><dd>{e(header["number"])}</dd>
+<dt>案件代码 Case key</dt><dd>{e(header["case_key"])}</dd>
 <dt>案由 Title</dt><dd>{e(header.get("title") or "")}</dd>
-<dt>导出时间 Exported at (UTC)</dt><dd>{e(export["at"])}</dd>
+<dt>导出时间 Exported at</dt><dd>{e(local(parse_instant(export["at"])))}</dd>
 <dt>导出人 Exported by</dt><dd>{e(export["by"])}</dd>
 <dt>导出事由 Reason</dt><dd>{e(export["reason"])}</dd>
 <dt>签名检查点 Signed checkpoint</dt><dd>#{export["checkpoint"]}, event {export["checkpoint_seq"]},
 key id <code>{e(export["key_id"])}</code></dd>
 </dl>
 <section><h2>时间线 Timeline</h2>
-<table><thead><tr><th>共同编号 Item No.</th><th>时间 Time (UTC)</th><th>类型 Kind</th>
-<th>档案号 / 文书类型 Archive No. / Document type</th><th>执法人员 Officer</th>
+<table><thead><tr><th>共同编号 Item number</th><th>时间 Time</th><th>类型 Kind</th>
+<th>档案号 / 文书类型 Archive number / Document type</th><th>执法人员 Officer</th>
 <th>执法记录仪 Device</th><th>文件 File</th><th>SHA-256 摘要 Digest · 大小 Size</th>
 <th>播放 Playback</th></tr></thead>
 <tbody>

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from archive import checkpoints
@@ -21,7 +19,9 @@ def audit_group() -> None:
 
 @audit_group.command("log")
 @click.option(
-    "--subject", metavar="X", help="Only events about this archive number, item number or case key."
+    "--subject",
+    metavar="X",
+    help="Only events about this archive number (档案号), item number (共同编号) or case key (案件代码).",
 )
 @click.option("--limit", type=int, help="At most this many events.")
 @json_option
@@ -31,23 +31,28 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     app = get_app(ctx).require_catalog()
     zone = app.settings.zone
     with app.reader_sessions() as session:
-        data = [
-            {
-                "seq": e.seq,
-                "time": local_iso(e.time, zone),
-                "actor": e.actor,
-                "action": e.action,
-                "subject": e.subject,
-                "details": e.details,
-            }
-            for e in custody.events(session, subject=subject, limit=limit)
-        ]
+        events = list(custody.events(session, subject=subject, limit=limit))
+    data = [
+        {
+            "seq": e.seq,
+            "time": local_iso(e.time, zone),
+            "actor": e.actor,
+            "action": e.action,
+            "subject": e.subject,
+            "details": e.details,
+        }
+        for e in events
+    ]
 
     def human() -> None:
-        for e in data:
+        # As the pages show them: action names and labelled fields in the settings' language.
+        from verify import custody_text as ct
+
+        lang = app.settings.language
+        for event in events:
+            e = ct.describe(event, lang, zone)
             out.print(
-                f"{e['seq']:>6}  {e['time']}  {e['actor']}  {e['action']}  {e['subject'] or '-'}  "
-                f"{json.dumps(e['details'], ensure_ascii=False)}",
+                f"{e.seq:>6}  {e.time}  {e.actor}  {e.action}  {e.subject or '-'}  {e.details_text(lang)}",
                 highlight=False,
                 markup=False,
             )

@@ -18,7 +18,8 @@ from .base import case_json, emit, get_app, item_json, json_option, out, print_i
 
 @click.group("case")
 def case_group() -> None:
-    """Open and inspect enforcement cases (案件). CASE is the bureau's number or the case key."""
+    """Open and inspect enforcement cases (案件). CASE is the case number (案号) or the case key
+    (案件代码)."""
 
 
 @case_group.command("open")
@@ -40,8 +41,8 @@ def case_open(
     major: bool,
     as_json: bool,
 ) -> None:
-    """Open a case. NUMBER is the bureau's own case number, kept verbatim
-    (e.g. 开城管罚立〔2020〕42号); the case also gets an ASCII case key."""
+    """Open a case. NUMBER is the case number (案号), the bureau's own, kept verbatim
+    (e.g. 开城管罚立〔2020〕42号); the case also gets an ASCII case key (案件代码)."""
     app = get_app(ctx).require_catalog()
     opened_on = parse_user_date(opened) if opened else app.now().astimezone(app.settings.zone).date()
     case = archive_cases.open_case(
@@ -316,7 +317,7 @@ def case_list(ctx: click.Context, open_only: bool, as_json: bool) -> None:
         data = [case_json(c) for c in cases.list_cases(session, open_only=open_only)]
 
     def human() -> None:
-        table = Table("case key", "number", "title", "status", "opened")
+        table = Table("case key", "case number", "title", "status", "opened")
         for c in data:
             table.add_row(c["case_key"], c["number"], c["title"] or "", c["status"], c["opened"])
         out.print(table)

@@ -20,7 +20,8 @@ def hold_group() -> None:
 @json_option
 @click.pass_context
 def hold_set(ctx: click.Context, item: str, reason: str, as_json: bool) -> None:
-    """Hold ITEM: an archive number, an item number, or a case (all its items)."""
+    """Hold ITEM: an archive number (档案号), an item number (共同编号), or a case by its case
+    number (案号) or case key (案件代码): all its items."""
     app = get_app(ctx).require_catalog()
     subject = set_hold(app.services, item, reason=reason)
     emit(as_json, {"subjects": [subject]}, lambda: out.print(f"held {subject}", highlight=False))

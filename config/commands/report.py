@@ -10,7 +10,7 @@ from rich.table import Table
 
 from catalog.times import parse_user_date
 
-from .base import emit, get_app, json_option, out
+from .base import emit, err, get_app, json_option, out
 
 
 @click.group("report", invoke_without_command=True)
@@ -53,7 +53,15 @@ def report(ctx: click.Context, year: int | None, as_csv: bool, chart: Path | Non
     if chart:
         from ..charts import bar_chart
 
-        bar_chart(chart, f"Recordings per month, {year}", [f"{m:02d}" for m in range(1, 13)], months)
+        drawn = bar_chart(
+            chart,
+            year=year,
+            unit=app.settings.unit_name or app.settings.unit,
+            values=months,
+            lang=app.settings.language,
+        )
+        if drawn.font is None:
+            err.print("no CJK font found for the chart: install fonts-noto-cjk or fonts-wqy-zenhei")
     if as_csv:
         import csv
 
@@ -127,7 +135,7 @@ def report_coverage(ctx: click.Context, since: str, until: str, as_json: bool) -
     }
 
     def human() -> None:
-        table = Table("case key", "number", "records without recording", "recordings without record")
+        table = Table("case key", "case number", "records without recording", "recordings without record")
         for r in rows:
             table.add_row(r["case_key"], r["case"], str(r["missing_recordings"]), str(r["missing_documents"]))
         out.print(table)

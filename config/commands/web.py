@@ -13,22 +13,52 @@ from .base import emit, get_app, json_option, out
 # uvicorn believes X-Forwarded-For from loopback by default; the pages decide whom to believe
 # (``[web] trusted_proxies``), from the socket peer, so uvicorn must leave the client alone.
 SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
+log = logging.getLogger("evidence.serve")
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--host", default=None, help="Address to listen on.  [default: [web] host, 127.0.0.1]")
+@click.option("--port", default=None, type=int, help="[default: [web] port, 8080]")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """The auditors' web pages: find and replay cases, play recordings, verify and export,
-    every view and play on the record. Put it behind HTTPS (a reverse proxy) in production."""
+    every view and play on the record. Put it behind HTTPS (a reverse proxy) in production
+    and set [web] public_url to the address users reach it at; /healthz answers probes."""
+    import dataclasses
+
     import uvicorn
 
     from verify.web import create_app
 
     app = get_app(ctx).require_catalog()
+    web = app.settings.web
+    host, port = host or web.host, port or web.port
+    if not 1 <= port <= 65535:
+        raise click.BadParameter(f"{port} is not a port", param_hint="--port")
+    if (host, port) != (web.host, web.port):
+        app.settings = dataclasses.replace(app.settings, web=dataclasses.replace(web, host=host, port=port))
+    context = app.web_context()
+    listening = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
+    # Always said, whatever the log level: an administrator needs to know where it is.
+    log.setLevel(logging.INFO)
+    log.info(
+        "serving the pages on %s; users reach them at %s",
+        listening,
+        app.settings.public_url,
+        extra={
+            "listening": listening,
+            "public_url": app.settings.public_url,
+            "secure_cookies": context.secure_cookies,
+        },
+    )
+    if not context.secure_cookies and host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning(
+            "the pages are reachable from other machines over plain HTTP: put them behind an HTTPS "
+            "proxy and set [web] public_url to its https:// address",
+            extra={"listening": listening},
+        )
     uvicorn.run(
-        create_app(app.web_context()),
+        create_app(context),
         host=host,
         port=port,
         log_level=logging.getLevelName(logging.getLogger().level).lower(),

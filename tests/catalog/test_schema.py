@@ -77,6 +77,28 @@ def test_a_catalog_with_rows_upgrades_from_the_first_revision(db_url: str) -> No
             ),
             {"h": "0" * 64},
         )
+        # A recording and its ingest job as the first release wrote them.
+        conn.execute(
+            text("insert into stations (id, unit, created_at) values ('ST01', 'K', '2020-01-01 00:00:00+00')")
+        )
+        conn.execute(
+            text(
+                "insert into recordings (archive_no, kind, sha256, size, original_name, station_id, "
+                "ingested_at, storage_key, status, damaged, important, protected, encrypted, flags, "
+                "media_info, sources) values ('K-20200101-ST01-0001', 'video', :h, 5, 'a.mp4', 'ST01', "
+                "'2020-01-01 00:00:00+00', 'originals/2020/01/01/K-20200101-ST01-0001.mp4', "
+                "'archived', false, false, false, false, '{}', '{}', '{}')"
+            ),
+            {"h": "1" * 64},
+        )
+        conn.execute(
+            text(
+                "insert into ingest_jobs (station_id, path, size, mtime_ns, state, sha256, archive_no, "
+                "attempts, created_at, updated_at) values ('ST01', '/in/a.mp4', 5, 1, 'done', :h, "
+                "'K-20200101-ST01-0001', 1, '2020-01-01 00:00:00+00', '2020-01-01 00:00:00+00')"
+            ),
+            {"h": "1" * 64},
+        )
     assert schema.upgrade(engine) == ("0001", schema.head_revision())
     schema.require_current(engine)
     with engine.connect() as conn:
@@ -85,4 +107,29 @@ def test_a_catalog_with_rows_upgrades_from_the_first_revision(db_url: str) -> No
             False,
             "",
         )
+        # Every later migration kept the rows and gave the new columns their neutral values.
+        assert conn.execute(
+            text("select archive_no, stored_sha256, due_at, encrypted from recordings")
+        ).one() == ("K-20200101-ST01-0001", None, None, False)
+        assert conn.execute(
+            text("select state, dev, ino, ctime_ns, moved_to, next_try from ingest_jobs")
+        ).one() == ("done", None, None, None, None, None)
+    # The newest tables work on the upgraded catalog through today's code: accounts (0007),
+    # digest reservations (0009) and web sessions (0010).
+    from datetime import UTC, datetime, timedelta
+
+    from catalog import reservations, users
+    from catalog.db import session_factory
+
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        user = users.add_user(
+            session, "aud", "auditor", "a long enough password", protected=False, now=datetime.now(UTC)
+        )
+        sid = users.open_session(session, user, datetime.now(UTC))
+    with sessions.begin() as session:
+        hour = timedelta(hours=1)
+        assert users.live_session(session, sid, user.id, datetime.now(UTC), idle=hour, lifetime=hour)
+    held = reservations.reserve(sessions, "2" * 64, station="ST01")
+    assert isinstance(held, reservations.Reservation)
     engine.dispose()

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 import stat
 import uuid
 from datetime import UTC, datetime
@@ -94,6 +95,10 @@ def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
     assert log[0]["time"].endswith("+08:00")  # printed in the settings' zone, with offset
     (only,) = ok_json("audit", "log", "--subject", key, env=ready)
     assert only["seq"] == 1 and only["details"]["number"] == CASE_NO
+    # Without --json, as the pages show it: names, labelled fields, local time to the second.
+    text = run_evidence("audit", "log", "--subject", key, env=ready).stdout
+    assert "立案登记" in text and f"案号: {CASE_NO}" in text and "{" not in text
+    assert re.search(r"\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\b", text)
     assert ok_json("audit", "verify", env=ready) == {
         "events": 3,
         "ok": True,

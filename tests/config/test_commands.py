@@ -15,6 +15,7 @@ from tests.conftest import run_evidence
 
 EXPECTED = {
     "init",
+    "doctor",
     "config",
     "config show",
     "case",

@@ -153,7 +153,7 @@ def sample_path(route: Route | Mount, site, token: str) -> str:
         "page": "1",
     }
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)
-    return path + "?reason=matrix" if route.name == "item_download" else path
+    return path + "?reason=matrix" if route.name in ("item_download", "case_file_pdf", "audit_csv") else path
 
 
 def media_url(browser: Browser, item: str) -> str:

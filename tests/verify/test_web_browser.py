@@ -111,7 +111,7 @@ def test_an_auditor_finds_a_case_plays_a_recording_and_the_play_is_on_the_record
     assert len(plays) == 1 and plays[0].actor == "web:auditor1"
     assert plays[0].details["start_s"] == 0.0 and 1.5 <= plays[0].details["watched_s"] <= 6.5
     page.reload()
-    assert "played" in page.inner_text("#custody-log")
+    assert "播放" in page.eval_on_selector_all("#custody-log td.action", "c => c.map(x => x.textContent)")
     page.screenshot(path=str(Path(web["app"].settings.data_path) / "item-page.png"))
 
 

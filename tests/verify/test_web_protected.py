@@ -139,6 +139,7 @@ def test_a_protected_item_shows_its_number_and_protected_only_without_the_grant(
     for what, value in site["secrets"].items():
         assert any(value in page for page in granted.values()), f"the {what} is missing for the grant"
     assert site["secrets"]["officer"] in granted["case"] and site["secrets"]["officer"] in granted["gaps"]
+    assert "缺少文书记录" in granted["gaps"] and "<td>document</td>" not in granted["gaps"]
     assert site["secrets"]["original name"] in granted["item"]
     # The item page lists none of its custody rows.
     assert 'class="action"' not in refused["item"] and 'class="action"' in granted["item"]

@@ -109,8 +109,9 @@ def test_a_media_link_stops_working_when_the_grant_is_revoked(site) -> None:  # 
     )
     leg = Browser(site["server"].base)
     leg.login("leg", PASSWORD)
-    _, _, page = leg.request("GET", f"/items/{link.item_no}")
-    url = re.search(rb'href="(/media/[^"]+)"', page).group(1).decode()
+    status, headers, _ = leg.request("GET", f"/items/{link.item_no}/document")
+    assert status == 303
+    url = headers["Location"]
     assert leg.request("GET", url)[0] == 200
     with env.sessions.begin() as s:
         s.execute(update(User).where(User.name == "leg").values(protected_access=False))

@@ -11,6 +11,7 @@ PUBLIC = "public"
 
 # route name -> the least role that may use it ("public": no session needed)
 RULES: dict[str, str] = {
+    "healthz": PUBLIC,  # probes; answers only whether the catalog is reachable
     "login": PUBLIC,
     "login_post": PUBLIC,
     "static": PUBLIC,
@@ -19,6 +20,7 @@ RULES: dict[str, str] = {
     "case": "auditor",
     "case_gaps": "auditor",
     "case_export": "auditor",
+    "case_file_pdf": "auditor",
     "item": "auditor",
     "item_verify": "auditor",
     "item_play": "auditor",
@@ -35,11 +37,23 @@ RULES: dict[str, str] = {
     "users": "admin",
     "users_add": "admin",
     "users_logout": "admin",
+    "audit": "admin",
+    "audit_csv": "admin",
+    "audit_verify": "admin",
 }
 
 # Routes that serve content (media, downloads, and later posters, sheets and waveforms):
 # without a session they answer 401 instead of redirecting a GET to the login page, whose
 # HTML a player or a download would otherwise receive as the content.
 CONTENT: frozenset[str] = frozenset(
-    {"media", "item_download", "item_document", "item_link", "item_picture", "document_page"}
+    {
+        "media",
+        "item_download",
+        "item_document",
+        "case_file_pdf",
+        "audit_csv",
+        "item_link",
+        "item_picture",
+        "document_page",
+    }
 )

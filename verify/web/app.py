@@ -27,7 +27,8 @@ from starlette.templating import Jinja2Templates
 
 from catalog.times import local_iso
 
-from . import admin, cases, items, media, session
+from .. import custody_text
+from . import admin, audit, casefile, cases, health, items, media, session
 from .common import Site, flush_refusals
 from .context import WebContext
 from .gate import AccessGate
@@ -47,10 +48,12 @@ THREADS = 100
 def routes() -> list[BaseRoute]:
     """The route table; every route needs a rule in ``access.RULES`` (else it answers 403)."""
     return [
+        Route("/healthz", health.healthz, methods=["GET"], name="healthz"),
         Route("/login", session.login, methods=["GET"], name="login"),
         Route("/login", session.login_post, methods=["POST"], name="login_post"),
         Route("/logout", session.logout, methods=["POST"], name="logout"),
         Route("/", cases.search, methods=["GET"], name="search"),
+        Route("/cases/{key:path}/file.pdf", casefile.case_file_pdf, methods=["GET"], name="case_file_pdf"),
         Route("/cases/{key:path}/gaps", cases.case_gaps, methods=["GET"], name="case_gaps"),
         Route("/cases/{key:path}/export", cases.case_export, methods=["POST"], name="case_export"),
         Route("/cases/{key:path}/link", cases.case_link, methods=["POST"], name="case_link"),
@@ -70,6 +73,9 @@ def routes() -> list[BaseRoute]:
         Route("/admin/users", admin.users, methods=["GET"], name="users"),
         Route("/admin/users", admin.users_add, methods=["POST"], name="users_add"),
         Route("/admin/users/{name}/logout", admin.users_logout, methods=["POST"], name="users_logout"),
+        Route("/audit", audit.audit_page, methods=["GET"], name="audit"),
+        Route("/audit/events.csv", audit.audit_csv, methods=["GET"], name="audit_csv"),
+        Route("/audit/verify", audit.audit_verify, methods=["POST"], name="audit_verify"),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
 
@@ -90,9 +96,11 @@ def create_app(ctx: WebContext) -> Starlette:
         t=t,
         lang=ctx.language,
         iso=lambda moment: local_iso(moment, ctx.zone) or "",
-        # A moment as people read it: local date and time to the second, without the offset.
-        when=lambda moment: moment.astimezone(ctx.zone).strftime("%Y-%m-%d %H:%M:%S") if moment else "",
         zone_name=ctx.zone.key,
+        local=lambda moment: custody_text.local_time(moment, ctx.zone),
+        zone_offset=lambda: custody_text.zone_offset(ctx.now(), ctx.zone),
+        action_name=lambda code: custody_text.action_name(code, ctx.language),
+        word=lambda text: custody_text.value_text("kind", text, ctx.language, ctx.zone),
     )
     here = Site(
         web=ctx,
@@ -108,6 +116,7 @@ def create_app(ctx: WebContext) -> Starlette:
         lifespan=lifespan,
     )
     app.state.site = here
+    app.state.chain = audit.ChainState()
     app.state.refusals = here.refusals
     app.state.flush_refusals = functools.partial(flush_refusals, here)
     return app

@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from archive.links import link_recordings
-from catalog import cases
+from catalog import audit, cases
 from catalog.actions import Action
 from catalog.case_list import PER_PAGE, Filters, find_number, held_keys, list_cases
 from catalog.coverage import find_gaps
@@ -23,7 +23,8 @@ from catalog.review import ItemFacts, review_facts
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
-from . import timeaxis
+from .. import custody_text
+from . import casefile, timeaxis
 from .common import Refusal, event, posted, render, site, visible
 from .items import hms, media_link
 
@@ -134,6 +135,10 @@ def _text_search(session, q: str, protected_access: bool) -> list[Case]:
 SYNC_MAX = 8
 
 
+# The case page shows the latest events of the case and its items; the audit page has all.
+CASE_LOG = 200
+
+
 def case(request: Request) -> Response:
     web, user = site(request).web, request.state.user
     centre, seconds = _zoom_args(request, web.zone)
@@ -142,6 +147,16 @@ def case(request: Request) -> Response:
         items = case_items(session, found)
         shown = [i for i in items if visible(user, i)]
         facts = review_facts(session, shown, found.case_key)
+        index = casefile.build(request, session, found)
+        # The case's own events and those of the items this account may see (a protected
+        # item's events would tell its times and who handled it); values naming one redacted.
+        subjects = (
+            [found.case_key] + [i.item_no for i in shown] + [i.archive_no for i in shown if i.archive_no]
+        )
+        hidden_numbers = {n for i in items if not visible(user, i) for n in (i.item_no, i.archive_no) if n}
+        log = custody_text.describe_all(
+            audit.about(session, subjects, limit=CASE_LOG), web.language, web.zone, hidden=hidden_numbers
+        )
     # Gaps are found over every item (a protected recording still covers its documents); the
     # axis draws only what this account may see.
     gaps = find_gaps(items, on_site_types=web.on_site_types, window=web.coverage_window)
@@ -192,6 +207,9 @@ def case(request: Request) -> Response:
             + urlencode({"at": at.astimezone(web.zone).strftime("%Y-%m-%dT%H:%M:%S"), "span": span})
         ),
         whole_link=f"/cases/{quote(found.case_key)}",
+        index=index,
+        log=log,
+        log_limit=CASE_LOG,
     )
 
 

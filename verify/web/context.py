@@ -41,6 +41,15 @@ class WebContext:
     # ask re-checks the link's expiry, the session and the grant, so an expired link or a
     # revoked grant stops an open stream within one chunk.
     media_chunk_bytes: int = 4 * 1024 * 1024
+    # The TrueType CJK font of the case file PDF; None: Debian's fonts-wqy-zenhei.
+    pdf_font: Path | None = None
+    # Where users reach the pages; an https address (a TLS-terminating proxy in front) makes
+    # the session cookie Secure even though the proxy speaks plain HTTP to this server.
+    public_url: str = ""
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.public_url.startswith("https://")
 
     @property
     def sessions(self) -> sessionmaker[Session]:

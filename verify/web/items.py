@@ -30,10 +30,10 @@ from catalog.errors import NotFound
 from catalog.models import Case, CaseItem, Document, Recording, User
 from catalog.review import PICTURES, ItemFacts, Stored, review_facts
 from catalog.timeline import ItemView
-from catalog.times import local_iso
 from catalog.verification import mark_verified
 from catalog.views import case_items
 
+from .. import custody_text
 from ..replay import check_item
 from .common import Refusal, event, local, posted, posted_json, render, site, visible
 from .media import INLINE, served
@@ -128,8 +128,8 @@ def item_page(request: Request) -> Response:
         duration=hms(item.duration_s),
         start_ms=int(item.time.timestamp() * 1000) if item.time else None,
         document_inline=bool(item.storage_key) and _content_type(item.storage_key or "") in INLINE,
-        last_verified=(local_iso(last, web.zone) or "") if shown else "",
-        log=sorted(log_rows, key=lambda e: e.seq),
+        last_verified=custody_text.local_time(last, web.zone) if shown else "",
+        log=custody_text.describe_all(sorted(log_rows, key=lambda e: e.seq), web.language, web.zone),
         verdict=request.query_params.get("v"),
     )
 

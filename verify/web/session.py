@@ -49,7 +49,7 @@ def login_post(request: Request) -> Response:
         max_age=lifetime,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=here.web.secure_cookies or request.url.scheme == "https",
         path="/",
     )
     return response
@@ -61,5 +61,6 @@ def logout(request: Request) -> Response:
         end_sessions(session, user.id, here.web.now(), sid=request.state.session["sid"])
     event(here.web, user, Action.LOGOUT, f"user:{user.name}")
     response = RedirectResponse("/login", 303)
-    response.delete_cookie(COOKIE, path="/")
+    secure = here.web.secure_cookies or request.url.scheme == "https"
+    response.delete_cookie(COOKIE, path="/", secure=secure, httponly=True, samesite="strict")
     return response
