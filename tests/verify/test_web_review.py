@@ -292,12 +292,14 @@ def test_the_time_axis_shows_every_item_and_the_planted_gap(review, chromium, sh
     page.close()
 
 
-def _positions(page) -> list[float]:
-    """Each playing stream's wall-clock time at its playhead, in ms."""
-    return page.eval_on_selector_all(
-        "#sync figure.stream:not(.idle)",
-        "figs => figs.map(f => Number(f.dataset.startMs)"
-        " + f.querySelector('.sync-player').currentTime * 1000)",
+def _positions(page) -> tuple[list[float], float]:
+    """Each playing stream's wall-clock time at its playhead, and the clock's, in ms (read at
+    one moment)."""
+    return page.evaluate(
+        """() => [Array.from(document.querySelectorAll('#sync figure.stream:not(.idle)')).map(
+                     f => Number(f.dataset.startMs)
+                          + f.querySelector('.sync-player').currentTime * 1000),
+                  window.evidenceSync.now()]"""
     )
 
 
@@ -313,8 +315,7 @@ def test_two_cameras_play_on_one_clock_within_a_fifth_of_a_second_after_a_seek(
         page.evaluate(f"window.evidenceSync.seek({start_ms + seek_to * 1000})")
         page.evaluate("window.evidenceSync.play()")
         time.sleep(1.2)
-        positions = _positions(page)
-        clock = page.evaluate("window.evidenceSync.now()")
+        positions, clock = _positions(page)
         assert len(positions) == 2, positions
         assert max(positions) - min(positions) < 200, (seek_to, positions)
         assert all(abs(p - clock) < 200 for p in positions), (seek_to, positions, clock)

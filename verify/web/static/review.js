@@ -207,7 +207,7 @@
     return s;
   });
   // The clock: "at" (ms since the epoch) when it was last set, and the moment it was set.
-  var state = { at: fromMs, since: performance.now(), playing: false, holding: 0 };
+  var state = { at: fromMs, since: performance.now(), playing: false, holding: 0, stalled: false };
   function now() {
     return state.playing && !state.holding ? state.at + (performance.now() - state.since) : state.at;
   }
@@ -254,7 +254,25 @@
     if (syncClock) { syncClock.textContent = wallClock(at); }
     if (!seek.matches(":active")) { seek.value = String((at - fromMs) / 1000); }
     sync.dataset.clockMs = String(Math.round(at));
-    if (!state.playing || state.holding) return;
+    if (!state.playing || (state.holding && !state.stalled)) return;
+    // A stream that cannot go on (buffering, or starved of CPU) holds the clock and the others,
+    // so none runs ahead of it; all go on together when it can.
+    var stalled = streams.some(function (s) {
+      return inside(s, at) && !s.el.seeking && s.el.readyState < 3;
+    });
+    if (stalled && !state.stalled) {
+      setClock(at);
+      state.stalled = true;
+      state.holding += 1;
+      streams.forEach(function (s) { if (!s.el.paused) { s.el.pause(); } });
+      return;
+    }
+    if (stalled) return;
+    if (state.stalled) {
+      state.stalled = false;
+      state.holding -= 1;
+      setClock(state.at);
+    }
     hold(place(at, false));
     streams.forEach(function (s) {
       if (!inside(s, at)) return;
