@@ -147,7 +147,7 @@ def case(request: Request) -> Response:
         items = case_items(session, found)
         shown = [i for i in items if visible(user, i)]
         facts = review_facts(session, shown, found.case_key)
-        index = casefile.build(request, session, found)
+        index = casefile.build(request, session, found, items)
         # The case's own events and those of the items this account may see (a protected
         # item's events would tell its times and who handled it); values naming one redacted.
         subjects = (
