@@ -72,6 +72,20 @@ evidence case show "$CASE_NO"
 evidence replay "$CASE_NO" --verify
 evidence export "$CASE_NO" "$DEMO/exports" --zip --with-proxies --reason '复议审查' --json
 evidence verify-package "$DEMO/exports/$CASE_KEY.zip"
+# The same package checked as a court's expert would, without this project: the package's own
+# Node.js verifier and the standard-tool recipes of its VERIFY.txt, with the fingerprint the
+# bureau hands over apart from the package (`evidence audit key`).
+FP=$(cd "$DEMO" && "$EVIDENCE" audit key --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])')
+show python -m zipfile -e "demo-data/exports/$CASE_KEY.zip" demo-data/unpacked
+"$PYTHON" -m zipfile -e "$DEMO/exports/$CASE_KEY.zip" "$DEMO/unpacked"
+PKG="$DEMO/unpacked/$CASE_KEY"
+show node verify-package.mjs . --trusted-key "$FP"
+(cd "$PKG" && node verify-package.mjs . --trusted-key "$FP")
+show sha256sum -c --quiet manifest-sha256.txt tagmanifest-sha256.txt
+(cd "$PKG" && sha256sum -c --quiet manifest-sha256.txt && sha256sum -c --quiet tagmanifest-sha256.txt && echo "sha256sum: every file OK")
+show openssl pkeyutl -verify -pubin -inkey "data/custody/keys/$FP.pem" -rawin -in data/custody/checkpoint.json -sigfile data/custody/checkpoint.sig
+(cd "$PKG" && openssl pkeyutl -verify -pubin -inkey "data/custody/keys/$FP.pem" -rawin \
+  -in data/custody/checkpoint.json -sigfile data/custody/checkpoint.sig)
 evidence verify
 evidence retention plan
 evidence stations status

@@ -88,6 +88,16 @@ else
   packages+=(python3-venv)
 fi
 
+# Node.js (18 or later) and openssl: every package carries verify-package.mjs and VERIFY.txt's
+# OpenSSL recipes; the demo runs them, and the tests check a package with all three verifiers.
+if command -v node >/dev/null 2>&1; then
+  say "node present"
+else
+  say "node missing: will install nodejs"
+  packages+=(nodejs)
+fi
+command -v openssl >/dev/null 2>&1 || packages+=(openssl)
+
 # PostgreSQL server (tests only): pg_ctlcluster and a server binary.
 if [ "$want_test" -eq 1 ]; then
   if command -v pg_ctlcluster >/dev/null 2>&1 && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null \
@@ -133,7 +143,6 @@ if [ "$want_test" -eq 1 ]; then
   command -v systemd-analyze >/dev/null 2>&1 || packages+=(systemd)
   command -v logrotate >/dev/null 2>&1 || packages+=(logrotate)
   { command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; } || packages+=(nginx-light)
-  command -v openssl >/dev/null 2>&1 || packages+=(openssl)
   say "deployment-file checkers: ${packages[*]:-present}"
 fi
 
@@ -183,6 +192,8 @@ for pkg in "${packages[@]}"; do
         || die "poppler-utils installed but pdftoppm/pdftotext not on PATH" ;;
     systemd)
       command -v systemd-analyze >/dev/null 2>&1 || die "systemd installed but systemd-analyze not on PATH" ;;
+    nodejs)
+      command -v node >/dev/null 2>&1 || die "nodejs installed but 'node' not on PATH" ;;
     logrotate|openssl)
       command -v "$pkg" >/dev/null 2>&1 || [ -x "/usr/sbin/$pkg" ] || die "$pkg installed but not found" ;;
     nginx-light)

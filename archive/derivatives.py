@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
 from catalog import custody
 from catalog.actions import Action
@@ -128,18 +127,3 @@ def record_failure(ctx: ServiceContext, recording: Recording, *, kind: str, erro
             )
         elif exists.status == "failed":
             exists.error = error[:4000]
-
-
-def proxy_status(session: Session, recording_id: int) -> str:
-    """``ok``, ``failed``, ``pending`` or ``none`` (as the command-line contract names them)."""
-    statuses = set(
-        session.execute(
-            select(Derivative.status).where(
-                Derivative.recording_id == recording_id, Derivative.kind == "proxy"
-            )
-        ).scalars()
-    )
-    for status in ("ok", "failed", "pending"):
-        if status in statuses:
-            return status
-    return "none"

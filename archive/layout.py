@@ -8,7 +8,9 @@
     documents/{case_key}/{item_no}.{ext} (+ .manifest.json) written records
     cases/{case_key}/events/{seq:06d}.json                 case opened, linked, unlinked, closed, held
     custody/segments/{first:012d}-{last:012d}.jsonl        custody events, copied out with checkpoints
-    custody/checkpoints/{n:08d}.json                       signed chain heads
+    custody/checkpoints/{n:08d}.json                       signed chain heads (v1)
+    custody/checkpoints/{n:08d}/...                        v2: statement, signature, events, links
+    custody/keys/{fingerprint}.pem                         signers' public keys (key history)
     tombstones/{subject}.json                              what remains of a purged item
     reports/...                                            fixity-run results
 
@@ -76,6 +78,14 @@ def segment_key(first: int, last: int) -> str:
 
 def checkpoint_key(n: int) -> str:
     return check_key(f"custody/checkpoints/{n:08d}.json")
+
+
+def checkpoint_folder(n: int) -> str:
+    return check_key(f"custody/checkpoints/{n:08d}")
+
+
+def key_history_key(fingerprint: str) -> str:
+    return check_key(f"custody/keys/{fingerprint}.pem")
 
 
 def tombstone_key(subject: str) -> str:

@@ -14,7 +14,9 @@ class Action(StrEnum):
     INGESTED = "ingested"
     STORED = "stored"
     SEEN_AGAIN = "seen_again"
+    METADATA_FILLED = "metadata_filled"
     DERIVATIVE_STORED = "derivative_stored"
+    DERIVATIVE_PRUNED = "derivative_pruned"
     LINK_FAILED = "link_failed"
     # cases and their items
     CASE_OPENED = "case_opened"
@@ -32,6 +34,8 @@ class Action(StrEnum):
     EXPORTED = "exported"
     EXPORT_FAILED = "export_failed"
     CHECKPOINT = "checkpoint"
+    # the custody v2 upgrade: binds a recording or document from before it to v2 links
+    ATTESTED = "attested"
     # retention
     PENDING_DELETION = "pending_deletion"
     RESTORED = "restored"

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from . import derive_jobs
 from .models import Device, IngestJob, Recording, Station
 
 
@@ -86,4 +87,11 @@ def station_status(
             )
         if len(late) >= limit:
             break
-    return {"stations": list(stations.values()), "absent_devices": absent, "late": late}
+    return {
+        "stations": list(stations.values()),
+        "absent_devices": absent,
+        "late": late,
+        # Derivative work left to workers: jobs by state, and those failed for good with why.
+        "derive_jobs": derive_jobs.counts(session),
+        "derive_failed": derive_jobs.failed_jobs(session, limit),
+    }

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -307,6 +308,9 @@ class CustodyEventRow(Base):
     details: Mapped[str] = mapped_column(Text)  # canonical JSON, exactly as hashed
     prev_hash: Mapped[str] = mapped_column(SHA256)
     hash: Mapped[str] = mapped_column(SHA256, unique=True)
+    v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    body: Mapped[str | None] = mapped_column(Text)  # v2: the exact JCS body that was hashed
+    body_hash: Mapped[str | None] = mapped_column(SHA256)
 
 
 class CustodyHead(Base):
@@ -331,6 +335,12 @@ class CheckpointRow(Base):
     public_key: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
     storage_key: Mapped[str | None] = mapped_column(String(1024))
+    v: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    statement: Mapped[str | None] = mapped_column(Text)  # v2: the exact signed bytes
+    key: Mapped[str | None] = mapped_column(SHA256)  # v2: the signer's full fingerprint
+    # Trusted time (RFC 3161): the TSA's token over ``statement``, and whether storage has it.
+    tsa_token: Mapped[bytes | None] = mapped_column(LargeBinary)
+    tsa_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 # --- pipeline bookkeeping -------------------------------------------------
@@ -437,6 +447,34 @@ class RunLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime]
+
+
+class DeriveJob(Base):
+    """A derivative to be made by a worker (``evidence derive work``), claimed under a lease.
+
+    ``state``: ``queued`` → ``running`` (claimed: ``owner`` renews ``lease_until`` while it
+    works) → ``done``; back to ``queued`` after a failure (``not_before`` delays the retry),
+    ``failed`` after :data:`catalog.derive_jobs.MAX_FAILURES`. A running job whose lease
+    lapsed (its worker died) is claimed again by the next worker and counts as a failure.
+    """
+
+    __tablename__ = "derive_jobs"
+    __table_args__ = (
+        CheckConstraint("state IN ('queued', 'running', 'done', 'failed')", name="state"),
+        UniqueConstraint("recording_id", "kind", name="uq_derive_jobs_recording_kind"),
+        Index("ix_derive_jobs_state", "state", "kind"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recording_id: Mapped[int] = mapped_column(ForeignKey("recordings.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(10), default="queued")
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    owner: Mapped[str | None] = mapped_column(String(200))
+    lease_until: Mapped[datetime | None]
+    not_before: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
 
 
 class DigestReservation(Base):

@@ -7,19 +7,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .actions import Action
 from .models import CaseItem, CustodyEventRow, Derivative, Document, Hold, Recording
+from .playback import play_type, plays_as_is
 from .timeline import ItemView
 
 PICTURES = ("poster", "sheet", "waveform")
-# Codecs every browser plays: an original in them is played as it is when no proxy exists.
-PLAYABLE_CODECS = frozenset({"h264", "aac", "mp3"})
-PLAYABLE_TYPES = frozenset({"video/mp4", "audio/mp4", "audio/mpeg", "image/jpeg", "image/png"})
 
 
 @dataclass(frozen=True)
@@ -59,15 +56,6 @@ class ItemFacts:
     content_type: str | None = None
 
 
-def _playable_original(rec: Recording, media: dict[str, Any]) -> bool:
-    if rec.content_type not in PLAYABLE_TYPES:
-        return False
-    if rec.kind == "photo":
-        return True
-    codecs = {media.get("video_codec"), media.get("audio_codec")} - {None}
-    return bool(codecs) and codecs <= PLAYABLE_CODECS
-
-
 def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict[str, ItemFacts]:
     facts = {i.item_no: ItemFacts(i.item_no) for i in items}
     archive_nos = {i.archive_no: i.item_no for i in items if i.archive_no}
@@ -105,8 +93,19 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
                     picture.content_type or "image/jpeg",
                     picture.sha256,
                 )
+        # What the ingest decided (catalog.playback): the original itself when browsers play
+        # it as it is, else its proxy.
         proxy = made.get("proxy")
-        if proxy is not None and proxy.storage_key:
+        if plays_as_is(rec.kind, media, damaged=rec.damaged):
+            fact.playable = Stored(
+                "original",
+                rec.storage_key,
+                rec.storage_version,
+                rec.encrypted,
+                play_type(rec.kind, media),
+                rec.sha256,
+            )
+        elif proxy is not None and proxy.storage_key:
             fact.playable = Stored(
                 "proxy",
                 proxy.storage_key,
@@ -114,15 +113,6 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
                 proxy.encrypted,
                 proxy.content_type or "video/mp4",
                 proxy.sha256,
-            )
-        elif _playable_original(rec, media):
-            fact.playable = Stored(
-                "original",
-                rec.storage_key,
-                rec.storage_version,
-                rec.encrypted,
-                rec.content_type or "video/mp4",
-                rec.sha256,
             )
     documents = {
         link.document_id: link.item_no

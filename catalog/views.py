@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from . import derive_jobs
 from .models import (
     Case,
     CaseItem,
@@ -24,6 +25,7 @@ from .models import (
     Officer,
     Recording,
 )
+from .playback import plays_as_is
 from .timeline import ItemView, in_time_order
 
 
@@ -40,19 +42,30 @@ def _names(
     return {i: n for i, n in session.execute(select(id_column, name_column).where(id_column.in_(wanted)))}
 
 
-def _proxy_statuses(session: Session, recording_ids: list[int]) -> dict[int, str]:
+def _proxy_statuses(session: Session, recordings: list[Recording]) -> dict[int, str]:
+    """The contract's ``proxy_status`` by recording id: ``original`` when browsers play the
+    original as it is (any older proxy of it is redundant), else the best proxy row's status."""
     found: dict[int, set[str]] = {}
-    if recording_ids:
+    ids = [r.id for r in recordings]
+    if ids:
         for rid, status in session.execute(
             select(Derivative.recording_id, Derivative.status).where(
-                Derivative.recording_id.in_(recording_ids), Derivative.kind == "proxy"
+                Derivative.recording_id.in_(ids), Derivative.kind == "proxy"
             )
         ):
             found.setdefault(rid, set()).add(status)
-    return {
+    statuses = {
         rid: next((s for s in ("ok", "failed", "pending") if s in statuses), "none")
         for rid, statuses in found.items()
     }
+    # A proxy left to a worker: pending while queued or running, failed once it gave up.
+    for rid, state in derive_jobs.states_for(session, ids, "proxy").items():
+        if statuses.get(rid, "none") in ("none", "pending", "failed") and state != "done":
+            statuses[rid] = "failed" if state == "failed" else "pending"
+    for r in recordings:
+        if plays_as_is(r.kind, json.loads(r.media_info or "{}"), damaged=r.damaged):
+            statuses[r.id] = "original"
+    return statuses
 
 
 def _custody_summary(session: Session, subjects: list[str]) -> dict[str, dict[str, Any]]:
@@ -100,7 +113,7 @@ def case_items(
     )
     officers = _names(session, Officer.id, Officer.number, {r.officer_id for r in recs.values()})
     devices = _names(session, Device.id, Device.serial, {r.device_id for r in recs.values()})
-    proxies = _proxy_statuses(session, rec_ids)
+    proxies = _proxy_statuses(session, list(recs.values()))
     views: list[ItemView] = []
     for link in links:
         if link.recording_id:
@@ -227,7 +240,7 @@ def recording_rows(session: Session, recordings: list[Recording]) -> list[dict[s
         return []
     officers = _names(session, Officer.id, Officer.number, {r.officer_id for r in recordings})
     devices = _names(session, Device.id, Device.serial, {r.device_id for r in recordings})
-    proxies = _proxy_statuses(session, ids)
+    proxies = _proxy_statuses(session, recordings)
     cases: dict[int, list[dict[str, str]]] = {}
     for rid, number, key, item_no in session.execute(
         select(CaseItem.recording_id, Case.number, Case.case_key, CaseItem.item_no)

@@ -11,7 +11,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,15 +24,22 @@ from archive.policy import ArchivePolicy
 from archive.retention import Rules
 from archive.store import ObjectStore
 from archive.stores import StoreOptions, open_store
-from catalog import keys, schema, users
-from catalog.checkpoint import key_id
+from archive.timestamping import TimestampAuthority
+from catalog import keys, schema, timestamp, users
+from catalog.attestation import attest_pre_v2
+from catalog.checkpoint import Anchors, fingerprint, key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
 from catalog.numbering import check_code
+from catalog.timestamp import TimeTrust
 from ingest.names import compile_patterns
 from ingest.pipeline import Pipeline, StationSetup
 
+from . import pinning
 from .settings import Settings, _sqlite_file, parse_period
+
+if TYPE_CHECKING:
+    from verify.export import ExportResult
 
 SIGNING, KEK = "custody-signing", "key-encryption"
 WEB_SECRET_SIZE = 32  # bytes of the HMAC key that signs session cookies and media links
@@ -143,6 +152,7 @@ class App:
             retry_seconds=ing.retry_seconds,
             archived_keep_days=ing.archived_keep_days,
             protected=tuple(s.protected_paths),
+            derivatives=ing.derivatives,
         )
 
     def pipeline(self, station: str, fault_hook=None) -> Pipeline:
@@ -158,6 +168,49 @@ class App:
             important=parse_period(r.important),
             grace=timedelta(days=r.grace_days),
         )
+
+    # --- trust ------------------------------------------------------------
+    @property
+    def settings_file(self) -> Path | None:
+        path = Path(self.settings.source)
+        return path if self.settings.source not in ("defaults", "the defaults") and path.is_file() else None
+
+    def pinned(self) -> list[str]:
+        """The fingerprints this installation trusts (settings, or the data folder's pin file
+        when no settings file is in use)."""
+        found = list(self.settings.custody.trusted_keys)
+        if self.settings_file is None:
+            found += pinning.pinned_in_file(self.settings.trusted_keys_path)
+        return found
+
+    def anchors(self, extra: tuple[str, ...] | list[str] = ()) -> Anchors:
+        """Trust: the pinned fingerprints plus ``--trusted-key`` values. Never the private key."""
+        return Anchors.parse([*self.pinned(), *extra])
+
+    # --- trusted time (RFC 3161) -------------------------------------------
+    @cached_property
+    def tsa(self) -> TimestampAuthority | None:
+        """Where checkpoints ask for time-stamp tokens; None when no TSA is configured."""
+        c = self.settings.custody
+        return TimestampAuthority(c.tsa_url, c.tsa_timeout_seconds) if c.tsa_url else None
+
+    def time_trust(self, ca_files: tuple[Path, ...] = ()) -> TimeTrust | None:
+        """What tokens are checked against: ``ca_files`` (given by whoever checks) or else the
+        configured ``[custody] tsa_ca_file``; None when there is neither."""
+        c = self.settings.custody
+        files = list(ca_files) or ([self.settings.tsa_ca_path] if self.settings.tsa_ca_path else [])
+        if not files:
+            return None
+        roots: list[x509.Certificate] = []
+        for file in files:
+            try:
+                roots += timestamp.load_roots(file.read_bytes(), str(file))
+            except OSError as exc:
+                raise EvidenceError(
+                    f"the TSA's CA certificate {file} cannot be read: {exc.strerror}",
+                    hint="[custody] tsa_ca_file, or --tsa-ca: the PEM certificate the TSA publishes",
+                ) from exc
+        return TimeTrust(tuple(roots), c.tsa_policy or None, timedelta(hours=c.tsa_late_hours))
 
     # --- keys -------------------------------------------------------------
     def _recorded(self, purpose: str) -> str | None:
@@ -221,6 +274,8 @@ class App:
             on_site_types=set(cov.on_site_types),
             coverage_window=timedelta(minutes=cov.window_minutes),
             export=self.export_for_web,
+            exports=self.settings.data_path / "exports",
+            anchors=self.anchors(),
             readers=self.reader_sessions,
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
@@ -232,20 +287,21 @@ class App:
 
     def export_for_web(
         self, case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool
-    ) -> Path:
+    ) -> ExportResult:
+        """The web server holds no signing key: its packages stay pending until the next
+        timer checkpoint covers their export event (``verify.export.finish_pending``)."""
         from verify.export import export_case
 
-        result = export_case(
+        return export_case(
             self.services.acting_as(actor),
             case_key,
             folder,
-            signing_key=self.signing_key,
+            signing_key=None,
             reason=reason,
             with_proxies=True,
             zip_it=True,
             include_protected=include_protected,
         )
-        return Path(result.path)
 
     # --- init -------------------------------------------------------------
     def init(self) -> dict[str, object]:
@@ -265,6 +321,12 @@ class App:
             create=keys.ensure_signing_key,
             ident=lambda p: key_id(keys.load_signing_key(p).public_key()),
         )
+        signing_fingerprint = fingerprint(self.signing_key.public_key())
+        pinned_at, pinned_now = pinning.pin(
+            self.settings_file, self.settings.trusted_keys_path, signing_fingerprint
+        )
+        with self.sessions.begin() as session:
+            attested = attest_pre_v2(session, actor=self.actor, now=self.now())
         kek_created = self._ensure_key(
             KEK,
             self.settings.encryption_key_path,
@@ -279,6 +341,10 @@ class App:
             "signing_key": str(self.settings.signing_key_path),
             "signing_key_created": signing_created,
             "key_id": key_id(self.signing_key.public_key()),
+            "fingerprint": signing_fingerprint,
+            "pinned_in": str(pinned_at),
+            "pinned_now": pinned_now,
+            "attested": attested,
             "kek": str(self.settings.encryption_key_path),
             "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),

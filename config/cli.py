@@ -18,6 +18,8 @@ import click
 from .commands import (
     audit,
     cases,
+    derivatives,
+    derive,
     doctor,
     holds,
     ingest,
@@ -45,6 +47,8 @@ COMMAND_MODULES = (
     audit,
     report,
     doctor,
+    derivatives,
+    derive,
 )
 
 

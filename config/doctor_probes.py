@@ -22,7 +22,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import func, select, text
 
 from archive import encryption
-from catalog import keys, schema
+from catalog import custody, keys, schema
 from catalog.actions import Action
 from catalog.checkpoint import key_id, raw_public_key
 from catalog.errors import EvidenceError
@@ -339,9 +339,12 @@ def last_event(app: App, action: Action) -> datetime | None:
         ).scalar()
 
 
-def last_checkpoint(app: App) -> datetime | None:
+def last_checkpoint(app: App, now: datetime) -> datetime | None:
+    """When the chain was last fully signed: the last checkpoint's time, or ``now`` when nothing
+    happened since (the timer skips an idle chain, so an old checkpoint is not overdue then)."""
     with app.reader_sessions() as session:
-        return session.execute(select(CheckpointRow.time).order_by(CheckpointRow.n.desc()).limit(1)).scalar()
+        last = session.execute(select(CheckpointRow.time).order_by(CheckpointRow.n.desc()).limit(1)).scalar()
+        return now if last is not None and custody.nothing_new(session) else last
 
 
 def last_ingests(app: App, stations: Iterable[str] | None) -> dict[str, datetime | None]:
@@ -395,7 +398,7 @@ def check_schedules(app: App, now: datetime) -> list[Finding]:
         doctor.judge_age(
             "checkpoint",
             "checkpoint",
-            last_checkpoint(app),
+            last_checkpoint(app, now),
             now,
             timedelta(days=d.checkpoint_days),
             "check the evidence-checkpoint timer or cron job; `evidence audit checkpoint` makes one now",

@@ -128,6 +128,14 @@ class NumberingSettings:
 @dataclass(frozen=True)
 class CustodySettings:
     signing_key: str = "keys/custody-ed25519.pem"  # relative to the data folder
+    # Trusted time (RFC 3161): empty tsa_url means checkpoints carry the bureau's word only.
+    tsa_url: str = ""
+    tsa_ca_file: str = ""  # the TSA's CA certificate (PEM), relative to the data folder
+    tsa_policy: str = ""  # an OID the tokens must carry, e.g. "1.2.3.4.1"; empty: any
+    tsa_late_hours: float = 24.0
+    tsa_timeout_seconds: float = 10.0
+    # Full SHA-256 fingerprints of the keys whose checkpoints this installation trusts.
+    trusted_keys: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -169,7 +177,11 @@ class IngestSettings:
     retry_seconds: float = 60.0  # first retry of a failed file; doubles up to an hour
     stale_after_hours: float = 24.0  # warn when the last successful ingest is older
     device_absent_hours: float = 72.0  # devices not docked for longer are reported
-    metrics_port: int = 0  # Prometheus metrics on 127.0.0.1:PORT; 0 is off
+    metrics_port: int = 0  # Prometheus metrics on ADDRESS:PORT; 0 is off
+    metrics_address: str = "127.0.0.1"  # where metrics listen ("0.0.0.0": every interface)
+    # Transcoded proxies: "local" (made by the station) or "queue" (left to `evidence derive
+    # work` on any machine); posters, sheets and waveforms are always made by the station.
+    derivatives: Literal["local", "queue"] = "local"
     filename_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_FILENAME_PATTERNS))
 
 
@@ -279,6 +291,15 @@ class Settings:
     @property
     def signing_key_path(self) -> Path:
         return self._in_data(self.custody.signing_key)
+
+    @property
+    def tsa_ca_path(self) -> Path | None:
+        return self._in_data(self.custody.tsa_ca_file) if self.custody.tsa_ca_file else None
+
+    @property
+    def trusted_keys_path(self) -> Path:
+        """Where ``evidence init`` pins the key when no settings file is in use."""
+        return self.data_path / "keys" / "trusted-keys.txt"
 
     @property
     def encryption_key_path(self) -> Path:
@@ -579,6 +600,8 @@ def validate(s: Settings, source: str) -> None:
         ("ingest.metrics_port", ing.metrics_port, 0, 65535),
         ("retention.grace_days", r.grace_days, 0, 36600),
         ("coverage.window_minutes", s.coverage.window_minutes, 0.001, 60 * 24 * 31.0),
+        ("custody.tsa_late_hours", s.custody.tsa_late_hours, 0.0, 24 * 366.0),
+        ("custody.tsa_timeout_seconds", s.custody.tsa_timeout_seconds, 0.1, 600.0),
         # An idle limit past the absolute one, or a lifetime of years, is a mistake, not a choice.
         ("web.session_idle_minutes", s.web.session_idle_minutes, 1.0, 60 * 24.0),
         ("web.session_max_hours", s.web.session_max_hours, 0.1, 24 * 31.0),
@@ -615,6 +638,7 @@ def validate(s: Settings, source: str) -> None:
                 check_station_folders(s, [Path(folder).expanduser()])
             except SettingsError as exc:
                 fail(f"stations[{i}].folders[{j}]", f"is refused: {exc.message}", exc.hint)
+    _check_tsa(s.custody, fail)
     for i, proxy in enumerate(s.web.trusted_proxies):
         try:
             ipaddress.ip_network(proxy, strict=False)
@@ -671,6 +695,22 @@ def _check_web_address(web: WebSettings, fail: typing.Callable[..., typing.NoRet
 def _months(period: tuple[int, str]) -> float:
     count, unit = period
     return {"days": count / 31, "months": count, "years": count * 12}[unit]
+
+
+def _check_tsa(c: CustodySettings, fail: typing.Callable[..., typing.NoReturn]) -> None:
+    if not c.tsa_url:
+        return
+    parts = urlsplit(c.tsa_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail("custody.tsa_url", f"is not an http(s) URL: {c.tsa_url!r}", "e.g. 'http://tsa.example.org/tsr'")
+    if not c.tsa_ca_file:
+        fail(
+            "custody.tsa_ca_file",
+            "is empty while tsa_url is set",
+            "the TSA's CA certificate (PEM) is needed to check its tokens",
+        )
+    if c.tsa_policy and not re.fullmatch(r"[0-2](\.(0|[1-9][0-9]*))+", c.tsa_policy):
+        fail("custody.tsa_policy", f"is not an object identifier: {c.tsa_policy!r}", "e.g. '1.2.3.4.1'")
 
 
 def _check_database_url(url: str, fail: typing.Callable[..., typing.NoReturn]) -> None:

@@ -21,8 +21,9 @@ Rules every function here follows:
   .compile()``) and run by :func:`_run_ffmpeg`, not by the library's ``run``, which has no
   timeout. ffprobe is run by :mod:`ingest.probe`.
 
-Kinds: ``proxy`` is the playable or viewable copy of every recording (MP4 for video, M4A for
-audio, a JPEG preview at most 1280 px for photos); ``poster`` a JPEG at most 640 px (videos and
+Kinds: ``proxy`` is the playable or viewable copy of a recording browsers cannot play as it
+is (MP4 for video, M4A for audio; :mod:`catalog.playback` decides), and the JPEG preview at most
+1280 px of every photo; ``poster`` a JPEG at most 640 px (videos and
 photos); ``sheet`` a JPEG grid of keyframes (videos); ``waveform`` a PNG of the sound (audio).
 """
 
@@ -34,7 +35,8 @@ import os
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ from typing import Literal
 
 import ffmpeg
 
+from catalog import playback
 from catalog.errors import EvidenceError
 
 from .probe import (
@@ -62,6 +65,7 @@ __all__ = [
     "make_poster",
     "make_proxy",
     "make_waveform",
+    "needs_transcode",
 ]
 
 log = logging.getLogger(__name__)
@@ -411,24 +415,30 @@ def _resized_photo(source: Path, out_dir: Path, kind: DerivedKind, max_side: int
 _FIT = "scale=w='min({n},iw)':h='min({n},ih)':force_original_aspect_ratio=decrease"
 
 
-def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
+def _poster_output(source: Path, start: float, dest: Path) -> ffmpeg.nodes.OutputStream:
     # -ss as an input option seeks in the file rather than decoding up to that point.
     keyframes = {"skip_frame": "nokey"} if start > 0 else {}
     src = ffmpeg.input(str(source), threads="1", ss=f"{start:g}", **keyframes)
-    return _compile(
-        ffmpeg.output(
-            src["V:0"],
-            str(dest),
-            an=None,
-            sn=None,
-            dn=None,
-            **{"frames:v": "1", "q:v": "3"},
-            vf=_FIT.format(n=POSTER_MAX),
-            threads="1",
-            f="image2",
-            update="1",
-        )
+    return ffmpeg.output(
+        src["V:0"],
+        str(dest),
+        an=None,
+        sn=None,
+        dn=None,
+        **{"frames:v": "1", "q:v": "3"},
+        vf=_FIT.format(n=POSTER_MAX),
+        threads="1",
+        f="image2",
+        update="1",
     )
+
+
+def _poster_cmd(source: Path, start: float, dest: Path) -> list[str]:
+    return _compile(_poster_output(source, start, dest))
+
+
+def _poster_at(info: MediaInfo) -> float:
+    return round(0.1 * info.duration_s, 3) if info.duration_s else 0.0
 
 
 def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float | None = None) -> Derived:
@@ -448,7 +458,7 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     if info.kind != "video":
         raise DerivativeFailed(f"poster of {source.name}: {info.kind} has no picture")
     what = f"poster of {source.name} (frame)"
-    at = round(0.1 * info.duration_s, 3) if info.duration_s else 0.0
+    at = _poster_at(info)
     with _staged(out_dir, "poster", "jpg") as tmp:
         for start in [at, 0.0] if at > 0 else [0.0]:
             tmp.write_bytes(b"")
@@ -466,24 +476,33 @@ def make_poster(source: Path, info: MediaInfo, out_dir: Path, *, timeout: float 
     return _derived("poster", out_dir, "jpg", "frame")
 
 
-def _sheet_frames_cmd(source: Path, pattern: str, *, step: float, frames: int) -> list[str]:
-    src = ffmpeg.input(str(source), threads="1", skip_frame="nokey")
-    return _compile(
-        ffmpeg.output(
-            src["V:0"],
-            pattern,
-            an=None,
-            sn=None,
-            dn=None,
-            vf=f"select='gte(t,selected_n*{step:.6f})',{_FIT.format(n=SHEET_TILE)}",
-            # passthrough: image2 output is constant-rate by default and would repeat the
-            # selected frames to fill the gaps
-            fps_mode="passthrough",
-            **{"frames:v": str(frames), "c:v": "png"},
-            threads="1",
-            f="image2",
+def _sheet_frames_cmd(
+    source: Path, work: Path, times: list[float], *, poster: tuple[float, Path] | None = None
+) -> list[str]:
+    """One ffmpeg run, one input per tile: each seeks (in the file's index, without reading
+    what lies before) to the keyframe at or before its time and decodes that frame alone.
+    With ``poster`` (time, path), the poster is one more output of the same run."""
+    outputs = [] if poster is None else [_poster_output(source, poster[0], poster[1])]
+    for n, at in enumerate(times):
+        src = ffmpeg.input(str(source), threads="1", ss=f"{at:.3f}", skip_frame="nokey", noaccurate_seek=None)
+        outputs.append(
+            ffmpeg.output(
+                src["V:0"],
+                str(work / f"{n:04d}.png"),
+                an=None,
+                sn=None,
+                dn=None,
+                vf=_FIT.format(n=SHEET_TILE),
+                # passthrough: the frame found lies before the seek point, and the default
+                # constant-rate output would drop it for its negative timestamp
+                fps_mode="passthrough",
+                **{"frames:v": "1", "c:v": "png"},
+                threads="1",
+                f="image2",
+                update="1",
+            )
         )
-    )
+    return _compile(ffmpeg.merge_outputs(*outputs))
 
 
 def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
@@ -503,6 +522,35 @@ def _first_frame_cmd(source: Path, pattern: str) -> list[str]:
     )
 
 
+def make_poster_and_sheet(
+    source: Path, info: MediaInfo, out_dir: Path, *, frames: int = 10
+) -> tuple[list[Derived], list[tuple[str, str]]]:
+    """Poster and contact sheet of a video from one ffmpeg run: one process, and the file's
+    index read once per seek. A poster that run did not give is made on its own
+    (:func:`make_poster`, with its fallback to the first frame). Returns ``(made, failures)``
+    as :func:`derivatives_for` does."""
+    source, out_dir = Path(source), Path(out_dir)
+    made: list[Derived] = []
+    failures: list[tuple[str, str]] = []
+    poster: Derived | None = None
+    try:
+        with _staged(out_dir, "poster", "jpg") as poster_tmp:
+            try:
+                made.append(
+                    _sheet(source, info, out_dir, frames=frames, timeout=None, poster_dest=poster_tmp)
+                )
+            except DerivativeFailed as exc:
+                failures.append(("sheet", str(exc)))
+            _check_picture(poster_tmp, what=f"poster of {source.name} (frame)", max_side=POSTER_MAX)
+        poster = _derived("poster", out_dir, "jpg", "frame")
+    except DerivativeFailed:
+        try:  # not from the shared run: on its own
+            poster = make_poster(source, info, out_dir)
+        except DerivativeFailed as exc:
+            failures.append(("poster", str(exc)))
+    return ([poster] if poster else []) + made, failures
+
+
 def make_contact_sheet(
     source: Path,
     info: MediaInfo,
@@ -513,28 +561,48 @@ def make_contact_sheet(
 ) -> Derived:
     """``sheet.jpg``: up to ``frames`` keyframes spread over the video, in rows of 5.
 
-    Only keyframes are decoded (``-skip_frame nokey``: about 4x cheaper than decoding every
-    frame). A keyframe is taken when it is at or past the next of ``frames`` evenly spaced
-    times, so sparse keyframes give fewer tiles rather than clustered ones, and a 2-second clip
-    with a single keyframe gives a one-tile sheet. The grid is sized to what was found (never
-    empty tiles); if no keyframe comes out at all, the first frame is used.
-    Raises :class:`DerivativeFailed`.
+    Tile ``n`` is the keyframe at or before ``(n + 0.5) / frames`` of the duration, found by an
+    input seek and decoded alone, all in one ffmpeg run: at most ``frames`` frames are
+    decoded and the rest of the file is never read, so a 2-hour recording costs about what a
+    4-minute one does. A keyframe found by two tiles (keyframes sparser than the tiles) is
+    shown once, so a 2-second clip with a single keyframe gives a one-tile sheet. The grid is
+    sized to what was found (never empty tiles); if no keyframe comes out at all (a damaged
+    index), the first frame is used. Raises :class:`DerivativeFailed`.
     """
+    return _sheet(Path(source), info, Path(out_dir), frames=frames, timeout=timeout, poster_dest=None)
+
+
+def _sheet(
+    source: Path,
+    info: MediaInfo,
+    out_dir: Path,
+    *,
+    frames: int,
+    timeout: float | None,
+    poster_dest: Path | None,
+) -> Derived:
     source, out_dir = Path(source), Path(out_dir)
     if info.kind != "video":
         raise DerivativeFailed(f"sheet of {source.name}: {info.kind} has no video")
     if frames < 1:
         raise ValueError("frames must be >= 1")
     what = f"sheet of {source.name} (keyframes)"
-    step = (info.duration_s or 0.0) / frames
-    budget = timeout or _budget("keyframes", info)
+    duration = info.duration_s or 0.0
+    times = sorted({round((n + 0.5) * duration / frames, 3) for n in range(frames)})
+    # Bounded per tile, not per second of media: the whole point is not to read it all.
+    budget = timeout or _BUDGET["keyframes"][0] + 2.0 * len(times)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".sheet-frames-") as work:
-        pattern = str(Path(work) / "%04d.png")
-        _run_ffmpeg(_sheet_frames_cmd(source, pattern, step=step, frames=frames), timeout=budget, what=what)
-        tiles = sorted(Path(work).glob("*.png"))
+        poster = (_poster_at(info), poster_dest) if poster_dest is not None else None
+        try:
+            _run_ffmpeg(
+                _sheet_frames_cmd(source, Path(work), times, poster=poster), timeout=budget, what=what
+            )
+        except DerivativeFailed:
+            pass  # a seek into a damaged file can fail where the start decodes: next
+        tiles = _distinct(sorted(p for p in Path(work).glob("*.png") if p.stat().st_size > 0))
         if not tiles:
-            _run_ffmpeg(_first_frame_cmd(source, pattern), timeout=budget, what=what)
+            _run_ffmpeg(_first_frame_cmd(source, str(Path(work) / "%04d.png")), timeout=budget, what=what)
             tiles = sorted(Path(work).glob("*.png"))
         if not tiles:
             raise DerivativeFailed(f"{what}: ffmpeg produced no frame")
@@ -542,6 +610,19 @@ def make_contact_sheet(
             _tile(tiles, tmp, what=what)
             _check_picture(tmp, what=what)
     return _derived("sheet", out_dir, "jpg", "keyframes")
+
+
+def _distinct(tiles: list[Path]) -> list[Path]:
+    """The tiles without repeats of the one before (two seeks that found the same keyframe
+    decode it to the same bytes)."""
+    kept: list[Path] = []
+    last = b""
+    for path in tiles:
+        data = path.read_bytes()
+        if data != last:
+            kept.append(path)
+        last = data
+    return kept
 
 
 def _tile(tiles: list[Path], out: Path, *, what: str, gap: int = 2) -> None:
@@ -600,6 +681,14 @@ def make_waveform(source: Path, info: MediaInfo, out_dir: Path, *, timeout: floa
     return _derived("waveform", out_dir, "png", "showwavespic")
 
 
+def needs_transcode(info: MediaInfo, *, damaged: bool = False) -> bool:
+    """The recording's proxy is a video transcode (the expensive kind a worker can take):
+    a video that browsers do not play as it is and whose picture cannot merely be copied."""
+    if info.kind != "video" or playback.plays_as_is("video", info.summary(), damaged=damaged):
+        return False
+    return not (h264_browser_safe(info) and mp4_family(info.format_name))
+
+
 # --- all of them ---------------------------------------------------------------------------
 
 
@@ -609,40 +698,58 @@ def derivatives_for(
     out_dir: Path,
     *,
     transcode_slots: threading.Semaphore | None = None,
+    damaged: bool = False,
+    transcode: bool = True,
+    timed: Callable[[str, float], None] | None = None,
 ) -> tuple[list[Derived], list[tuple[str, str]]]:
     """Make every derivative that applies to the recording's kind, one after the other.
 
-    - video: poster, sheet, proxy
+    - video: poster and sheet (one ffmpeg run, :func:`make_poster_and_sheet`), proxy
     - audio: waveform, proxy
+    - no proxy for a video or audio file browsers play as it is
+      (:func:`catalog.playback.plays_as_is`; a damaged file always gets one: its repair pass)
+    - with ``transcode=False``, no proxy that needs a transcode (:func:`needs_transcode`):
+      the caller queues it for a worker
     - photo: proxy (the 1280 px preview), poster (640 px, so listings treat photos and videos
       alike)
 
     Cheap pictures come first, so they exist even while the proxy waits for a transcode slot.
+    ``timed(kind, seconds)`` is told how long each one took (made or failed); the shared run
+    of a video's poster and sheet counts as ``sheet``.
     Returns ``(made, failures)``; a failure is ``(kind, message)`` and never stops the others
     (a recording is archived whether or not it can be previewed).
     """
     source, out_dir = Path(source), Path(out_dir)
-    plan: list[tuple[str, Callable[[], Derived]]]
+    plan: Sequence[tuple[str, Callable[[], Derived | tuple[list[Derived], list[tuple[str, str]]]]]]
     proxy = ("proxy", lambda: make_proxy(source, info, out_dir, transcode_slots=transcode_slots))
+    needs_proxy = not playback.plays_as_is(info.kind, info.summary(), damaged=damaged)
+    if not transcode and needs_transcode(info, damaged=damaged):
+        needs_proxy = False
     if info.kind == "video":
         plan = [
-            ("poster", lambda: make_poster(source, info, out_dir)),
-            ("sheet", lambda: make_contact_sheet(source, info, out_dir)),
-            proxy,
-        ]
+            ("sheet", lambda: make_poster_and_sheet(source, info, out_dir)),
+        ] + ([proxy] if needs_proxy else [])
     elif info.kind == "audio":
-        plan = [("waveform", lambda: make_waveform(source, info, out_dir)), proxy]
+        plan = [("waveform", lambda: make_waveform(source, info, out_dir))] + ([proxy] if needs_proxy else [])
     else:
         plan = [proxy, ("poster", lambda: make_poster(source, info, out_dir))]
 
     made: list[Derived] = []
     failures: list[tuple[str, str]] = []
     for kind, make in plan:
+        started = time.monotonic()
         try:
-            made.append(make())
+            result = make()
+            if isinstance(result, tuple):
+                made += result[0]
+                failures += result[1]
+            else:
+                made.append(result)
         except EvidenceError as exc:  # expected (a damaged source...): the caller records it
             failures.append((kind, str(exc)))
         except Exception as exc:  # noqa: BLE001 - one derivative must not stop the others
             log.exception("%s of %s failed unexpectedly", kind, source)
             failures.append((kind, f"{type(exc).__name__}: {exc}"))
+        if timed is not None:
+            timed(kind, time.monotonic() - started)
     return made, failures

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 import os
 import stat
@@ -48,6 +49,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from archive.context import ServiceContext
 from archive.derivatives import record_failure, store_derivative
@@ -55,15 +57,16 @@ from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
 from archive.originals import OriginalFacts, store_original, stored_already
-from catalog import custody, jobs, reservations
+from catalog import custody, derive_jobs, jobs, metadata_fill, reservations
 from catalog.actions import Action
 from catalog.errors import EvidenceError, NotFound
 from catalog.models import Device, DeviceAssignment, IngestJob, Officer, Recording
 from catalog.recordings import find_by_sha256, reserve_archive_number
 
 from .container import check_fd
-from .derivatives import derivatives_for
+from .derivatives import derivatives_for, needs_transcode
 from .names import (
+    NameFacts,
     companions_of,
     find_sn_txt_at,
     is_companion,
@@ -129,6 +132,8 @@ class StationSetup:
     # (what, path) a station folder must neither contain nor lie inside: the data folder,
     # the store, the keys' folders (``check_station_folder``).
     protected: tuple[tuple[str, Path], ...] = ()
+    # "queue": transcoded proxies are left to derive workers (``ingest.worker``).
+    derivatives: Literal["local", "queue"] = "local"
 
 
 @dataclass
@@ -206,6 +211,10 @@ class Pipeline:
         self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
         self.formats, self.policy, self.actor, self.clock = ctx.formats, ctx.policy, ctx.actor, ctx.clock
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
+        # Told the seconds each derivative took (the daemon's metrics); None: nobody asks.
+        self.on_derivative: Callable[[str, float], None] | None = None
+        # Told every chunk read while hashing (a scan's progress moves within a large file).
+        self.on_bytes: Callable[[int], None] | None = None
         self._fault = fault_hook or (lambda _step: None)
         self._locks_guard = threading.Lock()
         # Set during a scan: deferred derivatives and station copies (path, archive number).
@@ -375,7 +384,7 @@ class Pipeline:
                 twin = find_by_sha256(session, digests.sha256)
             if job.archive_no is None:
                 if twin is not None:
-                    return self._duplicate(folder, path, shown, job, twin, now)
+                    return self._duplicate(folder, path, shown, job, twin, now, names)
                 number = reserve_archive_number(
                     self.engine,
                     self.formats,
@@ -401,7 +410,7 @@ class Pipeline:
                     # Resumed after its number was drawn, and another station archived the same
                     # content meanwhile: nothing of ours is stored, so this is a duplicate (the
                     # number stays a gap). Bytes already stored are recorded, never left behind.
-                    return self._duplicate(folder, path, shown, job, twin, now)
+                    return self._duplicate(folder, path, shown, job, twin, now, names)
                 try:
                     lease.check()
                     recording = store_original(
@@ -586,6 +595,8 @@ class Pipeline:
                 hasher.update(view[:n])
                 if md5 is not None:
                     md5.update(view[:n])
+                if self.on_bytes is not None:
+                    self.on_bytes(n)
         return hasher.digests(), md5.hexdigest() if md5 else None
 
     def _facts(
@@ -686,6 +697,7 @@ class Pipeline:
         job: IngestJob,
         twin: Recording,
         now: datetime,
+        names: NameFacts,
     ) -> Outcome:
         if jobs.seen_here(self.sessions, job, twin.sha256):
             # The file archived from this very path before, with only its ctime changed (a
@@ -703,12 +715,41 @@ class Pipeline:
                 subject=twin.archive_no,
                 details={"station": self.setup.station, "path": shown},
             )
+            self._fill_from_name(session, twin, shown, names)
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256, outcome=twin.archive_no)
         left = self._station_copy(folder, path.name, shown, job)
         log.info(
             "seen again", extra={"station": self.setup.station, "path": shown, "archive_no": twin.archive_no}
         )
         return Outcome("duplicate", shown, archive_no=twin.archive_no, left=left)
+
+    def _fill_from_name(self, session: Session, twin: Recording, shown: str, names: NameFacts) -> None:
+        """What the archived recording lacks and this duplicate's recorder-style name says:
+        filled in as a custody event (manifests are written once; a rebuild replays it)."""
+        recording = session.execute(
+            select(Recording).where(Recording.id == twin.id).with_for_update()
+        ).scalar_one()
+        fill = metadata_fill.plan(
+            has_device=recording.device_id is not None,
+            has_officer=recording.officer_id is not None,
+            sources=json.loads(recording.sources or "{}"),
+            name_values={"device": names.device, "officer": names.officer, "start": names.start},
+            name_sources=names.sources,
+        )
+        if not fill or recording.status == "purged":
+            return
+        details = {**fill, "from_name": shown, "station": self.setup.station, "source": metadata_fill.SOURCE}
+        custody.append(
+            session,
+            actor=self.actor,
+            action=Action.METADATA_FILLED,
+            subject=recording.archive_no,
+            details=details,
+        )
+        metadata_fill.apply(session, recording, details)
+        log.info(
+            "metadata filled from a duplicate's name", extra={"archive_no": recording.archive_no, **fill}
+        )
 
     def _link_from_sidecar(self, recording: Recording, case: str, now: datetime) -> None:
         try:
@@ -749,7 +790,19 @@ class Pipeline:
             link = Path(work) / "source" / source.name
             link.parent.mkdir()
             link.symlink_to(source.proc_path())
-            made, failures = derivatives_for(link, info, Path(work), transcode_slots=self.transcodes)
+            queue = self.setup.derivatives == "queue"
+            made, failures = derivatives_for(
+                link,
+                info,
+                Path(work),
+                transcode_slots=self.transcodes,
+                damaged=recording.damaged,
+                transcode=not queue,
+                timed=self.on_derivative,
+            )
+            if queue and needs_transcode(info, damaged=recording.damaged):
+                with self.sessions.begin() as session:
+                    derive_jobs.enqueue(session, recording.id, "proxy", self.clock())
             for derived in made:
                 try:
                     store_derivative(

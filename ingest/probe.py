@@ -28,6 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
+from catalog import playback
 from catalog.errors import EvidenceError
 
 __all__ = [
@@ -54,10 +55,6 @@ _IMAGE_CODECS = frozenset({"mjpeg", "png", "bmp", "tiff", "webp", "jpeg2000", "j
 _IMAGE_FORMATS = frozenset(
     {"image2", "jpeg_pipe", "png_pipe", "bmp_pipe", "tiff_pipe", "webp_pipe", "j2k_pipe", "jpegls_pipe"}
 )
-
-# H.264 profiles every current browser decodes (8-bit 4:2:0, Baseline to High).
-_BROWSER_H264_PROFILES = frozenset({"constrained baseline", "baseline", "main", "high"})
-_BROWSER_PIX_FMTS = frozenset({"yuv420p", "yuvj420p"})
 
 
 class ProbeFailed(EvidenceError):
@@ -518,34 +515,21 @@ def _dms(value: Any, ref: Any, *, positive: str) -> float | None:
 
 
 def browser_playable(info: MediaInfo) -> bool:
-    """True when a browser plays the file as it is after a faststart remux into MP4.
-
-    H.264 Baseline/Main/High, 8-bit 4:2:0, with AAC audio or none, in MP4/MOV, at most 1080p in
-    either orientation (long side <= 1920, short side <= 1080). Anything else is transcoded:
-    HEVC plays only in some browsers, High 10 and 4:2:2 in none, and a 4K proxy is too heavy
-    to scrub through.
+    """True when browsers play the video file as it is (:func:`catalog.playback.plays_as_is`):
+    H.264 Baseline/Main/High, 8-bit 4:2:0, with AAC audio or none, in MP4/MOV, at most 1080p
+    in either orientation. Anything else gets a proxy: HEVC plays only in some browsers,
+    High 10 and 4:2:2 in none, and a 4K picture is too heavy to scrub through.
     """
-    if info.kind != "video" or info.video_codec != "h264":
-        return False
-    if info.audio_codec not in (None, "aac"):
-        return False
-    return h264_browser_safe(info) and mp4_family(info.format_name)
+    return info.kind == "video" and playback.plays_as_is("video", info.summary())
 
 
 def h264_browser_safe(info: MediaInfo) -> bool:
     """The video stream alone would play in a browser (the audio and container aside):
     H.264 Baseline/Main/High, 8-bit 4:2:0, at most 1080p in either orientation."""
-    if info.video_codec != "h264" or info.width is None or info.height is None:
-        return False
-    if (info.video_profile or "").lower() not in _BROWSER_H264_PROFILES:
-        return False
-    if info.pix_fmt is not None and info.pix_fmt not in _BROWSER_PIX_FMTS:
-        return False
-    return max(info.width, info.height) <= 1920 and min(info.width, info.height) <= 1080
+    return playback.h264_plays(asdict(info))
 
 
 def mp4_family(format_name: str | None) -> bool:
     """ffprobe's format name is the ISO media family (MP4, MOV, M4A, 3GP), which remuxes
     into MP4 without surprises."""
-    names = set((format_name or "").split(","))
-    return bool(names & {"mov", "mp4"})
+    return playback.mp4_family(format_name)

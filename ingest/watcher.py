@@ -72,6 +72,7 @@ class StationWatcher:
         self.pipeline, self.folders, self.polling = pipeline, folders, polling
         self.rescan_seconds, self.stale_after, self.tick = rescan_seconds, stale_after, tick
         self.metrics = metrics or Metrics(pipeline.setup.station)
+        pipeline.on_derivative = self.metrics.derivative
         self.stop = threading.Event()
         self._wake = threading.Event()
         self._lock = threading.Lock()
@@ -105,7 +106,7 @@ class StationWatcher:
                 self._queue.update((folder, path) for path in self.pipeline.candidates(folder))
         self._wake.set()
 
-    def _done(self, path: Path, future: Future[Outcome]) -> None:
+    def _done(self, path: Path, started: float, future: Future[Outcome]) -> None:
         with self._lock:
             self._busy.pop(path, None)
         try:
@@ -113,7 +114,7 @@ class StationWatcher:
         except Exception:  # the daemon must keep going; the rescan retries
             log.exception("unexpected error; the file stays for the next pass", extra={"path": str(path)})
             return
-        self.metrics.outcome(outcome.kind, outcome.size)
+        self.metrics.outcome(outcome.kind, outcome.size, seconds=time.monotonic() - started)
         if outcome.kind == "archived":
             self.last_success = time.time()
         if outcome.kind in ("waiting", "failed"):
@@ -179,7 +180,7 @@ class StationWatcher:
                             self.pipeline.process, folder, path, wait=False, respect_backoff=True
                         )
                         self._busy[path] = future
-                        future.add_done_callback(functools.partial(self._done, path))
+                        future.add_done_callback(functools.partial(self._done, path, time.monotonic()))
                     self.metrics.queue_depth = len(self._queue) + len(self._busy) + len(self._later)
                 self._check_stale()
                 self._wake.wait(self.tick)

@@ -17,14 +17,17 @@ that folder zipped as ``OUTDIR/{case_key}.zip`` (one top-level folder, ZIP64)::
     data/originals/{item_no}.{ext} each recording, decrypted: the package is for a court
     data/documents/{item_no}.{ext} each written record, decrypted
     data/proxies/{item_no}-{kind}.{ext}   proxies, posters, sheets, waveforms (``with_proxies``)
-    data/custody/excerpt.json      the custody excerpt (format below)
-    data/custody/checkpoint.json   the signed checkpoint the excerpt ends at
-    data/custody/public-key.pem    the Ed25519 key that signed it (SubjectPublicKeyInfo PEM)
+    data/custody/events.jsonl      the disclosed custody events (format below)
+    data/custody/links.tsv         their links up to the checkpoints
+    data/custody/checkpoint.json   the signed statement of the checkpoint covering the export
+    data/custody/checkpoint.sig    its raw 64-byte Ed25519 signature
+    data/custody/checkpoints/      earlier checkpoints the links end at ({n:08d}.json, .sig)
+    data/custody/keys/{fp}.pem     the signers' public keys (trust comes from the fingerprint)
 
 An export for someone without the protected grant (``include_protected=False``) withholds
 protected items: no file of theirs, and in ``case.json``, ``index.html`` and ``bag-info.txt``
 (``Withheld-Items``) only their item numbers, marked ``withheld: protected``. Their custody
-events, and any other event that names one of their identifiers, stay in the excerpt only as
+events, and any other event that names one of their identifiers, stay in the package only as
 hash-only links (as events of other subjects do), so the package still verifies; the
 ``exported`` event lists the withheld item numbers.
 
@@ -41,78 +44,66 @@ nothing would check it) or by refusing the whole bag. ``sm3-digests.txt`` is an 
 file, covered by the tag manifest, that bagit tools carry along and ``verify-package``
 checks.
 
-Custody excerpt (``data/custody/excerpt.json``), version 1::
-
-    {"v": 1, "checkpoint": N, "subjects": [...],
-     "events": [RECORD, ...],
-     "links": [[SEQ, PREV, HASH], ...]}
-
-``subjects`` are the case key, the numbers of every item ever in the case (linked or since
-unlinked) and the archive numbers of the recordings in it. ``events`` are the full records
-(``catalog.chain``: the hashed object plus ``"hash"``) of every custody event about those
-subjects up to the checkpoint, in chain order, ending with this export itself (action
-``exported``). ``links`` holds ``[seq, prev, hash]`` for every event of the chain, whatever its
-subject, from the first excerpt event through the checkpoint's ``seq``, one per line. A
-verifier recomputes each record's hash (SHA-256 of the canonical serialization of the record
-without ``"hash"``), checks that each link's ``prev`` is the previous link's ``hash``, that each
-record equals the link at its ``seq``, that the link at the checkpoint's ``seq`` carries the
-checkpoint's ``head``, and the checkpoint's Ed25519 signature with ``public-key.pem``.
-
-What the links prove and what they do not: a link of an event outside the case has no payload,
-so its hash cannot be recomputed. The links show that the excerpt is a consistent cut of one
-chain ending at a signed head; a changed, dropped or reordered record, a dropped link or an
-edited hash is found. Someone rebuilding the whole link list around a forged record is not,
-on the package alone: that proof needs the full chain, which storage keeps
-(``custody/segments/``, checkable against the same signed checkpoint).
-
-Before the excerpt is written the export is recorded as a custody event and a fresh checkpoint
-is signed and published, so the checkpoint covers every event of the excerpt, the export
-included.
+Custody, format 2 (docs/CUSTODY-FORMAT.md describes every byte). Whose events: the case key,
+the numbers of every item ever in the case and the archive numbers of the recordings in it.
+When the package is prepared, one custody ``exported`` event commits to the SHA-256 of every
+file under ``data/`` outside ``data/custody/`` (``files``; nothing there names the checkpoint),
+the numbers of the disclosed events (``events``), the withheld ones with their
+``subject_prev`` (``withheld_events``) and each subject's last event hash but the case's
+(``heads``). The package is finished once a checkpoint covers that event: the command line signs
+one at once; from the web the package stays pending until the next timer checkpoint
+(``finish_pending``). ``events.jsonl`` then carries every disclosed event and the exported one,
+``links.tsv`` the stretches from each disclosed or withheld event to the first checkpoint after
+it, and the checkpoints from the earliest of those to the package's own (they chain by
+``prev``), so a verifier recomputes every link, walks each subject's events back through
+``subject_prev`` (an omitted event is a missing step), and checks every payload digest
+against the signed commitment. What a range of v1 events (from before the upgrade) cannot
+prove: their links carry no body hash, so a v1 event outside the package cannot be
+recomputed, and v1 events have no ``subject_prev``; a package binds older items through their
+v2 ``attested`` events instead.
 """
 
 from __future__ import annotations
 
 import base64
+import bisect
 import html
 import json
 import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import (
-    Ed25519PrivateKey,
-    Ed25519PublicKey,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.checkpoints import make_and_publish
+from archive.checkpoints import link_line, make_and_publish
 from archive.context import ServiceContext
 from archive.digest import Hasher
 from archive.layout import extension
 from archive.reading import hash_stored
 from archive.store import ObjectStore
+from archive.timestamping import TimestampAuthority
 from catalog import cases, custody
 from catalog.actions import Action
-from catalog.canonical import canonical_bytes, format_instant, parse_instant
+from catalog.canonical import format_instant, parse_instant
 from catalog.chain import CustodyEvent
-from catalog.checkpoint import Checkpoint
+from catalog.checkpoint import Checkpoint, fingerprint, public_key_pem
 from catalog.errors import CheckFailed, InvalidInput
-from catalog.models import Derivative, Document, Recording
+from catalog.models import CheckpointRow, Derivative, Document, Recording
+from catalog.playback import plays_as_is
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
-from . import custody_text
+from . import custody_text, recipes
 
-EXCERPT_VERSION = 1
 BAGIT_VERSION = "1.0"
 SOFTWARE = "evidence-archive"
 WRITE_BUFFER = 1 << 20
@@ -125,15 +116,26 @@ Progress = Callable[[str, int, int], None]
 class ExportResult:
     """Where the package is, how many case items it holds, and its size on disk.
 
-    ``bytes`` is the size of the zip file, or of every file in the bag folder.
+    ``bytes`` is the size of the zip file, or of every file in the bag folder. ``pending``:
+    prepared, waiting for a checkpoint to cover ``event`` (``path`` is where it will be).
     """
 
     path: Path
     items: int
     bytes: int
+    pending: bool = False
+    event: int | None = None
+    checkpoint: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": str(self.path), "items": self.items, "bytes": self.bytes}
+        return {
+            "path": str(self.path),
+            "items": self.items,
+            "bytes": self.bytes,
+            "pending": self.pending,
+            "event": self.event,
+            "checkpoint": self.checkpoint,
+        }
 
 
 @dataclass
@@ -177,6 +179,7 @@ class _Entry:
     original_name: str | None = None
     content_type: str | None = None
     derivatives: list[_Derived] = field(default_factory=list)
+    plays_as_is: bool = False  # browsers play the original: the page plays it, not a proxy
 
 
 # --- the export ---------------------------------------------------------------------------
@@ -187,19 +190,26 @@ def export_case(
     case_name: str,
     outdir: Path,
     *,
-    signing_key: Ed25519PrivateKey,
+    signing_key: Ed25519PrivateKey | None,
     reason: str,
     with_proxies: bool = False,
     zip_it: bool = False,
     source_organization: str | None = None,
     progress: Progress | None = None,
     include_protected: bool = True,
+    tsa: TimestampAuthority | None = None,
+    planned: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write the case's evidence package to ``outdir`` (see the module docstring).
 
     The context's clock dates the export event, the checkpoint and Bagging-Date (its own
-    offset's day).
+    offset's day). With ``signing_key`` a checkpoint is signed at once and the package is
+    finished; without it (the web server never holds the key) the package waits, prepared,
+    in ``outdir`` until a checkpoint covers its ``exported`` event: ``finish_pending`` then
+    finishes it, and the result says ``pending`` until then.
     ``include_protected=False`` withholds protected items (see the module docstring).
+    ``planned(files, bytes)`` is told what the payload will hold before it is written;
+    ``progress`` follows every chunk.
     Raises ``NotFound`` for an unknown case, ``InvalidInput`` when the target exists,
     ``CheckFailed`` when a stored item is missing or does not give its recorded digest.
     """
@@ -214,7 +224,7 @@ def export_case(
         entries = _entries(session, [i for i in every_item if not i.unlinked], with_proxies)
     case_key = header["case_key"]
     withheld: list[str] = []
-    hidden: set[str] = set()  # identifiers no record of the excerpt may name
+    hidden: set[str] = set()  # identifiers no disclosed event may name
     if not include_protected:
         withheld = sorted(e.view.item_no for e in entries if e.view.protected)
         hidden = _identifiers([e for e in entries if e.view.protected])
@@ -234,9 +244,28 @@ def export_case(
     exported: CustodyEvent | None = None
     try:
         bag = work / case_key
+        if planned is not None:
+            planned(
+                sum(1 + len(e.derivatives) for e in entries),
+                sum(e.view.size + sum(d.size or 0 for d in e.derivatives) for e in entries),
+            )
         payload = _write_evidence(store, bag, entries, kek, progress)
+        # Nothing under data/ outside data/custody/ names the checkpoint, so the exported
+        # event can commit to every one of those files.
+        export_facts = {
+            "at": format_instant(now),
+            "by": actor,
+            "reason": reason.strip(),
+            "with_proxies": with_proxies,
+        }
+        document = _case_document(header, entries, export_facts, withheld)
+        payload.append(_write_small(bag, "data/case.json", _json_bytes(document)))
+        page = _index_html(header, entries, export_facts, withheld, zone=ctx.policy.zone)
+        payload.append(_write_small(bag, "data/index.html", page.encode("utf-8")))
 
         with sessions.begin() as session:
+            custody.lock_head(session)  # the disclosed events and subject heads are one cut
+            disclosed, withheld_events, heads = _disclosure(session, subjects, case_key, hidden)
             exported = custody.append(
                 session,
                 actor=actor,
@@ -248,52 +277,117 @@ def export_case(
                     "item_nos": [e.view.item_no for e in entries],
                     "destination": target.name,
                     "with_proxies": with_proxies,
+                    "files": {p.rel: p.sha256 for p in sorted(payload, key=lambda p: p.rel)},
+                    "events": disclosed,
+                    "withheld_events": withheld_events,
+                    "heads": heads,
                 }
                 | ({"withheld": withheld, "withheld_why": "protected"} if withheld else {}),
                 now=now,
             )
-        checkpoint = make_and_publish(ctx.at(now), signing_key)
-
-        payload += _write_custody(sessions, bag, subjects, checkpoint, hidden)
-        export_facts = {
-            "at": format_instant(now),
-            "by": actor,
-            "reason": reason.strip(),
-            "event": exported.seq,
-            "checkpoint": checkpoint.n,
-            "checkpoint_seq": checkpoint.seq,
-            "key_id": checkpoint.key_id,
-            "with_proxies": with_proxies,
-        }
-        document = _case_document(header, entries, export_facts, withheld)
-        payload.append(_write_small(bag, "data/case.json", _json_bytes(document)))
-        page = _index_html(header, entries, export_facts, withheld, zone=ctx.policy.zone)
-        payload.append(_write_small(bag, "data/index.html", page.encode("utf-8")))
-        _write_tags(
-            bag,
-            payload,
-            header,
-            export_facts,
-            now,
-            len(entries),
-            source_organization,
+        pending = _Pending(
+            case_key=case_key,
+            seq=exported.seq,
+            zip=zip_it,
+            target=target.name,
+            header=header,
+            export=export_facts,
+            items=len(entries),
+            organization=source_organization,
             sm3=any(e.sm3 for e in entries),
             withheld=withheld,
+            payload=[[p.rel, p.sha256, p.size, p.sm3] for p in payload],
+            events=disclosed,
+            withheld_events=sorted(int(k) for k in withheld_events),
         )
-
-        if zip_it:
-            partial = work / f"{case_key}.zip"
-            _zip_folder(bag, partial, case_key)
-            _publish(partial, target)
-        else:
-            _publish(bag, target)
+        _write_file(work / PENDING, _json_bytes(pending.__dict__))
+        if signing_key is not None:
+            make_and_publish(ctx.at(now), signing_key, tsa=tsa)
+        result = finish_pending(sessions, work)
     except BaseException as exc:
         shutil.rmtree(work, ignore_errors=True)
         if exported is not None and isinstance(exc, Exception):
             _record_failure(sessions, actor, case_key, exported.seq, exc, now)
         raise
+    return result
+
+
+PENDING = "pending.json"
+
+
+@dataclass
+class _Pending:
+    """What finishing a prepared package needs, kept beside its bag (never inside it)."""
+
+    case_key: str
+    seq: int
+    zip: bool
+    target: str
+    header: dict[str, Any]
+    export: dict[str, Any]
+    items: int
+    organization: str | None
+    sm3: bool
+    withheld: list[str]
+    payload: list[list[Any]]
+    events: list[int]
+    withheld_events: list[int]
+
+
+def find_pending(root: Path, event: int, actor: str) -> Path | None:
+    """The prepared package of export event ``event`` made by ``actor``, in a folder under
+    ``root`` (one level down, as the web makes them); None when there is none."""
+    for found in sorted(Path(root).glob("*/.*.partial/" + PENDING)):
+        try:
+            facts = json.loads(found.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if facts.get("seq") == event and facts.get("export", {}).get("by") == actor:
+            return found.parent
+    return None
+
+
+def finish_pending(sessions: sessionmaker[Session], work: Path) -> ExportResult:
+    """Finish a prepared package once a checkpoint covers its ``exported`` event: write the
+    custody proof and the tag files, then give the package its name. Until then the result
+    is ``pending`` and nothing changes; run again after the next checkpoint."""
+    facts = _Pending(**json.loads((work / PENDING).read_text(encoding="utf-8")))
+    bag = work / facts.case_key
+    target = work.parent / facts.target
+    with sessions() as session:
+        covering = session.execute(
+            select(CheckpointRow.n).where(CheckpointRow.seq >= facts.seq, CheckpointRow.v == 2).limit(1)
+        ).scalar()
+    if covering is None:
+        return ExportResult(target, facts.items, 0, pending=True, event=facts.seq)
+    payload = [_PayloadFile(rel, sha, size, sm3) for rel, sha, size, sm3 in facts.payload]
+    cp, proof = _write_proof(sessions, bag, facts.events + [facts.seq], facts.withheld_events, facts.seq)
+    payload += proof
+    export = facts.export | {
+        "event": facts.seq,
+        "checkpoint": cp.n,
+        "checkpoint_seq": cp.seq,
+        "key": cp.key,
+    }
+    _write_tags(
+        bag,
+        payload,
+        facts.header,
+        export,
+        parse_instant(facts.export["at"]),
+        facts.items,
+        facts.organization,
+        sm3=facts.sm3,
+        withheld=facts.withheld,
+    )
+    if facts.zip:
+        partial = work / f"{facts.case_key}.zip"
+        _zip_folder(bag, partial, facts.case_key)
+        _publish(partial, target)
+    else:
+        _publish(bag, target)
     shutil.rmtree(work, ignore_errors=True)
-    return ExportResult(target, len(entries), _size_on_disk(target))
+    return ExportResult(target, facts.items, _size_on_disk(target), event=facts.seq, checkpoint=cp.n)
 
 
 def _case_header(case: Any) -> dict[str, Any]:
@@ -310,7 +404,7 @@ def _case_header(case: Any) -> dict[str, Any]:
 
 
 def _subjects(case_key: str, items: list[ItemView]) -> list[str]:
-    """Whose events go in the excerpt: the case, every item number it ever gave, and the
+    """Whose events go in the package: the case, every item number it ever gave, and the
     recordings it holds now (a recording unlinked as a mistake keeps its own history out)."""
     found = [case_key] + [i.item_no for i in items]
     found += [i.archive_no for i in items if i.archive_no and not i.unlinked]
@@ -376,6 +470,7 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
             content_type=getattr(row, "content_type", None),
         )
         if isinstance(row, Recording):
+            entry.plays_as_is = plays_as_is(row.kind, json.loads(row.media_info or "{}"), damaged=row.damaged)
             latest: dict[str, Derivative] = {}
             for d in derivatives.get(row.id, []):
                 latest[d.kind] = d  # the newest of each kind
@@ -534,86 +629,105 @@ def _json_bytes(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False).encode("utf-8") + b"\n"
 
 
-# --- payload: custody -------------------------------------------------------------------------
+# --- payload: custody ------------------------------------------------------------------------
 
 
-def _write_custody(
-    sessions: sessionmaker[Session],
-    bag: Path,
-    subjects: list[str],
-    checkpoint: Checkpoint,
-    hidden: Collection[str] = (),
-) -> list[_PayloadFile]:
-    folder = bag / "data" / "custody"
-    folder.mkdir(parents=True, exist_ok=True)
-    files = [_write_excerpt(sessions, bag, "data/custody/excerpt.json", subjects, checkpoint, hidden)]
-    files.append(
-        _write_small(bag, "data/custody/checkpoint.json", canonical_bytes(checkpoint.to_record()) + b"\n")
-    )
-    public = Ed25519PublicKey.from_public_bytes(base64.b64decode(checkpoint.public_key))
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    files.append(_write_small(bag, "data/custody/public-key.pem", pem))
-    return files
+def _disclosure(
+    session: Session, subjects: list[str], case_key: str, hidden: Collection[str]
+) -> tuple[list[int], dict[str, str | None], dict[str, str]]:
+    """(disclosed event numbers, withheld events as {seq: subject_prev}, each subject's last
+    event hash but the case's), from every event about the package's subjects.
 
-
-def _excerpt_events(session: Session, subjects: list[str], last_seq: int) -> list[CustodyEvent]:
-    found: dict[int, CustodyEvent] = {}
+    An event naming one of ``hidden`` (a withheld item's identifiers) is withheld: the
+    package carries only its link, and the exported event commits to its ``subject_prev`` so
+    that a verifier can walk each subject's events back past it.
+    """
+    disclosed: set[int] = set()
+    withheld: dict[str, str | None] = {}
+    heads: dict[str, str] = {}
     for subject in subjects:
         for event in custody.events(session, subject=subject):
-            if event.seq <= last_seq:
-                found[event.seq] = event
-    return [found[s] for s in sorted(found)]
+            if hidden and _names_any(event.line(), hidden):
+                withheld[str(event.seq)] = event.subject_prev
+            else:
+                disclosed.add(event.seq)
+            if subject != case_key:
+                heads[subject] = event.hash
+    return sorted(disclosed), withheld, heads
 
 
-def _write_excerpt(
-    sessions: sessionmaker[Session],
-    bag: Path,
-    rel: str,
-    subjects: list[str],
-    checkpoint: Checkpoint,
-    hidden: Collection[str] = (),
-) -> _PayloadFile:
-    """Stream the excerpt: one record or link a line, so a million links stay small in memory.
+def _write_proof(
+    sessions: sessionmaker[Session], bag: Path, disclosed: list[int], withheld: list[int], exported: int
+) -> tuple[Checkpoint, list[_PayloadFile]]:
+    """``data/custody/``: the disclosed events, the links from each disclosed or withheld event
+    to the first v2 checkpoint after it, those checkpoints (chained to the package's own),
+    and their signers' public keys. Streamed: links may be many."""
+    folder = bag / "data" / "custody"
+    (folder / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "keys").mkdir(exist_ok=True)
+    files: list[_PayloadFile] = []
+    with sessions() as session:
+        rows = session.execute(
+            select(CheckpointRow).where(CheckpointRow.v == 2).order_by(CheckpointRow.n)
+        ).scalars()
+        v2, tokens = [], {}
+        for row in rows:
+            v2.append(custody.checkpoint_from_row(row))
+            if row.tsa_token:
+                tokens[row.n] = row.tsa_token
+        seqs = [cp.seq for cp in v2]
 
-    A record naming one of ``hidden`` (a withheld item's identifiers) is left out; its link
-    stays, so the chain still checks without showing what the record said.
-    """
-    hasher = Hasher(sm3=True)
+        def covering(seq: int) -> Checkpoint:
+            return v2[bisect.bisect_left(seqs, seq)]
 
-    def emit(out: BinaryIO, data: bytes) -> None:
-        hasher.update(data)
-        out.write(data)
+        final = covering(exported)
+        points = sorted(set(disclosed) | set(withheld))
+        ranges: list[tuple[int, int]] = []
+        for point in points:
+            end = covering(point).seq
+            if ranges and point <= ranges[-1][1] + 1:
+                ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
+            else:
+                ranges.append((point, end))
+        first = min(covering(p).n for p in points)
+        included = [cp for cp in v2 if first <= cp.n <= final.n]
 
-    with sessions() as session, open(bag / rel, "xb", buffering=WRITE_BUFFER) as out:
-        records = [
-            e
-            for e in _excerpt_events(session, subjects, checkpoint.seq)
-            if not (hidden and _names_any(canonical_bytes(e.to_record()), hidden))
-        ]
-        emit(out, b'{"v":%d,"checkpoint":%d,"subjects":' % (EXCERPT_VERSION, checkpoint.n))
-        emit(out, canonical_bytes(subjects))
-        emit(out, b',\n"events":[')
-        for i, event in enumerate(records):
-            emit(out, (b"\n" if i == 0 else b",\n") + canonical_bytes(event.to_record()))
-        emit(out, b'\n],\n"links":[')
-        first = records[0].seq if records else checkpoint.seq
-        for i, event in enumerate(_links(session, first, checkpoint.seq)):
-            emit(
-                out,
-                b'%s\n[%d,"%s","%s"]'
-                % (b"" if i == 0 else b",", event.seq, event.prev_hash.encode(), event.hash.encode()),
+        files.append(
+            _stream(folder / "events.jsonl", bag, (e.line() for e in custody.events_at(session, disclosed)))
+        )
+        files.append(
+            _stream(
+                folder / "links.tsv",
+                bag,
+                (
+                    link_line(e)
+                    for a, b in ranges
+                    for e in custody.events(session, after_seq=a - 1, limit=b - a + 1)
+                ),
             )
-        emit(out, b"\n]}\n")
+        )
+    for cp in included:
+        stem = "data/custody/checkpoint" if cp.n == final.n else f"data/custody/checkpoints/{cp.n:08d}"
+        files.append(_write_small(bag, f"{stem}.json", cp.signed_bytes()))
+        files.append(_write_small(bag, f"{stem}.sig", cp.signature_bytes()))
+        if cp.n in tokens:  # the TSA's token over the statement, when it has come
+            files.append(_write_small(bag, f"{stem}.tsr", tokens[cp.n]))
+    for fp, raw in sorted({cp.key: base64.b64decode(cp.public_key) for cp in included if cp.key}.items()):
+        if raw and fingerprint(raw) == fp:
+            files.append(_write_small(bag, f"data/custody/keys/{fp}.pem", public_key_pem(raw)))
+    return final, files
+
+
+def _stream(path: Path, bag: Path, lines: Iterable[bytes]) -> _PayloadFile:
+    hasher = Hasher(sm3=True)
+    with open(path, "xb", buffering=WRITE_BUFFER) as out:
+        for line in lines:
+            hasher.update(line)
+            out.write(line)
         out.flush()
         os.fsync(out.fileno())
     d = hasher.digests()
-    return _PayloadFile(rel, d.sha256, d.size, d.sm3)
-
-
-def _links(session: Session, first: int, last: int) -> Iterator[CustodyEvent]:
-    if first < 1 or last < first:
-        return iter(())
-    return custody.events(session, after_seq=first - 1, limit=last - first + 1)
+    return _PayloadFile(path.relative_to(bag).as_posix(), d.sha256, d.size, d.sm3)
 
 
 # --- case.json and index.html ------------------------------------------------------------
@@ -672,9 +786,12 @@ def _case_document(
         "case": header,
         "export": export,
         "custody": {
-            "excerpt": "custody/excerpt.json",
+            "format": 2,
+            "events": "custody/events.jsonl",
+            "links": "custody/links.tsv",
             "checkpoint": "custody/checkpoint.json",
-            "public_key": "custody/public-key.pem",
+            "signature": "custody/checkpoint.sig",
+            "keys": "custody/keys/",
         },
         # Withheld items last, by number: their place in the timeline would tell their time.
         "items": [_item_record(e) for e in entries] + [_withheld_record(n) for n in withheld],
@@ -697,9 +814,11 @@ video,img{max-width:360px;max-height:240px}dt{font-weight:bold}section{margin-to
 
 
 def _media(entry: _Entry) -> str:
-    """A player for the proxy inside the package (never anything outside it)."""
+    """A player for the original or its proxy inside the package (never anything outside it)."""
     files = {d.kind: d.file for d in entry.derivatives}
-    proxy, poster = files.get("proxy"), files.get("poster")
+    poster = files.get("poster")
+    # The original itself where browsers play it (its file sits beside this page in data/).
+    proxy = entry.file if entry.plays_as_is and entry.view.kind in ("video", "audio") else files.get("proxy")
     e = html.escape
     if proxy and entry.view.kind == "video":
         poster_attr = f' poster="{e(poster)}"' if poster else ""
@@ -765,8 +884,8 @@ def _index_html(
 <dt>导出时间 Exported at</dt><dd>{e(local(parse_instant(export["at"])))}</dd>
 <dt>导出人 Exported by</dt><dd>{e(export["by"])}</dd>
 <dt>导出事由 Reason</dt><dd>{e(export["reason"])}</dd>
-<dt>签名检查点 Signed checkpoint</dt><dd>#{export["checkpoint"]}, event {export["checkpoint_seq"]},
-key id <code>{e(export["key_id"])}</code></dd>
+<dt>签名检查点 Signed checkpoint</dt><dd>见 <code>custody/checkpoint.json</code> /
+see <code>custody/checkpoint.json</code> (<code>bag-info.txt</code>: Custody-Checkpoint, Custody-Key)</dd>
 </dl>
 <section><h2>时间线 Timeline</h2>
 <table><thead><tr><th>共同编号 Item number</th><th>时间 Time</th><th>类型 Kind</th>
@@ -784,16 +903,18 @@ key id <code>{e(export["key_id"])}</code></dd>
 decrypted and byte-for-byte what was archived. <code>manifest-sha256.txt</code> lists every file's
 SHA-256 (check with <code>sha256sum -c</code> from the bag folder); <code>tagmanifest-sha256.txt</code>
 covers the manifests; the package is a BagIt 1.0 bag (RFC 8493).</p>
-<p>监管链摘录 Custody excerpt (<code>custody/excerpt.json</code>):
-<code>{{"v":1,"checkpoint":N,"subjects":[...],"events":[record...],"links":[[seq,prev,hash]...]}}</code>.
-每条记录的 hash 为去掉 "hash" 字段后规范化 JSON（UTF-8、键排序、无空白、非 ASCII 字符原样）的 SHA-256；
-links 中每项的 prev 等于前一项的 hash；记录与其序号处的 link 一致；检查点序号处的 hash 等于
-<code>custody/checkpoint.json</code> 的 head，且其 Ed25519 签名可用 <code>custody/public-key.pem</code> 验证。
-Each record's hash is SHA-256 over the canonical JSON of the record without "hash" (UTF-8,
-keys sorted, no whitespace, non-ASCII as itself); each link's prev equals the previous link's
-hash; each record equals the link at its seq; the link at the checkpoint's seq carries the
-checkpoint's head, whose Ed25519 signature (over the canonical statement without
-"public_key" and "signature") checks with <code>custody/public-key.pem</code>.</p>
+<p>监管链 Custody (<code>custody/</code>, 格式 format 2): <code>events.jsonl</code>
+每行一个已披露事件的 RFC 8785 规范字节；<code>links.tsv</code> 每行
+<code>seq prev body_hash hash</code>，hash = SHA-256(prev ‖ body_hash)；
+<code>checkpoint.json</code> 为签名声明的原始字节，<code>checkpoint.sig</code> 为 64 字节 Ed25519 签名；
+签名者指纹（公钥 SHA-256）须与档案馆另行公布的指纹一致。
+导出事件承诺本包 data/ 下除 custody/ 外每个文件的 SHA-256。
+<code>events.jsonl</code> holds each disclosed event's RFC 8785 bytes, one a line; <code>links.tsv</code>
+holds <code>seq prev body_hash hash</code> with hash = SHA-256(prev ‖ body_hash); <code>checkpoint.json</code>
+is the signed statement's exact bytes and <code>checkpoint.sig</code> its raw 64-byte Ed25519 signature.
+The signer's fingerprint (SHA-256 of the public key) must equal the one the bureau publishes by
+another channel. The export's own event commits to the SHA-256 of every file under data/ outside
+custody/. Check with <code>evidence verify-package --trusted-key FINGERPRINT</code>.</p>
 </section></body></html>
 """
 
@@ -855,12 +976,23 @@ def _write_tags(
         ("Export-Reason", export["reason"] or "-"),
         ("Exported-At", export["at"]),
         ("Custody-Checkpoint", str(export["checkpoint"])),
-        ("Custody-Key-Id", export["key_id"]),
+        ("Custody-Event", str(export["event"])),
+        ("Custody-Key", str(export["key"])),
     ]
     if withheld:
         info.append(("Withheld-Items", f"{' '.join(withheld)} (withheld: protected)"))
     tags.append(("bag-info.txt", "".join(f"{k}: {_bag_info_value(v)}\n" for k, v in info).encode()))
     tags.append(("manifest-sha256.txt", "".join(_manifest_line(p.sha256, p.rel) for p in payload).encode()))
+    # How to check the package without this project, and a second verifier that needs only Node.js.
+    recipe = recipes.verify_text(
+        case_number=header["number"],
+        case_key=header["case_key"],
+        signer=str(export["key"]),
+        checkpoint=int(export["checkpoint"]),
+        token=any(p.rel == "data/custody/checkpoint.tsr" for p in payload),
+    )
+    tags.append((recipes.RECIPES_NAME, recipe.encode("utf-8")))
+    tags.append((recipes.VERIFIER_NAME, recipes.verifier_source()))
     if sm3:
         tags.append(
             ("sm3-digests.txt", "".join(_manifest_line(p.sm3 or "", p.rel) for p in payload).encode())

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -143,7 +143,9 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
         )
 
 
-def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str | None, str, str, int]:
+def _check(
+    store: ObjectStore, target: Target, kek: bytes | None, on_bytes: Callable[[int], None] | None = None
+) -> tuple[str | None, str, str, int]:
     """(problem or None, expected, found, bytes read)."""
     expected = target.sha256
     try:
@@ -152,7 +154,12 @@ def _check(store: ObjectStore, target: Target, kek: bytes | None) -> tuple[str |
     except ObjectMissing:
         return "missing", "", "no object", 0
     got = hash_stored(
-        store, target.key, target.version, encrypted=target.encrypted, kek=kek if target.encrypted else None
+        store,
+        target.key,
+        target.version,
+        encrypted=target.encrypted,
+        kek=kek if target.encrypted else None,
+        sink=(lambda chunk: on_bytes(len(chunk))) if on_bytes is not None else None,
     )
     if got.problem == "missing":
         return "missing", expected or "", "no object", got.size
@@ -220,7 +227,13 @@ def sweep(
     budget_seconds: float | None = None,
     reconcile_storage: bool = True,
     progress=None,
+    planned: Callable[[int, int], None] | None = None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> FixityReport:
+    """Check the targets least recently verified first, within the budgets.
+
+    ``planned(items, bytes)`` is told the totals once known, ``on_bytes(n)`` every chunk
+    read, ``progress(target, size)`` every target checked."""
     sessions, store, actor, now = ctx.sessions, ctx.store, ctx.actor, ctx.now()
     kek = ctx.kek() if ctx.load_kek else None
     report = FixityReport()
@@ -232,6 +245,8 @@ def sweep(
         targets = list(_targets(session, older_than=older, sample=sample))
     if sample is not None and len(targets) > sample:
         targets = random.sample(targets, sample)  # at most N of each kind were drawn; N in all
+    if planned is not None:
+        planned(len(targets), sum(t.size or 0 for t in targets))
     for target in targets:
         if budget_bytes is not None and report.bytes_read >= budget_bytes:
             report.stopped_by = "volume"
@@ -239,7 +254,7 @@ def sweep(
         if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
             report.stopped_by = "time"
             break
-        problem, expected, found, size = _check(store, target, kek)
+        problem, expected, found, size = _check(store, target, kek, on_bytes)
         report.checked += 1
         report.bytes_read += size
         results.append(

@@ -12,14 +12,18 @@ the bureau. ``verify_package`` reports every problem it finds as ``{"path", "pro
 - ``sm3-digests.txt`` when present (``sm3 mismatch``);
 - ``data/case.json``: every item's and derivative's digest equals its file's, and every
   evidence file belongs to an item (an item marked ``withheld`` has no file to check);
-- the custody excerpt (format in ``verify.export``): each record's own hash (``event N
-  altered``), the links unbroken (``chain broken at N``), each record equal to its link, the
-  link at the checkpoint's seq equal to the signed head, every record covered by the checkpoint
-  (``checkpoint does not cover event N``), and the checkpoint's Ed25519 signature under the
-  included public key (``checkpoint signature invalid``).
+- the custody proof, format 2 (``verify.package_custody``, docs/CUSTODY-FORMAT.md): exact event
+  bytes, every link, the chained checkpoints and their signers' trust, the payload against the
+  exported event's signed commitment, no event left out; a package of format 1 (an
+  ``excerpt.json`` from before custody v2) is still read by the older check below.
 
-A zip is read member by member (never extracted), and the excerpt is parsed as a stream, so
-memory stays small whatever the package size or the length of its chain links.
+Trust comes only from ``anchors`` (pinned fingerprints, ``--trusted-key``), never from a key the
+package carries. Hostile input: a path neither a folder nor a regular file is refused unopened
+(``NotAPackage``), a zip past fixed bounds in its end-of-central-directory record is refused
+before its directory is read (``ZipRefused``), members with absolute or climbing names are
+reported as zip-slip, a member declaring an implausible inflation as a zip bomb. A zip is read
+member by member (never extracted) and links are streamed, so memory stays small whatever the
+package size or the length of its chain links.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import io
 import json
 import os
 import re
+import stat
+import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -41,8 +47,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from archive.digest import new_hash
 from catalog.chain import hash_payload
-from catalog.checkpoint import Checkpoint, raw_public_key
-from catalog.errors import EvidenceError, NotFound
+from catalog.checkpoint import Anchors, Checkpoint, raw_public_key
+from catalog.errors import CheckFailed, EvidenceError, NotFound
+from catalog.timestamp import TimeTrust
+
+from . import package_custody
 
 READ_SIZE = 1 << 20
 EXCERPT = "data/custody/excerpt.json"
@@ -65,6 +74,9 @@ class PackageReport:
     case_key: str | None = None
     checkpoint: int | None = None
     key_id: str | None = None
+    signers: list[str] = field(default_factory=list)
+    trusted: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +94,9 @@ class PackageReport:
             "case_key": self.case_key,
             "checkpoint": self.checkpoint,
             "key_id": self.key_id,
+            "signers": self.signers,
+            "trusted": self.trusted,
+            "notes": self.notes,
         }
 
 
@@ -110,25 +125,91 @@ class _Folder:
             for name in sorted(names + [d for d in dirs if (Path(folder) / d).is_symlink()]):
                 path = Path(folder) / name
                 rel = path.relative_to(root).as_posix()
-                if path.is_symlink():
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode):
                     report.add(rel, "symbolic link")  # never followed: it could point anywhere
-                elif path.is_file():
-                    self._files[rel] = path.stat().st_size
+                elif stat.S_ISREG(info.st_mode):
+                    self._files[rel] = info.st_size
+                elif not stat.S_ISDIR(info.st_mode):
+                    report.add(rel, "not a regular file (never opened)")  # a FIFO would hang a read
 
     def files(self) -> dict[str, int]:
         return self._files
 
     def open(self, rel: str) -> BinaryIO:
-        return open(self.root / rel, "rb")
+        # O_NOFOLLOW|O_NONBLOCK: a file swapped for a link or a FIFO after the walk is refused,
+        # never followed or waited on.
+        fd = os.open(self.root / rel, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{rel} is no longer a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
 
     def close(self) -> None:
         pass  # nothing held open between reads
 
 
+MAX_MEMBERS = 100_000  # a package of a case holds hundreds to a few thousand files
+MAX_CENTRAL_DIRECTORY = 32 << 20  # bytes of member names and headers
+MAX_RATIO = 200  # a deflated member declaring more than 200 times its compressed size is a bomb
+
+
+class ZipRefused(CheckFailed):
+    """A zip whose directory passes the fixed bounds: refused before anything is read (exit 1)."""
+
+
+def _zip_bounds(path: Path) -> None:
+    """Read the end-of-central-directory record (ZIP64 too) and refuse a zip whose entry
+    count or directory size passes the bounds, before ``zipfile`` loads its directory."""
+    with open(path, "rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        tail_size = min(size, 22 + 65535)
+        f.seek(size - tail_size)
+        tail = f.read(tail_size)
+        at = tail.rfind(b"PK\x05\x06")
+        if at < 0 or len(tail) - at < 22:
+            raise zipfile.BadZipFile("no end-of-central-directory record")
+        _sig, _disk, _cd_disk, _here, entries, cd_size, cd_offset, _clen = struct.unpack(
+            "<4s4H2LH", tail[at : at + 22]
+        )
+        locator = at - 20
+        if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
+            (_sig64, _disk64, eocd64, _disks) = struct.unpack("<4sLQL", tail[locator : locator + 20])
+            if eocd64 + 56 <= size:
+                f.seek(eocd64)
+                record = f.read(56)
+                if record[:4] == b"PK\x06\x06":
+                    entries, cd_size = struct.unpack("<QQ", record[32:48])
+    if entries > MAX_MEMBERS:
+        raise ZipRefused(
+            f"{path} declares {entries} members (at most {MAX_MEMBERS}); nothing was extracted",
+            hint="a package holds one case; this zip is not one",
+        )
+    if cd_size > MAX_CENTRAL_DIRECTORY:
+        raise ZipRefused(
+            f"{path} declares a {cd_size}-byte central directory (at most {MAX_CENTRAL_DIRECTORY})",
+            hint="a package holds one case; this zip is not one",
+        )
+
+
 class _Zip:
     def __init__(self, path: Path, report: PackageReport) -> None:
+        _zip_bounds(path)
         self.zf = zipfile.ZipFile(path)
-        names = [i for i in self.zf.infolist() if not i.is_dir()]
+        infos = self.zf.infolist()
+        for info in infos:
+            name = info.filename
+            if name.startswith("/") or re.match(r"^[A-Za-z]:", name) or name.startswith("\\"):
+                report.add(name, "absolute name in the zip (zip-slip)")
+            elif ".." in PurePosixPath(name.replace("\\", "/")).parts:
+                report.add(name, "name escapes the package folder (zip-slip)")
+            elif info.compress_type != zipfile.ZIP_STORED and info.file_size > MAX_RATIO * max(
+                info.compress_size, 1 << 10
+            ):
+                report.add(name, f"declares {info.file_size} bytes from {info.compress_size} (zip bomb)")
+        bad = {p["path"] for p in report.problems}
+        names = [i for i in self.zf.infolist() if not i.is_dir() and i.filename not in bad]
         tops = {n.filename.split("/", 1)[0] for n in names if "/" in n.filename}
         if any(n.filename == "bagit.txt" for n in names):
             prefix = ""
@@ -259,30 +340,47 @@ def _check_bagit_txt(source: _Source, files: dict[str, int], report: PackageRepo
 # --- the check --------------------------------------------------------------------------------
 
 
-def verify_package(path: Path, *, trusted_public_key: Ed25519PublicKey | None = None) -> PackageReport:
+class NotAPackage(EvidenceError):
+    """The path is neither a folder nor a regular file (a FIFO, a device, a socket)."""
+
+
+def verify_package(
+    path: Path, *, anchors: Anchors | None = None, time_trust: TimeTrust | None = None
+) -> PackageReport:
     """Check a package folder or zip offline; every problem found is in the report.
 
-    ``trusted_public_key``, when given, is the custody key the checkpoint must be signed with
-    (obtained apart from the package); without it the included public key is used and its
-    ``key_id`` is reported so that it can be compared with the one the bureau publishes.
+    ``anchors`` are the trusted signers (pinned fingerprints, ``--trusted-key``); a checkpoint
+    signed by anyone else is reported "signature valid, signer not trusted: fingerprint …",
+    whatever key the package carries. ``time_trust`` (the TSA's CA) checks the signatures of
+    time-stamp tokens; without it only their imprints are checked, and a note says so.
+    Raises ``NotFound`` for a missing path, ``NotAPackage`` for one that is neither a folder
+    nor a regular file (never opened), ``ZipRefused`` for a zip past the fixed bounds.
     """
     path = Path(path)
-    if not path.exists():
-        raise NotFound(f"{path} does not exist")
-    report = PackageReport(path)
     try:
-        source: _Source = _Folder(path, report) if path.is_dir() else _Zip(path, report)
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise NotFound(f"{path} does not exist") from None
+    if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+        raise NotAPackage(
+            f"{path} is neither a folder nor a regular file; it was not opened",
+            hint="give the package folder or its .zip",
+        )
+    anchors = anchors if anchors is not None else Anchors()
+    report = PackageReport(path, trusted=sorted(anchors.trusted))
+    try:
+        source: _Source = _Folder(path, report) if stat.S_ISDIR(mode) else _Zip(path, report)
     except (zipfile.BadZipFile, OSError) as exc:
         report.add(path.name, f"not a readable zip ({exc})")
         return report
     try:
-        _verify(source, report, trusted_public_key)
+        _verify(source, report, anchors, time_trust)
     finally:
         source.close()
     return report
 
 
-def _verify(source: _Source, report: PackageReport, trusted: Ed25519PublicKey | None) -> None:
+def _verify(source: _Source, report: PackageReport, anchors: Anchors, time_trust: TimeTrust | None) -> None:
     files = source.files()
     report.files = len(files)
     _check_bagit_txt(source, files, report)
@@ -339,8 +437,15 @@ def _verify(source: _Source, report: PackageReport, trusted: Ed25519PublicKey | 
                 report.add(rel, f"not in {SM3_LIST}")
 
     _check_oxum(source, payload, report)
-    _check_case(source, files, computed, report)
-    _check_custody(source, files, report, trusted)
+    items = _check_case(source, files, computed, report)
+    if package_custody.EVENTS in files or EXCERPT not in files:
+        outcome = package_custody.check(
+            source, computed, report.add, anchors, report.case_key, items, time_trust
+        )
+        report.checkpoint, report.signers, report.notes = outcome.checkpoint, outcome.signers, outcome.notes
+        report.key_id = outcome.signers[-1] if len(outcome.signers) == 1 else None
+    else:
+        _check_custody(source, files, report, anchors)
 
 
 def _compare(
@@ -374,10 +479,10 @@ def _check_oxum(source: _Source, payload: dict[str, int], report: PackageReport)
 
 def _check_case(
     source: _Source, files: dict[str, int], computed: dict[str, dict[str, str]], report: PackageReport
-) -> None:
+) -> list[Any]:
     if CASE not in files:
         report.add(CASE, "missing")
-        return
+        return []
     try:
         with source.open(CASE) as f:
             case = json.load(f)
@@ -385,7 +490,10 @@ def _check_case(
         report.case_key = case["case"]["case_key"]
     except (ValueError, KeyError, TypeError, OSError, zipfile.BadZipFile, zlib.error, EOFError):
         report.add(CASE, "unreadable")
-        return
+        return []
+    if not isinstance(items, list):
+        report.add(CASE, "items malformed")
+        return []
     referenced: set[str] = set()
     for item in items:
         if not isinstance(item, dict):
@@ -412,15 +520,15 @@ def _check_case(
     for rel in sorted(files):
         if rel.startswith(EVIDENCE_FOLDERS) and rel not in referenced:
             report.add(rel, "not in case.json")
+    return items
 
 
 # --- custody ---------------------------------------------------------------------------------
 
 
-def _check_custody(
-    source: _Source, files: dict[str, int], report: PackageReport, trusted: Ed25519PublicKey | None
-) -> None:
-    checkpoint = _load_checkpoint(source, files, report, trusted)
+def _check_custody(source: _Source, files: dict[str, int], report: PackageReport, anchors: Anchors) -> None:
+    """A package of format 1 (``excerpt.json``, made before custody v2)."""
+    checkpoint = _load_checkpoint(source, files, report, anchors)
     if EXCERPT not in files:
         report.add(EXCERPT, "missing")
         return
@@ -435,7 +543,7 @@ def _check_custody(
 
 
 def _load_checkpoint(
-    source: _Source, files: dict[str, int], report: PackageReport, trusted: Ed25519PublicKey | None
+    source: _Source, files: dict[str, int], report: PackageReport, anchors: Anchors
 ) -> Checkpoint | None:
     if CHECKPOINT not in files:
         report.add(CHECKPOINT, "missing")
@@ -457,12 +565,11 @@ def _load_checkpoint(
         report.add(CHECKPOINT, "unreadable")
         return None
     report.checkpoint, report.key_id = checkpoint.n, checkpoint.key_id
+    report.signers = [checkpoint.fingerprint or "?"]
     key = _load_public_key(source, files, report)
-    if trusted is not None and key is not None and raw_public_key(key) != raw_public_key(trusted):
-        report.add(PUBLIC_KEY, "not the trusted key")
-    signer = trusted or key
-    if signer is not None and not checkpoint.signature_valid(signer):
-        report.add(CHECKPOINT, "checkpoint signature invalid")
+    verdict = anchors.judge(checkpoint, raw_public_key(key) if key is not None else None)
+    if verdict is not None:
+        report.add(CHECKPOINT, f"checkpoint {checkpoint.n}: {verdict}")
     return checkpoint
 
 

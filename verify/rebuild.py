@@ -12,7 +12,10 @@ as such, not as differences.
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -20,20 +23,22 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from archive.checkpoints import EVENTS, LINKS, stored_checkpoints
 from archive.errors import ObjectMissing
+from archive.layout import checkpoint_folder, checkpoint_key
 from archive.reading import plain_size
 from archive.records import get_json
 from archive.store import ObjectStore
-from catalog import schema, sequences
+from catalog import jcs, metadata_fill, schema, sequences
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
-from catalog.chain import CustodyEvent, check_chain
-from catalog.checkpoint import Checkpoint
+from catalog.chain import CustodyEvent, check_chain, event_from_body
+from catalog.checkpoint import Anchors, Checkpoint, raw_from_pem
+from catalog.custody import checkpoint_row
 from catalog.errors import InvalidInput
 from catalog.models import (
     Case,
     CaseItem,
-    CheckpointRow,
     CustodyEventRow,
     CustodyHead,
     Derivative,
@@ -52,13 +57,18 @@ class RebuildReport:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     last_checkpoint_seq: int = 0
+    signers: set[str] = field(default_factory=set)
 
 
 def _when(text: str | None) -> datetime | None:
     return parse_instant(text) if text else None
 
 
-def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) -> RebuildReport:
+def rebuild(
+    store: ObjectStore, engine: Engine, *, formats: NumberingFormats, anchors: Anchors | None = None
+) -> RebuildReport:
+    """Rebuild into ``engine``; every checkpoint must be signed by a key ``anchors`` trusts
+    (a signer not trusted is a problem: a writable storage location proves nothing itself)."""
     schema.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions() as session:
@@ -69,9 +79,10 @@ def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) ->
             raise InvalidInput("the target catalog is not empty", hint="rebuild into a new, empty database")
     report = RebuildReport()
     with sessions.begin() as session:
-        _custody(store, session, report)
+        _custody(store, session, report, anchors if anchors is not None else Anchors())
         cases, links = _cases(store, session, report, formats)
         by_number = _originals(store, session, report)
+        _fills(session, by_number, report)
         _documents(store, session, cases, report)
         _links(session, cases, by_number, links, report)
         _derivatives(store, session, by_number, report)
@@ -80,12 +91,19 @@ def rebuild(store: ObjectStore, engine: Engine, *, formats: NumberingFormats) ->
     return report
 
 
-def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> None:
+def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchors: Anchors) -> None:
     events: list[CustodyEvent] = []
-    for info in store.list("custody/segments/"):
+    for info in store.list("custody/segments/"):  # v1 segments
         for line in b"".join(store.read(info.key)).splitlines():
             if line.strip():
                 events.append(CustodyEvent.from_record(json.loads(line)))
+    for info in store.list("custody/checkpoints/"):  # v2 segments, one folder per checkpoint
+        if info.key.endswith("/" + EVENTS):
+            folder = info.key.rsplit("/", 1)[0]
+            try:
+                events += _v2_segment(store, folder)
+            except (ValueError, KeyError, ObjectMissing, jcs.NotCanonical) as exc:
+                report.problems.append(f"{folder}: {exc}")
     events.sort(key=lambda e: e.seq)
     chain = check_chain(events)
     report.problems += [f"custody event {p.seq}: {p.detail}" for p in chain.problems]
@@ -100,30 +118,64 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport) -> Non
                 details=canonical_bytes(e.details).decode(),
                 prev_hash=e.prev_hash,
                 hash=e.hash,
+                v=e.v,
+                body=e.body.decode("utf-8") if e.body is not None else None,
+                body_hash=e.body_hash,
             )
         )
     session.flush()
     head = session.get(CustodyHead, 1)
     assert head is not None, "the first schema migration creates the custody head row"
     head.seq, head.hash = chain.last_seq, chain.last_hash
-    for info in store.list("custody/checkpoints/"):
-        cp = Checkpoint.from_record(get_json(store, info.key))
-        if not cp.signature_valid():
-            report.problems.append(f"checkpoint {cp.n}: signature invalid")
+    for info in store.list("custody/keys/"):
+        if not re.fullmatch(r"custody/keys/[0-9a-f]{64}\.pem", info.key):
+            continue  # key-change statements and the like, for later versions
+        try:
+            anchors.add_key(raw_from_pem(b"".join(store.read(info.key))))
+        except InvalidInput as exc:
+            report.problems.append(f"{info.key}: {exc.message}")
+    found, unreadable = stored_checkpoints(store)
+    report.problems += unreadable
+    for cp in sorted(found, key=lambda c: c.n):
+        verdict = anchors.judge(cp, _carried(cp))
+        if verdict is not None:
+            report.problems.append(f"checkpoint {cp.n}: {verdict}")
+        report.signers.add(cp.fingerprint or "?")
+        if not cp.public_key and cp.key in anchors.keys:  # from the key history beside it
+            cp = dataclasses.replace(cp, public_key=base64.b64encode(anchors.keys[cp.key]).decode())
         session.add(
-            CheckpointRow(
-                n=cp.n,
-                seq=cp.seq,
-                head=cp.head,
-                time=cp.time,
-                key_id=cp.key_id,
-                public_key=cp.public_key,
-                signature=cp.signature,
-                storage_key=info.key,
+            checkpoint_row(
+                cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
             )
         )
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
     report.counts["custody_events"] = len(events)
+
+
+def _carried(cp: Checkpoint) -> bytes | None:
+    try:
+        return base64.b64decode(cp.public_key, validate=True) or None
+    except ValueError:
+        return None
+
+
+def _v2_segment(store: ObjectStore, folder: str) -> list[CustodyEvent]:
+    """A v2 checkpoint's events, each line read with its link (same order, same count)."""
+    lines = [x for x in b"".join(store.read(f"{folder}/{EVENTS}")).split(b"\n") if x]
+    links = [x for x in b"".join(store.read(f"{folder}/{LINKS}")).split(b"\n") if x]
+    if len(lines) != len(links):
+        raise ValueError(f"{len(lines)} events but {len(links)} links")
+    found = []
+    for line, link in zip(lines, links, strict=True):
+        seq, prev, body_hash, digest = link.decode("ascii").split("\t")
+        if body_hash == "-":
+            found.append(CustodyEvent.from_record(json.loads(line)))
+        else:
+            event = event_from_body(line, prev, digest)
+            if event.seq != int(seq):
+                raise ValueError(f"event {event.seq} is on the line of link {seq}")
+            found.append(event)
+    return found
 
 
 def _cases(store: ObjectStore, session: Session, report: RebuildReport, formats: NumberingFormats):
@@ -222,6 +274,25 @@ def _originals(store: ObjectStore, session: Session, report: RebuildReport) -> d
     session.flush()
     report.counts["recordings"] = len(found)
     return found
+
+
+def _fills(session: Session, recordings: dict[str, Recording], report: RebuildReport) -> None:
+    """Metadata filled after archiving (from a duplicate's name) lives in custody events
+    only: replayed in chain order over what the manifests say."""
+    count = 0
+    for row in session.execute(
+        select(CustodyEventRow)
+        .where(CustodyEventRow.action == Action.METADATA_FILLED)
+        .order_by(CustodyEventRow.seq)
+    ).scalars():
+        rec = recordings.get(row.subject or "")
+        if rec is None:
+            report.problems.append(f"custody event {row.seq}: metadata filled for an unknown {row.subject}")
+            continue
+        metadata_fill.apply(session, rec, json.loads(row.details))
+        count += 1
+    session.flush()
+    report.counts["metadata_filled"] = count
 
 
 def _documents(store: ObjectStore, session: Session, cases: dict[str, Case], report: RebuildReport) -> None:

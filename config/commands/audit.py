@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
 
 from archive import checkpoints
-from catalog import custody
+from catalog import custody, timestamp
+from catalog.checkpoint import fingerprint, public_key_pem, raw_public_key
 from catalog.errors import CheckFailed
 from catalog.times import local_iso
 
@@ -60,16 +65,57 @@ def audit_log(ctx: click.Context, subject: str | None, limit: int | None, as_jso
     emit(as_json, data, human)
 
 
+def trusted_key_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--trusted-key",
+        "trusted_keys",
+        multiple=True,
+        metavar="FILE|FINGERPRINT",
+        help="Also trust this signer: a full SHA-256 fingerprint or a public key PEM file (repeatable).",
+    )(f)
+
+
+def tsa_ca_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--tsa-ca",
+        "tsa_ca",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="FILE",
+        help="Check time-stamp tokens against this CA certificate (PEM; default [custody] tsa_ca_file).",
+    )(f)
+
+
 @audit_group.command("verify")
+@trusted_key_option
+@tsa_ca_option
+@click.option("--no-storage", is_flag=True, help="Skip comparing the catalog's checkpoints with storage.")
 @json_option
 @click.pass_context
-def audit_verify(ctx: click.Context, as_json: bool) -> None:
-    """Walk the whole chain and every checkpoint; exit 1 at the first broken event."""
+def audit_verify(
+    ctx: click.Context,
+    trusted_keys: tuple[str, ...],
+    tsa_ca: tuple[Path, ...],
+    no_storage: bool,
+    as_json: bool,
+) -> None:
+    """Walk the whole chain and every checkpoint, and compare the checkpoints with those in
+    storage; check each checkpoint's time-stamp token; exit 1 on any break, gap, disagreement,
+    signer not trusted or bad token (a missing token is listed, not a failure). Needs no
+    private key."""
     app = get_app(ctx).require_catalog()
-    trusted = app.signing_key.public_key() if app.settings.signing_key_path.exists() else None
+    anchors = app.anchors(trusted_keys)
+    trust = app.time_trust(tsa_ca)
+    stored, unreadable = (None, []) if no_storage else checkpoints.stored_checkpoints(app.store)
     with app.reader_sessions() as session:
-        report = custody.verify(session, trusted)
-    data = report.to_json()
+        report = custody.verify(session, anchors, stored)
+        times = timestamp.review(checkpoints.stamped(session), trust)
+    report.problems += [{"seq": None, "problem": "checkpoint_unreadable", "detail": u} for u in unreadable]
+    report.problems += [
+        {"seq": None, "problem": "timestamp_bad", "detail": f"checkpoint {b['n']}: {b['problem']}"}
+        for b in times.bad
+    ]
+    data = report.to_json() | {"ok": report.ok and times.ok, "timestamps": times.to_json()}
 
     def human() -> None:
         if report.ok:
@@ -81,35 +127,102 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
             )
             for p in report.problems:
                 err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
-        if trusted is None:
-            err.print("note: no signing key here; checkpoints were checked against the keys they carry")
+        for fp in report.signers:
+            out.print(
+                f"signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+            )
+        if not anchors.trusted:
+            err.print("note: no key is pinned; pin one with `evidence init` or give --trusted-key")
+        _print_times(times, configured=app.tsa is not None, checked=trust is not None)
 
     emit(as_json, data, human)
-    if not report.ok:
+    if not data["ok"]:
         ctx.exit(CheckFailed.exit_code)
 
 
+def _print_times(times: timestamp.TimestampReview, *, configured: bool, checked: bool) -> None:
+    if times.stamped:
+        out.print(f"time-stamped by the TSA: {len(times.stamped)} checkpoint(s)")
+    if times.late:
+        out.print(f"time-stamps issued late (still proof the checkpoint existed by then): {times.late}")
+    if times.unchecked:
+        err.print(f"time-stamps not checked against a CA (give --tsa-ca FILE): checkpoints {times.unchecked}")
+    if times.missing and (configured or times.stamped or times.unchecked):
+        err.print(f"no time-stamp yet (asked for again at each checkpoint run): checkpoints {times.missing}")
+    for bad in times.bad:
+        err.print(f"[bold red]bad time-stamp[/] on checkpoint {bad['n']}: {bad['problem']}")
+
+
 @audit_group.command("checkpoint")
+@click.option("--always", is_flag=True, help="Sign even when nothing happened since the last checkpoint.")
 @json_option
 @click.pass_context
-def audit_checkpoint(ctx: click.Context, as_json: bool) -> None:
-    """Sign the chain's current head with the custody key."""
+def audit_checkpoint(ctx: click.Context, always: bool, as_json: bool) -> None:
+    """Sign the chain's current head with the custody key and copy it to storage; skipped when
+    nothing happened since the last checkpoint (its own event aside)."""
     app = get_app(ctx).require_catalog()
-    cp = checkpoints.make_and_publish(app.services, app.signing_key)
+    cp = checkpoints.make_and_publish(app.services, app.signing_key, skip_if_idle=not always)
+    # Asked for after the checkpoint is made and stored: a TSA that is down never stops it.
+    stamps = checkpoints.stamp(app.services, app.tsa) if app.tsa else None
+    times = {"stamped": stamps.stamped, "missing": stamps.missing, "error": stamps.error} if stamps else None
+    if stamps and stamps.error:
+        err.print(f"time-stamp not obtained now (asked for again next run): {stamps.error}", highlight=False)
+    if cp is None:
+        emit(
+            as_json,
+            {"skipped": True, "timestamps": times},
+            lambda: out.print("nothing new since the last checkpoint; skipped"),
+        )
+        return
     data = {
         "n": cp.n,
         "seq": cp.seq,
         "head": cp.head,
+        "key": cp.key,
         "key_id": cp.key_id,
         "time": local_iso(cp.time, app.settings.zone),
+        "skipped": False,
+        "timestamps": times,
     }
     emit(
         as_json,
         data,
         lambda: out.print(
-            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (key {cp.key_id})", highlight=False
+            f"checkpoint {cp.n}: event {cp.seq} = {cp.head} (signer {cp.key})", highlight=False
         ),
     )
+
+
+@audit_group.command("key")
+@click.option(
+    "--export",
+    "export_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the public key (PEM) to this new file, for people who check packages.",
+)
+@json_option
+@click.pass_context
+def audit_key(ctx: click.Context, export_path: Path | None, as_json: bool) -> None:
+    """Print the custody signing key's full fingerprint (and export its public key)."""
+    app = get_app(ctx).require_catalog()
+    raw = raw_public_key(app.signing_key.public_key())
+    fp = fingerprint(raw)
+    if export_path is not None:
+        with open(export_path, "xb") as f:  # never replaces a file
+            f.write(public_key_pem(raw))
+    data = {
+        "fingerprint": fp,
+        "pinned": fp in app.pinned(),
+        "exported": str(export_path) if export_path else None,
+    }
+
+    def human() -> None:
+        out.print(f"fingerprint {fp}", highlight=False)
+        out.print("pinned in this installation" if data["pinned"] else "NOT pinned here: run `evidence init`")
+        if export_path:
+            out.print(f"public key written to {export_path}", highlight=False)
+
+    emit(as_json, data, human)
 
 
 def register(main: click.Group) -> None:

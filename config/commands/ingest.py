@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from archive import checkpoints
 from catalog.times import local_iso, parse_user_time
 
 from ..app import App
+from ..progress import Transfer, transfer
 from .base import emit, err, get_app, json_option, out
 
 
@@ -45,6 +47,13 @@ def _fault_hook():
     return hook
 
 
+def _size(path: Path) -> int:
+    try:
+        return path.lstat().st_size
+    except OSError:
+        return 0
+
+
 @click.group("ingest")
 def ingest_group() -> None:
     """Archive recorder files from docking-station folders."""
@@ -66,29 +75,12 @@ def ingest_scan(
     app = get_app(ctx).require_catalog()
     folders = _folders(app, station, dirs)
     pipeline = app.pipeline(station, fault_hook=_fault_hook())
-    if as_json or not err.is_terminal:
-        report = pipeline.scan(folders, wait=not no_wait)
-    else:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-            TransferSpeedColumn,
-        )
-
-        work = [p for f in folders for p in pipeline.candidates(f)]
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TransferSpeedColumn(),
-            TimeRemainingColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task(f"station {station}", total=len(work))
-            report = pipeline.scan(folders, wait=not no_wait, progress=lambda o: bar.update(task, advance=1))
+    with transfer(err, f"station {station}", quiet=as_json) as shown:
+        if isinstance(shown, Transfer):
+            work = [p for f in folders for p in pipeline.candidates(f)]
+            shown.plan(len(work), sum(_size(p) for p in work))
+            pipeline.on_bytes = shown.read
+        report = pipeline.scan(folders, wait=not no_wait, progress=lambda _o: shown.file_done())
 
     def human() -> None:
         out.print(
@@ -130,10 +122,20 @@ def ingest_scan(
     default=None,
     help="Poll instead of inotify (network mounts, where inotify sees nothing).",
 )
-@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on 127.0.0.1:PORT.")
+@click.option("--metrics-port", type=int, help="Serve Prometheus metrics on PORT ([ingest] metrics_port).")
+@click.option(
+    "--metrics-address",
+    metavar="ADDRESS",
+    help="Address the metrics listen on ([ingest] metrics_address, default 127.0.0.1).",
+)
 @click.pass_context
 def ingest_watch(
-    ctx: click.Context, station: str, dirs: tuple[Path, ...], polling: bool | None, metrics_port: int | None
+    ctx: click.Context,
+    station: str,
+    dirs: tuple[Path, ...],
+    polling: bool | None,
+    metrics_port: int | None,
+    metrics_address: str | None,
 ) -> None:
     """The station daemon: archives files as they arrive, rescans periodically, logs JSON
     lines with --log-format json. Stops cleanly on SIGTERM or Ctrl-C."""
@@ -150,7 +152,7 @@ def ingest_watch(
     metrics = Metrics(station)
     port = metrics_port if metrics_port is not None else ing.metrics_port
     if port:
-        metrics.serve(port)
+        metrics.serve(port, metrics_address or ing.metrics_address)
     if polling is None:
         polling = bool(configured and configured.polling)
     watcher = StationWatcher(
@@ -226,6 +228,10 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
             stale_after=timedelta(hours=ing.stale_after_hours),
             device_absent=timedelta(hours=ing.device_absent_hours),
         )
+        # Trusted time: checkpoints still waiting for their token (a TSA that was down).
+        status["unstamped_checkpoints"] = (
+            [n for n, _, _, token in checkpoints.stamped(session) if token is None] if app.tsa else []
+        )
 
     def iso(value):
         return local_iso(value, zone) if value else None
@@ -253,9 +259,24 @@ def stations_status(ctx: click.Context, as_json: bool) -> None:
             out.print(f"device {d['device']} not docked since {d['last_docked']}", highlight=False)
         for r in status["late"]:
             out.print(f"late: {r['archive_no']} archived {r['hours']} h after it ended", highlight=False)
+        if status["derive_jobs"]:
+            jobs = ", ".join(f"{state} {n}" for state, n in sorted(status["derive_jobs"].items()))
+            out.print(f"derive jobs: {jobs}", highlight=False)
+        if status["unstamped_checkpoints"]:
+            out.print(
+                f"checkpoints without a time-stamp yet (asked for again at each checkpoint run): "
+                f"{status['unstamped_checkpoints']}",
+                highlight=False,
+            )
+        for j in status["derive_failed"]:
+            out.print(
+                f"derive failed: {j['archive_no']} {j['kind']} after {j['failures']} tries: {j['reason']}",
+                highlight=False,
+                markup=False,
+            )
 
     emit(as_json, status, human)
-    if any(s["stale"] or s["failing"] for s in status["stations"]):
+    if any(s["stale"] or s["failing"] for s in status["stations"]) or status["derive_failed"]:
         ctx.exit(1)
 
 

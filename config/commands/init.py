@@ -35,6 +35,14 @@ def init(ctx: click.Context, as_json: bool) -> None:
             f"signing key {result['signing_key']} "
             f"({'created' if result['signing_key_created'] else 'present'}, id {result['key_id']})"
         )
+        out.print(f"fingerprint {result['fingerprint']}", highlight=False)
+        out.print(
+            f"trusted    {'pinned now' if result['pinned_now'] else 'pinned'} in {result['pinned_in']} "
+            "(give this fingerprint to whoever checks packages, by a channel other than the package)",
+            highlight=False,
+        )
+        if result["attested"]:
+            out.print(f"custody v2 {result['attested']} recording(s) and document(s) attested")
         out.print(
             f"kek        {result['kek']} "
             f"({'created' if result['kek_created'] else 'present'}, id {result['kek_id']})"

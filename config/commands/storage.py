@@ -28,6 +28,13 @@ def storage_group() -> None:
     help="Gateway user of readers (fixity sweeps, exports, web pages).",
 )
 @click.option(
+    "--worker",
+    "workers",
+    multiple=True,
+    metavar="USER",
+    help="Gateway user of derive workers (read originals, put derivatives).",
+)
+@click.option(
     "--apply",
     "apply_it",
     is_flag=True,
@@ -40,20 +47,26 @@ def storage_policy(
     stations: tuple[str, ...],
     curators: tuple[str, ...],
     readers: tuple[str, ...],
+    workers: tuple[str, ...],
     apply_it: bool,
 ) -> None:
-    """Print the bucket policy that gives Ceph RGW users the station, curator and reader
-    roles of config/policies/ (RGW has no IAM user policies; MinIO and AWS take the role
+    """Print the bucket policy that gives Ceph RGW users the station, curator, reader
+    and worker roles of config/policies/ (RGW has no IAM user policies; MinIO and AWS take the role
     files directly, see config/policies/README.md)."""
     from ..policies_rgw import apply_bucket_policy, bucket_policy
 
     users = [
         (role, user)
-        for role, names in (("station", stations), ("curator", curators), ("reader", readers))
+        for role, names in (
+            ("station", stations),
+            ("curator", curators),
+            ("reader", readers),
+            ("worker", workers),
+        )
         for user in names
     ]
     if not users:
-        raise click.UsageError("name at least one user with --station, --curator or --reader")
+        raise click.UsageError("name at least one user with --station, --curator, --reader or --worker")
     policy = bucket_policy(bucket, users)
     if apply_it:
         store = get_app(ctx).store

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ..progress import transfer
+from .audit import trusted_key_option, tsa_ca_option
 from .base import emit, err, get_app, json_option, out
 
 
@@ -53,20 +55,8 @@ def verify_command(
         budget_bytes=int(budget_gb * 1e9) if budget_gb else None,
         budget_seconds=budget_minutes * 60 if budget_minutes else None,
     )
-    if as_json or not err.is_terminal:
-        report = run()
-    else:
-        from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
-
-        with Progress(
-            TextColumn("fixity"),
-            BarColumn(),
-            TextColumn("{task.completed} items"),
-            TransferSpeedColumn(),
-            console=err,
-        ) as bar:
-            task = bar.add_task("fixity", total=None)
-            report = run(progress=lambda _t, n: bar.update(task, advance=1))
+    with transfer(err, "fixity", quiet=as_json) as shown:
+        report = run(progress=lambda _t, _n: shown.file_done(), planned=shown.plan, on_bytes=shown.read)
     data = {
         "checked": report.checked,
         "ok": report.ok,
@@ -111,35 +101,60 @@ def export_command(
 
     app = get_app(ctx).require_catalog()
     outdir.mkdir(parents=True, exist_ok=True)
-    result = export_case(
-        app.services,
-        case,
-        outdir,
-        signing_key=app.signing_key,
-        reason=reason,
-        with_proxies=with_proxies,
-        zip_it=zip_it,
-    )
-    data = {"path": str(result.path), "items": result.items, "bytes": result.bytes}
+    with transfer(err, "export", quiet=as_json) as shown:
+        seen: dict[str, int] = {}
+        finished: set[str] = set()
+
+        def progress(rel: str, written: int, total: int) -> None:
+            shown.read(written - seen.get(rel, 0))
+            seen[rel] = written
+            if written >= total and rel not in finished:
+                finished.add(rel)
+                shown.file_done()
+
+        result = export_case(
+            app.services,
+            case,
+            outdir,
+            signing_key=app.signing_key,
+            reason=reason,
+            with_proxies=with_proxies,
+            zip_it=zip_it,
+            progress=progress,
+            planned=shown.plan,
+            tsa=app.tsa,
+        )
+    data = result.to_json()
     emit(
         as_json,
         data,
         lambda: out.print(
-            f"exported {result.items} item(s), {result.bytes} bytes: {result.path}", highlight=False
+            f"exported {result.items} item(s), {result.bytes} bytes: {result.path} "
+            f"(event {result.event}, checkpoint {result.checkpoint})",
+            highlight=False,
         ),
     )
 
 
 @click.command("verify-package")
 @click.argument("path", type=click.Path(path_type=Path))
+@trusted_key_option
+@tsa_ca_option
 @json_option
 @click.pass_context
-def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> None:
-    """Check an exported package offline (no catalog, no storage): completeness, every digest,
-    the custody excerpt's links and the checkpoint's signature. Exit 1 on any problem."""
+def verify_package_command(
+    ctx: click.Context, path: Path, trusted_keys: tuple[str, ...], tsa_ca: tuple[Path, ...], as_json: bool
+) -> None:
+    """Check an exported package offline (no catalog, no storage, no private key): every
+    digest against the manifests and the signed commitment, every custody link, that no
+    event was left out, and that the checkpoints are signed by a trusted key (pinned here,
+    or --trusted-key), and each time-stamp token against the TSA's CA (configured, or --tsa-ca).
+    Exit 1 on any problem, 2 when PATH is not a folder or regular file."""
     from verify.package import verify_package
 
-    report = verify_package(path)
+    app = get_app(ctx)
+    anchors = app.anchors(trusted_keys)
+    report = verify_package(path, anchors=anchors, time_trust=app.time_trust(tsa_ca))
     data = report.to_json()
 
     def human() -> None:
@@ -147,6 +162,12 @@ def verify_package_command(ctx: click.Context, path: Path, as_json: bool) -> Non
             out.print(f"{path}: the package is complete and intact", highlight=False)
         for p in report.problems:
             out.print(f"  {p['path']}: {p['problem']}", highlight=False, markup=False)
+        for fp in report.signers:
+            out.print(
+                f"  signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+            )
+        for note in report.notes:
+            out.print(f"  note: {note}", highlight=False, markup=False)
 
     emit(as_json, data, human)
     if not report.ok:
@@ -173,9 +194,12 @@ def catalog_group() -> None:
     metavar="URL",
     help="An empty catalog to rebuild into (SQLAlchemy URL).",
 )
+@trusted_key_option
 @json_option
 @click.pass_context
-def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_json: bool) -> None:
+def catalog_rebuild(
+    ctx: click.Context, from_storage: bool, database: str, trusted_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Disaster-recovery drill: rebuild a catalog from storage alone into DATABASE, with every
     number sequence past every number ever issued, then compare it with the live catalog.
     Exit 1 when they differ."""
@@ -185,7 +209,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
     app = get_app(ctx).require_catalog()
     target = make_engine(database)
     try:
-        report = rebuild(app.store, target, formats=app.settings.formats)
+        report = rebuild(app.store, target, formats=app.settings.formats, anchors=app.anchors(trusted_keys))
         with app.reader_sessions() as live, session_factory(target)() as rebuilt:
             differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
     finally:
@@ -196,6 +220,7 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
         "problems": report.problems,
         "differences": differences,
         "notes": notes,
+        "signers": sorted(report.signers),
     }
 
     def human() -> None:
@@ -204,6 +229,8 @@ def catalog_rebuild(ctx: click.Context, from_storage: bool, database: str, as_js
             out.print(f"  {line}", highlight=False, markup=False)
         for line in notes:
             out.print(f"  note: {line}", highlight=False, markup=False)
+        for fp in sorted(report.signers):
+            out.print(f"  checkpoint signer {fp}", highlight=False)
         out.print(
             "the rebuilt catalog matches the live one"
             if not differences and not report.problems

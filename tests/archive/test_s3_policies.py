@@ -23,9 +23,11 @@ def roles(rgw):
     apply_bucket_policy(
         admin.client,
         bucket,
-        bucket_policy(bucket, {"station": "station", "curator": "curator", "reader": "reader"}),
+        bucket_policy(
+            bucket, {"station": "station", "curator": "curator", "reader": "reader", "worker": "worker"}
+        ),
     )
-    return {role: s3_store_for(rgw, role, bucket) for role in ("station", "curator", "reader")}
+    return {role: s3_store_for(rgw, role, bucket) for role in ("station", "curator", "reader", "worker")}
 
 
 def soon(seconds: float) -> datetime:
@@ -83,6 +85,30 @@ def test_curator_extends_holds_and_deletes_only_what_expired(roles) -> None:
     curator.set_legal_hold(put.key, put.version, False)
     time.sleep(max(0.0, (until - datetime.now(UTC)).total_seconds()) + 1.5)
     curator.delete(put.key, put.version)
+
+
+def test_worker_reads_originals_and_puts_derivatives_but_never_deletes(roles) -> None:
+    station, worker = roles["station"], roles["worker"]
+    original = station.put("originals/2020/11/05/W-1.mp4", io.BytesIO(b"evidence"), retain_until=soon(3600))
+    assert b"".join(worker.read(original.key, original.version)) == b"evidence"
+    # A derivative follows its original's lock; a large one goes up in parts.
+    big = b"p" * (11 * MIB)
+    proxy = worker.put("derivatives/W-1/proxy-aaaaaaaaaaaa.mp4", io.BytesIO(big), retain_until=soon(3600))
+    info = roles["reader"].stat(proxy.key, proxy.version)
+    assert info.retention and info.retention.mode == "COMPLIANCE" and info.size == len(big)
+    assert worker.stat(proxy.key, proxy.version).size == len(big)
+    unlocked = worker.put("derivatives/W-1/poster-bbbbbbbbbbbb.jpg", io.BytesIO(b"jpeg"))
+    for key in ("originals/2020/11/05/W-2.mp4", "custody/segments/x.jsonl", "tombstones/W-1.json"):
+        with pytest.raises(StoreError, match="AccessDenied"):
+            worker.put(key, io.BytesIO(b"forged"))
+    for version in (original, proxy, unlocked):  # not even its own unlocked derivative
+        with pytest.raises(ObjectLocked, match="AccessDenied"):
+            worker.delete(version.key, version.version)
+    with pytest.raises(StoreError):
+        list(worker.list("originals/"))
+    with pytest.raises(ObjectLocked):
+        worker.set_legal_hold(unlocked.key, unlocked.version, True)
+    assert b"".join(roles["curator"].read(unlocked.key, unlocked.version)) == b"jpeg"
 
 
 def test_read_back_setting_reads_what_was_put(rgw, roles) -> None:

@@ -104,6 +104,7 @@ def test_audit_log_checkpoint_verify(ready: dict[str, str]) -> None:
         "ok": True,
         "first_bad_event": None,
         "checkpoints": 1,
+        "signers": [cp["key"]],
         "problems": [],
     }
 
@@ -199,11 +200,16 @@ def test_init_and_records_on_a_real_s3_store(rgw, tmp_path: Path, sqlite_url: st
     ok_json("audit", "checkpoint", env=env)
     store = s3_store_for(rgw, bucket=bucket)
     keys = sorted(o.key for o in store.list())
+    fp = ok_json("audit", "key", env=env)["fingerprint"]
     assert keys == [
         f"cases/{key}/events/000001.json",
-        "custody/checkpoints/00000001.json",
-        "custody/segments/000000000001-000000000001.jsonl",
+        "custody/checkpoints/00000001/checkpoint.json",
+        "custody/checkpoints/00000001/checkpoint.sig",
+        "custody/checkpoints/00000001/events.jsonl",
+        "custody/checkpoints/00000001/links.tsv",
+        f"custody/keys/{fp}.pem",
     ]
+    assert ok_json("audit", "verify", env=env)["ok"] is True  # compared with the bucket's checkpoints
     assert store.stat(keys[0]).retention.mode == "COMPLIANCE"
     shown = run_evidence("config", "show", "--json", env=env)
     assert secret not in shown.stdout and access not in shown.stdout
@@ -446,7 +452,8 @@ def test_export_and_verify_package_keep_the_contract(ready: dict[str, str], tmp_
     ok_json("case", "link", CASE_NO, _ingest_one(ready, tmp_path), env=ready)
     out_dir = tmp_path / "exports"
     exported = ok_json("export", CASE_NO, str(out_dir), "--zip", "--reason", "法院调取", env=ready)
-    assert set(exported) == {"path", "items", "bytes"} and exported["items"] == 1
+    assert set(exported) >= {"path", "items", "bytes"} and exported["items"] == 1
+    assert exported["pending"] is False and exported["checkpoint"] >= 1
     assert exported["path"].endswith(".zip")
     checked = ok_json("verify-package", exported["path"], env=ready)
     assert checked["ok"] is True and checked["problems"] == []

@@ -48,6 +48,7 @@ EXPECTED = {
     "audit log",
     "audit verify",
     "audit checkpoint",
+    "audit key",
     "ingest",
     "ingest scan",
     "ingest watch",
@@ -64,6 +65,10 @@ EXPECTED = {
     "storage policy",
     "report",
     "report coverage",
+    "derivatives",
+    "derivatives prune-redundant",
+    "derive",
+    "derive work",
 }
 GROUPS = sorted({path.split()[0] for path in EXPECTED if " " in path})
 

@@ -8,6 +8,7 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -364,3 +365,17 @@ def test_the_readme_upgrade_path_from_the_first_schema(tmp_path: Path) -> None:
     assert json.loads(init.stdout)["schema_before"] == "0001"
     code, report = doctor("--quick", env=env)
     assert code == 0, report
+
+
+def test_an_idle_chain_is_not_an_overdue_checkpoint(embedded: dict[str, str]) -> None:
+    """The timer signs nothing when nothing happened since the last checkpoint: an old
+    checkpoint is then up to date, not overdue."""
+    assert invoke_evidence("audit", "checkpoint", "--json", env=embedded).exit_code == 0
+    config = Path(embedded["EVIDENCE_DATA_DIR"]).parent / "late.toml"
+    config.write_text("[doctor]\ncheckpoint_days = 0.00001\n")
+    checks = by_check(doctor(env=embedded, config=config)[1])
+    assert checks["checkpoint"]["status"] == "ok", checks["checkpoint"]
+    assert invoke_evidence("case", "open", "开城管罚立〔2020〕9号", "--json", env=embedded).exit_code == 0
+    time.sleep(1.0)  # past the cadence of 0.864 s
+    checks = by_check(doctor(env=embedded, config=config)[1])
+    assert checks["checkpoint"]["status"] == "problem"  # an event waits unsigned past the cadence

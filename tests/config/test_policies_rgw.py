@@ -8,7 +8,7 @@ from tests.conftest import run_evidence
 
 
 def test_role_files_are_identity_policies_for_the_placeholder_bucket() -> None:
-    for role in ("station", "curator", "reader"):
+    for role in ("station", "curator", "reader", "worker"):
         policy = load_role_policy(role)
         assert all("Principal" not in st for st in policy["Statement"])
         assert "arn:aws:s3:::BUCKET" in json.dumps(policy)
@@ -48,13 +48,23 @@ def test_the_command_prints_the_policy(tmp_path) -> None:
         "st01",
         "--curator",
         "cur",
+        "--worker",
+        "wk",
         env={"EVIDENCE_DATA_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
-    assert {st["Principal"]["AWS"][0] for st in json.loads(result.stdout)["Statement"]} == {
+    statements = json.loads(result.stdout)["Statement"]
+    assert {st["Principal"]["AWS"][0] for st in statements} == {
         "arn:aws:iam:::user/st01",
         "arn:aws:iam:::user/cur",
+        "arn:aws:iam:::user/wk",
     }
+    worker_puts = [
+        st
+        for st in statements
+        if st["Principal"]["AWS"] == ["arn:aws:iam:::user/wk"] and st["Effect"] == "Allow"
+    ]
+    assert any(st["Resource"] == ["arn:aws:s3:::evidence/derivatives/*"] for st in worker_puts)
 
 
 def test_apply_needs_a_store_that_takes_bucket_policies(tmp_path) -> None:

@@ -165,20 +165,29 @@ def test_contact_sheet_command_lines(runner: FakeRunner, tmp_path: Path) -> None
     runner.fail_from = 2  # the keyframe run "succeeds" with no frame: the fallback runs
     with pytest.raises(DerivativeFailed, match="not run"):
         make_contact_sheet(source, H264, out)
-    (key_in, key_out, key_dest), (first_in, first_out, first_dest) = (
-        split(c, source, out) for c in runner.cmds
+    tiles, first = runner.cmds
+    # One run, one input per tile: a seek to 0.6 s, 1.8 s ... 11.4 s (12 s / 10 tiles, each in
+    # the middle of its tenth), keyframes only, one frame decoded and written per input.
+    assert tiles.count("-i") == 10 and all(
+        tiles[i + 1] == str(source) for i, a in enumerate(tiles) if a == "-i"
     )
-    assert has(key_in, "-skip_frame", "nokey") and "-skip_frame" not in first_in
-    # one keyframe per 1.2 s (12 s / 10 tiles), each scaled to fit 320 px
-    vf = value(key_out, "-vf")
-    assert vf.startswith("select=") and "selected_n*1.200000" in vf and "320" in vf
-    assert has(key_out, "-fps_mode", "passthrough") and has(key_out, "-frames:v", "10")
+    seeks = [tiles[i + 1] for i, a in enumerate(tiles) if a == "-ss"]
+    assert seeks == [f"{0.6 + 1.2 * n:.3f}" for n in range(10)]
+    assert tiles.count("-skip_frame") == 10 and tiles.count("-noaccurate_seek") == 10
+    assert tiles.count("-frames:v") == 10 and tiles.count("-update") == 10
+    assert tiles.count("-fps_mode") == 10
+    assert [tiles[i + 1] for i, a in enumerate(tiles) if a == "-map"] == [f"{n}:V:0" for n in range(10)]
+    pngs = [a for a in tiles if a.endswith(".png")]
+    assert len(pngs) == 10 and len(set(pngs)) == 10
+    assert all(
+        tiles[i + 1].startswith("scale=") and "320" in tiles[i + 1] for i, a in enumerate(tiles) if a == "-vf"
+    )
+    first_in, first_out, first_dest = split(first, source, out)
+    assert "-skip_frame" not in first_in and "-ss" not in first_in
     assert value(first_out, "-vf").startswith("scale=") and has(first_out, "-frames:v", "1")
-    for inputs, opts in ((key_in, key_out), (first_in, first_out)):
-        assert has(inputs, "-threads", "1") and has(opts, "-threads", "1")
-        assert has(opts, "-map", "0:V:0")
-        assert has(opts, "-f", "image2") and has(opts, "-c:v", "png")
-    assert key_dest == first_dest and key_dest.endswith("%04d.png")
+    assert has(first_in, "-threads", "1") and has(first_out, "-threads", "1")
+    assert has(first_out, "-map", "0:V:0") and has(first_out, "-c:v", "png")
+    assert first_dest.endswith("%04d.png")
     assert list(out.iterdir()) == []
 
 
@@ -397,7 +406,8 @@ def test_one_failure_does_not_stop_the_others(src: dict[str, Path], tmp_path: Pa
     cut = synthetic.truncate(whole, 0.5, dest=tmp_path / "cut.mp4")
     info = probe(cut)
     out_dir = tmp_path / "out"
-    made, failures = derivatives_for(cut, info, out_dir)
+    # damaged, as the container check finds it: a damaged file always gets a proxy
+    made, failures = derivatives_for(cut, info, out_dir, damaged=True)
     assert sorted(d.kind for d in made) == ["poster", "sheet"]
     assert [kind for kind, _ in failures] == ["proxy"]
     assert "cut.mp4" in failures[0][1] and "source damaged or cut short" in failures[0][1]
@@ -457,3 +467,25 @@ def test_only_transcodes_take_a_slot(
     assert leftovers(out_dir) == []
     slots.acquire(blocking=False)  # the slot was given back
     slots.release()
+
+
+def test_poster_and_sheet_come_from_one_ffmpeg_run(
+    src: dict[str, Path], infos: dict[str, MediaInfo], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runs: list[list[str]] = []
+    real = derivatives._run_ffmpeg
+
+    def counted(cmd: list[str], *, timeout: float, what: str) -> None:
+        runs.append(cmd)
+        real(cmd, timeout=timeout, what=what)
+
+    monkeypatch.setattr(derivatives, "_run_ffmpeg", counted)
+    made, failures = derivatives_for(src["keyframes"], infos["keyframes"], tmp_path)
+    assert failures == [] and sorted(d.kind for d in made) == ["poster", "sheet"]
+    (run,) = runs  # one process made both (and no proxy: the original plays)
+    assert run.count("-i") == 1 + 10 and any(a.endswith(".jpg") for a in run)
+    with Image.open(tmp_path / "poster.jpg") as img:
+        assert img.format == "JPEG" and max(img.size) <= 640
+    with Image.open(tmp_path / "sheet.jpg") as img:
+        assert img.size == (4 * 320 + 5 * 2, 240 + 2 * 2)  # the four keyframes
+    assert leftovers(tmp_path) == []

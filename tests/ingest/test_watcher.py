@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests import synthetic
 from tests.conftest import ROOT, run_evidence
 from tests.ingest.conftest import files_in, recordings
@@ -73,9 +75,20 @@ def test_the_daemon_archives_arrivals_and_stops_cleanly(station, tmp_path: Path)
             ),
             what="station copies moved",
         )
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        assert 'evidence_ingest_files_total{station="ST01",outcome="archived"} 2' in metrics
-        assert "evidence_ingest_last_success_timestamp_seconds" in metrics
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        st = ("station", "ST01")
+        assert samples[("evidence_ingest_files_total", (("outcome", "archived"), st))] == 2
+        assert samples[("evidence_ingest_files_total", (("outcome", "quarantined"), st))] == 0
+        assert samples[("evidence_ingest_seconds_count", (st,))] >= 2
+        assert samples[("evidence_derivative_seconds_count", (("kind", "sheet"), st))] == 1
+        assert samples[("evidence_derivative_seconds_count", (("kind", "waveform"), st))] == 1
+        assert samples[("evidence_ingest_last_success_timestamp_seconds", (st,))] > 0
+        assert samples[("process_resident_memory_bytes", ())] > 0
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -67,7 +67,7 @@ BINARIES: dict[str, str] = {
 }
 
 #: The users made by default: the gateway's administrator (owns the buckets) and one per role.
-DEFAULT_USERS: tuple[str, ...] = ("admin", "station", "curator", "reader")
+DEFAULT_USERS: tuple[str, ...] = ("admin", "station", "curator", "reader", "worker")
 
 Objectstore = Literal["memstore", "bluestore"]
 

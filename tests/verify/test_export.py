@@ -25,6 +25,7 @@ from archive.encryption import generate_kek
 from archive.links import link_recordings
 from archive.originals import OriginalFacts, store_original
 from catalog import custody
+from catalog.checkpoint import Anchors, fingerprint
 from catalog.errors import CheckFailed, InvalidInput
 from catalog.models import Recording
 from catalog.recordings import reserve_archive_number
@@ -154,6 +155,11 @@ def build_case(env, *, proxies: bool = False, policy=None) -> Built:
     )
 
 
+def trust(built: Built) -> Anchors:
+    """What the court is given apart from the package: the bureau's pinned fingerprint."""
+    return Anchors({fingerprint(built.key.public_key())})
+
+
 def export(env, built: Built, outdir: Path, **kwargs) -> ExportResult:
     return export_case(
         env.as_("auditor:zhang", kek=built.kek, now=kwargs.pop("now", None)),
@@ -188,9 +194,9 @@ def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
     bagit.Bag(str(bag_dir)).validate()  # the Library of Congress validator, digests included
     cli = bagit_cli(bag_dir)
     assert cli.returncode == 0, cli.stderr
-    report = verify_package(bag_dir)
+    report = verify_package(bag_dir, anchors=trust(built))
     assert report.ok, report.problems
-    assert (report.case_key, report.key_id) == (built.case_key, report.key_id)
+    assert report.case_key == built.case_key and report.signers == [fingerprint(built.key.public_key())]
 
     # Each original is byte for byte the recorder's file; the protected one decrypted.
     for item_no, plain in built.plain.items():
@@ -226,7 +232,8 @@ def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
     info = bagit.Bag(str(bag_dir)).info
     assert info["External-Identifier"] == built.number and info["Case-Key"] == built.case_key
     assert info["Exported-By"] == "auditor:zhang" and info["Export-Reason"].startswith("法院调取")
-    assert info["Payload-Oxum"].endswith(".16")  # 5 items, 6 derivatives, case, index, 3 custody files
+    # 5 items, 6 derivatives, case, index; custody: events, links, statement, signature, key
+    assert info["Payload-Oxum"].endswith(".18")
 
     with env.sessions() as s:
         (event,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
@@ -234,10 +241,26 @@ def test_a_case_exports_as_a_valid_bag_of_decrypted_evidence(env) -> None:
     assert event.actor == "auditor:zhang" and event.details["reason"] == "法院调取 court request 2021-3"
     assert event.details["items"] == 5 and event.details["destination"] == built.case_key
     assert checkpoint.seq == event.seq  # signed right after the export event
-    excerpt = json.loads((bag_dir / "data" / "custody" / "excerpt.json").read_text(encoding="utf-8"))
-    assert excerpt["checkpoint"] == checkpoint.n and excerpt["events"][-1]["action"] == "exported"
-    assert excerpt["links"][-1] == [checkpoint.seq, event.prev_hash, checkpoint.head]
-    assert {e["subject"] for e in excerpt["events"]} >= {built.case_key, built.items["询问笔录"]}
+    assert info["Custody-Checkpoint"] == str(checkpoint.n) and info["Custody-Key"] == checkpoint.key
+    custody_dir = bag_dir / "data" / "custody"
+    lines = (custody_dir / "events.jsonl").read_bytes().splitlines()
+    assert lines[-1] == event.body  # the exported event, byte for byte as hashed
+    assert (custody_dir / "checkpoint.json").read_bytes() == checkpoint.signed_bytes()
+    assert len((custody_dir / "checkpoint.sig").read_bytes()) == 64
+    links = (custody_dir / "links.tsv").read_text().splitlines()
+    assert links[-1] == f"{checkpoint.seq}\t{event.prev_hash}\t{event.body_hash}\t{checkpoint.head}"
+    # The exported event commits to every payload file outside data/custody/, with its digest.
+    committed = event.details["files"]
+    on_disk = {
+        p.relative_to(bag_dir).as_posix()
+        for p in (bag_dir / "data").rglob("*")
+        if p.is_file() and "custody" not in p.parts
+    }
+    assert set(committed) == on_disk
+    assert all(hashlib.sha256((bag_dir / rel).read_bytes()).hexdigest() == d for rel, d in committed.items())
+    assert "checkpoint" not in case["export"]  # so that case.json can be committed
+    subjects = {json.loads(line)["subject"] for line in lines}
+    assert subjects >= {built.case_key, built.items["询问笔录"]}
 
 
 def test_the_zip_variant_is_valid_and_leaves_no_folder(env) -> None:
@@ -246,7 +269,7 @@ def test_the_zip_variant_is_valid_and_leaves_no_folder(env) -> None:
     result = export(env, built, out, zip_it=True)
     assert result.path == out / f"{built.case_key}.zip" and result.bytes == result.path.stat().st_size
     assert sorted(p.name for p in out.iterdir()) == [f"{built.case_key}.zip"]  # no folder, no temp
-    assert verify_package(result.path).ok
+    assert verify_package(result.path, anchors=trust(built)).ok
     with zipfile.ZipFile(result.path) as zf:
         names = zf.namelist()
         assert all(n.startswith(f"{built.case_key}/") for n in names)
@@ -303,12 +326,12 @@ def test_sm3_digests_go_in_a_tag_file_that_bagit_tolerates(env) -> None:
     assert not (result.path / "manifest-sm3.txt").exists()
     bagit.Bag(str(result.path)).validate()
     assert bagit_cli(result.path).returncode == 0
-    assert verify_package(result.path).ok
+    assert verify_package(result.path, anchors=trust(built)).ok
     case = json.loads((result.path / "data" / "case.json").read_text(encoding="utf-8"))
     assert all(len(i["sm3"]) == 64 for i in case["items"])
 
 
-def test_the_excerpt_links_every_event_up_to_the_checkpoint_one_a_line(env) -> None:
+def test_links_run_from_each_disclosed_event_to_the_checkpoint_after_it(env) -> None:
     built = build_case(env)
     with env.sessions.begin() as s:  # a busy archive: many events of other recordings
         for n in range(2000):
@@ -316,14 +339,29 @@ def test_the_excerpt_links_every_event_up_to_the_checkpoint_one_a_line(env) -> N
     with env.sessions.begin() as s:
         custody.append(s, actor="auditor", action="viewed", subject=built.protected_item)
     result = export(env, built, env.tmp / "out")
-    text = (result.path / "data" / "custody" / "excerpt.json").read_text(encoding="utf-8")
-    excerpt = json.loads(text)
-    first, last = excerpt["events"][0]["seq"], excerpt["links"][-1][0]
-    assert [link[0] for link in excerpt["links"]] == list(range(first, last + 1))
-    assert len(excerpt["links"]) > 2000 and text.count("\n[") == len(excerpt["links"])  # one a line
-    assert not any(e["subject"].startswith("KZCG-20201106-ST02") for e in excerpt["events"])
-    assert [e["action"] for e in excerpt["events"]][-2:] == ["viewed", "exported"]
-    assert verify_package(result.path).ok
+    folder = result.path / "data" / "custody"
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_bytes().splitlines()]
+    links = [line.split("\t") for line in (folder / "links.tsv").read_text().splitlines()]
+    first, last = events[0]["seq"], int(links[-1][0])
+    # No checkpoint before the export: one run of links from the first disclosed event on.
+    assert [int(link[0]) for link in links] == list(range(first, last + 1))
+    assert len(links) > 2000
+    assert not any(e["subject"].startswith("KZCG-20201106-ST02") for e in events)
+    assert [e["action"] for e in events][-2:] == ["viewed", "exported"]
+    assert verify_package(result.path, anchors=trust(built)).ok
+
+    # After a checkpoint, a second export carries only the stretches from each disclosed
+    # event to the first checkpoint after it, and the checkpoints from there to its own.
+    with env.sessions.begin() as s:
+        for n in range(500):
+            custody.append(s, actor="station:ST02", action="viewed", subject=f"KZCG-20201107-ST02-{n:04d}")
+    again = export(env, built, env.tmp / "out2")
+    folder = again.path / "data" / "custody"
+    seqs = [int(line.split("\t")[0]) for line in (folder / "links.tsv").read_text().splitlines()]
+    gaps = [(a, b) for a, b in zip(seqs, seqs[1:], strict=False) if b != a + 1]
+    assert len(gaps) == 1 and gaps[0][1] - gaps[0][0] > 500  # the other recordings' events skipped
+    assert sorted(p.name for p in (folder / "checkpoints").iterdir()) == ["00000001.json", "00000001.sig"]
+    assert verify_package(again.path, anchors=trust(built)).ok
 
 
 @pytest.mark.slow
@@ -335,13 +373,14 @@ def test_a_large_original_is_exported_in_flat_memory(env) -> None:
     big, path = store_recording(env, 9, start=T0, kek=kek, size=200 << 20, policy=policy)
     link_recordings(env.as_("reviewer"), case.number, [big.archive_no])
     path.unlink()
+    key = Ed25519PrivateKey.generate()
     tracemalloc.start()
     try:
         result = export_case(
             env.as_("auditor", kek=kek),
             case.case_key,
             env.tmp / "out",
-            signing_key=Ed25519PrivateKey.generate(),
+            signing_key=key,
             reason="size",
         )
         peak = tracemalloc.get_traced_memory()[1]
@@ -349,4 +388,4 @@ def test_a_large_original_is_exported_in_flat_memory(env) -> None:
         tracemalloc.stop()
     assert result.bytes > 200 << 20
     assert peak < 32 << 20, f"peak {peak / (1 << 20):.1f} MiB"
-    assert verify_package(result.path).ok
+    assert verify_package(result.path, anchors=Anchors({fingerprint(key.public_key())})).ok

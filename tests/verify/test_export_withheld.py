@@ -12,7 +12,7 @@ from sqlalchemy import select
 from archive.documents import NewDocument, store_document
 from catalog import custody
 from catalog.models import Recording
-from tests.verify.test_export import T0, TYPES, Built, build_case, export
+from tests.verify.test_export import T0, TYPES, Built, build_case, export, trust
 from verify.package import verify_package
 
 
@@ -51,7 +51,7 @@ def test_without_the_grant_protected_items_are_withheld_and_the_package_verifies
             assert value not in text, f"the {what} of the protected item is in {rel}"
     assert not [rel for rel in files if built.protected_item in rel.rsplit("/", 1)[-1]]  # no file of it
 
-    report = verify_package(result.path)
+    report = verify_package(result.path, anchors=trust(built))
     assert report.ok, report.problems
     bagit.Bag(str(result.path)).validate()
     assert result.items == 4
@@ -65,17 +65,18 @@ def test_without_the_grant_protected_items_are_withheld_and_the_package_verifies
     info = bagit.Bag(str(result.path)).info
     assert info["Withheld-Items"] == f"{built.protected_item} (withheld: protected)"
 
-    excerpt = json.loads(files["data/custody/excerpt.json"])
-    assert built.protected_item not in excerpt["subjects"]
-    kept = {e["seq"] for e in excerpt["events"]}
+    kept = {json.loads(line)["seq"] for line in files["data/custody/events.jsonl"].splitlines()}
     with env.sessions() as s:
         about = [
             e for e in custody.events(s) if e.subject in (built.protected_item, secrets["archive number"])
         ]
         (exported,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
     assert about and not kept & {e.seq for e in about}
-    # The protected item's events are still in the chain, as hash-only links.
-    links = {link[0]: link[2] for link in excerpt["links"]}
+    # The protected item's events are still in the chain, as hash-only links that check.
+    links = {
+        int(line.split("\t")[0]): line.split("\t")[3]
+        for line in files["data/custody/links.tsv"].decode().splitlines()
+    }
     assert all(links[e.seq] == e.hash for e in about if e.seq in links)
     assert exported.details["withheld"] == [built.protected_item]
     assert exported.details["withheld_why"] == "protected"
@@ -95,7 +96,7 @@ def test_with_the_grant_everything_is_included(env) -> None:
     protected = {i["item_no"]: i for i in case["items"]}[built.protected_item]
     assert protected["original_name"] == secrets["original name"] and protected["sha256"] == secrets["sha256"]
     assert "Withheld-Items" not in bagit.Bag(str(bag)).info
-    assert verify_package(bag).ok
+    assert verify_package(bag, anchors=trust(built)).ok
     with env.sessions() as s:
         (exported,) = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
     assert "withheld" not in exported.details and exported.details["items"] == 5
@@ -121,4 +122,29 @@ def test_a_protected_document_is_withheld_too(env) -> None:
     case = json.loads(files["data/case.json"])
     withheld = [i["item_no"] for i in case["items"] if i.get("withheld") == "protected"]
     assert withheld == sorted([built.protected_item, item.item_no])
-    assert verify_package(result.path).ok
+    assert verify_package(result.path, anchors=trust(built)).ok
+
+
+def test_an_earlier_full_export_is_withheld_and_the_case_walk_goes_past_it(env) -> None:
+    """The first export (with the grant) commits to the protected original's digest; a later
+    export without the grant must not disclose that event, and still proves the case's events
+    complete: the walk steps over it with the subject_prev the later export commits to."""
+    built = build_case(env)
+    export(env, built, env.tmp / "full", include_protected=True)
+    result = export(env, built, env.tmp / "restricted", include_protected=False)
+    with env.sessions() as s:
+        first, second = [e for e in custody.events(s, subject=built.case_key) if e.action == "exported"]
+    assert second.details["withheld_events"] == {str(first.seq): first.subject_prev}
+    lines = (result.path / "data" / "custody" / "events.jsonl").read_bytes().splitlines()
+    assert first.seq not in {json.loads(x)["seq"] for x in lines}
+    assert first.hash in (result.path / "data" / "custody" / "links.tsv").read_text()  # a hash-only link
+    report = verify_package(result.path, anchors=trust(built))
+    assert report.ok, report.problems
+    # Dropping the withheld link makes the walk stop short: the case's earlier events are unproven.
+    links = (result.path / "data" / "custody" / "links.tsv").read_text().splitlines()
+    kept = [line for line in links if not line.startswith(f"{first.seq}\t")]
+    (result.path / "data" / "custody" / "links.tsv").write_text("".join(x + "\n" for x in kept))
+    found = {p["problem"] for p in verify_package(result.path, anchors=trust(built)).problems}
+    assert any("left out" in p for p in found) and any(
+        p.startswith("chain broken at") or "stop before" in p for p in found
+    ), found

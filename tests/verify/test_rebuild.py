@@ -10,7 +10,8 @@ from archive.documents import NewDocument, store_document
 from archive.holds import set_hold
 from archive.links import link_recordings, unlink_item
 from archive.purge import purge_recording
-from catalog import sequences
+from catalog import custody, sequences
+from catalog.checkpoint import Anchors, fingerprint
 from catalog.db import make_engine, session_factory
 from catalog.models import Recording
 from catalog.recordings import reserve_archive_number
@@ -40,8 +41,9 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     make_and_publish(env.as_("cron"), key)
 
     target = make_engine(f"sqlite:///{tmp_path / 'rebuilt.sqlite3'}")
-    report = rebuild(env.store, target, formats=FORMATS)
+    report = rebuild(env.store, target, formats=FORMATS, anchors=Anchors({fingerprint(key.public_key())}))
     assert report.problems == []
+    assert report.signers == {fingerprint(key.public_key())}
     assert report.counts["recordings"] == 2 and report.counts["tombstones"] == 1
     assert report.counts["cases"] == 1 and report.counts["documents"] == 1
     assert report.counts["document pages"] == 2
@@ -57,4 +59,14 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     number = reserve_archive_number(target, FORMATS, ZONE, unit="KZCG", station="ST01", now=env.now())
     assert number > purged.archive_no
     assert sequences.current(target, FORMATS.item_scope(case.case_key)) == 3
+    with session_factory(target)() as rebuilt:  # the v2 bodies came back byte for byte
+        assert custody.verify(rebuilt, Anchors({fingerprint(key.public_key())})).ok
     target.dispose()
+
+    # Storage is not a trust anchor: without the pinned fingerprint the checkpoint is refused.
+    untrusted = make_engine(f"sqlite:///{tmp_path / 'untrusted.sqlite3'}")
+    report = rebuild(env.store, untrusted, formats=FORMATS)
+    assert report.problems == [
+        f"checkpoint 1: signature valid, signer not trusted: fingerprint {fingerprint(key.public_key())}"
+    ]
+    untrusted.dispose()

@@ -151,6 +151,7 @@ def sample_path(route: Route | Mount, site, token: str) -> str:
         "name": "aud",
         "kind": "poster",
         "page": "1",
+        "event": "1",
     }
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)
     return path + "?reason=matrix" if route.name in ("item_download", "case_file_pdf", "audit_csv") else path

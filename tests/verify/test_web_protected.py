@@ -4,6 +4,7 @@ and web exports show a protected item's number and "protected" only to the one w
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,12 +13,14 @@ from urllib.parse import quote
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from archive.checkpoints import make_and_publish
 from archive.derivatives import store_derivative
 from archive.encryption import generate_kek
 from archive.links import link_recordings
+from catalog.checkpoint import Anchors, fingerprint
 from catalog.users import add_user
 from tests.verify.web_server import Browser, LiveServer
-from verify.export import export_case
+from verify.export import ExportResult, export_case
 from verify.package import verify_package
 from verify.web import WebContext, create_app
 
@@ -60,19 +63,19 @@ def protected_site(env):
     services = env.as_("web", kek=kek)
     key = Ed25519PrivateKey.generate()
 
-    def exporter(case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool) -> Path:
-        # As ``config.app.App.export_for_web`` does.
-        return Path(
-            export_case(
-                services.acting_as(actor),
-                case_key,
-                folder,
-                signing_key=key,
-                reason=reason,
-                with_proxies=True,
-                zip_it=True,
-                include_protected=include_protected,
-            ).path
+    def exporter(
+        case_key: str, folder: Path, *, reason: str, actor: str, include_protected: bool
+    ) -> ExportResult:
+        # As ``config.app.App.export_for_web`` does: no signing key on the web server.
+        return export_case(
+            services.acting_as(actor),
+            case_key,
+            folder,
+            signing_key=None,
+            reason=reason,
+            with_proxies=True,
+            zip_it=True,
+            include_protected=include_protected,
         )
 
     ctx = WebContext(
@@ -82,6 +85,7 @@ def protected_site(env):
         language="zh",
         on_site_types={"询问笔录"},
         export=exporter,
+        exports=env.tmp / "exports",
     )
     server = LiveServer(create_app(ctx))
     yield {
@@ -98,6 +102,8 @@ def protected_site(env):
             "archive number": secret.archive_no,
         },
         "proxy": proxy_bytes,
+        "timer": lambda: make_and_publish(env.as_("cron:checkpoint"), key, skip_if_idle=True),
+        "trust": Anchors({fingerprint(key.public_key())}),
         # A run of the protected recording's bytes (``tests.conftest.Env.recording``).
         "original": hashlib.sha256(b"2").digest() * 8,
         "tmp": env.tmp,
@@ -160,12 +166,21 @@ def test_search_by_officer_does_not_lead_to_cases_through_protected_recordings(p
         assert site["secret_item"] not in body.decode(), number
 
 
-def _export(browser: Browser, site, into: Path) -> Path:
+def _export(browser: Browser, site, into: Path, *, others: tuple[Browser, ...] = ()) -> Path:
+    """Export from the page: pending until the curator's timer signs a checkpoint, then fetched."""
     status, _, body = browser.request(
         "POST", f"/cases/{quote(site['case'].case_key)}/export", {"csrf": browser.csrf, "reason": "court"}
     )
+    assert status == 202 and 'id="export-pending"' in body.decode()
+    event = int(re.search(r'href="/exports/(\d+)"', body.decode()).group(1))
+    assert browser.request("GET", f"/exports/{event}")[0] == 202  # no checkpoint yet
+    site["timer"]()
+    for other in others:  # another account never gets it, grant or not
+        assert other.request("GET", f"/exports/{event}")[0] == 404
+    status, _, body = browser.request("GET", f"/exports/{event}")
     assert status == 200
     into.write_bytes(body)
+    assert browser.request("GET", f"/exports/{event}")[0] == 404  # served once, then gone
     return into
 
 
@@ -176,8 +191,8 @@ def test_a_web_export_without_the_grant_withholds_the_protected_item(protected_s
     leg.login("leg", PASSWORD)
     secret = site["secret_item"]
 
-    withheld = _export(aud, site, site["tmp"] / "aud.zip")
-    assert verify_package(withheld).ok
+    withheld = _export(aud, site, site["tmp"] / "aud.zip", others=(leg,))
+    assert verify_package(withheld, anchors=site["trust"]).ok
     with zipfile.ZipFile(withheld) as zf:
         names = zf.namelist()
         contents = {n: zf.read(n) for n in names}
@@ -191,8 +206,8 @@ def test_a_web_export_without_the_grant_withholds_the_protected_item(protected_s
     case_json = next(v for n, v in contents.items() if n.endswith("data/case.json")).decode()
     assert f'"item_no": "{secret}"' in case_json and '"withheld": "protected"' in case_json
 
-    full = _export(leg, site, site["tmp"] / "leg.zip")
-    assert verify_package(full).ok
+    full = _export(leg, site, site["tmp"] / "leg.zip", others=(aud,))
+    assert verify_package(full, anchors=site["trust"]).ok
     with zipfile.ZipFile(full) as zf:
         names = zf.namelist()
         proxy = next(n for n in names if n.endswith(f"proxies/{secret}-proxy.mp4"))

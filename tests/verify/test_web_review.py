@@ -327,7 +327,7 @@ def test_two_cameras_play_on_one_clock_within_a_fifth_of_a_second_after_a_seek(
         plays = {
             e.subject
             for e in custody.events(s)
-            if e.action == "played" and e.actor == "web:auditor1" and e.details.get("watched_s", 0) > 0
+            if e.action == "played" and e.actor == "web:auditor1" and e.details.get("watched_ms", 0) > 0
         }
     assert {review["video_a"], review["video_b"]} <= plays
     page.close()

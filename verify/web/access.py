@@ -20,6 +20,7 @@ RULES: dict[str, str] = {
     "case": "auditor",
     "case_gaps": "auditor",
     "case_export": "auditor",
+    "export_fetch": "auditor",
     "case_file_pdf": "auditor",
     "item": "auditor",
     "item_verify": "auditor",

@@ -56,6 +56,7 @@ def routes() -> list[BaseRoute]:
         Route("/cases/{key:path}/file.pdf", casefile.case_file_pdf, methods=["GET"], name="case_file_pdf"),
         Route("/cases/{key:path}/gaps", cases.case_gaps, methods=["GET"], name="case_gaps"),
         Route("/cases/{key:path}/export", cases.case_export, methods=["POST"], name="case_export"),
+        Route("/exports/{event:int}", cases.export_fetch, methods=["GET"], name="export_fetch"),
         Route("/cases/{key:path}/link", cases.case_link, methods=["POST"], name="case_link"),
         Route("/cases/{key:path}", cases.case, methods=["GET"], name="case"),
         Route("/items/{item_no}", items.item_page, methods=["GET"], name="item"),

@@ -6,6 +6,7 @@ import shutil
 import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 from sqlalchemy import or_, select
@@ -22,6 +23,7 @@ from catalog.models import Case, CaseItem, Officer, Recording
 from catalog.review import ItemFacts, review_facts
 from catalog.timeline import ItemView
 from catalog.views import case_items
+from verify.export import ExportResult, find_pending, finish_pending
 
 from .. import custody_text
 from . import casefile, timeaxis
@@ -250,16 +252,39 @@ def case_export(request: Request) -> Response:
     user = request.state.user
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
-    folder = Path(tempfile.mkdtemp(prefix="evidence-export-"))
+    if web.exports is not None:
+        web.exports.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = Path(tempfile.mkdtemp(prefix="evidence-export-", dir=web.exports))
     # Without the grant the package withholds protected items (``verify.export``).
     # Holds this worker thread for as long as the export takes; other pages use other threads.
-    path = web.export(
+    result = web.export(
         found.case_key,
         folder,
         reason=reason,
         actor=f"web:{user.name}",
         include_protected=user.protected_access,
     )
+    return _package_or_pending(request, result, folder)
+
+
+def export_fetch(request: Request) -> Response:
+    """A package prepared earlier by the same account: finished (and served) once a checkpoint
+    covers its export event, else still pending."""
+    web, user = site(request).web, request.state.user
+    event = int(request.path_params["event"])
+    # Only the server's own exports folder is searched: never a shared temporary folder, where
+    # anyone could plant a "pending" package under another account's name.
+    work = find_pending(web.exports, event, f"web:{user.name}") if web.exports is not None else None
+    if work is None:
+        raise Refusal(404, "no export of yours waits under this number")
+    return _package_or_pending(request, finish_pending(web.sessions, work), work.parent)
+
+
+def _package_or_pending(request: Request, result: Any, folder: Path) -> Response:
+    if isinstance(result, ExportResult) and result.pending:
+        # The package is final only once a checkpoint signs its export event (every 15 minutes).
+        return render(request, "export_pending.html", status=202, event=result.event)
+    path = result.path if isinstance(result, ExportResult) else Path(result)
     return FileResponse(
         path,
         filename=path.name,

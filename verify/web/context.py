@@ -6,12 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive.context import ServiceContext
 from archive.store import ObjectStore
+from catalog.checkpoint import Anchors
 from catalog.models import User
 
 
@@ -25,8 +27,13 @@ class WebContext:
     language: str = "zh"
     on_site_types: set[str] = field(default_factory=set)
     coverage_window: timedelta = timedelta(hours=1)
-    # (case_key, folder, *, reason, actor, include_protected) -> zip path
-    export: Callable[..., Path] | None = None
+    # (case_key, folder, *, reason, actor, include_protected) -> zip path, or an ExportResult
+    # that is ``pending`` until the next checkpoint (the web server holds no signing key)
+    export: Callable[..., Any] | None = None
+    # Where exports are prepared and wait for their checkpoint (None: the system's temp folder).
+    exports: Path | None = None
+    # The installation's trust anchor (pinned fingerprints): whose checkpoints the audit page trusts.
+    anchors: Anchors = field(default_factory=Anchors)
     # Sessions for reads only; on SQLite they start with a plain BEGIN, so page reads do not
     # queue behind writers for the write lock. None: the services' sessions.
     readers: sessionmaker[Session] | None = None

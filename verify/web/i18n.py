@@ -36,6 +36,11 @@ TEXTS: dict[str, dict[str, str]] = {
     "gaps": {"zh": "全过程记录缺口", "en": "Coverage gaps"},
     "no_gaps": {"zh": "无缺口", "en": "No gaps"},
     "export": {"zh": "导出证据包", "en": "Export package"},
+    "export_pending": {
+        "zh": "证据包已准备，等待下一个签名检查点（每 15 分钟）后完成",
+        "en": "The package is prepared and waits for the next signed checkpoint (every 15 minutes)",
+    },
+    "export_fetch": {"zh": "稍后下载", "en": "Download it later"},
     "download": {"zh": "下载", "en": "Download"},
     "open_document": {"zh": "查看文书", "en": "Open the record"},
     "download_only": {

@@ -296,8 +296,9 @@ def item_play(request: Request) -> Response:
         user,
         Action.PLAYED,
         item.item_no,
-        start_s=round(start, 1),
-        watched_s=round(watched, 1),
+        # Integer milliseconds: custody records hold no floats (``catalog.jcs``).
+        start_ms=round(start * 1000),
+        watched_ms=round(watched * 1000),
         archive_no=item.archive_no,
     )
     return JSONResponse({"ok": True})
