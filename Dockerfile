@@ -27,7 +27,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # WenQuanYi Zen Hei, a TrueType font reportlab can embed, for PDF reports with Chinese text.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-       ffmpeg fonts-noto-cjk fonts-wqy-zenhei \
+       ffmpeg poppler-utils fonts-noto-cjk fonts-wqy-zenhei \
     && apt-get clean \
     && rm -rf /var/lib/apt/lists/*
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the system packages evidence-archive needs, and only those that are missing.
 #
-#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), python3-venv when venvs can't be made,
-#                               fonts-wqy-zenhei (the TrueType CJK font the case file PDF embeds)
+#   .ci/system-deps.sh          ffmpeg (ffmpeg + ffprobe), poppler-utils (pdftoppm draws written
+#                               records' pages for the web pages), python3-venv when venvs can't
+#                               be made, fonts-wqy-zenhei (the TrueType CJK font the case file
+#                               PDF embeds)
 #   .ci/system-deps.sh --test   the same, plus fonts-noto-cjk (pages in Chromium show CJK text),
-#                               poppler-utils (pdftotext reads the printed case file back), a
-#                               PostgreSQL server for the integration tests and
+#                               a PostgreSQL server for the integration tests and
 #                               Ceph's RADOS Gateway (radosgw, ceph-mon, ceph-osd, ceph-common):
 #                               the S3 server with Object Lock the tests start (tests/servers/rgw.py);
 #                               Chromium; and the tools the deployment files are checked with:
@@ -39,6 +40,15 @@ else
   packages+=(ffmpeg)
 fi
 
+# poppler-utils: pdftoppm draws a written record's PDF pages as images, in a child process
+# (the tests also read the printed case file back with pdftotext).
+if command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1; then
+  say "poppler-utils present ($(command -v pdftoppm))"
+else
+  say "poppler-utils missing: will install poppler-utils"
+  packages+=(poppler-utils)
+fi
+
 # fonts-wqy-zenhei: the case file PDF embeds a TrueType CJK font; reportlab refuses CFF fonts
 # such as Noto CJK, so this one is needed on any server that makes the PDF.
 if [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
@@ -48,19 +58,14 @@ else
   packages+=(fonts-wqy-zenhei)
 fi
 
-# Tests only: CJK glyphs for the pages in Chromium (screenshots, printed PDFs), and pdftotext.
+# Tests only: CJK glyphs for the pages in Chromium (screenshots with no missing-glyph boxes,
+# printed PDFs, the tests' own PDFs).
 if [ "$want_test" -eq 1 ]; then
   if compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc' >/dev/null; then
     say "fonts-noto-cjk present"
   else
     say "fonts-noto-cjk missing: will install fonts-noto-cjk"
     packages+=(fonts-noto-cjk)
-  fi
-  if command -v pdftotext >/dev/null 2>&1 && command -v pdftoppm >/dev/null 2>&1; then
-    say "poppler-utils present"
-  else
-    say "poppler-utils missing: will install poppler-utils"
-    packages+=(poppler-utils)
   fi
 fi
 
@@ -180,8 +185,11 @@ for pkg in "${packages[@]}"; do
       command -v chromium >/dev/null 2>&1 || die "chromium installed but not on PATH" ;;
     fonts-wqy-zenhei)
       [ -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] || die "fonts-wqy-zenhei installed but wqy-zenhei.ttc not found" ;;
+    fonts-noto-cjk)
+      compgen -G '/usr/share/fonts/opentype/noto/NotoSansCJK-*.ttc' >/dev/null || die "fonts-noto-cjk installed but its fonts not found" ;;
     poppler-utils)
-      command -v pdftotext >/dev/null 2>&1 || die "poppler-utils installed but pdftotext not on PATH" ;;
+      command -v pdftoppm >/dev/null 2>&1 && command -v pdftotext >/dev/null 2>&1 \
+        || die "poppler-utils installed but pdftoppm/pdftotext not on PATH" ;;
     systemd)
       command -v systemd-analyze >/dev/null 2>&1 || die "systemd installed but systemd-analyze not on PATH" ;;
     nodejs)

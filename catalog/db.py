@@ -108,10 +108,16 @@ def insert_missing(
     """
     bind = db.get_bind() if isinstance(db, Session) else db
     dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    # RETURNING says whether a row went in: the row count is -1 on PostgreSQL when a table's
+    # generated key is fetched, whose returned row SQLAlchemy keeps for itself.
+    target = cast(Table, table)
     statement = (
-        dialect.insert(cast(Table, table)).values(**values).on_conflict_do_nothing(index_elements=keys)
+        dialect.insert(target)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=keys)
+        .returning(*[target.c[k] for k in keys])
     )
-    return changed_rows(db.execute(statement)) == 1
+    return db.execute(statement).first() is not None
 
 
 def changed_rows(result: Result[Any]) -> int:

@@ -218,6 +218,25 @@ class Document(Base):
     last_verified_at: Mapped[datetime | None]
 
 
+class DocumentPage(Base):
+    """One page of a written record as an image (PNG made by poppler's ``pdftoppm``), a
+    derivative kept in storage like a recording's, encrypted when the document is."""
+
+    __tablename__ = "document_pages"
+    __table_args__ = (UniqueConstraint("document_id", "page", name="uq_document_pages_document_page"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id"))
+    page: Mapped[int] = mapped_column(Integer)  # from 1
+    pages: Mapped[int] = mapped_column(Integer)  # how many pages were made for the document
+    sha256: Mapped[str] = mapped_column(SHA256)
+    size: Mapped[int] = mapped_column(BigInteger)
+    storage_key: Mapped[str] = mapped_column(String(1024))
+    storage_version: Mapped[str | None] = mapped_column(String(256))
+    encrypted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime]
+    last_verified_at: Mapped[datetime | None]
+
+
 class CaseItem(Base):
     """A record's membership of a case; carries the shared item number (共同编号)."""
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from .db import changed_rows
 from .errors import InvalidInput
-from .models import Derivative, Document, Recording
+from .models import Derivative, Document, DocumentPage, Recording
 
 BATCH = 500  # rows named in one UPDATE: well under any database's limit on bound parameters
 
@@ -29,11 +29,12 @@ def mark_verified(
     recording_ids: Iterable[int] = (),
     document_ids: Iterable[int] = (),
     derivative_ids: Iterable[int] = (),
+    page_ids: Iterable[int] = (),
 ) -> int:
     """Record that these rows' stored objects were found intact at ``at``.
 
     Recordings are named by archive number or id, documents by storage key or id,
-    derivatives by id; names that match no row are ignored. Returns the number of rows
+    derivatives and document pages by id; names that match no row are ignored. Returns the number of rows
     updated. Runs in the caller's transaction.
     """
     if at.tzinfo is None:
@@ -44,6 +45,7 @@ def mark_verified(
         (Recording, Recording.id, recording_ids),
         (Document, Document.id, document_ids),
         (Derivative, Derivative.id, derivative_ids),
+        (DocumentPage, DocumentPage.id, page_ids),
     )
     updated = 0
     for model, column, values in targets:

@@ -88,8 +88,14 @@ def _custody_summary(session: Session, subjects: list[str]) -> dict[str, dict[st
     return summary
 
 
-def case_items(session: Session, case: Case, *, include_unlinked: bool = False) -> list[ItemView]:
+def case_items(
+    session: Session, case: Case, *, include_unlinked: bool = False, item_no: str | None = None
+) -> list[ItemView]:
+    """The case's items in time order (only ``item_no``, when given: one item's page need not
+    read the whole case)."""
     query = select(CaseItem).where(CaseItem.case_id == case.id)
+    if item_no is not None:
+        query = query.where(CaseItem.item_no == item_no)
     if not include_unlinked:
         query = query.where(CaseItem.unlinked_at.is_(None))
     links = list(session.execute(query).scalars())

@@ -290,6 +290,7 @@ class App:
             session_idle=timedelta(minutes=self.settings.web.session_idle_minutes),
             session_lifetime=timedelta(hours=self.settings.web.session_max_hours),
             trusted_proxies=tuple(self.settings.web.trusted_proxies),
+            link_seconds=self.settings.web.media_link_seconds,
             pdf_font=Path(self.settings.web.pdf_font) if self.settings.web.pdf_font else None,
             public_url=self.settings.public_url,
         )

@@ -223,6 +223,9 @@ class WebSettings:
     # Addresses (or networks, e.g. "10.0.0.0/24") of reverse proxies whose X-Forwarded-For is
     # believed; from anyone else it is ignored, so a client cannot pick its own source address.
     trusted_proxies: list[str] = field(default_factory=list)
+    # How long a media link handed to a page lives. The page renews its links as they expire,
+    # so a review plays on; a link copied out of the page stops working after this long.
+    media_link_seconds: float = 300.0
     # The TrueType font (.ttf/.ttc) with CJK glyphs the case file PDF embeds; empty: Debian's
     # fonts-wqy-zenhei. Not an OpenType/CFF font such as Noto CJK: reportlab cannot embed those.
     pdf_font: str = ""
@@ -604,6 +607,8 @@ def validate(s: Settings, source: str) -> None:
         ("web.session_max_hours", s.web.session_max_hours, 0.1, 24 * 31.0),
         # Below 2^14 scrypt is cheap to guess; past 2^20 one login takes seconds and 1 GiB.
         ("web.password_cost_log2", s.web.password_cost_log2, 14, 20),
+        # A media link copied out of a page must stop working within minutes (15 at most).
+        ("web.media_link_seconds", s.web.media_link_seconds, 1.0, 900.0),
     ]
     for key, number, low, high in bounds:
         if not low <= number <= high:

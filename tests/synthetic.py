@@ -364,6 +364,27 @@ def _dms(value: float) -> tuple[float, float, float]:
     return float(degrees), float(minutes), seconds
 
 
+CJK_FONT = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"  # fonts-noto-cjk
+
+
+def make_pdf(path: str | Path, title: str, lines: list[str], pages: int = 2) -> Path:
+    """A written record as a scanned one looks: pages of Chinese text as images in a PDF."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font, big = ImageFont.truetype(CJK_FONT, 22), ImageFont.truetype(CJK_FONT, 34)
+    images = []
+    for n in range(pages):
+        image = Image.new("RGB", (794, 1123), "white")
+        draw = ImageDraw.Draw(image)
+        draw.text((397, 80), title, font=big, fill="black", anchor="mm")
+        for row, text in enumerate(lines):
+            draw.text((70, 160 + row * 40), text, font=font, fill="black")
+        draw.text((397, 1080), f"第 {n + 1} 页 共 {pages} 页", font=font, fill="black", anchor="mm")
+        images.append(image)
+    images[0].save(Path(path), save_all=True, append_images=images[1:], resolution=96)
+    return Path(path)
+
+
 def make_zero_byte(path: str | Path) -> Path:
     """Make an empty file, as a recorder leaves when it loses power right after opening one."""
     out = Path(path)

@@ -33,7 +33,7 @@ from archive.store import ObjectStore
 from catalog import custody
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes
-from catalog.models import Derivative, Document, Recording, Tombstone
+from catalog.models import Derivative, Document, DocumentPage, Recording, Tombstone
 from catalog.verification import mark_verified
 
 Kind = Literal["original", "manifest", "derivative", "document"]
@@ -128,6 +128,19 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
             Derivative,
             v.id,
         )
+    # A written record's pages as images: derivatives too, kept in their own table.
+    for page in session.execute(ordered(DocumentPage, select(DocumentPage))).scalars():
+        yield Target(
+            page.storage_key,
+            "derivative",
+            page.storage_key,
+            page.storage_version,
+            page.sha256,
+            page.size,
+            page.encrypted,
+            DocumentPage,
+            page.id,
+        )
 
 
 def _check(
@@ -179,6 +192,7 @@ def _known_keys(session: Session) -> set[str]:
         )
         if k
     )
+    keys.update(k for (k,) in session.execute(select(DocumentPage.storage_key)))
     return keys
 
 
@@ -286,6 +300,7 @@ def sweep(
             recording_ids=verified.get(Recording, ()),
             document_ids=verified.get(Document, ()),
             derivative_ids=verified.get(Derivative, ()),
+            page_ids=verified.get(DocumentPage, ()),
         )
         for found_problem in report.problems:
             custody.append(

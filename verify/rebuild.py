@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.checkpoints import EVENTS, LINKS, stored_checkpoints
 from archive.errors import ObjectMissing
 from archive.layout import checkpoint_folder, checkpoint_key
+from archive.reading import plain_size
 from archive.records import get_json
 from archive.store import ObjectStore
 from catalog import jcs, metadata_fill, schema, sequences
@@ -42,6 +43,7 @@ from catalog.models import (
     CustodyHead,
     Derivative,
     Document,
+    DocumentPage,
     Hold,
     Recording,
     Tombstone,
@@ -379,9 +381,19 @@ def _derivatives(
     store: ObjectStore, session: Session, recordings: dict[str, Recording], report: RebuildReport
 ) -> None:
     count = 0
+    documents = {
+        item_no: doc
+        for item_no, doc in session.execute(
+            select(CaseItem.item_no, Document).join(Document, Document.id == CaseItem.document_id)
+        )
+    }
+    pages: list[tuple[Document, int, str]] = []
     for info in store.list("derivatives/"):
         _, archive_no, name = info.key.split("/", 2)
         rec = recordings.get(archive_no)
+        if rec is None and archive_no in documents and name.startswith("page"):
+            pages.append((documents[archive_no], int(name[4:8]), info.key))  # page0001-…
+            continue
         if rec is None:
             report.problems.append(f"{info.key}: a derivative of a recording not in storage")
             continue
@@ -402,6 +414,32 @@ def _derivatives(
         )
         count += 1
     report.counts["derivatives"] = count
+    _pages(store, session, pages, report)
+
+
+def _pages(
+    store: ObjectStore, session: Session, pages: list[tuple[Document, int, str]], report: RebuildReport
+) -> None:
+    """A written record's page images (``archive.document_pages``): one row per page."""
+    per_document: dict[int, int] = {}
+    for doc, _number, _key in pages:
+        per_document[doc.id] = per_document.get(doc.id, 0) + 1
+    for doc, number, key in pages:
+        meta = store.stat(key)
+        session.add(
+            DocumentPage(
+                document_id=doc.id,
+                page=number,
+                pages=per_document[doc.id],
+                sha256=meta.metadata.get("sha256"),
+                size=plain_size(store, key, meta.version, doc.encrypted),
+                storage_key=key,
+                storage_version=meta.version,
+                encrypted=doc.encrypted,
+                created_at=meta.last_modified or doc.created_at,
+            )
+        )
+    report.counts["document pages"] = len(pages)
 
 
 def _tombstones(store: ObjectStore, session: Session, report: RebuildReport) -> None:
@@ -488,6 +526,7 @@ def compare(live: Session, rebuilt: Session, *, last_checkpoint_seq: int) -> tup
                 Derivative.status == "ok", Derivative.storage_key.is_not(None)
             ),
         ),
+        ("document page", select(DocumentPage.storage_key, DocumentPage.sha256, DocumentPage.size)),
         ("tombstone", select(Tombstone.subject, Tombstone.sha256, Tombstone.reason)),
         (
             "custody event",

@@ -136,6 +136,46 @@ def case_add_doc(
     )
 
 
+@case_group.command("pages")
+@click.argument("case")
+@json_option
+@click.pass_context
+def case_pages(ctx: click.Context, case: str, as_json: bool) -> None:
+    """Draw the page images of the case's PDF records (pdftoppm), as the web pages show them
+    beside the video; pages already drawn are kept. Where the web server may only read
+    storage, run this after adding records. Exit 1 when a record's pages cannot be drawn."""
+    from sqlalchemy import select
+
+    from archive.document_pages import PagesFailed, document_pages
+    from catalog.models import CaseItem, Document
+
+    app = get_app(ctx).require_catalog()
+    with app.reader_sessions() as session:
+        found = cases.get_case(session, case)
+        records = session.execute(
+            select(CaseItem.item_no, Document.id)
+            .join(Document, Document.id == CaseItem.document_id)
+            .where(CaseItem.case_id == found.id, Document.content_type == "application/pdf")
+            .order_by(CaseItem.seq)
+        ).all()
+    rows = []
+    for item_no, document_id in records:
+        try:
+            rows.append({"item_no": item_no, "pages": len(document_pages(app.services, document_id))})
+        except PagesFailed as exc:
+            rows.append({"item_no": item_no, "pages": 0, "error": str(exc)})
+    data = {"case": found.number, "case_key": found.case_key, "documents": rows}
+
+    def human() -> None:
+        for row in rows:
+            what = f"{row['pages']} page(s)" if "error" not in row else f"no pages: {row['error']}"
+            out.print(f"{row['item_no']}  {what}", highlight=False, markup=False)
+
+    emit(as_json, data, human)
+    if any("error" in row for row in rows):
+        ctx.exit(1)
+
+
 @case_group.command("link")
 @click.argument("case")
 @click.argument("archive_nos", nargs=-1, metavar="[ARCHIVE_NO...]")

@@ -35,3 +35,17 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
 def test_bad_url_is_a_clear_error() -> None:
     with pytest.raises(InvalidInput, match="not a valid URL"):
         make_engine("no such url")
+
+
+def test_insert_missing_says_whether_it_inserted_also_with_a_generated_key(engine) -> None:
+    """On PostgreSQL a table with a generated id is inserted with ``RETURNING id`` (row count
+    -1): the answer must still be True the first time and False the second."""
+    from catalog.db import insert_missing
+    from catalog.models import Officer
+
+    with session_factory(engine).begin() as s:
+        assert insert_missing(s, Officer.__table__, {"number": "JX0227"}, ["number"]) is True
+        assert insert_missing(s, Officer.__table__, {"number": "JX0227"}, ["number"]) is False
+        assert insert_missing(
+            s, Station.__table__, {"id": "ST01", "unit": "K", "created_at": datetime.now(UTC)}, ["id"]
+        )

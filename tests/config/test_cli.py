@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests import synthetic
 from tests.conftest import run_evidence
 
 CASE_NO = "开城管罚立〔2020〕42号"
@@ -291,6 +292,17 @@ def test_add_doc_link_and_hold_keep_the_contract(ready: dict[str, str], tmp_path
     }
     bad = run_evidence("case", "add-doc", CASE_NO, str(scan), "--type", "便条", env=ready)
     assert bad.returncode == 2 and "not a known document type" in bad.stderr
+    # Page images of the PDF records: a real one is drawn, the scan that is no PDF inside is named.
+    real = synthetic.make_pdf(tmp_path / "检查笔录.pdf", "现场检查（勘验）笔录", ["当事人：张某"], pages=2)
+    ok_json("case", "add-doc", CASE_NO, str(real), "--type", "现场检查（勘验）笔录", env=ready)
+    drawn = run_evidence("case", "pages", CASE_NO, "--json", env=ready)
+    assert drawn.returncode == 1, drawn.stderr
+    rows = {r["item_no"]: r for r in json.loads(drawn.stdout)["documents"]}
+    assert rows["KZCG-2020-0001-003D"] == {"item_no": "KZCG-2020-0001-003D", "pages": 2}
+    assert (
+        rows["KZCG-2020-0001-001D"]["pages"] == 0
+        and "could not be drawn" in rows["KZCG-2020-0001-001D"]["error"]
+    )
     missing = run_evidence("hold", "release", number, "--reason", "x", env=ready)
     assert missing.returncode == 2 and "not on hold" in missing.stderr
     assert ok_json("audit", "verify", env=ready)["ok"] is True

@@ -26,6 +26,7 @@ EXPECTED = {
     "case unlink",
     "case close",
     "case gaps",
+    "case pages",
     "case list",
     "replay",
     "recordings",

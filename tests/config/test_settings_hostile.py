@@ -32,6 +32,8 @@ from tests.conftest import run_evidence
         ("web", "session_max_hours = 1e9", "web.session_max_hours"),
         ("web", "password_cost_log2 = 4", "web.password_cost_log2"),
         ("web", "password_cost_log2 = 40", "web.password_cost_log2"),
+        ("web", "media_link_seconds = 0", "web.media_link_seconds"),
+        ("web", "media_link_seconds = 86400", "web.media_link_seconds"),
     ],
 )
 def test_a_bad_setting_exits_2_naming_the_key(tmp_path, table, line, key) -> None:

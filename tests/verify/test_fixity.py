@@ -81,3 +81,31 @@ def test_older_than_selects_only_stale_items(env) -> None:
     env.recording(2)  # not verified yet
     # The new recording and its manifest (manifests are checked with their recording).
     assert run(env, older_than_days=1, reconcile_storage=False).checked == 2
+
+
+def test_document_pages_are_swept_and_are_no_orphans(env) -> None:
+    """A written record's page images (drawn when an auditor opened it) are checked like any
+    derivative, encrypted ones through the key, and the sweep knows their keys."""
+    from archive.document_pages import document_pages
+    from archive.documents import NewDocument, store_document
+    from archive.encryption import generate_kek
+    from catalog.models import DocumentPage
+    from tests import synthetic
+
+    kek = generate_kek()
+    pdf = synthetic.make_pdf(env.tmp / "record.pdf", "询问笔录", ["当事人：张某"], pages=2)
+    _item, doc = store_document(
+        env.as_("clerk", kek=kek),
+        NewDocument(env.case().number, pdf, "询问笔录", protected=True),
+        doc_types=["询问笔录"],
+    )
+    pages = document_pages(env.as_("web:aud", kek=kek), doc.id)
+    report = sweep(env.as_("cron", kek=kek))
+    assert report.problems == [] and report.checked == 2 + len(pages)  # document, manifest, pages
+    with env.sessions() as s:
+        assert all(p.last_verified_at is not None for p in s.query(DocumentPage))
+    # A page whose digest no longer matches what is stored is named.
+    with env.sessions.begin() as s:
+        s.execute(update(DocumentPage).where(DocumentPage.page == 2).values(sha256="0" * 64))
+    report = sweep(env.as_("cron", kek=kek))
+    assert [(p["subject"], p["problem"]) for p in report.problems] == [(pages[1].storage_key, "mismatch")]

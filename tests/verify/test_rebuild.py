@@ -5,6 +5,7 @@ import time
 from sqlalchemy import select
 
 from archive.checkpoints import make_and_publish
+from archive.document_pages import document_pages
 from archive.documents import NewDocument, store_document
 from archive.holds import set_hold
 from archive.links import link_recordings, unlink_item
@@ -14,6 +15,7 @@ from catalog.checkpoint import Anchors, fingerprint
 from catalog.db import make_engine, session_factory
 from catalog.models import Recording
 from catalog.recordings import reserve_archive_number
+from tests import synthetic
 from tests.conftest import FORMATS, ZONE
 from verify.rebuild import compare, rebuild
 
@@ -26,13 +28,13 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     kept, unlinked, purged = env.recording(1), env.recording(2), env.recording(3)
     pairs = link_recordings(env.as_("r"), case.number, [kept.archive_no, unlinked.archive_no])
     unlink_item(env.as_("r"), case.number, pairs[1][1], reason="误关联")
-    scan = tmp_path / "立案.pdf"
-    scan.write_bytes(b"%PDF-1.4")
-    store_document(
+    scan = synthetic.make_pdf(tmp_path / "立案.pdf", "立案审批表", ["案号：开城管罚立〔2020〕42号"], pages=2)
+    _item, doc = store_document(
         env.as_("clerk"),
         NewDocument(case.case_key, scan, "立案审批表", officer="JX0227"),
         doc_types=["立案审批表"],
     )
+    assert len(document_pages(env.as_("web:aud"), doc.id)) == 2  # drawn when an auditor opened it
     set_hold(env.as_("legal"), case.number, reason="复议")
     time.sleep(3.5)  # the routine lock of a few seconds runs out
     purge_recording(env.as_("cron"), purged.archive_no, reason="routine period over", due_at=None)
@@ -44,6 +46,7 @@ def test_a_rebuilt_catalog_matches_and_never_reuses_a_number(env, sqlite_url, tm
     assert report.signers == {fingerprint(key.public_key())}
     assert report.counts["recordings"] == 2 and report.counts["tombstones"] == 1
     assert report.counts["cases"] == 1 and report.counts["documents"] == 1
+    assert report.counts["document pages"] == 2
     with env.sessions() as live, session_factory(target)() as rebuilt:
         differences, notes = compare(live, rebuilt, last_checkpoint_seq=report.last_checkpoint_seq)
         assert differences == []

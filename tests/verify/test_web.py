@@ -149,6 +149,8 @@ def sample_path(route: Route | Mount, site, token: str) -> str:
         "subject": site["item"],
         "token": token,
         "name": "aud",
+        "kind": "poster",
+        "page": "1",
         "event": "1",
     }
     path = re.sub(r"\{(\w+)(:\w+)?\}", lambda m: values[m.group(1)], route.path)

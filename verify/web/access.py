@@ -26,6 +26,9 @@ RULES: dict[str, str] = {
     "item_verify": "auditor",
     "item_play": "auditor",
     "item_download": "auditor",
+    "item_link": "auditor",
+    "item_picture": "auditor",
+    "document_page": "auditor",
     "item_document": "auditor",
     "media": "auditor",
     "case_link": "legal",
@@ -43,4 +46,15 @@ RULES: dict[str, str] = {
 # Routes that serve content (media, downloads, and later posters, sheets and waveforms):
 # without a session they answer 401 instead of redirecting a GET to the login page, whose
 # HTML a player or a download would otherwise receive as the content.
-CONTENT: frozenset[str] = frozenset({"media", "item_download", "item_document", "case_file_pdf", "audit_csv"})
+CONTENT: frozenset[str] = frozenset(
+    {
+        "media",
+        "item_download",
+        "item_document",
+        "case_file_pdf",
+        "audit_csv",
+        "item_link",
+        "item_picture",
+        "document_page",
+    }
+)

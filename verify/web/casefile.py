@@ -19,7 +19,7 @@ from ..casefile import PdfUnavailable, case_file, render_pdf
 from .common import Refusal, event, site
 
 
-def build(request: Request, session, found):
+def build(request: Request, session, found, items=None):
     web, user = site(request).web, request.state.user
     return case_file(
         session,
@@ -31,6 +31,7 @@ def build(request: Request, session, found):
         now=web.now(),
         on_site_types=web.on_site_types,
         window=web.coverage_window,
+        items=items,
     )
 
 

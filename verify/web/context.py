@@ -42,6 +42,12 @@ class WebContext:
     session_lifetime: timedelta = timedelta(hours=12)
     # Reverse proxies (addresses or networks) whose X-Forwarded-For names the client.
     trusted_proxies: tuple[str, ...] = ()
+    # How long a media link lives; pages renew theirs on the player's error event.
+    link_seconds: float = 300.0
+    # The most bytes one media response carries: a player asks again for the rest, and each
+    # ask re-checks the link's expiry, the session and the grant, so an expired link or a
+    # revoked grant stops an open stream within one chunk.
+    media_chunk_bytes: int = 4 * 1024 * 1024
     # The TrueType CJK font of the case file PDF; None: Debian's fonts-wqy-zenhei.
     pdf_font: Path | None = None
     # Where users reach the pages; an https address (a TLS-terminating proxy in front) makes

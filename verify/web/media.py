@@ -20,7 +20,6 @@ from starlette.responses import (
 from archive.reading import plain_size, playback_url, read_plain
 
 from .common import Refusal, site, visible
-from .security import LINK_SECONDS
 
 # Types a browser may show inline on the site's own origin: none of them runs script. The
 # rest (HTML, SVG, XML, text …) is served as an attachment, so a stored document cannot put
@@ -81,10 +80,17 @@ def media(request: Request) -> Response:
     # there; the rest is streamed from here as an attachment.
     if not encrypted and store.capabilities.presigned_urls and media_type in INLINE:
         return RedirectResponse(
-            playback_url(store, key, version, encrypted=False, expires=timedelta(seconds=LINK_SECONDS)), 302
+            playback_url(
+                store,
+                key,
+                version,
+                encrypted=False,
+                expires=timedelta(seconds=max(1, round(here.web.link_seconds))),
+            ),
+            302,
         )
     size = plain_size(store, key, version, encrypted)
-    span = _range(request.headers.get("range", ""), size)
+    span = _range(request.headers.get("range", ""), size, here.web.media_chunk_bytes)
     if span is None:
         return PlainTextResponse("bad range", 416, headers={"Content-Range": f"bytes */{size}"})
     start, end, status = span
@@ -104,9 +110,9 @@ def media(request: Request) -> Response:
     return StreamingResponse(body, status_code=status, media_type=media_type, headers=headers)
 
 
-def _range(header: str, size: int) -> tuple[int, int, int] | None:
-    """(first byte, last byte, status) asked for by a Range header (the first range only);
-    None when it cannot be served."""
+def _range(header: str, size: int, chunk: int) -> tuple[int, int, int] | None:
+    """(first byte, last byte, status) asked for by a Range header (the first range only), at
+    most ``chunk`` bytes of it (players ask again for the rest); None when it cannot be served."""
     if not header.startswith("bytes="):
         return 0, size - 1, 200
     first, _, last = header[6:].split(",")[0].partition("-")
@@ -117,7 +123,7 @@ def _range(header: str, size: int) -> tuple[int, int, int] | None:
             start, end = max(0, size - int(last)), size - 1
     except ValueError:
         return None
-    end = min(end, size - 1)
+    end = min(end, size - 1, start + chunk - 1)
     if start > end or start >= size:
         return None
     return start, end, 206

@@ -1,0 +1,161 @@
+"""What an auditor sees of each item of a case beyond the timeline: pictures, what plays,
+verification, holds and flags (read queries, batched: one query per table for a whole case).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .actions import Action
+from .models import CaseItem, CustodyEventRow, Derivative, Document, Hold, Recording
+from .playback import play_type, plays_as_is
+from .timeline import ItemView
+
+PICTURES = ("poster", "sheet", "waveform")
+
+
+@dataclass(frozen=True)
+class Stored:
+    """One stored object a page may show: the original, a proxy or a picture."""
+
+    source: str  # "original", "proxy", or a picture kind
+    key: str
+    version: str | None
+    encrypted: bool
+    content_type: str
+    sha256: str | None
+
+
+@dataclass(frozen=True)
+class HoldFact:
+    subject: str
+    reason: str
+    set_at: datetime
+    set_by: str
+
+
+@dataclass
+class ItemFacts:
+    item_no: str
+    playable: Stored | None = None
+    pictures: dict[str, Stored] = field(default_factory=dict)
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    clock_suspect: str | None = None
+    damage_reason: str | None = None
+    holds: list[HoldFact] = field(default_factory=list)
+    verified_at: datetime | None = None
+    verified_result: str | None = None  # of the last check asked for (page or command)
+    document_id: int | None = None
+    content_type: str | None = None
+
+
+def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict[str, ItemFacts]:
+    facts = {i.item_no: ItemFacts(i.item_no) for i in items}
+    archive_nos = {i.archive_no: i.item_no for i in items if i.archive_no}
+    recs = (
+        list(session.execute(select(Recording).where(Recording.archive_no.in_(archive_nos))).scalars())
+        if archive_nos
+        else []
+    )
+    by_id = {r.id: r for r in recs}
+    derivatives: dict[int, dict[str, Derivative]] = {}
+    if by_id:
+        for d in session.execute(
+            select(Derivative)
+            .where(Derivative.recording_id.in_(by_id), Derivative.status == "ok")
+            .order_by(Derivative.id)
+        ).scalars():
+            derivatives.setdefault(d.recording_id, {})[d.kind] = d  # the newest of each kind
+    for rec in recs:
+        fact = facts[archive_nos[rec.archive_no]]
+        media = json.loads(rec.media_info or "{}")
+        flags = json.loads(rec.flags or "{}")
+        fact.fps, fact.width, fact.height = media.get("fps"), media.get("width"), media.get("height")
+        fact.clock_suspect = flags.get("clock_suspect")
+        fact.damage_reason = rec.damage_reason
+        fact.verified_at = rec.last_verified_at
+        fact.content_type = rec.content_type
+        made = derivatives.get(rec.id, {})
+        for kind in PICTURES:
+            if (picture := made.get(kind)) and picture.storage_key:
+                fact.pictures[kind] = Stored(
+                    kind,
+                    picture.storage_key,
+                    picture.storage_version,
+                    picture.encrypted,
+                    picture.content_type or "image/jpeg",
+                    picture.sha256,
+                )
+        # What the ingest decided (catalog.playback): the original itself when browsers play
+        # it as it is, else its proxy.
+        proxy = made.get("proxy")
+        if plays_as_is(rec.kind, media, damaged=rec.damaged):
+            fact.playable = Stored(
+                "original",
+                rec.storage_key,
+                rec.storage_version,
+                rec.encrypted,
+                play_type(rec.kind, media),
+                rec.sha256,
+            )
+        elif proxy is not None and proxy.storage_key:
+            fact.playable = Stored(
+                "proxy",
+                proxy.storage_key,
+                proxy.storage_version,
+                proxy.encrypted,
+                proxy.content_type or "video/mp4",
+                proxy.sha256,
+            )
+    documents = {
+        link.document_id: link.item_no
+        for link in session.execute(
+            select(CaseItem).where(CaseItem.item_no.in_(facts), CaseItem.document_id.is_not(None))
+        ).scalars()
+    }
+    if documents:
+        for doc in session.execute(select(Document).where(Document.id.in_(documents))).scalars():
+            fact = facts[documents[doc.id]]
+            fact.document_id, fact.verified_at, fact.content_type = (
+                doc.id,
+                doc.last_verified_at,
+                doc.content_type,
+            )
+            fact.playable = Stored(
+                "original",
+                doc.storage_key,
+                doc.storage_version,
+                doc.encrypted,
+                doc.content_type or "application/octet-stream",
+                doc.sha256,
+            )
+    # Holds on the item, on its recording, or on the whole case.
+    owners: dict[str, list[str]] = {case_key: list(facts)}
+    for item in items:
+        owners.setdefault(item.item_no, []).append(item.item_no)
+        if item.archive_no:
+            owners.setdefault(item.archive_no, []).append(item.item_no)
+    for hold in session.execute(
+        select(Hold).where(Hold.subject.in_(owners), Hold.released_at.is_(None)).order_by(Hold.id)
+    ).scalars():
+        for item_no in owners[hold.subject]:
+            facts[item_no].holds.append(HoldFact(hold.subject, hold.reason, hold.set_at, hold.set_by))
+    # The result of the last check asked for, by item or archive number.
+    subjects = {**{n: n for n in facts}, **archive_nos}
+    for subject, details in session.execute(
+        select(CustodyEventRow.subject, CustodyEventRow.details)
+        .where(CustodyEventRow.subject.in_(subjects), CustodyEventRow.action == Action.VERIFIED.value)
+        .order_by(CustodyEventRow.seq)
+    ):
+        assert subject is not None, "the query selects only events with one of the subjects"
+        result = json.loads(details).get("result")
+        if isinstance(result, str):
+            facts[subjects[subject]].verified_result = result
+    return facts
