@@ -708,6 +708,11 @@ class Pipeline:
             left = self._station_copy(folder, path.name, shown, job)
             return Outcome("skipped", shown, archive_no=twin.archive_no, left=left)
         with self.sessions.begin() as session:
+            # The recording's row before the chain's head, as every writer that changes a
+            # recording and appends an event takes them: the other order deadlocks with those.
+            recording = session.execute(
+                select(Recording).where(Recording.id == twin.id).with_for_update()
+            ).scalar_one()
             custody.append(
                 session,
                 actor=self.actor,
@@ -715,7 +720,7 @@ class Pipeline:
                 subject=twin.archive_no,
                 details={"station": self.setup.station, "path": shown},
             )
-            self._fill_from_name(session, twin, shown, names)
+            self._fill_from_name(session, recording, shown, names)
         jobs.update(self.sessions, job, now, state="duplicate", sha256=twin.sha256, outcome=twin.archive_no)
         left = self._station_copy(folder, path.name, shown, job)
         log.info(
@@ -723,12 +728,10 @@ class Pipeline:
         )
         return Outcome("duplicate", shown, archive_no=twin.archive_no, left=left)
 
-    def _fill_from_name(self, session: Session, twin: Recording, shown: str, names: NameFacts) -> None:
-        """What the archived recording lacks and this duplicate's recorder-style name says:
-        filled in as a custody event (manifests are written once; a rebuild replays it)."""
-        recording = session.execute(
-            select(Recording).where(Recording.id == twin.id).with_for_update()
-        ).scalar_one()
+    def _fill_from_name(self, session: Session, recording: Recording, shown: str, names: NameFacts) -> None:
+        """What the archived recording (its row locked by the caller) lacks and this duplicate's
+        recorder-style name says: filled in as a custody event (manifests are written once; a
+        rebuild replays it)."""
         fill = metadata_fill.plan(
             has_device=recording.device_id is not None,
             has_officer=recording.officer_id is not None,

@@ -306,7 +306,7 @@ def test_four_stations_first_scans_at_once(pg_url: str, tmp_path: Path) -> None:
     reports = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
+        assert proc.returncode == 0, err + out
         reports.append(json.loads(out))
     assert [r["failed"] for r in reports] == [[]] * 4 and [r["quarantined"] for r in reports] == [[]] * 4
     archived = [n for r in reports for n in r["archived"]]
