@@ -256,6 +256,19 @@ class Env:
     def case(self, number: str = "开城管罚立〔2020〕42号"):
         return open_case(self.as_("clerk"), NewCase(number=number, unit="KZCG", opened_on=self.now().date()))
 
+    @classmethod
+    def embedded(cls, tmp: Path) -> Env:
+        """An SQLite catalog and a local store in ``tmp``, for module fixtures that build one
+        package and tamper with copies (dispose of ``engine`` when done)."""
+        from archive.local_store import LocalStore
+
+        engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
+        schema.upgrade(engine)
+        store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
+        store.ensure_ready()
+        policy = ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3))
+        return cls(engine, session_factory(engine), store, tmp, policy)
+
 
 @pytest.fixture
 def env(engine, store, tmp_path) -> Env:

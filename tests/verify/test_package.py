@@ -19,7 +19,6 @@ import sys
 import tracemalloc
 import zipfile
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import bagit
@@ -28,13 +27,9 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from archive.local_store import LocalStore
-from archive.policy import ArchivePolicy
-from catalog import schema
 from catalog.checkpoint import Anchors, fingerprint
-from catalog.db import make_engine, session_factory
 from catalog.errors import NotFound
-from tests.conftest import ZONE, Env, run_evidence
+from tests.conftest import Env, run_evidence
 from tests.verify.test_export import T0, Built, build_case, export, store_recording, trust
 from verify.package import MAX_MEMBERS, NotAPackage, ZipRefused, verify_package
 
@@ -51,21 +46,11 @@ class Pristine:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Pristine:
     tmp = tmp_path_factory.mktemp("package")
-    engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
-    schema.upgrade(engine)
-    store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
-    store.ensure_ready()
-    env = Env(
-        engine,
-        session_factory(engine),
-        store,
-        tmp,
-        ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)),
-    )
+    env = Env.embedded(tmp)
     built = build_case(env, proxies=True)
     store_recording(env, 7, start=T0, kek=built.kek)  # another case's events fall in between
     result = export(env, built, tmp / "out", with_proxies=True)
-    engine.dispose()
+    env.engine.dispose()
     return Pristine(result.path, built, trust(built))
 
 

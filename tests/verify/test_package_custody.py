@@ -13,22 +13,19 @@ import json
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from archive.local_store import LocalStore
-from archive.policy import ArchivePolicy
-from catalog import custody, schema
+from catalog import custody
 from catalog.actions import Action
 from catalog.attestation import attest_pre_v2
 from catalog.canonical import canonical_bytes
 from catalog.chain import seal
 from catalog.checkpoint import sign_checkpoint
-from catalog.db import make_engine, session_factory
 from catalog.models import CheckpointRow, CustodyEventRow
-from tests.conftest import ZONE, Env
+from tests.conftest import Env
 from tests.verify.test_export import Built, build_case, export, trust
 from tests.verify.test_package import original, problems, reseal, substitute
 from verify.package import verify_package
@@ -82,17 +79,7 @@ class Upgraded:
 @pytest.fixture(scope="module")
 def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Upgraded:
     tmp = tmp_path_factory.mktemp("upgraded")
-    engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
-    schema.upgrade(engine)
-    store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
-    store.ensure_ready()
-    env = Env(
-        engine,
-        session_factory(engine),
-        store,
-        tmp,
-        ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)),
-    )
+    env = Env.embedded(tmp)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(custody, "append", v1_append)
         built = build_case(env)
@@ -126,7 +113,7 @@ def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Upgraded:
     result = export(env, built, tmp / "out")
     with env.sessions() as s:
         assert custody.verify(s, trust(built)).ok
-    engine.dispose()
+    env.engine.dispose()
     return Upgraded(result.path, built, attested)
 
 

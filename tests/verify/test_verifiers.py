@@ -23,20 +23,16 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from archive.local_store import LocalStore
-from archive.policy import ArchivePolicy
 from archive.timestamping import TimestampAuthority
-from catalog import schema, timestamp
+from catalog import timestamp
 from catalog.checkpoint import Anchors, fingerprint
-from catalog.db import make_engine, session_factory
-from tests.conftest import ZONE, Env
+from tests.conftest import Env
 from tests.servers.tsa import TSA
 from tests.verify.test_export import T0, Built, build_case, export, store_recording
 from tests.verify.test_package import (
@@ -67,21 +63,11 @@ class Made:
 def made(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("verifiers")
     ours, theirs = TSA(tmp / "tsa"), TSA(tmp / "other-tsa", "another")
-    engine = make_engine(f"sqlite:///{tmp / 'catalog.sqlite3'}")
-    schema.upgrade(engine)
-    store = LocalStore(tmp / "store", lock_mode="COMPLIANCE")
-    store.ensure_ready()
-    env = Env(
-        engine,
-        session_factory(engine),
-        store,
-        tmp,
-        ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3)),
-    )
+    env = Env.embedded(tmp)
     built = build_case(env)
     store_recording(env, 7, start=T0, kek=built.kek)  # another case's events: hash-only links
     result = export(env, built, tmp / "out", tsa=TimestampAuthority(ours.url))
-    engine.dispose()
+    env.engine.dispose()
     yield Made(result.path, built, fingerprint(built.key.public_key()), ours, theirs)
     ours.stop()
     theirs.stop()
