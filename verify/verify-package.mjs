@@ -24,7 +24,7 @@
 //      does that with the TSA's CA certificate (VERIFY.txt).
 // Exit 0: everything holds. Exit 1: a problem, each named with its file or event. Exit 2: usage.
 import { createHash, createPublicKey, verify as verifySignature } from "node:crypto";
-import { closeSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
 import { join, sep } from "node:path";
 
 const MAX_SAFE = 9007199254740991n;
@@ -64,18 +64,31 @@ try {
 function safeRel(rel) {
   return rel !== "" && !rel.startsWith("/") && !rel.split("/").some((p) => p === ".." || p === "." || p === "");
 }
-function read(rel, limit = 1 << 30) {
+// A package file opened as itself: no component of its path a symbolic link, the file opened
+// without following one and checked regular on the open descriptor (a swap between the check
+// and the open is caught too). Returns the descriptor; the caller closes it.
+function openRegular(rel, limit) {
   if (!safeRel(rel)) throw new Error(`unsafe path ${JSON.stringify(rel)}`);
   let path = root;
   for (const part of rel.split("/")) {
     path = join(path, part);
-    const st = lstatSync(path);
-    if (st.isSymbolicLink()) throw new Error("is a symbolic link");
+    if (lstatSync(path).isSymbolicLink()) throw new Error("is a symbolic link");
   }
-  const st = lstatSync(path);
-  if (!st.isFile()) throw new Error("is not a regular file");
-  if (st.size > limit) throw new Error(`is larger than ${limit} bytes`);
-  return readFileSync(path);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const st = fstatSync(fd);
+  if (!st.isFile() || st.size > limit) {
+    closeSync(fd);
+    throw new Error(st.isFile() ? `is larger than ${limit} bytes` : "is not a regular file");
+  }
+  return fd;
+}
+function read(rel, limit = 1 << 30) {
+  const fd = openRegular(rel, limit);
+  try {
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 function tryRead(rel, limit) {
   try {
@@ -96,10 +109,7 @@ function walk(rel) {
 function hashFile(rel) {
   // In pieces, so a recording of many gigabytes does not have to fit in memory.
   const h = createHash("sha256");
-  const path = join(root, ...rel.split("/"));
-  const st = lstatSync(path);
-  if (!st.isFile()) throw new Error("is not a regular file");
-  const fd = openSync(path, "r");
+  const fd = openRegular(rel, Number.MAX_SAFE_INTEGER);
   try {
     const buf = Buffer.alloc(1 << 20);
     let n;
