@@ -7,10 +7,9 @@ of ``--big-mb`` MB and ``--small`` small ones of ``--small-mb`` MB (incompressib
 archived as originals (``store_original``) and linked to one case, with ``--documents``
 written records (two-page PDFs with Chinese text, at times among the recordings); one
 auditor account is added. ``--small 199 --small-mb 0.2`` gives the case of 200 recordings the
-auditors' review pages are measured on. The server is
-``verify.web.create_app(App.web_context())`` (the real export of ``config``, zipped, with
-proxies) on uvicorn (``tests.verify.web_server.LiveServer``), in a child process so that the
-clients do not share its interpreter.
+auditors' review pages are measured on. The server is ``evidence serve`` as an administrator
+starts it, with ``--workers`` processes (``[web] workers``, default 2), so that the clients do
+not share its interpreter.
 
 Measured: ``--clients`` client threads (``tests.verify.web_server.Browser``), each signed in
 with its own session, open pages at random moments (a pause drawn from 0 to ``--pause`` s
@@ -23,7 +22,9 @@ answer's last byte.
 
 - idle: the clients alone for ``--idle-seconds``;
 - export: then the same clients while one more client exports the case (``POST
-  /cases/{key}/export``, the zip read to its end) and another verifies the big item (``POST
+  /cases/{key}/export``, which prepares the package; a checkpoint signed at once, as the
+  curator's timer would; then ``GET /exports/{event}``, the zip read to its end) and another
+  verifies the big item (``POST
   /items/{item}/verify``), both started at once, the big object dropped from the page cache
   first; pages started while the export ran (until the zip's last byte) are counted.
 
@@ -36,7 +37,8 @@ idle; target: 95th percentile under 300 ms during the export. Before measuring, 
 
     python -m bench.web_bench [--big-mb 500] [--small 4] [--small-mb 5] [--clients 20]
                               [--pause 1.0] [--idle-seconds 10] [--rounds 3] [--dir /var/tmp]
-                              [--documents 10] [--postgres] [--no-wait] [--json FILE]
+                              [--documents 10] [--workers 2] [--postgres] [--no-wait]
+                              [--json FILE]
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -166,38 +169,40 @@ def build_case(
         "documents": written,
         "big_item": items[0],
         "big_file": str(big_file),
+        "folder": str(folder),
     }
 
 
 # --- the server, in a child process -----------------------------------------------------------
 
 
-def serve(spec: dict[str, Any]) -> None:
-    """Run the pages until standard input closes; print the base URL first."""
-    from tests.verify.web_server import LiveServer
-    from verify.web import create_app
+def start_server(env: dict[str, str], folder: Path, workers: int) -> tuple[subprocess.Popen, str]:
+    """`evidence serve` as an administrator runs it, with ``workers`` processes."""
+    from tests.servers.rgw import free_port
 
-    app = open_app(spec["env"]).require_catalog()
-    server = LiveServer(create_app(app.web_context()))
-    print(json.dumps({"base": server.base}), flush=True)
-    sys.stdin.read()
-    server.stop()
-    app.close()
-
-
-def start_server(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    config = folder / "evidence.toml"
+    config.write_text(f"[web]\nport = {port}\nworkers = {workers}\n")
+    full = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bench.web_bench", "_serve", json.dumps({"env": env})],
+        [sys.executable, "-m", "config.cli", "serve"],
         cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
+        env=full | env | {"EVIDENCE_CONFIG": str(config)},
+        stdout=subprocess.DEVNULL,
     )
-    line = proc.stdout.readline()
-    if not line:
-        proc.wait()
-        raise RuntimeError(f"the web server did not start (status {proc.returncode})")
-    return proc, json.loads(line)["base"]
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as answer:
+                if answer.status == 200:
+                    return proc, base
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"the web server did not start (status {proc.poll()})")
+        time.sleep(0.2)
 
 
 # --- clients ------------------------------------------------------------------------------------
@@ -212,22 +217,37 @@ def signed_in(base: str):
     return browser
 
 
-def post_streamed(browser, path: str, data: dict[str, str]) -> tuple[int, int]:
-    """POST a form and read the answer to its end without keeping it: (status, bytes)."""
+def read_streamed(browser, path: str, data: dict[str, str] | None = None) -> tuple[int, int, bytes]:
+    """GET (or POST a form) and read the answer to its end, keeping only its first 64 KiB:
+    (status, bytes, head)."""
     req = urllib.request.Request(
         browser.base + path,
-        data=urllib.parse.urlencode(data).encode(),
-        method="POST",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        data=urllib.parse.urlencode(data).encode() if data is not None else None,
+        method="POST" if data is not None else "GET",
+        headers={"Content-Type": "application/x-www-form-urlencoded"} if data is not None else {},
     )
     try:
         with browser.opener.open(req, timeout=1800) as response:
-            total = 0
+            total, head = 0, b""
             while chunk := response.read(1 << 20):
+                head = head or chunk[: 1 << 16]
                 total += len(chunk)
-            return response.status, total
+            return response.status, total, head
     except urllib.error.HTTPError as exc:
-        return exc.code, len(exc.read())
+        body = exc.read()
+        return exc.code, len(body), body[: 1 << 16]
+
+
+def checkpoint(env: dict[str, str]) -> None:
+    """What the curator's timer does every 15 minutes: sign a checkpoint, so a pending export
+    can be fetched."""
+    from archive.checkpoints import make_and_publish
+
+    app = open_app(env)
+    try:
+        make_and_publish(app.services.acting_as("cron:checkpoint"), app.signing_key, skip_if_idle=True)
+    finally:
+        app.close()
 
 
 class Clients:
@@ -298,16 +318,26 @@ def summary(samples: list[tuple[float, float, int, str]]) -> dict[str, Any]:
     return result
 
 
-def export_round(base: str, case: dict[str, Any]) -> dict[str, Any]:
+def export_round(base: str, env: dict[str, str], case: dict[str, Any]) -> dict[str, Any]:
     """One export and one verification of the big item, started together."""
     exporter, verifier = signed_in(base), signed_in(base)
     key = urllib.parse.quote(case["case_key"])
     result: dict[str, Any] = {}
 
     def export() -> None:
+        # Prepared at once, fetched once a checkpoint signs its export event: the window is
+        # from the request to the zip's last byte, with the checkpoint made straight away.
         began = time.monotonic()
-        result["export_status"], result["export_bytes"] = post_streamed(
+        status, _, page = read_streamed(
             exporter, f"/cases/{key}/export", {"csrf": exporter.csrf, "reason": "benchmark"}
+        )
+        found = re.search(rb'href="/exports/(\d+)"', page)
+        if status != 202 or found is None:
+            result["export_status"] = status
+            return
+        checkpoint(env)
+        result["export_status"], result["export_bytes"], _ = read_streamed(
+            exporter, f"/exports/{found.group(1).decode()}"
         )
         result["export_window"] = (began, time.monotonic())
 
@@ -366,7 +396,7 @@ def drop_database(name: str) -> None:
 
 
 def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any]) -> dict[str, Any]:
-    server, base = start_server(env)
+    server, base = start_server(env, Path(case["folder"]), args.workers)
     try:
         key = urllib.parse.quote(case["case_key"])
         items, documents = case["items"], case["documents"]
@@ -396,7 +426,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
             idle += clients.between(began, time.monotonic())
             drop_pages(Path(case["big_file"]))
             time.sleep(1)
-            done = export_round(base, case)
+            done = export_round(base, env, case)
             start, end = done.pop("export_window")
             done["export_seconds"] = end - start
             during += clients.between(start, end)
@@ -407,7 +437,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
             )
         clients.stop()
     finally:
-        server.stdin.close()
+        server.terminate()
         server.wait(60)
     return {"load": load, "idle": summary(idle), "export": summary(during), "rounds": rounds}
 
@@ -415,7 +445,7 @@ def measure(args: argparse.Namespace, env: dict[str, str], case: dict[str, Any])
 def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     idle, loaded = result["idle"], result["export"]
     print(
-        f"\nweb pages, {args.clients} clients (pause 0–{args.pause} s), "
+        f"\nweb pages, {args.clients} clients (pause 0–{args.pause} s), {args.workers} server processes, "
         f"{'PostgreSQL' if args.postgres else 'SQLite'}, big item {args.big_mb} MB + "
         f"{args.small} × {args.small_mb} MB, load {result['load']:.2f}"
     )
@@ -441,9 +471,6 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is None and len(sys.argv) == 3 and sys.argv[1] == "_serve":
-        serve(json.loads(sys.argv[2]))
-        return 0
     parser = argparse.ArgumentParser(
         prog="python -m bench.web_bench",
         description=__doc__,
@@ -454,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-mb", type=float, default=5)
     parser.add_argument("--documents", type=int, default=10, help="written records (PDF) in the case")
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2, help="processes serving the pages ([web] workers)")
     parser.add_argument("--pause", type=float, default=1.0, help="longest pause before a page (s)")
     parser.add_argument("--idle-seconds", type=float, default=10.0, help="idle time per round")
     parser.add_argument("--rounds", type=int, default=3)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, func, or_, select, union
 from sqlalchemy.orm import Session
 
+from .actions import Action
 from .chain import CustodyEvent
 from .models import CaseItem, CustodyEventRow, Document, Recording
 
@@ -130,6 +131,17 @@ def stream(session: Session, f: AuditFilter) -> Iterator[CustodyEvent]:
     query = _where(select(*_COLUMNS), f).order_by(CustodyEventRow.seq)
     for row in session.execute(query.execution_options(yield_per=READ_BATCH)):
         yield _event(row)
+
+
+def failed_logins(session: Session, since: datetime) -> list[tuple[str, str]]:
+    """(subject, source) of every failed login since then: the login throttle counts these, so
+    every process serving the pages shares one count."""
+    rows = session.execute(
+        select(CustodyEventRow.subject, CustodyEventRow.details).where(
+            CustodyEventRow.action == Action.LOGIN_FAILED.value, CustodyEventRow.time >= since
+        )
+    )
+    return [(subject or "", str(json.loads(details).get("source", ""))) for subject, details in rows]
 
 
 def about(session: Session, subjects: list[str], *, limit: int | None = None) -> list[CustodyEvent]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,6 +16,7 @@ from .actions import Action
 from .models import CaseItem, CustodyEventRow, Derivative, Document, Hold, Recording
 from .playback import play_type, plays_as_is
 from .timeline import ItemView
+from .views import rows_by_id
 
 PICTURES = ("poster", "sheet", "waveform")
 
@@ -59,19 +61,21 @@ class ItemFacts:
 def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict[str, ItemFacts]:
     facts = {i.item_no: ItemFacts(i.item_no) for i in items}
     archive_nos = {i.archive_no: i.item_no for i in items if i.archive_no}
+    # Plain rows, not ORM objects: a case of 200 items builds hundreds of them per page.
+    recordings, made_of = Recording.__table__, Derivative.__table__
     recs = (
-        list(session.execute(select(Recording).where(Recording.archive_no.in_(archive_nos))).scalars())
+        list(session.execute(select(*recordings.c).where(recordings.c.archive_no.in_(archive_nos))))
         if archive_nos
         else []
     )
     by_id = {r.id: r for r in recs}
-    derivatives: dict[int, dict[str, Derivative]] = {}
+    derivatives: dict[int, dict[str, Any]] = {}
     if by_id:
         for d in session.execute(
-            select(Derivative)
-            .where(Derivative.recording_id.in_(by_id), Derivative.status == "ok")
-            .order_by(Derivative.id)
-        ).scalars():
+            select(*made_of.c)
+            .where(made_of.c.recording_id.in_(by_id), made_of.c.status == "ok")
+            .order_by(made_of.c.id)
+        ):
             derivatives.setdefault(d.recording_id, {})[d.kind] = d  # the newest of each kind
     for rec in recs:
         fact = facts[archive_nos[rec.archive_no]]
@@ -114,14 +118,17 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
                 proxy.content_type or "video/mp4",
                 proxy.sha256,
             )
-    documents = {
-        link.document_id: link.item_no
-        for link in session.execute(
-            select(CaseItem).where(CaseItem.item_no.in_(facts), CaseItem.document_id.is_not(None))
-        ).scalars()
+    documents: dict[int, str] = {
+        document_id: item_no
+        for document_id, item_no in session.execute(
+            select(CaseItem.document_id, CaseItem.item_no).where(
+                CaseItem.item_no.in_(facts), CaseItem.document_id.is_not(None)
+            )
+        )
+        if document_id is not None
     }
     if documents:
-        for doc in session.execute(select(Document).where(Document.id.in_(documents))).scalars():
+        for doc in rows_by_id(session, Document, documents).values():
             fact = facts[documents[doc.id]]
             fact.document_id, fact.verified_at, fact.content_type = (
                 doc.id,

@@ -48,7 +48,7 @@ def annual(
     covered = sum(
         1
         for case in opened
-        if not find_gaps(case_items(session, case), on_site_types=on_site_types, window=window)
+        if not find_gaps(case_items(session, case, custody=False), on_site_types=on_site_types, window=window)
     )
     checks = {"replays_with_verify": 0, "items_with_problems": 0, "fixity_runs": 0, "fixity_problems": 0}
     for action, details in session.execute(
@@ -117,7 +117,7 @@ def coverage_report(
         .where(Case.opened_on >= opened_from, Case.opened_on <= opened_to)
         .order_by(Case.opened_on, Case.case_key)
     ).scalars():
-        gaps = find_gaps(case_items(session, case), on_site_types=on_site_types, window=window)
+        gaps = find_gaps(case_items(session, case, custody=False), on_site_types=on_site_types, window=window)
         rows.append(
             {
                 "case": case.number,

@@ -96,7 +96,7 @@ def main(
     Start with `evidence init`.
     """
     setup_logging(log_level, log_format)
-    ctx.obj = {"config": config_path, "actor": actor}
+    ctx.obj = {"config": config_path, "actor": actor, "log": [log_level, log_format]}
 
 
 for _module in COMMAND_MODULES:

@@ -231,6 +231,10 @@ class WebSettings:
     pdf_font: str = ""
     host: str = "127.0.0.1"  # where `evidence serve` listens (0.0.0.0: every interface)
     port: int = 8080
+    # Processes serving the pages: each renders pages on one core (Python runs one thread of
+    # page code at a time per process), so a case page of hundreds of items does not queue the
+    # other auditors' pages behind it. 1: everything in one process.
+    workers: int = 2
     # The address users reach the pages at, e.g. "https://evidence.example.org/" behind a
     # TLS-terminating proxy; an https URL makes session cookies Secure. Empty: http://host:port/.
     public_url: str = ""
@@ -366,7 +370,7 @@ ENVIRONMENT = {
     "EVIDENCE_S3_SECRET_KEY_FILE": ("storage", "secret_key_file"),
 }
 # Read elsewhere, not settings: which file to load, and test-suite switches.
-ENVIRONMENT_OTHER = {"EVIDENCE_CONFIG"}
+ENVIRONMENT_OTHER = {"EVIDENCE_CONFIG", "EVIDENCE_SERVE_SPEC"}
 # systemd's LoadCredential= hands secrets over in this folder (config.secrets).
 CREDENTIALS_DIRECTORY = "CREDENTIALS_DIRECTORY"
 ENVIRONMENT_IGNORED_PREFIX = "EVIDENCE_TEST_"
@@ -607,6 +611,7 @@ def validate(s: Settings, source: str) -> None:
         ("web.session_max_hours", s.web.session_max_hours, 0.1, 24 * 31.0),
         # Below 2^14 scrypt is cheap to guess; past 2^20 one login takes seconds and 1 GiB.
         ("web.password_cost_log2", s.web.password_cost_log2, 14, 20),
+        ("web.workers", s.web.workers, 1, 64),
         # A media link copied out of a page must stop working within minutes (15 at most).
         ("web.media_link_seconds", s.web.media_link_seconds, 1.0, 900.0),
     ]

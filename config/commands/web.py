@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -14,6 +16,8 @@ from .base import emit, get_app, json_option, out
 # (``[web] trusted_proxies``), from the socket peer, so uvicorn must leave the client alone.
 SERVER_OPTIONS: dict[str, Any] = {"proxy_headers": False, "forwarded_allow_ips": ""}
 log = logging.getLogger("evidence.serve")
+# How `evidence serve` tells its worker processes what it was started with.
+SPEC = "EVIDENCE_SERVE_SPEC"
 
 
 @click.command()
@@ -57,14 +61,40 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
             "proxy and set [web] public_url to its https:// address",
             extra={"listening": listening},
         )
-    uvicorn.run(
-        create_app(context),
-        host=host,
-        port=port,
-        log_level=logging.getLevelName(logging.getLogger().level).lower(),
-        access_log=False,
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": logging.getLevelName(logging.getLogger().level).lower(),
+        "access_log": False,
         **SERVER_OPTIONS,
+    }
+    if web.workers == 1:
+        uvicorn.run(create_app(context), **options)
+        return
+    # Each worker process builds its own app from the same settings (uvicorn starts workers
+    # from an import string); the secret and folders were made above, once, before any starts.
+    root = ctx.find_root().obj
+    os.environ[SPEC] = json.dumps(
+        {"config": root["config"], "actor": root["actor"], "log": root["log"], "host": host, "port": port}
     )
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=web.workers, **options)
+
+
+def worker_app() -> Any:
+    """The pages' app in one of `evidence serve`'s worker processes."""
+    import dataclasses
+
+    from config.app import App
+    from config.logs import setup_logging
+    from config.settings import load_settings
+    from verify.web import create_app
+
+    spec = json.loads(os.environ[SPEC])
+    setup_logging(*spec["log"])
+    settings, _ = load_settings(spec["config"])  # the warnings were shown when serve started
+    web = dataclasses.replace(settings.web, host=spec["host"], port=spec["port"])
+    app = App(dataclasses.replace(settings, web=web), actor=spec["actor"]).require_catalog()
+    return create_app(app.web_context())
 
 
 @click.group("user")

@@ -272,3 +272,56 @@ def test_without_a_public_url_the_log_names_the_listening_address(tmp_path: Path
         stop(proc)
     check_dead = subprocess.run([sys.executable, *check[1:]], capture_output=True, timeout=30)
     assert check_dead.returncode != 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                stat = (entry / "stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _serves_pages(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return b"spawn_main" in (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    return False
+
+
+def test_several_worker_processes_share_sessions_and_stop_together(tmp_path: Path) -> None:
+    port = free_port()
+    config = tmp_path / "evidence.toml"
+    config.write_text(f"[web]\nport = {port}\nworkers = 3\n")
+    env = {"EVIDENCE_CONFIG": str(config), "EVIDENCE_DATA_DIR": str(tmp_path / "data")}
+    assert invoke_evidence("init", env=env).exit_code == 0
+    added = invoke_evidence(
+        "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
+    )
+    assert added.exit_code == 0, added.stderr
+    proc, _ = start_serve(env)
+    try:
+        assert wait_http(port)[0] == 200
+        deadline = time.monotonic() + 30
+        while len(workers := [p for p in _children(proc.pid) if _serves_pages(p)]) < 3:
+            assert time.monotonic() < deadline, "three worker processes did not start"
+            time.sleep(0.2)
+        status, headers, _ = request(
+            port,
+            "POST",
+            "/login",
+            body=f"name=aud&password={PASSWORD.replace(' ', '+')}&next=/",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert status == 303
+        cookie = headers["set-cookie"].split(";", 1)[0]
+        # Each request on a new connection, taken by whichever worker accepts it: the session
+        # opened at one is good at all of them.
+        assert {request(port, "GET", "/", headers={"Cookie": cookie})[0] for _ in range(12)} == {200}
+    finally:
+        stop(proc)
+    assert proc.returncode == 0
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

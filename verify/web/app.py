@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from datetime import timedelta
 from pathlib import Path
 
 import anyio.to_thread
@@ -25,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from catalog import audit as catalog_audit
 from catalog.times import local_iso
 
 from .. import custody_text
@@ -90,6 +92,11 @@ async def lifespan(app: Starlette):
     await run_in_threadpool(flush_refusals, app.state.site, everything=True)
 
 
+def _failed_logins(ctx: WebContext, seconds: float) -> list[tuple[str, str]]:
+    with ctx.reading() as session:
+        return catalog_audit.failed_logins(session, ctx.now() - timedelta(seconds=seconds))
+
+
 def create_app(ctx: WebContext) -> Starlette:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     t = translator(ctx.language)
@@ -107,7 +114,7 @@ def create_app(ctx: WebContext) -> Starlette:
         web=ctx,
         templates=templates,
         signer=Signer(ctx.secret),
-        throttle=LoginThrottle(),
+        throttle=LoginThrottle(functools.partial(_failed_logins, ctx)),
         refusals=RefusalCounter(),
         t=t,
     )

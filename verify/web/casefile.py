@@ -19,7 +19,7 @@ from ..casefile import PdfUnavailable, case_file, render_pdf
 from .common import Refusal, event, site
 
 
-def build(request: Request, session, found, items=None):
+def build(request: Request, session, found, items=None, gaps=None):
     web, user = site(request).web, request.state.user
     return case_file(
         session,
@@ -32,6 +32,7 @@ def build(request: Request, session, found, items=None):
         on_site_types=web.on_site_types,
         window=web.coverage_window,
         items=items,
+        found_gaps=gaps,
     )
 
 

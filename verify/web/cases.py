@@ -138,7 +138,7 @@ SYNC_MAX = 8
 
 
 # The case page shows the latest events of the case and its items; the audit page has all.
-CASE_LOG = 200
+CASE_LOG = 50
 
 
 def case(request: Request) -> Response:
@@ -146,10 +146,13 @@ def case(request: Request) -> Response:
     centre, seconds = _zoom_args(request, web.zone)
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
-        items = case_items(session, found)
+        items = case_items(session, found, custody=False)
         shown = [i for i in items if visible(user, i)]
         facts = review_facts(session, shown, found.case_key)
-        index = casefile.build(request, session, found, items)
+        # Gaps are found over every item (a protected recording still covers its documents);
+        # the axis draws only what this account may see.
+        gaps = find_gaps(items, on_site_types=web.on_site_types, window=web.coverage_window)
+        index = casefile.build(request, session, found, items, gaps)
         # The case's own events and those of the items this account may see (a protected
         # item's events would tell its times and who handled it); values naming one redacted.
         subjects = (
@@ -159,9 +162,6 @@ def case(request: Request) -> Response:
         log = custody_text.describe_all(
             audit.about(session, subjects, limit=CASE_LOG), web.language, web.zone, hidden=hidden_numbers
         )
-    # Gaps are found over every item (a protected recording still covers its documents); the
-    # axis draws only what this account may see.
-    gaps = find_gaps(items, on_site_types=web.on_site_types, window=web.coverage_window)
     hidden = [i for i in items if not visible(user, i)]
     hidden_nos = {i.item_no for i in hidden}
     axis = None
@@ -233,7 +233,7 @@ def case_gaps(request: Request) -> Response:
     web, user = site(request).web, request.state.user
     with web.reading() as session:
         found = cases.get_case(session, request.path_params["key"])
-        items = case_items(session, found)
+        items = case_items(session, found, custody=False)
     gaps = find_gaps(items, on_site_types=web.on_site_types, window=web.coverage_window)
     # Gaps are found over every item (a protected recording still covers its documents); a
     # protected item's own gap shows only its number.

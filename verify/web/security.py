@@ -16,7 +16,8 @@ import json
 import secrets
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,30 +64,22 @@ def new_csrf() -> str:
 
 
 class LoginThrottle:
-    """At most ``limit`` failed logins per source and account name per ``window`` seconds."""
+    """At most ``limit`` failed logins per source and account name, and ``4 * limit`` per
+    source over all names, in any ``window`` seconds. The failures are counted from the custody
+    chain's ``login_failed`` events (``recent(seconds)`` gives their subjects and sources), so
+    every process serving the pages shares one count and a restart forgets nothing."""
 
-    def __init__(self, limit: int = 5, window: float = 300.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str]) -> deque[float]:
-        queue = self._failures[key]
-        while queue and queue[0] < time.time() - self.window:
-            queue.popleft()
-        return queue
+    def __init__(
+        self, recent: Callable[[float], list[tuple[str, str]]], limit: int = 5, window: float = 300.0
+    ) -> None:
+        self.recent, self.limit, self.window = recent, limit, window
 
     def blocked(self, source: str, name: str) -> bool:
-        with self._lock:
-            return (
-                len(self._recent((source, name))) >= self.limit
-                or len(self._recent((source, "*"))) >= self.limit * 4
-            )
-
-    def failed(self, source: str, name: str) -> None:
-        with self._lock:
-            self._recent((source, name)).append(time.time())
-            self._recent((source, "*")).append(time.time())
+        from_source = [subject for subject, where in self.recent(self.window) if where == source]
+        return (
+            sum(subject == f"user:{name}" for subject in from_source) >= self.limit
+            or len(from_source) >= self.limit * 4
+        )
 
 
 @dataclass

@@ -26,7 +26,6 @@ def login_post(request: Request) -> Response:
     with here.web.reading() as session:
         user = authenticate(session, name, password)
     if user is None:
-        here.throttle.failed(source(request), name)
         event(here.web, None, Action.LOGIN_FAILED, f"user:{name}", source=source(request))
         return render(request, "login.html", status=401, user=None, next=nxt, failed=here.t("bad_login"))
     with here.web.sessions.begin() as session:
