@@ -4,7 +4,8 @@ Layout under the root::
 
     objects/{key}        the bytes, read-only (0444), written once
     meta/{key}.json      version, size, digests, metadata, retention, legal hold
-    tmp/                 uploads in progress (removed on success or failure)
+    tmp/                 uploads in progress and staged originals (removed on success or
+                         failure; left by a killed process, removed a day later)
     url-secret           key of the short-lived read URLs (0600)
 
 An upload goes to ``tmp/``, hashed as it is written (whole blocks with O_DIRECT
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +55,17 @@ from .errors import (
 )
 from .layout import check_key
 from .store import BinaryStream, Capabilities, LockMode, ObjectInfo, PutResult, Retention
+
+STAGED_SUFFIX = ".part"
+STAGED_MAX_AGE = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Staged:
+    """Bytes in a store's temporary file, read back from disk and found as written."""
+
+    path: Path
+    digests: Digests
 
 
 def _utcnow() -> datetime:
@@ -265,7 +278,7 @@ class _ReadBack:
 class LocalStore:
     """A WORM directory; see the module docstring."""
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(staging=True)
 
     def __init__(
         self,
@@ -288,6 +301,7 @@ class LocalStore:
     def ensure_ready(self) -> None:
         for folder in (self._objects, self._meta, self._tmp):
             folder.mkdir(parents=True, exist_ok=True)
+        self.clean_staged()
         secret = self.root / "url-secret"
         if not secret.exists():
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -341,11 +355,31 @@ class LocalStore:
         sm3: bool = False,
     ) -> PutResult:
         obj, meta = self._paths(key)
-        retention = Retention(self.lock_mode, retain_until) if retain_until else None
         if obj.exists() or meta.exists():
             raise ObjectExists(f"an object exists at {key} already", hint="objects are written once")
+        staged = self.stage(stream, check=check, sm3=sm3)
+        try:
+            return self.commit_staged(
+                staged,
+                key,
+                content_type=content_type,
+                metadata=metadata,
+                retain_until=retain_until,
+                legal_hold=legal_hold,
+            )
+        finally:
+            self.discard(staged)
+
+    def stage(
+        self, stream: BinaryStream, *, check: Callable[[Digests], None] | None = None, sm3: bool = False
+    ) -> Staged:
+        """Write the stream to a temporary file of the store, hashed as it is written and read
+        back from disk: nothing is stored until ``commit_staged`` gives it a key, and
+        ``discard`` removes it. The ingest stages an original before it knows whether the
+        content is archived already, so the station copy is read once, not twice."""
         self._tmp.mkdir(parents=True, exist_ok=True)
-        tmp = self._tmp / f"{uuid.uuid4().hex}.part"
+        tmp = self._tmp / f"{uuid.uuid4().hex}{STAGED_SUFFIX}"
+        ok = False
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -354,19 +388,40 @@ class LocalStore:
                 os.close(fd)
             if (stored.size, stored.sha256) != (sent.size, sent.sha256):
                 raise ReceiptMismatch(
-                    f"{key}: the disk returned other bytes than were written "
+                    f"the disk returned other bytes than were written "
                     f"(sha256 {stored.sha256[:16]}… != {sent.sha256[:16]}…)",
                     hint="check the disk; nothing was stored",
                 )
             os.chmod(tmp, 0o444)
-            obj.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                os.link(tmp, obj)
-            except FileExistsError:
-                raise ObjectExists(f"an object exists at {key} already") from None
-            _fsync_dir(obj.parent)
+            ok = True
+            return Staged(tmp, sent)
         finally:
-            tmp.unlink(missing_ok=True)
+            if not ok:
+                tmp.unlink(missing_ok=True)
+
+    def commit_staged(
+        self,
+        staged: Staged,
+        key: str,
+        *,
+        content_type: str = "application/octet-stream",
+        metadata: dict[str, str] | None = None,
+        retain_until: datetime | None = None,
+        legal_hold: bool = False,
+    ) -> PutResult:
+        """Store staged bytes under ``key`` (written once: an existing key is refused)."""
+        obj, meta = self._paths(key)
+        retention = Retention(self.lock_mode, retain_until) if retain_until else None
+        if obj.exists() or meta.exists():
+            raise ObjectExists(f"an object exists at {key} already", hint="objects are written once")
+        obj.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(staged.path, obj)
+        except FileExistsError:
+            raise ObjectExists(f"an object exists at {key} already") from None
+        _fsync_dir(obj.parent)
+        self.discard(staged)
+        sent = staged.digests
         version = sent.sha256[:16]
         record = {
             "key": key,
@@ -382,6 +437,24 @@ class LocalStore:
         }
         _write_atomic(meta, json.dumps(record, ensure_ascii=False, sort_keys=True).encode())
         return PutResult(key, version, sent)
+
+    def discard(self, staged: Staged) -> None:
+        """Remove staged bytes (after ``commit_staged`` only the temporary name goes)."""
+        staged.path.unlink(missing_ok=True)
+
+    def clean_staged(self, older_than: timedelta = STAGED_MAX_AGE) -> int:
+        """Remove temporary files left by processes killed while writing or holding them: a
+        file untouched for ``older_than`` belongs to no live upload (an upload writes it to the
+        end at once, and a staged original waits at most for one catalog decision)."""
+        removed, limit = 0, time.time() - older_than.total_seconds()
+        for entry in self._tmp.glob(f"*{STAGED_SUFFIX}") if self._tmp.is_dir() else ():
+            try:
+                if entry.lstat().st_mtime < limit:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def _write(
         self, fd: int, tmp: Path, stream: BinaryStream, check: Callable[[Digests], None] | None, sm3: bool

@@ -16,13 +16,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy.orm import Session
 
 from catalog import custody
 from catalog.actions import Action
 from catalog.canonical import format_instant
+from catalog.errors import InvalidInput
 from catalog.models import Recording
 from catalog.numbering import local_day
 from catalog.recordings import device_row, officer_row, station_row
@@ -32,6 +33,7 @@ from .digest import Digests, Hasher
 from .errors import ObjectExists, ObjectMissing, ReceiptMismatch, StoreError
 from .files import Source, encryption_note, put_file
 from .layout import extension, manifest_key, original_key
+from .local_store import LocalStore, Staged
 from .records import put_json
 from .retention import counted_from, lock_until
 from .store import ObjectStore, PutResult
@@ -151,11 +153,13 @@ def store_original(
     archive_no: str,
     after_put: Callable[[], None] | None = None,
     claim: Callable[[Session], None] | None = None,
+    staged: Staged | None = None,
 ) -> Recording:
     """``path`` is a path, an open binary file or a callable giving one from offset 0
     (``archive.files.Source``); ``after_put`` is called once the bytes are stored, before the
     catalog commit; ``claim`` inside the commit's transaction, first (it may refuse the commit
-    by raising)."""
+    by raising). ``staged``: the bytes are in the store already (``LocalStore.stage``, an
+    unencrypted original only), so they are given their key instead of being read again."""
     sessions, store, policy, actor, now = ctx.sessions, ctx.store, ctx.policy, ctx.actor, ctx.now()
     recorded = facts.start_time or now
     key = original_key(archive_no, local_day(recorded, policy.zone), extension(facts.original_name))
@@ -163,7 +167,20 @@ def store_original(
     until = lock_until(counted_from(facts.start_time, now), policy.routine, now=now, minimum=policy.min_lock)
     encrypt = (ctx.kek(), policy.algorithm) if policy.encrypts(facts.protected) else None
     stored = _adopt(store, key, digests)
-    if stored is None:
+    if stored is None and staged is not None:
+        if encrypt is not None or staged.digests.sha256 != digests.sha256:
+            raise InvalidInput(f"{archive_no}: staged bytes are stored only unencrypted, as hashed")
+        try:
+            stored = cast(LocalStore, store).commit_staged(
+                staged,
+                key,
+                content_type=facts.content_type,
+                metadata={"sha256": digests.sha256, "archive-no": archive_no},
+                retain_until=until,
+            )
+        except ObjectExists:
+            stored = _already_stored(store, key, digests)
+    elif stored is None:
         try:
             stored = put_file(
                 store,

@@ -34,6 +34,10 @@ class Capabilities:
     """The server proves receipt with its own checksums (per-part Content-MD5, ETag)."""
     bucket_policy: bool = False
     """Access is governed by a bucket policy the curator can set (``config.policies_rgw``)."""
+    staging: bool = False
+    """Bytes can be written first and given a key later, or thrown away (``stage``,
+    ``commit_staged``, ``discard``: the local store); an S3 bucket with Object Lock keeps
+    whatever was put, so there the content is hashed before anything is stored."""
 
 
 @dataclass(frozen=True)

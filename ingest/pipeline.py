@@ -56,6 +56,7 @@ from archive.derivatives import record_failure, store_derivative
 from archive.digest import Digests, Hasher
 from archive.errors import ContentChanged, StoreError, StoreUnavailable
 from archive.links import link_recordings
+from archive.local_store import LocalStore, Staged
 from archive.originals import OriginalFacts, store_original, stored_already
 from catalog import custody, derive_jobs, jobs, metadata_fill, reservations
 from catalog.actions import Action
@@ -228,9 +229,16 @@ class Pipeline:
 
     def check_folders(self, folders: list[Path]) -> None:
         """Refuse a station folder that contains, or lies inside, the data folder, the store
-        or the keys (``StationFolderRefused``): what a station folder holds gets moved away."""
+        or the keys (``StationFolderRefused``): what a station folder holds gets moved away.
+        Called as a scan or a watch starts, so stale staged bytes of a killed run go too."""
         for folder in folders:
             check_station_folder(folder, self.setup.protected)
+        if self.store.capabilities.staging:
+            removed = cast(LocalStore, self.store).clean_staged()
+            if removed:
+                log.info(
+                    "stale staged files removed", extra={"station": self.setup.station, "removed": removed}
+                )
 
     def candidates(self, folder: Path) -> Iterator[Path]:
         """Every file that may be a recording, in a stable order; never follows links
@@ -352,120 +360,132 @@ class Pipeline:
         names = parse_path(rel, self.setup.patterns, self.setup.zone, sn_officer=self._sn_officer(folder))
         sidecar, sidecar_note = self._sidecar(folder, path)
         checksum = self._vendor_checksum(folder, path, damage)
-        digests, md5 = self._hash(path, want_md5=checksum is not None and checksum[0] == "md5")
-        if digests.size != identity.size or Identity.of(path.refresh()) != identity:
-            # Written to while it was read: what was hashed is no version of the file.
-            jobs.forget(self.sessions, job)
-            return Outcome("waiting", shown, reason="changed while it was being read")
-        path.hashed_size = digests.size  # the store reads exactly the bytes hashed
-        if checksum is not None:
-            algorithm, expected = checksum
-            found = md5 if algorithm == "md5" else digests.sha256
-            if found != expected:
-                damage.append(
-                    f"damaged in transfer: the vendor {algorithm} sidecar says {expected}, "
-                    f"the file has {found}"
-                )
-        self._fault("hashed")
-
-        # The same content at two workers or two stations at once is stored once: workers of
-        # this process queue on a lock, other processes on the digest's reservation in the
-        # catalog (renewed while this one works, ended by the recording's commit).
-        with self._digest_lock(digests.sha256), self._content_reserved(digests.sha256, wait) as lease:
-            if isinstance(lease, reservations.Holder):
-                return Outcome(
-                    "waiting",
-                    shown,
-                    reason=f"{_station_named(lease.station)} is archiving "
-                    "the same content; taken up again on the next pass",
-                )
-            self._fault("content reserved")
-            with self.sessions() as session:
-                twin = find_by_sha256(session, digests.sha256)
-            if job.archive_no is None:
-                if twin is not None:
-                    return self._duplicate(folder, path, shown, job, twin, now, names)
-                number = reserve_archive_number(
-                    self.engine,
-                    self.formats,
-                    self.setup.zone,
-                    unit=self.setup.unit,
-                    station=self.setup.station,
-                    now=now,
-                )
-                jobs.update(
-                    self.sessions, job, now, state="reserved", archive_no=number, sha256=digests.sha256
-                )
-                self._fault("reserved")
-            with self.sessions() as session:
-                recording = session.execute(
-                    select(Recording).where(Recording.archive_no == job.archive_no)
-                ).scalar()
-            if recording is None:
-                facts = self._facts(
-                    path, st, shown, integrity.kind, info, names, sidecar, sidecar_note, damage, now
-                )
-                assert job.archive_no is not None, "drawn above, or by the run this one resumes"
-                if twin is not None and not stored_already(self.ctx.at(now), facts, job.archive_no):
-                    # Resumed after its number was drawn, and another station archived the same
-                    # content meanwhile: nothing of ours is stored, so this is a duplicate (the
-                    # number stays a gap). Bytes already stored are recorded, never left behind.
-                    return self._duplicate(folder, path, shown, job, twin, now, names)
-                try:
-                    lease.check()
-                    recording = store_original(
-                        self.ctx.at(now),
-                        path,
-                        digests,
-                        facts,
-                        archive_no=job.archive_no,
-                        after_put=lambda: self._fault("stored"),
-                        claim=lease.confirm,
+        want_md5 = checksum is not None and checksum[0] == "md5"
+        staged = self._stage(path, protected=bool(sidecar and sidecar.protected), want_md5=want_md5)
+        try:
+            if staged is not None:
+                digests, md5 = staged.digests, None
+            else:
+                digests, md5 = self._hash(path, want_md5=want_md5)
+            if digests.size != identity.size or Identity.of(path.refresh()) != identity:
+                # Written to while it was read: what was hashed is no version of the file.
+                jobs.forget(self.sessions, job)
+                return Outcome("waiting", shown, reason="changed while it was being read")
+            path.hashed_size = digests.size  # the store reads exactly the bytes hashed
+            if checksum is not None:
+                algorithm, expected = checksum
+                found = md5 if algorithm == "md5" else digests.sha256
+                if found != expected:
+                    damage.append(
+                        f"damaged in transfer: the vendor {algorithm} sidecar says {expected}, "
+                        f"the file has {found}"
                     )
-                except reservations.ReservationLost as exc:
-                    log.error(
-                        "content reservation lost",
+            self._fault("hashed")
+
+            # The same content at two workers or two stations at once is stored once: workers of
+            # this process queue on a lock, other processes on the digest's reservation in the
+            # catalog (renewed while this one works, ended by the recording's commit).
+            with self._digest_lock(digests.sha256), self._content_reserved(digests.sha256, wait) as lease:
+                if isinstance(lease, reservations.Holder):
+                    return Outcome(
+                        "waiting",
+                        shown,
+                        reason=f"{_station_named(lease.station)} is archiving "
+                        "the same content; taken up again on the next pass",
+                    )
+                self._fault("content reserved")
+                with self.sessions() as session:
+                    twin = find_by_sha256(session, digests.sha256)
+                if job.archive_no is None:
+                    if twin is not None:
+                        return self._duplicate(folder, path, shown, job, twin, now, names)
+                    number = reserve_archive_number(
+                        self.engine,
+                        self.formats,
+                        self.setup.zone,
+                        unit=self.setup.unit,
+                        station=self.setup.station,
+                        now=now,
+                    )
+                    jobs.update(
+                        self.sessions, job, now, state="reserved", archive_no=number, sha256=digests.sha256
+                    )
+                    self._fault("reserved")
+                with self.sessions() as session:
+                    recording = session.execute(
+                        select(Recording).where(Recording.archive_no == job.archive_no)
+                    ).scalar()
+                if recording is None:
+                    facts = self._facts(
+                        path, st, shown, integrity.kind, info, names, sidecar, sidecar_note, damage, now
+                    )
+                    assert job.archive_no is not None, "drawn above, or by the run this one resumes"
+                    if twin is not None and not stored_already(self.ctx.at(now), facts, job.archive_no):
+                        # Resumed after its number was drawn, and another station archived the same
+                        # content meanwhile: nothing of ours is stored, so this is a duplicate (the
+                        # number stays a gap). Bytes already stored are recorded, never left behind.
+                        return self._duplicate(folder, path, shown, job, twin, now, names)
+                    try:
+                        lease.check()
+                        recording = store_original(
+                            self.ctx.at(now),
+                            path,
+                            digests,
+                            facts,
+                            archive_no=job.archive_no,
+                            after_put=lambda: self._fault("stored"),
+                            claim=lease.confirm,
+                            staged=staged,
+                        )
+                    except reservations.ReservationLost as exc:
+                        log.error(
+                            "content reservation lost",
+                            extra={
+                                "station": self.setup.station,
+                                "path": shown,
+                                "sha256": digests.sha256,
+                                "archive_no": job.archive_no,
+                                "reason": exc.message,
+                            },
+                        )
+                        return Outcome("failed", shown, reason=exc.message)
+                    log.info(
+                        "archived",
                         extra={
                             "station": self.setup.station,
                             "path": shown,
+                            "archive_no": recording.archive_no,
+                            "size": digests.size,
                             "sha256": digests.sha256,
-                            "archive_no": job.archive_no,
-                            "reason": exc.message,
+                            "damaged": bool(damage),
                         },
                     )
-                    return Outcome("failed", shown, reason=exc.message)
-                log.info(
-                    "archived",
-                    extra={
-                        "station": self.setup.station,
-                        "path": shown,
-                        "archive_no": recording.archive_no,
-                        "size": digests.size,
-                        "sha256": digests.sha256,
-                        "damaged": bool(damage),
-                    },
-                )
-        jobs.update(self.sessions, job, now, state="stored")
-        self._fault("committed")
-        if sidecar is not None and sidecar.case:
-            self._link_from_sidecar(recording, sidecar.case, now)
-        finish = lambda: self._finish(folder.root, rel, shown, recording, info, job)
-        left = None
-        if self._later is not None:
-            # A whole pass: originals first, derivatives on their own workers, so that a
-            # queue of transcodes never holds up archiving. The job stays "stored" until
-            # they are done; a crash resumes from there.
-            self._later.append((shown, recording.archive_no, self._derivative_pool.submit(finish)))  # type: ignore[union-attr]  # set with _later
-        else:
-            left = finish()
-        return Outcome(
-            "archived",
-            shown,
-            archive_no=recording.archive_no,
-            damaged=recording.damaged,
-            size=digests.size,
-            left=left,
-        )
+            jobs.update(self.sessions, job, now, state="stored")
+            self._fault("committed")
+            if sidecar is not None and sidecar.case:
+                self._link_from_sidecar(recording, sidecar.case, now)
+            finish = lambda: self._finish(folder.root, rel, shown, recording, info, job)
+            left = None
+            if self._later is not None:
+                # A whole pass: originals first, derivatives on their own workers, so that a
+                # queue of transcodes never holds up archiving. The job stays "stored" until
+                # they are done; a crash resumes from there.
+                self._later.append((shown, recording.archive_no, self._derivative_pool.submit(finish)))  # type: ignore[union-attr]  # set with _later
+            else:
+                left = finish()
+            return Outcome(
+                "archived",
+                shown,
+                archive_no=recording.archive_no,
+                damaged=recording.damaged,
+                size=digests.size,
+                left=left,
+            )
+        finally:
+            if staged is not None:
+                # Stored under its key by now, or a duplicate, or a failure: the temporary
+                # name goes either way (a killed process leaves it to ``clean_staged``).
+                cast(LocalStore, self.store).discard(staged)
 
     def _finish(
         self,
@@ -598,6 +618,17 @@ class Pipeline:
                 if self.on_bytes is not None:
                     self.on_bytes(n)
         return hasher.digests(), md5.hexdigest() if md5 else None
+
+    def _stage(self, path: StationFile, *, protected: bool, want_md5: bool) -> Staged | None:
+        """The station copy written to the store's temporary file while it is hashed (read
+        once, not once to hash and again to store), where the store can throw bytes away
+        again: the local store, for an original stored as it is. Else None: the content is
+        hashed first, and stored only once it is known not to be archived already."""
+        store = self.store
+        if not store.capabilities.staging or want_md5 or self.policy.encrypts(protected):
+            return None
+        with path.reader() as f:
+            return cast(LocalStore, store).stage(_Told(f, self.on_bytes), sm3=self.policy.sm3)
 
     def _facts(
         self,
@@ -1076,6 +1107,25 @@ class Pipeline:
         if self.setup.after_archive == "move":
             self.prune_archived(folders)
         return report
+
+
+class _Told:
+    """A reader that tells ``told`` how many bytes each read gave (a scan's progress)."""
+
+    def __init__(self, f: Any, told: Callable[[int], None] | None) -> None:
+        self._f, self._told = f, told
+
+    def readinto(self, buffer: Any) -> int:
+        n = self._f.readinto(buffer) or 0
+        if n and self._told is not None:
+            self._told(n)
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._f.read(size)
+        if data and self._told is not None:
+            self._told(len(data))
+        return data
 
 
 def _reason(exc: BaseException) -> str:

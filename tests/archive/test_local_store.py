@@ -41,6 +41,41 @@ def test_wrong_version_is_missing(local_store: LocalStore) -> None:
         local_store.stat(r.key, "0" * 16)
 
 
+def test_staged_bytes_are_stored_under_a_key_or_thrown_away(local_store: LocalStore) -> None:
+    data = os.urandom(3 << 20)  # several chunks: hashed and read back in threads
+    staged = local_store.stage(io.BytesIO(data))
+    assert staged.digests.sha256 == hashlib.sha256(data).hexdigest() and staged.digests.size == len(data)
+    assert stat.S_IMODE(staged.path.stat().st_mode) == 0o444
+    with pytest.raises(ObjectMissing):
+        local_store.stat("originals/2020/11/05/A-4.mp4")  # nothing stored yet
+    r = local_store.commit_staged(staged, "originals/2020/11/05/A-4.mp4", retain_until=None)
+    assert b"".join(local_store.read(r.key)) == data and r.digests.sha256 == staged.digests.sha256
+    assert list((local_store.root / "tmp").iterdir()) == []
+    # Written once: the same or other staged bytes never replace it.
+    other = local_store.stage(io.BytesIO(b"other"))
+    with pytest.raises(ObjectExists):
+        local_store.commit_staged(other, r.key)
+    local_store.discard(other)
+    assert list((local_store.root / "tmp").iterdir()) == []
+    assert b"".join(local_store.read(r.key)) == data
+
+
+def test_a_failed_stage_leaves_nothing_and_stale_staged_files_are_cleaned(local_store: LocalStore) -> None:
+    def refuse(_digests) -> None:
+        raise ObjectLocked("refused by the check")
+
+    with pytest.raises(ObjectLocked):
+        local_store.stage(io.BytesIO(b"x" * 100), check=refuse)
+    tmp = local_store.root / "tmp"
+    assert list(tmp.iterdir()) == []
+    # A process killed while holding staged bytes leaves them; a day later they are removed,
+    # a fresh one (another process working now) is left alone.
+    stale, fresh = local_store.stage(io.BytesIO(b"stale")), local_store.stage(io.BytesIO(b"fresh"))
+    os.utime(stale.path, (time.time() - 2 * 86400,) * 2)
+    assert local_store.clean_staged() == 1
+    assert not stale.path.exists() and fresh.path.exists()
+
+
 WRITER = """
 import sys, time
 from pathlib import Path

@@ -55,6 +55,11 @@ def test_killed_at_any_step_the_next_run_archives_exactly_once(station, step: st
     video = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4")
     data = video.read_bytes()
     kill_at(station, step)
+    # Killed while its staged bytes waited for a number, the run leaves them in the store's
+    # temporary folder, never among the objects; the next run stores its own copy.
+    staging = station["tmp"] / "data" / "store" / "tmp"
+    left = sorted(staging.glob("*.part"))
+    assert len(left) == (1 if step in ("hashed", "reserved") else 0), left
     _, report = scan(station, expect=0)
     recs = recordings(station)
     assert len(recs) == 1, recs
@@ -64,6 +69,9 @@ def test_killed_at_any_step_the_next_run_archives_exactly_once(station, step: st
     assert files_in(station["inbox"] / ".archived") == [video.name]
     assert not video.exists()
     assert json.loads(run_evidence("audit", "verify", "--json", env=station["env"]).stdout)["ok"]
-    # A third run finds nothing more to do.
+    # A third run finds nothing more to do; stale staged bytes (a day untouched) go then.
+    for path in left:
+        os.utime(path, (time.time() - 2 * 86400,) * 2)
     _, third = scan(station, expect=0)
     assert third["archived"] == [] and third["duplicates"] == []
+    assert list(staging.glob("*.part")) == []

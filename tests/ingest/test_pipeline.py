@@ -50,6 +50,42 @@ def test_the_same_content_is_stored_once(station) -> None:
     assert [e["action"] for e in log].count("seen_again") == 2
 
 
+def test_the_station_copy_is_read_once_and_a_duplicate_leaves_nothing_staged(station, monkeypatch) -> None:
+    """On the local store an original is written to the store while it is hashed: the station
+    copy is read once, and content already archived is thrown away again, never stored."""
+    from config.app import App
+    from config.settings import load_settings
+    from ingest import station_files
+
+    read = []
+    plain = station_files.FdReader.readinto
+    monkeypatch.setattr(
+        station_files.FdReader, "readinto", lambda self, buffer: read.append(plain(self, buffer)) or read[-1]
+    )
+    video = synthetic.make_video(station["inbox"] / "A123456@202011050850560000.mp4", seconds=6.0)
+    size = video.stat().st_size
+    twin = station["inbox"] / "A123456@202011050850560000 (copy).mp4"
+    shutil.copy(video, twin)
+    staging = station["tmp"] / "data" / "store" / "tmp"
+    settings, _ = load_settings(None, station["env"])
+    app = App(settings, actor="station:ST01")
+    try:
+        first = app.pipeline("ST01").process(station["inbox"], video)
+        assert first.kind == "archived"
+        # Hashing and storing share one pass (the container check reads a few header bytes;
+        # the proxy and pictures are ffmpeg's own reads, not counted here).
+        assert size <= sum(read) < 1.2 * size, (sum(read), size)
+        assert list(staging.glob("*")) == []
+        read.clear()
+        again = app.pipeline("ST01").process(station["inbox"], twin)
+        assert again.kind == "duplicate" and again.archive_no == first.archive_no
+        assert size <= sum(read) < 1.2 * size
+        assert list(staging.glob("*")) == []  # staged, found archived, thrown away
+    finally:
+        app.close()
+    assert len(stored_originals(station)) == 1 and len(recordings(station)) == 1
+
+
 def test_bad_input_is_sorted_never_lost(station) -> None:
     inbox = station["inbox"]
     (inbox / "TA00716_JX0227_20201105093621.MOV").write_bytes(b"")
