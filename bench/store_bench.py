@@ -8,6 +8,10 @@ For a file of incompressible bytes of each size (1 and 4 GiB by default), in one
   no fsync: the dirty pages are flushed after the clock stops);
 - local, ours: ``hash_file`` (the dedupe hash) then ``LocalStore.put`` with the expected
   digests (hash while writing, fsync, re-read from disk and compare, hard link);
+- local, baseline C: ``cp FILE DEST && sync`` (no hash; the copy flushed to the disk);
+- local, ours read once: what the ingest does on the local store, ``LocalStore.stage`` (the
+  file read once, hashed while written, fsync, read back from disk) then ``commit_staged``
+  (hard link, record); target: within 1.6× of baseline C;
 - S3, baseline B: minio's ``fput_object`` with 16 MiB parts (its default parallelism) to a
   throw-away Ceph RGW on bluestore (a sparse file on the same disk);
 - S3, ours: ``hash_file`` then ``S3Store.put`` with 16 MiB parts (Content-MD5 per part, ETag
@@ -96,6 +100,24 @@ def _child(spec: dict[str, Any]) -> dict[str, Any]:
         result["hash_seconds"] = time.perf_counter() - start
         with open(path, "rb") as stream:
             put = store.put(KEY, stream, content_type="video/mp4", check=expect(digests, KEY))
+        result["seconds"] = time.perf_counter() - start
+        result["sha256"] = put.digests.sha256
+    elif op == "baseline_cp_sync":
+        dest = Path(spec["dest"])
+        start = time.perf_counter()
+        subprocess.run(["cp", str(path), str(dest)], check=True)
+        subprocess.run(["sync"], check=True)
+        result["seconds"] = time.perf_counter() - start
+        result["sha256"] = spec["expected"]  # cp hashes nothing
+    elif op == "local_once":
+        from archive.local_store import LocalStore
+
+        store = LocalStore(Path(spec["dest"]), lock_mode="COMPLIANCE")
+        store.ensure_ready()
+        start = time.perf_counter()
+        with open(path, "rb") as stream:
+            staged = store.stage(stream)
+        put = store.commit_staged(staged, KEY, content_type="video/mp4")
         result["seconds"] = time.perf_counter() - start
         result["sha256"] = put.digests.sha256
     elif op == "baseline_s3":
@@ -305,6 +327,43 @@ def bench_size(
                 "baseline": median(local["baseline A"]),
                 "sha_rate": sha_rate,
                 "rss": max(r["rss_mb"] for r in local["ours local"]),
+            }
+        )
+
+        log("  local, read once")
+        once = paired(
+            repeats,
+            cache,
+            source,
+            (
+                "baseline C",
+                lambda: (
+                    {"op": "baseline_cp_sync", "file": str(source), "dest": str(dest)}
+                    | {"expected": expected}
+                ),
+            ),
+            ("ours once", lambda: {"op": "local_once", "file": str(source), "dest": str(dest)}),
+            local_after,
+        )
+        rows.append(
+            {
+                "size": size_gib,
+                "operation": "baseline C: cp && sync",
+                "runs": once["baseline C"],
+                "seconds": median(once["baseline C"]),
+                "baseline": None,
+                "rss": max(r["children_rss_mb"] for r in once["baseline C"]),
+            }
+        )
+        rows.append(
+            {
+                "size": size_gib,
+                "operation": "ours, local, read once (the ingest's path): LocalStore.stage + commit_staged",
+                "runs": once["ours once"],
+                "seconds": median(once["ours once"]),
+                "baseline": median(once["baseline C"]),
+                "sha_rate": sha_rate,
+                "rss": max(r["rss_mb"] for r in once["ours once"]),
             }
         )
 

@@ -394,6 +394,31 @@ def test_an_expired_link_is_renewed_at_the_same_position(review, chromium) -> No
     page.close()
 
 
+def test_a_review_longer_than_many_link_lifetimes_plays_through_without_an_error(review, chromium) -> None:
+    # Links live three seconds here (five minutes by default): the twelve-second recording
+    # outlives four of them, as an hour of review outlives twelve; the player asks for a new
+    # one whenever it needs more bytes, goes on from where it was, and shows nothing.
+    page = signed_in(chromium, review)
+    page.goto(f"{review['base']}/items/{review['video_a']}")
+    page.evaluate(
+        """(p => {
+            window.seen = [];
+            p.addEventListener("timeupdate", () => window.seen.push(p.currentTime));
+            p.muted = true;
+            p.play();
+        })(document.getElementById('player'))"""
+    )
+    _wait(page, "document.getElementById('player').ended", timeout=60)
+    player = "document.getElementById('player')"
+    assert page.evaluate(f"{player}.error") is None
+    assert page.evaluate(f"{player}.dataset.renewal") is None  # never gave up
+    assert int(page.evaluate(f"{player}.dataset.renewals || 0")) >= 1
+    seen = page.evaluate("window.seen")
+    assert all(b >= a - 0.3 for a, b in zip(seen, seen[1:], strict=False)), "playback went back"
+    assert seen[-1] > 11.5
+    page.close()
+
+
 def test_an_auditor_without_the_grant_sees_no_protected_metadata(review, chromium, shots) -> None:
     page = signed_in(chromium, review, "auditor2")
     secret = review["documents"]["secret"]

@@ -31,8 +31,9 @@
   }
 
   // When a media link has expired (or a fetch failed), the element fires "error": ask for a
-  // fresh link and carry on where it stopped, playing if it was playing. At most a few tries
-  // a minute, so a refused link (grant revoked, session ended) shows the error instead.
+  // fresh link and carry on where it stopped, playing if it was playing. A review of any
+  // length renews as often as its links expire; three failures in a minute with no renewal
+  // that played in between (grant revoked, session ended) show the error instead.
   function renewable(el, itemOf, onRenewed) {
     var position = 0, playing = false, tries = [];
     el.addEventListener("timeupdate", function () {
@@ -55,6 +56,7 @@
         el.addEventListener("loadedmetadata", function once() {
           el.removeEventListener("loadedmetadata", once);
           el.currentTime = at;
+          tries = [];  // renewed and playing again: only failures in a row count
           if (resume) { el.play().catch(function () {}); }
           el.dataset.renewals = String(Number(el.dataset.renewals || 0) + 1);
           if (onRenewed) { onRenewed(link); }
