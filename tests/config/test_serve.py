@@ -146,6 +146,15 @@ def request_tls(
         conn.close()
 
 
+def install_with_auditor(env: dict[str, str]) -> None:
+    """`evidence init` and an auditor account "aud"."""
+    assert invoke_evidence("init", env=env).exit_code == 0
+    added = invoke_evidence(
+        "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
+    )
+    assert added.exit_code == 0, added.stderr
+
+
 def custody_events(url: str) -> int:
     engine = create_engine(url)
     try:
@@ -169,11 +178,7 @@ def behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[dict]:
         "EVIDENCE_DATA_DIR": str(tmp_path / "data"),
         "EVIDENCE_DATABASE_URL": url.set(port=forwarder.port).render_as_string(hide_password=False),
     }
-    assert invoke_evidence("init", env=env).exit_code == 0
-    added = invoke_evidence(
-        "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
-    )
-    assert added.exit_code == 0, added.stderr
+    install_with_auditor(env)
     proc, line = start_serve(env)
     try:
         yield {
@@ -296,11 +301,7 @@ def test_several_worker_processes_share_sessions_and_stop_together(tmp_path: Pat
     config = tmp_path / "evidence.toml"
     config.write_text(f"[web]\nport = {port}\nworkers = 3\n")
     env = {"EVIDENCE_CONFIG": str(config), "EVIDENCE_DATA_DIR": str(tmp_path / "data")}
-    assert invoke_evidence("init", env=env).exit_code == 0
-    added = invoke_evidence(
-        "user", "add", "aud", "--role", "auditor", "--password-stdin", env=env, input=PASSWORD
-    )
-    assert added.exit_code == 0, added.stderr
+    install_with_auditor(env)
     proc, _ = start_serve(env)
     try:
         assert wait_http(port)[0] == 200
