@@ -262,6 +262,38 @@ def paired(
     return runs
 
 
+def pair_rows(
+    size_gib: int,
+    runs: dict[str, list[dict[str, Any]]],
+    baseline: tuple[str, str, str],
+    ours: tuple[str, str],
+    sha_rate: float,
+) -> list[dict[str, Any]]:
+    """The table rows of one pair: (run name, operation, RSS field) of the baseline, (run
+    name, operation) of ours, whose ratio is against the baseline's median."""
+    (base_name, base_label, base_rss), (our_name, our_label) = baseline, ours
+    base = runs[base_name]
+    return [
+        {
+            "size": size_gib,
+            "operation": base_label,
+            "runs": base,
+            "seconds": median(base),
+            "baseline": None,
+            "rss": max(r[base_rss] for r in base),
+        },
+        {
+            "size": size_gib,
+            "operation": our_label,
+            "runs": runs[our_name],
+            "seconds": median(runs[our_name]),
+            "baseline": median(base),
+            "sha_rate": sha_rate,
+            "rss": max(r["rss_mb"] for r in runs[our_name]),
+        },
+    ]
+
+
 def bench_size(
     size_gib: int,
     args: argparse.Namespace,
@@ -308,26 +340,12 @@ def bench_size(
             ("ours local", lambda: {"op": "local", "file": str(source), "dest": str(dest)}),
             local_after,
         )
-        rows.append(
-            {
-                "size": size_gib,
-                "operation": "baseline A: sha256sum && cp",
-                "runs": local["baseline A"],
-                "seconds": median(local["baseline A"]),
-                "baseline": None,
-                "rss": max(r["children_rss_mb"] for r in local["baseline A"]),
-            }
-        )
-        rows.append(
-            {
-                "size": size_gib,
-                "operation": "ours, local: hash_file + LocalStore.put",
-                "runs": local["ours local"],
-                "seconds": median(local["ours local"]),
-                "baseline": median(local["baseline A"]),
-                "sha_rate": sha_rate,
-                "rss": max(r["rss_mb"] for r in local["ours local"]),
-            }
+        rows += pair_rows(
+            size_gib,
+            local,
+            ("baseline A", "baseline A: sha256sum && cp", "children_rss_mb"),
+            ("ours local", "ours, local: hash_file + LocalStore.put"),
+            sha_rate,
         )
 
         log("  local, read once")
@@ -345,26 +363,12 @@ def bench_size(
             ("ours once", lambda: {"op": "local_once", "file": str(source), "dest": str(dest)}),
             local_after,
         )
-        rows.append(
-            {
-                "size": size_gib,
-                "operation": "baseline C: cp && sync",
-                "runs": once["baseline C"],
-                "seconds": median(once["baseline C"]),
-                "baseline": None,
-                "rss": max(r["children_rss_mb"] for r in once["baseline C"]),
-            }
-        )
-        rows.append(
-            {
-                "size": size_gib,
-                "operation": "ours, local, read once (the ingest's path): LocalStore.stage + commit_staged",
-                "runs": once["ours once"],
-                "seconds": median(once["ours once"]),
-                "baseline": median(once["baseline C"]),
-                "sha_rate": sha_rate,
-                "rss": max(r["rss_mb"] for r in once["ours once"]),
-            }
+        rows += pair_rows(
+            size_gib,
+            once,
+            ("baseline C", "baseline C: cp && sync", "children_rss_mb"),
+            ("ours once", "ours, local, read once (the ingest's path): LocalStore.stage + commit_staged"),
+            sha_rate,
         )
 
         if rgw is not None:
@@ -404,26 +408,12 @@ def bench_size(
                 s3_after,
                 rgw,
             )
-            rows.append(
-                {
-                    "size": size_gib,
-                    "operation": "baseline B: minio fput_object",
-                    "runs": s3["baseline B"],
-                    "seconds": median(s3["baseline B"]),
-                    "baseline": None,
-                    "rss": max(r["rss_mb"] for r in s3["baseline B"]),
-                }
-            )
-            rows.append(
-                {
-                    "size": size_gib,
-                    "operation": "ours, S3: hash_file + S3Store.put",
-                    "runs": s3["ours S3"],
-                    "seconds": median(s3["ours S3"]),
-                    "baseline": median(s3["baseline B"]),
-                    "sha_rate": sha_rate,
-                    "rss": max(r["rss_mb"] for r in s3["ours S3"]),
-                }
+            rows += pair_rows(
+                size_gib,
+                s3,
+                ("baseline B", "baseline B: minio fput_object", "rss_mb"),
+                ("ours S3", "ours, S3: hash_file + S3Store.put"),
+                sha_rate,
             )
     finally:
         remove(source)
