@@ -237,13 +237,17 @@ def test_the_start_page_lists_the_case_and_an_archive_number_opens_its_item(revi
     page.click("#frame-forward")
     page.click("#frame-forward")
     _wait(page, "Math.abs(document.getElementById('player').currentTime - 2/15) < 0.01")
-    # The contact sheet's last tile jumps near the end, its first to the start.
+    # A tile of the contact sheet jumps to the time its keyframe was sought at: keyframes
+    # every second here, tiles sought at 0.6, 1.8, ... 11.4 s, so the last tile shows the
+    # keyframe at 11 s and jumps to 11.4 s, the first shows 0 s and jumps to 0.6 s.
     _wait(
         page, "document.getElementById('sheet').complete && document.getElementById('sheet').naturalWidth > 0"
     )
     box = page.locator("#sheet").bounding_box()
+    page.locator("#sheet").click(position={"x": 5, "y": 5})
+    assert 0 <= page.evaluate("document.getElementById('player').currentTime") < 1.0
     page.locator("#sheet").click(position={"x": box["width"] - 5, "y": box["height"] - 5})
-    assert page.evaluate("document.getElementById('player').currentTime") > 8
+    assert 11.0 <= page.evaluate("document.getElementById('player').currentTime") < 12.0
     # The wall clock follows the playhead (09:30:00 plus the position).
     _wait(page, "document.getElementById('wall-clock').textContent >= '2020-11-05 09:30:08'")
     assert page.inner_text("#wall-clock") < "2020-11-05 09:30:13"

@@ -93,8 +93,9 @@
     }
     var sheet = document.getElementById("sheet");
     if (sheet) {
-      // The sheet is up to ten keyframes, taken at or after evenly spaced times, in rows of
-      // five; the tile clicked gives its place, and so its time.
+      // The sheet is up to ten keyframes, each the one at or before the middle of its tenth
+      // of the recording, in rows of five; the tile clicked gives its place, and so the time
+      // its keyframe was sought at (at most one keyframe interval after the frame shown).
       sheet.addEventListener("click", function (ev) {
         var rect = sheet.getBoundingClientRect();
         var aspect = (Number(sheet.dataset.width) || 16) / (Number(sheet.dataset.height) || 9);
@@ -109,7 +110,7 @@
         var col = Math.min(cols - 1, Math.floor((ev.clientX - rect.left) / rect.width * cols));
         var row = Math.min(rows - 1, Math.floor((ev.clientY - rect.top) / rect.height * rows));
         var tiles = cols * rows, duration = Number(sheet.dataset.duration) || player.duration || 0;
-        player.currentTime = Math.min(duration, (row * cols + col) * duration / tiles);
+        player.currentTime = Math.min(duration, (row * cols + col + 0.5) * duration / tiles);
         sheet.dataset.jumped = String(player.currentTime);
       });
     }
