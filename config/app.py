@@ -251,6 +251,45 @@ class App:
         self._check_key_id(SIGNING, key_id(key.public_key()), path)
         return key
 
+    def rotate_signing_key(self) -> dict[str, object]:
+        """``evidence audit rotate-key``: a new key (kept beside the old one as ``….next.pem``
+        until the catalog has switched), the hand-over (``archive.keyrotation.rotate``), then
+        the new key file replaces the old one and its fingerprint is pinned. Each step can be
+        interrupted: running it again picks up the kept new key and finishes."""
+        from archive import keyrotation
+
+        path = self.settings.signing_key_path
+        pending = path.with_name(f"{path.stem}.next{path.suffix}")
+        self._require_key_file(SIGNING, path)
+        selftest.require(selftest.ED25519)
+        old_key = keys.load_signing_key(path)
+        new_key, _ = keys.ensure_signing_key(pending)
+        old = fingerprint(old_key.public_key())
+        if self._recorded(SIGNING) == key_id(new_key.public_key()):  # switched by a run that died
+            with self.sessions() as session:
+                change = keyrotation.change_from(session, old)
+            if change is None:
+                raise EvidenceError(
+                    f"the catalog records {pending} as the signing key, but no hand-over from {path}",
+                    hint=f"restore the signing key files from their backup ({path}, {pending})",
+                )
+            keyrotation.publish_statements(self.sessions, self.store, now=self.now())
+        else:
+            self._check_key_id(SIGNING, key_id(old_key.public_key()), path)
+            change = keyrotation.rotate(self.services, old_key, new_key, purpose=SIGNING)
+        keys.replace_private_file(pending, path)
+        self.__dict__.pop("signing_key", None)
+        pinned_at, _ = pinning.pin(self.settings_file, self.settings.trusted_keys_path, change.new)
+        return {
+            "old": change.old,
+            "new": change.new,
+            "n": change.n,
+            "statement": change.name,
+            "statement_sha256": change.digest(),
+            "signing_key": str(path),
+            "pinned_in": str(pinned_at),
+        }
+
     @cached_property
     def kek(self) -> bytes:
         path = self.settings.encryption_key_path
