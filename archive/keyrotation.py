@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import re
 from datetime import datetime
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog import custody, keyhistory
 from catalog.actions import Action
 from catalog.canonical import format_instant
-from catalog.checkpoint import fingerprint, key_id, public_key_pem, raw_public_key
+from catalog.checkpoint import Anchors, fingerprint, key_id, public_key_pem, raw_from_pem, raw_public_key
 from catalog.errors import InvalidInput
 from catalog.keyhistory import KeyChange, Retirement
 from catalog.models import CatalogKey, CheckpointRow, KeyStatement
@@ -187,3 +188,20 @@ def stored_statements(store: ObjectStore) -> tuple[list[KeyChange], list[Retirem
     for info in store.list(CHANGES):
         files[info.key.removeprefix(CHANGES)] = b"".join(store.read(info.key))
     return keyhistory.read_files(files)
+
+
+def add_stored_keys(anchors: Anchors, store: ObjectStore) -> list[str]:
+    """Add the public keys of ``custody/keys/`` to ``anchors`` as material (never trust);
+    returns what could not be read."""
+    problems = []
+    for info in store.list("custody/keys/"):
+        if not re.fullmatch(r"custody/keys/[0-9a-f]{64}\.pem", info.key):
+            continue
+        try:
+            fp = anchors.add_key(raw_from_pem(b"".join(store.read(info.key))[:65536]))
+        except InvalidInput as exc:
+            problems.append(f"{info.key}: {exc.message}")
+            continue
+        if info.key != key_history_key(fp):
+            problems.append(f"{info.key} holds the key with fingerprint {fp}")
+    return problems

@@ -108,6 +108,8 @@ def audit_verify(
     trust = app.time_trust(tsa_ca)
     stored, unreadable = (None, []) if no_storage else checkpoints.stored_checkpoints(app.store)
     statements = None if no_storage else keyrotation.stored_statements(app.store)
+    if not no_storage:
+        unreadable += keyrotation.add_stored_keys(anchors, app.store)
     with app.reader_sessions() as session:
         times = timestamp.review(checkpoints.stamped(session), trust)
         report = custody.verify(session, anchors, stored, statements=statements, existed_by=times.existed_by)
@@ -238,6 +240,8 @@ def audit_rotate_key(ctx: click.Context, as_json: bool) -> None:
     replaces the old key file and is pinned. Run it again after an interruption to finish."""
     app = get_app(ctx).require_catalog()
     data = app.rotate_signing_key()
+    if app.tsa:  # the hand-over's checkpoints get their tokens like any other
+        checkpoints.stamp(app.services, app.tsa)
 
     def human() -> None:
         out.print(f"old key {data['old']}", highlight=False)

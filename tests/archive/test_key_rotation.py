@@ -1,0 +1,96 @@
+"""Rotating the signing key on every catalog and store (local and RGW): the hand-over is in the
+catalog and in locked storage, the audit follows it from either key, and a fork planted in
+storage (a stolen old key signing another successor) fails the audit."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from archive import keyrotation
+from archive.checkpoints import make_and_publish, publish, stored_checkpoints
+from archive.errors import ObjectExists
+from catalog import custody, keyhistory
+from catalog.checkpoint import Anchors, fingerprint, public_key_pem, raw_public_key
+from tests.archive.test_checkpoints import events
+
+
+def fp(key: Ed25519PrivateKey) -> str:
+    return fingerprint(raw_public_key(key.public_key()))
+
+
+def audit(env, *pinned: Ed25519PrivateKey) -> list[dict]:
+    stored, unreadable = stored_checkpoints(env.store)
+    assert unreadable == []
+    statements = keyrotation.stored_statements(env.store)
+    anchors = Anchors({fp(k) for k in pinned})
+    assert keyrotation.add_stored_keys(anchors, env.store) == []
+    with env.sessions() as s:
+        report = custody.verify(s, anchors, stored, statements=statements)
+    return report.problems
+
+
+def rotated(env) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    events(env, 3)
+    make_and_publish(env.as_("cron"), a)
+    events(env, 2)
+    keyrotation.rotate(env.as_("custodian"), a, b, purpose="custody-signing")
+    events(env, 2)
+    make_and_publish(env.as_("cron"), b)
+    return a, b
+
+
+def test_a_fork_planted_in_storage_fails_the_audit(env) -> None:
+    a, b = rotated(env)
+    thief = Ed25519PrivateKey.generate()
+    with env.sessions() as s:
+        a_last = custody.checkpoints(s)[1]
+    # Whoever stole A signs A -> X over A's last checkpoint; X's key goes into the history too.
+    fork = keyhistory.sign_change(a, thief, last=a_last, time=a_last.time)
+    for name, data in fork.files().items():
+        env.store.put(f"custody/keys/changes/{name}", io.BytesIO(data))
+    env.store.put(f"custody/keys/{fp(thief)}.pem", io.BytesIO(public_key_pem(raw_public_key(thief.public_key()))))
+    for pinned in (a, b):
+        problems = audit(env, pinned)
+        assert [p["problem"] for p in problems if p["problem"] == "key_history"] == ["key_history"], problems
+        assert "fork" in problems[-1]["detail"] or any("fork" in p["detail"] for p in problems)
+
+
+def test_a_stored_statement_cannot_be_replaced(env) -> None:
+    a, b = rotated(env)
+    name = f"{fp(a)}-{fp(b)}.new.sig"
+    with pytest.raises(ObjectExists):
+        env.store.put(f"custody/keys/changes/{name}", io.BytesIO(b"\0" * 64))
+
+
+def test_the_hand_over_is_checkpointed_stored_and_audited_from_either_key(env) -> None:
+    a, b = rotated(env)
+    with env.sessions() as s:
+        cps = custody.checkpoints(s)
+        changes, retirements, problems = keyhistory.recorded(s)
+    assert [cp.key for cp in cps] == [fp(a), fp(a), fp(b), fp(b)]
+    (change,) = changes
+    assert (change.old, change.new, change.n, change.checkpoint) == (fp(a), fp(b), 2, cps[1].digest())
+    assert (retirements, problems) == ([], [])
+    assert keyrotation.stored_statements(env.store) == ([change], [], [])
+    for k in (a, b):
+        assert b"".join(env.store.read(f"custody/keys/{fp(k)}.pem")) == public_key_pem(raw_public_key(k.public_key()))
+    assert audit(env, a) == [] and audit(env, b) == []
+    # Nothing else trusted: both keys' checkpoints are refused.
+    assert {p["problem"] for p in audit(env, Ed25519PrivateKey.generate())} == {"untrusted"}
+    # Run again after a crash: the same hand-over, nothing new.
+    assert keyrotation.rotate(env.as_("custodian"), a, b, purpose="custody-signing") == change
+    assert publish(env.sessions, env.store, now=env.now()) == []
+
+
+def test_a_retired_key_without_time_stamps_is_not_trusted(env) -> None:
+    a, b = rotated(env)
+    with pytest.raises(Exception, match="no earlier key"):
+        keyrotation.retire(env.as_("custodian"), a, fp(b), since=env.now())
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=env.now())
+    problems = audit(env, b)
+    assert [(p["problem"], p["checkpoint"]) for p in problems] == [("untrusted", 1), ("untrusted", 2)]
+    assert all("compromised since" in p["detail"] for p in problems)
