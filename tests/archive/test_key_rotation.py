@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archive import keyrotation
 from archive.checkpoints import make_and_publish, publish, stored_checkpoints
-from archive.errors import ObjectExists
 from catalog import custody, keyhistory
 from catalog.checkpoint import Anchors, fingerprint, public_key_pem, raw_public_key
 from tests.archive.test_checkpoints import events
@@ -52,18 +51,13 @@ def test_a_fork_planted_in_storage_fails_the_audit(env) -> None:
     fork = keyhistory.sign_change(a, thief, last=a_last, time=a_last.time)
     for name, data in fork.files().items():
         env.store.put(f"custody/keys/changes/{name}", io.BytesIO(data))
-    env.store.put(f"custody/keys/{fp(thief)}.pem", io.BytesIO(public_key_pem(raw_public_key(thief.public_key()))))
+    env.store.put(
+        f"custody/keys/{fp(thief)}.pem", io.BytesIO(public_key_pem(raw_public_key(thief.public_key())))
+    )
     for pinned in (a, b):
         problems = audit(env, pinned)
         assert [p["problem"] for p in problems if p["problem"] == "key_history"] == ["key_history"], problems
         assert "fork" in problems[-1]["detail"] or any("fork" in p["detail"] for p in problems)
-
-
-def test_a_stored_statement_cannot_be_replaced(env) -> None:
-    a, b = rotated(env)
-    name = f"{fp(a)}-{fp(b)}.new.sig"
-    with pytest.raises(ObjectExists):
-        env.store.put(f"custody/keys/changes/{name}", io.BytesIO(b"\0" * 64))
 
 
 def test_the_hand_over_is_checkpointed_stored_and_audited_from_either_key(env) -> None:
@@ -77,7 +71,9 @@ def test_the_hand_over_is_checkpointed_stored_and_audited_from_either_key(env) -
     assert (retirements, problems) == ([], [])
     assert keyrotation.stored_statements(env.store) == ([change], [], [])
     for k in (a, b):
-        assert b"".join(env.store.read(f"custody/keys/{fp(k)}.pem")) == public_key_pem(raw_public_key(k.public_key()))
+        assert b"".join(env.store.read(f"custody/keys/{fp(k)}.pem")) == public_key_pem(
+            raw_public_key(k.public_key())
+        )
     assert audit(env, a) == [] and audit(env, b) == []
     # Nothing else trusted: both keys' checkpoints are refused.
     assert {p["problem"] for p in audit(env, Ed25519PrivateKey.generate())} == {"untrusted"}

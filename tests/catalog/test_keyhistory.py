@@ -80,7 +80,9 @@ def test_a_changed_statement_is_refused() -> None:
     a, b = key(), key()
     good = change(a, b)
     edited = good.statement.replace(b'"n":3', b'"n":9')
-    history = keyhistory.resolve(anchors(a, material=(b,)), [keyhistory.parse_change(edited, good.old_sig, good.new_sig)])
+    history = keyhistory.resolve(
+        anchors(a, material=(b,)), [keyhistory.parse_change(edited, good.old_sig, good.new_sig)]
+    )
     assert history.problems and fp(b) not in history.anchors.trusted
     with pytest.raises(jcs.NotCanonical):
         keyhistory.parse_change(good.statement.replace(b'"n":3,', b'"n":3, '), good.old_sig, good.new_sig)
@@ -165,6 +167,10 @@ def test_statement_files_read_back() -> None:
     r = keyhistory.sign_retirement(b, key=fp(a), since=T, time=T)
     files = c.files() | r.files() | {"stray.txt": b"x"}
     changes, retirements, problems = keyhistory.read_files(files)
-    assert changes == [c] and retirements == [r] and problems == [("stray.txt", "not a key-change or retirement file name")]
+    assert (
+        changes == [c]
+        and retirements == [r]
+        and problems == [("stray.txt", "not a key-change or retirement file name")]
+    )
     renamed = {f"{fp(b)}-{fp(a)}.json": c.statement}
     assert keyhistory.read_files(renamed)[2][0][1].startswith("unreadable statement")
