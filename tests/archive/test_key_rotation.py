@@ -90,3 +90,23 @@ def test_a_retired_key_without_time_stamps_is_not_trusted(env) -> None:
     problems = audit(env, b)
     assert [(p["problem"], p["checkpoint"]) for p in problems] == [("untrusted", 1), ("untrusted", 2)]
     assert all("compromised since" in p["detail"] for p in problems)
+
+
+def test_a_rebuild_restores_the_key_history(env, tmp_path) -> None:
+    from catalog.db import make_engine, session_factory
+    from tests.conftest import FORMATS
+    from verify.rebuild import rebuild
+
+    a, b = rotated(env)
+    target = make_engine(f"sqlite:///{tmp_path / 'rebuilt.sqlite3'}")
+    try:
+        # Only the newest key pinned: the rebuild follows the statement back to the oldest.
+        report = rebuild(env.store, target, formats=FORMATS, anchors=Anchors({fp(b)}))
+        assert report.problems == [] and report.signers == {fp(a), fp(b)}
+        with env.sessions() as live, session_factory(target)() as rebuilt:
+            assert keyhistory.recorded(rebuilt) == keyhistory.recorded(live)
+            assert custody.verify(rebuilt, Anchors({fp(a)})).ok
+        untrusted = rebuild(env.store, make_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}"), formats=FORMATS)
+        assert len(untrusted.problems) == 4 and all("not trusted" in p for p in untrusted.problems)
+    finally:
+        target.dispose()
