@@ -182,7 +182,7 @@ def _put_once(store: ObjectStore, key: str, data: bytes, until: datetime) -> Non
             raise
 
 
-def stored_statements(store: ObjectStore) -> tuple[list[KeyChange], list[Retirement], list[tuple[str, str]]]:
+def stored_statements(store: ObjectStore) -> keyhistory.Statements:
     """The statements in storage, and (name, problem) for what cannot be read."""
     files = {}
     for info in store.list(CHANGES):

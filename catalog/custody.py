@@ -277,7 +277,7 @@ def verify(
     anchors: Anchors | None = None,
     stored: Iterable[Checkpoint] | None = None,
     *,
-    statements: tuple[list[Any], list[Any], list[tuple[str, str]]] | None = None,
+    statements: keyhistory.Statements | None = None,
     existed_by: dict[int, datetime] | None = None,
 ) -> AuditReport:
     """Walk the whole chain, its head and every checkpoint; report every break.
@@ -367,7 +367,7 @@ def verify(
 def _history(
     session: Session,
     anchors: Anchors,
-    extra: tuple[list[Any], list[Any], list[tuple[str, str]]] | None,
+    extra: keyhistory.Statements | None,
 ) -> tuple[keyhistory.History, list[tuple[str, str]]]:
     """The key history of the catalog's statements and ``extra`` ones (the same statement in
     both counts once; a different one is a fork or a second retirement)."""
@@ -375,17 +375,20 @@ def _history(
     changes, retirements, problems = kh.recorded(session)
     if extra is not None:
         more_changes, more_retirements, more_problems = extra
-        known = {s.digest() for s in [*changes, *retirements]}
+        ours: list[kh.KeyChange | kh.Retirement] = [*changes, *retirements]
+        theirs: list[kh.KeyChange | kh.Retirement] = [*more_changes, *more_retirements]
+        known = {x.digest() for x in ours}
         changes += [c for c in more_changes if c.digest() not in known]
         retirements += [r for r in more_retirements if r.digest() not in known]
         problems += [(f"storage {name}", what) for name, what in more_problems]
-        in_storage = {s.digest() for s in [*more_changes, *more_retirements]}
+        in_storage = {x.digest() for x in theirs}
         stored_names = set(
             session.execute(select(KeyStatement.name).where(KeyStatement.stored.is_(True))).scalars()
         )
-        for s in [*changes, *retirements]:
-            if s.name in stored_names and s.digest() not in in_storage:
-                problems.append((s.name, "recorded as stored but not in storage"))
+        both: list[kh.KeyChange | kh.Retirement] = [*changes, *retirements]
+        for statement in both:
+            if statement.name in stored_names and statement.digest() not in in_storage:
+                problems.append((statement.name, "recorded as stored but not in storage"))
     material = Anchors(set(anchors.trusted), dict(anchors.keys))
     kh.add_keys(material, session)
     history = kh.resolve(material, changes, retirements)

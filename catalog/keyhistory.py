@@ -336,10 +336,16 @@ def _later_keys(successor: dict[str, KeyChange], fp: str) -> set[str]:
     return later
 
 
-def read_files(files: dict[str, bytes]) -> tuple[list[KeyChange], list[Retirement], list[tuple[str, str]]]:
+Statements = tuple[list[KeyChange], list[Retirement], list[tuple[str, str]]]
+"""Key-change statements, retirement statements, and (name, problem) for what cannot be read."""
+
+
+def read_files(files: dict[str, bytes]) -> Statements:
     """Statements from the files of a ``keys/changes/`` folder (name -> bytes): the changes,
     the retirements, and (name, problem) for what cannot be read."""
-    changes, retirements, problems = [], [], []
+    changes: list[KeyChange] = []
+    retirements: list[Retirement] = []
+    problems: list[tuple[str, str]] = []
     for name in sorted(files):
         if not name.endswith(".json"):
             if not (CHANGE_NAME.match(name) or RETIREMENT_NAME.match(name)):
@@ -392,7 +398,7 @@ def from_row(row: KeyStatement) -> KeyChange | Retirement:
     return parse_retirement(data, sigs.get("by", b""))
 
 
-def recorded(session: Session) -> tuple[list[KeyChange], list[Retirement], list[tuple[str, str]]]:
+def recorded(session: Session) -> Statements:
     """The catalog's statements, and (name, problem) for any that cannot be read."""
     changes: list[KeyChange] = []
     retirements: list[Retirement] = []
@@ -403,7 +409,10 @@ def recorded(session: Session) -> tuple[list[KeyChange], list[Retirement], list[
         except (jcs.NotCanonical, ValueError) as exc:
             problems.append((row.name, f"unreadable statement in the catalog ({exc})"))
             continue
-        (changes if isinstance(found, KeyChange) else retirements).append(found)  # type: ignore[arg-type]
+        if isinstance(found, KeyChange):
+            changes.append(found)
+        else:
+            retirements.append(found)
     return changes, retirements, problems
 
 

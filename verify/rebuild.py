@@ -138,10 +138,11 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
     # The keys' history: restored as it is in storage, and followed from the pinned keys.
     changes, retirements, bad = stored_statements(store)
     report.problems += [f"{CHANGES}{name}: {what}" for name, what in bad]
-    for statement in [*changes, *retirements]:
-        row = keyhistory.to_row(statement, statement.time)
-        row.stored = True
-        session.add(row)
+    restoring: list[keyhistory.KeyChange | keyhistory.Retirement] = [*changes, *retirements]
+    for statement in restoring:
+        restored = keyhistory.to_row(statement, statement.time)
+        restored.stored = True
+        session.add(restored)
     history = keyhistory.resolve(anchors, changes, retirements)
     report.problems += [f"{CHANGES}{name}: {what}" for name, what in history.problems]
     found, unreadable = stored_checkpoints(store)

@@ -106,7 +106,9 @@ def test_a_rebuild_restores_the_key_history(env, tmp_path) -> None:
         with env.sessions() as live, session_factory(target)() as rebuilt:
             assert keyhistory.recorded(rebuilt) == keyhistory.recorded(live)
             assert custody.verify(rebuilt, Anchors({fp(a)})).ok
-        untrusted = rebuild(env.store, make_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}"), formats=FORMATS)
+        untrusted = rebuild(
+            env.store, make_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}"), formats=FORMATS
+        )
         assert len(untrusted.problems) == 4 and all("not trusted" in p for p in untrusted.problems)
     finally:
         target.dispose()
