@@ -93,6 +93,36 @@ def rotate(
     return change
 
 
+def replace_lost(ctx: ServiceContext, new_key: Ed25519PrivateKey, *, lost: str | None, purpose: str) -> None:
+    """Start signing with ``new_key`` after the old key (fingerprint ``lost``, when known) was
+    lost: no key-change statement can be made, so the new key is trusted only where it is
+    pinned again. Records a ``key_rotated`` event marked ``lost`` and checkpoints it with the
+    new key, in one transaction; nothing when the catalog already records ``new_key``."""
+    new = _fp(new_key)
+    now = ctx.now()
+    with ctx.sessions.begin() as session:
+        recorded = session.get(CatalogKey, purpose)
+        if recorded is not None and recorded.key_id == key_id(new_key.public_key()):
+            return
+        custody.append(
+            session,
+            actor=ctx.actor,
+            action=Action.KEY_ROTATED,
+            subject=f"key:{new}",
+            details={"old": lost, "new": new, "lost": True},
+            now=now,
+        )
+        session.execute(
+            update(CatalogKey)
+            .where(CatalogKey.purpose == purpose)
+            .values(key_id=key_id(new_key.public_key()))
+        )
+        custody.make_checkpoint(session, new_key, actor=ctx.actor, now=now)
+    from .checkpoints import publish
+
+    publish(ctx.sessions, ctx.store, now=now)
+
+
 def retire(
     ctx: ServiceContext, current_key: Ed25519PrivateKey, retired: str, *, since: datetime
 ) -> Retirement:

@@ -144,6 +144,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "compromised_since": ("泄露起始时间", "compromised since"),
     "by": ("声明签名密钥", "signed by key"),
     "retired": ("停用的签名密钥指纹", "retired key fingerprint"),
+    "lost": ("原密钥遗失", "old key lost"),
     "files": ("导出文件摘要", "exported files' digests"),
     "events": ("披露的事件", "disclosed events"),
     "withheld_events": ("未披露的事件", "withheld events"),

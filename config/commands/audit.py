@@ -232,20 +232,33 @@ def audit_key(ctx: click.Context, export_path: Path | None, as_json: bool) -> No
 
 
 @audit_group.command("rotate-key")
+@click.option(
+    "--lost",
+    is_flag=True,
+    help="The key file is lost: start a new key with no hand-over (pin it again everywhere, out of band).",
+)
 @json_option
 @click.pass_context
-def audit_rotate_key(ctx: click.Context, as_json: bool) -> None:
+def audit_rotate_key(ctx: click.Context, lost: bool, as_json: bool) -> None:
     """Make a new signing key and hand the chain over to it: a last checkpoint by the old key,
     a key-change statement signed by both, a first checkpoint by the new one; the new key
-    replaces the old key file and is pinned. Run it again after an interruption to finish."""
+    replaces the old key file and is pinned. Run it again after an interruption to finish.
+    With --lost (no old key to sign), the new key is trusted only where it is pinned again."""
     app = get_app(ctx).require_catalog()
-    data = app.rotate_signing_key()
+    data = app.rotate_signing_key(lost=lost)
     if app.tsa:  # the hand-over's checkpoints get their tokens like any other
         checkpoints.stamp(app.services, app.tsa)
 
     def human() -> None:
         out.print(f"old key {data['old']}", highlight=False)
         out.print(f"new key {data['new']} (pinned in {data['pinned_in']})", highlight=False)
+        if lost:
+            err.print(
+                "the old key signed no hand-over: pin the new fingerprint again in every other "
+                "installation and give it to auditors by another channel than the archive",
+                highlight=False,
+            )
+            return
         out.print(
             f"key-change statement {data['statement']} after checkpoint {data['n']}; "
             "give the new fingerprint to whoever checks packages",

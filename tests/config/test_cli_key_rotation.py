@@ -109,3 +109,22 @@ def test_rotate_then_retire_the_old_key(tmp_path: Path, tsa: TSA) -> None:
     # A key that is no earlier key of this installation is refused.
     refused = invoke_evidence("audit", "retire-key", "ab" * 32, "--compromised-since", "2020-01-01", env=env)
     assert refused.exit_code != 0 and "no earlier key" in refused.output
+
+
+def test_a_lost_key_signs_no_hand_over_so_the_new_key_must_be_pinned_again(tmp_path: Path, tsa: TSA) -> None:
+    env = installation(tmp_path, tsa)
+    old = run(env, "audit", "key")["fingerprint"]
+    refused = invoke_evidence("audit", "rotate-key", "--lost", env=env)
+    assert refused.exit_code != 0 and "not lost" in refused.output  # the key is there
+    (tmp_path / "data" / "keys" / "custody-ed25519.pem").unlink()
+    replaced = run(env, "audit", "rotate-key", "--lost")
+    assert replaced["old"] == old and replaced["new"] != old and replaced["lost"] is True
+    assert run(env, "audit", "key")["fingerprint"] == replaced["new"]
+    assert run(env, "audit", "verify")["ok"]  # pinned here, beside the old one
+    # Elsewhere, with only the old key pinned, nothing makes the new key trusted.
+    pin_only(env, old)
+    verdict = run(env, "audit", "verify", code=1)
+    assert {p["problem"] for p in verdict["problems"]} == {"untrusted"}
+    assert all(replaced["new"] in p["detail"] for p in verdict["problems"])
+    pin_only(env, replaced["new"])
+    assert {p["checkpoint"] for p in run(env, "audit", "verify", code=1)["problems"]} == {1}
