@@ -206,3 +206,31 @@ def test_the_package_spans_the_rotation_and_verifies_from_either_key(bag: Path, 
         assert python(bag, pinned, tsa=rotated.tsa) == []
         result = node(bag, pinned)
         assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.s3
+def test_on_rgw_a_package_spanning_a_rotation_verifies_from_either_key(s3_store, tmp_path: Path) -> None:
+    """The same hand-over with the evidence on a real Ceph RGW with Object Lock."""
+    from archive.policy import ArchivePolicy
+    from catalog import schema
+    from catalog.db import make_engine, session_factory
+    from tests.conftest import ZONE
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    schema.upgrade(engine)
+    policy = ArchivePolicy(zone=ZONE, routine=(1, "days"), min_lock=timedelta(seconds=3))
+    env = Env(engine, session_factory(engine), s3_store, tmp_path, policy)
+    try:
+        built = build_case(env)
+        old, new = built.key, Ed25519PrivateKey.generate()
+        make_and_publish(env.as_("cron"), old)
+        change = keyrotation.rotate(env.as_("custodian"), old, new, purpose="custody-signing")
+        assert keyrotation.stored_statements(s3_store) == ([change], [], [])
+        result = export(env, dataclasses.replace(built, key=new), tmp_path / "out")
+    finally:
+        engine.dispose()
+    assert (result.path / CHANGES / f"{change.name}.json").read_bytes() == change.statement
+    for pinned in (new, old):
+        assert python(result.path, pinned) == []
+        assert node(result.path, pinned).returncode == 0
+    assert any("signer not trusted" in p for p in python(result.path, Ed25519PrivateKey.generate()))
