@@ -252,6 +252,9 @@ class AuditReport:
     checkpoints: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
+    trusted: list[str] = field(
+        default_factory=list
+    )  # the signers trust reaches (pinned, or along the history)
 
     @property
     def ok(self) -> bool:
@@ -356,6 +359,7 @@ def verify(
     if stored is not None:
         _compare_stored(report, rows, list(stored))
     history_problems += history.check_committed(cps)
+    report.trusted = sorted(fp for fp in report.signers if fp in history.anchors.trusted)
     report.problems += [
         {"seq": None, "problem": "key_history", "detail": f"{name}: {what}"}
         for name, what in history_problems

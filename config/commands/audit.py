@@ -136,7 +136,7 @@ def audit_verify(
                 err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
         for fp in report.signers:
             out.print(
-                f"signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+                f"signer {fp} ({'trusted' if fp in report.trusted else 'NOT trusted'})", highlight=False
             )
         if not anchors.trusted:
             err.print("note: no key is pinned; pin one with `evidence init` or give --trusted-key")
