@@ -128,3 +128,28 @@ def test_a_lost_key_signs_no_hand_over_so_the_new_key_must_be_pinned_again(tmp_p
     assert all(replaced["new"] in p["detail"] for p in verdict["problems"])
     pin_only(env, replaced["new"])
     assert {p["checkpoint"] for p in run(env, "audit", "verify", code=1)["problems"]} == {1}
+
+
+def test_a_rotation_that_died_after_the_catalog_switched_is_finished_by_running_it_again(
+    tmp_path: Path, tsa: TSA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog import keys
+
+    env = installation(tmp_path, tsa)
+    folder = tmp_path / "data" / "keys"
+
+    def die(source: Path, target: Path) -> None:
+        raise KeyboardInterrupt  # the process is killed before the new key file takes the old one's place
+
+    with monkeypatch.context() as patch:
+        patch.setattr(keys, "replace_private_file", die)
+        died = invoke_evidence("audit", "rotate-key", env=env)
+    assert died.exit_code != 0 and (folder / "custody-ed25519.next.pem").exists()
+    # The catalog has switched but the old key file is still in place: only finishing helps.
+    assert invoke_evidence("audit", "checkpoint", "--always", env=env).exit_code != 0
+    finished = run(env, "audit", "rotate-key")
+    assert not (folder / "custody-ed25519.next.pem").exists()
+    assert run(env, "audit", "key")["fingerprint"] == finished["new"]
+    assert run(env, "audit", "checkpoint", "--always")["key"] == finished["new"]
+    verdict = run(env, "audit", "verify")
+    assert verdict["ok"] and len(verdict["signers"]) == 2  # one hand-over, not two
