@@ -101,7 +101,7 @@ Checks with standard tools, from this folder
    command checks each with keys/{{OLD}}.pem and keys/{{NEW}}.pem). Both verifiers follow them
    from the fingerprint you trust, the oldest or the newest; two successors of one key are a
    fork and fail. A key retired as compromised ({{KEY}}-retired-….json) is trusted only for
-   checkpoints a trusted time-stamp shows older than the compromise: `evidence verify-package
-   --tsa-ca TSA-CA.pem` checks that; the Node.js verifier, which checks no TSA signature, does
-   not trust such checkpoints at all.
+   checkpoints a trusted time-stamp shows older than the compromise: give the TSA's CA to
+   either verifier (--tsa-ca TSA-CA.pem; the Node.js one then runs `openssl ts -verify`);
+   without it, no checkpoint of a retired key is trusted.
 """

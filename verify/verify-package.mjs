@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // verify-package.mjs: checks an evidence package with nothing but Node.js 18 or later.
 //
-//   node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]...
+//   node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]... [--tsa-ca FILE]
 //
 // Written from the package format as the archive documents it (custody format 2: events,
 // links, checkpoints, keys, the payload commitment), not from the archive's own verifier, so
@@ -11,7 +11,8 @@
 //      "prev" the SHA-256 of the one before), its Ed25519 signature, and that its signer's
 //      fingerprint is one the checker trusts (--trusted-key, obtained apart from the package)
 //      or one that trust reaches along the keys' history (keys/changes/: key-change statements
-//      signed by both keys; a fork is a problem; a retired key's checkpoints are not trusted);
+//      signed by both keys; a fork is a problem; a retired key's checkpoints only with a
+//      time-stamp from before its compromise, checked by `openssl ts -verify` with --tsa-ca);
 //   3. every link (hash = SHA-256(prev || body_hash)), each run of links unbroken up to a
 //      checkpoint's event and head;
 //   4. every disclosed event: exact canonical bytes, SHA-256 equal to its link's body_hash
@@ -26,7 +27,9 @@
 //      does that with the TSA's CA certificate (VERIFY.txt).
 // Exit 0: everything holds. Exit 1: a problem, each named with its file or event. Exit 2: usage.
 import { createHash, createPublicKey, verify as verifySignature } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 
 const MAX_SAFE = 9007199254740991n;
@@ -43,8 +46,11 @@ const hex = (bytes) => Buffer.from(bytes).toString("hex");
 const args = process.argv.slice(2);
 const trusted = new Set();
 let root = null;
+let tsaCa = null;
 for (let i = 0; i < args.length; i++) {
-  if (args[i] === "--trusted-key") {
+  if (args[i] === "--tsa-ca") {
+    tsaCa = args[++i] || usage("--tsa-ca takes the TSA's CA certificate file (PEM)");
+  } else if (args[i] === "--trusted-key") {
     const fp = (args[++i] || "").toLowerCase();
     if (!HEX64.test(fp)) usage(`--trusted-key takes a 64-hex-digit SHA-256 fingerprint, not ${JSON.stringify(fp)}`);
     trusted.add(fp);
@@ -53,7 +59,7 @@ for (let i = 0; i < args.length; i++) {
 }
 if (root === null) usage("name the package's folder");
 function usage(message) {
-  process.stderr.write(`verify-package.mjs: ${message}\nusage: node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]...\n`);
+  process.stderr.write(`verify-package.mjs: ${message}\nusage: node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]... [--tsa-ca FILE]\n`);
   process.exit(2);
 }
 try {
@@ -294,8 +300,9 @@ for (const rel of present.filter((r) => r.startsWith(`${C}/keys/`) && r.endsWith
 // statements in either direction. A key with two successors (or two predecessors) is a fork: a
 // problem, and no trust flows through it. A retirement statement, signed by a later key of the
 // same history, says since when a key is compromised: its checkpoints are then trusted only
-// with a trusted RFC 3161 time-stamp from before that time, which this verifier cannot check
-// (it reads no certificates), so here they are not trusted at all.
+// with a trusted RFC 3161 time-stamp from before that time. Node.js alone cannot check a
+// TSA's signature: with --tsa-ca FILE the openssl command does (`openssl ts -verify`), and
+// without it no checkpoint of a retired key is trusted.
 const CH = `${C}/keys/changes/`;
 const INSTANT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
 const changes = [];
@@ -385,6 +392,39 @@ for (const r of retirements) {
   else if (!retired.has(r.f.key) || r.f.compromised_since < retired.get(r.f.key)) retired.set(r.f.key, r.f.compromised_since);
 }
 
+// Whether the token beside a statement shows, under the TSA's CA, that the statement existed
+// before `since`: null when it does, otherwise why not.
+function stampedBefore(statement, tsrRel, since, statementTime) {
+  if (tsaCa === null) return "its time-stamp cannot be checked without --tsa-ca FILE";
+  const token = tryRead(tsrRel, 1 << 20);
+  if (token === null) return "it has no time-stamp token";
+  const dir = mkdtempSync(join(tmpdir(), "verify-package-"));
+  try {
+    const file = join(dir, "token.tsr");
+    writeFileSync(file, token);
+    const digest = hex(sha256(statement));
+    try {
+      execFileSync("openssl", ["ts", "-verify", "-digest", digest, "-in", file, "-CAfile", tsaCa], { stdio: "pipe" });
+    } catch (e) {
+      return e.code === "ENOENT" ? "openssl is needed to check its time-stamp" : "its time-stamp does not verify against the CA given";
+    }
+    const text = execFileSync("openssl", ["ts", "-reply", "-in", file, "-text"], { stdio: "pipe" }).toString();
+    const m = /Time stamp: ([A-Z][a-z]{2}) +([0-9]+) ([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)? ([0-9]{4}) GMT/.exec(text);
+    if (!m) return "its time-stamp's time cannot be read";
+    const month = "JanFebMarAprMayJunJulAugSepOctNovDec".indexOf(m[1]) / 3;
+    const when = Date.UTC(+m[7], month, +m[2], +m[3], +m[4], +m[5], Math.floor(Number(m[6] || 0) * 1000));
+    const a = /Accuracy: (0x[0-9A-Fa-f]+|unspecified) seconds, (0x[0-9A-Fa-f]+|unspecified) millis, (0x[0-9A-Fa-f]+|unspecified) micros/.exec(text);
+    const part = (x) => (x && x !== "unspecified" ? parseInt(x, 16) : 0);
+    const upper = when + (a ? part(a[1]) * 1000 + part(a[2]) + part(a[3]) / 1000 : 0);
+    const ms = (iso) => Date.parse(iso.slice(0, 23) + "Z");
+    if (upper + 1000 < ms(statementTime)) return "its time-stamp is older than the statement itself";
+    if (upper >= ms(since)) return `time-stamped at ${new Date(when).toISOString()}, not before the compromise`;
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const statements = []; // {n, bytes, fields, rel}
 function loadStatement(rel, sigRel) {
   const bytes = tryRead(rel, 1 << 16);
@@ -410,7 +450,9 @@ function loadStatement(rel, sigRel) {
   } else if (predecessor.has(fields.key) && fields.n <= predecessor.get(fields.key).f.n) {
     problem(rel, `signer ${fields.key} signs only after checkpoint ${predecessor.get(fields.key).f.n}: not trusted`);
   } else if (retired.has(fields.key)) {
-    problem(rel, `signer ${fields.key} is compromised since ${retired.get(fields.key)}: not trusted here (a time-stamp from before then is checked by \`evidence verify-package --tsa-ca\`)`);
+    const since = retired.get(fields.key);
+    const why = stampedBefore(bytes, rel.replace(/\.json$/, ".tsr"), since, fields.time);
+    if (why) problem(rel, `signer ${fields.key} is compromised since ${since}: not trusted (${why})`);
   }
   return { n: fields.n, bytes, fields, rel };
 }

@@ -39,13 +39,14 @@ class Rotated:
     old: Ed25519PrivateKey
     new: Ed25519PrivateKey
     tsa: TSA
+    other: TSA  # another TSA, whose CA is not the one that signed the tokens
     stamped_by: datetime  # every checkpoint of the package was time-stamped before this
 
 
 @pytest.fixture(scope="module")
 def rotated(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("rotation")
-    tsa = TSA(tmp / "tsa")
+    tsa, other = TSA(tmp / "tsa"), TSA(tmp / "other-tsa", "another")
     authority = TimestampAuthority(tsa.url)
     env = Env.embedded(tmp)
     built = build_case(env)
@@ -57,8 +58,9 @@ def rotated(tmp_path_factory: pytest.TempPathFactory):
     stamp(env.as_("cron"), authority)
     stamped_by = datetime.now(UTC) + timedelta(seconds=2)
     env.engine.dispose()
-    yield Rotated(result.path, old, new, tsa, stamped_by)
+    yield Rotated(result.path, old, new, tsa, other, stamped_by)
     tsa.stop()
+    other.stop()
 
 
 @pytest.fixture
@@ -74,8 +76,10 @@ def python(bag: Path, *pinned: Ed25519PrivateKey, tsa: TSA | None = None) -> lis
     return [f"{p['path']}: {p['problem']}" for p in report.problems]
 
 
-def node(bag: Path, *pinned: Ed25519PrivateKey) -> subprocess.CompletedProcess[str]:
-    args = [a for k in pinned for a in ("--trusted-key", fp(k))]
+def node(bag: Path, *pinned: Ed25519PrivateKey, tsa: TSA | None = None) -> subprocess.CompletedProcess[str]:
+    args = [a for k in pinned for a in ("--trusted-key", fp(k))] + (
+        ["--tsa-ca", str(tsa.ca_file)] if tsa else []
+    )
     result = subprocess.run(
         ["node", str(bag / "verify-package.mjs"), str(bag), *args],
         capture_output=True,
@@ -164,12 +168,13 @@ def test_a_retired_keys_checkpoints_after_the_compromise_are_not_trusted(bag: Pa
     )
     problems = python(bag, rotated.new, tsa=rotated.tsa)
     assert problems and all("compromised since 2020-01-01" in p for p in problems), problems
-    assert node(bag, rotated.new).returncode == 1
+    result = node(bag, rotated.new, tsa=rotated.tsa)
+    assert result.returncode == 1 and "not before the compromise" in result.stdout, result.stdout
 
 
 def test_a_retired_keys_earlier_checkpoints_need_a_trusted_time_stamp(bag: Path, rotated: Rotated) -> None:
-    """Compromised since after every stamp: trusted with the TSA's CA, not without it; the
-    Node.js verifier checks no TSA signature, so it trusts none of them."""
+    """Compromised since after every stamp: trusted with the TSA's CA (both verifiers; the
+    Node.js one through openssl), not without it, nor with another TSA's CA."""
     retirement = keyhistory.sign_retirement(
         rotated.new, key=fp(rotated.old), since=rotated.stamped_by, time=rotated.stamped_by
     )
@@ -178,7 +183,13 @@ def test_a_retired_keys_earlier_checkpoints_need_a_trusted_time_stamp(bag: Path,
     assert python(bag, rotated.old, tsa=rotated.tsa) == []
     assert any("compromised since" in p for p in python(bag, rotated.new))
     result = node(bag, rotated.new)
-    assert result.returncode == 1 and "compromised since" in result.stdout
+    assert result.returncode == 1 and "cannot be checked without --tsa-ca" in result.stdout
+    result = node(bag, rotated.new, tsa=rotated.tsa)
+    assert result.returncode == 0, result.stdout
+    assert node(bag, rotated.old, tsa=rotated.tsa).returncode == 0
+    foreign = node(bag, rotated.new, tsa=rotated.other)
+    assert foreign.returncode == 1 and "does not verify against the CA" in foreign.stdout, foreign.stdout
+    assert python(bag, rotated.new, tsa=rotated.other)
 
 
 def test_a_retirement_signed_by_the_retired_key_itself_is_refused(bag: Path, rotated: Rotated) -> None:
