@@ -112,3 +112,48 @@ def test_a_rebuild_restores_the_key_history(env, tmp_path) -> None:
         assert len(untrusted.problems) == 4 and all("not trusted" in p for p in untrusted.problems)
     finally:
         target.dispose()
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory):
+    from tests.servers.tsa import TSA
+
+    server = TSA(tmp_path_factory.mktemp("tsa") / "ours")
+    yield server
+    server.stop()
+
+
+def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(env, tsa) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from archive.checkpoints import stamp, stamped
+    from archive.timestamping import TimestampAuthority
+    from catalog import timestamp
+
+    a, b = rotated(env)
+    stamp(env.as_("cron"), TimestampAuthority(tsa.url))
+    trust = timestamp.TimeTrust(timestamp.load_roots(tsa.ca_file.read_bytes(), "ca"))
+
+    def audit_in_time() -> list[tuple[str, int]]:
+        stored, _ = stored_checkpoints(env.store)
+        anchors = Anchors({fp(b)})
+        keyrotation.add_stored_keys(anchors, env.store)
+        with env.sessions() as s:
+            times = timestamp.review(stamped(s), trust)
+            assert times.bad == []
+            report = custody.verify(
+                s,
+                anchors,
+                stored,
+                statements=keyrotation.stored_statements(env.store),
+                existed_by=times.existed_by,
+            )
+        return [(p["problem"], p["checkpoint"]) for p in report.problems]
+
+    # Compromised after the stamps (with their one second of accuracy): still trusted.
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=later)
+    assert audit_in_time() == []
+    # Compromised before them: neither of the old key's checkpoints is trusted any more.
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=later - timedelta(hours=1))
+    assert audit_in_time() == [("untrusted", 1), ("untrusted", 2)]
