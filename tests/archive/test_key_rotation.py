@@ -11,9 +11,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from archive import keyrotation
 from archive.checkpoints import make_and_publish, publish, stored_checkpoints
+from archive.policy import ArchivePolicy
 from catalog import custody, keyhistory
 from catalog.checkpoint import Anchors, fingerprint, public_key_pem, raw_public_key
 from tests.archive.test_checkpoints import events
+from tests.conftest import ZONE
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Each store with one catalog backend (PostgreSQL once, below): the rotation is one
+    ordinary transaction, and the stores are what differ here."""
+    return sqlite_url
 
 
 def fp(key: Ed25519PrivateKey) -> str:
@@ -157,3 +166,27 @@ def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(e
     # Compromised before them: neither of the old key's checkpoints is trusted any more.
     keyrotation.retire(env.as_("custodian"), b, fp(a), since=later - timedelta(hours=1))
     assert audit_in_time() == [("untrusted", 1), ("untrusted", 2)]
+
+
+@pytest.mark.postgres
+def test_the_hand_over_on_postgresql(pg_url, local_store, tmp_path) -> None:
+    from catalog import schema
+    from catalog.db import make_engine, session_factory
+    from tests.conftest import Env
+
+    engine = make_engine(pg_url)
+    schema.upgrade(engine)
+    try:
+        env = Env(
+            engine,
+            session_factory(engine),
+            local_store,
+            tmp_path,
+            ArchivePolicy(zone=ZONE, routine=(0, "days")),
+        )
+        a, b = rotated(env)
+        assert audit(env, a) == [] and audit(env, b) == []
+        with env.sessions() as s:
+            assert [c.name for c in keyhistory.recorded(s)[0]] == [f"{fp(a)}-{fp(b)}"]
+    finally:
+        engine.dispose()
