@@ -87,6 +87,10 @@ def publish(sessions: sessionmaker[Session], store: ObjectStore, *, now: datetim
                 session.execute(update(CheckpointRow).where(CheckpointRow.n == cp.n).values(storage_key=key))
             published.append(cp.n)
         previous_seq = cp.seq
+    # The key history after the checkpoints that carry its events' signers' keys.
+    from .keyrotation import publish_statements
+
+    publish_statements(sessions, store, now=now)
     return published
 
 

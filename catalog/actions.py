@@ -34,6 +34,9 @@ class Action(StrEnum):
     EXPORTED = "exported"
     EXPORT_FAILED = "export_failed"
     CHECKPOINT = "checkpoint"
+    # the signing keys' history
+    KEY_ROTATED = "key_rotated"
+    KEY_RETIRED = "key_retired"
     # the custody v2 upgrade: binds a recording or document from before it to v2 links
     ATTESTED = "attested"
     # retention

@@ -19,11 +19,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import jcs
+from . import jcs, keyhistory
 from .actions import Action
 from .chain import GENESIS_HASH, CustodyEvent, check_chain, seal_v2
 from .checkpoint import Anchors, Checkpoint, from_statement, sign_checkpoint_v2
-from .models import CheckpointRow, CustodyEventRow, CustodyHead
+from .models import CheckpointRow, CustodyEventRow, CustodyHead, KeyStatement
 
 READ_BATCH = 1000
 
@@ -252,6 +252,9 @@ class AuditReport:
     checkpoints: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
     signers: list[str] = field(default_factory=list)
+    trusted: list[str] = field(
+        default_factory=list
+    )  # the signers trust reaches (pinned, or along the history)
 
     @property
     def ok(self) -> bool:
@@ -273,7 +276,12 @@ class AuditReport:
 
 
 def verify(
-    session: Session, anchors: Anchors | None = None, stored: Iterable[Checkpoint] | None = None
+    session: Session,
+    anchors: Anchors | None = None,
+    stored: Iterable[Checkpoint] | None = None,
+    *,
+    statements: keyhistory.Statements | None = None,
+    existed_by: dict[int, datetime] | None = None,
 ) -> AuditReport:
     """Walk the whole chain, its head and every checkpoint; report every break.
 
@@ -282,8 +290,15 @@ def verify(
     ``stored`` are the checkpoints found in storage: each must be in the catalog, the same
     (a catalog row that is missing, or differs, is reported); a catalog checkpoint that was
     published (``storage_key`` set) must be in storage.
+
+    Trust flows from the pinned keys along the key history (``catalog.keyhistory``): the
+    catalog's statements and ``statements`` (those in storage, as
+    ``archive.keyrotation.stored_statements`` reads them); ``existed_by`` gives, per
+    checkpoint, the time a trusted time-stamp shows it existed by (for retired keys).
     """
     anchors = anchors if anchors is not None else Anchors()  # nothing pinned: nothing trusted
+    history, history_problems = _history(session, anchors, statements)
+    existed_by = existed_by or {}
     chain = check_chain(events(session))
     report = AuditReport(events=chain.events)
     report.problems += [{"seq": p.seq, "problem": p.problem, "detail": p.detail} for p in chain.problems]
@@ -316,7 +331,7 @@ def verify(
                 f"checkpoint row {row_n}: {', '.join(differs)} differ from the signed statement",
             )
 
-        verdict = anchors.judge(cp, _carried(cp))
+        verdict = history.judge(cp, _carried(cp), existed_by.get(cp.n))
         if verdict is not None:
             problem(
                 "untrusted" if "not trusted" in verdict else "bad_signature", f"checkpoint {cp.n}: {verdict}"
@@ -343,8 +358,45 @@ def verify(
         previous = cp
     if stored is not None:
         _compare_stored(report, rows, list(stored))
+    history_problems += history.check_committed(cps)
+    report.trusted = sorted(fp for fp in report.signers if fp in history.anchors.trusted)
+    report.problems += [
+        {"seq": None, "problem": "key_history", "detail": f"{name}: {what}"}
+        for name, what in history_problems
+    ]
     report.problems.sort(key=lambda p: (p["seq"] is None, p["seq"] or 0))
     return report
+
+
+def _history(
+    session: Session,
+    anchors: Anchors,
+    extra: keyhistory.Statements | None,
+) -> tuple[keyhistory.History, list[tuple[str, str]]]:
+    """The key history of the catalog's statements and ``extra`` ones (the same statement in
+    both counts once; a different one is a fork or a second retirement)."""
+    kh = keyhistory
+    changes, retirements, problems = kh.recorded(session)
+    if extra is not None:
+        more_changes, more_retirements, more_problems = extra
+        ours: list[kh.KeyChange | kh.Retirement] = [*changes, *retirements]
+        theirs: list[kh.KeyChange | kh.Retirement] = [*more_changes, *more_retirements]
+        known = {x.digest() for x in ours}
+        changes += [c for c in more_changes if c.digest() not in known]
+        retirements += [r for r in more_retirements if r.digest() not in known]
+        problems += [(f"storage {name}", what) for name, what in more_problems]
+        in_storage = {x.digest() for x in theirs}
+        stored_names = set(
+            session.execute(select(KeyStatement.name).where(KeyStatement.stored.is_(True))).scalars()
+        )
+        both: list[kh.KeyChange | kh.Retirement] = [*changes, *retirements]
+        for statement in both:
+            if statement.name in stored_names and statement.digest() not in in_storage:
+                problems.append((statement.name, "recorded as stored but not in storage"))
+    material = Anchors(set(anchors.trusted), dict(anchors.keys))
+    kh.add_keys(material, session)
+    history = kh.resolve(material, changes, retirements)
+    return history, problems + history.problems
 
 
 def _carried(cp: Checkpoint) -> bytes | None:

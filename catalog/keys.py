@@ -122,6 +122,17 @@ def write_new_private_file(path: Path, data: bytes) -> bool:
     return True
 
 
+def replace_private_file(source: Path, target: Path) -> None:
+    """Rename ``source`` over ``target`` (one step: a crash leaves one or the other), then
+    flush the folder so the rename survives a power cut."""
+    os.replace(source, target)
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def ensure_signing_key(path: Path) -> tuple[Ed25519PrivateKey, bool]:
     """Load the key, creating it first if it does not exist. Returns (key, created)."""
     if path.exists():

@@ -343,6 +343,18 @@ class CheckpointRow(Base):
     tsa_stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
+class KeyStatement(Base):
+    """A key-change or retirement statement of the signing keys' history (``catalog.keyhistory``)."""
+
+    __tablename__ = "key_statements"
+    name: Mapped[str] = mapped_column(String(160), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "change" or "retirement"
+    statement: Mapped[str] = mapped_column(Text)  # the exact signed bytes
+    signatures: Mapped[str] = mapped_column(Text)  # JSON: base64 raw signatures by role
+    stored: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime]
+
+
 # --- pipeline bookkeeping -------------------------------------------------
 
 

@@ -39,6 +39,7 @@ class TokenCheck:
     problem: str | None = None
     late: bool = False
     tsa: str | None = None  # the TSA's name as the token gives it
+    upper: datetime | None = None  # good proof: the statement existed by this time (time + accuracy)
 
     @property
     def ok(self) -> bool:
@@ -125,7 +126,14 @@ def check_token(token: bytes, statement: bytes, *, statement_time: datetime, tru
     slack = timedelta(seconds=accuracy.seconds if accuracy else 0, microseconds=999_999)
     if when + slack < statement_time:
         return TokenCheck(when, f"the token's time {when.isoformat()} is before the checkpoint's", tsa=tsa)
-    return TokenCheck(when, late=when - statement_time > late_after, tsa=tsa)
+    upper = when
+    if accuracy is not None:
+        upper += timedelta(
+            seconds=accuracy.seconds or 0,
+            milliseconds=accuracy.millis or 0,
+            microseconds=accuracy.micros or 0,
+        )
+    return TokenCheck(when, late=when - statement_time > late_after, tsa=tsa, upper=upper)
 
 
 @dataclass
@@ -137,6 +145,7 @@ class TimestampReview:
     missing: list[int] = field(default_factory=list)  # no token (yet)
     unchecked: list[int] = field(default_factory=list)  # imprint right, no CA to check the signature
     bad: list[dict[str, object]] = field(default_factory=list)  # {"n", "problem"}
+    existed_by: dict[int, datetime] = field(default_factory=dict)  # good proof: n -> latest time
 
     @property
     def ok(self) -> bool:
@@ -174,6 +183,8 @@ def review(
                 out.bad.append({"n": n, "problem": result.problem})
             else:
                 out.stamped.append(n)
+                if result.upper is not None:
+                    out.existed_by[n] = result.upper
                 if result.late:
                     out.late.append(n)
     return out

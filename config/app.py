@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from archive import encryption
@@ -30,6 +30,7 @@ from catalog.attestation import attest_pre_v2
 from catalog.checkpoint import Anchors, fingerprint, key_id
 from catalog.db import make_engine, session_factory
 from catalog.errors import EvidenceError
+from catalog.models import CheckpointRow
 from catalog.numbering import check_code
 from catalog.timestamp import TimeTrust
 from ingest.names import compile_patterns
@@ -250,6 +251,78 @@ class App:
         key = keys.load_signing_key(path)
         self._check_key_id(SIGNING, key_id(key.public_key()), path)
         return key
+
+    def rotate_signing_key(self, *, lost: bool = False) -> dict[str, object]:
+        """``evidence audit rotate-key``: a new key (kept beside the old one as ``….next.pem``
+        until the catalog has switched), the hand-over (``archive.keyrotation.rotate``), then
+        the new key file replaces the old one and its fingerprint is pinned. Each step can be
+        interrupted: running it again picks up the kept new key and finishes."""
+        from archive import keyrotation
+
+        path = self.settings.signing_key_path
+        pending = path.with_name(f"{path.stem}.next{path.suffix}")
+        if lost:
+            return self._replace_lost_key(path, pending)
+        self._require_key_file(SIGNING, path)
+        selftest.require(selftest.ED25519)
+        old_key = keys.load_signing_key(path)
+        new_key, _ = keys.ensure_signing_key(pending)
+        old = fingerprint(old_key.public_key())
+        if self._recorded(SIGNING) == key_id(new_key.public_key()):  # switched by a run that died
+            with self.sessions() as session:
+                change = keyrotation.change_from(session, old)
+            if change is None:
+                raise EvidenceError(
+                    f"the catalog records {pending} as the signing key, but no hand-over from {path}",
+                    hint=f"restore the signing key files from their backup ({path}, {pending})",
+                )
+            keyrotation.publish_statements(self.sessions, self.store, now=self.now())
+        else:
+            self._check_key_id(SIGNING, key_id(old_key.public_key()), path)
+            change = keyrotation.rotate(self.services, old_key, new_key, purpose=SIGNING)
+        keys.replace_private_file(pending, path)
+        self.__dict__.pop("signing_key", None)
+        pinned_at, _ = pinning.pin(self.settings_file, self.settings.trusted_keys_path, change.new)
+        return {
+            "old": change.old,
+            "new": change.new,
+            "n": change.n,
+            "statement": change.name,
+            "statement_sha256": change.digest(),
+            "signing_key": str(path),
+            "pinned_in": str(pinned_at),
+        }
+
+    def _replace_lost_key(self, path: Path, pending: Path) -> dict[str, object]:
+        """``rotate-key --lost``: the key file is gone, so nothing can sign a hand-over. A new
+        key signs from the next checkpoint on and is pinned here; everyone else must pin it
+        again, told by another channel than the archive."""
+        from archive import keyrotation
+
+        if path.exists():
+            raise EvidenceError(
+                f"the signing key {path} is there: it is not lost",
+                hint="run `evidence audit rotate-key` without --lost: the old key signs the hand-over",
+            )
+        with self.sessions() as session:
+            last = session.execute(
+                select(CheckpointRow.key)
+                .where(CheckpointRow.key.is_not(None))
+                .order_by(CheckpointRow.n.desc())
+            ).scalar()
+        new_key, _ = keys.ensure_signing_key(pending)
+        keyrotation.replace_lost(self.services, new_key, lost=last, purpose=SIGNING)
+        keys.replace_private_file(pending, path)
+        self.__dict__.pop("signing_key", None)
+        new = fingerprint(new_key.public_key())
+        pinned_at, _ = pinning.pin(self.settings_file, self.settings.trusted_keys_path, new)
+        return {
+            "old": last,
+            "new": new,
+            "lost": True,
+            "signing_key": str(path),
+            "pinned_in": str(pinned_at),
+        }
 
     @cached_property
     def kek(self) -> bytes:

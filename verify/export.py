@@ -23,6 +23,8 @@ that folder zipped as ``OUTDIR/{case_key}.zip`` (one top-level folder, ZIP64)::
     data/custody/checkpoint.sig    its raw 64-byte Ed25519 signature
     data/custody/checkpoints/      earlier checkpoints the links end at ({n:08d}.json, .sig)
     data/custody/keys/{fp}.pem     the signers' public keys (trust comes from the fingerprint)
+    data/custody/keys/changes/     the signing keys' history: key-change and retirement
+                                   statements with their signatures (catalog.keyhistory)
 
 An export for someone without the protected grant (``include_protected=False``) withholds
 protected items: no file of theirs, and in ``case.json``, ``index.html`` and ``bag-info.txt``
@@ -65,7 +67,6 @@ v2 ``attested`` events instead.
 
 from __future__ import annotations
 
-import base64
 import bisect
 import html
 import json
@@ -91,11 +92,11 @@ from archive.layout import extension
 from archive.reading import hash_stored
 from archive.store import ObjectStore
 from archive.timestamping import TimestampAuthority
-from catalog import cases, custody
+from catalog import cases, custody, keyhistory
 from catalog.actions import Action
 from catalog.canonical import format_instant, parse_instant
 from catalog.chain import CustodyEvent
-from catalog.checkpoint import Checkpoint, fingerprint, public_key_pem
+from catalog.checkpoint import Anchors, Checkpoint, fingerprint, public_key_pem
 from catalog.errors import CheckFailed, InvalidInput
 from catalog.models import CheckpointRow, Derivative, Document, Recording
 from catalog.playback import plays_as_is
@@ -712,7 +713,25 @@ def _write_proof(
         files.append(_write_small(bag, f"{stem}.sig", cp.signature_bytes()))
         if cp.n in tokens:  # the TSA's token over the statement, when it has come
             files.append(_write_small(bag, f"{stem}.tsr", tokens[cp.n]))
-    for fp, raw in sorted({cp.key: base64.b64decode(cp.public_key) for cp in included if cp.key}.items()):
+    # The whole key history (a few small files): a checker who pinned any one key of it,
+    # the oldest or the newest, follows the statements to the signers of these checkpoints.
+    with sessions() as session:
+        changes, retirements, _ = keyhistory.recorded(session)
+        material = Anchors()
+        keyhistory.add_keys(material, session)
+    statements: list[keyhistory.KeyChange | keyhistory.Retirement] = [*changes, *retirements]
+    if statements:
+        (folder / "keys" / "changes").mkdir(exist_ok=True)
+    signers = {cp.key for cp in included if cp.key}
+    for statement in statements:
+        for name, data in statement.files().items():
+            files.append(_write_small(bag, f"data/custody/keys/changes/{name}", data))
+        if isinstance(statement, keyhistory.KeyChange):
+            signers |= {statement.old, statement.new}
+        else:
+            signers |= {statement.key, statement.by}
+    for fp in sorted(signers):
+        raw = material.keys.get(fp)
         if raw and fingerprint(raw) == fp:
             files.append(_write_small(bag, f"data/custody/keys/{fp}.pem", public_key_pem(raw)))
     return final, files

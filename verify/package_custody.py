@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from catalog import jcs, timestamp
+from catalog import jcs, keyhistory, timestamp
 from catalog.canonical import canonical_bytes
 from catalog.chain import GENESIS_HASH, hash_payload, link_hash, parse_body
 from catalog.checkpoint import Anchors, Checkpoint, from_statement, raw_from_pem
@@ -48,9 +48,9 @@ BINDING = {"ingested", "document_added", "attested"}
 _LINK = re.compile(rb"^(0|[1-9][0-9]{0,17})\t([0-9a-f]{64})\t([0-9a-f]{64}|-)\t([0-9a-f]{64})\n$")
 _EARLIER = re.compile(r"^data/custody/checkpoints/([0-9]{8})\.json$")
 _KEY = re.compile(r"^data/custody/keys/([0-9a-f]{64})\.pem$")
-# Reserved beside keys for a later addition (key-change statements): carried and covered by
-# the manifests, not yet checked here.
-_RESERVED = re.compile(r"^data/custody/keys/changes/[0-9A-Za-z._-]+$")
+# The signing keys' history: key-change and retirement statements (catalog.keyhistory).
+CHANGES = "data/custody/keys/changes/"
+_CHANGES = re.compile(r"^data/custody/keys/changes/[^/]+$")
 _TOKEN = re.compile(r"^data/custody/(checkpoint|checkpoints/[0-9]{8})\.tsr$")
 
 
@@ -126,9 +126,13 @@ def _checkpoints(
 ) -> dict[int, str]:
     """{seq: head} of every checkpoint that reads, is chained and is trusted."""
     keys = Anchors(set(anchors.trusted), dict(anchors.keys))
+    statements: dict[str, bytes] = {}
     for rel in sorted(files):
-        if _RESERVED.match(rel):
-            outcome.notes.append(f"{rel} is not checked by this version")
+        if _CHANGES.match(rel):
+            try:
+                statements[rel.removeprefix(CHANGES)] = _read(source, rel, 65536)
+            except ValueError as exc:
+                add(rel, f"unreadable ({exc})")
             continue
         match = _KEY.match(rel)
         if rel.startswith(FOLDER + "keys/") and not match:
@@ -152,7 +156,7 @@ def _checkpoints(
         and not _EARLIER.match(rel)
         and not rel.endswith(".sig")
         and not _TOKEN.match(rel)
-        and not _RESERVED.match(rel)
+        and not _CHANGES.match(rel)
     }
     for rel in sorted(stray):
         add(rel, "not a checkpoint file name")
@@ -172,11 +176,16 @@ def _checkpoints(
             add(sig_rel, "missing" if sig_rel not in files else "not a 64-byte Ed25519 signature")
         found.append((statement_rel, cp))
     found.sort(key=lambda pair: pair[1].n)
+    changes, retirements, unreadable = keyhistory.read_files(statements)
+    history = keyhistory.resolve(keys, changes, retirements)
+    for name, what in unreadable + history.problems + history.check_committed(cp for _, cp in found):
+        add(CHANGES + name + ("" if "." in name else ".json"), what)
+    existed_by = _tokens(source, files, add, found, time_trust, outcome)
     heads: dict[int, str] = {}
     previous: Checkpoint | None = None
     for rel, cp in found:
         outcome.signers.append(cp.key or "?")
-        verdict = keys.judge(cp)
+        verdict = history.judge(cp, None, existed_by.get(cp.n))
         if verdict is not None:
             add(rel, f"checkpoint {cp.n}: {verdict}")
         if previous is not None:
@@ -187,7 +196,6 @@ def _checkpoints(
         if verdict is None or "not trusted" in verdict:  # an untrusted signer is reported once, above
             heads[cp.seq] = cp.head
         previous = cp
-    _tokens(source, files, add, found, time_trust, outcome)
     if found:
         own = next((cp for rel, cp in found if rel == STATEMENT), None)
         if own is not None and own.n != found[-1][1].n:
@@ -204,9 +212,10 @@ def _tokens(
     found: list[tuple[str, Checkpoint]],
     trust: TimeTrust | None,
     outcome: Outcome,
-) -> None:
+) -> dict[int, datetime]:
     """RFC 3161 tokens beside checkpoint statements (``….tsr``): each over its statement's
-    exact bytes; signature and time against ``trust`` when given (the TSA's CA)."""
+    exact bytes; signature and time against ``trust`` when given (the TSA's CA). Returns,
+    for each checkpoint a trusted token stamps, the time it shows the checkpoint existed by."""
     by_stem = {rel[:-5]: cp for rel, cp in found}
     stamped: list[tuple[int, bytes, datetime, bytes | None]] = []
     for rel in sorted(r for r in files if _TOKEN.match(r)):
@@ -233,6 +242,7 @@ def _tokens(
         outcome.notes.append(f"checkpoint(s) {review.stamped} time-stamped by a TSA the checker trusts")
     if review.late:
         outcome.notes.append(f"time-stamps of checkpoint(s) {review.late} were issued late")
+    return review.existed_by
 
 
 # --- 2. events -------------------------------------------------------------------------------

@@ -23,13 +23,14 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from archive.checkpoints import EVENTS, LINKS, stored_checkpoints
+from archive.checkpoints import EVENTS, LINKS, TOKEN, stored_checkpoints
 from archive.errors import ObjectMissing
+from archive.keyrotation import CHANGES, stored_statements
 from archive.layout import checkpoint_folder, checkpoint_key
 from archive.reading import plain_size
 from archive.records import get_json
 from archive.store import ObjectStore
-from catalog import jcs, metadata_fill, schema, sequences
+from catalog import jcs, keyhistory, metadata_fill, schema, sequences
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.chain import CustodyEvent, check_chain, event_from_body
@@ -129,25 +130,43 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
     head.seq, head.hash = chain.last_seq, chain.last_hash
     for info in store.list("custody/keys/"):
         if not re.fullmatch(r"custody/keys/[0-9a-f]{64}\.pem", info.key):
-            continue  # key-change statements and the like, for later versions
+            continue  # the key-change statements in changes/, read below
         try:
             anchors.add_key(raw_from_pem(b"".join(store.read(info.key))))
         except InvalidInput as exc:
             report.problems.append(f"{info.key}: {exc.message}")
+    # The keys' history: restored as it is in storage, and followed from the pinned keys.
+    changes, retirements, bad = stored_statements(store)
+    report.problems += [f"{CHANGES}{name}: {what}" for name, what in bad]
+    restoring: list[keyhistory.KeyChange | keyhistory.Retirement] = [*changes, *retirements]
+    for statement in restoring:
+        restored = keyhistory.to_row(statement, statement.time)
+        restored.stored = True
+        session.add(restored)
+    history = keyhistory.resolve(anchors, changes, retirements)
+    report.problems += [f"{CHANGES}{name}: {what}" for name, what in history.problems]
     found, unreadable = stored_checkpoints(store)
     report.problems += unreadable
+    report.problems += [f"{CHANGES}{name}: {what}" for name, what in history.check_committed(found)]
     for cp in sorted(found, key=lambda c: c.n):
-        verdict = anchors.judge(cp, _carried(cp))
+        # Checked without trusted time: a retired key's checkpoints are reported here, and
+        # `evidence audit verify` (with the TSA's CA) says which of them a time-stamp saves.
+        verdict = history.judge(cp, _carried(cp))
         if verdict is not None:
             report.problems.append(f"checkpoint {cp.n}: {verdict}")
         report.signers.add(cp.fingerprint or "?")
         if not cp.public_key and cp.key in anchors.keys:  # from the key history beside it
             cp = dataclasses.replace(cp, public_key=base64.b64encode(anchors.keys[cp.key]).decode())
-        session.add(
-            checkpoint_row(
-                cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
-            )
+        row = checkpoint_row(
+            cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
         )
+        if cp.v == 2:  # its time-stamp token, when one was copied beside it
+            try:
+                row.tsa_token = b"".join(store.read(f"{checkpoint_folder(cp.n)}/{TOKEN}"))
+                row.tsa_stored = True
+            except ObjectMissing:
+                pass
+        session.add(row)
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
     report.counts["custody_events"] = len(events)
 

@@ -95,4 +95,13 @@ Checks with standard tools, from this folder
    It exits 0 when everything holds and 1 naming each problem. It reads the token's imprint
    but does not check the TSA's signature (step 4 does). The archive's own command does all
    of this too:  evidence verify-package . --trusted-key TRUSTED-FINGERPRINT
+
+6. When the bureau changed its signing key, data/custody/keys/changes/ holds the key-change
+   statements ({{OLD}}-{{NEW}}.json), each signed by both keys (.old.sig, .new.sig; step 2's
+   command checks each with keys/{{OLD}}.pem and keys/{{NEW}}.pem). Both verifiers follow them
+   from the fingerprint you trust, the oldest or the newest; two successors of one key are a
+   fork and fail. A key retired as compromised ({{KEY}}-retired-….json) is trusted only for
+   checkpoints a trusted time-stamp shows older than the compromise: give the TSA's CA to
+   either verifier (--tsa-ca TSA-CA.pem; the Node.js one then runs `openssl ts -verify`);
+   without it, no checkpoint of a retired key is trusted.
 """

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // verify-package.mjs: checks an evidence package with nothing but Node.js 18 or later.
 //
-//   node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]...
+//   node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]... [--tsa-ca FILE]
 //
 // Written from the package format as the archive documents it (custody format 2: events,
 // links, checkpoints, keys, the payload commitment), not from the archive's own verifier, so
@@ -9,7 +9,10 @@
 //   1. the BagIt manifests: every payload file's SHA-256, no file missing, none unlisted;
 //   2. every checkpoint statement (exact canonical bytes, consecutive numbers, each one's
 //      "prev" the SHA-256 of the one before), its Ed25519 signature, and that its signer's
-//      fingerprint is one the checker trusts (--trusted-key, obtained apart from the package);
+//      fingerprint is one the checker trusts (--trusted-key, obtained apart from the package)
+//      or one that trust reaches along the keys' history (keys/changes/: key-change statements
+//      signed by both keys; a fork is a problem; a retired key's checkpoints only with a
+//      time-stamp from before its compromise, checked by `openssl ts -verify` with --tsa-ca);
 //   3. every link (hash = SHA-256(prev || body_hash)), each run of links unbroken up to a
 //      checkpoint's event and head;
 //   4. every disclosed event: exact canonical bytes, SHA-256 equal to its link's body_hash
@@ -24,7 +27,9 @@
 //      does that with the TSA's CA certificate (VERIFY.txt).
 // Exit 0: everything holds. Exit 1: a problem, each named with its file or event. Exit 2: usage.
 import { createHash, createPublicKey, verify as verifySignature } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, fstatSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, sep } from "node:path";
 
 const MAX_SAFE = 9007199254740991n;
@@ -41,8 +46,11 @@ const hex = (bytes) => Buffer.from(bytes).toString("hex");
 const args = process.argv.slice(2);
 const trusted = new Set();
 let root = null;
+let tsaCa = null;
 for (let i = 0; i < args.length; i++) {
-  if (args[i] === "--trusted-key") {
+  if (args[i] === "--tsa-ca") {
+    tsaCa = args[++i] || usage("--tsa-ca takes the TSA's CA certificate file (PEM)");
+  } else if (args[i] === "--trusted-key") {
     const fp = (args[++i] || "").toLowerCase();
     if (!HEX64.test(fp)) usage(`--trusted-key takes a 64-hex-digit SHA-256 fingerprint, not ${JSON.stringify(fp)}`);
     trusted.add(fp);
@@ -51,7 +59,7 @@ for (let i = 0; i < args.length; i++) {
 }
 if (root === null) usage("name the package's folder");
 function usage(message) {
-  process.stderr.write(`verify-package.mjs: ${message}\nusage: node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]...\n`);
+  process.stderr.write(`verify-package.mjs: ${message}\nusage: node verify-package.mjs PACKAGE_DIR [--trusted-key FINGERPRINT]... [--tsa-ca FILE]\n`);
   process.exit(2);
 }
 try {
@@ -286,6 +294,137 @@ for (const rel of present.filter((r) => r.startsWith(`${C}/keys/`) && r.endsWith
     problem(rel, e.message);
   }
 }
+// ---- 2a. the signing keys' history (data/custody/keys/changes/) --------------------------------
+// A key-change statement names the old key, the new key and the old key's last checkpoint (its
+// number and statement SHA-256), signed by BOTH keys; trust flows from a --trusted-key along such
+// statements in either direction. A key with two successors (or two predecessors) is a fork: a
+// problem, and no trust flows through it. A retirement statement, signed by a later key of the
+// same history, says since when a key is compromised: its checkpoints are then trusted only
+// with a trusted RFC 3161 time-stamp from before that time. Node.js alone cannot check a
+// TSA's signature: with --tsa-ca FILE the openssl command does (`openssl ts -verify`), and
+// without it no checkpoint of a retired key is trusted.
+const CH = `${C}/keys/changes/`;
+const INSTANT = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$/;
+const changes = [];
+const retirements = [];
+function historyStatement(rel, type, want) {
+  const bytes = tryRead(rel, 1 << 16);
+  if (bytes === null) return problem(rel, "unreadable"), null;
+  let f;
+  try {
+    f = plain(exact(bytes));
+  } catch (e) {
+    return problem(rel, `statement ${e.message}`), null;
+  }
+  if (f.v !== 1 || f.type !== type || Object.keys(f).sort().join() !== want) return problem(rel, `not a ${type} statement`), null;
+  return { rel, bytes, f, digest: hex(sha256(bytes)) };
+}
+for (const rel of present.filter((r) => r.startsWith(CH))) {
+  const name = rel.slice(CH.length);
+  let m;
+  if ((m = /^([0-9a-f]{64})-([0-9a-f]{64})\.json$/.exec(name))) {
+    const s = historyStatement(rel, "evidence-custody-key-change", "n,new,old,statement,time,type,v");
+    if (!s) continue;
+    const f = s.f;
+    if (f.old !== m[1] || f.new !== m[2] || !Number.isSafeInteger(f.n) || f.n < 1 || !HEX64.test(f.statement) || !INSTANT.test(f.time)) {
+      problem(rel, "a key-change statement field is malformed, or its name is not its keys' fingerprints");
+      continue;
+    }
+    const stem = rel.slice(0, -5);
+    changes.push({ ...s, name: stem, oldSig: tryRead(`${stem}.old.sig`, 1024), newSig: tryRead(`${stem}.new.sig`, 1024) });
+  } else if ((m = /^([0-9a-f]{64})-retired-([0-9a-f]{16})\.json$/.exec(name))) {
+    const s = historyStatement(rel, "evidence-custody-key-retirement", "by,compromised_since,key,time,type,v");
+    if (!s) continue;
+    const f = s.f;
+    if (f.key !== m[1] || s.digest.slice(0, 16) !== m[2] || !HEX64.test(f.by) || f.by === f.key || !INSTANT.test(f.compromised_since) || !INSTANT.test(f.time)) {
+      problem(rel, "a retirement statement field is malformed, or its name is not its key and digest");
+      continue;
+    }
+    retirements.push({ ...s, sig: tryRead(`${rel.slice(0, -5)}.sig`, 1024) });
+  } else if (!/^[0-9a-f]{64}-([0-9a-f]{64}\.(old|new)|retired-[0-9a-f]{16})\.sig$/.test(name)) {
+    problem(rel, "not a key-change or retirement file name");
+  }
+}
+const signedBy = (fp, sig, bytes) => keys.has(fp) && sig !== null && sig.length === 64 && verifySignature(null, bytes, keys.get(fp), sig);
+const successor = new Map();
+const predecessor = new Map();
+const forked = new Set();
+const handOvers = [];
+for (const c of changes) {
+  const missing = [c.f.old, c.f.new].find((fp) => !keys.has(fp));
+  if (missing) {
+    problem(c.rel, `public key not available: fingerprint ${missing}`);
+    continue;
+  }
+  if (!signedBy(c.f.old, c.oldSig, c.bytes) || !signedBy(c.f.new, c.newSig, c.bytes)) {
+    problem(c.rel, "key change not signed by both keys");
+    continue;
+  }
+  handOvers.push(c);
+  for (const [index, own, word] of [[successor, c.f.old, "successors"], [predecessor, c.f.new, "predecessors"]]) {
+    const seen = index.get(own);
+    if (seen && seen.digest !== c.digest) {
+      forked.add(own);
+      problem(c.rel, `fork: key ${own} has two ${word}`);
+    } else index.set(own, c);
+  }
+}
+const edges = handOvers.filter((c) => !forked.has(c.f.old) && !forked.has(c.f.new));
+for (const index of [successor, predecessor]) for (const [fp, c] of [...index]) if (!edges.includes(c)) index.delete(fp);
+const trustedKeys = new Set(trusted);
+for (let grew = true; grew; ) {
+  grew = false;
+  for (const c of edges) {
+    if (trustedKeys.has(c.f.old) !== trustedKeys.has(c.f.new)) {
+      trustedKeys.add(c.f.old);
+      trustedKeys.add(c.f.new);
+      grew = true;
+    }
+  }
+}
+const retired = new Map(); // fingerprint -> compromised_since (the earliest)
+for (const r of retirements) {
+  const later = new Set();
+  for (let fp = r.f.key; successor.has(fp) && !later.has(successor.get(fp).f.new); ) later.add((fp = successor.get(fp).f.new));
+  if (!later.has(r.f.by)) problem(r.rel, `retirement signed by ${r.f.by}, which is no successor of ${r.f.key}`);
+  else if (!trustedKeys.has(r.f.by)) problem(r.rel, `retirement signed by ${r.f.by}, which is not trusted`);
+  else if (!signedBy(r.f.by, r.sig, r.bytes)) problem(r.rel, "retirement's signature does not verify");
+  else if (!retired.has(r.f.key) || r.f.compromised_since < retired.get(r.f.key)) retired.set(r.f.key, r.f.compromised_since);
+}
+
+// Whether the token beside a statement shows, under the TSA's CA, that the statement existed
+// before `since`: null when it does, otherwise why not.
+function stampedBefore(statement, tsrRel, since, statementTime) {
+  if (tsaCa === null) return "its time-stamp cannot be checked without --tsa-ca FILE";
+  const token = tryRead(tsrRel, 1 << 20);
+  if (token === null) return "it has no time-stamp token";
+  const dir = mkdtempSync(join(tmpdir(), "verify-package-"));
+  try {
+    const file = join(dir, "token.tsr");
+    writeFileSync(file, token);
+    const digest = hex(sha256(statement));
+    try {
+      execFileSync("openssl", ["ts", "-verify", "-digest", digest, "-in", file, "-CAfile", tsaCa], { stdio: "pipe" });
+    } catch (e) {
+      return e.code === "ENOENT" ? "openssl is needed to check its time-stamp" : "its time-stamp does not verify against the CA given";
+    }
+    const text = execFileSync("openssl", ["ts", "-reply", "-in", file, "-text"], { stdio: "pipe" }).toString();
+    const m = /Time stamp: ([A-Z][a-z]{2}) +([0-9]+) ([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)? ([0-9]{4}) GMT/.exec(text);
+    if (!m) return "its time-stamp's time cannot be read";
+    const month = "JanFebMarAprMayJunJulAugSepOctNovDec".indexOf(m[1]) / 3;
+    const when = Date.UTC(+m[7], month, +m[2], +m[3], +m[4], +m[5], Math.floor(Number(m[6] || 0) * 1000));
+    const a = /Accuracy: (0x[0-9A-Fa-f]+|unspecified) seconds, (0x[0-9A-Fa-f]+|unspecified) millis, (0x[0-9A-Fa-f]+|unspecified) micros/.exec(text);
+    const part = (x) => (x && x !== "unspecified" ? parseInt(x, 16) : 0);
+    const upper = when + (a ? part(a[1]) * 1000 + part(a[2]) + part(a[3]) / 1000 : 0);
+    const ms = (iso) => Date.parse(iso.slice(0, 23) + "Z");
+    if (upper + 1000 < ms(statementTime)) return "its time-stamp is older than the statement itself";
+    if (upper >= ms(since)) return `time-stamped at ${new Date(when).toISOString()}, not before the compromise`;
+    return null;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const statements = []; // {n, bytes, fields, rel}
 function loadStatement(rel, sigRel) {
   const bytes = tryRead(rel, 1 << 16);
@@ -304,8 +443,16 @@ function loadStatement(rel, sigRel) {
   const key = keys.get(fields.key);
   if (!key) problem(rel, `signer ${fields.key}: its public key is not in ${C}/keys/`);
   else if (sig.length !== 64 || !verifySignature(null, bytes, key, sig)) problem(rel, "signature does not verify");
-  else if (!trusted.has(fields.key)) {
+  else if (!trustedKeys.has(fields.key)) {
     problem(rel, `signature valid, signer not trusted: fingerprint ${fields.key}`);
+  } else if (successor.has(fields.key) && fields.n > successor.get(fields.key).f.n) {
+    problem(rel, `signer ${fields.key} handed over to ${successor.get(fields.key).f.new} after checkpoint ${successor.get(fields.key).f.n}: not trusted`);
+  } else if (predecessor.has(fields.key) && fields.n <= predecessor.get(fields.key).f.n) {
+    problem(rel, `signer ${fields.key} signs only after checkpoint ${predecessor.get(fields.key).f.n}: not trusted`);
+  } else if (retired.has(fields.key)) {
+    const since = retired.get(fields.key);
+    const why = stampedBefore(bytes, rel.replace(/\.json$/, ".tsr"), since, fields.time);
+    if (why) problem(rel, `signer ${fields.key} is compromised since ${since}: not trusted (${why})`);
   }
   return { n: fields.n, bytes, fields, rel };
 }
@@ -327,6 +474,12 @@ for (let k = 1; k < statements.length; k++) {
 }
 if (own && statements.length && statements[statements.length - 1].n !== own.n) {
   problem(own.rel, "is not the last checkpoint the package carries");
+}
+for (const c of successor.values()) {
+  const cp = statements.find((s) => s.n === c.f.n);
+  if (cp && (cp.fields.key !== c.f.old || hex(sha256(cp.bytes)) !== c.f.statement)) {
+    problem(c.rel, `names checkpoint ${c.f.n} with another statement than the one in the package`);
+  }
 }
 const bySeq = new Map(statements.map((s) => [s.fields.seq, s]));
 

@@ -8,11 +8,11 @@ from typing import Any
 
 import click
 
-from archive import checkpoints
-from catalog import custody, timestamp
+from archive import checkpoints, keyrotation
+from catalog import custody, keyhistory, timestamp
 from catalog.checkpoint import fingerprint, public_key_pem, raw_public_key
-from catalog.errors import CheckFailed
-from catalog.times import local_iso
+from catalog.errors import CheckFailed, InvalidInput
+from catalog.times import local_iso, parse_user_time
 
 from .base import emit, err, get_app, json_option, out
 
@@ -107,9 +107,12 @@ def audit_verify(
     anchors = app.anchors(trusted_keys)
     trust = app.time_trust(tsa_ca)
     stored, unreadable = (None, []) if no_storage else checkpoints.stored_checkpoints(app.store)
+    statements = None if no_storage else keyrotation.stored_statements(app.store)
+    if not no_storage:
+        unreadable += keyrotation.add_stored_keys(anchors, app.store)
     with app.reader_sessions() as session:
-        report = custody.verify(session, anchors, stored)
         times = timestamp.review(checkpoints.stamped(session), trust)
+        report = custody.verify(session, anchors, stored, statements=statements, existed_by=times.existed_by)
     report.problems += [{"seq": None, "problem": "checkpoint_unreadable", "detail": u} for u in unreadable]
     report.problems += [
         {"seq": None, "problem": "timestamp_bad", "detail": f"checkpoint {b['n']}: {b['problem']}"}
@@ -133,7 +136,7 @@ def audit_verify(
                 err.print(f"  {p['problem']}: {p['detail']}", highlight=False, markup=False)
         for fp in report.signers:
             out.print(
-                f"signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+                f"signer {fp} ({'trusted' if fp in report.trusted else 'NOT trusted'})", highlight=False
             )
         if not anchors.trusted:
             err.print("note: no key is pinned; pin one with `evidence init` or give --trusted-key")
@@ -226,6 +229,96 @@ def audit_key(ctx: click.Context, export_path: Path | None, as_json: bool) -> No
             out.print(f"public key written to {export_path}", highlight=False)
 
     emit(as_json, data, human)
+
+
+@audit_group.command("rotate-key")
+@click.option(
+    "--lost",
+    is_flag=True,
+    help="The key file is lost: start a new key with no hand-over (pin it again everywhere, out of band).",
+)
+@json_option
+@click.pass_context
+def audit_rotate_key(ctx: click.Context, lost: bool, as_json: bool) -> None:
+    """Make a new signing key and hand the chain over to it: a last checkpoint by the old key,
+    a key-change statement signed by both, a first checkpoint by the new one; the new key
+    replaces the old key file and is pinned. Run it again after an interruption to finish.
+    With --lost (no old key to sign), the new key is trusted only where it is pinned again."""
+    app = get_app(ctx).require_catalog()
+    data = app.rotate_signing_key(lost=lost)
+    if app.tsa:  # the hand-over's checkpoints get their tokens like any other
+        checkpoints.stamp(app.services, app.tsa)
+
+    def human() -> None:
+        out.print(f"old key {data['old']}", highlight=False)
+        out.print(f"new key {data['new']} (pinned in {data['pinned_in']})", highlight=False)
+        if lost:
+            err.print(
+                "the old key signed no hand-over: pin the new fingerprint again in every other "
+                "installation and give it to auditors by another channel than the archive",
+                highlight=False,
+            )
+            return
+        out.print(
+            f"key-change statement {data['statement']} after checkpoint {data['n']}; "
+            "give the new fingerprint to whoever checks packages",
+            highlight=False,
+        )
+
+    emit(as_json, data, human)
+
+
+@audit_group.command("retire-key")
+@click.argument("retired", metavar="FINGERPRINT", required=False)
+@click.option(
+    "--compromised-since",
+    "since",
+    required=True,
+    metavar="TIME",
+    help="From when the key may have been in other hands (its checkpoints after that are not trusted).",
+)
+@json_option
+@click.pass_context
+def audit_retire_key(ctx: click.Context, retired: str | None, since: str, as_json: bool) -> None:
+    """Record that an earlier signing key (default: the one the current key replaced) is
+    compromised since TIME, in a statement signed by the current key. Its checkpoints after
+    TIME are not trusted, those before only with a trusted time-stamp older than TIME."""
+    app = get_app(ctx).require_catalog()
+    when = parse_user_time(since, app.settings.zone)
+    statement = keyrotation.retire(app.services, app.signing_key, _retired_key(app, retired), since=when)
+    data = {
+        "retired": statement.key,
+        "by": statement.by,
+        "compromised_since": local_iso(statement.since, app.settings.zone),
+        "statement": statement.name,
+    }
+    emit(
+        as_json,
+        data,
+        lambda: out.print(
+            f"key {statement.key} retired: compromised since {data['compromised_since']} "
+            f"(signed by {statement.by})",
+            highlight=False,
+        ),
+    )
+
+
+def _retired_key(app: Any, given: str | None) -> str:
+    if given:
+        text = given.strip().lower().replace(":", "")
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            raise InvalidInput(f"{given!r} is not a full fingerprint", hint="give the 64 hex digits")
+        return text
+    current = fingerprint(raw_public_key(app.signing_key.public_key()))
+    with app.reader_sessions() as session:
+        changes, _, _ = keyhistory.recorded(session)
+    before = next((c.old for c in changes if c.new == current), None)
+    if before is None:
+        raise InvalidInput(
+            "the current signing key replaced no other",
+            hint="rotate first (`evidence audit rotate-key`), then retire the old key",
+        )
+    return before
 
 
 def register(main: click.Group) -> None:

@@ -1,0 +1,192 @@
+"""Rotating the signing key on every catalog and store (local and RGW): the hand-over is in the
+catalog and in locked storage, the audit follows it from either key, and a fork planted in
+storage (a stolen old key signing another successor) fails the audit."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from archive import keyrotation
+from archive.checkpoints import make_and_publish, publish, stored_checkpoints
+from archive.policy import ArchivePolicy
+from catalog import custody, keyhistory
+from catalog.checkpoint import Anchors, fingerprint, public_key_pem, raw_public_key
+from tests.archive.test_checkpoints import events
+from tests.conftest import ZONE
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """Each store with one catalog backend (PostgreSQL once, below): the rotation is one
+    ordinary transaction, and the stores are what differ here."""
+    return sqlite_url
+
+
+def fp(key: Ed25519PrivateKey) -> str:
+    return fingerprint(raw_public_key(key.public_key()))
+
+
+def audit(env, *pinned: Ed25519PrivateKey) -> list[dict]:
+    stored, unreadable = stored_checkpoints(env.store)
+    assert unreadable == []
+    statements = keyrotation.stored_statements(env.store)
+    anchors = Anchors({fp(k) for k in pinned})
+    assert keyrotation.add_stored_keys(anchors, env.store) == []
+    with env.sessions() as s:
+        report = custody.verify(s, anchors, stored, statements=statements)
+    return report.problems
+
+
+def rotated(env) -> tuple[Ed25519PrivateKey, Ed25519PrivateKey]:
+    a, b = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    events(env, 3)
+    make_and_publish(env.as_("cron"), a)
+    events(env, 2)
+    keyrotation.rotate(env.as_("custodian"), a, b, purpose="custody-signing")
+    events(env, 2)
+    make_and_publish(env.as_("cron"), b)
+    return a, b
+
+
+def test_a_fork_planted_in_storage_fails_the_audit(env) -> None:
+    a, b = rotated(env)
+    thief = Ed25519PrivateKey.generate()
+    with env.sessions() as s:
+        a_last = custody.checkpoints(s)[1]
+    # Whoever stole A signs A -> X over A's last checkpoint; X's key goes into the history too.
+    fork = keyhistory.sign_change(a, thief, last=a_last, time=a_last.time)
+    for name, data in fork.files().items():
+        env.store.put(f"custody/keys/changes/{name}", io.BytesIO(data))
+    env.store.put(
+        f"custody/keys/{fp(thief)}.pem", io.BytesIO(public_key_pem(raw_public_key(thief.public_key())))
+    )
+    for pinned in (a, b):
+        problems = audit(env, pinned)
+        assert [p["problem"] for p in problems if p["problem"] == "key_history"] == ["key_history"], problems
+        assert "fork" in problems[-1]["detail"] or any("fork" in p["detail"] for p in problems)
+
+
+def test_the_hand_over_is_checkpointed_stored_and_audited_from_either_key(env) -> None:
+    a, b = rotated(env)
+    with env.sessions() as s:
+        cps = custody.checkpoints(s)
+        changes, retirements, problems = keyhistory.recorded(s)
+    assert [cp.key for cp in cps] == [fp(a), fp(a), fp(b), fp(b)]
+    (change,) = changes
+    assert (change.old, change.new, change.n, change.checkpoint) == (fp(a), fp(b), 2, cps[1].digest())
+    assert (retirements, problems) == ([], [])
+    assert keyrotation.stored_statements(env.store) == ([change], [], [])
+    for k in (a, b):
+        assert b"".join(env.store.read(f"custody/keys/{fp(k)}.pem")) == public_key_pem(
+            raw_public_key(k.public_key())
+        )
+    assert audit(env, a) == [] and audit(env, b) == []
+    # Nothing else trusted: both keys' checkpoints are refused.
+    assert {p["problem"] for p in audit(env, Ed25519PrivateKey.generate())} == {"untrusted"}
+    # Run again after a crash: the same hand-over, nothing new.
+    assert keyrotation.rotate(env.as_("custodian"), a, b, purpose="custody-signing") == change
+    assert publish(env.sessions, env.store, now=env.now()) == []
+
+
+def test_a_retired_key_without_time_stamps_is_not_trusted(env) -> None:
+    a, b = rotated(env)
+    with pytest.raises(Exception, match="no earlier key"):
+        keyrotation.retire(env.as_("custodian"), a, fp(b), since=env.now())
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=env.now())
+    problems = audit(env, b)
+    assert [(p["problem"], p["checkpoint"]) for p in problems] == [("untrusted", 1), ("untrusted", 2)]
+    assert all("compromised since" in p["detail"] for p in problems)
+
+
+def test_a_rebuild_restores_the_key_history(env, tmp_path) -> None:
+    from catalog.db import make_engine, session_factory
+    from tests.conftest import FORMATS
+    from verify.rebuild import rebuild
+
+    a, b = rotated(env)
+    target = make_engine(f"sqlite:///{tmp_path / 'rebuilt.sqlite3'}")
+    try:
+        # Only the newest key pinned: the rebuild follows the statement back to the oldest.
+        report = rebuild(env.store, target, formats=FORMATS, anchors=Anchors({fp(b)}))
+        assert report.problems == [] and report.signers == {fp(a), fp(b)}
+        with env.sessions() as live, session_factory(target)() as rebuilt:
+            assert keyhistory.recorded(rebuilt) == keyhistory.recorded(live)
+            assert custody.verify(rebuilt, Anchors({fp(a)})).ok
+        untrusted = rebuild(
+            env.store, make_engine(f"sqlite:///{tmp_path / 'other.sqlite3'}"), formats=FORMATS
+        )
+        assert len(untrusted.problems) == 4 and all("not trusted" in p for p in untrusted.problems)
+    finally:
+        target.dispose()
+
+
+@pytest.fixture(scope="module")
+def tsa(tmp_path_factory):
+    from tests.servers.tsa import TSA
+
+    server = TSA(tmp_path_factory.mktemp("tsa") / "ours")
+    yield server
+    server.stop()
+
+
+def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(env, tsa) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from archive.checkpoints import stamp, stamped
+    from archive.timestamping import TimestampAuthority
+    from catalog import timestamp
+
+    a, b = rotated(env)
+    stamp(env.as_("cron"), TimestampAuthority(tsa.url))
+    trust = timestamp.TimeTrust(timestamp.load_roots(tsa.ca_file.read_bytes(), "ca"))
+
+    def audit_in_time() -> list[tuple[str, int]]:
+        stored, _ = stored_checkpoints(env.store)
+        anchors = Anchors({fp(b)})
+        keyrotation.add_stored_keys(anchors, env.store)
+        with env.sessions() as s:
+            times = timestamp.review(stamped(s), trust)
+            assert times.bad == []
+            report = custody.verify(
+                s,
+                anchors,
+                stored,
+                statements=keyrotation.stored_statements(env.store),
+                existed_by=times.existed_by,
+            )
+        return [(p["problem"], p["checkpoint"]) for p in report.problems]
+
+    # Compromised after the stamps (with their one second of accuracy): still trusted.
+    later = datetime.now(UTC) + timedelta(seconds=2)
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=later)
+    assert audit_in_time() == []
+    # Compromised before them: neither of the old key's checkpoints is trusted any more.
+    keyrotation.retire(env.as_("custodian"), b, fp(a), since=later - timedelta(hours=1))
+    assert audit_in_time() == [("untrusted", 1), ("untrusted", 2)]
+
+
+@pytest.mark.postgres
+def test_the_hand_over_on_postgresql(pg_url, local_store, tmp_path) -> None:
+    from catalog import schema
+    from catalog.db import make_engine, session_factory
+    from tests.conftest import Env
+
+    engine = make_engine(pg_url)
+    schema.upgrade(engine)
+    try:
+        env = Env(
+            engine,
+            session_factory(engine),
+            local_store,
+            tmp_path,
+            ArchivePolicy(zone=ZONE, routine=(0, "days")),
+        )
+        a, b = rotated(env)
+        assert audit(env, a) == [] and audit(env, b) == []
+        with env.sessions() as s:
+            assert [c.name for c in keyhistory.recorded(s)[0]] == [f"{fp(a)}-{fp(b)}"]
+    finally:
+        engine.dispose()
