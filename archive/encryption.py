@@ -604,6 +604,16 @@ class Keyring:
             _check_kek(k)
         return cls({kek_id(k): bytes(k) for k in keks}, kek_id(keks[0]), wraps)
 
+    @classmethod
+    def in_memory(cls, *keks: bytes) -> Keyring:
+        """A ring keeping its wraps in a dict (tools and tests; the archive keeps them in
+        storage and the catalog, ``archive.key_wraps``)."""
+        kept: dict[str, list[bytes]] = {}
+        ring = cls.of(*keks, wraps=kept)
+        return cls(
+            ring.keks, ring.current, kept, lambda oid, _kid, wrap: kept.setdefault(oid, []).append(wrap)
+        )
+
     def kek(self) -> bytes:
         """The KEK that wraps new data keys."""
         if self.current not in self.keks:
@@ -668,6 +678,10 @@ class Keyring:
             f"no key wrap is known for encrypted object {object_id!r} (loaded keys {loaded})",
             hint="restore its wrap objects (keys/wraps/...) and rebuild the catalog's copies",
         )
+
+
+Keys = bytes | Keyring
+"""A single KEK (its wraps nowhere but in version 1 headers) or a key ring."""
 
 
 def as_keyring(keys: bytes | Keyring) -> Keyring:
@@ -737,8 +751,7 @@ class EncryptingReader(io.RawIOBase):
         super().__init__()
         _check_algorithm(algorithm)
         _check_chunk_size(chunk_size)
-        ring = as_keyring(kek) if isinstance(kek, Keyring) else None
-        kek = ring.kek() if ring is not None else kek
+        kek = kek.kek() if isinstance(kek, Keyring) else kek
         _check_kek(kek)
         if version not in FORMAT_VERSIONS:
             raise InvalidInput(f"unknown encryption format version {version}")

@@ -139,6 +139,8 @@ class App:
             policy=self.policy,
             actor=self.actor,
             load_kek=lambda: self.kek,
+            load_keks=lambda: self.keks,
+            wrap_lock=timedelta(days=self.settings.encryption.wrap_lock_days),
             clock=self.now,
         )
 
@@ -251,13 +253,42 @@ class App:
         self._check_key_id(SIGNING, key_id(key.public_key()), path)
         return key
 
+    def kek_paths(self) -> list[Path]:
+        """Every KEK file there is: ``key_file`` and the files of ``key_folder``."""
+        found = [self.settings.encryption_key_path] if self.settings.encryption_key_path.exists() else []
+        folder = self.settings.encryption_key_folder
+        if folder.is_dir():
+            found += sorted(p for p in folder.glob("*.key") if p != self.settings.encryption_key_path)
+        return found
+
+    @cached_property
+    def keks(self) -> tuple[dict[str, bytes], str]:
+        """Every KEK found, by id, and the current one: the one the catalog records (a
+        rotation records its new KEK), else ``key_file``'s."""
+        loaded = {}
+        for path in self.kek_paths():
+            kek = encryption.load_kek(path)  # owner and mode checked
+            loaded[encryption.kek_id(kek)] = kek
+        recorded = self._recorded(KEK)
+        path = self.settings.encryption_key_path
+        if recorded is None:
+            self._require_key_file(KEK, path)
+            current = encryption.kek_id(encryption.load_kek(path))
+        elif recorded not in loaded:
+            raise KeyMismatch(
+                f"the current key-encryption key {recorded} is in none of the key files "
+                f"({path}, {self.settings.encryption_key_folder}/*.key)",
+                hint="restore it from its backup; a new key would not read the records it protects",
+            )
+        else:
+            current = recorded
+        return loaded, current
+
     @cached_property
     def kek(self) -> bytes:
-        path = self.settings.encryption_key_path
-        self._require_key_file(KEK, path)
-        kek = encryption.load_kek(path)
-        self._check_key_id(KEK, encryption.kek_id(kek), path)
-        return kek
+        """The current KEK (it wraps new data keys)."""
+        keks, current = self.keks
+        return keks[current]
 
     @property
     def web_secret_path(self) -> Path:
@@ -338,12 +369,16 @@ class App:
         )
         with self.sessions.begin() as session:
             attested = attest_pre_v2(session, actor=self.actor, now=self.now())
-        kek_created = self._ensure_key(
-            KEK,
-            self.settings.encryption_key_path,
-            create=encryption.create_kek,
-            ident=lambda p: encryption.kek_id(encryption.load_kek(p)),
-        )
+        recorded_kek = self._recorded(KEK)
+        kek_created = False
+        if recorded_kek is None or recorded_kek == self._key_file_kek_id():
+            kek_created = self._ensure_key(
+                KEK,
+                self.settings.encryption_key_path,
+                create=encryption.create_kek,
+                ident=lambda p: encryption.kek_id(encryption.load_kek(p)),
+            )
+        # else: a rotation made a newer KEK current; `kek` below checks it is there.
         return {
             "catalog": self.engine.url.render_as_string(hide_password=True),
             "schema_before": before,
@@ -360,6 +395,10 @@ class App:
             "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),
         }
+
+    def _key_file_kek_id(self) -> str | None:
+        path = self.settings.encryption_key_path
+        return encryption.kek_id(encryption.load_kek(path)) if path.exists() else None
 
     def _tighten(self) -> None:
         """Data folder, catalog and local store readable by the service account only: the
