@@ -653,7 +653,8 @@ class Keyring:
                 wrap = parse_wrap(raw)
                 check_wrap_belongs(wrap, header, object_id)
             except WrapRefused as exc:
-                foreign.append(exc)
+                if _wrap_kek(raw) in self.keks:
+                    foreign.append(exc)
                 continue
             if wrap.kek_id not in self.keks:
                 other_keks.append(wrap.kek_id)
@@ -666,18 +667,31 @@ class Keyring:
             raise refused[0]
         loaded = ", ".join(sorted(self.keks)) or "none"
         needed = sorted({*other_keks, *([header.kek_id] if header.version == 1 else [])})
+        if foreign:
+            raise WrapRefused(
+                f"{foreign[0].message}"
+                + (
+                    f"; the object's own wraps are under key {' or '.join(needed)}, not loaded"
+                    if needed
+                    else ""
+                ),
+                hint="a wrap was copied or moved from another object; restore the right one",
+                object_id=object_id,
+            )
         if needed:
             raise EncryptionKeyError(
                 f"object {object_id!r} was encrypted under key {' or '.join(needed)}, "
                 f"the loaded keys are {loaded}",
                 hint=f"load the key file whose id is {needed[0]} (or the header is damaged)",
             )
-        if foreign:
-            raise foreign[0]
         raise EncryptionKeyError(
             f"no key wrap is known for encrypted object {object_id!r} (loaded keys {loaded})",
             hint="restore its wrap objects (keys/wraps/...) and rebuild the catalog's copies",
         )
+
+
+def _wrap_kek(raw: bytes) -> str:
+    return bytes(raw[10:18]).hex() if len(raw) >= 18 else ""
 
 
 Keys = bytes | Keyring
@@ -746,9 +760,10 @@ class EncryptingReader(io.RawIOBase):
         object_id: str,
         algorithm: str = "AES-256-GCM",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
-        version: int = FORMAT_VERSION,
+        version: int | None = None,
     ) -> None:
         super().__init__()
+        version = FORMAT_VERSION if version is None else version
         _check_algorithm(algorithm)
         _check_chunk_size(chunk_size)
         kek = kek.kek() if isinstance(kek, Keyring) else kek

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,7 +24,7 @@ from catalog.models import KeyWrap
 
 from . import encryption
 from .errors import ObjectExists, ObjectMissing
-from .store import ObjectStore
+from .store import ObjectInfo, ObjectStore
 
 WRAP_FOLDER = "keys/wraps/"
 DEFAULT_WRAP_LOCK = timedelta(days=365)
@@ -192,3 +192,52 @@ def stored_wraps(store: ObjectStore) -> Iterator[tuple[str, str, str, str | None
         parsed = parse_wrap_key(info.key)
         if parsed is not None:
             yield parsed[0], parsed[1], info.key, info.version
+
+
+def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
+    """The catalog's copies of the wraps, from storage (the catalog rebuild): every wrap
+    object is checked against the header of the object it names and refused (listed as a
+    problem, not restored) if it is no wrap or belongs to another object. Of an object's
+    wraps for the same header, the newest is current and the older ones superseded.
+    Returns (rows restored, problems)."""
+    problems: list[str] = []
+    found: list[tuple[str, str, ObjectInfo, bytes, str]] = []
+    for info in store.list(WRAP_FOLDER):
+        parsed = parse_wrap_key(info.key)
+        if parsed is None:
+            problems.append(f"{info.key}: not a key wrap's name")
+            continue
+        object_key, kid = parsed
+        try:
+            header = read_object_header(store, object_key, None)
+            wrap = check_stored_wrap(store, info.key, info.version, header, object_key)
+        except (encryption.DecryptionFailed, ObjectMissing) as exc:
+            problems.append(f"{info.key}: {exc.message}")
+            continue
+        if wrap.kek_id != kid:
+            problems.append(f"{info.key}: holds a wrap made with key {wrap.kek_id}, not {kid}")
+            continue
+        found.append((object_key, kid, info, wrap.raw, wrap.binding.hex()))
+    newest: dict[tuple[str, str], datetime] = {}
+    for object_key, _kid, info, _raw, bound in found:
+        when = info.last_modified or datetime.min.replace(tzinfo=UTC)
+        newest[(object_key, bound)] = max(when, newest.get((object_key, bound), when))
+    for object_key, kid, info, raw, bound in found:
+        when = info.last_modified or datetime.min.replace(tzinfo=UTC)
+        insert_missing(
+            session,
+            KeyWrap.__table__,
+            {
+                "object_key": object_key,
+                "kek_id": kid,
+                "binding": bound,
+                "storage_key": info.key,
+                "storage_version": info.version,
+                "wrap": raw,
+                "created_at": when,
+                "retain_until": info.retention.until if info.retention else None,
+                "superseded_at": None if when >= newest[(object_key, bound)] else newest[(object_key, bound)],
+            },
+            ["storage_key", "binding"],
+        )
+    return len(found), problems

@@ -284,6 +284,20 @@ class App:
             current = recorded
         return loaded, current
 
+    def new_kek(self) -> bytes:
+        """A new KEK in the key folder as ``{KEK id}.key`` (mode 0600), never replacing a file."""
+        kek = encryption.generate_kek()
+        path = self.settings.encryption_key_folder / f"{encryption.kek_id(kek)}.key"
+        if not keys.write_new_private_file(path, kek.hex().encode("ascii") + b"\n"):
+            raise KeyMismatch(f"key file {path} exists already", hint="run the command again")
+        self.reload_keys()
+        return kek
+
+    def reload_keys(self) -> None:
+        """Forget the loaded KEKs: the next use reads the key files again."""
+        for name in ("keks", "kek"):
+            self.__dict__.pop(name, None)
+
     @cached_property
     def kek(self) -> bytes:
         """The current KEK (it wraps new data keys)."""

@@ -1,0 +1,137 @@
+"""`evidence keys ...`: the key-encryption keys, their rotation, and superseded key wraps."""
+
+from __future__ import annotations
+
+import click
+
+from .base import emit, err, get_app, json_option, out
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Key-encryption keys (KEKs): which are loaded, rotating to a new one, and deleting the
+    key wraps a rotation superseded."""
+
+
+@keys_group.command("list")
+@json_option
+@click.pass_context
+def list_cmd(ctx: click.Context, as_json: bool) -> None:
+    """The KEKs found (key_file and key_folder), the current one, and the wraps under each."""
+    from sqlalchemy import func, select
+
+    from archive.kek_rotation import in_progress
+    from catalog.models import KeyWrap
+
+    app = get_app(ctx).require_catalog()
+    keks, current = app.keks
+    with app.sessions() as session:
+        counts = dict(
+            session.execute(select(KeyWrap.kek_id, func.count()).group_by(KeyWrap.kek_id)).tuples().all()
+        )
+        superseded = session.execute(
+            select(func.count()).select_from(KeyWrap).where(KeyWrap.superseded_at.is_not(None))
+        ).scalar_one()
+    data = {
+        "current": current,
+        "loaded": sorted(keks),
+        "rotation_in_progress": in_progress(app.services),
+        "wraps": counts,
+        "superseded_wraps": superseded,
+    }
+
+    def human() -> None:
+        for kid in sorted({*keks, *counts}):
+            mark = "current" if kid == current else ("loaded" if kid in keks else "NOT LOADED")
+            out.print(f"{kid}  {mark:10}  wraps {counts.get(kid, 0)}", highlight=False)
+        out.print(f"superseded wraps {superseded}", highlight=False)
+        if data["rotation_in_progress"]:
+            out.print(
+                f"a rotation to {data['rotation_in_progress']} is unfinished: "
+                "run `evidence keys rotate-kek` to finish it",
+                highlight=False,
+            )
+
+    emit(as_json, data, human)
+
+
+@keys_group.command("rotate-kek")
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 100000),
+    default=200,
+    show_default=True,
+    help="Objects per batch (one custody event each).",
+)
+@json_option
+@click.pass_context
+def rotate_kek_cmd(ctx: click.Context, batch: int, as_json: bool) -> None:
+    """Make a new KEK (in key_folder) and wrap every data key under it, version 1 objects
+    included. New objects are wrapped under the new KEK from the start. Killed or failed
+    part way, run it again: it resumes the same rotation. Once it reports done (and the new
+    key file is backed up), the old KEK files can be destroyed; see the README for what a
+    leaked old KEK still opens. Exit 1 when some objects could not be wrapped again."""
+    from archive.kek_rotation import rewrap_all, start
+
+    from ..progress import counting
+
+    app = get_app(ctx).require_catalog()
+    kek_id, resumed = start(app.services, app.new_kek, app.now())
+    app.reload_keys()
+    with counting(err, f"rotate to {kek_id}", quiet=as_json) as update:
+        result = rewrap_all(app.services, kek_id, batch=batch, on_object=update)
+    result.resumed = resumed
+    data = result.to_json()
+    data["done"] = not result.failed
+    old_files = [str(p) for p in app.kek_paths() if p.stem != kek_id]
+
+    def human() -> None:
+        out.print(
+            f"{'resumed' if resumed else 'new'} KEK {kek_id}: {result.rewrapped} of {result.total} "
+            f"data keys wrapped again in {result.batches} batches",
+            highlight=False,
+        )
+        for key, why in result.failed:
+            out.print(f"  failed {key}: {why}", highlight=False, markup=False)
+        if not result.failed:
+            out.print(
+                f"done; back up the new key file, then the old ones may be destroyed: {', '.join(old_files)}",
+                highlight=False,
+                markup=False,
+            )
+
+    emit(as_json, data, human)
+    if result.failed:
+        ctx.exit(1)
+
+
+@keys_group.command("delete-superseded")
+@click.option("--confirm", is_flag=True, help="Delete them; without it, only list what would go.")
+@json_option
+@click.pass_context
+def delete_superseded_cmd(ctx: click.Context, confirm: bool, as_json: bool) -> None:
+    """Delete the key wraps a rotation superseded whose lock has ended (storage object and
+    catalog copy), so a leaked old KEK no longer opens version 2 objects through them. A
+    wrap still locked is left and reported with the date it may go."""
+    from archive.kek_rotation import delete_superseded
+
+    app = get_app(ctx).require_catalog()
+    result = delete_superseded(app.services, confirm=confirm)
+    data = result.to_json()
+
+    def human() -> None:
+        out.print(
+            f"{'deleted' if confirm else 'would delete'} {len(result.deleted)}, "
+            f"still locked {len(result.waiting)}, kept {len(result.kept)}",
+            highlight=False,
+        )
+        for key, until in result.waiting:
+            out.print(f"  locked until {until}: {key}", highlight=False, markup=False)
+        for key, why in result.kept:
+            out.print(f"  kept {key}: {why}", highlight=False, markup=False)
+
+    emit(as_json, data, human)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(keys_group)
