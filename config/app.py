@@ -275,6 +275,8 @@ class App:
             self._require_key_file(KEK, path)
             current = encryption.kek_id(encryption.load_kek(path))
         elif recorded not in loaded:
+            if path.exists() and len(loaded) == 1:
+                self._check_key_id(KEK, next(iter(loaded)), path)  # raises, naming both keys
             raise KeyMismatch(
                 f"the current key-encryption key {recorded} is in none of the key files "
                 f"({path}, {self.settings.encryption_key_folder}/*.key)",
