@@ -186,7 +186,8 @@ def test_the_documented_backup_restores_a_lost_data_folder(
     try:
         shown = evidence("recordings", "show", number, env=env)
         assert shown["protected"] is True and shown["sha256"] == sha256
-        kek = app.kek  # the restored key file, checked against the id `init` recorded
+        app.kek  # the restored key file, checked against the id `init` recorded
+        kek = app.services.kek()  # with the wraps the rebuild restored from storage
         with app.sessions() as session:
             rec = session.execute(select(Recording).where(Recording.archive_no == number)).scalar_one()
         assert rec.encrypted
