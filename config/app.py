@@ -387,7 +387,14 @@ class App:
             attested = attest_pre_v2(session, actor=self.actor, now=self.now())
         recorded_kek = self._recorded(KEK)
         kek_created = False
-        if recorded_kek is None or recorded_kek == self._key_file_kek_id():
+        rotated = [p for p in self.kek_paths() if p != self.settings.encryption_key_path]
+        if recorded_kek is None and rotated and not self.settings.encryption_key_path.exists():
+            # A catalog rebuilt after a rotation whose old key file was destroyed: the newest
+            # KEK of the key folder is current again, never a new key beside it.
+            newest = max(rotated, key=lambda p: p.stat().st_mtime)
+            with self.sessions.begin() as session:
+                keys.record_key_id(session, KEK, encryption.kek_id(encryption.load_kek(newest)), self.now())
+        elif recorded_kek is None or recorded_kek == self._key_file_kek_id():
             kek_created = self._ensure_key(
                 KEK,
                 self.settings.encryption_key_path,

@@ -132,5 +132,9 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     finally:
         app.close()
     # Commands that need the key keep working without the old file.
-    assert run_evidence("keys", "list", "--json", env=env).returncode == 0
-    assert run_evidence("init", "--json", env=env).returncode == 0
+    init = run_evidence("init", "--json", env=env)
+    assert init.returncode == 0, init.stderr
+    assert json.loads(init.stdout)["kek_id"] == new and json.loads(init.stdout)["kek_created"] is False
+    doctor = json.loads(run_evidence("doctor", "--quick", "--json", env=env).stdout)
+    kek_check = next(c for c in doctor["checks"] if c["check"] == "keys.kek")
+    assert kek_check["status"] == "ok" and kek_check["data"]["key_id"] == new
