@@ -645,16 +645,20 @@ class Keyring:
                 ) from None
         # Wraps made for an earlier attempt at storing the object (another header) are
         # normal and skipped; a wrap of this object that fails is the error to report.
-        refused: list[WrapRefused] = []
-        foreign: list[WrapRefused] = []
+        refused: list[WrapRefused] = []  # this object's wraps under a loaded KEK that fail
+        damaged: list[WrapRefused] = []  # not wraps at all
+        foreign: list[WrapRefused] = []  # bound to another object (or another attempt's header)
         other_keks: list[str] = []
         for raw in self.known_wraps(object_id):
             try:
                 wrap = parse_wrap(raw)
+            except WrapRefused as exc:
+                damaged.append(exc)
+                continue
+            try:
                 check_wrap_belongs(wrap, header, object_id)
             except WrapRefused as exc:
-                if _wrap_kek(raw) in self.keks:
-                    foreign.append(exc)
+                foreign.append(exc)
                 continue
             if wrap.kek_id not in self.keks:
                 other_keks.append(wrap.kek_id)
@@ -663,35 +667,23 @@ class Keyring:
                 return unwrap(wrap, self.keks[wrap.kek_id], header, object_id)
             except WrapRefused as exc:
                 refused.append(exc)
-        if refused:
-            raise refused[0]
+        if refused or damaged:
+            raise (refused or damaged)[0]
         loaded = ", ".join(sorted(self.keks)) or "none"
         needed = sorted({*other_keks, *([header.kek_id] if header.version == 1 else [])})
-        if foreign:
-            raise WrapRefused(
-                f"{foreign[0].message}"
-                + (
-                    f"; the object's own wraps are under key {' or '.join(needed)}, not loaded"
-                    if needed
-                    else ""
-                ),
-                hint="a wrap was copied or moved from another object; restore the right one",
-                object_id=object_id,
-            )
         if needed:
             raise EncryptionKeyError(
                 f"object {object_id!r} was encrypted under key {' or '.join(needed)}, "
-                f"the loaded keys are {loaded}",
+                f"the loaded keys are {loaded}"
+                + (f" ({len(foreign)} other wrap(s) belong to another object)" if foreign else ""),
                 hint=f"load the key file whose id is {needed[0]} (or the header is damaged)",
             )
+        if foreign:
+            raise foreign[0]
         raise EncryptionKeyError(
             f"no key wrap is known for encrypted object {object_id!r} (loaded keys {loaded})",
             hint="restore its wrap objects (keys/wraps/...) and rebuild the catalog's copies",
         )
-
-
-def _wrap_kek(raw: bytes) -> str:
-    return bytes(raw[10:18]).hex() if len(raw) >= 18 else ""
 
 
 Keys = bytes | Keyring

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from archive import encryption, kek_rotation
 from archive.derivatives import store_derivative
@@ -125,6 +125,11 @@ def test_a_tampered_or_foreign_wrap_is_refused_clearly(world) -> None:
         b"".join(read_plain(env.store, doc_key, objects[doc_key][0], encrypted=True, kek=ctx().kek()))
     with env.sessions.begin() as session:
         session.execute(update(KeyWrap).where(KeyWrap.id == mine.id).values(wrap=foreign))
+    # The old KEK's wrap is still there: the error names that key and the foreign wrap ...
+    with pytest.raises(encryption.EncryptionKeyError, match="belong to another object"):
+        b"".join(read_plain(env.store, doc_key, objects[doc_key][0], encrypted=True, kek=ctx().kek()))
+    with env.sessions.begin() as session:  # ... and once it is deleted, only the foreign wrap
+        session.execute(delete(KeyWrap).where(KeyWrap.object_key == doc_key, KeyWrap.kek_id != kid))
     with pytest.raises(encryption.WrapRefused, match="belongs to another object"):
         b"".join(read_plain(env.store, doc_key, objects[doc_key][0], encrypted=True, kek=ctx().kek()))
     # A catalog rebuilt from storage refuses a wrap object that is another object's, by name.
