@@ -26,9 +26,10 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     app = get_app(ctx).require_catalog()
     keks, current = app.keks
     with app.sessions() as session:
-        counts = dict(
-            session.execute(select(KeyWrap.kek_id, func.count()).group_by(KeyWrap.kek_id)).tuples().all()
-        )
+        counts: dict[str, int] = {
+            kid: n
+            for kid, n in session.execute(select(KeyWrap.kek_id, func.count()).group_by(KeyWrap.kek_id))
+        }
         superseded = session.execute(
             select(func.count()).select_from(KeyWrap).where(KeyWrap.superseded_at.is_not(None))
         ).scalar_one()

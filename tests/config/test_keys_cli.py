@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from archive import encryption
-from tests.conftest import ROOT, run_evidence
+from tests.conftest import ROOT, invoke_evidence
 
 N = 24
 
@@ -35,7 +35,7 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "EVIDENCE_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
         "EVIDENCE_UNIT": "KZCG",
     }
-    assert run_evidence("init", "--json", env=env).returncode == 0
+    assert invoke_evidence("init", "--json", env=env).exit_code == 0
     settings, _ = load_settings(None, env)
     app = App(settings, actor="station:ST01")
     stored = {}
@@ -105,13 +105,13 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     part = _wraps_under(db, new)
     assert 3 <= part < N, "the rotation finished before it could be killed"
 
-    again = run_evidence("keys", "rotate-kek", "--json", env=env)
-    assert again.returncode == 0, again.stderr
+    again = invoke_evidence("keys", "rotate-kek", "--json", env=env)
+    assert again.exit_code == 0, again.output
     result = json.loads(again.stdout)
     assert (result["kek_id"], result["resumed"], result["done"]) == (new, True, True)
     assert result["rewrapped"] in (N - part, N - part + 1)  # the killed batch may have stored its wrap
     assert _wraps_under(db, new) == N
-    listed = json.loads(run_evidence("keys", "list", "--json", env=env).stdout)
+    listed = json.loads(invoke_evidence("keys", "list", "--json", env=env).stdout)
     assert listed["current"] == new and listed["rotation_in_progress"] is None
 
     (Path(env["EVIDENCE_DATA_DIR"]) / "keys" / "kek.key").unlink()  # the old KEK destroyed
@@ -132,9 +132,9 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     finally:
         app.close()
     # Commands that need the key keep working without the old file.
-    init = run_evidence("init", "--json", env=env)
-    assert init.returncode == 0, init.stderr
+    init = invoke_evidence("init", "--json", env=env)
+    assert init.exit_code == 0, init.output
     assert json.loads(init.stdout)["kek_id"] == new and json.loads(init.stdout)["kek_created"] is False
-    doctor = json.loads(run_evidence("doctor", "--quick", "--json", env=env).stdout)
+    doctor = json.loads(invoke_evidence("doctor", "--quick", "--json", env=env).stdout)
     kek_check = next(c for c in doctor["checks"] if c["check"] == "keys.kek")
     assert kek_check["status"] == "ok" and kek_check["data"]["key_id"] == new
