@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,10 +21,10 @@ from tests.conftest import ROOT, invoke_evidence
 N = 24
 
 
-@pytest.fixture
-def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """An initialised data folder (SQLite, local store) holding N protected recordings, the
-    first half written in format v1."""
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def archive(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An initialised data folder (SQLite; the local store or a bucket on Ceph RGW) holding N
+    protected recordings, the first half written in format v1."""
     from archive.digest import hash_file
     from archive.originals import OriginalFacts, store_original
     from catalog.recordings import reserve_archive_number
@@ -35,6 +36,14 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         "EVIDENCE_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.sqlite3'}",
         "EVIDENCE_UNIT": "KZCG",
     }
+    if request.param == "s3":
+        rgw = request.getfixturevalue("rgw")
+        access, secret = rgw.users["admin"]
+        env |= {
+            "EVIDENCE_STORAGE_URL": f"s3://{rgw.endpoint}/keys-{uuid.uuid4().hex[:10]}?secure=false",
+            "EVIDENCE_S3_ACCESS_KEY": access,
+            "EVIDENCE_S3_SECRET_KEY": secret,
+        }
     assert invoke_evidence("init", "--json", env=env).exit_code == 0
     settings, _ = load_settings(None, env)
     app = App(settings, actor="station:ST01")
