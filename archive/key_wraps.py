@@ -241,3 +241,38 @@ def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
             ["storage_key", "binding"],
         )
     return len(found), problems
+
+
+def check_all(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int, list[str]]:
+    """Every wrap the catalog records against storage: its pinned version must hold the
+    catalog's copy byte for byte and be bound to the object it names (no key needed).
+    Returns (wraps checked, problems)."""
+    problems: list[str] = []
+    with sessions() as session:
+        rows = list(session.execute(select(KeyWrap).order_by(KeyWrap.id)).scalars())
+    headers: dict[str, encryption.EnvelopeHeader | None] = {}
+    for row in rows:
+        if row.object_key not in headers:
+            try:
+                headers[row.object_key] = read_object_header(store, row.object_key, None)
+            except (encryption.DecryptionFailed, ObjectMissing) as exc:
+                headers[row.object_key] = None
+                problems.append(f"{row.object_key}: {exc.message}")
+        try:
+            stored = b"".join(store.read(row.storage_key, row.storage_version))
+        except ObjectMissing:
+            problems.append(f"{row.storage_key}: the wrap object is missing (the catalog keeps a copy)")
+            continue
+        if stored != bytes(row.wrap):
+            problems.append(f"{row.storage_key}: the stored wrap differs from the catalog's copy")
+        header = headers[row.object_key]
+        if header is None:
+            continue
+        for what, raw in (("stored wrap", stored), ("catalog's copy", bytes(row.wrap))):
+            try:
+                wrap = encryption.parse_wrap(raw, where=f"{what} {row.storage_key}")
+                encryption.check_wrap_belongs(wrap, header, row.object_key, where=f"{what} {row.storage_key}")
+            except encryption.WrapRefused as exc:
+                if exc.message not in problems:
+                    problems.append(exc.message)
+    return len(rows), problems

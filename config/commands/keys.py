@@ -134,5 +134,27 @@ def delete_superseded_cmd(ctx: click.Context, confirm: bool, as_json: bool) -> N
     emit(as_json, data, human)
 
 
+@keys_group.command("check")
+@json_option
+@click.pass_context
+def check_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Every key wrap the catalog records against storage: the pinned version holds the
+    catalog's copy and is bound to its object. Exit 1 when something is wrong."""
+    from archive.key_wraps import check_all
+
+    app = get_app(ctx).require_catalog()
+    checked, problems = check_all(app.sessions, app.store)
+    data = {"checked": checked, "problems": problems, "ok": not problems}
+
+    def human() -> None:
+        out.print(f"key wraps checked {checked}, problems {len(problems)}", highlight=False)
+        for p in problems:
+            out.print(f"  {p}", highlight=False, markup=False)
+
+    emit(as_json, data, human)
+    if problems:
+        ctx.exit(1)
+
+
 def register(main: click.Group) -> None:
     main.add_command(keys_group)

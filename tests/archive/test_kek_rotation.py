@@ -16,7 +16,7 @@ from archive.derivatives import store_derivative
 from archive.document_pages import document_pages
 from archive.documents import NewDocument, store_document
 from archive.errors import ObjectLocked
-from archive.key_wraps import read_object_header, restore_rows, wrap_key
+from archive.key_wraps import check_all, read_object_header, restore_rows, wrap_key
 from archive.policy import ArchivePolicy
 from archive.reading import hash_stored, read_plain
 from catalog import keys, schema
@@ -107,6 +107,7 @@ def test_a_tampered_or_foreign_wrap_is_refused_clearly(world) -> None:
     env, ctx, keks, k1, objects = world
     kid, _, result = _rotate(ctx, keks)
     assert not result.failed
+    assert check_all(env.sessions, env.store)[1] == []
     del keks[encryption.kek_id(k1)]  # the old KEK destroyed: only the new wraps open anything
     doc_key = next(k for k in objects if k.startswith("documents/"))
     page_key = next(k for k in objects if "page" in k)
@@ -121,6 +122,10 @@ def test_a_tampered_or_foreign_wrap_is_refused_clearly(world) -> None:
         flipped = bytearray(good)
         flipped[-3] ^= 1
         session.execute(update(KeyWrap).where(KeyWrap.id == mine.id).values(wrap=bytes(flipped)))
+    checked, problems = check_all(env.sessions, env.store)
+    assert checked >= len(objects) and problems == [
+        f"{mine.storage_key}: the stored wrap differs from the catalog's copy"
+    ]
     with pytest.raises(encryption.WrapRefused, match="does not verify"):
         b"".join(read_plain(env.store, doc_key, objects[doc_key][0], encrypted=True, kek=ctx().kek()))
     with env.sessions.begin() as session:
