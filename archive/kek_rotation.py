@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, select, union_all
+from sqlalchemy import delete, select, union_all, update
 from sqlalchemy.orm import Session
 
 from catalog import custody, keys
@@ -34,12 +34,14 @@ DEFAULT_BATCH = 200
 
 
 def protected_objects(session: Session) -> list[tuple[str, str | None]]:
-    """(storage key, version) of every encrypted object the catalog records."""
+    """(storage key, version) of every encrypted object the catalog records (purged ones
+    excepted: their objects are gone)."""
+    kept = Recording.status != "purged"  # a purged recording's objects are deleted
     parts = [
-        select(Recording.storage_key, Recording.storage_version).where(Recording.encrypted.is_(True)),
-        select(Derivative.storage_key, Derivative.storage_version).where(
-            Derivative.encrypted.is_(True), Derivative.storage_key.is_not(None)
-        ),
+        select(Recording.storage_key, Recording.storage_version).where(Recording.encrypted.is_(True), kept),
+        select(Derivative.storage_key, Derivative.storage_version)
+        .join(Recording, Derivative.recording_id == Recording.id)
+        .where(Derivative.encrypted.is_(True), Derivative.storage_key.is_not(None), kept),
         select(Document.storage_key, Document.storage_version).where(Document.encrypted.is_(True)),
         select(DocumentPage.storage_key, DocumentPage.storage_version).where(
             DocumentPage.encrypted.is_(True)
@@ -241,3 +243,27 @@ def delete_superseded(ctx: ServiceContext, *, confirm: bool) -> DeleteResult:
                 now=now,
             )
     return result
+
+
+def renew_locks(ctx: ServiceContext) -> list[str]:
+    """Extend the lock of every wrap not superseded whose lock ends within half of
+    ``wrap_lock`` to ``wrap_lock`` from now (run nightly: a current wrap must outlive any
+    gap between runs). Superseded wraps are left to expire. Returns the wrap keys renewed."""
+    now = ctx.now()
+    until = now + ctx.wrap_lock
+    renewed: list[str] = []
+    with ctx.sessions() as session:
+        due = list(
+            session.execute(
+                select(KeyWrap).where(
+                    KeyWrap.superseded_at.is_(None),
+                    (KeyWrap.retain_until.is_(None)) | (KeyWrap.retain_until < now + ctx.wrap_lock / 2),
+                )
+            ).scalars()
+        )
+    for row in due:
+        kept = ctx.store.extend_retention(row.storage_key, row.storage_version, until)
+        with ctx.sessions.begin() as session:
+            session.execute(update(KeyWrap).where(KeyWrap.id == row.id).values(retain_until=kept.until))
+        renewed.append(row.storage_key)
+    return renewed

@@ -134,6 +134,23 @@ def delete_superseded_cmd(ctx: click.Context, confirm: bool, as_json: bool) -> N
     emit(as_json, data, human)
 
 
+@keys_group.command("renew-locks")
+@json_option
+@click.pass_context
+def renew_locks_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Extend the locks of the current key wraps (those not superseded) that end within half
+    of [encryption] wrap_lock_days; run it nightly beside the retention cron."""
+    from archive.kek_rotation import renew_locks
+
+    app = get_app(ctx).require_catalog()
+    renewed = renew_locks(app.services)
+    emit(
+        as_json,
+        {"renewed": renewed},
+        lambda: out.print(f"wrap locks renewed {len(renewed)}", highlight=False),
+    )
+
+
 @keys_group.command("check")
 @json_option
 @click.pass_context
