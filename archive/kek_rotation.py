@@ -26,7 +26,7 @@ from catalog.models import Derivative, Document, DocumentPage, KeyWrap, Recordin
 from . import encryption
 from .context import ServiceContext
 from .errors import ObjectLocked, ObjectMissing
-from .key_wraps import mark_superseded, read_object_header
+from .key_wraps import mark_superseded, read_object_header, supersede_covered
 
 KEK_PURPOSE = "key-encryption"
 ROTATION_PURPOSE = "key-encryption-next"  # the KEK a rotation in progress wraps under
@@ -159,6 +159,8 @@ def rewrap_all(
             )
         result.rewrapped += len(done)
         result.batches += 1
+    with ctx.sessions.begin() as session:
+        supersede_covered(session, kek_id, ctx.now())
     if not result.failed:
         with ctx.sessions.begin() as session:
             if keys.recorded_key_id(session, ROTATION_PURPOSE) == kek_id:

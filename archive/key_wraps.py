@@ -186,6 +186,19 @@ def mark_superseded(session: Session, object_key: str, current: str, now: dateti
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def supersede_covered(session: Session, current: str, now: datetime) -> int:
+    """Every wrap under another KEK of an object that has a wrap under ``current`` is
+    superseded now (catches objects whose batch died between their new wrap and its mark)."""
+    covered = select(KeyWrap.object_key).where(KeyWrap.kek_id == current).scalar_subquery()
+    result = session.execute(
+        update(KeyWrap)
+        .where(KeyWrap.kek_id != current, KeyWrap.superseded_at.is_(None), KeyWrap.object_key.in_(covered))
+        .values(superseded_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def stored_wraps(store: ObjectStore) -> Iterator[tuple[str, str, str, str | None]]:
     """(object key, KEK id, wrap object key, version) of every wrap object in storage."""
     for info in store.list(WRAP_FOLDER):

@@ -262,6 +262,9 @@ def test_a_rotation_stopped_part_way_resumes_the_same_kek(world) -> None:
     assert (again, resumed, calls["n"]) == (kid, True, 1)
     result = kek_rotation.rewrap_all(ctx(), kid)
     assert result.total == len(objects) - 1 and not result.failed
+    with env.sessions() as session:  # the first object's old wrap too, though its batch died
+        old_wraps = session.execute(select(KeyWrap).where(KeyWrap.kek_id != kid)).scalars().all()
+    assert old_wraps and all(w.superseded_at is not None for w in old_wraps)
     del keks[encryption.kek_id(k1)]
     _all_read(ctx, objects)
     with env.sessions() as session:
