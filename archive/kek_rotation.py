@@ -78,16 +78,34 @@ class RotationResult:
         }
 
 
-def start(ctx: ServiceContext, make_kek: Callable[[], bytes], now: datetime) -> tuple[str, bool]:
-    """The KEK this rotation wraps under: the one of a rotation in progress (resumed), else a
-    new one from ``make_kek`` (which stores its file), made current at once. (id, resumed)"""
+def start(
+    ctx: ServiceContext, make_kek: Callable[[], bytes], now: datetime, *, use: str | None = None
+) -> tuple[str, bool]:
+    """The KEK this rotation wraps under: the one of a rotation in progress (resumed), else
+    ``use`` (a loaded KEK made beforehand and copied to every machine that stores protected
+    records), else a new one from ``make_kek`` (which stores its file); made current at once.
+    Returns (id, resumed)."""
     with ctx.sessions() as session:
         in_progress = keys.recorded_key_id(session, ROTATION_PURPOSE)
     if in_progress:
+        if use is not None and use != in_progress:
+            raise encryption.EncryptionKeyError(
+                f"a rotation to key {in_progress} is unfinished",
+                hint="run `evidence keys rotate-kek` without --kek-id to finish it first",
+            )
         return in_progress, True
-    previous = ctx.kek().current
-    kek = make_kek()
-    new = encryption.kek_id(kek)
+    ring = ctx.kek()
+    previous = ring.current
+    if use is not None:
+        if use not in ring.keks:
+            raise encryption.EncryptionKeyError(
+                f"key-encryption key {use} is not loaded", hint=f"put {use}.key in the key folder"
+            )
+        if use == previous:
+            raise encryption.EncryptionKeyError(f"key-encryption key {use} is the current one already")
+        new = use
+    else:
+        new = encryption.kek_id(make_kek())
     with ctx.sessions.begin() as session:
         recorded = keys.record_key_id(session, ROTATION_PURPOSE, new, now)
         if recorded != new:  # another rotation started at the same moment: join it

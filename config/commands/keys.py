@@ -56,7 +56,31 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
     emit(as_json, data, human)
 
 
+@keys_group.command("new-kek")
+@json_option
+@click.pass_context
+def new_kek_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Make a new KEK file in key_folder without using it yet: copy it (and back it up) to
+    every machine that stores protected records, then `evidence keys rotate-kek --kek-id ID`."""
+    app = get_app(ctx).require_catalog()
+    from archive import encryption
+
+    kid = encryption.kek_id(app.new_kek())
+    path = app.settings.encryption_key_folder / f"{kid}.key"
+    emit(
+        as_json,
+        {"kek_id": kid, "file": str(path)},
+        lambda: out.print(f"new KEK {kid}: {path}", highlight=False),
+    )
+
+
 @keys_group.command("rotate-kek")
+@click.option(
+    "--kek-id",
+    "use",
+    default=None,
+    help="Rotate to this KEK, made before by `evidence keys new-kek` (default: make one now).",
+)
 @click.option(
     "--batch",
     type=click.IntRange(1, 100000),
@@ -66,7 +90,7 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
 )
 @json_option
 @click.pass_context
-def rotate_kek_cmd(ctx: click.Context, batch: int, as_json: bool) -> None:
+def rotate_kek_cmd(ctx: click.Context, use: str | None, batch: int, as_json: bool) -> None:
     """Make a new KEK (in key_folder) and wrap every data key under it, version 1 objects
     included. New objects are wrapped under the new KEK from the start. Killed or failed
     part way, run it again: it resumes the same rotation. Once it reports done (and the new
@@ -77,7 +101,7 @@ def rotate_kek_cmd(ctx: click.Context, batch: int, as_json: bool) -> None:
     from ..progress import counting
 
     app = get_app(ctx).require_catalog()
-    kek_id, resumed = start(app.services, app.new_kek, app.now())
+    kek_id, resumed = start(app.services, app.new_kek, app.now(), use=use)
     app.reload_keys()
     with counting(err, f"rotate to {kek_id}", quiet=as_json) as update:
         result = rewrap_all(app.services, kek_id, batch=batch, on_object=update)

@@ -94,6 +94,10 @@ def _rotate(ctx, keks, batch=2):
     return kid, resumed, kek_rotation.rewrap_all(ctx(), kid, batch=batch)
 
 
+def _never() -> bytes:
+    raise AssertionError("no new KEK may be made when one is given")
+
+
 def _all_read(ctx, objects) -> None:
     for key, (version, sha256) in objects.items():
         got = hash_stored(ctx().store, key, version, encrypted=True, kek=ctx().kek())
@@ -238,9 +242,19 @@ def test_after_rotation_every_protected_object_reads_without_the_old_kek(world) 
         ).sha256
         == later.sha256
     )
-    # Running it again starts a new rotation (none is in progress), to a third KEK.
-    again, resumed, second = _rotate(ctx, keks)
-    assert again != kid and not resumed and second.rewrapped == len(objects) + 1
+    # A second rotation, to a KEK made beforehand (and copied to the stations first).
+    made = encryption.generate_kek()
+    with pytest.raises(encryption.EncryptionKeyError, match="not loaded"):
+        kek_rotation.start(ctx(), encryption.generate_kek, ctx().now(), use=encryption.kek_id(made))
+    with pytest.raises(encryption.EncryptionKeyError, match="current one already"):
+        kek_rotation.start(ctx(), encryption.generate_kek, ctx().now(), use=kid)
+    keks[encryption.kek_id(made)] = made
+    again, resumed = kek_rotation.start(ctx(), _never, ctx().now(), use=encryption.kek_id(made))
+    assert (again, resumed) == (encryption.kek_id(made), False)
+    second = kek_rotation.rewrap_all(ctx(), again)
+    assert second.rewrapped == len(objects) + 1 and not second.failed
+    del keks[kid]
+    _all_read(ctx, objects)
 
 
 def test_a_rotation_stopped_part_way_resumes_the_same_kek(world) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -147,3 +148,10 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     doctor = json.loads(invoke_evidence("doctor", "--quick", "--json", env=env).stdout)
     kek_check = next(c for c in doctor["checks"] if c["check"] == "keys.kek")
     assert kek_check["status"] == "ok" and kek_check["data"]["key_id"] == new
+    # The next rotation, to a KEK made first (and copied to the stations before it is used).
+    made = json.loads(invoke_evidence("keys", "new-kek", "--json", env=env).stdout)
+    assert stat.S_IMODE(Path(made["file"]).stat().st_mode) == 0o600
+    assert json.loads(invoke_evidence("keys", "list", "--json", env=env).stdout)["current"] == new
+    second = invoke_evidence("keys", "rotate-kek", "--kek-id", made["kek_id"], "--json", env=env)
+    assert second.exit_code == 0, second.output
+    assert json.loads(second.stdout)["rewrapped"] == N and _wraps_under(db, made["kek_id"]) == N
