@@ -105,9 +105,13 @@ chunks also verify. A reader checks K before opening any chunk.
 Wrap objects (wrap format version 1)
 ------------------------------------
 One per data key and KEK, stored under ``keys/wraps/{object id}/{KEK id}``
-(the catalog pins each one's version and keeps a copy of its bytes). Version
-1 objects get them too when a KEK is rotated; their own header keeps its
-original wrap, which only the old KEK opens. All integers big-endian::
+(the catalog pins each one's version and keeps a copy of its bytes; on the
+local store, whose keys are written once, a second wrap for the same name,
+left by a retried store of the object, goes to ``{KEK id}.{B in hex}``).
+Version 1 objects get them too when a KEK is rotated; their own header keeps
+its original wrap, which only the old KEK opens. A wrap is written before
+its object, so an object never exists without one. All integers
+big-endian::
 
     offset  size  field
     0       8     magic b"EVA-WRP\n" (45 56 41 2D 57 52 50 0A)
