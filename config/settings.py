@@ -348,6 +348,7 @@ class Settings:
             ("data folder", self.data_path),
             ("custody signing key's folder", self.signing_key_path.parent),
             ("key-encryption key's folder", self.encryption_key_path.parent),
+            ("key-encryption keys' folder", self.encryption_key_folder),
         ]
         if urlsplit(self.storage_url).scheme == "file":
             found.append(("store", Path(urlsplit(self.storage_url).path)))
