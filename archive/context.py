@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,9 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from catalog.custody import utcnow
 from catalog.numbering import NumberingFormats
 
-from .encryption import EncryptionKeyError
+from .encryption import EncryptionKeyError, Keyring
 from .policy import ArchivePolicy
 from .store import ObjectStore
+
+if TYPE_CHECKING:
+    from .key_wraps import CatalogWraps
 
 
 @dataclass(frozen=True)
@@ -34,20 +38,34 @@ class ServiceContext:
     # record never reads the key file); None where no key is available at all.
     load_kek: Callable[[], bytes] | None = None
     clock: Callable[[], datetime] = utcnow
+    # Every configured KEK by id and which one wraps new data keys (``config`` loads them);
+    # without it the single ``load_kek`` key is the ring.
+    load_keks: Callable[[], tuple[dict[str, bytes], str]] | None = None
+    wrap_lock: timedelta = timedelta(days=365)
 
     def now(self) -> datetime:
         return self.clock()
 
-    def kek(self) -> bytes:
+    def wraps(self) -> CatalogWraps:
+        """Where this archive's key wraps are kept (storage and the catalog's copies)."""
+        from .key_wraps import CatalogWraps
+
+        return CatalogWraps(self.sessions, self.store, self.clock, self.wrap_lock)
+
+    def kek(self) -> Keyring:
+        """The key ring: every loaded KEK, the current one, and the archive's wraps."""
+        if self.load_keks is not None:
+            keks, current = self.load_keks()
+            return self.wraps().ring(keks, current)
         if self.load_kek is None:
             raise EncryptionKeyError(
                 "this record is protected and no key-encryption key is loaded",
                 hint="check [encryption] key_file in the settings",
             )
-        return self.load_kek()
+        return self.wraps().ring([self.load_kek()])
 
-    def kek_for(self, encrypted: bool) -> bytes | None:
-        """The key-encryption key when ``encrypted``, else None (nothing is loaded)."""
+    def kek_for(self, encrypted: bool) -> Keyring | None:
+        """The key ring when ``encrypted``, else None (nothing is loaded)."""
         return self.kek() if encrypted else None
 
     def acting_as(self, actor: str) -> ServiceContext:

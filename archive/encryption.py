@@ -73,6 +73,73 @@ flag stops truncation at a chunk boundary and appending, and the object id
 (the storage key or archive number) stops chunks or whole objects being
 swapped between objects encrypted under the same KEK.
 
+Object layout (format version 2)
+--------------------------------
+Written for every new object. Version 1 put the wrapped data key inside the
+header, so it was authenticated data for every chunk and could never be
+replaced: a KEK could not be retired. In version 2 the header holds no wrap
+and no KEK id; the data key is wrapped in separate *wrap objects* (below),
+as many as there are KEKs, and the header commits to the data key instead.
+
+Header::
+
+    offset  size  field
+    0       8     magic b"EVA-ENC\n", as in version 1
+    8       1     format version, 0x02
+    9       1     algorithm id: 0x01 AES-256-GCM, 0x02 SM4-GCM
+    10      4     chunk size C: plaintext bytes per chunk, 1 <= C <= 64 MiB
+    14      8     nonce prefix P, random per object
+    22      32    key commitment K = HMAC-SHA256(key = data key,
+                  message = b"EVA-ENC v2 key commitment\n" || P)
+
+    H = 54 bytes for both algorithms.
+
+Chunks, nonces, the final-chunk rule, the sizes and the associated data are
+exactly as in version 1 (associated data = the whole H-byte header || i ||
+final flag || object id), so every chunk binds the algorithm, the chunk
+size, the nonce prefix, the object identity and the commitment to the data
+key. The commitment makes the data key the only key that opens the object:
+GCM alone would let a forged wrap hand out a second key under which crafted
+chunks also verify. A reader checks K before opening any chunk.
+
+Wrap objects (wrap format version 1)
+------------------------------------
+One per data key and KEK, stored under ``keys/wraps/{object id}/{KEK id}``
+(the catalog pins each one's version and keeps a copy of its bytes; on the
+local store, whose keys are written once, a second wrap for the same name,
+left by a retried store of the object, goes to ``{KEK id}.{B in hex}``).
+Version 1 objects get them too when a KEK is rotated; their own header keeps
+its original wrap, which only the old KEK opens. A wrap is written before
+its object, so an object never exists without one. All integers
+big-endian::
+
+    offset  size  field
+    0       8     magic b"EVA-WRP\n" (45 56 41 2D 57 52 50 0A)
+    8       1     wrap format version, 0x01
+    9       1     algorithm id of the data key (as in the object header)
+    10      8     KEK id of the KEK that made this wrap
+    18      16    binding B = first 16 bytes of SHA-256(b"EVA-WRP binding\n" ||
+                  the object's whole header (H bytes, either version) ||
+                  object id (UTF-8))
+    34      W     AES key wrap (RFC 3394) under the KEK of: data key || B;
+                  W = 56 for AES-256-GCM (data key 32 bytes), 40 for SM4-GCM
+
+    size = 34 + W: 90 bytes for AES-256-GCM, 74 bytes for SM4-GCM.
+
+B in the clear lets anyone (without a key) see that a wrap is for another
+object or another version of it; B inside the key wrap authenticates it, so
+a wrap cannot be moved to another object by editing its clear fields. A
+reader checks, in this order: magic and version, B against the object, the
+KEK id among the loaded KEKs, the key wrap's integrity, the inner B, and
+(version 2 objects) the commitment K.
+
+What a KEK rotation does not cure: a version 1 object's header keeps the
+wrap made under the KEK of its day for as long as the object exists, so
+whoever holds that old KEK can still read it; and any wrap under the old KEK
+that is still stored (or copied in the catalog) opens its object until it
+is deleted. Rotation protects version 2 objects once the superseded wraps
+are deleted.
+
 Caveat for streaming readers: ``decrypt_stream`` yields each chunk once it is
 verified, so a truncated or damaged object yields its good leading chunks
 before failing. Treat the output as provisional until the iterator ends
@@ -82,11 +149,12 @@ before failing. Treat the output as provisional until the iterator ends
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import secrets
 import struct
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,7 +178,14 @@ ALGORITHMS = ("AES-256-GCM", "SM4-GCM")
 DEFAULT_CHUNK_SIZE = 1 << 20
 MAX_CHUNK_SIZE = 64 << 20
 MAGIC = b"EVA-ENC\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what new objects are written as
+FORMAT_VERSIONS = (1, 2)  # what this program reads
+WRAP_MAGIC = b"EVA-WRP\n"
+WRAP_VERSION = 1
+BINDING_SIZE = 16
+COMMITMENT_SIZE = 32
+_COMMITMENT_LABEL = b"EVA-ENC v2 key commitment\n"
+_BINDING_LABEL = b"EVA-WRP binding\n"
 KEK_SIZE = 32
 TAG_SIZE = 16
 NONCE_SIZE = 12
@@ -123,7 +198,16 @@ _DATA_KEY_SIZES = {"AES-256-GCM": 32, "SM4-GCM": 16}
 _PREFIX = struct.Struct(">8sBBI8s")  # magic, version, algorithm id, chunk size, KEK id
 _CHUNK_INFO = struct.Struct(">IB")  # chunk index, final flag
 HEADER_SIZES = {name: _PREFIX.size + (size + 8) + NONCE_PREFIX_SIZE for name, size in _DATA_KEY_SIZES.items()}
-MAX_HEADER_SIZE = max(HEADER_SIZES.values())
+"""Version 1 header sizes by algorithm."""
+_PREFIX_V2 = struct.Struct(">8sBBI8s32s")  # magic, version, algorithm id, chunk size, nonce prefix, K
+HEADER_SIZE_V2 = _PREFIX_V2.size
+MAX_HEADER_SIZE = max(*HEADER_SIZES.values(), HEADER_SIZE_V2)
+_WRAP_PREFIX = struct.Struct(">8sBB8s16s")  # magic, version, algorithm id, KEK id, binding
+WRAP_SIZES = {name: _WRAP_PREFIX.size + size + BINDING_SIZE + 8 for name, size in _DATA_KEY_SIZES.items()}
+
+
+def header_size(algorithm: str, version: int = FORMAT_VERSION) -> int:
+    return HEADER_SIZES[algorithm] if version == 1 else HEADER_SIZE_V2
 
 
 class Readable(Protocol):
@@ -219,10 +303,11 @@ class EnvelopeHeader:
     version: int
     algorithm: str
     chunk_size: int
-    kek_id: str
-    wrapped_key: bytes
+    kek_id: str  # version 1: the KEK of the wrap inside the header; version 2: ""
+    wrapped_key: bytes  # version 1 only
     nonce_prefix: bytes
     raw: bytes
+    commitment: bytes = b""  # version 2 only
 
     @property
     def header_size(self) -> int:
@@ -248,9 +333,9 @@ def _header_size_from_prefix(first: bytes) -> int:
             "not an encrypted evidence object (no header)",
             hint="the object is damaged or was stored unencrypted",
         )
-    if first[8] != FORMAT_VERSION:
+    if first[8] not in FORMAT_VERSIONS:
         raise DecryptionFailed(
-            f"encrypted object has format version {first[8]}, this program reads version {FORMAT_VERSION}",
+            f"encrypted object has format version {first[8]}, this program reads versions 1 and 2",
             hint="the header is damaged, or a newer program wrote it",
         )
     name = _ALGORITHM_NAMES.get(first[9])
@@ -258,7 +343,7 @@ def _header_size_from_prefix(first: bytes) -> int:
         raise DecryptionFailed(
             f"encrypted object names unknown algorithm id {first[9]}", hint="the header is damaged"
         )
-    return HEADER_SIZES[name]
+    return header_size(name, first[8])
 
 
 def read_header(first_bytes: bytes) -> EnvelopeHeader:
@@ -272,6 +357,22 @@ def read_header(first_bytes: bytes) -> EnvelopeHeader:
     if len(first_bytes) < size:
         raise DecryptionFailed(f"encrypted object is shorter than its {size}-byte header")
     raw = bytes(first_bytes[:size])
+    if raw[8] == 2:
+        _magic, version, alg_id, chunk_size, prefix, commitment = _PREFIX_V2.unpack_from(raw)
+        if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
+            raise DecryptionFailed(
+                f"encrypted object header gives chunk size {chunk_size}", hint="the header is damaged"
+            )
+        return EnvelopeHeader(
+            version=version,
+            algorithm=_ALGORITHM_NAMES[alg_id],
+            chunk_size=chunk_size,
+            kek_id="",
+            wrapped_key=b"",
+            nonce_prefix=prefix,
+            raw=raw,
+            commitment=commitment,
+        )
     _magic, version, alg_id, chunk_size, kid = _PREFIX.unpack_from(raw)
     if not 1 <= chunk_size <= MAX_CHUNK_SIZE:
         raise DecryptionFailed(
@@ -294,7 +395,10 @@ def _chunk_count(plain_size: int, chunk_size: int) -> int:
 
 
 def encrypted_size(
-    plain_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE, algorithm: str = "AES-256-GCM"
+    plain_size: int,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    algorithm: str = "AES-256-GCM",
+    version: int = FORMAT_VERSION,
 ) -> int:
     """Exact size of the encrypted object, for Content-Length and quota checks."""
     _check_algorithm(algorithm)
@@ -304,7 +408,7 @@ def encrypted_size(
     n = _chunk_count(plain_size, chunk_size)
     if n > MAX_CHUNKS:
         raise InvalidInput(f"{plain_size} bytes need more than {MAX_CHUNKS} chunks of {chunk_size}")
-    return HEADER_SIZES[algorithm] + plain_size + TAG_SIZE * n
+    return header_size(algorithm, version) + plain_size + TAG_SIZE * n
 
 
 def plain_size_of(cipher_size: int, header: EnvelopeHeader) -> int:
@@ -379,23 +483,230 @@ def _object_id_bytes(object_id: str) -> bytes:
         raise InvalidInput(f"object id {object_id!r} is not valid text: {exc}") from exc
 
 
-def _open_envelope(header: EnvelopeHeader, kek: bytes, object_id: str) -> _ChunkCipher:
+# --- wraps and key rings --------------------------------------------------------
+
+
+class WrapRefused(DecryptionFailed):
+    """A wrap object is damaged, is not a wrap, or belongs to another object."""
+
+
+@dataclass(frozen=True)
+class Wrap:
+    """A parsed wrap object; ``raw`` is its exact bytes."""
+
+    algorithm: str
+    kek_id: str
+    binding: bytes
+    wrapped: bytes
+    raw: bytes
+
+
+def commitment(data_key: bytes, nonce_prefix: bytes) -> bytes:
+    """The version 2 header's commitment to its data key."""
+    return hmac.new(data_key, _COMMITMENT_LABEL + nonce_prefix, hashlib.sha256).digest()
+
+
+def binding(header_raw: bytes, object_id: str) -> bytes:
+    """What ties a wrap to one object: its whole header (random per object) and its id."""
+    return hashlib.sha256(_BINDING_LABEL + header_raw + _object_id_bytes(object_id)).digest()[:BINDING_SIZE]
+
+
+def make_wrap(kek: bytes, data_key: bytes, header: EnvelopeHeader, object_id: str) -> bytes:
+    """A wrap object for ``data_key`` of the object (``header``, ``object_id``) under ``kek``."""
     _check_kek(kek)
     selftest.require(selftest.AES_KW)
-    oid = _object_id_bytes(object_id)
-    mine = kek_id(kek)
-    if header.kek_id != mine:
-        raise EncryptionKeyError(
-            f"object was encrypted under key {header.kek_id}, the loaded key is {mine}",
-            hint=f"load the key file whose id is {header.kek_id} (or the header is damaged)",
+    bound = binding(header.raw, object_id)
+    return _WRAP_PREFIX.pack(
+        WRAP_MAGIC, WRAP_VERSION, _ALGORITHM_IDS[header.algorithm], bytes.fromhex(kek_id(kek)), bound
+    ) + aes_key_wrap(kek, data_key + bound)
+
+
+def parse_wrap(raw: bytes, where: str = "wrap object") -> Wrap:
+    """The fields of a wrap object; only its structure is checked here."""
+    raw = bytes(raw)
+    if len(raw) < _WRAP_PREFIX.size or raw[:8] != WRAP_MAGIC:
+        raise WrapRefused(f"{where} is not a key wrap", hint="it is damaged or was replaced; restore it")
+    _magic, version, alg_id, kid, bound = _WRAP_PREFIX.unpack_from(raw)
+    name = _ALGORITHM_NAMES.get(alg_id)
+    if version != WRAP_VERSION or name is None or len(raw) != WRAP_SIZES[name]:
+        raise WrapRefused(
+            f"{where} has wrap version {version}, algorithm id {alg_id} and {len(raw)} bytes",
+            hint="it is damaged, or a newer program wrote it",
         )
+    return Wrap(name, kid.hex(), bound, raw[_WRAP_PREFIX.size :], raw)
+
+
+def check_wrap_belongs(
+    wrap: Wrap, header: EnvelopeHeader, object_id: str, where: str = "wrap object"
+) -> None:
+    """Refuse a wrap made for another object (or another version of it); needs no key."""
+    if wrap.binding != binding(header.raw, object_id) or wrap.algorithm != header.algorithm:
+        raise WrapRefused(
+            f"{where} (key {wrap.kek_id}) belongs to another object than {object_id!r}",
+            hint="a wrap was copied or moved from another object; restore the right one",
+            object_id=object_id,
+        )
+
+
+def unwrap(
+    wrap: Wrap, kek: bytes, header: EnvelopeHeader, object_id: str, where: str = "wrap object"
+) -> bytes:
+    """The data key from ``wrap`` for the object, every check of the documented order made."""
+    check_wrap_belongs(wrap, header, object_id, where)
+    if wrap.kek_id != kek_id(kek):
+        raise EncryptionKeyError(f"{where} was made with key {wrap.kek_id}, not with key {kek_id(kek)}")
+    selftest.require(selftest.AES_KW)
     try:
-        data_key = aes_key_unwrap(kek, header.wrapped_key)
+        inner = aes_key_unwrap(kek, wrap.wrapped)
     except InvalidUnwrap:
-        raise DecryptionFailed(
-            "the wrapped data key in the header does not verify", hint="the header is damaged"
-        ) from None
-    return _ChunkCipher(header, data_key, oid)
+        inner = b""
+    size = _DATA_KEY_SIZES[header.algorithm]
+    if len(inner) != size + BINDING_SIZE or not hmac.compare_digest(inner[size:], wrap.binding):
+        raise WrapRefused(
+            f"{where} for {object_id!r} does not verify under key {wrap.kek_id}",
+            hint="the wrap is damaged or forged; restore it from storage or the catalog",
+            object_id=object_id,
+        )
+    data_key = inner[:size]
+    if header.version == 2 and not hmac.compare_digest(
+        commitment(data_key, header.nonce_prefix), header.commitment
+    ):
+        raise WrapRefused(
+            f"{where} for {object_id!r} gives a data key the object's header does not commit to",
+            hint="the wrap or the header is forged or damaged",
+            object_id=object_id,
+        )
+    return data_key
+
+
+WrapLookup = Callable[[str], Iterable[bytes]]
+"""Every wrap object known for an object id (the catalog's copies)."""
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The loaded KEKs by id, the one that wraps new data keys, and where wraps are found.
+
+    ``wraps`` maps an object id to the wrap objects known for it (a mapping or a callable);
+    ``save`` stores a new object's first wrap, before its bytes are stored (without a place
+    for the wrap a version 2 object could never be read again).
+    """
+
+    keks: Mapping[str, bytes]
+    current: str
+    wraps: WrapLookup | Mapping[str, Sequence[bytes]] | None = None
+    save: Callable[[str, str, bytes], None] | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, *keks: bytes, wraps: WrapLookup | Mapping[str, Sequence[bytes]] | None = None) -> Keyring:
+        """A ring of ``keks``; the first wraps new data keys."""
+        if not keks:
+            raise EncryptionKeyError(
+                "no key-encryption key is loaded", hint="check [encryption] in the settings"
+            )
+        for k in keks:
+            _check_kek(k)
+        return cls({kek_id(k): bytes(k) for k in keks}, kek_id(keks[0]), wraps)
+
+    @classmethod
+    def in_memory(cls, *keks: bytes) -> Keyring:
+        """A ring keeping its wraps in a dict (tools and tests; the archive keeps them in
+        storage and the catalog, ``archive.key_wraps``)."""
+        kept: dict[str, list[bytes]] = {}
+        ring = cls.of(*keks, wraps=kept)
+        return cls(
+            ring.keks, ring.current, kept, lambda oid, _kid, wrap: kept.setdefault(oid, []).append(wrap)
+        )
+
+    def kek(self) -> bytes:
+        """The KEK that wraps new data keys."""
+        if self.current not in self.keks:
+            raise EncryptionKeyError(
+                f"the current key-encryption key {self.current} is not loaded",
+                hint=f"restore the key file whose id is {self.current}",
+            )
+        return self.keks[self.current]
+
+    def known_wraps(self, object_id: str) -> list[bytes]:
+        if self.wraps is None:
+            return []
+        if callable(self.wraps):
+            return list(self.wraps(object_id))
+        return list(self.wraps.get(object_id, ()))
+
+    def data_key(self, header: EnvelopeHeader, object_id: str) -> bytes:
+        """The object's data key: from a version 1 header's own wrap when its KEK is loaded,
+        else from a wrap object under a loaded KEK. A wrap that is damaged or belongs to
+        another object is refused (named in the error) unless a good one is found."""
+        _object_id_bytes(object_id)  # an empty or invalid id is refused before any key is tried
+        if header.version == 1 and header.kek_id in self.keks:
+            selftest.require(selftest.AES_KW)
+            try:
+                return aes_key_unwrap(self.keks[header.kek_id], header.wrapped_key)
+            except InvalidUnwrap:
+                raise DecryptionFailed(
+                    "the wrapped data key in the header does not verify", hint="the header is damaged"
+                ) from None
+        # Wraps made for an earlier attempt at storing the object (another header) are
+        # normal and skipped; a wrap of this object that fails is the error to report.
+        refused: list[WrapRefused] = []  # this object's wraps under a loaded KEK that fail
+        damaged: list[WrapRefused] = []  # not wraps at all
+        foreign: list[WrapRefused] = []  # bound to another object (or another attempt's header)
+        other_keks: list[str] = []
+        for raw in self.known_wraps(object_id):
+            try:
+                wrap = parse_wrap(raw)
+            except WrapRefused as exc:
+                damaged.append(exc)
+                continue
+            try:
+                check_wrap_belongs(wrap, header, object_id)
+            except WrapRefused as exc:
+                foreign.append(exc)
+                continue
+            if wrap.kek_id not in self.keks:
+                other_keks.append(wrap.kek_id)
+                continue
+            try:
+                return unwrap(wrap, self.keks[wrap.kek_id], header, object_id)
+            except WrapRefused as exc:
+                refused.append(exc)
+        if refused or damaged:
+            raise (refused or damaged)[0]
+        loaded = ", ".join(sorted(self.keks)) or "none"
+        needed = sorted({*other_keks, *([header.kek_id] if header.version == 1 else [])})
+        if needed:
+            raise EncryptionKeyError(
+                f"object {object_id!r} was encrypted under key {' or '.join(needed)}, "
+                f"the loaded keys are {loaded}"
+                + (f" ({len(foreign)} other wrap(s) belong to another object)" if foreign else ""),
+                hint=f"load the key file whose id is {needed[0]} (or the header is damaged)",
+            )
+        if foreign:
+            raise foreign[0]
+        raise EncryptionKeyError(
+            f"no key wrap is known for encrypted object {object_id!r} (loaded keys {loaded})",
+            hint="restore its wrap objects (keys/wraps/...) and rebuild the catalog's copies",
+        )
+
+
+Keys = bytes | Keyring
+"""A single KEK (its wraps nowhere but in version 1 headers) or a key ring."""
+
+
+def as_keyring(keys: bytes | Keyring) -> Keyring:
+    return keys if isinstance(keys, Keyring) else Keyring.of(keys)
+
+
+def _open_envelope(header: EnvelopeHeader, keys: bytes | Keyring, object_id: str) -> _ChunkCipher:
+    ring = as_keyring(keys)
+    oid = _object_id_bytes(object_id)
+    return _ChunkCipher(header, ring.data_key(header, object_id), oid)
+
+
+def object_data_key(header: EnvelopeHeader, keys: bytes | Keyring, object_id: str) -> bytes:
+    """The data key of an object (for writing it a new wrap); every check is made."""
+    return as_keyring(keys).data_key(header, object_id)
 
 
 def _chunk_failed(index: int, object_id: str) -> DecryptionFailed:
@@ -441,26 +752,39 @@ class EncryptingReader(io.RawIOBase):
     def __init__(
         self,
         plain: Readable,
-        kek: bytes,
+        kek: bytes | Keyring,
         object_id: str,
         algorithm: str = "AES-256-GCM",
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        version: int | None = None,
     ) -> None:
         super().__init__()
+        version = FORMAT_VERSION if version is None else version
         _check_algorithm(algorithm)
         _check_chunk_size(chunk_size)
+        kek = kek.kek() if isinstance(kek, Keyring) else kek
         _check_kek(kek)
+        if version not in FORMAT_VERSIONS:
+            raise InvalidInput(f"unknown encryption format version {version}")
         selftest.require(selftest.AES_KW, algorithm)
         oid = _object_id_bytes(object_id)
         data_key = secrets.token_bytes(_DATA_KEY_SIZES[algorithm])
-        raw = (
-            _PREFIX.pack(
-                MAGIC, FORMAT_VERSION, _ALGORITHM_IDS[algorithm], chunk_size, bytes.fromhex(kek_id(kek))
+        prefix = secrets.token_bytes(NONCE_PREFIX_SIZE)
+        if version == 1:
+            raw = (
+                _PREFIX.pack(MAGIC, 1, _ALGORITHM_IDS[algorithm], chunk_size, bytes.fromhex(kek_id(kek)))
+                + aes_key_wrap(kek, data_key)
+                + prefix
             )
-            + aes_key_wrap(kek, data_key)
-            + secrets.token_bytes(NONCE_PREFIX_SIZE)
-        )
+        else:
+            raw = _PREFIX_V2.pack(
+                MAGIC, 2, _ALGORITHM_IDS[algorithm], chunk_size, prefix, commitment(data_key, prefix)
+            )
         self.header = read_header(raw)
+        # Version 2: the only copy of the data key until the caller stores it (before the
+        # object: an object whose wrap was never stored can never be read).
+        self.wrap: bytes | None = make_wrap(kek, data_key, self.header, object_id) if version == 2 else None
+        self.wrap_kek_id = kek_id(kek)
         self._cipher = _ChunkCipher(self.header, data_key, oid)
         self._plain = plain
         self._buf = bytearray(chunk_size)
@@ -558,7 +882,7 @@ def _read_exact(stream: Readable, size: int) -> bytes:
     return bytes(buf[:got])
 
 
-def decrypt_stream(cipher: Readable, kek: bytes, object_id: str) -> Iterator[bytes]:
+def decrypt_stream(cipher: Readable, kek: bytes | Keyring, object_id: str) -> Iterator[bytes]:
     """Yield the plaintext chunk by chunk, each only after it verified.
 
     The header and the key are checked before this returns, so a wrong key
@@ -607,7 +931,7 @@ def _stream_chunks(
 def decrypt_range(
     read_at: Callable[[int, int], bytes],
     cipher_size: int,
-    kek: bytes,
+    kek: bytes | Keyring,
     object_id: str,
     start: int,
     length: int | None,

@@ -47,10 +47,11 @@ def put_file(
     retain_until: datetime | None,
     label: str,
     sm3: bool = False,
-    encrypt: tuple[bytes | None, str] | None = None,
+    encrypt: tuple[encryption.Keyring | None, str] | None = None,
 ) -> PutResult:
-    """``path`` is a :data:`Source`; ``encrypt`` is (key-encryption key, algorithm) for a
-    protected record, else None."""
+    """``path`` is a :data:`Source`; ``encrypt`` is (key ring, algorithm) for a protected
+    record, else None. The object's first key wrap is stored through the ring before the
+    object: without it the object could never be read."""
     check = expect(digests, label)
     with _opened(path) as opened:
         source = cast(BinaryStream, opened)  # files opened in binary mode have readinto
@@ -72,6 +73,13 @@ def put_file(
             )
         plain = Hasher(sm3=sm3)
         reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, algorithm)
+        if reader.wrap is not None:
+            if not isinstance(kek, encryption.Keyring) or kek.save is None:
+                raise encryption.EncryptionKeyError(
+                    f"{label} is protected and there is nowhere to keep its key wrap",
+                    hint="this is a wiring fault: the key ring needs the archive's wrap store",
+                )
+            kek.save(key, reader.wrap_kek_id, reader.wrap)
         return store.put(
             key,
             reader,
@@ -82,8 +90,8 @@ def put_file(
         )
 
 
-def encryption_note(encrypt: tuple[bytes | None, str] | None) -> dict[str, str] | None:
-    """What a manifest says about the encryption of its object."""
+def encryption_note(encrypt: tuple[encryption.Keyring | None, str] | None) -> dict[str, str] | None:
+    """What a manifest says about the encryption of its object (the KEK of its first wrap)."""
     if encrypt is None or encrypt[0] is None:
         return None
-    return {"algorithm": encrypt[1], "kek_id": encryption.kek_id(encrypt[0])}
+    return {"algorithm": encrypt[1], "kek_id": encrypt[0].current}

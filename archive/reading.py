@@ -20,6 +20,7 @@ from catalog.errors import EvidenceError, Refused
 
 from . import encryption
 from .digest import Hasher, HashThread
+from .encryption import Keys
 from .errors import ObjectMissing
 from .store import ObjectStore
 
@@ -64,7 +65,7 @@ def read_plain(
     version: str | None,
     *,
     encrypted: bool,
-    kek: bytes | None,
+    kek: Keys | None,
     start: int = 0,
     length: int | None = None,
 ) -> Iterator[bytes]:
@@ -140,7 +141,7 @@ def hash_stored(
     version: str | None,
     *,
     encrypted: bool,
-    kek: bytes | None,
+    kek: Keys | None,
     sm3: bool = False,
     sink: Callable[[bytes], None] | None = None,
 ) -> StoredHash:

@@ -27,6 +27,7 @@ of few runs are rough.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import resource
@@ -51,13 +52,21 @@ KEYS = {
 def _child(spec: dict[str, Any]) -> dict[str, Any]:
     import hashlib
 
+    from archive.encryption import Keyring, kek_id
+    from archive.key_wraps import wrap_key
     from archive.local_store import LocalStore
     from archive.reading import hash_stored, read_plain
 
     store = LocalStore(Path(spec["root"]), lock_mode="COMPLIANCE")
     encrypted = spec["encrypted"]
-    kek = bytes.fromhex(spec["kek"]) if encrypted else None
     key = KEYS["encrypted" if encrypted else "clear"]
+    raw = bytes.fromhex(spec["kek"])
+    # Format v2: the data key's wrap is its own object beside the recording.
+    kek = (
+        Keyring.of(raw, wraps=lambda oid: [b"".join(store.read(wrap_key(oid, kek_id(raw))))])
+        if encrypted
+        else None
+    )
     out = open(spec["out"], "xb", buffering=0) if spec.get("out") else None
 
     def write(chunk: bytes) -> None:
@@ -101,6 +110,7 @@ def _prepare(work: Path, size: int) -> tuple[Path, str, dict[str, Path]]:
     from archive import encryption
     from archive.digest import hash_file
     from archive.files import put_file
+    from archive.key_wraps import wrap_key
     from archive.local_store import LocalStore
 
     root = work / "store"
@@ -109,8 +119,14 @@ def _prepare(work: Path, size: int) -> tuple[Path, str, dict[str, Path]]:
     source = work / "source.bin"
     make_source(source, size)
     kek = encryption.generate_kek()
+    ring = encryption.Keyring(
+        {encryption.kek_id(kek): kek},
+        encryption.kek_id(kek),
+        save=lambda oid, kid, wrap: None if store.put(wrap_key(oid, kid), io.BytesIO(wrap)) else None,
+    )
     digests = hash_file(source)
-    for name, encrypt in (("clear", None), ("encrypted", (kek, "AES-256-GCM"))):
+    encrypt: tuple[encryption.Keyring, str] | None
+    for name, encrypt in (("clear", None), ("encrypted", (ring, "AES-256-GCM"))):
         put_file(
             store,
             KEYS[name],

@@ -44,6 +44,11 @@ class Action(StrEnum):
     RESTORED = "restored"
     PURGED = "purged"
     RETENTION_RUN = "retention_run"
+    # keys: a KEK rotation started, each batch of data keys wrapped again under the new KEK,
+    # superseded wraps deleted
+    KEK_ROTATED = "kek_rotated"
+    KEYS_REWRAPPED = "keys_rewrapped"
+    KEY_WRAPS_DELETED = "key_wraps_deleted"
     # devices and accounts
     DEVICE_ASSIGNED = "device_assigned"
     USER_ADDED = "user_added"

@@ -159,3 +159,20 @@ def record_key_id(session: Session, purpose: str, key_id: str, now: datetime) ->
         session, CatalogKey.__table__, {"purpose": purpose, "key_id": key_id, "created_at": now}, ["purpose"]
     )
     return session.execute(select(CatalogKey.key_id).where(CatalogKey.purpose == purpose)).scalar_one()
+
+
+def set_key_id(session: Session, purpose: str, key_id: str, now: datetime) -> None:
+    """Record ``key_id`` for ``purpose``, replacing the one recorded (a rotated key)."""
+    row = session.get(CatalogKey, purpose, with_for_update=True)
+    if row is None:
+        session.add(CatalogKey(purpose=purpose, key_id=key_id, created_at=now))
+    else:
+        row.key_id, row.created_at = key_id, now
+    session.flush()
+
+
+def forget_key_id(session: Session, purpose: str) -> None:
+    row = session.get(CatalogKey, purpose)
+    if row is not None:
+        session.delete(row)
+        session.flush()

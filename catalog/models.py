@@ -237,6 +237,27 @@ class DocumentPage(Base):
     last_verified_at: Mapped[datetime | None]
 
 
+class KeyWrap(Base):
+    """One data key wrapped under one KEK: the wrap object's pinned version in storage and a
+    copy of its bytes (``archive.encryption`` documents them). ``superseded_at`` is set once
+    the object has a wrap under a newer KEK; a superseded wrap may be deleted (row and
+    object) when its lock ends, and then a leaked old KEK no longer opens the object
+    through it."""
+
+    __tablename__ = "key_wraps"
+    __table_args__ = (UniqueConstraint("storage_key", "binding", name="uq_key_wraps_storage_key_binding"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    object_key: Mapped[str] = mapped_column(String(1024), index=True)
+    kek_id: Mapped[str] = mapped_column(String(16), index=True)
+    binding: Mapped[str] = mapped_column(String(32))  # hex of the wrap's binding to its object
+    storage_key: Mapped[str] = mapped_column(String(1100))
+    storage_version: Mapped[str | None] = mapped_column(String(256))
+    wrap: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]
+    retain_until: Mapped[datetime | None]
+    superseded_at: Mapped[datetime | None]
+
+
 class CaseItem(Base):
     """A record's membership of a case; carries the shared item number (共同编号)."""
 

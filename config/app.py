@@ -140,6 +140,8 @@ class App:
             policy=self.policy,
             actor=self.actor,
             load_kek=lambda: self.kek,
+            load_keks=lambda: self.keks,
+            wrap_lock=timedelta(days=self.settings.encryption.wrap_lock_days),
             clock=self.now,
         )
 
@@ -323,14 +325,58 @@ class App:
             "signing_key": str(path),
             "pinned_in": str(pinned_at),
         }
+    def kek_paths(self) -> list[Path]:
+        """Every KEK file there is: ``key_file`` and the files of ``key_folder``."""
+        found = [self.settings.encryption_key_path] if self.settings.encryption_key_path.exists() else []
+        folder = self.settings.encryption_key_folder
+        if folder.is_dir():
+            found += sorted(p for p in folder.glob("*.key") if p != self.settings.encryption_key_path)
+        return found
+
+    @cached_property
+    def keks(self) -> tuple[dict[str, bytes], str]:
+        """Every KEK found, by id, and the current one: the one the catalog records (a
+        rotation records its new KEK), else ``key_file``'s."""
+        loaded = {}
+        for path in self.kek_paths():
+            kek = encryption.load_kek(path)  # owner and mode checked
+            loaded[encryption.kek_id(kek)] = kek
+        recorded = self._recorded(KEK)
+        path = self.settings.encryption_key_path
+        if recorded is None:
+            self._require_key_file(KEK, path)
+            current = encryption.kek_id(encryption.load_kek(path))
+        elif recorded not in loaded:
+            if path.exists() and len(loaded) == 1:
+                self._check_key_id(KEK, next(iter(loaded)), path)  # raises, naming both keys
+            raise KeyMismatch(
+                f"the current key-encryption key {recorded} is in none of the key files "
+                f"({path}, {self.settings.encryption_key_folder}/*.key)",
+                hint="restore it from its backup; a new key would not read the records it protects",
+            )
+        else:
+            current = recorded
+        return loaded, current
+
+    def new_kek(self) -> bytes:
+        """A new KEK in the key folder as ``{KEK id}.key`` (mode 0600), never replacing a file."""
+        kek = encryption.generate_kek()
+        path = self.settings.encryption_key_folder / f"{encryption.kek_id(kek)}.key"
+        if not keys.write_new_private_file(path, kek.hex().encode("ascii") + b"\n"):
+            raise KeyMismatch(f"key file {path} exists already", hint="run the command again")
+        self.reload_keys()
+        return kek
+
+    def reload_keys(self) -> None:
+        """Forget the loaded KEKs: the next use reads the key files again."""
+        for name in ("keks", "kek"):
+            self.__dict__.pop(name, None)
 
     @cached_property
     def kek(self) -> bytes:
-        path = self.settings.encryption_key_path
-        self._require_key_file(KEK, path)
-        kek = encryption.load_kek(path)
-        self._check_key_id(KEK, encryption.kek_id(kek), path)
-        return kek
+        """The current KEK (it wraps new data keys)."""
+        keks, current = self.keks
+        return keks[current]
 
     @property
     def web_secret_path(self) -> Path:
@@ -411,12 +457,23 @@ class App:
         )
         with self.sessions.begin() as session:
             attested = attest_pre_v2(session, actor=self.actor, now=self.now())
-        kek_created = self._ensure_key(
-            KEK,
-            self.settings.encryption_key_path,
-            create=encryption.create_kek,
-            ident=lambda p: encryption.kek_id(encryption.load_kek(p)),
-        )
+        recorded_kek = self._recorded(KEK)
+        kek_created = False
+        rotated = [p for p in self.kek_paths() if p != self.settings.encryption_key_path]
+        if recorded_kek is None and rotated and not self.settings.encryption_key_path.exists():
+            # A catalog rebuilt after a rotation whose old key file was destroyed: the newest
+            # KEK of the key folder is current again, never a new key beside it.
+            newest = max(rotated, key=lambda p: p.stat().st_mtime)
+            with self.sessions.begin() as session:
+                keys.record_key_id(session, KEK, encryption.kek_id(encryption.load_kek(newest)), self.now())
+        elif recorded_kek is None or recorded_kek == self._key_file_kek_id():
+            kek_created = self._ensure_key(
+                KEK,
+                self.settings.encryption_key_path,
+                create=encryption.create_kek,
+                ident=lambda p: encryption.kek_id(encryption.load_kek(p)),
+            )
+        # else: a rotation made a newer KEK current; `kek` below checks it is there.
         return {
             "catalog": self.engine.url.render_as_string(hide_password=True),
             "schema_before": before,
@@ -433,6 +490,10 @@ class App:
             "kek_created": kek_created,
             "kek_id": encryption.kek_id(self.kek),
         }
+
+    def _key_file_kek_id(self) -> str | None:
+        path = self.settings.encryption_key_path
+        return encryption.kek_id(encryption.load_kek(path)) if path.exists() else None
 
     def _tighten(self) -> None:
         """Data folder, catalog and local store readable by the service account only: the

@@ -24,6 +24,7 @@ from .commands import (
     holds,
     ingest,
     init,
+    keys,
     recordings,
     report,
     retention,
@@ -36,6 +37,7 @@ from .logs import setup_logging
 
 COMMAND_MODULES = (
     init,
+    keys,
     cases,
     recordings,
     verify,

@@ -7,7 +7,7 @@ chunk it reads). Nothing is shown when stderr is not a terminal (cron, pipes, lo
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -21,7 +21,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-__all__ = ["Quiet", "Transfer", "transfer"]
+__all__ = ["Quiet", "Transfer", "transfer", "counting"]
 
 
 class Quiet:
@@ -74,3 +74,20 @@ def transfer(console: Console, label: str, *, quiet: bool) -> Iterator[Quiet]:
         console=console,
     ) as bar:
         yield Transfer(bar, bar.add_task(label, total=None, files=0, files_total="?"))
+
+
+@contextmanager
+def counting(console: Console, label: str, *, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A bar of items done of a total: yields ``update(done, total)``."""
+    if quiet or not console.is_terminal:
+        yield lambda _done, _total: None
+        return
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)

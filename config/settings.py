@@ -159,6 +159,13 @@ class EncryptionSettings:
     mode: Literal["none", "protected", "all"] = "protected"
     algorithm: Literal["AES-256-GCM", "SM4-GCM"] = "AES-256-GCM"
     key_file: str = "keys/kek.key"  # key-encryption key, relative to the data folder
+    # Further KEKs, one file each ({KEK id}.key): `evidence keys rotate-kek` puts new ones
+    # here. Every KEK found (key_file and this folder) is loaded; the catalog names the
+    # current one, which wraps new data keys.
+    key_folder: str = "keys/kek"
+    # How long each key wrap object is locked: a wrap superseded by a rotation can be
+    # deleted once its lock ends (`evidence keys delete-superseded`).
+    wrap_lock_days: int = 365
 
 
 @dataclass(frozen=True)
@@ -310,6 +317,10 @@ class Settings:
         return self._in_data(self.encryption.key_file)
 
     @property
+    def encryption_key_folder(self) -> Path:
+        return self._in_data(self.encryption.key_folder)
+
+    @property
     def public_url(self) -> str:
         """Where users reach the pages (``[web] public_url``, else the listening address)."""
         if self.web.public_url:
@@ -341,6 +352,7 @@ class Settings:
             ("data folder", self.data_path),
             ("custody signing key's folder", self.signing_key_path.parent),
             ("key-encryption key's folder", self.encryption_key_path.parent),
+            ("key-encryption keys' folder", self.encryption_key_folder),
         ]
         if urlsplit(self.storage_url).scheme == "file":
             found.append(("store", Path(urlsplit(self.storage_url).path)))
@@ -588,6 +600,8 @@ def validate(s: Settings, source: str) -> None:
         )
     if r.max_purges_per_run < 1:
         fail("retention.max_purges_per_run", "must be at least 1")
+    if s.encryption.wrap_lock_days < 1:
+        fail("encryption.wrap_lock_days", "must be at least 1")
     ing = s.ingest
     # Bounds keep every value inside what timers and date arithmetic can hold.
     day, year = 86400.0, 366 * 86400.0

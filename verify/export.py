@@ -88,6 +88,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from archive.checkpoints import link_line, make_and_publish
 from archive.context import ServiceContext
 from archive.digest import Hasher
+from archive.encryption import Keys
 from archive.layout import extension
 from archive.reading import hash_stored
 from archive.store import ObjectStore
@@ -496,7 +497,7 @@ def _entries(session: Session, items: list[ItemView], with_proxies: bool) -> lis
 
 
 def _write_evidence(
-    store: ObjectStore, bag: Path, entries: list[_Entry], kek: bytes | None, progress: Progress | None
+    store: ObjectStore, bag: Path, entries: list[_Entry], kek: Keys | None, progress: Progress | None
 ) -> list[_PayloadFile]:
     want_sm3 = any(e.sm3 for e in entries)
     written = []
@@ -561,7 +562,7 @@ def _copy(
     key: str,
     version: str | None,
     encrypted: bool,
-    kek: bytes | None,
+    kek: Keys | None,
     bag: Path,
     rel: str,
     total: int,

@@ -24,6 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from archive.context import ServiceContext
+from archive.encryption import Keys
 from archive.errors import ObjectMissing
 from archive.layout import report_key
 from archive.reading import hash_stored
@@ -144,7 +145,7 @@ def _targets(session: Session, *, older_than: datetime | None, sample: int | Non
 
 
 def _check(
-    store: ObjectStore, target: Target, kek: bytes | None, on_bytes: Callable[[int], None] | None = None
+    store: ObjectStore, target: Target, kek: Keys | None, on_bytes: Callable[[int], None] | None = None
 ) -> tuple[str | None, str, str, int]:
     """(problem or None, expected, found, bytes read)."""
     expected = target.sha256

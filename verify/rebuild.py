@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.checkpoints import EVENTS, LINKS, TOKEN, stored_checkpoints
 from archive.errors import ObjectMissing
+from archive.key_wraps import restore_rows
 from archive.keyrotation import CHANGES, stored_statements
 from archive.layout import checkpoint_folder, checkpoint_key
 from archive.reading import plain_size
@@ -88,6 +89,9 @@ def rebuild(
         _links(session, cases, by_number, links, report)
         _derivatives(store, session, by_number, report)
         _tombstones(store, session, report)
+        restored, refused = restore_rows(store, session)  # the catalog's copies of key wraps
+        report.counts["key_wraps"] = restored
+        report.problems += refused
     _sequences(engine, sessions, formats)
     return report
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from archive.context import ServiceContext
+from archive.encryption import Keys
 from archive.reading import hash_stored
 from archive.store import ObjectStore
 from catalog import cases, custody
@@ -19,7 +20,7 @@ from catalog.verification import mark_verified
 from catalog.views import case_items
 
 
-def check_item(store: ObjectStore, item: ItemView, kek: bytes | None) -> str:
+def check_item(store: ObjectStore, item: ItemView, kek: Keys | None) -> str:
     """Re-read one item's stored bytes: ``ok``, ``mismatch`` or ``missing``."""
     if not item.storage_key:
         return "missing"

@@ -78,7 +78,7 @@ def test_pages_are_drawn_once_stored_and_encrypted_like_the_document(env) -> Non
         stored = b"".join(env.store.read(page.storage_key, page.storage_version))
         assert not stored.startswith(PNG)  # ciphertext in the store
         plain = b"".join(
-            read_plain(env.store, page.storage_key, page.storage_version, encrypted=True, kek=kek)
+            read_plain(env.store, page.storage_key, page.storage_version, encrypted=True, kek=ctx.kek())
         )
         assert plain.startswith(PNG) and len(plain) == page.size
     with env.sessions() as s:

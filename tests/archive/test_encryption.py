@@ -3,7 +3,7 @@ import os
 import stat
 import struct
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from archive.encryption import (
     DecryptionFailed,
     EncryptingReader,
     EncryptionKeyError,
+    Keyring,
     create_kek,
     decrypt_range,
     decrypt_stream,
@@ -36,6 +37,32 @@ C = 4096
 SIZES = [0, 1, C - 1, C, C + 1, 3 * C + C // 2]
 OID = "evidence/2024/BWC-000123.mp4"
 KEK = generate_kek()
+# Version 2 objects keep their wraps apart: every wrap made here is filed by object id, as the
+# catalog's copies are, and the key rings below find them there.
+WRAPS: dict[str, list[bytes]] = {}
+KEYS = Keyring.of(KEK, wraps=WRAPS)
+FORMAT = {
+    "version": encryption.FORMAT_VERSION
+}  # what _encrypt writes; the `version` fixture runs a test over both
+
+
+@pytest.fixture(params=[1, 2], ids=["v1", "v2"])
+def version(request: pytest.FixtureRequest) -> Iterator[int]:
+    FORMAT["version"] = request.param
+    yield request.param
+    FORMAT["version"] = encryption.FORMAT_VERSION
+
+
+@pytest.fixture
+def v1() -> Iterator[None]:
+    """Objects as the first format wrote them (the wrapped data key inside the header)."""
+    FORMAT["version"] = 1
+    yield
+    FORMAT["version"] = encryption.FORMAT_VERSION
+
+
+def _ring(kek: bytes | Keyring) -> Keyring:
+    return kek if isinstance(kek, Keyring) else Keyring.of(kek, wraps=WRAPS)
 
 
 def _plain(n: int) -> bytes:
@@ -45,11 +72,16 @@ def _plain(n: int) -> bytes:
 def _encrypt(
     plain: bytes, algorithm: str = "AES-256-GCM", chunk_size: int = C, kek: bytes = KEK, object_id: str = OID
 ) -> bytes:
-    return EncryptingReader(io.BytesIO(plain), kek, object_id, algorithm, chunk_size).read()
+    reader = EncryptingReader(
+        io.BytesIO(plain), kek, object_id, algorithm, chunk_size, version=FORMAT["version"]
+    )
+    if reader.wrap is not None:
+        WRAPS.setdefault(object_id, []).append(reader.wrap)
+    return reader.read()
 
 
-def _decrypt(cipher: bytes, kek: bytes = KEK, object_id: str = OID) -> bytes:
-    return b"".join(decrypt_stream(io.BytesIO(cipher), kek, object_id))
+def _decrypt(cipher: bytes, kek: bytes | Keyring = KEK, object_id: str = OID) -> bytes:
+    return b"".join(decrypt_stream(io.BytesIO(cipher), _ring(kek), object_id))
 
 
 def _reader_at(cipher: bytes, log: list[tuple[int, int]] | None = None) -> Callable[[int, int], bytes]:
@@ -61,8 +93,10 @@ def _reader_at(cipher: bytes, log: list[tuple[int, int]] | None = None) -> Calla
     return read_at
 
 
-def _range(cipher: bytes, start: int, length: int | None, kek: bytes = KEK, object_id: str = OID) -> bytes:
-    return b"".join(decrypt_range(_reader_at(cipher), len(cipher), kek, object_id, start, length))
+def _range(
+    cipher: bytes, start: int, length: int | None, kek: bytes | Keyring = KEK, object_id: str = OID
+) -> bytes:
+    return b"".join(decrypt_range(_reader_at(cipher), len(cipher), _ring(kek), object_id, start, length))
 
 
 def _chunks(cipher: bytes, chunk_size: int = C) -> tuple[bytes, list[bytes]]:
@@ -109,47 +143,53 @@ class Trickle:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("size", SIZES)
-def test_round_trip_and_exact_size(algorithm: str, size: int) -> None:
+def test_round_trip_and_exact_size(algorithm: str, size: int, version: int) -> None:
     plain = _plain(size)
     cipher = _encrypt(plain, algorithm)
-    assert len(cipher) == encrypted_size(size, C, algorithm)
+    assert len(cipher) == encrypted_size(size, C, algorithm, version)
     header = read_header(cipher)
-    assert (header.algorithm, header.chunk_size, header.kek_id) == (algorithm, C, kek_id(KEK))
-    assert header.header_size == HEADER_SIZES[algorithm]
+    assert (header.algorithm, header.chunk_size, header.version) == (algorithm, C, version)
+    assert header.kek_id == (kek_id(KEK) if version == 1 else "")
+    assert header.header_size == encryption.header_size(algorithm, version)
     assert plain_size_of(len(cipher), header) == size
     assert _decrypt(cipher) == plain
     assert _range(cipher, 0, None) == plain
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_round_trip_with_default_chunk_size(algorithm: str) -> None:
+def test_round_trip_with_default_chunk_size(algorithm: str, version: int) -> None:
     plain = _plain(5 << 20)
-    cipher = EncryptingReader(io.BytesIO(plain), KEK, OID, algorithm).read()
+    cipher = _encrypt(plain, algorithm, DEFAULT_CHUNK_SIZE)
     assert read_header(cipher).chunk_size == DEFAULT_CHUNK_SIZE
-    assert len(cipher) == encrypted_size(len(plain), algorithm=algorithm)
+    assert len(cipher) == encrypted_size(len(plain), algorithm=algorithm, version=version)
     assert _decrypt(cipher) == plain
 
 
 def test_encrypted_size_counts_one_tag_per_chunk() -> None:
-    assert encrypted_size(0) == 70 + 16
-    assert encrypted_size(0, 16, "SM4-GCM") == 54 + 16
-    assert encrypted_size(1 << 20) == 70 + (1 << 20) + 16
-    assert encrypted_size((1 << 20) + 1) == 70 + (1 << 20) + 1 + 32
-    assert encrypted_size(10, 3) == 70 + 10 + 4 * 16
+    assert encrypted_size(0, version=1) == 70 + 16
+    assert encrypted_size(0, 16, "SM4-GCM", 1) == 54 + 16
+    assert encrypted_size(1 << 20, version=1) == 70 + (1 << 20) + 16
+    assert encrypted_size((1 << 20) + 1, version=1) == 70 + (1 << 20) + 1 + 32
+    assert encrypted_size(10, 3, version=1) == 70 + 10 + 4 * 16
+    # version 2: one 54-byte header for both algorithms
+    assert encrypted_size(0) == encrypted_size(0, 16, "SM4-GCM") == 54 + 16
+    assert encrypted_size((1 << 20) + 1) == 54 + (1 << 20) + 1 + 32
 
 
-def test_a_source_with_only_short_reads_is_fine() -> None:
+def test_a_source_with_only_short_reads_is_fine(version: int) -> None:
     plain = _plain(3 * C + 5)
-    reader = EncryptingReader(Trickle(plain), KEK, OID, chunk_size=C)
+    reader = EncryptingReader(Trickle(plain), KEK, OID, chunk_size=C, version=version)
+    WRAPS.setdefault(OID, []).extend([reader.wrap] if reader.wrap else [])
     assert _decrypt(reader.read()) == plain
 
 
-def test_two_encryptions_of_the_same_plaintext_differ() -> None:
+def test_two_encryptions_of_the_same_plaintext_differ(version: int) -> None:
     plain = _plain(2 * C)
     first, second = _encrypt(plain), _encrypt(plain)
     assert first != second
     h1, h2 = read_header(first), read_header(second)
-    assert h1.wrapped_key != h2.wrapped_key and h1.nonce_prefix != h2.nonce_prefix
+    assert h1.nonce_prefix != h2.nonce_prefix
+    assert (h1.wrapped_key != h2.wrapped_key) if version == 1 else (h1.commitment != h2.commitment)
     assert _chunks(first)[1][0] != _chunks(second)[1][0]
 
 
@@ -194,7 +234,7 @@ def test_readinto_and_buffered_wrapping_give_the_same_bytes(fixed_randomness: No
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("mask", [0x01, 0x80])
-def test_every_flipped_byte_is_caught(algorithm: str, mask: int) -> None:
+def test_every_flipped_byte_is_caught(algorithm: str, mask: int, version: int) -> None:
     plain = _plain(3 * 32 + 5)
     cipher = _encrypt(plain, algorithm, chunk_size=32)
     for pos in range(len(cipher)):
@@ -207,7 +247,7 @@ def test_every_flipped_byte_is_caught(algorithm: str, mask: int) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_flipped_bytes_name_what_failed(algorithm: str) -> None:
+def test_flipped_bytes_name_what_failed(algorithm: str, v1: None) -> None:
     plain = _plain(3 * C + C // 2)
     cipher = _encrypt(plain, algorithm)
     h = HEADER_SIZES[algorithm]
@@ -236,11 +276,11 @@ def test_flipped_bytes_name_what_failed(algorithm: str) -> None:
     assert isinstance(caught.value, CheckFailed) and caught.value.exit_code == 1
 
 
-def test_good_chunks_before_a_bad_one_are_yielded_then_it_fails() -> None:
+def test_good_chunks_before_a_bad_one_are_yielded_then_it_fails(version: int) -> None:
     plain = _plain(3 * C)
     bad = bytearray(_encrypt(plain))
     bad[-1] ^= 1
-    chunks = decrypt_stream(io.BytesIO(bytes(bad)), KEK, OID)
+    chunks = decrypt_stream(io.BytesIO(bytes(bad)), KEYS, OID)
     assert next(chunks) == plain[:C]
     assert next(chunks) == plain[C : 2 * C]
     with pytest.raises(DecryptionFailed, match="chunk 2"):
@@ -249,7 +289,7 @@ def test_good_chunks_before_a_bad_one_are_yielded_then_it_fails() -> None:
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 @pytest.mark.parametrize("size", [3 * C + C // 2, 4 * C])
-def test_structural_attacks_are_caught(algorithm: str, size: int) -> None:
+def test_structural_attacks_are_caught(algorithm: str, size: int, version: int) -> None:
     plain = _plain(size)
     cipher = _encrypt(plain, algorithm)
     other = _encrypt(plain, algorithm)  # same KEK, same object id, same plaintext
@@ -278,7 +318,7 @@ def test_structural_attacks_are_caught(algorithm: str, size: int) -> None:
     assert _decrypt(cipher) == plain and _decrypt(other) == plain
 
 
-def test_truncation_at_a_boundary_is_caught_by_a_range_read_of_the_end() -> None:
+def test_truncation_at_a_boundary_is_caught_by_a_range_read_of_the_end(version: int) -> None:
     plain = _plain(4 * C)
     header, chunks = _chunks(_encrypt(plain))
     cut = header + b"".join(chunks[:3])
@@ -288,27 +328,29 @@ def test_truncation_at_a_boundary_is_caught_by_a_range_read_of_the_end() -> None
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_wrong_object_id_is_caught(algorithm: str) -> None:
+def test_wrong_object_id_is_caught(algorithm: str, version: int) -> None:
     cipher = _encrypt(_plain(2 * C), algorithm)
-    with pytest.raises(DecryptionFailed, match="chunk 0"):
-        _decrypt(cipher, object_id=OID + "x")
+    # Version 2: whatever wrap is offered for the other id is refused before any chunk.
+    ring = Keyring.of(KEK, wraps=lambda _oid: WRAPS[OID])
+    with pytest.raises(DecryptionFailed, match="chunk 0" if version == 1 else "belongs to another object"):
+        _decrypt(cipher, ring, object_id=OID + "x")
     with pytest.raises(DecryptionFailed):
-        _range(cipher, C, 10, object_id="evidence/2024/BWC-000124.mp4")
+        _range(cipher, C, 10, ring, object_id="evidence/2024/BWC-000124.mp4")
 
 
-def test_wrong_kek_is_a_key_error_naming_both_ids() -> None:
+def test_wrong_kek_is_a_key_error_naming_both_ids(version: int) -> None:
     cipher = _encrypt(_plain(C))
     other = generate_kek()
     for attempt in (
-        lambda: decrypt_stream(io.BytesIO(cipher), other, OID),
-        lambda: decrypt_range(_reader_at(cipher), len(cipher), other, OID, 0, None),
+        lambda: decrypt_stream(io.BytesIO(cipher), _ring(other), OID),
+        lambda: decrypt_range(_reader_at(cipher), len(cipher), _ring(other), OID, 0, None),
     ):
         with pytest.raises(EncryptionKeyError) as caught:
             attempt()
         assert kek_id(KEK) in str(caught.value) and kek_id(other) in str(caught.value)
 
 
-def test_not_an_encrypted_object() -> None:
+def test_not_an_encrypted_object(version: int) -> None:
     with pytest.raises(DecryptionFailed, match="no header"):
         _decrypt(b"\x00\x00\x00 ftypisom" + b"\0" * 100)
     with pytest.raises(DecryptionFailed):
@@ -319,7 +361,7 @@ def test_not_an_encrypted_object() -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_range_equals_slicing(algorithm: str) -> None:
+def test_range_equals_slicing(algorithm: str, version: int) -> None:
     size = 3 * C + C // 2
     plain = _plain(size)
     cipher = _encrypt(plain, algorithm)
@@ -331,10 +373,10 @@ def test_range_equals_slicing(algorithm: str) -> None:
             assert _range(cipher, start, length) == want, (start, length)
 
 
-def test_range_reads_only_the_chunks_it_needs() -> None:
+def test_range_reads_only_the_chunks_it_needs(version: int) -> None:
     plain = _plain(10 * C)
     cipher = _encrypt(plain)
-    h, stride = HEADER_SIZES["AES-256-GCM"], C + TAG_SIZE
+    h, stride = encryption.header_size("AES-256-GCM", version), C + TAG_SIZE
     for start, length, chunks in [
         (0, 1, [0]),
         (C - 1, 2, [0, 1]),
@@ -344,36 +386,36 @@ def test_range_reads_only_the_chunks_it_needs() -> None:
         (3 * C, 10, [3]),
     ]:
         log: list[tuple[int, int]] = []
-        got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEK, OID, start, length))
+        got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEYS, OID, start, length))
         assert got == plain[start : None if length is None else start + length]
         assert log[0][0] == 0 and log[0][1] <= encryption.MAX_HEADER_SIZE
         assert log[1:] == [(h + i * stride, stride) for i in chunks]
 
 
-def test_range_with_default_chunks_reads_little() -> None:
+def test_range_with_default_chunks_reads_little(version: int) -> None:
     plain = _plain(5 << 20)
-    cipher = EncryptingReader(io.BytesIO(plain), KEK, OID).read()
+    cipher = _encrypt(plain, chunk_size=DEFAULT_CHUNK_SIZE)
     log: list[tuple[int, int]] = []
     start = (3 << 20) - 100
-    got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEK, OID, start, 200))
+    got = b"".join(decrypt_range(_reader_at(cipher, log), len(cipher), KEYS, OID, start, 200))
     assert got == plain[start : start + 200]
     assert len(log) == 3 and sum(size for _, size in log[1:]) == 2 * (DEFAULT_CHUNK_SIZE + TAG_SIZE)
 
 
-def test_range_limits() -> None:
+def test_range_limits(version: int) -> None:
     plain = _plain(C + 10)
     cipher = _encrypt(plain)
     log: list[tuple[int, int]] = []
-    assert list(decrypt_range(_reader_at(cipher, log), len(cipher), KEK, OID, C + 10, None)) == []
+    assert list(decrypt_range(_reader_at(cipher, log), len(cipher), KEYS, OID, C + 10, None)) == []
     assert len(log) == 1  # the header only
     with pytest.raises(InvalidInput, match="beyond the end"):
-        decrypt_range(_reader_at(cipher), len(cipher), KEK, OID, C + 11, 1)
+        decrypt_range(_reader_at(cipher), len(cipher), KEYS, OID, C + 11, 1)
     with pytest.raises(InvalidInput):
-        decrypt_range(_reader_at(cipher), len(cipher), KEK, OID, -1, 1)
+        decrypt_range(_reader_at(cipher), len(cipher), KEYS, OID, -1, 1)
     assert _range(_encrypt(b""), 0, None) == b""
 
 
-def test_impossible_stored_sizes_are_refused() -> None:
+def test_impossible_stored_sizes_are_refused(version: int) -> None:
     header = read_header(_encrypt(b"", chunk_size=C))
     h = header.header_size
     assert plain_size_of(h + 16, header) == 0
@@ -384,14 +426,14 @@ def test_impossible_stored_sizes_are_refused() -> None:
             plain_size_of(bad, header)
 
 
-def test_short_read_at_is_caught() -> None:
+def test_short_read_at_is_caught(version: int) -> None:
     cipher = _encrypt(_plain(2 * C))
 
     def short(offset: int, size: int) -> bytes:
         return cipher[offset : offset + size - (1 if offset else 0)]
 
     with pytest.raises(DecryptionFailed, match="chunk 0"):
-        b"".join(decrypt_range(short, len(cipher), KEK, OID, 0, None))
+        b"".join(decrypt_range(short, len(cipher), KEYS, OID, 0, None))
 
 
 # --- memory ------------------------------------------------------------------------
@@ -420,7 +462,8 @@ def test_memory_stays_bounded_when_decrypting_a_stream(algorithm: str) -> None:
     try:
         total = 0
         source = EncryptingReader(Generated(size), KEK, OID, algorithm)
-        for chunk in decrypt_stream(source, KEK, OID):
+        assert source.wrap is not None
+        for chunk in decrypt_stream(source, Keyring.of(KEK, wraps={OID: [source.wrap]}), OID):
             total += len(chunk)
             del chunk
         _, peak = tracemalloc.get_traced_memory()
@@ -434,7 +477,7 @@ def test_memory_stays_bounded_when_decrypting_a_stream(algorithm: str) -> None:
 
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
-def test_format_is_as_documented(algorithm: str) -> None:
+def test_format_is_as_documented(algorithm: str, v1: None) -> None:
     """Decrypt with nothing but the module docstring's layout and standard primitives."""
     plain = _plain(2 * C + 7)
     cipher = _encrypt(plain, algorithm)
@@ -542,3 +585,104 @@ def test_a_closed_reader_refuses_reads() -> None:
     reader.close()
     with pytest.raises(ValueError):
         reader.read(1)
+
+
+# --- version 2: wraps apart from the object ------------------------------------------------
+
+
+def _sealed(plain: bytes, algorithm: str = "AES-256-GCM", object_id: str = OID) -> tuple[bytes, bytes]:
+    reader = EncryptingReader(io.BytesIO(plain), KEK, object_id, algorithm, C)
+    assert reader.wrap is not None
+    return reader.read(), reader.wrap
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_tampered_wrap_is_refused_clearly(algorithm: str) -> None:
+    cipher, wrap = _sealed(_plain(C + 1), algorithm)
+    for pos in range(len(wrap)):
+        bad = bytearray(wrap)
+        bad[pos] ^= 0x10
+        with pytest.raises((DecryptionFailed, EncryptionKeyError)) as caught:
+            _decrypt(cipher, Keyring.of(KEK, wraps={OID: [bytes(bad)]}))
+        if pos >= 18:  # binding or key wrap: refused as a wrap, never as a chunk
+            assert isinstance(caught.value, encryption.WrapRefused), pos
+    for cut in (wrap[:-1], wrap + b"\0", b"", b"EVA-WRP\n"):
+        with pytest.raises(encryption.WrapRefused):
+            _decrypt(cipher, Keyring.of(KEK, wraps={OID: [cut]}))
+
+
+def test_a_wrap_of_another_object_is_refused_even_with_its_fields_edited() -> None:
+    cipher, _ = _sealed(_plain(100))
+    other_cipher, other_wrap = _sealed(_plain(100), object_id=OID + ".other")
+    with pytest.raises(encryption.WrapRefused, match="belongs to another object"):
+        _decrypt(cipher, Keyring.of(KEK, wraps={OID: [other_wrap]}))
+    # The clear binding copied from the right wrap: the inner copy no longer matches.
+    forged = other_wrap[:18] + encryption.binding(read_header(cipher).raw, OID) + other_wrap[34:]
+    with pytest.raises(encryption.WrapRefused, match="does not verify"):
+        _decrypt(cipher, Keyring.of(KEK, wraps={OID: [forged]}))
+    assert _decrypt(other_cipher, Keyring.of(KEK, wraps={OID + ".other": [other_wrap]}), OID + ".other")
+
+
+def test_a_wrap_under_a_forged_key_fails_the_commitment() -> None:
+    """Whoever holds the KEK could wrap any key; the header's commitment still refuses it."""
+    cipher, _ = _sealed(_plain(100))
+    header = read_header(cipher)
+    forged = encryption.make_wrap(KEK, os.urandom(32), header, OID)
+    with pytest.raises(encryption.WrapRefused, match="commit"):
+        _decrypt(cipher, Keyring.of(KEK, wraps={OID: [forged]}))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_new_wrap_opens_v1_and_v2_objects_without_the_old_kek(algorithm: str) -> None:
+    new = generate_kek()
+    for version in (1, 2):
+        plain = _plain(2 * C + 3)
+        reader = EncryptingReader(io.BytesIO(plain), KEK, OID, algorithm, C, version=version)
+        cipher = reader.read()
+        header = read_header(cipher)
+        old_wraps = [reader.wrap] if reader.wrap else []
+        data_key = encryption.object_data_key(header, Keyring.of(KEK, wraps={OID: old_wraps}), OID)
+        rewrapped = encryption.make_wrap(new, data_key, header, OID)
+        assert encryption.parse_wrap(rewrapped).kek_id == kek_id(new)
+        only_new = Keyring.of(new, wraps={OID: [*old_wraps, rewrapped]})
+        assert _decrypt(cipher, only_new) == plain
+        assert _range(cipher, C - 1, 3, only_new) == plain[C - 1 : C + 2]
+        with pytest.raises(EncryptionKeyError, match=kek_id(KEK)):
+            _decrypt(cipher, Keyring.of(new, wraps={OID: old_wraps}))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_v2_format_is_as_documented(algorithm: str) -> None:
+    """Decrypt a version 2 object from its wrap object with nothing but the docstring."""
+    import hashlib
+    import hmac
+
+    plain = _plain(2 * C + 7)
+    cipher, wrap = _sealed(plain, algorithm)
+    assert cipher[:8] == b"EVA-ENC\n" and cipher[8] == 2
+    assert cipher[9] == {"AES-256-GCM": 1, "SM4-GCM": 2}[algorithm]
+    (chunk_size,) = struct.unpack(">I", cipher[10:14])
+    h = 54
+    prefix, commit = cipher[14:22], cipher[22:54]
+    key_size = {"AES-256-GCM": 32, "SM4-GCM": 16}[algorithm]
+    assert wrap[:8] == b"EVA-WRP\n" and wrap[8] == 1 and wrap[9] == cipher[9]
+    assert wrap[10:18] == bytes.fromhex(kek_id(KEK)) and len(wrap) == 34 + key_size + 24
+    bound = hashlib.sha256(b"EVA-WRP binding\n" + cipher[:h] + OID.encode()).digest()[:16]
+    assert wrap[18:34] == bound
+    inner = aes_key_unwrap(KEK, wrap[34:])
+    data_key, inner_bound = inner[:key_size], inner[key_size:]
+    assert inner_bound == bound
+    assert hmac.new(data_key, b"EVA-ENC v2 key commitment\n" + prefix, hashlib.sha256).digest() == commit
+    body, out, i = cipher[h:], b"", 0
+    while body:
+        sealed, body = body[: chunk_size + 16], body[chunk_size + 16 :]
+        nonce = prefix + struct.pack(">I", i)
+        aad = cipher[:h] + struct.pack(">IB", i, 0 if body else 1) + OID.encode()
+        if algorithm == "AES-256-GCM":
+            out += AESGCM(data_key).decrypt(nonce, sealed, aad)
+        else:
+            dec = Cipher(algorithms.SM4(data_key), modes.GCM(nonce, sealed[-16:])).decryptor()
+            dec.authenticate_additional_data(aad)
+            out += dec.update(sealed[:-16]) + dec.finalize()
+        i += 1
+    assert out == plain

@@ -97,19 +97,21 @@ def test_a_protected_recording_is_stored_encrypted(engine, store, recording_file
     kek = encryption.generate_kek()
     sessions = session_factory(engine)
     digests = hash_file(recording_file, sm3=True)
-    rec = store_original(
-        services(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), kek),
-        recording_file,
-        digests,
-        facts(protected=True),
-        archive_no=archive_no(engine),
-    )
+    ctx = services(sessions, store, ArchivePolicy(zone=ZONE, sm3=True), kek)
+    rec = store_original(ctx, recording_file, digests, facts(protected=True), archive_no=archive_no(engine))
     stored = b"".join(store.read(rec.storage_key))
     assert stored != recording_file.read_bytes() and rec.encrypted
     assert rec.stored_sha256 == hashlib.sha256(stored).hexdigest() != rec.sha256
     assert rec.sm3 == digests.sm3
-    plain = b"".join(encryption.decrypt_stream(io.BytesIO(stored), kek, rec.storage_key))
+    # Format v2: the data key is only in the wrap object beside it (and the catalog's copy).
+    assert encryption.read_header(stored).version == 2
+    wrap = b"".join(store.read(f"keys/wraps/{rec.storage_key}/{encryption.kek_id(kek)}"))
+    with pytest.raises(encryption.EncryptionKeyError, match="no key wrap"):
+        b"".join(encryption.decrypt_stream(io.BytesIO(stored), kek, rec.storage_key))
+    ring = encryption.Keyring.of(kek, wraps={rec.storage_key: [wrap]})
+    plain = b"".join(encryption.decrypt_stream(io.BytesIO(stored), ring, rec.storage_key))
     assert plain == recording_file.read_bytes()
+    assert b"".join(encryption.decrypt_stream(io.BytesIO(stored), ctx.kek(), rec.storage_key)) == plain
     manifest = json.loads(b"".join(store.read(rec.manifest_key)))
     assert manifest["encryption"] == {"algorithm": "AES-256-GCM", "kek_id": encryption.kek_id(kek)}
 

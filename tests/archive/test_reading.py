@@ -23,7 +23,7 @@ def video(tmp_path):
 
 
 def test_encrypted_records_read_back_whole_and_in_ranges(store, video) -> None:
-    kek = encryption.generate_kek()
+    kek = encryption.Keyring.in_memory(encryption.generate_kek())
     data = video.read_bytes()
     r = put_file(
         store,
@@ -95,7 +95,7 @@ def _put(store, key, path, kek=None):
 
 @pytest.mark.parametrize("protected", [False, True])
 def test_hash_stored_gives_the_plaintext_digests_and_size(local_store, video, protected) -> None:
-    kek = encryption.generate_kek() if protected else None
+    kek = encryption.Keyring.in_memory(encryption.generate_kek()) if protected else None
     data = video.read_bytes()
     assert len(data) > 2 * MIB  # several chunks: hashed in the thread
     r = _put(local_store, "originals/2020/11/05/H-1.mp4", video, kek)
@@ -121,7 +121,7 @@ def test_a_small_object_and_an_empty_one(local_store, tmp_path) -> None:
 
 
 def test_the_sink_receives_exactly_the_plaintext_in_order(local_store, video) -> None:
-    kek = encryption.generate_kek()
+    kek = encryption.Keyring.in_memory(encryption.generate_kek())
     r = _put(local_store, "originals/2020/11/05/H-2.mp4", video, kek)
     seen: list[bytes] = []
     got = hash_stored(local_store, r.key, r.version, encrypted=True, kek=kek, sink=seen.append)
@@ -140,7 +140,7 @@ def test_a_missing_object_is_a_result(local_store, video) -> None:
 
 
 def test_a_tampered_protected_object_is_undecryptable(local_store, video) -> None:
-    kek = encryption.generate_kek()
+    kek = encryption.Keyring.in_memory(encryption.generate_kek())
     r = _put(local_store, "originals/2020/11/05/H-4.mp4", video, kek)
     path = local_store.root / "objects" / r.key
     os.chmod(path, 0o644)
@@ -156,7 +156,12 @@ def test_a_tampered_protected_object_is_undecryptable(local_store, video) -> Non
 
 
 def test_a_wrong_key_or_no_key_is_raised_not_reported(local_store, video) -> None:
-    r = _put(local_store, "originals/2020/11/05/H-5.mp4", video, encryption.generate_kek())
+    r = _put(
+        local_store,
+        "originals/2020/11/05/H-5.mp4",
+        video,
+        encryption.Keyring.in_memory(encryption.generate_kek()),
+    )
     with pytest.raises(encryption.EncryptionKeyError):
         hash_stored(local_store, r.key, r.version, encrypted=True, kek=encryption.generate_kek())
     with pytest.raises(encryption.EncryptionKeyError):

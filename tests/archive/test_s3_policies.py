@@ -98,7 +98,15 @@ def test_worker_reads_originals_and_puts_derivatives_but_never_deletes(roles) ->
     assert info.retention and info.retention.mode == "COMPLIANCE" and info.size == len(big)
     assert worker.stat(proxy.key, proxy.version).size == len(big)
     unlocked = worker.put("derivatives/W-1/poster-bbbbbbbbbbbb.jpg", io.BytesIO(b"jpeg"))
-    for key in ("originals/2020/11/05/W-2.mp4", "custody/segments/x.jsonl", "tombstones/W-1.json"):
+    # An encrypted derivative's key wrap goes first, beside it under keys/wraps/derivatives/.
+    wrap = worker.put("keys/wraps/derivatives/W-1/poster-bbbbbbbbbbbb.jpg/0123456789abcdef", io.BytesIO(b"w"))
+    assert wrap.version
+    for key in (
+        "originals/2020/11/05/W-2.mp4",
+        "custody/segments/x.jsonl",
+        "tombstones/W-1.json",
+        "keys/wraps/originals/2020/11/05/W-1.mp4/0123456789abcdef",  # an original's wraps: not its own
+    ):
         with pytest.raises(StoreError, match="AccessDenied"):
             worker.put(key, io.BytesIO(b"forged"))
     for version in (original, proxy, unlocked):  # not even its own unlocked derivative

@@ -103,16 +103,21 @@ def test_encryption_refuses_before_sealing_or_opening_with_a_missing_algorithm(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     kek = encryption.generate_kek()
-    sealed = encryption.EncryptingReader(io.BytesIO(b"x" * 100), kek, "obj", algorithm="SM4-GCM").read()
+    reader = encryption.EncryptingReader(io.BytesIO(b"x" * 100), kek, "obj", algorithm="SM4-GCM")
+    sealed = reader.read()
+    wraps: dict[str, list[bytes]] = {"obj": [reader.wrap] if reader.wrap else []}
     selftest.forget()
     no_sm4(monkeypatch)
     with pytest.raises(selftest.AlgorithmUnavailable, match="SM4-GCM"):
         encryption.EncryptingReader(io.BytesIO(b"x"), kek, "obj2", algorithm="SM4-GCM")
     with pytest.raises(selftest.AlgorithmUnavailable, match="SM4-GCM"):
-        encryption.decrypt_stream(io.BytesIO(sealed), kek, "obj")
+        encryption.decrypt_stream(io.BytesIO(sealed), encryption.Keyring.of(kek, wraps=wraps), "obj")
     # AES-256-GCM objects are untouched by a missing SM4.
-    aes = encryption.EncryptingReader(io.BytesIO(b"y" * 10), kek, "obj3").read()
-    assert b"".join(encryption.decrypt_stream(io.BytesIO(aes), kek, "obj3")) == b"y" * 10
+    aes_reader = encryption.EncryptingReader(io.BytesIO(b"y" * 10), kek, "obj3")
+    aes = aes_reader.read()
+    wraps["obj3"] = [aes_reader.wrap] if aes_reader.wrap else []
+    ring = encryption.Keyring.of(kek, wraps=wraps)
+    assert b"".join(encryption.decrypt_stream(io.BytesIO(aes), ring, "obj3")) == b"y" * 10
 
 
 def test_sm3_digests_refuse_a_missing_sm3(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ EXPECTED = {
     "audit",
     "audit log",
     "audit verify",
+    "audit rotate-key",
+    "audit retire-key",
     "audit checkpoint",
     "audit key",
     "ingest",
@@ -69,6 +71,13 @@ EXPECTED = {
     "derivatives prune-redundant",
     "derive",
     "derive work",
+    "keys",
+    "keys list",
+    "keys new-kek",
+    "keys rotate-kek",
+    "keys delete-superseded",
+    "keys renew-locks",
+    "keys check",
 }
 GROUPS = sorted({path.split()[0] for path in EXPECTED if " " in path})
 

@@ -64,7 +64,11 @@ def test_the_command_prints_the_policy(tmp_path) -> None:
         for st in statements
         if st["Principal"]["AWS"] == ["arn:aws:iam:::user/wk"] and st["Effect"] == "Allow"
     ]
-    assert any(st["Resource"] == ["arn:aws:s3:::evidence/derivatives/*"] for st in worker_puts)
+    assert any(
+        st["Resource"]
+        == ["arn:aws:s3:::evidence/derivatives/*", "arn:aws:s3:::evidence/keys/wraps/derivatives/*"]
+        for st in worker_puts
+    )
 
 
 def test_apply_needs_a_store_that_takes_bucket_policies(tmp_path) -> None:

@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
+from archive import encryption
 from archive.digest import hash_file
 from archive.originals import OriginalFacts, store_original
 from archive.reading import read_plain
@@ -186,7 +187,8 @@ def test_the_documented_backup_restores_a_lost_data_folder(
     try:
         shown = evidence("recordings", "show", number, env=env)
         assert shown["protected"] is True and shown["sha256"] == sha256
-        kek = app.kek  # the restored key file, checked against the id `init` recorded
+        assert encryption.kek_id(app.kek) == kek_id  # the restored file, checked against the catalog
+        kek = app.services.kek()  # with the wraps the rebuild restored from storage
         with app.sessions() as session:
             rec = session.execute(select(Recording).where(Recording.archive_no == number)).scalar_one()
         assert rec.encrypted
