@@ -325,6 +325,7 @@ class App:
             "signing_key": str(path),
             "pinned_in": str(pinned_at),
         }
+
     def kek_paths(self) -> list[Path]:
         """Every KEK file there is: ``key_file`` and the files of ``key_folder``."""
         found = [self.settings.encryption_key_path] if self.settings.encryption_key_path.exists() else []
