@@ -73,24 +73,42 @@ def rotate(
             change = keyhistory.sign_change(old_key, new_key, last=last, time=now)
             session.add(keyhistory.to_row(change, now))
             session.flush()
-            custody.append(
+            _switch(
                 session,
-                actor=ctx.actor,
-                action=Action.KEY_ROTATED,
-                subject=f"key:{new}",
-                details={"old": old, "new": new, "n": last.n, "statement": change.digest()},
-                now=now,
+                ctx,
+                new_key,
+                purpose,
+                {"old": old, "new": new, "n": last.n, "statement": change.digest()},
+                now,
             )
-            session.execute(
-                update(CatalogKey)
-                .where(CatalogKey.purpose == purpose)
-                .values(key_id=key_id(new_key.public_key()))
-            )
-            custody.make_checkpoint(session, new_key, actor=ctx.actor, now=now)
     from .checkpoints import publish
 
     publish(ctx.sessions, ctx.store, now=now)
     return change
+
+
+def _switch(
+    session: Session,
+    ctx: ServiceContext,
+    new_key: Ed25519PrivateKey,
+    purpose: str,
+    details: dict[str, object],
+    now: datetime,
+) -> None:
+    """In the hand-over's transaction: the ``key_rotated`` event, the catalog's signing key
+    switched to ``new_key``, and the new key's first checkpoint, which covers the event."""
+    custody.append(
+        session,
+        actor=ctx.actor,
+        action=Action.KEY_ROTATED,
+        subject=f"key:{details['new']}",
+        details=details,
+        now=now,
+    )
+    session.execute(
+        update(CatalogKey).where(CatalogKey.purpose == purpose).values(key_id=key_id(new_key.public_key()))
+    )
+    custody.make_checkpoint(session, new_key, actor=ctx.actor, now=now)
 
 
 def replace_lost(ctx: ServiceContext, new_key: Ed25519PrivateKey, *, lost: str | None, purpose: str) -> None:
@@ -104,20 +122,7 @@ def replace_lost(ctx: ServiceContext, new_key: Ed25519PrivateKey, *, lost: str |
         recorded = session.get(CatalogKey, purpose)
         if recorded is not None and recorded.key_id == key_id(new_key.public_key()):
             return
-        custody.append(
-            session,
-            actor=ctx.actor,
-            action=Action.KEY_ROTATED,
-            subject=f"key:{new}",
-            details={"old": lost, "new": new, "lost": True},
-            now=now,
-        )
-        session.execute(
-            update(CatalogKey)
-            .where(CatalogKey.purpose == purpose)
-            .values(key_id=key_id(new_key.public_key()))
-        )
-        custody.make_checkpoint(session, new_key, actor=ctx.actor, now=now)
+        _switch(session, ctx, new_key, purpose, {"old": lost, "new": new, "lost": True}, now)
     from .checkpoints import publish
 
     publish(ctx.sessions, ctx.store, now=now)
