@@ -210,6 +210,8 @@ class Pipeline:
         self.ctx, self.setup = ctx, setup
         # Short names for what every step uses.
         self.engine, self.sessions, self.store = ctx.engine, ctx.sessions, ctx.store
+        # A store that can hold bytes before they have a key (``LocalStore.stage``), or None.
+        self._staging = cast(LocalStore, ctx.store) if ctx.store.capabilities.staging else None
         self.formats, self.policy, self.actor, self.clock = ctx.formats, ctx.policy, ctx.actor, ctx.clock
         self.transcodes = threading.BoundedSemaphore(max(1, setup.transcode_workers))
         # Told the seconds each derivative took (the daemon's metrics); None: nobody asks.
@@ -233,8 +235,8 @@ class Pipeline:
         Called as a scan or a watch starts, so stale staged bytes of a killed run go too."""
         for folder in folders:
             check_station_folder(folder, self.setup.protected)
-        if self.store.capabilities.staging:
-            removed = cast(LocalStore, self.store).clean_staged()
+        if self._staging is not None:
+            removed = self._staging.clean_staged()
             if removed:
                 log.info(
                     "stale staged files removed", extra={"station": self.setup.station, "removed": removed}
@@ -482,10 +484,10 @@ class Pipeline:
                 left=left,
             )
         finally:
-            if staged is not None:
+            if staged is not None and self._staging is not None:
                 # Stored under its key by now, or a duplicate, or a failure: the temporary
                 # name goes either way (a killed process leaves it to ``clean_staged``).
-                cast(LocalStore, self.store).discard(staged)
+                self._staging.discard(staged)
 
     def _finish(
         self,
@@ -624,11 +626,10 @@ class Pipeline:
         once, not once to hash and again to store), where the store can throw bytes away
         again: the local store, for an original stored as it is. Else None: the content is
         hashed first, and stored only once it is known not to be archived already."""
-        store = self.store
-        if not store.capabilities.staging or want_md5 or self.policy.encrypts(protected):
+        if self._staging is None or want_md5 or self.policy.encrypts(protected):
             return None
         with path.reader() as f:
-            return cast(LocalStore, store).stage(_Told(f, self.on_bytes), sm3=self.policy.sm3)
+            return self._staging.stage(_Told(f, self.on_bytes), sm3=self.policy.sm3)
 
     def _facts(
         self,
