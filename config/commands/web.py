@@ -28,8 +28,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """The auditors' web pages: find and replay cases, play recordings, verify and export,
     every view and play on the record. Put it behind HTTPS (a reverse proxy) in production
     and set [web] public_url to the address users reach it at; /healthz answers probes."""
-    import dataclasses
-
     import uvicorn
 
     from verify.web import create_app
@@ -39,8 +37,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     host, port = host or web.host, port or web.port
     if not 1 <= port <= 65535:
         raise click.BadParameter(f"{port} is not a port", param_hint="--port")
-    if (host, port) != (web.host, web.port):
-        app.settings = dataclasses.replace(app.settings, web=dataclasses.replace(web, host=host, port=port))
+    app.settings = _listening_on(app.settings, host, port)
     context = app.web_context()
     listening = f"http://{f'[{host}]' if ':' in host else host}:{port}/"
     # Always said, whatever the log level: an administrator needs to know where it is.
@@ -82,8 +79,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 def worker_app() -> Any:
     """The pages' app in one of `evidence serve`'s worker processes."""
-    import dataclasses
-
     from config.app import App
     from config.logs import setup_logging
     from config.settings import load_settings
@@ -92,9 +87,16 @@ def worker_app() -> Any:
     spec = json.loads(os.environ[SPEC])
     setup_logging(*spec["log"])
     settings, _ = load_settings(spec["config"])  # the warnings were shown when serve started
-    web = dataclasses.replace(settings.web, host=spec["host"], port=spec["port"])
-    app = App(dataclasses.replace(settings, web=web), actor=spec["actor"]).require_catalog()
+    app = App(_listening_on(settings, spec["host"], spec["port"]), actor=spec["actor"]).require_catalog()
     return create_app(app.web_context())
+
+
+def _listening_on(settings: Any, host: str, port: int) -> Any:
+    """The settings with the address `serve` listens on (options win over the file): the
+    public URL and cookie security follow from it."""
+    import dataclasses
+
+    return dataclasses.replace(settings, web=dataclasses.replace(settings.web, host=host, port=port))
 
 
 @click.group("user")
