@@ -403,6 +403,10 @@ def test_a_review_longer_than_many_link_lifetimes_plays_through_without_an_error
     # outlives four of them, as an hour of review outlives twelve; the player asks for a new
     # one whenever it needs more bytes, goes on from where it was, and shows nothing.
     page = signed_in(chromium, review)
+    # Over a slow network: each media answer (128 KiB here) arrives a tenth of a second late,
+    # so fetching the 4.5 MB recording takes longer than a link lives, however fast this
+    # machine is (a fast one would otherwise buffer all of it on the first link).
+    page.route("**/media/**", lambda route: (time.sleep(0.1), route.continue_()))
     page.goto(f"{review['base']}/items/{review['video_a']}")
     page.evaluate(
         """(p => {
