@@ -24,8 +24,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -215,10 +216,11 @@ def counts(session: Session) -> dict[str, int]:
     return dict(session.execute(select(DeriveJob.state, func.count()).group_by(DeriveJob.state)).all())
 
 
-def states_for(session: Session, recording_ids: Iterable[int], kind: str) -> dict[int, str]:
-    """The job state of ``kind`` by recording id, for those that have a job."""
-    ids = list(recording_ids)
-    if not ids:
+def states_for(session: Session, recording_ids: Iterable[int] | Select[Any], kind: str) -> dict[int, str]:
+    """The job state of ``kind`` by recording id, for those that have a job (``recording_ids``
+    a list, or a query giving them)."""
+    ids = recording_ids if isinstance(recording_ids, Select) else list(recording_ids)
+    if isinstance(ids, list) and not ids:
         return {}
     return dict(
         session.execute(

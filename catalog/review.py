@@ -13,10 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .actions import Action
-from .models import CaseItem, CustodyEventRow, Derivative, Document, Hold, Recording
+from .models import CustodyEventRow, Derivative, Hold
 from .playback import play_type, plays_as_is
 from .timeline import ItemView
-from .views import rows_by_id
 
 PICTURES = ("poster", "sheet", "waveform")
 
@@ -59,34 +58,40 @@ class ItemFacts:
 
 
 def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict[str, ItemFacts]:
+    """The facts of ``items`` as ``catalog.views.case_items`` read them; only derivatives,
+    holds and the last checks asked for are read here (one query each, whatever the count)."""
     facts = {i.item_no: ItemFacts(i.item_no) for i in items}
-    archive_nos = {i.archive_no: i.item_no for i in items if i.archive_no}
+    recordings = {i.recording_id: i for i in items if i.recording_id is not None}
     # Plain rows, not ORM objects: a case of 200 items builds hundreds of them per page.
-    recordings, made_of = Recording.__table__, Derivative.__table__
-    recs = (
-        list(session.execute(select(*recordings.c).where(recordings.c.archive_no.in_(archive_nos))))
-        if archive_nos
-        else []
-    )
-    by_id = {r.id: r for r in recs}
+    made_of = Derivative.__table__
     derivatives: dict[int, dict[str, Any]] = {}
-    if by_id:
+    if recordings:
         for d in session.execute(
             select(*made_of.c)
-            .where(made_of.c.recording_id.in_(by_id), made_of.c.status == "ok")
+            .where(made_of.c.recording_id.in_(recordings), made_of.c.status == "ok")
             .order_by(made_of.c.id)
         ):
             derivatives.setdefault(d.recording_id, {})[d.kind] = d  # the newest of each kind
-    for rec in recs:
-        fact = facts[archive_nos[rec.archive_no]]
-        media = json.loads(rec.media_info or "{}")
-        flags = json.loads(rec.flags or "{}")
+    for item in items:
+        fact = facts[item.item_no]
+        fact.verified_at, fact.content_type = item.last_verified_at, item.content_type
+        if item.document_id is not None:
+            fact.document_id = item.document_id
+            fact.playable = Stored(
+                "original",
+                item.storage_key or "",
+                item.storage_version,
+                item.encrypted,
+                item.content_type or "application/octet-stream",
+                item.sha256,
+            )
+            continue
+        if item.recording_id is None:
+            continue
+        media = item.media
         fact.fps, fact.width, fact.height = media.get("fps"), media.get("width"), media.get("height")
-        fact.clock_suspect = flags.get("clock_suspect")
-        fact.damage_reason = rec.damage_reason
-        fact.verified_at = rec.last_verified_at
-        fact.content_type = rec.content_type
-        made = derivatives.get(rec.id, {})
+        fact.clock_suspect, fact.damage_reason = item.clock_suspect, item.damage_reason
+        made = derivatives.get(item.recording_id, {})
         for kind in PICTURES:
             if (picture := made.get(kind)) and picture.storage_key:
                 fact.pictures[kind] = Stored(
@@ -100,14 +105,14 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
         # What the ingest decided (catalog.playback): the original itself when browsers play
         # it as it is, else its proxy.
         proxy = made.get("proxy")
-        if plays_as_is(rec.kind, media, damaged=rec.damaged):
+        if plays_as_is(item.kind, media, damaged=item.damaged):
             fact.playable = Stored(
                 "original",
-                rec.storage_key,
-                rec.storage_version,
-                rec.encrypted,
-                play_type(rec.kind, media),
-                rec.sha256,
+                item.storage_key or "",
+                item.storage_version,
+                item.encrypted,
+                play_type(item.kind, media),
+                item.sha256,
             )
         elif proxy is not None and proxy.storage_key:
             fact.playable = Stored(
@@ -117,31 +122,6 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
                 proxy.encrypted,
                 proxy.content_type or "video/mp4",
                 proxy.sha256,
-            )
-    documents: dict[int, str] = {
-        document_id: item_no
-        for document_id, item_no in session.execute(
-            select(CaseItem.document_id, CaseItem.item_no).where(
-                CaseItem.item_no.in_(facts), CaseItem.document_id.is_not(None)
-            )
-        )
-        if document_id is not None
-    }
-    if documents:
-        for doc in rows_by_id(session, Document, documents).values():
-            fact = facts[documents[doc.id]]
-            fact.document_id, fact.verified_at, fact.content_type = (
-                doc.id,
-                doc.last_verified_at,
-                doc.content_type,
-            )
-            fact.playable = Stored(
-                "original",
-                doc.storage_key,
-                doc.storage_version,
-                doc.encrypted,
-                doc.content_type or "application/octet-stream",
-                doc.sha256,
             )
     # Holds on the item, on its recording, or on the whole case.
     owners: dict[str, list[str]] = {case_key: list(facts)}
@@ -155,7 +135,7 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
         for item_no in owners[hold.subject]:
             facts[item_no].holds.append(HoldFact(hold.subject, hold.reason, hold.set_at, hold.set_by))
     # The result of the last check asked for, by item or archive number.
-    subjects = {**{n: n for n in facts}, **archive_nos}
+    subjects = {**{n: n for n in facts}, **{i.archive_no: i.item_no for i in items if i.archive_no}}
     for subject, details in session.execute(
         select(CustodyEventRow.subject, CustodyEventRow.details)
         .where(CustodyEventRow.subject.in_(subjects), CustodyEventRow.action == Action.VERIFIED.value)

@@ -36,6 +36,14 @@ class ItemView:
     storage_key: str | None = None
     storage_version: str | None = None
     encrypted: bool = False
+    last_verified_at: datetime | None = None  # the last fixity check that read it whole
+    # What the review pages need beyond the timeline, read with the rest in one pass.
+    recording_id: int | None = None
+    document_id: int | None = None
+    content_type: str | None = None
+    media: dict[str, Any] = field(default_factory=dict)  # what probing found: fps, size, codecs
+    clock_suspect: str | None = None  # why the recorder's clock is doubted, if it is
+    damage_reason: str | None = None
     custody: dict[str, Any] = field(default_factory=dict)
     verified: str | None = None
 

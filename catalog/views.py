@@ -53,12 +53,15 @@ def rows_by_id(session: Session, model: Any, ids: Iterable[int]) -> dict[int, An
     return {r.id: r for r in session.execute(select(*table.c).where(table.c.id.in_(wanted)))}
 
 
-def _proxy_statuses(session: Session, recordings: list[Any]) -> dict[int, str]:
+def _proxy_statuses(
+    session: Session, recordings: list[Any], among: Select[Any] | None = None
+) -> dict[int, str]:
     """The contract's ``proxy_status`` by recording id: ``original`` when browsers play the
-    original as it is (any older proxy of it is redundant), else the best proxy row's status."""
+    original as it is (any older proxy of it is redundant), else the best proxy row's status.
+    ``among``: a query giving the same recordings' ids, sent instead of the list of them."""
     found: dict[int, set[str]] = {}
-    ids = [r.id for r in recordings]
-    if ids:
+    ids: Select[Any] | list[int] = among if among is not None else [r.id for r in recordings]
+    if recordings:
         for rid, status in session.execute(
             select(Derivative.recording_id, Derivative.status).where(
                 Derivative.recording_id.in_(ids), Derivative.kind == "proxy"
@@ -70,7 +73,7 @@ def _proxy_statuses(session: Session, recordings: list[Any]) -> dict[int, str]:
         for rid, statuses in found.items()
     }
     # A proxy left to a worker: pending while queued or running, failed once it gave up.
-    for rid, state in derive_jobs.states_for(session, ids, "proxy").items():
+    for rid, state in (derive_jobs.states_for(session, ids, "proxy") if recordings else {}).items():
         if statuses.get(rid, "none") in ("none", "pending", "failed") and state != "done":
             statuses[rid] = "failed" if state == "failed" else "pending"
     for r in recordings:
@@ -110,19 +113,31 @@ def case_items(
     """The case's items in time order (only ``item_no``, when given: one item's page need not
     read the whole case); ``custody=False`` leaves out each item's custody summary, which
     counts every event of every item (pages that do not show it need not pay for it)."""
-    query = select(CaseItem).where(CaseItem.case_id == case.id)
+    links_t, recordings, documents = CaseItem.__table__, Recording.__table__, Document.__table__
+    wanted = [links_t.c.case_id == case.id]
     if item_no is not None:
-        query = query.where(CaseItem.item_no == item_no)
+        wanted.append(links_t.c.item_no == item_no)
     if not include_unlinked:
-        query = query.where(CaseItem.unlinked_at.is_(None))
-    links = list(session.execute(query).scalars())
-    rec_ids = [i.recording_id for i in links if i.recording_id]
-    doc_ids = [i.document_id for i in links if i.document_id]
-    recs = rows_by_id(session, Recording, rec_ids)
-    docs = rows_by_id(session, Document, doc_ids)
-    officers = _names(session, Officer.id, Officer.number, {r.officer_id for r in recs.values()})
-    devices = _names(session, Device.id, Device.serial, {r.device_id for r in recs.values()})
-    proxies = _proxy_statuses(session, list(recs.values()))
+        wanted.append(links_t.c.unlinked_at.is_(None))
+    # Plain rows, each table read once by joining the links (no lists of ids to send back).
+    links = list(session.execute(select(*links_t.c).where(*wanted)))
+    recs = {
+        r.id: r
+        for r in session.execute(
+            select(*recordings.c, Officer.number.label("officer_no"), Device.serial.label("device_serial"))
+            .join(links_t, links_t.c.recording_id == recordings.c.id)
+            .outerjoin(Officer, Officer.id == recordings.c.officer_id)
+            .outerjoin(Device, Device.id == recordings.c.device_id)
+            .where(*wanted)
+        )
+    }
+    docs = {
+        d.id: d
+        for d in session.execute(
+            select(*documents.c).join(links_t, links_t.c.document_id == documents.c.id).where(*wanted)
+        )
+    }
+    proxies = _proxy_statuses(session, list(recs.values()), select(links_t.c.recording_id).where(*wanted))
     views: list[ItemView] = []
     for link in links:
         if link.recording_id:
@@ -136,8 +151,8 @@ def case_items(
                     sha256=r.sha256,
                     size=r.size,
                     archive_no=r.archive_no,
-                    officer=officers.get(r.officer_id),
-                    device=devices.get(r.device_id),
+                    officer=r.officer_no,
+                    device=r.device_serial,
                     station=r.station_id,
                     duration_s=r.duration_s,
                     proxy=proxies.get(r.id, "none"),
@@ -149,6 +164,12 @@ def case_items(
                     storage_key=r.storage_key,
                     storage_version=r.storage_version,
                     encrypted=r.encrypted,
+                    last_verified_at=r.last_verified_at,
+                    recording_id=r.id,
+                    content_type=r.content_type,
+                    media=json.loads(r.media_info or "{}"),
+                    clock_suspect=json.loads(r.flags or "{}").get("clock_suspect"),
+                    damage_reason=r.damage_reason,
                 )
             )
         else:
@@ -173,6 +194,9 @@ def case_items(
                     storage_key=d.storage_key,
                     storage_version=d.storage_version,
                     encrypted=d.encrypted,
+                    last_verified_at=d.last_verified_at,
+                    document_id=d.id,
+                    content_type=d.content_type,
                 )
             )
     if not custody:

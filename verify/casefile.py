@@ -20,12 +20,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.coverage import Gap, find_gaps
 from catalog.errors import EvidenceError
-from catalog.models import Case, Document, Recording
+from catalog.models import Case
 from catalog.timeline import ItemView
 from catalog.views import case_items
 
@@ -102,32 +101,13 @@ def case_file(
 ) -> CaseFile:
     # The case page passes the items it has read and the gaps it has found already.
     items = case_items(session, case, custody=False) if items is None else items
-    archive_nos = [i.archive_no for i in items if i.archive_no]
-    doc_keys = [i.storage_key for i in items if i.archive_no is None and i.storage_key]
-    verified: dict[str, datetime | None] = {}
-    if archive_nos:
-        verified |= dict(
-            session.execute(
-                select(Recording.archive_no, Recording.last_verified_at).where(
-                    Recording.archive_no.in_(archive_nos)
-                )
-            ).all()
-        )
-    if doc_keys:
-        verified |= dict(
-            session.execute(
-                select(Document.storage_key, Document.last_verified_at).where(
-                    Document.storage_key.in_(doc_keys)
-                )
-            ).all()
-        )
     never = "未校验" if lang != "en" else "never"
     lines = []
     for i in sorted(items, key=lambda i: i.seq):
         if i.protected and not show_protected:
             lines.append(Line(i.item_no, "", "", "", "", "", "", "", withheld=True))
             continue
-        checked = verified.get(i.archive_no or i.storage_key or "")
+        checked = i.last_verified_at
         number = i.archive_no or " ".join(filter(None, [i.doc_type, i.doc_number]))
         lines.append(
             Line(
