@@ -46,7 +46,7 @@ def find_item(session: Session, item_no: str) -> tuple[Case, CaseItem, ItemView]
     case_row = session.get(Case, link.case_id)
     if case_row is None:  # a foreign key: cannot happen, but say so rather than crash
         raise NotFound(f"the case of item {item_no} is missing")
-    (item,) = case_items(session, case_row, include_unlinked=True, item_no=item_no)
+    (item,) = case_items(session, case_row, include_unlinked=True, item_no=item_no, custody=False)
     return case_row, link, item
 
 
