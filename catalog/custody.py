@@ -137,6 +137,24 @@ def events(
         yield _to_event(row)
 
 
+def events_about(
+    session: Session, subjects: Iterable[str], *, after_seq: int = 0, upto_seq: int | None = None
+) -> Iterator[CustodyEvent]:
+    """The events about any of ``subjects`` (after ``after_seq``, up to ``upto_seq``), a few
+    hundred subjects a query: in chain order for each subject, not across the batches."""
+    wanted = sorted(set(subjects))
+    for start in range(0, len(wanted), 500):
+        query = (
+            select(*_EVENT_COLUMNS)
+            .where(CustodyEventRow.subject.in_(wanted[start : start + 500]), CustodyEventRow.seq > after_seq)
+            .order_by(CustodyEventRow.seq)
+        )
+        if upto_seq is not None:
+            query = query.where(CustodyEventRow.seq <= upto_seq)
+        for row in session.execute(query.execution_options(yield_per=READ_BATCH)):
+            yield _to_event(row)
+
+
 def events_at(session: Session, seqs: Iterable[int]) -> Iterator[CustodyEvent]:
     """The events with these numbers, in chain order (a few hundred at a time)."""
     wanted = sorted(set(seqs))

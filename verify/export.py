@@ -265,9 +265,20 @@ def export_case(
         page = _index_html(header, entries, export_facts, withheld, zone=ctx.policy.zone)
         payload.append(_write_small(bag, "data/index.html", page.encode("utf-8")))
 
+        # The disclosed events and subject heads are one cut: read up to the head first, then
+        # what came since under the chain's lock (held briefly: page views wait for it).
+        with sessions() as session:
+            cut, _ = custody.head(session)
+            disclosure = _Disclosure()
+            disclosure.read(session, subjects, case_key, hidden, upto=cut)
         with sessions.begin() as session:
-            custody.lock_head(session)  # the disclosed events and subject heads are one cut
-            disclosed, withheld_events, heads = _disclosure(session, subjects, case_key, hidden)
+            custody.lock_head(session)
+            disclosure.read(session, subjects, case_key, hidden, after=cut)
+            disclosed, withheld_events, heads = (
+                sorted(disclosure.disclosed),
+                disclosure.withheld,
+                disclosure.heads,
+            )
             exported = custody.append(
                 session,
                 actor=actor,
@@ -634,28 +645,38 @@ def _json_bytes(value: Any) -> bytes:
 # --- payload: custody ------------------------------------------------------------------------
 
 
-def _disclosure(
-    session: Session, subjects: list[str], case_key: str, hidden: Collection[str]
-) -> tuple[list[int], dict[str, str | None], dict[str, str]]:
-    """(disclosed event numbers, withheld events as {seq: subject_prev}, each subject's last
-    event hash but the case's), from every event about the package's subjects.
+@dataclass
+class _Disclosure:
+    """What a package discloses of the custody chain: the disclosed event numbers, the
+    withheld events as {seq: subject_prev}, and each subject's last event hash but the case's.
 
     An event naming one of ``hidden`` (a withheld item's identifiers) is withheld: the
     package carries only its link, and the exported event commits to its ``subject_prev`` so
     that a verifier can walk each subject's events back past it.
     """
-    disclosed: set[int] = set()
-    withheld: dict[str, str | None] = {}
-    heads: dict[str, str] = {}
-    for subject in subjects:
-        for event in custody.events(session, subject=subject):
+
+    disclosed: set[int] = field(default_factory=set)
+    withheld: dict[str, str | None] = field(default_factory=dict)
+    heads: dict[str, str] = field(default_factory=dict)
+
+    def read(
+        self,
+        session: Session,
+        subjects: list[str],
+        case_key: str,
+        hidden: Collection[str],
+        *,
+        after: int = 0,
+        upto: int | None = None,
+    ) -> None:
+        """Add the events about ``subjects`` numbered after ``after`` and up to ``upto``."""
+        for event in custody.events_about(session, subjects, after_seq=after, upto_seq=upto):
             if hidden and _names_any(event.line(), hidden):
-                withheld[str(event.seq)] = event.subject_prev
+                self.withheld[str(event.seq)] = event.subject_prev
             else:
-                disclosed.add(event.seq)
-            if subject != case_key:
-                heads[subject] = event.hash
-    return sorted(disclosed), withheld, heads
+                self.disclosed.add(event.seq)
+            if event.subject != case_key and event.subject is not None:
+                self.heads[event.subject] = event.hash
 
 
 def _write_proof(

@@ -27,11 +27,11 @@ from archive.originals import OriginalFacts, store_original
 from catalog import custody
 from catalog.checkpoint import Anchors, fingerprint
 from catalog.errors import CheckFailed, InvalidInput
-from catalog.models import Recording
+from catalog.models import CustodyEventRow, Recording
 from catalog.recordings import reserve_archive_number
 from tests.conftest import FORMATS, ZONE
 from tests.verify.test_replay import _flip_a_byte
-from verify.export import ExportResult, export_case
+from verify.export import ExportResult, _Disclosure, export_case
 from verify.package import verify_package
 
 TYPES = ["立案审批表", "询问笔录", "现场检查（勘验）笔录"]
@@ -389,3 +389,22 @@ def test_a_large_original_is_exported_in_flat_memory(env) -> None:
     assert result.bytes > 200 << 20
     assert peak < 32 << 20, f"peak {peak / (1 << 20):.1f} MiB"
     assert verify_package(result.path, anchors=Anchors({fingerprint(key.public_key())})).ok
+
+
+def test_the_disclosure_read_in_two_parts_is_the_disclosure_read_at_once(env) -> None:
+    """An export reads the case's events up to the chain's head, then, under the chain's lock,
+    those that came since: wherever the cut falls, it discloses, withholds and ends each
+    subject's walk exactly as one read would."""
+    built = build_case(env)
+    hidden = {built.protected_item}
+    with env.sessions() as s:
+        last, _ = custody.head(s)
+        subjects = sorted({x for x in s.execute(select(CustodyEventRow.subject)).scalars() if x})
+        whole = _Disclosure()
+        whole.read(s, subjects, built.case_key, hidden)
+        assert whole.withheld and whole.disclosed and whole.heads
+        for cut in sorted({0, 1, last // 3, last // 2, last - 1, last}):
+            parts = _Disclosure()
+            parts.read(s, subjects, built.case_key, hidden, upto=cut)
+            parts.read(s, subjects, built.case_key, hidden, after=cut)
+            assert parts == whole, cut
