@@ -60,6 +60,9 @@ def rotate(
         raise InvalidInput("the new signing key is the old one", hint="a rotation needs a newly made key")
     now = ctx.now()
     with ctx.sessions.begin() as session:
+        # Appenders and other rotations wait from here: a rotation started at the same
+        # moment finds this one's hand-over below rather than signing a second successor.
+        custody.lock_head(session)
         done = change_from(session, old)
         if done is not None:
             if done.new != new:

@@ -75,7 +75,7 @@ class PackageReport:
     checkpoint: int | None = None
     key_id: str | None = None
     signers: list[str] = field(default_factory=list)
-    trusted: list[str] = field(default_factory=list)
+    trusted: list[str] = field(default_factory=list)  # the pinned keys and those they hand over to
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -443,6 +443,7 @@ def _verify(source: _Source, report: PackageReport, anchors: Anchors, time_trust
             source, computed, report.add, anchors, report.case_key, items, time_trust
         )
         report.checkpoint, report.signers, report.notes = outcome.checkpoint, outcome.signers, outcome.notes
+        report.trusted = outcome.trusted
         report.key_id = outcome.signers[-1] if len(outcome.signers) == 1 else None
     else:
         _check_custody(source, files, report, anchors)

@@ -64,6 +64,7 @@ class Source:
 @dataclass
 class Outcome:
     signers: list[str] = field(default_factory=list)
+    trusted: list[str] = field(default_factory=list)  # pinned, or reached along the key history
     checkpoint: int | None = None
     exported: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -178,6 +179,7 @@ def _checkpoints(
     found.sort(key=lambda pair: pair[1].n)
     changes, retirements, unreadable = keyhistory.read_files(statements)
     history = keyhistory.resolve(keys, changes, retirements)
+    outcome.trusted = sorted(history.anchors.trusted)
     for name, what in unreadable + history.problems + history.check_committed(cp for _, cp in found):
         add(CHANGES + name + ("" if "." in name else ".json"), what)
     existed_by = _tokens(source, files, add, found, time_trust, outcome)

@@ -31,7 +31,7 @@ from archive.layout import checkpoint_folder, checkpoint_key
 from archive.reading import plain_size
 from archive.records import get_json
 from archive.store import ObjectStore
-from catalog import jcs, keyhistory, metadata_fill, schema, sequences
+from catalog import jcs, keyhistory, metadata_fill, schema, sequences, timestamp
 from catalog.actions import Action
 from catalog.canonical import canonical_bytes, parse_instant
 from catalog.chain import CustodyEvent, check_chain, event_from_body
@@ -52,6 +52,7 @@ from catalog.models import (
 )
 from catalog.numbering import NumberingFormats, parse_number
 from catalog.recordings import device_row, officer_row, station_row
+from catalog.timestamp import TimeTrust
 
 
 @dataclass
@@ -67,10 +68,17 @@ def _when(text: str | None) -> datetime | None:
 
 
 def rebuild(
-    store: ObjectStore, engine: Engine, *, formats: NumberingFormats, anchors: Anchors | None = None
+    store: ObjectStore,
+    engine: Engine,
+    *,
+    formats: NumberingFormats,
+    anchors: Anchors | None = None,
+    time_trust: TimeTrust | None = None,
 ) -> RebuildReport:
     """Rebuild into ``engine``; every checkpoint must be signed by a key ``anchors`` trusts
-    (a signer not trusted is a problem: a writable storage location proves nothing itself)."""
+    (a signer not trusted is a problem: a writable storage location proves nothing itself).
+    ``time_trust`` (the TSA's CA) checks the checkpoints' time-stamp tokens, which decide
+    whether a retired key's checkpoints made before its compromise stay trusted."""
     schema.upgrade(engine)
     sessions = sessionmaker(engine, expire_on_commit=False)
     with sessions() as session:
@@ -81,7 +89,7 @@ def rebuild(
             raise InvalidInput("the target catalog is not empty", hint="rebuild into a new, empty database")
     report = RebuildReport()
     with sessions.begin() as session:
-        _custody(store, session, report, anchors if anchors is not None else Anchors())
+        _custody(store, session, report, anchors if anchors is not None else Anchors(), time_trust)
         cases, links = _cases(store, session, report, formats)
         by_number = _originals(store, session, report)
         _fills(session, by_number, report)
@@ -96,7 +104,13 @@ def rebuild(
     return report
 
 
-def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchors: Anchors) -> None:
+def _custody(
+    store: ObjectStore,
+    session: Session,
+    report: RebuildReport,
+    anchors: Anchors,
+    time_trust: TimeTrust | None,
+) -> None:
     events: list[CustodyEvent] = []
     for info in store.list("custody/segments/"):  # v1 segments
         for line in b"".join(store.read(info.key)).splitlines():
@@ -153,9 +167,18 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
     report.problems += unreadable
     report.problems += [f"{CHANGES}{name}: {what}" for name, what in history.check_committed(found)]
     for cp in sorted(found, key=lambda c: c.n):
-        # Checked without trusted time: a retired key's checkpoints are reported here, and
-        # `evidence audit verify` (with the TSA's CA) says which of them a time-stamp saves.
-        verdict = history.judge(cp, _carried(cp))
+        token, existed_by = None, None
+        if cp.v == 2:  # its time-stamp token, when one was copied beside it
+            try:
+                token = b"".join(store.read(f"{checkpoint_folder(cp.n)}/{TOKEN}"))
+            except ObjectMissing:
+                pass
+            # A retired key's checkpoint is trusted only with a token, checked against the
+            # TSA's CA, that shows it existed before the compromise; without the CA, reported.
+            stamps = timestamp.review([(cp.n, cp.signed_bytes(), cp.time, token)], time_trust)
+            report.problems += [f"checkpoint {cp.n}: time-stamp token: {b['problem']}" for b in stamps.bad]
+            existed_by = stamps.existed_by.get(cp.n)
+        verdict = history.judge(cp, _carried(cp), existed_by)
         if verdict is not None:
             report.problems.append(f"checkpoint {cp.n}: {verdict}")
         report.signers.add(cp.fingerprint or "?")
@@ -164,12 +187,8 @@ def _custody(store: ObjectStore, session: Session, report: RebuildReport, anchor
         row = checkpoint_row(
             cp, checkpoint_folder(cp.n) + "/checkpoint.json" if cp.v == 2 else checkpoint_key(cp.n)
         )
-        if cp.v == 2:  # its time-stamp token, when one was copied beside it
-            try:
-                row.tsa_token = b"".join(store.read(f"{checkpoint_folder(cp.n)}/{TOKEN}"))
-                row.tsa_stored = True
-            except ObjectMissing:
-                pass
+        if token is not None:
+            row.tsa_token, row.tsa_stored = token, True
         session.add(row)
         report.last_checkpoint_seq = max(report.last_checkpoint_seq, cp.seq)
     report.counts["custody_events"] = len(events)

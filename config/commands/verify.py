@@ -165,7 +165,7 @@ def verify_package_command(
             out.print(f"  {p['path']}: {p['problem']}", highlight=False, markup=False)
         for fp in report.signers:
             out.print(
-                f"  signer {fp} ({'trusted' if fp in anchors.trusted else 'NOT trusted'})", highlight=False
+                f"  signer {fp} ({'trusted' if fp in report.trusted else 'NOT trusted'})", highlight=False
             )
         for note in report.notes:
             out.print(f"  note: {note}", highlight=False, markup=False)
@@ -196,10 +196,16 @@ def catalog_group() -> None:
     help="An empty catalog to rebuild into (SQLAlchemy URL).",
 )
 @trusted_key_option
+@tsa_ca_option
 @json_option
 @click.pass_context
 def catalog_rebuild(
-    ctx: click.Context, from_storage: bool, database: str, trusted_keys: tuple[str, ...], as_json: bool
+    ctx: click.Context,
+    from_storage: bool,
+    database: str,
+    trusted_keys: tuple[str, ...],
+    tsa_ca: tuple[Path, ...],
+    as_json: bool,
 ) -> None:
     """Disaster-recovery drill: rebuild a catalog from storage alone into DATABASE, with every
     number sequence past every number ever issued, then compare it with the live catalog.
@@ -219,7 +225,13 @@ def catalog_rebuild(
     differences: list[str] = []
     notes: list[str] = []
     try:
-        report = rebuild(app.store, target, formats=app.settings.formats, anchors=app.anchors(trusted_keys))
+        report = rebuild(
+            app.store,
+            target,
+            formats=app.settings.formats,
+            anchors=app.anchors(trusted_keys),
+            time_trust=app.time_trust(tsa_ca),
+        )
         if restoring:
             notes = ["restored into this installation's catalog: nothing to compare with"]
         else:

@@ -132,12 +132,15 @@ def tsa(tmp_path_factory):
     server.stop()
 
 
-def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(env, tsa) -> None:
+def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(env, tsa, tmp_path) -> None:
     from datetime import UTC, datetime, timedelta
 
     from archive.checkpoints import stamp, stamped
     from archive.timestamping import TimestampAuthority
     from catalog import timestamp
+    from catalog.db import make_engine
+    from tests.conftest import FORMATS
+    from verify.rebuild import rebuild
 
     a, b = rotated(env)
     stamp(env.as_("cron"), TimestampAuthority(tsa.url))
@@ -159,13 +162,32 @@ def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(e
             )
         return [(p["problem"], p["checkpoint"]) for p in report.problems]
 
+    def rebuilt_problems(name: str, with_ca: bool) -> list[str]:
+        target = make_engine(f"sqlite:///{tmp_path / name}.sqlite3")
+        try:
+            report = rebuild(
+                env.store,
+                target,
+                formats=FORMATS,
+                anchors=Anchors({fp(b)}),
+                time_trust=trust if with_ca else None,
+            )
+        finally:
+            target.dispose()
+        return [p.split(":")[0] for p in report.problems]
+
     # Compromised after the stamps (with their one second of accuracy): still trusted.
     later = datetime.now(UTC) + timedelta(seconds=2)
     keyrotation.retire(env.as_("custodian"), b, fp(a), since=later)
     assert audit_in_time() == []
+    # A catalog rebuilt from storage alone checks the same tokens, given the TSA's CA; without
+    # it, nothing shows the old key's checkpoints existed before the compromise.
+    assert rebuilt_problems("with-ca", True) == []
+    assert rebuilt_problems("without-ca", False) == ["checkpoint 1", "checkpoint 2"]
     # Compromised before them: neither of the old key's checkpoints is trusted any more.
     keyrotation.retire(env.as_("custodian"), b, fp(a), since=later - timedelta(hours=1))
     assert audit_in_time() == [("untrusted", 1), ("untrusted", 2)]
+    assert rebuilt_problems("compromised-earlier", True) == ["checkpoint 1", "checkpoint 2"]
 
 
 @pytest.mark.postgres
@@ -188,5 +210,68 @@ def test_the_hand_over_on_postgresql(pg_url, local_store, tmp_path) -> None:
         assert audit(env, a) == [] and audit(env, b) == []
         with env.sessions() as s:
             assert [c.name for c in keyhistory.recorded(s)[0]] == [f"{fp(a)}-{fp(b)}"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("same_new_key", [True, False], ids=["same-new-key", "two-new-keys"])
+def test_two_rotations_at_once_make_one_hand_over(pg_url, local_store, tmp_path, same_new_key) -> None:
+    """Two `rotate-key` runs at the same moment (one machine's kept new key, or two machines'
+    own): one hand-over is made; the other run finds it, and either finishes on it or is
+    refused with the successor named, never a database error."""
+    import threading
+
+    from catalog import schema
+    from catalog.db import make_engine, session_factory
+    from catalog.errors import InvalidInput
+    from tests.conftest import Env
+
+    engine = make_engine(pg_url)
+    schema.upgrade(engine)
+    try:
+        env = Env(
+            engine,
+            session_factory(engine),
+            local_store,
+            tmp_path,
+            ArchivePolicy(zone=ZONE, routine=(0, "days")),
+        )
+        a = Ed25519PrivateKey.generate()
+        events(env, 2)
+        make_and_publish(env.as_("cron"), a)
+        b = Ed25519PrivateKey.generate()
+        new_keys = [b, b if same_new_key else Ed25519PrivateKey.generate()]
+        results: list[object] = [None, None]
+
+        def run(i: int) -> None:
+            try:
+                results[i] = keyrotation.rotate(
+                    env.as_(f"custodian{i}"), a, new_keys[i], purpose="custody-signing"
+                )
+            except Exception as exc:  # noqa: BLE001 - what the second run meets is the point
+                results[i] = exc
+
+        # Both runs start while the chain's head is held, so both are under way before either
+        # can write: the moment two unsynchronized runs would both find no hand-over yet.
+        with env.sessions.begin() as held:
+            custody.lock_head(held)
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            threads[0].join(0.5)
+        for thread in threads:
+            thread.join(30)
+        changes = [r for r in results if isinstance(r, keyhistory.KeyChange)]
+        refused = [r for r in results if not isinstance(r, keyhistory.KeyChange)]
+        if same_new_key:
+            assert len(changes) == 2 and changes[0].name == changes[1].name, results
+        else:
+            assert len(changes) == 1 and len(refused) == 1, results
+            assert isinstance(refused[0], InvalidInput), refused
+            assert "handed over" in str(refused[0]) and changes[0].new in str(refused[0])
+        with env.sessions() as s:
+            assert len(keyhistory.recorded(s)[0]) == 1
+        assert audit(env, a) == []
     finally:
         engine.dispose()

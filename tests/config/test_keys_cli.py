@@ -82,6 +82,11 @@ def _wraps_under(db: Path, kek_id_: str) -> int:
         return conn.execute("select count(*) from key_wraps where kek_id = ?", (kek_id_,)).fetchone()[0]
 
 
+def _superseded(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from key_wraps where superseded_at is not null").fetchone()[0]
+
+
 def _new_kek(db: Path, old: str) -> str | None:
     with sqlite3.connect(db) as conn:
         row = conn.execute("select key_id from catalog_keys where purpose = 'key-encryption'").fetchone()
@@ -155,3 +160,17 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     second = invoke_evidence("keys", "rotate-kek", "--kek-id", made["kek_id"], "--json", env=env)
     assert second.exit_code == 0, second.output
     assert json.loads(second.stdout)["rewrapped"] == N and _wraps_under(db, made["kek_id"]) == N
+    # The wraps the rotations superseded are locked for [encryption] wrap_lock_days (a year):
+    # listed with their dates, and --confirm deletes none of them before then.
+    superseded = _superseded(db)
+    assert superseded >= N  # at least those under the KEK the second rotation left
+    for confirm in ([], ["--confirm"]):
+        run = invoke_evidence("keys", "delete-superseded", *confirm, "--json", env=env)
+        assert run.exit_code == 0, run.output
+        result = json.loads(run.stdout)
+        assert result["deleted"] == [] and len(result["waiting"]) == superseded, result
+        assert all(datetime.fromisoformat(w["retain_until"]) > datetime.now(UTC) for w in result["waiting"])
+    assert _superseded(db) == superseded
+    # The current wraps were locked a year ahead just now: none is due for renewal.
+    renew = invoke_evidence("keys", "renew-locks", "--json", env=env)
+    assert renew.exit_code == 0 and json.loads(renew.stdout) == {"renewed": []}, renew.output

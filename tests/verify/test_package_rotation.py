@@ -136,6 +136,7 @@ def test_without_the_statement_the_other_key_is_not_trusted(bag: Path, rotated: 
     for pinned in (rotated.old, rotated.new):
         assert any("signer not trusted" in p for p in python(bag, pinned))
         assert node(bag, pinned).returncode == 1
+        assert verify_package(bag, anchors=Anchors({fp(pinned)})).trusted == [fp(pinned)]
 
 
 def test_a_fork_fails_both_verifiers_and_the_command(bag: Path, rotated: Rotated) -> None:
@@ -217,6 +218,19 @@ def test_the_package_spans_the_rotation_and_verifies_from_either_key(bag: Path, 
         assert python(bag, pinned, tsa=rotated.tsa) == []
         result = node(bag, pinned)
         assert result.returncode == 0, result.stdout
+        # The report names both keys as trusted: the pinned one and the one the statement reaches.
+        report = verify_package(bag, anchors=Anchors({fp(pinned)})).to_json()
+        assert report["trusted"] == sorted([fp(rotated.old), fp(rotated.new)]), report
+    # So does the command's own report, for the key that was not pinned too.
+    cli = invoke_evidence(
+        "verify-package",
+        str(bag),
+        "--trusted-key",
+        fp(rotated.old),
+        env={"EVIDENCE_DATA_DIR": str(bag.parent / "x")},
+    )
+    for key in (rotated.old, rotated.new):
+        assert f"signer {fp(key)} (trusted)" in cli.output, cli.output
 
 
 @pytest.mark.s3
