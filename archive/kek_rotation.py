@@ -12,6 +12,7 @@ Each batch is one custody event; when the run ends, the old KEK files can be des
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from catalog import custody, keys
 from catalog.actions import Action
-from catalog.models import Derivative, Document, DocumentPage, KeyWrap, Recording
+from catalog.models import CustodyEventRow, Derivative, Document, DocumentPage, KeyWrap, Recording
 
 from . import encryption
 from .context import ServiceContext
@@ -184,6 +185,37 @@ def rewrap_all(
             if keys.recorded_key_id(session, ROTATION_PURPOSE) == kek_id:
                 keys.forget_key_id(session, ROTATION_PURPOSE)
     return result
+
+
+def restore_current(session: Session, now: datetime) -> str | None:
+    """In a catalog rebuilt from storage: record which KEK is current, the one the last
+    rotation in the custody chain made current or the one of the newest wrap in storage,
+    whichever came later (a rotation after the last checkpoint left wraps, not events), and,
+    when that rotation left encrypted objects without a wrap under it, that it is unfinished
+    (`evidence keys rotate-kek` finishes it). None, recording nothing, when storage holds no
+    trace of either: the key file is then current, as on the first `init`."""
+    seen: list[tuple[datetime, str]] = []
+    rotated = session.execute(
+        select(CustodyEventRow.time, CustodyEventRow.details)
+        .where(CustodyEventRow.action == Action.KEK_ROTATED.value)
+        .order_by(CustodyEventRow.seq.desc())
+        .limit(1)
+    ).first()
+    rotated_to = str(json.loads(rotated.details)["kek_id"]) if rotated is not None else None
+    if rotated is not None and rotated_to is not None:
+        seen.append((rotated.time, rotated_to))
+    wrap = session.execute(
+        select(KeyWrap.created_at, KeyWrap.kek_id).order_by(KeyWrap.created_at.desc()).limit(1)
+    ).first()
+    if wrap is not None:
+        seen.append((wrap.created_at, wrap.kek_id))
+    if not seen:
+        return None
+    _, kek_id = max(seen)
+    keys.set_key_id(session, KEK_PURPOSE, kek_id, now)
+    if kek_id == rotated_to and _missing(session, kek_id):
+        keys.record_key_id(session, ROTATION_PURPOSE, kek_id, now)
+    return kek_id
 
 
 def in_progress(ctx: ServiceContext) -> str | None:

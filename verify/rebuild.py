@@ -17,7 +17,7 @@ import dataclasses
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from archive.checkpoints import EVENTS, LINKS, TOKEN, stored_checkpoints
 from archive.errors import ObjectMissing
+from archive.kek_rotation import restore_current
 from archive.key_wraps import restore_rows
 from archive.keyrotation import CHANGES, stored_statements
 from archive.layout import checkpoint_folder, checkpoint_key
@@ -61,6 +62,7 @@ class RebuildReport:
     problems: list[str] = field(default_factory=list)
     last_checkpoint_seq: int = 0
     signers: set[str] = field(default_factory=set)
+    kek_id: str | None = None  # the current key-encryption key, as storage tells it
 
 
 def _when(text: str | None) -> datetime | None:
@@ -100,6 +102,7 @@ def rebuild(
         restored, refused = restore_rows(store, session)  # the catalog's copies of key wraps
         report.counts["key_wraps"] = restored
         report.problems += refused
+        report.kek_id = restore_current(session, datetime.now(UTC))
     _sequences(engine, sessions, formats)
     return report
 

@@ -247,6 +247,7 @@ def catalog_rebuild(
         "differences": differences,
         "notes": notes,
         "signers": sorted(report.signers),
+        "kek_id": report.kek_id,
     }
 
     def human() -> None:
@@ -257,6 +258,8 @@ def catalog_rebuild(
             out.print(f"  note: {line}", highlight=False, markup=False)
         for fp in sorted(report.signers):
             out.print(f"  checkpoint signer {fp}", highlight=False)
+        if report.kek_id:
+            out.print(f"  current key-encryption key {report.kek_id}", highlight=False)
         out.print(
             ("the catalog is restored" if restoring else "the rebuilt catalog matches the live one")
             if not differences and not report.problems

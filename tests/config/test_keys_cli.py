@@ -93,9 +93,9 @@ def _new_kek(db: Path, old: str) -> str | None:
     return row[0] if row and row[0] != old else None
 
 
-def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_path: Path) -> None:
-    env, settings, stored, old = archive
-    db = tmp_path / "catalog.sqlite3"
+def _killed_rotation(env: dict[str, str], db: Path, old: str) -> tuple[str, int]:
+    """`keys rotate-kek` killed with SIGKILL once it has written a few wraps: (new KEK id,
+    wraps written under it)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("EVIDENCE_")} | env
     child = subprocess.Popen(
         [sys.executable, "-m", "config.cli", "keys", "rotate-kek", "--batch", "1", "--json"],
@@ -119,6 +119,13 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     assert new is not None
     part = _wraps_under(db, new)
     assert 3 <= part < N, "the rotation finished before it could be killed"
+    return new, part
+
+
+def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_path: Path) -> None:
+    env, settings, stored, old = archive
+    db = tmp_path / "catalog.sqlite3"
+    new, part = _killed_rotation(env, db, old)
 
     again = invoke_evidence("keys", "rotate-kek", "--json", env=env)
     assert again.exit_code == 0, again.output
@@ -174,3 +181,28 @@ def test_rotate_kek_killed_part_way_resumes_and_the_old_kek_can_go(archive, tmp_
     # The current wraps were locked a year ahead just now: none is due for renewal.
     renew = invoke_evidence("keys", "renew-locks", "--json", env=env)
     assert renew.exit_code == 0 and json.loads(renew.stdout) == {"renewed": []}, renew.output
+
+
+def test_a_catalog_restored_from_storage_keeps_the_rotated_kek_current(archive, tmp_path: Path) -> None:
+    """The catalog is lost part way through a rotation, the old KEK file still there: the
+    catalog rebuilt from storage knows the new KEK is current and the rotation unfinished, so
+    `init` does not go back to the old file's KEK and `rotate-kek` finishes the same rotation."""
+    env, _settings, _stored, old = archive
+    db = tmp_path / "catalog.sqlite3"
+    new, part = _killed_rotation(env, db, old)
+    assert invoke_evidence("audit", "checkpoint", env=env).exit_code == 0  # the events in storage
+    for lost in tmp_path.glob("catalog.sqlite3*"):
+        lost.unlink()
+    rebuilt = invoke_evidence(
+        "catalog", "rebuild", "--from-storage", "--database", env["EVIDENCE_DATABASE_URL"], "--json", env=env
+    )
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert json.loads(rebuilt.stdout)["kek_id"] == new
+    assert invoke_evidence("init", "--json", env=env).exit_code == 0
+    listed = json.loads(invoke_evidence("keys", "list", "--json", env=env).stdout)
+    assert (listed["current"], listed["rotation_in_progress"]) == (new, new)
+    again = invoke_evidence("keys", "rotate-kek", "--json", env=env)
+    assert again.exit_code == 0, again.output
+    result = json.loads(again.stdout)
+    assert (result["kek_id"], result["resumed"], result["done"]) == (new, True, True)
+    assert result["rewrapped"] in (N - part, N - part + 1) and _wraps_under(db, new) == N
