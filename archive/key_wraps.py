@@ -256,11 +256,20 @@ def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
     return len(found), problems
 
 
-def check_all(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int, list[str]]:
+@dataclass(frozen=True)
+class WrapProblem:
+    """A disagreement between a wrap the catalog records and storage."""
+
+    subject: str  # the storage key it is about: the wrap's, or the object's it names
+    problem: str  # "missing" or "mismatch", as the fixity sweep names them
+    message: str  # what is wrong, in words
+
+
+def wrap_problems(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int, list[WrapProblem]]:
     """Every wrap the catalog records against storage: its pinned version must hold the
     catalog's copy byte for byte and be bound to the object it names (no key needed).
     Returns (wraps checked, problems)."""
-    problems: list[str] = []
+    problems: list[WrapProblem] = []
     with sessions() as session:
         rows = list(session.execute(select(KeyWrap).order_by(KeyWrap.id)).scalars())
     headers: dict[str, encryption.EnvelopeHeader | None] = {}
@@ -270,14 +279,33 @@ def check_all(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int,
                 headers[row.object_key] = read_object_header(store, row.object_key, None)
             except (encryption.DecryptionFailed, ObjectMissing) as exc:
                 headers[row.object_key] = None
-                problems.append(f"{row.object_key}: {exc.message}")
+                missing = isinstance(exc, ObjectMissing)
+                problems.append(
+                    WrapProblem(
+                        row.object_key,
+                        "missing" if missing else "mismatch",
+                        f"{row.object_key}: {exc.message}",
+                    )
+                )
         try:
             stored = b"".join(store.read(row.storage_key, row.storage_version))
         except ObjectMissing:
-            problems.append(f"{row.storage_key}: the wrap object is missing (the catalog keeps a copy)")
+            problems.append(
+                WrapProblem(
+                    row.storage_key,
+                    "missing",
+                    f"{row.storage_key}: the wrap object is missing (the catalog keeps a copy)",
+                )
+            )
             continue
         if stored != bytes(row.wrap):
-            problems.append(f"{row.storage_key}: the stored wrap differs from the catalog's copy")
+            problems.append(
+                WrapProblem(
+                    row.storage_key,
+                    "mismatch",
+                    f"{row.storage_key}: the stored wrap differs from the catalog's copy",
+                )
+            )
         header = headers[row.object_key]
         if header is None:
             continue
@@ -286,6 +314,12 @@ def check_all(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int,
                 wrap = encryption.parse_wrap(raw, where=f"{what} {row.storage_key}")
                 encryption.check_wrap_belongs(wrap, header, row.object_key, where=f"{what} {row.storage_key}")
             except encryption.WrapRefused as exc:
-                if exc.message not in problems:
-                    problems.append(exc.message)
+                if exc.message not in (p.message for p in problems):
+                    problems.append(WrapProblem(row.storage_key, "mismatch", exc.message))
     return len(rows), problems
+
+
+def check_all(sessions: sessionmaker[Session], store: ObjectStore) -> tuple[int, list[str]]:
+    """``wrap_problems`` in words (`evidence keys check`)."""
+    checked, problems = wrap_problems(sessions, store)
+    return checked, [p.message for p in problems]

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from archive.context import ServiceContext
 from archive.encryption import Keys
 from archive.errors import ObjectMissing
+from archive.key_wraps import wrap_problems
 from archive.layout import report_key
 from archive.reading import hash_stored
 from archive.records import put_json
@@ -61,6 +62,7 @@ class FixityReport:
     bytes_read: int = 0
     problems: list[dict[str, Any]] = field(default_factory=list)
     stopped_by: str | None = None  # "volume" or "time" when the budget ended the sweep
+    key_wraps: int = 0  # key wraps checked against the catalog's copies (with reconciliation)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -69,6 +71,7 @@ class FixityReport:
             "bytes": self.bytes_read,
             "problems": self.problems,
             "stopped_by": self.stopped_by,
+            "key_wraps": self.key_wraps,
         }
 
 
@@ -285,6 +288,19 @@ def sweep(
             {"subject": o["subject"], "kind": "orphan", "key": o["subject"], "result": "orphan"}
             for o in orphans
         ]
+        # The key wraps (format v2) agree with the catalog's copies too: a lost or altered wrap
+        # is harmless while the catalog keeps its copy, and found here before it is not.
+        report.key_wraps, wrong = wrap_problems(sessions, store)
+        for w in wrong:
+            report.problems.append(
+                {
+                    "subject": w.subject,
+                    "problem": w.problem,
+                    "expected": "the key wrap the catalog records",
+                    "found": w.message,
+                }
+            )
+            results.append({"subject": w.subject, "kind": "key_wrap", "key": w.subject, "result": w.problem})
     body = canonical_bytes({"v": 1, "type": "fixity_run", "time": now.isoformat(), "results": results})
     digest = hashlib.sha256(body).hexdigest()
     key = report_key("fixity", now.strftime("%Y%m%dT%H%M%SZ"), digest)

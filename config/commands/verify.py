@@ -64,11 +64,13 @@ def verify_command(
         "problems": report.problems,
         "bytes": report.bytes_read,
         "stopped_by": report.stopped_by,
+        "key_wraps": report.key_wraps,
     }
 
     def human() -> None:
         out.print(
             f"checked {report.checked}, ok {report.ok}, problems {len(report.problems)}"
+            + (f", key wraps {report.key_wraps}" if report.key_wraps else "")
             + (f" (stopped by the {report.stopped_by} budget)" if report.stopped_by else ""),
             highlight=False,
         )

@@ -205,4 +205,5 @@ def test_a_catalog_restored_from_storage_keeps_the_rotated_kek_current(archive, 
     assert again.exit_code == 0, again.output
     result = json.loads(again.stdout)
     assert (result["kek_id"], result["resumed"], result["done"]) == (new, True, True)
-    assert result["rewrapped"] in (N - part, N - part + 1) and _wraps_under(db, new) == N
+    # Storage may hold the killed batch's wrap, which the dead catalog had not recorded yet.
+    assert result["rewrapped"] in (N - part - 1, N - part) and _wraps_under(db, new) == N
