@@ -201,8 +201,9 @@ def restore_current(session: Session, now: datetime) -> str | None:
         .order_by(CustodyEventRow.seq.desc())
         .limit(1)
     ).first()
-    rotated_to = str(json.loads(rotated.details)["kek_id"]) if rotated is not None else None
-    if rotated is not None and rotated_to is not None:
+    rotated_to = None
+    if rotated is not None:
+        rotated_to = str(json.loads(rotated.details)["kek_id"])
         seen.append((rotated.time, rotated_to))
     wrap = session.execute(
         select(KeyWrap.created_at, KeyWrap.kek_id).order_by(KeyWrap.created_at.desc()).limit(1)

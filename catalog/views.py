@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -41,16 +40,6 @@ def _names(
     if not wanted:
         return {}
     return {i: n for i, n in session.execute(select(id_column, name_column).where(id_column.in_(wanted)))}
-
-
-def rows_by_id(session: Session, model: Any, ids: Iterable[int]) -> dict[int, Any]:
-    """A table's rows by id, as plain rows with the model's attribute names: pages that read a
-    whole case need no ORM objects (building 200 of them costs more than the query)."""
-    wanted = list(ids)
-    if not wanted:
-        return {}
-    table = model.__table__
-    return {r.id: r for r in session.execute(select(*table.c).where(table.c.id.in_(wanted)))}
 
 
 def _proxy_statuses(

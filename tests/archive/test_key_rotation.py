@@ -190,8 +190,9 @@ def test_a_retired_keys_checkpoints_stamped_before_the_compromise_stay_trusted(e
     assert rebuilt_problems("compromised-earlier", True) == ["checkpoint 1", "checkpoint 2"]
 
 
-@pytest.mark.postgres
-def test_the_hand_over_on_postgresql(pg_url, local_store, tmp_path) -> None:
+@pytest.fixture
+def pg_env(pg_url, local_store, tmp_path):
+    """The local store with a PostgreSQL catalog, whose row locks are what differ here."""
     from catalog import schema
     from catalog.db import make_engine, session_factory
     from tests.conftest import Env
@@ -199,79 +200,69 @@ def test_the_hand_over_on_postgresql(pg_url, local_store, tmp_path) -> None:
     engine = make_engine(pg_url)
     schema.upgrade(engine)
     try:
-        env = Env(
+        yield Env(
             engine,
             session_factory(engine),
             local_store,
             tmp_path,
             ArchivePolicy(zone=ZONE, routine=(0, "days")),
         )
-        a, b = rotated(env)
-        assert audit(env, a) == [] and audit(env, b) == []
-        with env.sessions() as s:
-            assert [c.name for c in keyhistory.recorded(s)[0]] == [f"{fp(a)}-{fp(b)}"]
     finally:
         engine.dispose()
 
 
 @pytest.mark.postgres
+def test_the_hand_over_on_postgresql(pg_env) -> None:
+    a, b = rotated(pg_env)
+    assert audit(pg_env, a) == [] and audit(pg_env, b) == []
+    with pg_env.sessions() as s:
+        assert [c.name for c in keyhistory.recorded(s)[0]] == [f"{fp(a)}-{fp(b)}"]
+
+
+@pytest.mark.postgres
 @pytest.mark.parametrize("same_new_key", [True, False], ids=["same-new-key", "two-new-keys"])
-def test_two_rotations_at_once_make_one_hand_over(pg_url, local_store, tmp_path, same_new_key) -> None:
+def test_two_rotations_at_once_make_one_hand_over(pg_env, same_new_key) -> None:
     """Two `rotate-key` runs at the same moment (one machine's kept new key, or two machines'
     own): one hand-over is made; the other run finds it, and either finishes on it or is
     refused with the successor named, never a database error."""
     import threading
 
-    from catalog import schema
-    from catalog.db import make_engine, session_factory
     from catalog.errors import InvalidInput
-    from tests.conftest import Env
 
-    engine = make_engine(pg_url)
-    schema.upgrade(engine)
-    try:
-        env = Env(
-            engine,
-            session_factory(engine),
-            local_store,
-            tmp_path,
-            ArchivePolicy(zone=ZONE, routine=(0, "days")),
-        )
-        a = Ed25519PrivateKey.generate()
-        events(env, 2)
-        make_and_publish(env.as_("cron"), a)
-        b = Ed25519PrivateKey.generate()
-        new_keys = [b, b if same_new_key else Ed25519PrivateKey.generate()]
-        results: list[object] = [None, None]
+    env = pg_env
+    a = Ed25519PrivateKey.generate()
+    events(env, 2)
+    make_and_publish(env.as_("cron"), a)
+    b = Ed25519PrivateKey.generate()
+    new_keys = [b, b if same_new_key else Ed25519PrivateKey.generate()]
+    results: list[object] = [None, None]
 
-        def run(i: int) -> None:
-            try:
-                results[i] = keyrotation.rotate(
-                    env.as_(f"custodian{i}"), a, new_keys[i], purpose="custody-signing"
-                )
-            except Exception as exc:  # noqa: BLE001 - what the second run meets is the point
-                results[i] = exc
+    def run(i: int) -> None:
+        try:
+            results[i] = keyrotation.rotate(
+                env.as_(f"custodian{i}"), a, new_keys[i], purpose="custody-signing"
+            )
+        except Exception as exc:  # noqa: BLE001 - what the second run meets is the point
+            results[i] = exc
 
-        # Both runs start while the chain's head is held, so both are under way before either
-        # can write: the moment two unsynchronized runs would both find no hand-over yet.
-        with env.sessions.begin() as held:
-            custody.lock_head(held)
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-            for thread in threads:
-                thread.start()
-            threads[0].join(0.5)
+    # Both runs start while the chain's head is held, so both are under way before either
+    # can write: the moment two unsynchronized runs would both find no hand-over yet.
+    with env.sessions.begin() as held:
+        custody.lock_head(held)
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
         for thread in threads:
-            thread.join(30)
-        changes = [r for r in results if isinstance(r, keyhistory.KeyChange)]
-        refused = [r for r in results if not isinstance(r, keyhistory.KeyChange)]
-        if same_new_key:
-            assert len(changes) == 2 and changes[0].name == changes[1].name, results
-        else:
-            assert len(changes) == 1 and len(refused) == 1, results
-            assert isinstance(refused[0], InvalidInput), refused
-            assert "handed over" in str(refused[0]) and changes[0].new in str(refused[0])
-        with env.sessions() as s:
-            assert len(keyhistory.recorded(s)[0]) == 1
-        assert audit(env, a) == []
-    finally:
-        engine.dispose()
+            thread.start()
+        threads[0].join(0.5)
+    for thread in threads:
+        thread.join(30)
+    changes = [r for r in results if isinstance(r, keyhistory.KeyChange)]
+    refused = [r for r in results if not isinstance(r, keyhistory.KeyChange)]
+    if same_new_key:
+        assert len(changes) == 2 and changes[0].name == changes[1].name, results
+    else:
+        assert len(changes) == 1 and len(refused) == 1, results
+        assert isinstance(refused[0], InvalidInput), refused
+        assert "handed over" in str(refused[0]) and changes[0].new in str(refused[0])
+    with env.sessions() as s:
+        assert len(keyhistory.recorded(s)[0]) == 1
+    assert audit(env, a) == []

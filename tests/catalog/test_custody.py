@@ -112,6 +112,16 @@ def test_subject_prev_names_the_previous_event_of_the_same_subject(engine) -> No
     assert len(json.loads(a1.body)["salt"]) == 32 and a1.body != a2.body
 
 
+def test_events_about_many_subjects_respects_the_bounds(engine) -> None:
+    fill(engine, 650)  # subjects 0001-0650, one event each (seq = i)
+    wanted = {f"KZCG-20201105-ST01-{i:04d}" for i in range(1, 601)} | {"never-seen"}  # two batches
+    with session_factory(engine)() as s:
+        every = list(custody.events_about(s, sorted(wanted) * 2))  # repeats are read once
+        assert sorted(e.seq for e in every) == list(range(1, 601))
+        middle = list(custody.events_about(s, wanted, after_seq=100, upto_seq=200))
+        assert sorted(e.seq for e in middle) == list(range(101, 201))
+
+
 def test_checkpoints_sign_the_head_and_are_checked(engine) -> None:
     key = Ed25519PrivateKey.generate()
     fill(engine, 3)

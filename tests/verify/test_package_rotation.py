@@ -90,6 +90,14 @@ def node(bag: Path, *pinned: Ed25519PrivateKey, tsa: TSA | None = None) -> subpr
     return result
 
 
+def command(bag: Path, *pinned: Ed25519PrivateKey):
+    """`evidence verify-package` on the bag, trusting ``pinned``."""
+    keys = [a for k in pinned for a in ("--trusted-key", fp(k))]
+    return invoke_evidence(
+        "verify-package", str(bag), *keys, env={"EVIDENCE_DATA_DIR": str(bag.parent / "x")}
+    )
+
+
 def add_statement(bag: Path, statement: keyhistory.KeyChange | keyhistory.Retirement, *keys) -> None:
     (bag / CHANGES).mkdir(exist_ok=True)
     for name, data in statement.files().items():
@@ -150,13 +158,7 @@ def test_a_fork_fails_both_verifiers_and_the_command(bag: Path, rotated: Rotated
         assert any("fork" in p for p in python(bag, pinned)), python(bag, pinned)
         result = node(bag, pinned)
         assert result.returncode == 1 and "fork" in result.stdout, result.stdout
-    cli = invoke_evidence(
-        "verify-package",
-        str(bag),
-        "--trusted-key",
-        fp(rotated.new),
-        env={"EVIDENCE_DATA_DIR": str(bag.parent / "x")},
-    )
+    cli = command(bag, rotated.new)
     assert cli.exit_code == 1 and "fork" in cli.output, cli.output
 
 
@@ -222,13 +224,7 @@ def test_the_package_spans_the_rotation_and_verifies_from_either_key(bag: Path, 
         report = verify_package(bag, anchors=Anchors({fp(pinned)})).to_json()
         assert report["trusted"] == sorted([fp(rotated.old), fp(rotated.new)]), report
     # So does the command's own report, for the key that was not pinned too.
-    cli = invoke_evidence(
-        "verify-package",
-        str(bag),
-        "--trusted-key",
-        fp(rotated.old),
-        env={"EVIDENCE_DATA_DIR": str(bag.parent / "x")},
-    )
+    cli = command(bag, rotated.old)
     for key in (rotated.old, rotated.new):
         assert f"signer {fp(key)} (trusted)" in cli.output, cli.output
 
