@@ -230,7 +230,7 @@ def test_the_start_page_lists_the_case_and_an_archive_number_opens_its_item(revi
     assert page.inner_text("#plays-source") == "原始文件"
     assert page.inner_text("#plays-digest") == review["original_a"]
     assert page.inner_text("#duration") == "0:00:12"
-    _wait(page, "document.getElementById('player').readyState >= 1")
+    _wait(page, "document.getElementById('wall-clock').textContent !== ''")
     assert page.inner_text("#wall-clock").startswith("2020-11-05 09:30:00")
     page.select_option("#speed", "2")
     assert page.evaluate("document.getElementById('player').playbackRate") == 2

@@ -78,6 +78,7 @@
       if (clock && !isNaN(startMs)) { clock.textContent = wallClock(startMs + player.currentTime * 1000); }
     };
     ["timeupdate", "seeked", "loadedmetadata"].forEach(function (e) { player.addEventListener(e, showClock); });
+    if (player.readyState >= 1) { showClock(); }  // the metadata came before this script ran
     var step = function (frames) {
       return function () {
         player.pause();
