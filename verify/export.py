@@ -349,15 +349,29 @@ class _Pending:
 
 def find_pending(root: Path, event: int, actor: str) -> Path | None:
     """The prepared package of export event ``event`` made by ``actor``, in a folder under
-    ``root`` (one level down, as the web makes them); None when there is none."""
-    for found in sorted(Path(root).glob("*/.*.partial/" + PENDING)):
-        try:
-            facts = json.loads(found.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if facts.get("seq") == event and facts.get("export", {}).get("by") == actor:
-            return found.parent
+    ``root`` (one level down, as the web makes them); None when there is none. Folders that
+    vanish while it looks (another package served and cleaned up) are passed over; links are
+    never followed."""
+    for folder in _folders(Path(root)):
+        for work in _folders(folder):
+            if not (work.name.startswith(".") and work.name.endswith(".partial")):
+                continue
+            try:
+                facts = json.loads((work / PENDING).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if facts.get("seq") == event and facts.get("export", {}).get("by") == actor:
+                return work
     return None
+
+
+def _folders(path: Path) -> list[Path]:
+    """The folders in ``path`` (not links to folders), by name; none when it is gone."""
+    try:
+        with os.scandir(path) as entries:
+            return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def finish_pending(sessions: sessionmaker[Session], work: Path) -> ExportResult:

@@ -408,3 +408,44 @@ def test_the_disclosure_read_in_two_parts_is_the_disclosure_read_at_once(env) ->
             parts.read(s, subjects, built.case_key, hidden, upto=cut)
             parts.read(s, subjects, built.case_key, hidden, after=cut)
             assert parts == whole, cut
+
+
+def test_a_pending_export_is_found_while_other_packages_are_cleaned_up(tmp_path: Path) -> None:
+    """Served packages' folders are removed while another account asks for its own: folders
+    that vanish mid-search are passed over, the one asked for is still found, and a link
+    planted among the folders is not followed."""
+    import shutil
+    import threading
+    import time
+
+    from verify.export import PENDING, find_pending
+
+    root = tmp_path / "exports"
+    mine = root / "evidence-export-mine" / f".{T0:%Y}.partial"
+    mine.mkdir(parents=True)
+    (mine / PENDING).write_text(json.dumps({"seq": 7, "export": {"by": "web:aud"}}))
+    elsewhere = tmp_path / "elsewhere" / ".planted.partial"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / PENDING).write_text(json.dumps({"seq": 8, "export": {"by": "web:aud"}}))
+    (root / "evidence-export-link").symlink_to(tmp_path / "elsewhere")
+    stop = threading.Event()
+
+    def serve_and_clean_up() -> None:
+        n = 0
+        while not stop.is_set():
+            served = root / f"evidence-export-{n:06d}" / ".other.partial"
+            served.mkdir(parents=True)
+            (served / PENDING).write_text("{}")
+            shutil.rmtree(served.parent)
+            n += 1
+
+    churn = threading.Thread(target=serve_and_clean_up)
+    churn.start()
+    try:
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            assert find_pending(root, 7, "web:aud") == mine
+            assert find_pending(root, 8, "web:aud") is None
+    finally:
+        stop.set()
+        churn.join()
