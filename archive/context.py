@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,11 +18,9 @@ from catalog.custody import utcnow
 from catalog.numbering import NumberingFormats
 
 from .encryption import EncryptionKeyError, Keyring
+from .key_wraps import DEFAULT_WRAP_LOCK, CatalogWraps
 from .policy import ArchivePolicy
 from .store import ObjectStore
-
-if TYPE_CHECKING:
-    from .key_wraps import CatalogWraps
 
 
 @dataclass(frozen=True)
@@ -41,15 +38,13 @@ class ServiceContext:
     # Every configured KEK by id and which one wraps new data keys (``config`` loads them);
     # without it the single ``load_kek`` key is the ring.
     load_keks: Callable[[], tuple[dict[str, bytes], str]] | None = None
-    wrap_lock: timedelta = timedelta(days=365)
+    wrap_lock: timedelta = DEFAULT_WRAP_LOCK
 
     def now(self) -> datetime:
         return self.clock()
 
     def wraps(self) -> CatalogWraps:
         """Where this archive's key wraps are kept (storage and the catalog's copies)."""
-        from .key_wraps import CatalogWraps
-
         return CatalogWraps(self.sessions, self.store, self.clock, self.wrap_lock)
 
     def kek(self) -> Keyring:

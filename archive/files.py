@@ -74,7 +74,7 @@ def put_file(
         plain = Hasher(sm3=sm3)
         reader = encryption.EncryptingReader(HashingReader(source, plain), kek, key, algorithm)
         if reader.wrap is not None:
-            if not isinstance(kek, encryption.Keyring) or kek.save is None:
+            if kek.save is None:
                 raise encryption.EncryptionKeyError(
                     f"{label} is protected and there is nowhere to keep its key wrap",
                     hint="this is a wiring fault: the key ring needs the archive's wrap store",

@@ -87,14 +87,14 @@ def start(
     records), else a new one from ``make_kek`` (which stores its file); made current at once.
     Returns (id, resumed)."""
     with ctx.sessions() as session:
-        in_progress = keys.recorded_key_id(session, ROTATION_PURPOSE)
-    if in_progress:
-        if use is not None and use != in_progress:
+        unfinished = in_progress(session)
+    if unfinished:
+        if use is not None and use != unfinished:
             raise encryption.EncryptionKeyError(
-                f"a rotation to key {in_progress} is unfinished",
+                f"a rotation to key {unfinished} is unfinished",
                 hint="run `evidence keys rotate-kek` without --kek-id to finish it first",
             )
-        return in_progress, True
+        return unfinished, True
     ring = ctx.kek()
     previous = ring.current
     if use is not None:
@@ -219,9 +219,9 @@ def restore_current(session: Session, now: datetime) -> str | None:
     return kek_id
 
 
-def in_progress(ctx: ServiceContext) -> str | None:
-    with ctx.sessions() as session:
-        return keys.recorded_key_id(session, ROTATION_PURPOSE)
+def in_progress(session: Session) -> str | None:
+    """The KEK of an unfinished rotation, if there is one."""
+    return keys.recorded_key_id(session, ROTATION_PURPOSE)
 
 
 @dataclass
@@ -257,8 +257,10 @@ def delete_superseded(ctx: ServiceContext, *, confirm: bool) -> DeleteResult:
     with ctx.sessions() as session:
         rows = list(_superseded(session, current))
         good = {
-            (r.object_key, r.binding)
-            for r in session.execute(select(KeyWrap).where(KeyWrap.kek_id == current)).scalars()
+            (key, binding)
+            for key, binding in session.execute(
+                select(KeyWrap.object_key, KeyWrap.binding).where(KeyWrap.kek_id == current)
+            )
         }
     for row in rows:
         if (row.object_key, row.binding) not in good:

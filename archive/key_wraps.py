@@ -12,14 +12,15 @@ belongs to another object.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from catalog.db import insert_missing
+from catalog.db import changed_rows, insert_missing
 from catalog.models import KeyWrap
 
 from . import encryption
@@ -65,34 +66,31 @@ class CatalogWraps:
             ).scalars()
             return [bytes(r) for r in rows]
 
-    def save(self, object_key: str, kek_id: str, wrap: bytes) -> KeyWrap:
+    def save(self, object_key: str, kek_id: str, wrap: bytes) -> None:
         """Store ``wrap`` and record it (object first: a copy in the catalog always has its
         object). Storing the same wrap again (a resumed rotation) records it once."""
         parsed = encryption.parse_wrap(wrap)
         key = wrap_key(object_key, kek_id)
         now = self.now()
         until = now + self.lock
-        try:
-            put = self.store.put(
-                key, _Bytes(wrap), content_type="application/octet-stream", metadata={}, retain_until=until
-            )
-        except ObjectExists:
-            # The local store writes a key once: an earlier attempt at storing the object (or
-            # this wrap, when a rotation resumes) holds the name. Same bytes: it is this wrap.
-            if _stored_bytes(self.store, key) == wrap:
-                put = None
-            else:
-                key = f"{key}.{parsed.binding.hex()}"
-                try:
-                    put = self.store.put(
-                        key,
-                        _Bytes(wrap),
-                        content_type="application/octet-stream",
-                        metadata={},
-                        retain_until=until,
-                    )
-                except ObjectExists:
-                    put = None  # this very wrap, stored by an attempt that died before its row
+        put = None
+        # The local store writes a key once: an earlier attempt at storing the object (or this
+        # wrap, when a rotation resumes) may hold the name. Same bytes: it is this wrap; else
+        # the name with the wrap's binding, which only this very wrap can hold.
+        for candidate in (key, f"{key}.{parsed.binding.hex()}"):
+            key = candidate
+            try:
+                put = self.store.put(
+                    key,
+                    io.BytesIO(wrap),
+                    content_type="application/octet-stream",
+                    metadata={},
+                    retain_until=until,
+                )
+                break
+            except ObjectExists:
+                if _stored_bytes(self.store, key) == wrap:
+                    break
         version = put.version if put is not None else self.store.stat(key).version
         row = {
             "object_key": object_key,
@@ -107,12 +105,6 @@ class CatalogWraps:
         }
         with self.sessions.begin() as session:
             insert_missing(session, KeyWrap.__table__, row, ["storage_key", "binding"])
-            return session.execute(
-                select(KeyWrap).where(KeyWrap.storage_key == key, KeyWrap.binding == row["binding"])
-            ).scalar_one()
-
-    def save_wrap(self, object_key: str, kek_id: str, wrap: bytes) -> None:
-        self.save(object_key, kek_id, wrap)
 
     def ring(
         self, keks: Iterable[bytes] | dict[str, bytes], current: str | None = None
@@ -126,7 +118,7 @@ class CatalogWraps:
             keys,
             current or next(iter(keys)),
             wraps=self.lookup,
-            save=self.save_wrap,
+            save=self.save,
         )
 
 
@@ -135,24 +127,6 @@ def _stored_bytes(store: ObjectStore, key: str) -> bytes | None:
         return b"".join(store.read(key))
     except ObjectMissing:
         return None
-
-
-class _Bytes:
-    """A tiny object as a binary stream (what ``ObjectStore.put`` reads)."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data, self._pos = data, 0
-
-    def read(self, size: int = -1, /) -> bytes:
-        end = len(self._data) if size is None or size < 0 else self._pos + size
-        piece = self._data[self._pos : end]
-        self._pos += len(piece)
-        return piece
-
-    def readinto(self, buffer: memoryview, /) -> int:
-        piece = self.read(len(buffer))
-        buffer[: len(piece)] = piece
-        return len(piece)
 
 
 def check_stored_wrap(
@@ -172,10 +146,6 @@ def read_object_header(store: ObjectStore, key: str, version: str | None) -> enc
     )
 
 
-def wraps_of(session: Session, object_key: str) -> list[KeyWrap]:
-    return list(session.execute(select(KeyWrap).where(KeyWrap.object_key == object_key)).scalars())
-
-
 def mark_superseded(session: Session, object_key: str, current: str, now: datetime) -> int:
     """Every wrap of ``object_key`` under another KEK than ``current`` is superseded now."""
     result = session.execute(
@@ -183,7 +153,7 @@ def mark_superseded(session: Session, object_key: str, current: str, now: dateti
         .where(KeyWrap.object_key == object_key, KeyWrap.kek_id != current, KeyWrap.superseded_at.is_(None))
         .values(superseded_at=now)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return changed_rows(result)
 
 
 def supersede_covered(session: Session, current: str, now: datetime) -> int:
@@ -196,15 +166,7 @@ def supersede_covered(session: Session, current: str, now: datetime) -> int:
         .values(superseded_at=now)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
-
-
-def stored_wraps(store: ObjectStore) -> Iterator[tuple[str, str, str, str | None]]:
-    """(object key, KEK id, wrap object key, version) of every wrap object in storage."""
-    for info in store.list(WRAP_FOLDER):
-        parsed = parse_wrap_key(info.key)
-        if parsed is not None:
-            yield parsed[0], parsed[1], info.key, info.version
+    return changed_rows(result)
 
 
 def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
@@ -214,7 +176,8 @@ def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
     wraps for the same header, the newest is current and the older ones superseded.
     Returns (rows restored, problems)."""
     problems: list[str] = []
-    found: list[tuple[str, str, ObjectInfo, bytes, str]] = []
+    found: list[tuple[str, str, ObjectInfo, datetime, bytes, str]] = []
+    headers: dict[str, encryption.EnvelopeHeader] = {}  # an object's header, read once for its wraps
     for info in store.list(WRAP_FOLDER):
         parsed = parse_wrap_key(info.key)
         if parsed is None:
@@ -222,21 +185,21 @@ def restore_rows(store: ObjectStore, session: Session) -> tuple[int, list[str]]:
             continue
         object_key, kid = parsed
         try:
-            header = read_object_header(store, object_key, None)
-            wrap = check_stored_wrap(store, info.key, info.version, header, object_key)
+            if object_key not in headers:
+                headers[object_key] = read_object_header(store, object_key, None)
+            wrap = check_stored_wrap(store, info.key, info.version, headers[object_key], object_key)
         except (encryption.DecryptionFailed, ObjectMissing) as exc:
             problems.append(f"{info.key}: {exc.message}")
             continue
         if wrap.kek_id != kid:
             problems.append(f"{info.key}: holds a wrap made with key {wrap.kek_id}, not {kid}")
             continue
-        found.append((object_key, kid, info, wrap.raw, wrap.binding.hex()))
+        when = info.last_modified or datetime.min.replace(tzinfo=UTC)
+        found.append((object_key, kid, info, when, wrap.raw, wrap.binding.hex()))
     newest: dict[tuple[str, str], datetime] = {}
-    for object_key, _kid, info, _raw, bound in found:
-        when = info.last_modified or datetime.min.replace(tzinfo=UTC)
+    for object_key, _kid, _info, when, _raw, bound in found:
         newest[(object_key, bound)] = max(when, newest.get((object_key, bound), when))
-    for object_key, kid, info, raw, bound in found:
-        when = info.last_modified or datetime.min.replace(tzinfo=UTC)
+    for object_key, kid, info, when, raw, bound in found:
         insert_missing(
             session,
             KeyWrap.__table__,

@@ -61,14 +61,14 @@ def review_facts(session: Session, items: list[ItemView], case_key: str) -> dict
     """The facts of ``items`` as ``catalog.views.case_items`` read them; only derivatives,
     holds and the last checks asked for are read here (one query each, whatever the count)."""
     facts = {i.item_no: ItemFacts(i.item_no) for i in items}
-    recordings = {i.recording_id: i for i in items if i.recording_id is not None}
+    recording_ids = {i.recording_id for i in items if i.recording_id is not None}
     # Plain rows, not ORM objects: a case of 200 items builds hundreds of them per page.
     made_of = Derivative.__table__
     derivatives: dict[int, dict[str, Any]] = {}
-    if recordings:
+    if recording_ids:
         for d in session.execute(
             select(*made_of.c)
-            .where(made_of.c.recording_id.in_(recordings), made_of.c.status == "ok")
+            .where(made_of.c.recording_id.in_(recording_ids), made_of.c.status == "ok")
             .order_by(made_of.c.id)
         ):
             derivatives.setdefault(d.recording_id, {})[d.kind] = d  # the newest of each kind

@@ -370,10 +370,9 @@ class App:
 
     def reload_keys(self) -> None:
         """Forget the loaded KEKs: the next use reads the key files again."""
-        for name in ("keks", "kek"):
-            self.__dict__.pop(name, None)
+        self.__dict__.pop("keks", None)
 
-    @cached_property
+    @property
     def kek(self) -> bytes:
         """The current KEK (it wraps new data keys)."""
         keks, current = self.keks

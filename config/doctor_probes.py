@@ -141,9 +141,9 @@ def check_signing_key(app: App, catalog_ok: bool) -> list[Finding]:
 
 def check_kek(app: App, catalog_ok: bool) -> list[Finding]:
     path = app.settings.encryption_key_path
-    rotated = [p for p in app.kek_paths() if p != path]  # KEKs a rotation made (key_folder)
-    if rotated:
-        found = {encryption.kek_id(encryption.load_kek(p)) for p in app.kek_paths()}  # owner, mode
+    paths = app.kek_paths()
+    if any(p != path for p in paths):  # KEKs a rotation made (key_folder)
+        found = {encryption.kek_id(encryption.load_kek(p)) for p in paths}  # owner, mode
         recorded = _recorded(app, KEK, catalog_ok)
         actual = recorded if recorded in found else sorted(found)[0]
         return [doctor.judge_key_id("keys.kek", "key-encryption key", recorded, actual)]

@@ -274,11 +274,7 @@ def export_case(
         with sessions.begin() as session:
             custody.lock_head(session)
             disclosure.read(session, subjects, case_key, hidden, after=cut)
-            disclosed, withheld_events, heads = (
-                sorted(disclosure.disclosed),
-                disclosure.withheld,
-                disclosure.heads,
-            )
+            disclosed = sorted(disclosure.disclosed)
             exported = custody.append(
                 session,
                 actor=actor,
@@ -292,8 +288,8 @@ def export_case(
                     "with_proxies": with_proxies,
                     "files": {p.rel: p.sha256 for p in sorted(payload, key=lambda p: p.rel)},
                     "events": disclosed,
-                    "withheld_events": withheld_events,
-                    "heads": heads,
+                    "withheld_events": disclosure.withheld,
+                    "heads": disclosure.heads,
                 }
                 | ({"withheld": withheld, "withheld_why": "protected"} if withheld else {}),
                 now=now,
@@ -311,7 +307,7 @@ def export_case(
             withheld=withheld,
             payload=[[p.rel, p.sha256, p.size, p.sm3] for p in payload],
             events=disclosed,
-            withheld_events=sorted(int(k) for k in withheld_events),
+            withheld_events=sorted(int(k) for k in disclosure.withheld),
         )
         _write_file(work / PENDING, _json_bytes(pending.__dict__))
         if signing_key is not None:

@@ -33,10 +33,11 @@ def list_cmd(ctx: click.Context, as_json: bool) -> None:
         superseded = session.execute(
             select(func.count()).select_from(KeyWrap).where(KeyWrap.superseded_at.is_not(None))
         ).scalar_one()
+        unfinished = in_progress(session)
     data = {
         "current": current,
         "loaded": sorted(keks),
-        "rotation_in_progress": in_progress(app.services),
+        "rotation_in_progress": unfinished,
         "wraps": counts,
         "superseded_wraps": superseded,
     }

@@ -58,14 +58,7 @@ def verify_command(
     )
     with transfer(err, "fixity", quiet=as_json) as shown:
         report = run(progress=lambda _t, _n: shown.file_done(), planned=shown.plan, on_bytes=shown.read)
-    data = {
-        "checked": report.checked,
-        "ok": report.ok,
-        "problems": report.problems,
-        "bytes": report.bytes_read,
-        "stopped_by": report.stopped_by,
-        "key_wraps": report.key_wraps,
-    }
+    data = report.to_json()
 
     def human() -> None:
         out.print(
