@@ -134,6 +134,8 @@ def test_a_statement_signed_by_one_key_only_makes_no_key_trusted(
     problems = python(bag, pinned)
     assert any("not signed by both keys" in p for p in problems), problems
     assert any("signer not trusted" in p for p in problems), problems
+    # The report's trusted keys are the pinned one alone: the forged statement reaches nothing.
+    assert verify_package(bag, anchors=Anchors({fp(pinned)})).trusted == [fp(pinned)]
     result = node(bag, pinned)
     assert result.returncode == 1 and "not signed by both keys" in result.stdout, result.stdout
 
